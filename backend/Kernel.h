@@ -1,0 +1,54 @@
+// What the runtime hands a backend to run one fused kernel over one storage group (one dtype,
+// one device). No LibTorch here: pointers and strides only, so interp and llvm stay light.
+//
+// Iteration space: for every member m in [0, members) and every element e in each of `ranges`
+// (the operational segments of a member's flat storage, sorted, disjoint), compute the graph and
+// store each output. Inputs are loaded before outputs are stored for the same (m, e), so an output
+// may alias an input at the same address (in-place x = x + v); no other overlap is allowed.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "ir/IR.h"
+
+namespace nyto {
+
+enum class DType : uint8_t { F32, F64 };
+
+// How one Graph input is bound. The kernel is specialized on these (and on dtype).
+enum class BindKind : uint8_t {
+  Scalar,        // one value for all members: KernelArgs::scalar[i]
+  MemberScalar,  // one double per member: ((const double*)in[i])[m]
+  Particle,      // one flat array shared by all members: in[i][e]
+  Swarm,         // one row per member: in[i][m * in_stride[i] + e]
+};
+
+struct KernelSpec {
+  DType dtype = DType::F32;
+  std::vector<BindKind> kinds;  // one per Graph::inputs
+};
+
+struct KernelArgs {
+  int64_t members = 1;
+  std::vector<std::pair<int64_t, int64_t>> ranges;  // [begin, end) element ranges per member
+  std::vector<const void*> in;                      // per input; nullptr for Scalar
+  std::vector<int64_t> in_stride;                   // per input; elements between member rows
+  std::vector<double> scalar;                       // per input; used for Scalar
+  std::vector<double> params;                       // per Graph::params
+  std::vector<void*> out;                           // per output: base of row 0
+  std::vector<int64_t> out_stride;                  // per output; elements between member rows
+  uint64_t seed = 0;                                // see backend/Random.h for the key layout
+  uint64_t invocation = 0;
+  uint32_t group = 0;
+};
+
+// A runnable kernel, produced by a backend from (Graph, KernelSpec). Thread-safe to run.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual void run(const KernelArgs& args) const = 0;
+};
+
+}  // namespace nyto

@@ -1,0 +1,153 @@
+#include "ir/IR.h"
+
+#include <cctype>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+namespace nyto::ir {
+
+const char* op_name(Op op) {
+  switch (op) {
+#define NYTO_IR_NAME(name, arity) \
+  case Op::name:                  \
+    return #name;
+    NYTO_IR_OPS(NYTO_IR_NAME)
+#undef NYTO_IR_NAME
+  }
+  return "?";
+}
+
+int op_arity(Op op) {
+  switch (op) {
+#define NYTO_IR_ARITY(name, arity) \
+  case Op::name:                   \
+    return arity;
+    NYTO_IR_OPS(NYTO_IR_ARITY)
+#undef NYTO_IR_ARITY
+  }
+  return 0;
+}
+
+namespace {
+uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  return h;
+}
+uint64_t hash_node(const Node& n) {
+  uint64_t bits;
+  std::memcpy(&bits, &n.value, sizeof bits);
+  uint64_t h = mix(uint64_t(n.op), uint64_t(n.type));
+  for (NodeId a : n.args) h = mix(h, uint64_t(uint32_t(a)));
+  h = mix(h, bits);
+  return mix(h, uint64_t(uint32_t(n.index)));
+}
+bool same_node(const Node& a, const Node& b) {
+  return a.op == b.op && a.type == b.type && a.args[0] == b.args[0] && a.args[1] == b.args[1] &&
+         a.args[2] == b.args[2] && std::memcmp(&a.value, &b.value, sizeof a.value) == 0 &&
+         a.index == b.index;
+}
+Type join(Type a, Type b) { return (a == Type::Elem || b == Type::Elem) ? Type::Elem : Type::Scalar; }
+bool is_compare(Op op) {
+  return op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge || op == Op::Eq ||
+         op == Op::Ne;
+}
+}  // namespace
+
+Builder::Builder(Graph& g) : g_(g) {
+  for (NodeId i = 0; i < NodeId(g_.nodes.size()); ++i) table_.emplace_back(hash_node(g_.nodes[i]), i);
+}
+
+NodeId Builder::add(const Node& n) {
+  int arity = op_arity(n.op);
+  for (int i = 0; i < 3; ++i) {
+    bool used = i < arity;
+    if (used && (n.args[i] < 0 || n.args[i] >= NodeId(g_.nodes.size())))
+      throw std::logic_error("nyto internal error (this is a bug in nyto): IR node argument out of range");
+    if (!used && n.args[i] != -1)
+      throw std::logic_error("nyto internal error (this is a bug in nyto): IR node has too many arguments");
+  }
+  bool random = n.op == Op::Rand || n.op == Op::Randn;
+  uint64_t h = hash_node(n);
+  if (!random)
+    for (auto& [hh, id] : table_)
+      if (hh == h && same_node(g_.nodes[id], n)) return id;
+  g_.nodes.push_back(n);
+  NodeId id = NodeId(g_.nodes.size() - 1);
+  table_.emplace_back(h, id);
+  return id;
+}
+
+NodeId Builder::constant(double v) {
+  Node n{Op::Const, Type::Scalar};
+  n.value = v;
+  return add(n);
+}
+NodeId Builder::input(int32_t index, Type type) {
+  Node n{Op::Input, type};
+  n.index = index;
+  return add(n);
+}
+NodeId Builder::param(int32_t index) {
+  Node n{Op::Param, Type::Scalar};
+  n.index = index;
+  return add(n);
+}
+NodeId Builder::rand(bool normal) {
+  Node n{normal ? Op::Randn : Op::Rand, Type::Elem};
+  n.index = g_.rand_sites++;
+  return add(n);
+}
+NodeId Builder::unary(Op op, NodeId a) {
+  Node n{op, g_.nodes.at(a).type};
+  n.args[0] = a;
+  return add(n);
+}
+NodeId Builder::binary(Op op, NodeId a, NodeId b) {
+  Type t = join(g_.nodes.at(a).type, g_.nodes.at(b).type);
+  Node n{op, is_compare(op) ? Type::Mask : t};
+  n.args[0] = a;
+  n.args[1] = b;
+  return add(n);
+}
+NodeId Builder::select(NodeId m, NodeId a, NodeId b) {
+  // A Mask does not record whether it varies per element, so a select is conservatively Elem.
+  Node n{Op::Select, Type::Elem};
+  n.args[0] = m;
+  n.args[1] = a;
+  n.args[2] = b;
+  return add(n);
+}
+
+std::string print(const Graph& g) {
+  static const char* type_names[] = {"scalar", "elem", "mask"};
+  std::ostringstream os;
+  os.precision(17);
+  for (size_t i = 0; i < g.params.size(); ++i)
+    os << "param " << g.params[i].name << " = " << g.params[i].default_value << "\n";
+  for (size_t i = 0; i < g.inputs.size(); ++i) os << "input " << i << " " << g.inputs[i].name << "\n";
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    std::string name = op_name(n.op);
+    for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+    os << "%" << i << " = " << name;
+    switch (n.op) {
+      case Op::Const: os << " " << n.value; break;
+      case Op::Input: os << " " << g.inputs.at(n.index).name; break;
+      case Op::Param: os << " " << g.params.at(n.index).name; break;
+      case Op::Rand:
+      case Op::Randn: os << " site " << n.index; break;
+      default:
+        for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
+    }
+    os << " : " << type_names[int(n.type)] << "\n";
+  }
+  for (auto& o : g.outputs) {
+    os << "out " << o.name << " = %" << o.node;
+    if (o.target >= 0) os << " -> input " << g.inputs.at(o.target).name;
+    os << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace nyto::ir

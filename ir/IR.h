@@ -1,0 +1,114 @@
+// The nyto IR: one typed SSA list of nodes per rule, hash-consed through a builder.
+//
+// This header is the contract between the frontend (which lowers a checked AST into a Graph), the
+// passes (Graph -> Graph), and the backends (interp, llvm, aten), which all read a Graph. It holds
+// only data and the builder; passes live in their own files. No LibTorch, no LLVM here.
+//
+// Model: a rule is a pure elementwise function. For every member m of the bound swarm (or the one
+// particle) and every element e of the operational part of the flat storage, each node has one
+// value. Scalar-typed nodes are the same for every element (they may still differ per member when
+// an input is bound to a per-member scalar vector). The graph has no control flow: statements are
+// already in SSA form (each assignment is a new node; later statements refer to it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nyto::ir {
+
+// X-macro of every node kind: X(Name, arity). Arity -1 = variable (none here yet).
+// Semantics are those of C++ on the kernel's dtype (IEEE float32/float64, round to nearest):
+//   Min/Max propagate NaN (like torch.minimum/maximum); Sign(x) is -1, 0 or 1 (NaN stays NaN);
+//   Pow follows std::pow; Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a Mask;
+//   Select(m, a, b) = m ? a : b.  Clamp and lerp are lowered by the frontend:
+//   clamp(x, lo, hi) = Min(Max(x, lo), hi); lerp(a, b, t) = a + t * (b - a).
+#define NYTO_IR_OPS(X)                                                                           \
+  X(Const, 0)   /* attr.value: the literal, in double                                    */      \
+  X(Input, 0)   /* attr.index: index into Graph::inputs (particle, swarm or scalar)      */      \
+  X(Param, 0)   /* attr.index: index into Graph::params (scalar hyper-parameter)         */      \
+  X(Rand, 0)    /* attr.index: random call site (0, 1, ...), uniform [0, 1)              */      \
+  X(Randn, 0)   /* attr.index: random call site, standard normal                         */      \
+  X(Neg, 1) X(Abs, 1) X(Sqrt, 1) X(Exp, 1) X(Log, 1) X(Sin, 1) X(Cos, 1) X(Tanh, 1)               \
+  X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1)                                                \
+  X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2)                          \
+  X(Lt, 2) X(Le, 2) X(Gt, 2) X(Ge, 2) X(Eq, 2) X(Ne, 2)                                          \
+  X(Select, 3)
+
+enum class Op : uint8_t {
+#define NYTO_IR_ENUM(name, arity) name,
+  NYTO_IR_OPS(NYTO_IR_ENUM)
+#undef NYTO_IR_ENUM
+};
+
+const char* op_name(Op op);  // "add", "rand", ... (lower case, used by the text form)
+int op_arity(Op op);
+
+// Scalar: one value per member (uniform across elements). Elem: one value per element
+// (a particle value). Mask: a boolean per element (or per member when both sides are scalar).
+enum class Type : uint8_t { Scalar, Elem, Mask };
+
+using NodeId = int32_t;
+
+struct Node {
+  Op op;
+  Type type;
+  NodeId args[3] = {-1, -1, -1};
+  double value = 0.0;  // Const only
+  int32_t index = 0;   // Input, Param, Rand, Randn
+};
+
+// A name the host binds. `type` is what the frontend inferred for how the rule uses it; an input
+// used only in scalar positions may still be bound to a particle (then it is Elem at bind time),
+// so backends are specialized on the binding, not on this field.
+struct InputDecl {
+  std::string name;
+};
+
+struct ParamDecl {
+  std::string name;
+  double default_value;
+};
+
+// One result of the rule. `target` is the input index it updates in place when the host bound
+// that name (x = x + v with x an input), or -1 when it is a new particle the rule returns.
+struct Output {
+  std::string name;
+  NodeId node;
+  int32_t target = -1;
+};
+
+// A rule (or a fused kernel): nodes in topological order (every arg id < the node's id).
+struct Graph {
+  std::vector<Node> nodes;
+  std::vector<InputDecl> inputs;
+  std::vector<ParamDecl> params;
+  std::vector<Output> outputs;
+  int32_t rand_sites = 0;  // number of Rand/Randn call sites (their attr.index < rand_sites)
+};
+
+// Hash-consing builder: identical (op, args, attr) nodes are one node, so CSE of what is built
+// through it is free. Constant folding and simplification are separate passes.
+class Builder {
+ public:
+  explicit Builder(Graph& g);
+  NodeId constant(double v);
+  NodeId input(int32_t index, Type type);
+  NodeId param(int32_t index);
+  NodeId rand(bool normal);  // a fresh call site each time: never merged
+  NodeId unary(Op op, NodeId a);
+  NodeId binary(Op op, NodeId a, NodeId b);
+  NodeId select(NodeId m, NodeId a, NodeId b);
+  NodeId add(const Node& n);  // general entry: validates arity/args, infers nothing
+ private:
+  Graph& g_;
+  struct Impl;
+  std::vector<std::pair<uint64_t, NodeId>> table_;  // implementation detail of the hash-consing
+};
+
+// The readable text form, one node a line, e.g.
+//   %3 = mul %1, %2 : elem
+//   out x = %7 -> input x
+std::string print(const Graph& g);
+
+}  // namespace nyto::ir
