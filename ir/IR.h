@@ -18,7 +18,11 @@
 namespace nyto::ir {
 
 // X-macro of every node kind: X(Name, arity). Arity -1 = variable (none here yet).
-// Semantics are those of C++ on the kernel's dtype (IEEE float32/float64, round to nearest):
+// Numerics: Scalar-typed nodes (constants, params, scalar inputs and arithmetic on them only) are
+// computed in double, once per member; an Elem node computes in the kernel's dtype, converting a
+// Scalar operand to that dtype (round to nearest) where it meets an Elem one. Constant folding in
+// double is therefore exact with respect to every backend. No FMA contraction, no reassociation.
+// Semantics are those of C++ on the dtype (IEEE float32/float64, round to nearest):
 //   Min/Max propagate NaN (like torch.minimum/maximum); Sign(x) is -1, 0 or 1 (NaN stays NaN);
 //   Pow follows std::pow; Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a Mask;
 //   Select(m, a, b) = m ? a : b.  Clamp and lerp are lowered by the frontend:
