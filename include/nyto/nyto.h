@@ -1,0 +1,8 @@
+// nyto: arithmetic on whole neural networks (particles), swarms, and compiled update rules.
+#pragma once
+
+#include <nyto/errors.h>
+#include <nyto/param_config.h>
+#include <nyto/particle.h>
+#include <nyto/species.h>
+#include <nyto/swarm.h>
