@@ -119,29 +119,34 @@ NodeId Builder::select(NodeId m, NodeId a, NodeId b) {
   return add(n);
 }
 
-std::string print(const Graph& g) {
+std::string print_node(const Graph& g, NodeId i) {
   static const char* type_names[] = {"scalar", "elem", "mask"};
+  std::ostringstream os;
+  os.precision(17);
+  const Node& n = g.nodes.at(i);
+  std::string name = op_name(n.op);
+  for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+  os << "%" << i << " = " << name;
+  switch (n.op) {
+    case Op::Const: os << " " << n.value; break;
+    case Op::Input: os << " " << g.inputs.at(n.index).name; break;
+    case Op::Param: os << " " << g.params.at(n.index).name; break;
+    case Op::Rand:
+    case Op::Randn: os << " site " << n.index; break;
+    default:
+      for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
+  }
+  os << " : " << type_names[int(n.type)];
+  return os.str();
+}
+
+std::string print(const Graph& g) {
   std::ostringstream os;
   os.precision(17);
   for (size_t i = 0; i < g.params.size(); ++i)
     os << "param " << g.params[i].name << " = " << g.params[i].default_value << "\n";
   for (size_t i = 0; i < g.inputs.size(); ++i) os << "input " << i << " " << g.inputs[i].name << "\n";
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& n = g.nodes[i];
-    std::string name = op_name(n.op);
-    for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
-    os << "%" << i << " = " << name;
-    switch (n.op) {
-      case Op::Const: os << " " << n.value; break;
-      case Op::Input: os << " " << g.inputs.at(n.index).name; break;
-      case Op::Param: os << " " << g.params.at(n.index).name; break;
-      case Op::Rand:
-      case Op::Randn: os << " site " << n.index; break;
-      default:
-        for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
-    }
-    os << " : " << type_names[int(n.type)] << "\n";
-  }
+  for (size_t i = 0; i < g.nodes.size(); ++i) os << print_node(g, NodeId(i)) << "\n";
   for (auto& o : g.outputs) {
     os << "out " << o.name << " = %" << o.node;
     if (o.target >= 0) os << " -> input " << g.inputs.at(o.target).name;
