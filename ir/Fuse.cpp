@@ -62,12 +62,11 @@ FusedKernel fuse(const Graph& g) {
 std::string print(const FusedKernel& k) {
   const Graph& g = k.graph;
   std::ostringstream os;
-  os.precision(17);
   os << "kernel(";
   for (size_t i = 0; i < g.inputs.size(); ++i) os << (i ? ", " : "") << g.inputs[i].name;
   os << "; params";
   for (size_t i = 0; i < g.params.size(); ++i)
-    os << (i ? ", " : " ") << g.params[i].name << " = " << g.params[i].default_value;
+    os << (i ? ", " : " ") << g.params[i].name << " = " << print_number(g.params[i].default_value);
   os << "; rand sites " << g.rand_sites << ") {\n";
   for (NodeId id : k.loads) os << "  load  " << print_node(g, id) << "\n";
   for (NodeId id : k.compute) os << "        " << print_node(g, id) << "\n";

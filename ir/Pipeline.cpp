@@ -29,7 +29,7 @@ Graph run_pass(const char* name, int round, const Graph& g, const PassOptions& o
 FusedKernel optimize(Graph g, const PassOptions& o) {
   if (o.verify_each) verify(g);
   for (int round = 1; round <= o.max_rounds; ++round) {
-    // print() is exact (17 digits) on everything a pass can change, so equal text = no change.
+    // print() is exact (shortest round-trip numbers) on everything a pass can change, so equal text = no change.
     const std::string before = print(g);
     g = run_pass("fold", round, g, o, [&](const Graph& x) {
       return constant_fold(x, o.bind_params, o.param_values);
