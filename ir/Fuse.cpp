@@ -15,7 +15,7 @@ FusedKernel fuse(const Graph& g) {
   verify(g);
   // One load per input: if an input has both a Scalar and an Elem Input node, retype them as one
   // Elem node (the value loaded is the same; only how its users compute would differ, and bound
-  // to a particle it is Elem anyway). Hash-consing in specialize_inputs merges them.
+  // to a particle it is Elem anyway). After retyping they are identical, and cse() merges them.
   std::vector<int> seen(g.inputs.size(), 0);
   std::vector<Type> types(g.inputs.size(), Type::Scalar);
   bool duplicate = false;
@@ -24,7 +24,7 @@ FusedKernel fuse(const Graph& g) {
       duplicate |= seen[n.index]++ > 0;
       if (n.type == Type::Elem) types[n.index] = Type::Elem;
     }
-  const Graph src = duplicate ? specialize_inputs(g, types) : g;
+  const Graph src = duplicate ? cse(specialize_inputs(g, types)) : g;
 
   // Loads first, in input order, then everything else in its (topological) order. Inputs are
   // leaves, so moving them to the front keeps every argument before its user.

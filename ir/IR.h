@@ -45,6 +45,11 @@ enum class Op : uint8_t {
 #undef NYTO_IR_ENUM
 };
 
+// Number of node kinds (the last enumerator + 1), for loops over every op.
+#define NYTO_IR_COUNT(name, arity) +1
+constexpr int kNumOps = 0 NYTO_IR_OPS(NYTO_IR_COUNT);
+#undef NYTO_IR_COUNT
+
 const char* op_name(Op op);  // "add", "rand", ... (lower case, used by the text form)
 int op_arity(Op op);
 

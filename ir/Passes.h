@@ -29,6 +29,8 @@ Type infer_type(Op op, Type input_type, const Type* arg_types);
 /// MemberScalar binding, Elem for Particle or Swarm) and every node's type is re-inferred. An input
 /// the frontend typed Scalar may be bound to a particle (IR.h); backends specialize on this
 /// retyped graph so the numerics rule (Scalar in double, Elem in dtype) follows the binding.
+/// Node ids are unchanged (nothing is merged), so `k.graph = specialize_inputs(k.graph, types)`
+/// keeps a FusedKernel's loads/compute/stores valid.
 Graph specialize_inputs(const Graph& g, const std::vector<Type>& input_types);
 
 // ---- the passes -------------------------------------------------------------------------------
@@ -75,7 +77,8 @@ std::string print(const FusedKernel& k);
 
 /// Options of optimize().
 struct PassOptions {
-  bool bind_params = false;          // fold Params as constants (see constant_fold)
+  bool bind_params = false;          // fold Params as constants (see constant_fold); the kernel
+                                     // then ignores KernelArgs::params (still one per ParamDecl)
   std::vector<double> param_values;  // values when bind_params; empty = declared defaults
   int max_rounds = 8;                // fold/simplify/cse/dce rounds before giving up on a fixpoint
   bool verify_each = true;           // verify() the input and the result of every pass
@@ -83,7 +86,7 @@ struct PassOptions {
   std::ostream* timings = nullptr;      // if set: one line "<pass> <microseconds> us" per pass run
 };
 
-/// The pipeline: verify, then rounds of constant_fold -> simplify -> cse -> dce until a round
+/// The pipeline: verify (and print as "-- input --"), then rounds of constant_fold -> simplify -> cse -> dce until a round
 /// changes nothing (at most max_rounds), then fuse.
 FusedKernel optimize(Graph g, const PassOptions& options = {});
 

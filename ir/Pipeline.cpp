@@ -28,6 +28,7 @@ Graph run_pass(const char* name, int round, const Graph& g, const PassOptions& o
 
 FusedKernel optimize(Graph g, const PassOptions& o) {
   if (o.verify_each) verify(g);
+  if (o.print_after) *o.print_after << "-- input --\n" << print(g);
   for (int round = 1; round <= o.max_rounds; ++round) {
     // print() is exact (shortest round-trip numbers) on everything a pass can change, so equal text = no change.
     const std::string before = print(g);

@@ -6,7 +6,6 @@
 #include "ir/Error.h"
 #include "ir/Eval.h"
 #include "ir/Passes.h"
-#include "ir/Rebuild.h"
 
 namespace nyto::ir {
 
@@ -37,7 +36,7 @@ void verify(const Graph& g) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     int arity = op_arity(n.op);
-    NYTO_INTERNAL_ASSERT(int(n.op) <= int(Op::Select), at(i, n) + "unknown op");
+    NYTO_INTERNAL_ASSERT(int(n.op) < kNumOps, at(i, n) + "unknown op");
     Type arg_types[3] = {Type::Scalar, Type::Scalar, Type::Scalar};
     for (int a = 0; a < 3; ++a) {
       if (a < arity) {
@@ -97,15 +96,20 @@ void verify(const Graph& g) {
 Graph specialize_inputs(const Graph& g, const std::vector<Type>& input_types) {
   NYTO_INTERNAL_ASSERT(input_types.size() == g.inputs.size(),
                        "specialize_inputs: one type per input expected");
-  return detail::rebuild(g, [&](Node n, Builder& b, const Graph& out) {
+  // Retyped in place, not rebuilt: node ids stay the same, so a FusedKernel plan (loads,
+  // compute, stores) remains valid for the specialized graph. Nothing is merged here.
+  Graph out = g;
+  for (Node& n : out.nodes) {
     Type args[3] = {Type::Scalar, Type::Scalar, Type::Scalar};
-    for (int a = 0; a < op_arity(n.op); ++a) args[a] = out.nodes[n.args[a]].type;
-    Type in = n.op == Op::Input ? input_types.at(n.index) : n.type;
-    NYTO_INTERNAL_ASSERT(n.op != Op::Input || in != Type::Mask,
-                         "specialize_inputs: an input cannot be a mask");
+    for (int a = 0; a < op_arity(n.op); ++a) args[a] = out.nodes.at(n.args[a]).type;
+    Type in = n.type;
+    if (n.op == Op::Input) {
+      in = input_types.at(n.index);
+      NYTO_INTERNAL_ASSERT(in != Type::Mask, "specialize_inputs: an input cannot be a mask");
+    }
     n.type = infer_type(n.op, in, args);
-    return b.add(n);
-  });
+  }
+  return out;
 }
 
 }  // namespace nyto::ir

@@ -40,7 +40,15 @@ class InterpKernel final : public Kernel {
                          "interp: KernelArgs::params needs one value per param");
     NYTO_INTERNAL_ASSERT(a.out.size() == no && a.out_stride.size() == no,
                          "interp: KernelArgs out/out_stride need one entry per output");
-    NYTO_INTERNAL_ASSERT(a.members >= 0, "interp: negative member count");
+    // Member and element indices are 32-bit words of the Philox counter (backend/Random.h).
+    NYTO_INTERNAL_ASSERT(a.members >= 0 && a.members <= (int64_t(1) << 32),
+                         "interp: member count outside [0, 2^32]");
+    int64_t last_end = 0;
+    for (const auto& [begin, end] : a.ranges) {
+      NYTO_INTERNAL_ASSERT(begin >= last_end && begin <= end && end <= (int64_t(1) << 32),
+                           "interp: ranges must be sorted, disjoint and below 2^32");
+      last_end = end;
+    }
     for (size_t i = 0; i < ni; ++i)
       NYTO_INTERNAL_ASSERT(spec_.kinds[i] == BindKind::Scalar || a.in[i] != nullptr,
                            "interp: null pointer for input " + g_.inputs[i].name);

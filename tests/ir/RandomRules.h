@@ -111,7 +111,7 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
 
   // Every op with arguments, in a shuffled cycle so each appears before any repeats.
   std::vector<Op> all;
-  for (int k = 0; k <= int(Op::Select); ++k)
+  for (int k = 0; k < kNumOps; ++k)
     if (op_arity(Op(k)) > 0) all.push_back(Op(k));
   std::vector<Op> order;
   for (int k = 0; k < opt.ops; ++k) {

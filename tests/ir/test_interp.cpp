@@ -376,6 +376,19 @@ TEST_CASE("interp: invalid graphs and specs are internal errors") {
   ir::Builder b(g);
   g.outputs = {{"y", b.input(0, Type::Elem)}};
   CHECK_THROWS_AS(interp::compile(g, {DType::F32, {}}), std::logic_error);
+  auto k = interp::compile(g, {DType::F32, {BindKind::Particle}});
+  float v[4] = {};
+  KernelArgs a;
+  a.ranges = {{2, 4}, {0, 1}};  // not sorted
+  a.in = {v};
+  a.in_stride = {0};
+  a.scalar = {0};
+  a.out = {v};
+  a.out_stride = {0};
+  CHECK_THROWS_AS(k->run(a), std::logic_error);
+  a.ranges = {{0, 1}};
+  a.params = {1.0};  // the graph has no params
+  CHECK_THROWS_AS(k->run(a), std::logic_error);
   g.outputs[0].node = 5;
   CHECK_THROWS_WITH_AS(interp::compile(g, {DType::F32, {BindKind::Particle}}),
                        doctest::Contains("this is a bug in nyto"), std::logic_error);

@@ -397,6 +397,19 @@ TEST_CASE("optimize: prints the IR after each pass and times each pass") {
   o.timings = &times;
   FusedKernel f = optimize(g, o);
   CHECK(trace.str() == golden(R"(
+-- input --
+param a = 2
+input 0 x
+%0 = input x : elem
+%1 = const 3 : scalar
+%2 = const 2 : scalar
+%3 = sub %1, %2 : scalar
+%4 = mul %0, %3 : elem
+%5 = exp %0 : elem
+%6 = param a : scalar
+%7 = mul %6, %0 : elem
+%8 = add %4, %7 : elem
+out x = %8 -> input x
 -- fold (round 1) --
 param a = 2
 input 0 x
@@ -569,4 +582,28 @@ TEST_CASE("verify: rejects broken graphs with an internal error") {
   g = ok;
   g.nodes[2].args[2] = 0;
   rejects(g, "an extra argument");
+}
+
+TEST_CASE("specialize_inputs: retypes by binding and keeps node ids (fused plans stay valid)") {
+  Graph g;
+  g.inputs = {{"x"}, {"s"}};
+  Builder b(g);
+  NodeId x = b.input(0, Type::Elem), s = b.input(1, Type::Scalar);
+  NodeId s2 = b.binary(Op::Mul, s, b.constant(2));
+  g.outputs = {{"y", b.binary(Op::Add, x, s2)}};
+  FusedKernel k = fuse(g);
+  Graph bound = specialize_inputs(k.graph, {Type::Elem, Type::Elem});  // s bound to a particle
+  CHECK(bound.nodes.size() == k.graph.nodes.size());
+  CHECK(print(bound) == golden(R"(
+input 0 x
+input 1 s
+%0 = input x : elem
+%1 = input s : elem
+%2 = const 2 : scalar
+%3 = mul %1, %2 : elem
+%4 = add %0, %3 : elem
+out y = %4
+)"));
+  CHECK(specialize_inputs(bound, {Type::Elem, Type::Scalar}).nodes[3].type == Type::Scalar);
+  (void)x;
 }
