@@ -45,6 +45,11 @@ enum class Op : uint8_t {
 #undef NYTO_IR_ENUM
 };
 
+// Number of node kinds (the last enumerator + 1), for loops over every op.
+#define NYTO_IR_COUNT(name, arity) +1
+constexpr int kNumOps = 0 NYTO_IR_OPS(NYTO_IR_COUNT);
+#undef NYTO_IR_COUNT
+
 const char* op_name(Op op);  // "add", "rand", ... (lower case, used by the text form)
 int op_arity(Op op);
 
@@ -114,5 +119,11 @@ class Builder {
 //   %3 = mul %1, %2 : elem
 //   out x = %7 -> input x
 std::string print(const Graph& g);
+
+// A double as the shortest text that reads back to it ("0.729", "-0", "inf", "nan").
+std::string print_number(double v);
+
+// One node as its line of print(g) without the newline, e.g. "%3 = mul %1, %2 : elem".
+std::string print_node(const Graph& g, NodeId id);
 
 }  // namespace nyto::ir
