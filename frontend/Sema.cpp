@@ -150,8 +150,16 @@ class Analyzer {
             out_.has_expression_result = true;
             has_effect = true;
           } else {
-            error("E0401", s.value->span,
-                  "a bare expression has no effect in a rule; assign it to a name, e.g. 'y = ...'");
+            const Expr& v = *s.value;
+            bool looks_like_assignment = v.kind == ExprKind::Binary &&
+                                         v.binary_op == BinaryOp::Eq &&
+                                         v.args[0]->kind == ExprKind::Name;
+            error("E0401", v.span,
+                  looks_like_assignment
+                      ? "a comparison on its own has no effect; to assign, write '" +
+                            v.args[0]->name + " = ...' with a single '='"
+                      : std::string("a bare expression has no effect in a rule; assign it to a "
+                                    "name, e.g. 'y = ...'"));
             bare_reported = true;
             expr(*s.value);  // still check it
           }
