@@ -216,8 +216,26 @@ class SyntaxErrorStrategy : public antlr4::DefaultErrorStrategy {
     std::string what = describe_expected(expected, p->getVocabulary());
     std::string msg = "unexpected " + describe_token(t);
     if (!what.empty()) msg += "; expected " + what;
+    if (expected.contains(size_t(NytoParser::RPAREN))) msg += unclosed_paren_note(p, t);
     p->notifyErrorListeners(t, msg, nullptr);
   }
+
+  // Newlines inside parentheses do not end a statement, so a forgotten ')' surfaces lines
+  // later; name the parenthesis that is still open.
+  static std::string unclosed_paren_note(antlr4::Parser* p, antlr4::Token* at) {
+    if (at == nullptr) return "";
+    antlr4::TokenStream* ts = p->getTokenStream();
+    std::vector<antlr4::Token*> open;
+    for (size_t i = 0; i < at->getTokenIndex() && i < ts->size(); ++i) {
+      antlr4::Token* t = ts->get(i);
+      if (t->getType() == NytoParser::LPAREN) open.push_back(t);
+      if (t->getType() == NytoParser::RPAREN && !open.empty()) open.pop_back();
+    }
+    if (open.empty() || open.back()->getLine() == at->getLine()) return "";
+    return " (the '(' on line " + std::to_string(open.back()->getLine()) + ", column " +
+           std::to_string(open.back()->getCharPositionInLine() + 1) + " is not closed)";
+  }
+
   int recoveries_ = 0;
 };
 
