@@ -1,0 +1,53 @@
+// The nyto AST: what the parse tree converter produces and semantic analysis reads.
+// Every node carries the Span it came from, for diagnostics.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontend/Source.h"
+
+namespace nyto::frontend {
+
+enum class ExprKind { Number, Name, Unary, Binary, Call };
+enum class UnaryOp { Neg, Plus };
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Lt, Le, Gt, Ge, Eq, Ne };
+
+/// Source spelling of an operator ("+", "**", "<=", ...).
+const char* op_spelling(UnaryOp op);
+const char* op_spelling(BinaryOp op);
+
+/// An expression. One struct for all kinds keeps the tree small and the walkers plain switches.
+struct Expr {
+  ExprKind kind;
+  Span span;                                // the whole expression
+  double number = 0.0;                      // Number
+  std::string name;                         // Name, Call (the function)
+  Span name_span;                           // Call: the function name only
+  UnaryOp unary_op = UnaryOp::Neg;          // Unary
+  BinaryOp binary_op = BinaryOp::Add;       // Binary
+  Span op_span;                             // Unary, Binary: the operator token
+  std::vector<std::unique_ptr<Expr>> args;  // Unary: 1, Binary: 2, Call: the arguments
+};
+
+enum class StmtKind { Param, Let, Assign, Expr };
+
+/// A statement: `param NAME = value`, `let NAME = value`, `NAME = value` or a bare `value`.
+struct Stmt {
+  StmtKind kind;
+  Span span;       // the whole statement
+  std::string name;
+  Span name_span;  // Param, Let, Assign
+  std::unique_ptr<Expr> value;
+};
+
+/// A parsed script: statements in source order.
+struct Program {
+  std::vector<Stmt> statements;
+};
+
+/// A readable, indented dump of the tree with `line:col` of every node (`--emit ast`).
+std::string dump(const Program& program);
+
+}  // namespace nyto::frontend

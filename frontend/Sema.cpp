@@ -1,0 +1,573 @@
+#include "frontend/Sema.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace nyto::frontend {
+
+namespace {
+
+using ir::NodeId;
+using ir::Op;
+
+enum class Builtin { Unary, Min, Max, Clamp, Lerp, Where, Rand, Randn };
+
+struct FunctionInfo {
+  const char* name;
+  Builtin kind;
+  Op op;             // Unary: the IR op
+  const char* args;  // for arity messages
+  int arity;
+};
+
+const FunctionInfo kFunctions[] = {
+    {"abs", Builtin::Unary, Op::Abs, "x", 1},
+    {"sqrt", Builtin::Unary, Op::Sqrt, "x", 1},
+    {"exp", Builtin::Unary, Op::Exp, "x", 1},
+    {"log", Builtin::Unary, Op::Log, "x", 1},
+    {"sin", Builtin::Unary, Op::Sin, "x", 1},
+    {"cos", Builtin::Unary, Op::Cos, "x", 1},
+    {"tanh", Builtin::Unary, Op::Tanh, "x", 1},
+    {"sigmoid", Builtin::Unary, Op::Sigmoid, "x", 1},
+    {"sign", Builtin::Unary, Op::Sign, "x", 1},
+    {"floor", Builtin::Unary, Op::Floor, "x", 1},
+    {"ceil", Builtin::Unary, Op::Ceil, "x", 1},
+    {"min", Builtin::Min, Op::Min, "a, b", 2},
+    {"max", Builtin::Max, Op::Max, "a, b", 2},
+    {"clamp", Builtin::Clamp, Op::Min, "x, lo, hi", 3},
+    {"lerp", Builtin::Lerp, Op::Add, "a, b, t", 3},
+    {"where", Builtin::Where, Op::Select, "mask, a, b", 3},
+    {"rand", Builtin::Rand, Op::Rand, "", 0},
+    {"randn", Builtin::Randn, Op::Randn, "", 0},
+};
+
+const FunctionInfo* find_function(const std::string& name) {
+  for (const FunctionInfo& f : kFunctions)
+    if (name == f.name) return &f;
+  return nullptr;
+}
+
+[[noreturn]] void internal_error(const std::string& what) {
+  throw std::logic_error("nyto internal error (this is a bug in nyto): " + what);
+}
+
+// Value: a scalar or a particle (inputs' kinds are only known at bind time). Mask: a comparison
+// result. Error: already reported; anything built from it stays silent.
+enum class Ty { Value, Mask, Error };
+
+struct Val {
+  Ty ty = Ty::Error;
+  NodeId node = -1;  // -1 when not built (param defaults, or after an error)
+  bool is_const = false;
+  double cval = 0.0;  // when is_const; a Mask folds to 1 or 0
+  // When not constant: the leaf that makes it so, for E0201.
+  Span nonconst_span;
+  std::string nonconst_what;
+};
+
+double fold_unary(Op op, double a) {
+  switch (op) {
+    case Op::Neg: return -a;
+    case Op::Abs: return std::fabs(a);
+    case Op::Sqrt: return std::sqrt(a);
+    case Op::Exp: return std::exp(a);
+    case Op::Log: return std::log(a);
+    case Op::Sin: return std::sin(a);
+    case Op::Cos: return std::cos(a);
+    case Op::Tanh: return std::tanh(a);
+    case Op::Sigmoid: return 1.0 / (1.0 + std::exp(-a));
+    case Op::Sign: return a > 0 ? 1.0 : a < 0 ? -1.0 : a == 0 ? 0.0 : a;
+    case Op::Floor: return std::floor(a);
+    case Op::Ceil: return std::ceil(a);
+    default: internal_error("fold_unary on a non-unary op");
+  }
+}
+
+double fold_binary(Op op, double a, double b) {
+  switch (op) {
+    case Op::Add: return a + b;
+    case Op::Sub: return a - b;
+    case Op::Mul: return a * b;
+    case Op::Div: return a / b;
+    case Op::Pow: return std::pow(a, b);
+    case Op::Min: return std::isnan(a) || std::isnan(b) ? NAN : std::fmin(a, b);
+    case Op::Max: return std::isnan(a) || std::isnan(b) ? NAN : std::fmax(a, b);
+    case Op::Lt: return a < b;
+    case Op::Le: return a <= b;
+    case Op::Gt: return a > b;
+    case Op::Ge: return a >= b;
+    case Op::Eq: return a == b;
+    case Op::Ne: return a != b;
+    default: internal_error("fold_binary on a non-binary op");
+  }
+}
+
+Op to_ir(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add: return Op::Add;
+    case BinaryOp::Sub: return Op::Sub;
+    case BinaryOp::Mul: return Op::Mul;
+    case BinaryOp::Div: return Op::Div;
+    case BinaryOp::Pow: return Op::Pow;
+    case BinaryOp::Lt: return Op::Lt;
+    case BinaryOp::Le: return Op::Le;
+    case BinaryOp::Gt: return Op::Gt;
+    case BinaryOp::Ge: return Op::Ge;
+    case BinaryOp::Eq: return Op::Eq;
+    case BinaryOp::Ne: return Op::Ne;
+  }
+  internal_error("unknown binary operator");
+}
+
+bool is_comparison(BinaryOp op) {
+  return op == BinaryOp::Lt || op == BinaryOp::Le || op == BinaryOp::Gt || op == BinaryOp::Ge ||
+         op == BinaryOp::Eq || op == BinaryOp::Ne;
+}
+
+std::string line_of(const Span& s) { return "line " + std::to_string(s.line); }
+
+class Analyzer {
+ public:
+  Analyzer(const FrontendOptions& options, std::vector<Diagnostic>& diagnostics)
+      : options_(options), diags_(diagnostics), builder_(out_.graph) {}
+
+  Lowered run(const Program& program) {
+    bool bare_reported = false;
+    bool has_effect = false;
+    for (const Stmt& s : program.statements) {
+      switch (s.kind) {
+        case StmtKind::Param: param(s); break;
+        case StmtKind::Let: let(s); break;
+        case StmtKind::Assign:
+          assign(s.name, s.name_span, s, false);
+          has_effect = true;
+          break;
+        case StmtKind::Expr:
+          if (options_.repl) {
+            assign("_", s.value->span, s, true);
+            out_.has_expression_result = true;
+            has_effect = true;
+          } else {
+            const Expr& v = *s.value;
+            bool looks_like_assignment = v.kind == ExprKind::Binary &&
+                                         v.binary_op == BinaryOp::Eq &&
+                                         v.args[0]->kind == ExprKind::Name;
+            error("E0401", v.span,
+                  looks_like_assignment
+                      ? "a comparison on its own has no effect; to assign, write '" +
+                            v.args[0]->name + " = ...' with a single '='"
+                      : std::string("a bare expression has no effect in a rule; assign it to a "
+                                    "name, e.g. 'y = ...'"));
+            bare_reported = true;
+            expr(*s.value);  // still check it
+          }
+          break;
+      }
+    }
+    if (!has_effect && !bare_reported && !options_.repl) {
+      Span at = program.statements.empty() ? Span{1, 1, 1} : program.statements.back().span;
+      error("E0402", at,
+            "this rule has no effect because it assigns nothing; add an assignment such as "
+            "'x = ...'");
+    }
+    for (const std::string& name : output_order_) {
+      const Binding& b = env_.at(name);
+      out_.graph.outputs.push_back({name, b.val.node, b.input_index});
+      out_.output_spans.push_back(b.span);
+    }
+    return std::move(out_);
+  }
+
+ private:
+  enum class Kind { Param, Let, Assigned, Input };
+  struct Binding {
+    Kind kind;
+    Span span;  // declaration, last assignment, or first use of an input
+    Val val;
+    int32_t input_index = -1;  // Input, or Assigned after being read as an input
+  };
+
+  void error(const char* code, Span span, std::string message) {
+    diags_.push_back({code, span, std::move(message)});
+  }
+
+  static const char* describe(Kind k) {
+    switch (k) {
+      case Kind::Param: return "a param";
+      case Kind::Let: return "a let";
+      case Kind::Assigned: return "assigned";
+      case Kind::Input: return "an input";
+    }
+    return "?";
+  }
+
+  void param(const Stmt& s) {
+    in_param_ = true;
+    Val v = expr(*s.value);
+    in_param_ = false;
+    bool ok = true;
+    if (v.ty == Ty::Mask) {
+      error("E0303", s.value->span,
+            "a param's default cannot be a mask (a comparison); give it a number");
+      ok = false;
+    } else if (v.ty == Ty::Value && !v.is_const) {
+      error("E0201", v.nonconst_span,
+            "the default of param '" + s.name + "' must be a constant, but " + v.nonconst_what +
+                " is not; use numbers, earlier params and arithmetic on them");
+      ok = false;
+    } else if (v.ty == Ty::Error) {
+      ok = false;
+    }
+    auto it = env_.find(s.name);
+    if (it != env_.end()) {
+      const Binding& b = it->second;
+      std::string msg;
+      if (b.kind == Kind::Param)
+        msg = "param '" + s.name + "' is already declared on " + line_of(b.span) +
+              "; remove one of the declarations";
+      else if (b.kind == Kind::Input)
+        msg = "'" + s.name + "' is used as an input on " + line_of(b.span) +
+              " before this declaration; declare a param before its first use";
+      else
+        msg = "'" + s.name + "' is already " + describe(b.kind) + " (" + line_of(b.span) +
+              "); give the param another name";
+      error("E0203", s.name_span, msg);
+      return;
+    }
+    Binding b{Kind::Param, s.name_span, {}};
+    int32_t index = int32_t(out_.graph.params.size());
+    out_.graph.params.push_back({s.name, ok ? v.cval : 0.0});
+    out_.param_spans.push_back(s.name_span);
+    b.val.ty = Ty::Value;
+    b.val.node = builder_.param(index);
+    b.val.is_const = ok;
+    b.val.cval = ok ? v.cval : 0.0;
+    if (!ok) b.val.ty = Ty::Error;  // its uses were checked against a broken default already
+    env_.emplace(s.name, b);
+  }
+
+  void let(const Stmt& s) {
+    Val v = expr(*s.value);
+    auto it = env_.find(s.name);
+    if (it != env_.end()) {
+      const Binding& b = it->second;
+      std::string msg;
+      if (b.kind == Kind::Let)
+        msg = "'" + s.name + "' is already defined by let on " + line_of(b.span) +
+              "; a let cannot be redefined, use a new name";
+      else if (b.kind == Kind::Input)
+        msg = "'" + s.name + "' is used as an input on " + line_of(b.span) +
+              " before this let; define a let before its first use or use a new name";
+      else
+        msg = "'" + s.name + "' is already " + describe(b.kind) + " (" + line_of(b.span) +
+              "); a let needs a new name";
+      error("E0204", s.name_span, msg);
+      return;
+    }
+    env_.emplace(s.name, Binding{Kind::Let, s.name_span, v});
+  }
+
+  void assign(const std::string& name, Span name_span, const Stmt& s, bool expression_result) {
+    Val v = expr(*s.value);
+    if (v.ty == Ty::Mask) {
+      error("E0303", s.value->span,
+            "a mask (a comparison) cannot be a result; use it as the first argument of "
+            "where(mask, a, b)");
+      v.ty = Ty::Error;
+    }
+    auto it = env_.find(name);
+    if (it != env_.end()) {
+      Binding& b = it->second;
+      if (b.kind == Kind::Param) {
+        error("E0202", name_span,
+              "cannot assign to param '" + name + "' (declared on " + line_of(b.span) +
+                  "); params are set by the host, e.g. --set " + name + "=VALUE");
+        return;
+      }
+      if (b.kind == Kind::Let) {
+        error("E0204", name_span,
+              "cannot assign to '" + name + "': it is a let (" + line_of(b.span) +
+                  ") and a let cannot be redefined; use a new name");
+        return;
+      }
+      if (b.kind == Kind::Input) output_order_.push_back(name);
+      b.kind = Kind::Assigned;
+      b.span = name_span;
+      b.val = v;
+      return;
+    }
+    (void)expression_result;
+    env_.emplace(name, Binding{Kind::Assigned, name_span, v});
+    output_order_.push_back(name);
+  }
+
+  // --- expressions -------------------------------------------------------------------------
+
+  Val error_val() const { return Val{}; }
+
+  Val expr(const Expr& e) {
+    switch (e.kind) {
+      case ExprKind::Number: {
+        Val v;
+    v.ty = Ty::Value;
+        v.is_const = true;
+        v.cval = e.number;
+        if (!in_param_) v.node = builder_.constant(e.number);
+        return v;
+      }
+      case ExprKind::Name: return name(e);
+      case ExprKind::Unary: return unary(e);
+      case ExprKind::Binary: return binary(e);
+      case ExprKind::Call: return call(e);
+    }
+    internal_error("unknown expression kind");
+  }
+
+  Val name(const Expr& e) {
+    auto it = env_.find(e.name);
+    if (it != env_.end()) {
+      const Binding& b = it->second;
+      Val v = b.val;
+      if (in_param_ && (b.kind == Kind::Assigned || b.kind == Kind::Input)) v.is_const = false;
+      if (!v.is_const) {
+        // Point at this use; the let's own definition may be far away.
+        v.nonconst_span = e.span;
+        v.nonconst_what = b.kind == Kind::Input   ? "input '" + e.name + "'"
+                          : b.kind == Kind::Let ? "let '" + e.name + "'"
+                                                : "'" + e.name + "'";
+      }
+      return v;
+    }
+    if (find_function(e.name)) {
+      error("E0102", e.span,
+            "'" + e.name + "' is a built-in function, not a value; call it, e.g. '" + e.name +
+                "(" + find_function(e.name)->args + ")'");
+      return error_val();
+    }
+    if (in_param_) {
+      // Not an input: a param default may not read one, and it must not create one either.
+      Val v;
+    v.ty = Ty::Value;
+      v.nonconst_span = e.span;
+      v.nonconst_what = "input '" + e.name + "'";
+      return v;
+    }
+    // A new input. Check it against the names the host can bind.
+    bool known = true;
+    if (options_.known_names) {
+      known = false;
+      for (const std::string& k : *options_.known_names) known = known || k == e.name;
+    }
+    if (!known) {
+      std::vector<std::string> candidates = *options_.known_names;
+      for (const auto& [n, b] : env_) candidates.push_back(n);
+      std::string guess = closest_match(e.name, candidates);
+      error("E0101", e.span,
+            guess.empty()
+                ? "unknown name '" + e.name +
+                      "': it is not declared or assigned before, and the host binds no such "
+                      "name; bind it or fix the spelling"
+                : "unknown name '" + e.name + "'; did you mean '" + guess + "'?");
+    }
+    int32_t index = int32_t(out_.graph.inputs.size());
+    out_.graph.inputs.push_back({e.name});
+    out_.input_first_use.push_back(e.span);
+    Binding b{Kind::Input, e.span, {}, index};
+    b.val.ty = known ? Ty::Value : Ty::Error;
+    b.val.node = builder_.input(index, ir::Type::Elem);
+    env_.emplace(e.name, b);
+    Val v = b.val;
+    v.nonconst_span = e.span;
+    v.nonconst_what = "input '" + e.name + "'";
+    return v;
+  }
+
+  // Propagates constness and the first non-constant leaf from operands to a result.
+  static void merge_const(Val& r, std::initializer_list<const Val*> args) {
+    r.is_const = true;
+    for (const Val* a : args) {
+      if (!a->is_const) {
+        r.is_const = false;
+        r.nonconst_span = a->nonconst_span;
+        r.nonconst_what = a->nonconst_what;
+        return;
+      }
+    }
+  }
+
+  bool reject_mask(const Val& v, const Expr& at, const char* where) {
+    if (v.ty != Ty::Mask) return false;
+    error("E0301", at.span,
+          std::string("a mask (a comparison) cannot be used ") + where +
+              "; masks are only the first argument of where(mask, a, b)");
+    return true;
+  }
+
+  NodeId build_unary(Op op, const Val& a) {
+    if (in_param_ || a.node < 0) return -1;
+    return builder_.unary(op, a.node);
+  }
+  NodeId build_binary(Op op, const Val& a, const Val& b) {
+    if (in_param_ || a.node < 0 || b.node < 0) return -1;
+    return builder_.binary(op, a.node, b.node);
+  }
+  NodeId build_binary(Op op, NodeId a, NodeId b) {
+    if (in_param_ || a < 0 || b < 0) return -1;
+    return builder_.binary(op, a, b);
+  }
+
+  Val unary(const Expr& e) {
+    Val a = expr(*e.args[0]);
+    if (a.ty == Ty::Error) return error_val();
+    if (reject_mask(a, *e.args[0], "with a sign")) return error_val();
+    if (e.unary_op == UnaryOp::Plus) return a;
+    Val r;
+    r.ty = Ty::Value;
+    merge_const(r, {&a});
+    if (r.is_const) r.cval = -a.cval;
+    r.node = build_unary(Op::Neg, a);
+    return r;
+  }
+
+  Val binary(const Expr& e) {
+    Val a = expr(*e.args[0]);
+    Val b = expr(*e.args[1]);
+    bool compare = is_comparison(e.binary_op);
+    const char* where = compare ? "in a comparison" : "in arithmetic";
+    bool bad = reject_mask(a, *e.args[0], where);
+    bad = reject_mask(b, *e.args[1], where) || bad;
+    if (bad || a.ty == Ty::Error || b.ty == Ty::Error) return error_val();
+    Op op = to_ir(e.binary_op);
+    Val r;
+    r.ty = compare ? Ty::Mask : Ty::Value;
+    merge_const(r, {&a, &b});
+    if (r.is_const) r.cval = fold_binary(op, a.cval, b.cval);
+    r.node = build_binary(op, a, b);
+    return r;
+  }
+
+  Val call(const Expr& e) {
+    std::vector<Val> args;
+    for (const auto& a : e.args) args.push_back(expr(*a));
+    const FunctionInfo* f = find_function(e.name);
+    if (f == nullptr) {
+      std::string msg = "unknown function '" + e.name + "'";
+      std::string guess = closest_match(e.name, builtin_function_names());
+      if (!guess.empty()) {
+        msg += "; did you mean '" + guess + "'?";
+      } else {
+        msg += "; the built-in functions are";
+        for (const FunctionInfo& g : kFunctions) msg += std::string(" ") + g.name;
+      }
+      error("E0103", e.name_span, msg);
+      return error_val();
+    }
+    if (int(args.size()) != f->arity) {
+      std::string takes = f->arity == 0   ? "takes no arguments"
+                          : f->arity == 1 ? "takes 1 argument (" + std::string(f->args) + ")"
+                                          : "takes " + std::to_string(f->arity) + " arguments (" +
+                                                f->args + ")";
+      error("E0104", e.span,
+            "'" + e.name + "' " + takes + " but was given " + std::to_string(args.size()) +
+                "; write " + e.name + "(" + f->args + ")");
+      return error_val();
+    }
+    bool broken = false;
+    for (const Val& a : args) broken = broken || a.ty == Ty::Error;
+    if (f->kind == Builtin::Where) {
+      if (!broken && args[0].ty != Ty::Mask) {
+        error("E0302", e.args[0]->span,
+              "the first argument of 'where' must be a mask, a comparison such as 'x > 0'");
+        broken = true;
+      }
+      for (size_t i = 1; i < 3; ++i)
+        broken = reject_mask(args[i], *e.args[i], "as a value chosen by where") || broken;
+    } else {
+      for (size_t i = 0; i < args.size(); ++i)
+        broken = reject_mask(args[i], *e.args[i], std::string("as an argument of '" + e.name + "'").c_str()) || broken;
+    }
+    if (broken) return error_val();
+
+    Val r;
+    r.ty = Ty::Value;
+    switch (f->kind) {
+      case Builtin::Rand:
+      case Builtin::Randn:
+        r.is_const = false;
+        r.nonconst_span = e.span;
+        r.nonconst_what = "'" + e.name + "()'";
+        if (!in_param_) r.node = builder_.rand(f->kind == Builtin::Randn);
+        return r;
+      case Builtin::Unary:
+        merge_const(r, {&args[0]});
+        if (r.is_const) r.cval = fold_unary(f->op, args[0].cval);
+        r.node = build_unary(f->op, args[0]);
+        return r;
+      case Builtin::Min:
+      case Builtin::Max:
+        merge_const(r, {&args[0], &args[1]});
+        if (r.is_const) r.cval = fold_binary(f->op, args[0].cval, args[1].cval);
+        r.node = build_binary(f->op, args[0], args[1]);
+        return r;
+      case Builtin::Clamp:
+        // clamp(x, lo, hi) = Min(Max(x, lo), hi), the IR contract's definition.
+        merge_const(r, {&args[0], &args[1], &args[2]});
+        if (r.is_const)
+          r.cval = fold_binary(Op::Min, fold_binary(Op::Max, args[0].cval, args[1].cval), args[2].cval);
+        r.node = build_binary(Op::Min, build_binary(Op::Max, args[0], args[1]), args[2].node);
+        return r;
+      case Builtin::Lerp: {
+        // lerp(a, b, t) = a + t * (b - a), the IR contract's definition.
+        merge_const(r, {&args[0], &args[1], &args[2]});
+        if (r.is_const)
+          r.cval = args[0].cval + args[2].cval * (args[1].cval - args[0].cval);
+        NodeId diff = build_binary(Op::Sub, args[1], args[0]);
+        r.node = build_binary(Op::Add, args[0].node, build_binary(Op::Mul, args[2].node, diff));
+        return r;
+      }
+      case Builtin::Where:
+        merge_const(r, {&args[0], &args[1], &args[2]});
+        if (r.is_const) r.cval = args[0].cval != 0 ? args[1].cval : args[2].cval;
+        if (!in_param_ && args[0].node >= 0 && args[1].node >= 0 && args[2].node >= 0)
+          r.node = builder_.select(args[0].node, args[1].node, args[2].node);
+        return r;
+    }
+    internal_error("unknown builtin kind");
+  }
+
+  const FrontendOptions& options_;
+  std::vector<Diagnostic>& diags_;
+  Lowered out_;
+  ir::Builder builder_;
+  std::unordered_map<std::string, Binding> env_;
+  std::vector<std::string> output_order_;
+  bool in_param_ = false;
+};
+
+}  // namespace
+
+const std::vector<std::string>& builtin_function_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const FunctionInfo& f : kFunctions) v.push_back(f.name);
+    return v;
+  }();
+  return names;
+}
+
+Lowered analyze(const Program& program, const FrontendOptions& options,
+                std::vector<Diagnostic>& diagnostics) {
+  std::vector<Diagnostic> found;
+  Analyzer analyzer(options, found);
+  Lowered lowered = analyzer.run(program);
+  // Reported as they are found (a value before the name it is assigned to); read in text order.
+  std::stable_sort(found.begin(), found.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return a.span.line != b.span.line ? a.span.line < b.span.line : a.span.col < b.span.col;
+  });
+  diagnostics.insert(diagnostics.end(), found.begin(), found.end());
+  return lowered;
+}
+
+}  // namespace nyto::frontend

@@ -1,0 +1,42 @@
+// Semantic analysis and lowering: name resolution, type checking and AST -> ir::Graph, in one
+// walk over the statements in order (each statement sees the assignments before it).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frontend/Ast.h"
+#include "frontend/Source.h"
+#include "ir/IR.h"
+
+namespace nyto::frontend {
+
+/// How the host compiles a script.
+struct FrontendOptions {
+  /// REPL mode: bare expression statements are allowed; each one becomes the output named "_".
+  /// A script without assignments is not an error then.
+  bool repl = false;
+  /// Names the host can bind (REPL session names, `nyto run` loads, trainer bindings). When set,
+  /// an input not in this list is an error (E0101) with a suggestion.
+  std::optional<std::vector<std::string>> known_names;
+};
+
+/// What analysis produces besides diagnostics. Meaningful only when no diagnostic was added.
+struct Lowered {
+  ir::Graph graph;
+  std::vector<Span> input_first_use;  // parallel to graph.inputs: where each is first read
+  std::vector<Span> param_spans;      // parallel to graph.params: the declared name
+  std::vector<Span> output_spans;     // parallel to graph.outputs: the last assignment's name
+  bool has_expression_result = false; // REPL: an output "_" holds a bare expression's value
+};
+
+/// Checks `program` and lowers it. Every semantic error of the script is appended to
+/// `diagnostics` (codes E01xx-E04xx, see docs/diagnostics.md).
+Lowered analyze(const Program& program, const FrontendOptions& options,
+                std::vector<Diagnostic>& diagnostics);
+
+/// The built-in function names, for completion and suggestions.
+const std::vector<std::string>& builtin_function_names();
+
+}  // namespace nyto::frontend

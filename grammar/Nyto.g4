@@ -1,0 +1,91 @@
+// The nyto rule language, version 0 (see LANGUAGE.md). Precedence is spelled out as one rule
+// per level rather than with ANTLR's left-recursive alternatives so that the frontend walks
+// binary chains iteratively (deep `a+b+c+...` chains then cost no parser recursion) and the
+// precedence of unary minus against `**` is visible here: `-x**2` is `-(x**2)`.
+grammar Nyto;
+
+@lexer::members {
+  // Newlines inside parentheses continue the statement (LANGUAGE.md, lexical rules).
+  int paren_depth = 0;
+}
+
+// A statement is followed by separators or the end of input. Written so that deciding whether
+// another statement follows looks only at separators, never across a whole statement (which
+// would make one syntax error swallow the rest of the script during recovery).
+program
+  : sep* (statement (sep+ statement)*)? sep* EOF
+  ;
+
+sep
+  : NEWLINE
+  | SEMI
+  ;
+
+statement
+  : PARAM NAME ASSIGN expr    # paramStmt
+  | LET NAME ASSIGN expr      # letStmt
+  | NAME ASSIGN expr          # assignStmt
+  | expr                      # exprStmt
+  ;
+
+expr
+  : additive (op+=(LT | LE | GT | GE | EQ | NE) additive)*
+  ;
+
+additive
+  : multiplicative (op+=(PLUS | MINUS) multiplicative)*
+  ;
+
+multiplicative
+  : unary (op+=(STAR | SLASH) unary)*
+  ;
+
+unary
+  : op=(MINUS | PLUS) unary
+  | power
+  ;
+
+// Right-associative, and its right operand may carry a sign: 2**-1, 2**3**2 = 2**(3**2).
+power
+  : primary (POW unary)?
+  ;
+
+primary
+  : NUMBER                                  # numberExpr
+  | NAME LPAREN (expr (COMMA expr)*)? RPAREN   # callExpr
+  | NAME                                    # nameExpr
+  | LPAREN expr RPAREN                      # parenExpr
+  ;
+
+PARAM : 'param' ;
+LET   : 'let' ;
+
+NUMBER
+  : DIGIT+ ('.' DIGIT*)? EXPONENT?
+  | '.' DIGIT+ EXPONENT?
+  ;
+NAME : [A-Za-z_] [A-Za-z0-9_]* ;
+
+LPAREN : '(' { ++paren_depth; } ;
+RPAREN : ')' { if (paren_depth > 0) --paren_depth; } ;
+COMMA  : ',' ;
+SEMI   : ';' ;
+POW    : '**' ;
+STAR   : '*' ;
+SLASH  : '/' ;
+PLUS   : '+' ;
+MINUS  : '-' ;
+LE     : '<=' ;
+GE     : '>=' ;
+EQ     : '==' ;
+NE     : '!=' ;
+LT     : '<' ;
+GT     : '>' ;
+ASSIGN : '=' ;
+
+NEWLINE : ('\r'? '\n' | '\r') { if (paren_depth > 0) skip(); } ;
+COMMENT : '#' ~[\r\n]* -> skip ;
+WS      : [ \t\f]+ -> skip ;
+
+fragment DIGIT    : [0-9] ;
+fragment EXPONENT : [eE] [+-]? DIGIT+ ;

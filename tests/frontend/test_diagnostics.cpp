@@ -1,0 +1,125 @@
+// Golden diagnostics: every diagnostics/NAME.nyto compiles to exactly diagnostics/NAME.expected.
+// A first line "# repl" compiles in REPL mode; "# known: a, b" passes those known names.
+// NYTO_UPDATE_GOLDENS=1 rewrites the .expected files (review the diff before committing).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "frontend/Frontend.h"
+
+namespace fs = std::filesystem;
+using nyto::frontend::compile_source;
+using nyto::frontend::FrontendOptions;
+using nyto::frontend::render_all;
+
+namespace {
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+FrontendOptions options_for(const std::string& text) {
+  FrontendOptions o;
+  std::string first = text.substr(0, text.find('\n'));
+  if (first == "# repl") o.repl = true;
+  if (first.rfind("# known:", 0) == 0) {
+    std::vector<std::string> names;
+    std::stringstream ss(first.substr(8));
+    std::string name;
+    while (std::getline(ss, name, ',')) {
+      name.erase(std::remove(name.begin(), name.end(), ' '), name.end());
+      if (!name.empty()) names.push_back(name);
+    }
+    o.known_names = names;
+  }
+  return o;
+}
+
+std::vector<fs::path> golden_scripts() {
+  std::vector<fs::path> v;
+  for (const auto& e : fs::directory_iterator("diagnostics"))
+    if (e.path().extension() == ".nyto") v.push_back(e.path());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("golden diagnostics") {
+  bool update = std::getenv("NYTO_UPDATE_GOLDENS") != nullptr;
+  auto scripts = golden_scripts();
+  REQUIRE(!scripts.empty());
+  std::set<std::string> codes_seen;
+  for (const fs::path& script : scripts) {
+    std::string text = read(script);
+    auto r = compile_source(text, script.filename().string(), options_for(text));
+    std::string got = render_all(r);
+    fs::path expected_path = fs::path(script).replace_extension(".expected");
+    if (update) std::ofstream(expected_path, std::ios::binary) << got;
+    INFO("script: " << script.string());
+    CHECK(!r.ok);
+    CHECK(got == read(expected_path));
+    for (const auto& d : r.diagnostics) codes_seen.insert(d.code);
+    // A golden named after a code must produce that code.
+    std::string stem = script.stem().string();
+    if (stem.size() >= 5 && stem[0] == 'E') {
+      bool found = false;
+      for (const auto& d : r.diagnostics) found = found || d.code == stem.substr(0, 5);
+      CHECK_MESSAGE(found, stem);
+    }
+  }
+  // Every compile-time code of docs/diagnostics.md has a golden.
+  for (const char* code : {"E0001", "E0002", "E0003", "E0004", "E0101", "E0102", "E0103", "E0104",
+                           "E0201", "E0202", "E0203", "E0204", "E0301", "E0302", "E0303",
+                           "E0401", "E0402"})
+    CHECK_MESSAGE(codes_seen.count(code) == 1, code);
+}
+
+TEST_CASE("all errors of a script are reported, in order") {
+  auto r = compile_source(
+      "param w = x\n"
+      "v = w*v + c1*rnd()*(pbest - x)\n"
+      "w = 2\n"
+      "y = where(x, 1, 2) + (a < b)\n"
+      "let k = 1\n"
+      "k = clamp(k, 1)\n",
+      "many.nyto");
+  std::vector<std::string> codes;
+  for (const auto& d : r.diagnostics) codes.push_back(d.code);
+  CHECK(codes == std::vector<std::string>{"E0201", "E0103", "E0202", "E0302", "E0301", "E0204",
+                                          "E0104"});
+}
+
+TEST_CASE("syntax errors: several are reported, columns are 1-based") {
+  auto r = compile_source("x = (1 +\ny = 2 * * 3\nz = )\n", "s.nyto");
+  REQUIRE(!r.ok);
+  CHECK(r.diagnostics.size() >= 1);
+  auto r2 = compile_source("a = 1 +\nb = * 2\nc = 3 3\n", "s.nyto");
+  REQUIRE(r2.diagnostics.size() == 3);
+  CHECK(r2.diagnostics[0].span.line == 1);
+  CHECK(r2.diagnostics[0].span.col == 8);
+  CHECK(r2.diagnostics[1].span.line == 2);
+  CHECK(r2.diagnostics[1].span.col == 5);
+  CHECK(r2.diagnostics[2].span.line == 3);
+  CHECK(r2.diagnostics[2].span.col == 7);
+}
+
+TEST_CASE("rendering: tabs are kept in the caret line, spans clipped at the end of the line") {
+  nyto::frontend::Source src("t.nyto", "\tv = w*v + c1*rnd()\n");
+  nyto::frontend::Diagnostic d{"E0103", {1, 15, 3}, "unknown function 'rnd'; did you mean 'rand'?"};
+  CHECK(nyto::frontend::render(src, d) ==
+        "t.nyto:1:15: error[E0103]: unknown function 'rnd'; did you mean 'rand'?\n"
+        "\tv = w*v + c1*rnd()\n"
+        "\t             ^~~\n");
+  nyto::frontend::Diagnostic long_span{"E0301", {1, 18, 100}, "m"};
+  CHECK(nyto::frontend::render(src, long_span) ==
+        "t.nyto:1:18: error[E0301]: m\n\tv = w*v + c1*rnd()\n\t                ^~\n");
+}
