@@ -1,0 +1,33 @@
+// Shared between the files of backend/llvm (not installed, includes LLVM).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include "backend/Kernel.h"
+#include "ir/IR.h"
+
+namespace nyto::llvm_backend {
+
+// Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end)`.
+// `vector_width` elements per vector iteration (1 = scalar loop only).
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
+                                           const KernelSpec& spec, const std::string& name,
+                                           int vector_width);
+
+// Sets triple/data layout from `tm` and runs the new-PM O3 pipeline tuned for tm's CPU.
+void optimize_module(llvm::Module& m, llvm::TargetMachine& tm);
+
+// Validates (graph, spec); throws std::logic_error on a nyto bug.
+void check_graph(const ir::Graph& graph, const KernelSpec& spec);
+
+// Vector width for the host features of `tm` and this dtype.
+int host_vector_width(const llvm::TargetMachine& tm, DType dtype);
+
+[[noreturn]] void internal_error(const std::string& what);
+
+}  // namespace nyto::llvm_backend
