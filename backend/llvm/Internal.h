@@ -19,8 +19,11 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Gra
                                            const KernelSpec& spec, const std::string& name,
                                            int vector_width);
 
-// Sets triple/data layout from `tm` and runs the new-PM O3 pipeline tuned for tm's CPU.
-void optimize_module(llvm::Module& m, llvm::TargetMachine& tm);
+// Kernel: the short new-PM pipeline used for every kernel (see optimize_module); O3: LLVM's full
+// default<O3> pipeline, kept for comparison.
+enum class PipelineLevel { Kernel, O3 };
+// Sets triple/data layout and the host CPU attributes from `tm`, then runs the pipeline.
+void optimize_module(llvm::Module& m, llvm::TargetMachine& tm, PipelineLevel level);
 
 // Validates (graph, spec); throws std::logic_error on a nyto bug.
 void check_graph(const ir::Graph& graph, const KernelSpec& spec);
