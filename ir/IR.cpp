@@ -1,6 +1,8 @@
 #include "ir/IR.h"
 
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -119,29 +121,43 @@ NodeId Builder::select(NodeId m, NodeId a, NodeId b) {
   return add(n);
 }
 
-std::string print(const Graph& g) {
+// Shortest text that reads back to the same double (std::to_chars), so goldens show 0.729, not
+// 0.72899999999999998, and stay exact: "-0", "inf", "nan" included.
+std::string print_number(double v) {
+  // NaN prints as "nan" whatever its sign bit: sqrt(-1) is -nan on x86 and +nan on ARM, and no
+  // op of the IR distinguishes the two.
+  if (std::isnan(v)) return "nan";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string print_node(const Graph& g, NodeId i) {
   static const char* type_names[] = {"scalar", "elem", "mask"};
   std::ostringstream os;
-  os.precision(17);
-  for (size_t i = 0; i < g.params.size(); ++i)
-    os << "param " << g.params[i].name << " = " << g.params[i].default_value << "\n";
-  for (size_t i = 0; i < g.inputs.size(); ++i) os << "input " << i << " " << g.inputs[i].name << "\n";
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& n = g.nodes[i];
-    std::string name = op_name(n.op);
-    for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
-    os << "%" << i << " = " << name;
-    switch (n.op) {
-      case Op::Const: os << " " << n.value; break;
-      case Op::Input: os << " " << g.inputs.at(n.index).name; break;
-      case Op::Param: os << " " << g.params.at(n.index).name; break;
-      case Op::Rand:
-      case Op::Randn: os << " site " << n.index; break;
-      default:
-        for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
-    }
-    os << " : " << type_names[int(n.type)] << "\n";
+  const Node& n = g.nodes.at(i);
+  std::string name = op_name(n.op);
+  for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+  os << "%" << i << " = " << name;
+  switch (n.op) {
+    case Op::Const: os << " " << print_number(n.value); break;
+    case Op::Input: os << " " << g.inputs.at(n.index).name; break;
+    case Op::Param: os << " " << g.params.at(n.index).name; break;
+    case Op::Rand:
+    case Op::Randn: os << " site " << n.index; break;
+    default:
+      for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
   }
+  os << " : " << type_names[int(n.type)];
+  return os.str();
+}
+
+std::string print(const Graph& g) {
+  std::ostringstream os;
+  for (size_t i = 0; i < g.params.size(); ++i)
+    os << "param " << g.params[i].name << " = " << print_number(g.params[i].default_value) << "\n";
+  for (size_t i = 0; i < g.inputs.size(); ++i) os << "input " << i << " " << g.inputs[i].name << "\n";
+  for (size_t i = 0; i < g.nodes.size(); ++i) os << print_node(g, NodeId(i)) << "\n";
   for (auto& o : g.outputs) {
     os << "out " << o.name << " = %" << o.node;
     if (o.target >= 0) os << " -> input " << g.inputs.at(o.target).name;

@@ -115,4 +115,10 @@ class Builder {
 //   out x = %7 -> input x
 std::string print(const Graph& g);
 
+// A double as the shortest text that reads back to it ("0.729", "-0", "inf", "nan").
+std::string print_number(double v);
+
+// One node as its line of print(g) without the newline, e.g. "%3 = mul %1, %2 : elem".
+std::string print_node(const Graph& g, NodeId id);
+
 }  // namespace nyto::ir

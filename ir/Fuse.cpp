@@ -1,0 +1,85 @@
+// Fusion of all statements of a rule into one multi-output kernel.
+//
+// The frontend already lowers a rule to one SSA DAG, so "fusion" here is making the kernel plan
+// explicit: a backend emits one loop whose body loads each input once, computes every node once
+// and stores each output once per element (PyTorch's fused Adam does the same by hand:
+// FusedAdamKernel.cpp). Unlike a chain of ATen ops, no intermediate particle is materialized.
+#include <sstream>
+
+#include "ir/Error.h"
+#include "ir/Passes.h"
+
+namespace nyto::ir {
+
+FusedKernel fuse(const Graph& g) {
+  verify(g);
+  // One load per input: if an input has both a Scalar and an Elem Input node, retype them as one
+  // Elem node (the value loaded is the same; only how its users compute would differ, and bound
+  // to a particle it is Elem anyway). Hash-consing in specialize_inputs merges them.
+  std::vector<int> seen(g.inputs.size(), 0);
+  std::vector<Type> types(g.inputs.size(), Type::Scalar);
+  bool duplicate = false;
+  for (const Node& n : g.nodes)
+    if (n.op == Op::Input) {
+      duplicate |= seen[n.index]++ > 0;
+      if (n.type == Type::Elem) types[n.index] = Type::Elem;
+    }
+  const Graph src = duplicate ? specialize_inputs(g, types) : g;
+
+  // Loads first, in input order, then everything else in its (topological) order. Inputs are
+  // leaves, so moving them to the front keeps every argument before its user.
+  FusedKernel k;
+  Graph& out = k.graph;
+  out.inputs = src.inputs;
+  out.params = src.params;
+  out.rand_sites = src.rand_sites;
+  std::vector<NodeId> map(src.nodes.size(), -1);
+  for (size_t input = 0; input < src.inputs.size(); ++input)
+    for (size_t i = 0; i < src.nodes.size(); ++i)
+      if (src.nodes[i].op == Op::Input && size_t(src.nodes[i].index) == input) {
+        NYTO_INTERNAL_ASSERT(map[i] == -1, "fuse: input loaded twice");
+        out.nodes.push_back(src.nodes[i]);
+        map[i] = NodeId(out.nodes.size() - 1);
+        k.loads.push_back(map[i]);
+      }
+  for (size_t i = 0; i < src.nodes.size(); ++i) {
+    if (src.nodes[i].op == Op::Input) continue;
+    Node n = src.nodes[i];
+    for (int a = 0; a < op_arity(n.op); ++a) n.args[a] = map[n.args[a]];
+    out.nodes.push_back(n);
+    map[i] = NodeId(out.nodes.size() - 1);
+    k.compute.push_back(map[i]);
+  }
+  for (Output o : src.outputs) {
+    o.node = map[o.node];
+    out.outputs.push_back(o);
+  }
+  k.stores = out.outputs;
+  verify(out);
+  return k;
+}
+
+std::string print(const FusedKernel& k) {
+  const Graph& g = k.graph;
+  std::ostringstream os;
+  os << "kernel(";
+  for (size_t i = 0; i < g.inputs.size(); ++i) os << (i ? ", " : "") << g.inputs[i].name;
+  os << "; params";
+  for (size_t i = 0; i < g.params.size(); ++i)
+    os << (i ? ", " : " ") << g.params[i].name << " = " << print_number(g.params[i].default_value);
+  os << "; rand sites " << g.rand_sites << ") {\n";
+  for (NodeId id : k.loads) os << "  load  " << print_node(g, id) << "\n";
+  for (NodeId id : k.compute) os << "        " << print_node(g, id) << "\n";
+  for (const Output& o : k.stores) {
+    os << "  store " << o.name << " = %" << o.node;
+    if (o.target >= 0)
+      os << " -> input " << g.inputs.at(o.target).name << " (in place)";
+    else
+      os << " (new particle)";
+    os << "\n";
+  }
+  os << "}\n";
+  return os.str();
+}
+
+}  // namespace nyto::ir

@@ -1,0 +1,111 @@
+// verify(), infer_type() and specialize_inputs(): the IR's invariants in one place.
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "ir/Error.h"
+#include "ir/Eval.h"
+#include "ir/Passes.h"
+#include "ir/Rebuild.h"
+
+namespace nyto::ir {
+
+Type infer_type(Op op, Type input_type, const Type* args) {
+  switch (op) {
+    case Op::Const:
+    case Op::Param: return Type::Scalar;
+    case Op::Input: return input_type;
+    case Op::Rand:
+    case Op::Randn: return Type::Elem;
+    case Op::Select: return Type::Elem;  // as Builder::select: a Mask may vary per element
+    default: break;
+  }
+  if (is_compare_op(op)) return Type::Mask;
+  if (op_arity(op) == 1) return args[0];
+  return (args[0] == Type::Elem || args[1] == Type::Elem) ? Type::Elem : Type::Scalar;
+}
+
+namespace {
+std::string at(size_t i, const Node& n) {
+  return "node %" + std::to_string(i) + " (" + op_name(n.op) + "): ";
+}
+}  // namespace
+
+void verify(const Graph& g) {
+  NYTO_INTERNAL_ASSERT(g.rand_sites >= 0, "negative rand_sites");
+  std::set<int32_t> sites;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    int arity = op_arity(n.op);
+    NYTO_INTERNAL_ASSERT(int(n.op) <= int(Op::Select), at(i, n) + "unknown op");
+    Type arg_types[3] = {Type::Scalar, Type::Scalar, Type::Scalar};
+    for (int a = 0; a < 3; ++a) {
+      if (a < arity) {
+        NYTO_INTERNAL_ASSERT(n.args[a] >= 0 && size_t(n.args[a]) < i,
+                             at(i, n) + "argument not defined before use (order or range)");
+        arg_types[a] = g.nodes[n.args[a]].type;
+        bool want_mask = n.op == Op::Select && a == 0;
+        NYTO_INTERNAL_ASSERT((arg_types[a] == Type::Mask) == want_mask,
+                             at(i, n) + (want_mask ? "select condition is not a mask"
+                                                   : "a mask used as a value"));
+      } else {
+        NYTO_INTERNAL_ASSERT(n.args[a] == -1, at(i, n) + "too many arguments");
+      }
+    }
+    // Attributes a node does not use stay zero, so hash-consing sees one canonical form.
+    if (n.op != Op::Const) {
+      uint64_t bits;
+      std::memcpy(&bits, &n.value, sizeof bits);
+      NYTO_INTERNAL_ASSERT(bits == 0, at(i, n) + "value set on a non-constant");
+    }
+    switch (n.op) {
+      case Op::Input:
+        NYTO_INTERNAL_ASSERT(n.index >= 0 && size_t(n.index) < g.inputs.size(),
+                             at(i, n) + "input index out of range");
+        NYTO_INTERNAL_ASSERT(n.type != Type::Mask, at(i, n) + "an input cannot be a mask");
+        break;
+      case Op::Param:
+        NYTO_INTERNAL_ASSERT(n.index >= 0 && size_t(n.index) < g.params.size(),
+                             at(i, n) + "param index out of range");
+        break;
+      case Op::Rand:
+      case Op::Randn:
+        NYTO_INTERNAL_ASSERT(n.index >= 0 && n.index < g.rand_sites,
+                             at(i, n) + "rand site >= rand_sites");
+        NYTO_INTERNAL_ASSERT(sites.insert(n.index).second, at(i, n) + "rand site used twice");
+        break;
+      default:
+        NYTO_INTERNAL_ASSERT(n.index == 0, at(i, n) + "index set on a node without one");
+    }
+    NYTO_INTERNAL_ASSERT(n.type == infer_type(n.op, n.type, arg_types),
+                         at(i, n) + "type inconsistent with its arguments");
+  }
+  std::set<int32_t> targets;
+  std::set<std::string> names;
+  for (const Output& o : g.outputs) {
+    NYTO_INTERNAL_ASSERT(o.node >= 0 && size_t(o.node) < g.nodes.size(),
+                         "output " + o.name + ": node out of range");
+    NYTO_INTERNAL_ASSERT(g.nodes[o.node].type != Type::Mask, "output " + o.name + " is a mask");
+    NYTO_INTERNAL_ASSERT(o.target >= -1 && o.target < int32_t(g.inputs.size()),
+                         "output " + o.name + ": target out of range");
+    NYTO_INTERNAL_ASSERT(o.target == -1 || targets.insert(o.target).second,
+                         "output " + o.name + ": two outputs store to one input");
+    NYTO_INTERNAL_ASSERT(names.insert(o.name).second, "output " + o.name + " defined twice");
+  }
+}
+
+Graph specialize_inputs(const Graph& g, const std::vector<Type>& input_types) {
+  NYTO_INTERNAL_ASSERT(input_types.size() == g.inputs.size(),
+                       "specialize_inputs: one type per input expected");
+  return detail::rebuild(g, [&](Node n, Builder& b, const Graph& out) {
+    Type args[3] = {Type::Scalar, Type::Scalar, Type::Scalar};
+    for (int a = 0; a < op_arity(n.op); ++a) args[a] = out.nodes[n.args[a]].type;
+    Type in = n.op == Op::Input ? input_types.at(n.index) : n.type;
+    NYTO_INTERNAL_ASSERT(n.op != Op::Input || in != Type::Mask,
+                         "specialize_inputs: an input cannot be a mask");
+    n.type = infer_type(n.op, in, args);
+    return b.add(n);
+  });
+}
+
+}  // namespace nyto::ir
