@@ -25,6 +25,7 @@
 #include "backend/Random.h"
 #include "backend/llvm/Internal.h"
 #include "backend/llvm/LlvmBackend.h"
+#include "ir/Passes.h"
 
 namespace nyto::llvm_backend {
 
@@ -35,7 +36,17 @@ using ir::NodeId;
   throw std::logic_error("nyto internal error (this is a bug in nyto): " + what);
 }
 
+ir::Graph specialize(const ir::Graph& g, const KernelSpec& spec) {
+  std::vector<ir::Type> types;
+  for (BindKind k : spec.kinds)
+    types.push_back(k == BindKind::Scalar || k == BindKind::MemberScalar ? ir::Type::Scalar : ir::Type::Elem);
+  ir::Graph typed = ir::specialize_inputs(g, types);
+  ir::verify(typed);
+  return typed;
+}
+
 void check_graph(const ir::Graph& g, const KernelSpec& spec) {
+  ir::verify(g);
   if (spec.kinds.size() != g.inputs.size())
     internal_error("KernelSpec has " + std::to_string(spec.kinds.size()) + " bind kinds for " +
                    std::to_string(g.inputs.size()) + " graph inputs");
@@ -69,12 +80,15 @@ struct Domains {
   std::vector<bool> in_dtype; // arithmetic in the dtype; for a Mask: its operands compared in dtype
 };
 
+// `g` is already retyped for the binding (ir::specialize_inputs), exactly as the interpreter
+// does: a node computes in the dtype iff it is typed Elem; a comparison compares in double only
+// when both operands are Scalar. Varying = depends on a Particle/Swarm input or a random draw.
 Domains analyze(const ir::Graph& g, const KernelSpec& spec) {
   size_t n = g.nodes.size();
   Domains d{std::vector<bool>(n), std::vector<bool>(n)};
   for (size_t i = 0; i < n; ++i) {
     const ir::Node& nd = g.nodes[i];
-    bool var = false, dt = nd.type == ir::Type::Elem;
+    bool var = false;
     switch (nd.op) {
       case Op::Const:
       case Op::Param: break;
@@ -86,20 +100,20 @@ Domains analyze(const ir::Graph& g, const KernelSpec& spec) {
       case Op::Rand:
       case Op::Randn: var = true; break;
       default:
-        for (int a = 0; a < ir::op_arity(nd.op); ++a) {
-          NodeId id = nd.args[a];
-          var = var || d.varying[id];
-          // A mask operand says nothing about the precision of the select's values.
-          if (!(nd.op == Op::Select && a == 0)) dt = dt || d.in_dtype[id];
-        }
-        if (is_compare(nd.op)) dt = d.in_dtype[nd.args[0]] || d.in_dtype[nd.args[1]] || var;
+        for (int a = 0; a < ir::op_arity(nd.op); ++a) var = var || d.varying[nd.args[a]];
     }
+    bool dt = nd.type == ir::Type::Elem;
+    if (is_compare(nd.op))
+      dt = g.nodes[nd.args[0]].type == ir::Type::Elem || g.nodes[nd.args[1]].type == ir::Type::Elem;
+    if (var && !dt && nd.type != ir::Type::Mask)
+      internal_error("IR node varies per element but is typed Scalar after specialize_inputs");
     d.varying[i] = var;
-    d.in_dtype[i] = dt || var;
+    d.in_dtype[i] = dt;
   }
   return d;
 }
 
+using ir::NodeId;
 
 class Codegen {
  public:
@@ -372,7 +386,7 @@ class Codegen {
         return b_.CreateFDiv(one, b_.CreateFAdd(one, e));
       }
       case Op::Sign: {
-        // -1, 0 or 1; NaN stays NaN (x != x selects x itself).
+        // ir::sign_of: -1, +0 (for both zeros) or 1; NaN stays NaN (x != x selects x itself).
         llvm::Value* x = A(0);
         llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(x, x), x, cfp(fty, 0.0, w));
         r = b_.CreateSelect(b_.CreateFCmpOLT(x, cfp(fty, 0.0, w)), cfp(fty, -1.0, w), r);
@@ -389,14 +403,18 @@ class Codegen {
       }
       case Op::Min:
       case Op::Max: {
-        // NaN-propagating like torch.minimum/maximum: a NaN operand wins (a's first), else
-        // a < b ? a : b (min) / a > b ? a : b (max).
+        // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
+        // a<b ? a : b<a ? b : a==b ? (pick -0 for min, +0 for max) : (isnan(a) ? a : b).
+        bool is_min = nd.op == Op::Min;
         llvm::Value* a = A(0);
         llvm::Value* bb = A(1);
-        llvm::Value* pick = nd.op == Op::Min ? b_.CreateFCmpOLT(a, bb) : b_.CreateFCmpOGT(a, bb);
-        llvm::Value* r = b_.CreateSelect(pick, a, bb);
-        r = b_.CreateSelect(b_.CreateFCmpUNO(bb, bb), bb, r);
-        return b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, r);
+        llvm::Type* it = vec(fty == f64_ ? i64_ : i32_, w);
+        llvm::Value* a_neg = b_.CreateICmpSLT(b_.CreateBitCast(a, it), llvm::Constant::getNullValue(it));
+        llvm::Value* zeros = is_min ? b_.CreateSelect(a_neg, a, bb) : b_.CreateSelect(a_neg, bb, a);
+        llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, bb);
+        r = b_.CreateSelect(b_.CreateFCmpOEQ(a, bb), zeros, r);
+        r = b_.CreateSelect(is_min ? b_.CreateFCmpOLT(bb, a) : b_.CreateFCmpOGT(bb, a), bb, r);
+        return b_.CreateSelect(is_min ? b_.CreateFCmpOLT(a, bb) : b_.CreateFCmpOGT(a, bb), a, r);
       }
       case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: {
         llvm::Value* a = get(nd.args[0], dt);
@@ -580,7 +598,8 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Gra
                                            const KernelSpec& spec, const std::string& name,
                                            int vector_width) {
   check_graph(graph, spec);
-  return Codegen(ctx, graph, spec, vector_width).build(name);
+  ir::Graph typed = specialize(graph, spec);
+  return Codegen(ctx, typed, spec, vector_width).build(name);
 }
 
 }  // namespace nyto::llvm_backend

@@ -25,8 +25,10 @@ enum class PipelineLevel { Kernel, O3 };
 // Sets triple/data layout and the host CPU attributes from `tm`, then runs the pipeline.
 void optimize_module(llvm::Module& m, llvm::TargetMachine& tm, PipelineLevel level);
 
-// Validates (graph, spec); throws std::logic_error on a nyto bug.
+// Validates (graph, spec) (ir::verify + spec size); throws std::logic_error on a nyto bug.
 void check_graph(const ir::Graph& graph, const KernelSpec& spec);
+// The graph retyped for the binding (ir::specialize_inputs), as the interpreter runs it.
+ir::Graph specialize(const ir::Graph& graph, const KernelSpec& spec);
 
 // Vector width for the host features of `tm` and this dtype.
 int host_vector_width(const llvm::TargetMachine& tm, DType dtype);
