@@ -1,0 +1,164 @@
+#include "backend/KernelCache.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "backend/llvm/LlvmBackend.h"
+
+namespace nyto {
+
+namespace {
+
+template <class T>
+void put(std::string& s, const T& v) {
+  s.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// Exact structural key: equal keys <=> equal generated code, so a hash collision can never
+// hand out the wrong kernel (the map compares the whole key).
+std::string structural_key(const ir::Graph& g) {
+  std::string s;
+  s.reserve(g.nodes.size() * 24 + 64);
+  put(s, uint64_t(g.nodes.size()));
+  for (const ir::Node& n : g.nodes) {
+    put(s, uint8_t(n.op));
+    put(s, uint8_t(n.type));
+    for (ir::NodeId a : n.args) put(s, a);
+    uint64_t bits;
+    std::memcpy(&bits, &n.value, sizeof bits);
+    put(s, bits);
+    put(s, n.index);
+  }
+  put(s, uint64_t(g.inputs.size()));
+  put(s, uint64_t(g.params.size()));
+  put(s, uint64_t(g.outputs.size()));
+  for (const ir::Output& o : g.outputs) {
+    put(s, o.node);
+    put(s, o.target);
+  }
+  put(s, g.rand_sites);
+  return s;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+}  // namespace
+
+uint64_t structural_hash(const ir::Graph& graph) { return fnv1a(structural_key(graph)); }
+
+struct KernelCache::Impl {
+  mutable std::mutex mu;
+  std::unordered_map<std::string, std::shared_future<std::shared_ptr<const Kernel>>> map;
+  std::unordered_map<uint8_t, Factory> factories;
+  std::unique_ptr<llvm_backend::JitEngine> jit;
+  std::mutex jit_mu;
+  Stats stats;
+};
+
+KernelCache::KernelCache() : impl_(std::make_unique<Impl>()) {}
+KernelCache::~KernelCache() = default;
+
+llvm_backend::JitEngine& KernelCache::jit() {
+  std::lock_guard<std::mutex> lock(impl_->jit_mu);
+  if (!impl_->jit) impl_->jit = std::make_unique<llvm_backend::JitEngine>();
+  return *impl_->jit;
+}
+
+void KernelCache::set_factory(Backend backend, Factory factory) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->factories[uint8_t(backend)] = std::move(factory);
+}
+
+std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const KernelSpec& spec,
+                                               Backend backend) {
+  std::string key = structural_key(graph);
+  put(key, uint8_t(spec.dtype));
+  put(key, uint64_t(spec.kinds.size()));
+  for (BindKind k : spec.kinds) put(key, uint8_t(k));
+  put(key, uint8_t(backend));
+
+  std::promise<std::shared_ptr<const Kernel>> promise;
+  std::shared_future<std::shared_ptr<const Kernel>> existing;
+  Factory factory;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->map.find(key);
+    if (it != impl_->map.end()) {
+      ++impl_->stats.hits;
+      existing = it->second;
+    } else {
+      if (backend != Backend::Llvm) {
+        auto f = impl_->factories.find(uint8_t(backend));
+        if (f == impl_->factories.end())
+          throw std::invalid_argument("nyto KernelCache: no factory registered for this backend");
+        factory = f->second;
+      }
+      ++impl_->stats.misses;
+      impl_->map.emplace(key, promise.get_future().share());
+    }
+  }
+  // Wait outside the lock: another thread may still be compiling this key.
+  if (existing.valid()) return existing.get();
+  try {
+    std::shared_ptr<const Kernel> kernel =
+        backend == Backend::Llvm ? std::shared_ptr<const Kernel>(llvm_backend::compile(jit(), graph, spec))
+                                 : std::shared_ptr<const Kernel>(factory(graph, spec));
+    promise.set_value(kernel);
+    return kernel;
+  } catch (...) {
+    promise.set_exception(std::current_exception());
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->map.erase(key);  // a failure is not cached: the next request retries
+    throw;
+  }
+}
+
+KernelCache::Stats KernelCache::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stats s = impl_->stats;
+  s.entries = impl_->map.size();
+  return s;
+}
+
+void KernelCache::clear() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->map.clear();
+}
+
+namespace {
+std::mutex g_default_mu;
+KernelCache* g_default = nullptr;  // owned; a plain pointer so no static destructor runs it late
+bool g_atexit_registered = false;
+}  // namespace
+
+KernelCache& default_cache() {
+  std::lock_guard<std::mutex> lock(g_default_mu);
+  if (!g_default) {
+    g_default = new KernelCache();
+    if (!g_atexit_registered) {
+      std::atexit(shutdown_default_cache);
+      g_atexit_registered = true;
+    }
+  }
+  return *g_default;
+}
+
+void shutdown_default_cache() {
+  KernelCache* c;
+  {
+    std::lock_guard<std::mutex> lock(g_default_mu);
+    c = g_default;
+    g_default = nullptr;
+  }
+  delete c;
+}
+
+}  // namespace nyto

@@ -1,0 +1,77 @@
+// Process-wide cache of compiled kernels, keyed by (graph structure, KernelSpec, backend).
+//
+// The same rule on the same kind of binding compiles once per cache. The cache owns the LLVM
+// JitEngine (created on the first LLVM compile), so whoever owns the cache owns the JIT: either
+// the runtime holds a KernelCache, or it uses default_cache(), which is created on first use and
+// destroyed by shutdown_default_cache() — called explicitly, or else by an atexit handler that
+// default_cache() registers when it creates the cache. That handler is registered after libLLVM's
+// and LibTorch's static objects were constructed (they are constructed when the libraries load,
+// before main), so it runs before their destructors: the LLJIT never outlives LLVM's statics.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "backend/Kernel.h"
+#include "ir/IR.h"
+
+namespace nyto {
+
+namespace llvm_backend {
+class JitEngine;
+}
+
+/// Which backend compiled a kernel.
+enum class Backend : uint8_t { Llvm, Interp, Aten };
+
+/// 64-bit hash of everything that changes generated code: every node (op, type, args, constant
+/// bits, index), the input/param/output counts, output nodes and targets, and rand_sites.
+/// Names and parameter defaults are not part of it (parameters are passed at run time).
+uint64_t structural_hash(const ir::Graph& graph);
+
+/// Thread-safe cache of kernels. Concurrent requests for one key compile once; the others wait.
+class KernelCache {
+ public:
+  /// Makes a kernel for a backend the cache does not build itself.
+  using Factory = std::function<std::unique_ptr<Kernel>(const ir::Graph&, const KernelSpec&)>;
+
+  KernelCache();
+  ~KernelCache();
+  KernelCache(const KernelCache&) = delete;
+  KernelCache& operator=(const KernelCache&) = delete;
+
+  /// The kernel for (graph, spec, backend), compiled on the first request. Backend::Llvm is built
+  /// in; others need set_factory(). Throws what the backend throws (the failure is not cached),
+  /// std::invalid_argument if no factory is registered for `backend`.
+  std::shared_ptr<const Kernel> get(const ir::Graph& graph, const KernelSpec& spec,
+                                    Backend backend = Backend::Llvm);
+
+  /// Registers how to build kernels for `backend` (e.g. the runtime registers interp and aten).
+  void set_factory(Backend backend, Factory factory);
+
+  struct Stats {
+    uint64_t hits = 0, misses = 0;  // misses = compiles started
+    size_t entries = 0;
+  };
+  Stats stats() const;
+
+  /// Drops every cached kernel (kernels still held by callers stay valid).
+  void clear();
+
+  /// The JIT engine, created on first use.
+  llvm_backend::JitEngine& jit();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The process's cache, created on first use (see the header comment for its lifetime).
+KernelCache& default_cache();
+/// Destroys the default cache and its JIT now. Kernels obtained from it stay valid (they share
+/// the JIT); default_cache() after this creates a fresh cache.
+void shutdown_default_cache();
+
+}  // namespace nyto

@@ -1,0 +1,605 @@
+// nyto IR -> LLVM IR for one kernel function.
+//
+// Shape of the generated function (explicit vector IR, so vectorization never depends on the loop
+// vectorizer's cost model or on runtime alias checks; the kernel ABI allows an output to alias an
+// input only at the same address, and every vector iteration loads all its inputs before it stores):
+//
+//   void k(const FlatArgs* a, i64 member, i64 begin, i64 end)
+//   entry:  load row pointers, params, scalars; compute every uniform (Scalar) node once, in double
+//   vloop:  for i in [begin, vend) step W: W-wide loads, the Elem nodes, W-wide stores
+//   tail:   for i in [vend, end): the same body with scalars
+//
+// Numerics (ir/IR.h): uniform nodes in double, Elem nodes in the dtype, fptrunc (round to nearest)
+// where a double meets the dtype. No fast-math flags anywhere, so LLVM neither contracts to FMA
+// nor reassociates: + - * / sqrt floor ceil abs min max neg are bit-identical to the interpreter.
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/DerivedTypes.h>
+#include <llvm/IR/Function.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <stdexcept>
+
+#include "backend/Random.h"
+#include "backend/llvm/Internal.h"
+#include "backend/llvm/LlvmBackend.h"
+#include "ir/Passes.h"
+
+namespace nyto::llvm_backend {
+
+using ir::Op;
+using ir::NodeId;
+
+[[noreturn]] void internal_error(const std::string& what) {
+  throw std::logic_error("nyto internal error (this is a bug in nyto): " + what);
+}
+
+ir::Graph specialize(const ir::Graph& g, const KernelSpec& spec) {
+  std::vector<ir::Type> types;
+  for (BindKind k : spec.kinds)
+    types.push_back(k == BindKind::Scalar || k == BindKind::MemberScalar ? ir::Type::Scalar : ir::Type::Elem);
+  ir::Graph typed = ir::specialize_inputs(g, types);
+  ir::verify(typed);
+  return typed;
+}
+
+void check_graph(const ir::Graph& g, const KernelSpec& spec) {
+  ir::verify(g);
+  if (spec.kinds.size() != g.inputs.size())
+    internal_error("KernelSpec has " + std::to_string(spec.kinds.size()) + " bind kinds for " +
+                   std::to_string(g.inputs.size()) + " graph inputs");
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    int arity = ir::op_arity(n.op);
+    for (int a = 0; a < arity; ++a)
+      if (n.args[a] < 0 || size_t(n.args[a]) >= i) internal_error("IR node argument not topological");
+    if (n.op == Op::Input && (n.index < 0 || size_t(n.index) >= g.inputs.size()))
+      internal_error("IR input index out of range");
+    if (n.op == Op::Param && (n.index < 0 || size_t(n.index) >= g.params.size()))
+      internal_error("IR param index out of range");
+    if ((n.op == Op::Rand || n.op == Op::Randn) && (n.index < 0 || n.index >= g.rand_sites ||
+                                                    n.index > 0xFFFF))
+      internal_error("IR random site out of range");
+  }
+  for (const ir::Output& o : g.outputs)
+    if (o.node < 0 || size_t(o.node) >= g.nodes.size()) internal_error("IR output node out of range");
+}
+
+namespace {
+
+bool is_compare(Op op) {
+  return op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge || op == Op::Eq ||
+         op == Op::Ne;
+}
+
+// Which nodes vary per element, and which compute in the kernel dtype (the rest: double).
+struct Domains {
+  std::vector<bool> varying;  // differs per element (needs the loop)
+  std::vector<bool> in_dtype; // arithmetic in the dtype; for a Mask: its operands compared in dtype
+};
+
+// `g` is already retyped for the binding (ir::specialize_inputs), exactly as the interpreter
+// does: a node computes in the dtype iff it is typed Elem; a comparison compares in double only
+// when both operands are Scalar. Varying = depends on a Particle/Swarm input or a random draw.
+Domains analyze(const ir::Graph& g, const KernelSpec& spec) {
+  size_t n = g.nodes.size();
+  Domains d{std::vector<bool>(n), std::vector<bool>(n)};
+  for (size_t i = 0; i < n; ++i) {
+    const ir::Node& nd = g.nodes[i];
+    bool var = false;
+    switch (nd.op) {
+      case Op::Const:
+      case Op::Param: break;
+      case Op::Input: {
+        BindKind k = spec.kinds[nd.index];
+        var = k == BindKind::Particle || k == BindKind::Swarm;
+        break;
+      }
+      case Op::Rand:
+      case Op::Randn: var = true; break;
+      default:
+        for (int a = 0; a < ir::op_arity(nd.op); ++a) var = var || d.varying[nd.args[a]];
+    }
+    bool dt = nd.type == ir::Type::Elem;
+    if (is_compare(nd.op))
+      dt = g.nodes[nd.args[0]].type == ir::Type::Elem || g.nodes[nd.args[1]].type == ir::Type::Elem;
+    if (var && !dt && nd.type != ir::Type::Mask)
+      internal_error("IR node varies per element but is typed Scalar after specialize_inputs");
+    d.varying[i] = var;
+    d.in_dtype[i] = dt;
+  }
+  return d;
+}
+
+using ir::NodeId;
+
+class Codegen {
+ public:
+  Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width)
+      : ctx_(ctx), g_(g), spec_(spec), width_(width), dom_(analyze(g, spec)), b_(ctx) {
+    f64_ = llvm::Type::getDoubleTy(ctx);
+    elem_ = spec.dtype == DType::F32 ? llvm::Type::getFloatTy(ctx) : f64_;
+    i1_ = llvm::Type::getInt1Ty(ctx);
+    i32_ = llvm::Type::getInt32Ty(ctx);
+    i64_ = llvm::Type::getInt64Ty(ctx);
+    ptr_ = llvm::PointerType::get(ctx, 0);
+  }
+
+  std::unique_ptr<llvm::Module> build(const std::string& name) {
+    auto m = std::make_unique<llvm::Module>("nyto_" + name, ctx_);
+    mod_ = m.get();
+    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr_, i64_, i64_, i64_}, false);
+    fn_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, *m);
+    fn_->addFnAttr(llvm::Attribute::NoUnwind);
+    fn_->addFnAttr(llvm::Attribute::NoRecurse);
+    auto* args = fn_->getArg(0);
+    args->setName("args");
+    args->addAttr(llvm::Attribute::NoAlias);
+    args->addAttr(llvm::Attribute::ReadOnly);
+    args->addAttr(llvm::Attribute::NoCapture);
+    member_ = fn_->getArg(1);
+    member_->setName("member");
+    auto* begin = fn_->getArg(2);
+    begin->setName("begin");
+    auto* end = fn_->getArg(3);
+    end->setName("end");
+
+    auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
+    b_.SetInsertPoint(entry);
+    emit_entry(args);
+
+    auto* exit = llvm::BasicBlock::Create(ctx_, "exit", fn_);
+    auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
+    llvm::Value* vend = begin;
+    if (width_ > 1) {
+      // vend = begin + (end - begin) / W * W  (end >= begin by contract)
+      llvm::Value* n = b_.CreateSub(end, begin, "n");
+      llvm::Value* nv = b_.CreateAnd(n, b_.getInt64(~uint64_t(width_ - 1)), "n.vec");
+      vend = b_.CreateAdd(begin, nv, "vend");
+      auto* vloop = llvm::BasicBlock::Create(ctx_, "vloop", fn_, tail_check);
+      b_.CreateCondBr(b_.CreateICmpSLT(begin, vend), vloop, tail_check);
+      b_.SetInsertPoint(vloop);
+      auto* i = b_.CreatePHI(i64_, 2, "i");
+      i->addIncoming(begin, entry);
+      emit_body(i, width_);
+      llvm::Value* next = b_.CreateAdd(i, b_.getInt64(width_), "i.next", true, true);
+      i->addIncoming(next, b_.GetInsertBlock());
+      b_.CreateCondBr(b_.CreateICmpSLT(next, vend), vloop, tail_check)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+    } else {
+      b_.CreateBr(tail_check);
+    }
+    b_.SetInsertPoint(tail_check);
+    auto* tail = llvm::BasicBlock::Create(ctx_, "tail", fn_, exit);
+    b_.CreateCondBr(b_.CreateICmpSLT(vend, end), tail, exit);
+    b_.SetInsertPoint(tail);
+    auto* j = b_.CreatePHI(i64_, 2, "j");
+    j->addIncoming(vend, tail_check);
+    emit_body(j, 1);
+    llvm::Value* jn = b_.CreateAdd(j, b_.getInt64(1), "j.next", true, true);
+    j->addIncoming(jn, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(jn, end), tail, exit)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+    b_.SetInsertPoint(exit);
+    b_.CreateRetVoid();
+
+    std::string err;
+    llvm::raw_string_ostream os(err);
+    if (llvm::verifyModule(*m, &os)) internal_error("generated LLVM IR does not verify: " + os.str());
+    return m;
+  }
+
+ private:
+  // Both loops are final as emitted: the vector loop is already vectorized and the tail must stay
+  // scalar (at most W-1 iterations). Telling LoopVectorize/LoopUnroll to leave them alone halves
+  // the machine code and the JIT time.
+  llvm::MDNode* loop_md() {
+    auto* self = llvm::MDNode::getTemporary(ctx_, {}).release();
+    llvm::Metadata* ops[] = {
+        self,
+        llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.vectorize.enable"),
+                                 llvm::ConstantAsMetadata::get(b_.getFalse())}),
+        llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.interleave.count"),
+                                 llvm::ConstantAsMetadata::get(b_.getInt32(1))}),
+        llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.unroll.disable")})};
+    llvm::MDNode* md = llvm::MDNode::getDistinct(ctx_, ops);
+    md->replaceOperandWith(0, md);
+    llvm::MDNode::deleteTemporary(self);
+    return md;
+  }
+
+  // ---- types and constants ------------------------------------------------------------------
+  llvm::Type* vec(llvm::Type* t, int w) {
+    return w == 1 ? t : llvm::FixedVectorType::get(t, unsigned(w));
+  }
+  llvm::Value* splat(llvm::Value* v, int w) { return w == 1 ? v : b_.CreateVectorSplat(unsigned(w), v); }
+  llvm::Constant* cfp(llvm::Type* scalar_ty, double v, int w) {
+    return llvm::ConstantFP::get(vec(scalar_ty, w), v);
+  }
+  llvm::Constant* ci32(uint32_t v, int w) { return llvm::ConstantInt::get(vec(i32_, w), v); }
+  llvm::Constant* ci64(uint64_t v, int w) { return llvm::ConstantInt::get(vec(i64_, w), v); }
+  int elem_bytes() const { return spec_.dtype == DType::F32 ? 4 : 8; }
+
+  llvm::Value* load_field(llvm::Value* args, int field, llvm::Type* ty, const char* name) {
+    // FlatArgs: 6 pointers, then seed (i64), invocation (i64), group (i32).
+    auto* st = llvm::StructType::get(ctx_, {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_, i64_, i32_});
+    return b_.CreateLoad(ty, b_.CreateStructGEP(st, args, unsigned(field)), name);
+  }
+  llvm::Value* load_at(llvm::Type* ty, llvm::Value* array, int64_t index, const std::string& name) {
+    return b_.CreateLoad(ty, b_.CreateConstInBoundsGEP1_64(ty, array, uint64_t(index)), name);
+  }
+
+  // ---- entry: everything uniform -------------------------------------------------------------
+  void emit_entry(llvm::Value* args) {
+    llvm::Value* in = load_field(args, 0, ptr_, "in");
+    llvm::Value* in_stride = load_field(args, 1, ptr_, "in.stride");
+    llvm::Value* scalar = load_field(args, 2, ptr_, "scalar");
+    llvm::Value* params = load_field(args, 3, ptr_, "params");
+    llvm::Value* out = load_field(args, 4, ptr_, "out");
+    llvm::Value* out_stride = load_field(args, 5, ptr_, "out.stride");
+    llvm::Value* seed = load_field(args, 6, i64_, "seed");
+    llvm::Value* invocation = load_field(args, 7, i64_, "invocation");
+    llvm::Value* group = load_field(args, 8, i32_, "group");
+
+    // Philox key and the uniform counter words (backend/Random.h key layout).
+    key0_ = b_.CreateTrunc(seed, i32_, "k0");
+    key1_ = b_.CreateTrunc(b_.CreateLShr(seed, 32), i32_, "k1");
+    ctr1_ = b_.CreateTrunc(member_, i32_, "c1");
+    ctr2_ = b_.CreateTrunc(invocation, i32_, "c2");
+    group_shl_ = b_.CreateShl(group, 16, "group.shl");
+
+    size_t n = g_.nodes.size();
+    uni_.assign(n, nullptr);
+    uni_dt_.assign(n, nullptr);
+    row_.assign(g_.inputs.size(), nullptr);
+    for (size_t i = 0; i < g_.inputs.size(); ++i) {
+      BindKind k = spec_.kinds[i];
+      std::string nm = "in" + std::to_string(i);
+      if (k == BindKind::Particle || k == BindKind::Swarm) {
+        llvm::Value* base = load_at(ptr_, in, int64_t(i), nm + ".base");
+        if (k == BindKind::Swarm) {
+          llvm::Value* stride = load_at(i64_, in_stride, int64_t(i), nm + ".stride");
+          base = b_.CreateGEP(elem_, base, b_.CreateMul(member_, stride), nm + ".row");
+        }
+        row_[i] = base;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const ir::Node& nd = g_.nodes[i];
+      if (dom_.varying[i]) continue;
+      llvm::Value* v = nullptr;
+      if (nd.op == Op::Input) {
+        BindKind k = spec_.kinds[nd.index];
+        std::string nm = "in" + std::to_string(nd.index);
+        if (k == BindKind::Scalar) {
+          v = load_at(f64_, scalar, nd.index, nm);
+        } else {  // MemberScalar: ((const double*)in[i])[member]
+          llvm::Value* base = load_at(ptr_, in, nd.index, nm + ".base");
+          v = b_.CreateLoad(f64_, b_.CreateGEP(f64_, base, member_), nm);
+        }
+        if (dom_.in_dtype[i]) v = to_elem(v);
+      } else if (nd.op == Op::Param) {
+        v = load_at(f64_, params, nd.index, "p" + std::to_string(nd.index));
+        if (dom_.in_dtype[i]) v = to_elem(v);
+      } else {
+        v = emit_op(NodeId(i), 1, [&](NodeId a, bool want_dtype) {
+          return want_dtype ? uniform_dtype(a) : uni_[a];
+        });
+      }
+      uni_[i] = v;
+    }
+    out_row_.assign(g_.outputs.size(), nullptr);
+    for (size_t o = 0; o < g_.outputs.size(); ++o) {
+      std::string nm = "out" + std::to_string(o);
+      llvm::Value* base = load_at(ptr_, out, int64_t(o), nm + ".base");
+      llvm::Value* stride = load_at(i64_, out_stride, int64_t(o), nm + ".stride");
+      out_row_[o] = b_.CreateGEP(elem_, base, b_.CreateMul(member_, stride), nm + ".row");
+    }
+    // Dtype copies of uniform values used by per-element code, made here so they are computed once.
+    for (size_t i = 0; i < n; ++i)
+      if (!dom_.varying[i] && g_.nodes[i].type != ir::Type::Mask && !is_compare(g_.nodes[i].op))
+        uniform_dtype(NodeId(i));
+  }
+
+  llvm::Value* to_elem(llvm::Value* d) {
+    return spec_.dtype == DType::F32 ? b_.CreateFPTrunc(d, elem_) : d;
+  }
+  // The value of uniform node `id` in the dtype (converted once, in the entry block).
+  llvm::Value* uniform_dtype(NodeId id) {
+    if (!uni_dt_[id]) {
+      llvm::Value* v = uni_[id];
+      if (v->getType() == f64_ && !dom_.in_dtype[id]) {
+        auto ip = b_.saveIP();
+        llvm::Instruction* def = llvm::dyn_cast<llvm::Instruction>(v);
+        if (def) b_.SetInsertPoint(def->getParent(), std::next(def->getIterator()));
+        v = to_elem(v);
+        b_.restoreIP(ip);
+      }
+      uni_dt_[id] = v;
+    }
+    return uni_dt_[id];
+  }
+
+  // ---- per element ----------------------------------------------------------------------------
+  void emit_body(llvm::Value* index, int w) {
+    std::vector<llvm::Value*> val(g_.nodes.size(), nullptr);
+    // Each uniform operand is splatted from its entry-block value (LICM-free by construction).
+    auto arg = [&](NodeId a, bool want_dtype) -> llvm::Value* {
+      if (dom_.varying[a]) return val[a];
+      llvm::Value* u = want_dtype && g_.nodes[a].type != ir::Type::Mask && !is_compare(g_.nodes[a].op)
+                           ? uniform_dtype(a)
+                           : uni_[a];
+      return splat(u, w);
+    };
+    index_ = index;
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      if (!dom_.varying[i]) continue;
+      const ir::Node& nd = g_.nodes[i];
+      if (nd.op == Op::Input) {
+        auto* p = b_.CreateGEP(elem_, row_[nd.index], index);
+        val[i] = b_.CreateAlignedLoad(vec(elem_, w), p, llvm::Align(elem_bytes()),
+                                      "x" + std::to_string(nd.index));
+      } else {
+        val[i] = emit_op(NodeId(i), w, arg);
+      }
+    }
+    for (size_t o = 0; o < g_.outputs.size(); ++o) {
+      NodeId id = g_.outputs[o].node;
+      llvm::Value* v;
+      if (g_.nodes[id].type == ir::Type::Mask || is_compare(g_.nodes[id].op)) {
+        v = b_.CreateSelect(arg(id, true), cfp(elem_, 1.0, w), cfp(elem_, 0.0, w));
+      } else {
+        v = arg(id, true);
+      }
+      auto* p = b_.CreateGEP(elem_, out_row_[o], index);
+      b_.CreateAlignedStore(v, p, llvm::Align(elem_bytes()));
+    }
+  }
+
+  // ---- one node --------------------------------------------------------------------------------
+  // `get(a, want_dtype)` returns operand a at this width: in the dtype if want_dtype, else as it
+  // was computed (double for a uniform double node, i1 for masks).
+  template <class Get>
+  llvm::Value* emit_op(NodeId id, int w, Get get) {
+    const ir::Node& nd = g_.nodes[id];
+    bool dt = dom_.in_dtype[id];
+    llvm::Type* fty = dt ? elem_ : f64_;
+    auto A = [&](int k) { return get(nd.args[k], dt); };
+    switch (nd.op) {
+      case Op::Const: return cfp(fty, dt && spec_.dtype == DType::F32 ? double(float(nd.value)) : nd.value, w);
+      case Op::Rand:
+      case Op::Randn: return emit_random(nd, w);
+      case Op::Neg: return b_.CreateFNeg(A(0));
+      case Op::Abs: return unary_intrinsic(llvm::Intrinsic::fabs, A(0));
+      case Op::Sqrt: return unary_intrinsic(llvm::Intrinsic::sqrt, A(0));
+      case Op::Exp: return unary_intrinsic(llvm::Intrinsic::exp, A(0));
+      case Op::Log: return unary_intrinsic(llvm::Intrinsic::log, A(0));
+      case Op::Sin: return unary_intrinsic(llvm::Intrinsic::sin, A(0));
+      case Op::Cos: return unary_intrinsic(llvm::Intrinsic::cos, A(0));
+      case Op::Floor: return unary_intrinsic(llvm::Intrinsic::floor, A(0));
+      case Op::Ceil: return unary_intrinsic(llvm::Intrinsic::ceil, A(0));
+      case Op::Tanh: return libm_call(fty == f64_ ? "tanh" : "tanhf", A(0));
+      case Op::Sigmoid: {
+        // 1 / (1 + exp(-x)), the IR.h definition, in this order.
+        llvm::Value* e = unary_intrinsic(llvm::Intrinsic::exp, b_.CreateFNeg(A(0)));
+        llvm::Constant* one = cfp(fty, 1.0, w);
+        return b_.CreateFDiv(one, b_.CreateFAdd(one, e));
+      }
+      case Op::Sign: {
+        // ir::sign_of: -1, +0 (for both zeros) or 1; NaN stays NaN (x != x selects x itself).
+        llvm::Value* x = A(0);
+        llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(x, x), x, cfp(fty, 0.0, w));
+        r = b_.CreateSelect(b_.CreateFCmpOLT(x, cfp(fty, 0.0, w)), cfp(fty, -1.0, w), r);
+        return b_.CreateSelect(b_.CreateFCmpOGT(x, cfp(fty, 0.0, w)), cfp(fty, 1.0, w), r);
+      }
+      case Op::Add: return b_.CreateFAdd(A(0), A(1));
+      case Op::Sub: return b_.CreateFSub(A(0), A(1));
+      case Op::Mul: return b_.CreateFMul(A(0), A(1));
+      case Op::Div: return b_.CreateFDiv(A(0), A(1));
+      case Op::Pow: {
+        llvm::Value* x = A(0);
+        llvm::Function* f = llvm::Intrinsic::getDeclaration(mod_, llvm::Intrinsic::pow, {x->getType()});
+        return b_.CreateCall(f, {x, A(1)});
+      }
+      case Op::Min:
+      case Op::Max: {
+        // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
+        // a<b ? a : b<a ? b : a==b ? (pick -0 for min, +0 for max) : (isnan(a) ? a : b).
+        bool is_min = nd.op == Op::Min;
+        llvm::Value* a = A(0);
+        llvm::Value* bb = A(1);
+        llvm::Type* it = vec(fty == f64_ ? i64_ : i32_, w);
+        llvm::Value* a_neg = b_.CreateICmpSLT(b_.CreateBitCast(a, it), llvm::Constant::getNullValue(it));
+        llvm::Value* zeros = is_min ? b_.CreateSelect(a_neg, a, bb) : b_.CreateSelect(a_neg, bb, a);
+        llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, bb);
+        r = b_.CreateSelect(b_.CreateFCmpOEQ(a, bb), zeros, r);
+        r = b_.CreateSelect(is_min ? b_.CreateFCmpOLT(bb, a) : b_.CreateFCmpOGT(bb, a), bb, r);
+        return b_.CreateSelect(is_min ? b_.CreateFCmpOLT(a, bb) : b_.CreateFCmpOGT(a, bb), a, r);
+      }
+      case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: {
+        llvm::Value* a = get(nd.args[0], dt);
+        llvm::Value* bb = get(nd.args[1], dt);
+        switch (nd.op) {
+          case Op::Lt: return b_.CreateFCmpOLT(a, bb);
+          case Op::Le: return b_.CreateFCmpOLE(a, bb);
+          case Op::Gt: return b_.CreateFCmpOGT(a, bb);
+          case Op::Ge: return b_.CreateFCmpOGE(a, bb);
+          case Op::Eq: return b_.CreateFCmpOEQ(a, bb);
+          default: return b_.CreateFCmpUNE(a, bb);  // C++ != : true when either is NaN
+        }
+      }
+      case Op::Select: {
+        llvm::Value* m = get(nd.args[0], false);
+        return b_.CreateSelect(m, get(nd.args[1], dt), get(nd.args[2], dt));
+      }
+      case Op::Input:
+      case Op::Param: break;
+    }
+    internal_error(std::string("LLVM codegen: unexpected node ") + ir::op_name(nd.op));
+  }
+
+  llvm::Value* unary_intrinsic(llvm::Intrinsic::ID id, llvm::Value* x) {
+    llvm::Function* f = llvm::Intrinsic::getDeclaration(mod_, id, {x->getType()});
+    return b_.CreateCall(f, {x});
+  }
+  // A libm function without an LLVM intrinsic: one call per lane.
+  llvm::Value* libm_call(const char* name, llvm::Value* x) {
+    llvm::Type* t = x->getType()->getScalarType();
+    auto callee = mod_->getOrInsertFunction(name, llvm::FunctionType::get(t, {t}, false));
+    if (auto* f = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
+      f->addFnAttr(llvm::Attribute::NoUnwind);
+      f->setOnlyAccessesInaccessibleMemory();
+    }
+    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(x->getType());
+    if (!vt) return b_.CreateCall(callee, {x});
+    llvm::Value* r = llvm::PoisonValue::get(vt);
+    for (unsigned l = 0; l < vt->getNumElements(); ++l)
+      r = b_.CreateInsertElement(r, b_.CreateCall(callee, {b_.CreateExtractElement(x, l)}), l);
+    return r;
+  }
+
+  // ---- random numbers: Philox4x32-10, bit for bit backend/Random.h ---------------------------
+  struct Words {
+    llvm::Value* r[4];
+  };
+  // Philox4x32-10 (Salmon et al., SC 2011, "Parallel random numbers: as easy as 1, 2, 3"), the
+  // same round function as rng::philox4x32_10. Each 32x32->64 product is an i64 multiply of
+  // zero-extended lanes; the X86 backend selects (v)pmuludq for it. The counter's element word
+  // differs per lane, the other words and the key are uniform (LICM hoists the uniform rounds).
+  Words philox(llvm::Value* c0, uint32_t site, int w) {
+    llvm::Value* c1 = splat(ctr1_, w);
+    llvm::Value* c2 = splat(ctr2_, w);
+    llvm::Value* c3 = splat(b_.CreateOr(group_shl_, b_.getInt32(site)), w);
+    llvm::Value* k0 = splat(key0_, w);
+    llvm::Value* k1 = splat(key1_, w);
+    llvm::Type* t64 = vec(i64_, w);
+    llvm::Type* t32 = vec(i32_, w);
+    for (int round = 0; round < 10; ++round) {
+      llvm::Value* p0 = b_.CreateMul(b_.CreateZExt(c0, t64), ci64(rng::kPhiloxM0, w));
+      llvm::Value* p1 = b_.CreateMul(b_.CreateZExt(c2, t64), ci64(rng::kPhiloxM1, w));
+      llvm::Value* hi0 = b_.CreateTrunc(b_.CreateLShr(p0, 32), t32);
+      llvm::Value* lo0 = b_.CreateTrunc(p0, t32);
+      llvm::Value* hi1 = b_.CreateTrunc(b_.CreateLShr(p1, 32), t32);
+      llvm::Value* lo1 = b_.CreateTrunc(p1, t32);
+      llvm::Value* n0 = b_.CreateXor(b_.CreateXor(hi1, c1), k0);
+      llvm::Value* n2 = b_.CreateXor(b_.CreateXor(hi0, c3), k1);
+      c0 = n0, c1 = lo1, c2 = n2, c3 = lo0;
+      k0 = b_.CreateAdd(k0, ci32(rng::kPhiloxW0, w));
+      k1 = b_.CreateAdd(k1, ci32(rng::kPhiloxW1, w));
+    }
+    return {{c0, c1, c2, c3}};
+  }
+
+  llvm::Value* emit_random(const ir::Node& nd, int w) {
+    // c0 = element index of each lane (truncated to 32 bits, as rng::draw does).
+    llvm::Value* idx = splat(index_, w);
+    if (w > 1) {
+      std::vector<llvm::Constant*> iota;
+      for (int l = 0; l < w; ++l) iota.push_back(llvm::ConstantInt::get(i64_, uint64_t(l)));
+      idx = b_.CreateAdd(idx, llvm::ConstantVector::get(iota));
+    }
+    llvm::Value* c0 = b_.CreateTrunc(idx, vec(i32_, w));
+    Words p = philox(c0, uint32_t(nd.index), w);
+    bool normal = nd.op == Op::Randn;
+    if (spec_.dtype == DType::F32) {
+      llvm::Type* t = vec(elem_, w);
+      if (!normal)  // float(r0 >> 8) * 2^-24
+        return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[0], 8), t), cfp(elem_, 0x1p-24, w));
+      llvm::Value* u1 = b_.CreateFMul(
+          b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(p.r[0], 8), ci32(1, w)), t), cfp(elem_, 0x1p-24, w));
+      llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[1], 8), t), cfp(elem_, 0x1p-24, w));
+      return box_muller(u1, u2, w);
+    }
+    llvm::Type* t = vec(f64_, w);
+    llvm::Type* t64 = vec(i64_, w);
+    auto bits53 = [&](llvm::Value* hi, llvm::Value* lo) {  // ((hi << 32) | lo) >> 11
+      llvm::Value* v = b_.CreateOr(b_.CreateShl(b_.CreateZExt(hi, t64), 32), b_.CreateZExt(lo, t64));
+      return b_.CreateLShr(v, 11);
+    };
+    if (!normal) return b_.CreateFMul(b_.CreateUIToFP(bits53(p.r[0], p.r[1]), t), cfp(f64_, 0x1p-53, w));
+    llvm::Value* u1 =
+        b_.CreateFMul(b_.CreateUIToFP(b_.CreateAdd(bits53(p.r[0], p.r[1]), ci64(1, w)), t), cfp(f64_, 0x1p-53, w));
+    llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(bits53(p.r[2], p.r[3]), t), cfp(f64_, 0x1p-53, w));
+    return box_muller(u1, u2, w);
+  }
+
+  // sqrt(-2 log u1) * cos(2 pi u2) with rng::log_f32/64 and rng::cos2pi_f32/64, op for op.
+  llvm::Value* box_muller(llvm::Value* u1, llvm::Value* u2, int w) {
+    bool f32 = spec_.dtype == DType::F32;
+    llvm::Type* et = elem_;
+    auto c = [&](double v) { return cfp(et, v, w); };
+    auto horner = [&](llvm::Value* z, const auto* coef, int n) {
+      llvm::Value* p = c(double(coef[n - 1]));
+      for (int i = n - 2; i >= 0; --i) p = b_.CreateFAdd(b_.CreateFMul(p, z), c(double(coef[i])));
+      return p;
+    };
+    // log(u1)
+    llvm::Value* lg;
+    {
+      llvm::Type* it = vec(f32 ? i32_ : i64_, w);
+      llvm::Value* bits = b_.CreateBitCast(u1, it);
+      llvm::Value* e;
+      llvm::Value* mbits;
+      if (f32) {
+        e = b_.CreateSub(b_.CreateLShr(bits, 23), ci32(127, w));
+        mbits = b_.CreateOr(b_.CreateAnd(bits, ci32(0x007FFFFFu, w)), ci32(0x3F800000u, w));
+      } else {
+        e = b_.CreateSub(b_.CreateTrunc(b_.CreateLShr(bits, 52), vec(i32_, w)), ci32(1023, w));
+        mbits = b_.CreateOr(b_.CreateAnd(bits, ci64(0x000FFFFFFFFFFFFFull, w)),
+                            ci64(0x3FF0000000000000ull, w));
+      }
+      llvm::Value* m = b_.CreateBitCast(mbits, vec(et, w));
+      llvm::Value* big = b_.CreateFCmpOGT(m, c(f32 ? double(rng::kSqrt2F32) : rng::kSqrt2F64));
+      m = b_.CreateSelect(big, b_.CreateFMul(m, c(0.5)), m);
+      e = b_.CreateSelect(big, b_.CreateAdd(e, ci32(1, w)), e);
+      llvm::Value* f = b_.CreateFSub(m, c(1.0));
+      llvm::Value* s = b_.CreateFDiv(f, b_.CreateFAdd(c(2.0), f));
+      llvm::Value* z = b_.CreateFMul(s, s);
+      llvm::Value* p = f32 ? horner(z, rng::kLogCoefF32, int(std::size(rng::kLogCoefF32)))
+                           : horner(z, rng::kLogCoefF64, int(std::size(rng::kLogCoefF64)));
+      llvm::Value* ef = b_.CreateSIToFP(e, vec(et, w));
+      lg = b_.CreateFAdd(b_.CreateFMul(ef, c(f32 ? double(rng::kLn2F32) : rng::kLn2F64)),
+                         b_.CreateFMul(b_.CreateFMul(c(2.0), s), p));
+    }
+    // cos(2 pi u2) = -sin(2 pi (1/4 - |u2 - 1/2|))
+    llvm::Value* cs;
+    {
+      llvm::Value* bb = b_.CreateFSub(c(0.25), unary_intrinsic(llvm::Intrinsic::fabs, b_.CreateFSub(u2, c(0.5))));
+      llvm::Value* x = b_.CreateFMul(c(f32 ? double(rng::kTwoPiF32) : rng::kTwoPiF64), bb);
+      llvm::Value* z = b_.CreateFMul(x, x);
+      llvm::Value* p = f32 ? horner(z, rng::kSinCoefF32, int(std::size(rng::kSinCoefF32)))
+                           : horner(z, rng::kSinCoefF64, int(std::size(rng::kSinCoefF64)));
+      cs = b_.CreateFNeg(b_.CreateFMul(x, p));
+    }
+    llvm::Value* r = unary_intrinsic(llvm::Intrinsic::sqrt, b_.CreateFMul(c(-2.0), lg));
+    return b_.CreateFMul(r, cs);
+  }
+
+  llvm::LLVMContext& ctx_;
+  const ir::Graph& g_;
+  const KernelSpec& spec_;
+  int width_;
+  Domains dom_;
+  llvm::IRBuilder<> b_;
+  llvm::Module* mod_ = nullptr;
+  llvm::Function* fn_ = nullptr;
+  llvm::Type *f64_, *elem_, *i1_, *i32_, *i64_;
+  llvm::PointerType* ptr_;
+  llvm::Value* member_ = nullptr;
+  llvm::Value* index_ = nullptr;
+  llvm::Value *key0_ = nullptr, *key1_ = nullptr, *ctr1_ = nullptr, *ctr2_ = nullptr,
+              *group_shl_ = nullptr;
+  std::vector<llvm::Value*> uni_, uni_dt_, row_, out_row_;
+};
+
+}  // namespace
+
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
+                                           const KernelSpec& spec, const std::string& name,
+                                           int vector_width) {
+  check_graph(graph, spec);
+  ir::Graph typed = specialize(graph, spec);
+  return Codegen(ctx, typed, spec, vector_width).build(name);
+}
+
+}  // namespace nyto::llvm_backend

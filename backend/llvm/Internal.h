@@ -1,0 +1,38 @@
+// Shared between the files of backend/llvm (not installed, includes LLVM).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include "backend/Kernel.h"
+#include "ir/IR.h"
+
+namespace nyto::llvm_backend {
+
+// Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end)`.
+// `vector_width` elements per vector iteration (1 = scalar loop only).
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
+                                           const KernelSpec& spec, const std::string& name,
+                                           int vector_width);
+
+// Kernel: the short new-PM pipeline used for every kernel (see optimize_module); O3: LLVM's full
+// default<O3> pipeline, kept for comparison.
+enum class PipelineLevel { Kernel, O3 };
+// Sets triple/data layout and the host CPU attributes from `tm`, then runs the pipeline.
+void optimize_module(llvm::Module& m, llvm::TargetMachine& tm, PipelineLevel level);
+
+// Validates (graph, spec) (ir::verify + spec size); throws std::logic_error on a nyto bug.
+void check_graph(const ir::Graph& graph, const KernelSpec& spec);
+// The graph retyped for the binding (ir::specialize_inputs), as the interpreter runs it.
+ir::Graph specialize(const ir::Graph& graph, const KernelSpec& spec);
+
+// Vector width for the host features of `tm` and this dtype.
+int host_vector_width(const llvm::TargetMachine& tm, DType dtype);
+
+[[noreturn]] void internal_error(const std::string& what);
+
+}  // namespace nyto::llvm_backend

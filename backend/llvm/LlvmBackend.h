@@ -1,0 +1,84 @@
+// The LLVM 16 ORC JIT backend: IR -> one vectorized, threaded kernel per (Graph, KernelSpec).
+//
+// This header includes no LLVM header (only backend/llvm/*.cpp do), so the runtime and the CLI
+// stay free of LLVM's include tree. All LLVM failures are converted to nyto::llvm_backend::JitError
+// here, at the boundary: no C++ exception ever crosses LLVM code.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "backend/Kernel.h"
+#include "ir/IR.h"
+
+namespace nyto::llvm_backend {
+
+/// An LLVM failure (target lookup, JIT link, symbol lookup). Not the user's fault.
+class JitError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Times of the last compile() on one engine, in milliseconds.
+struct CompileTimes {
+  double codegen_ms = 0;   // nyto IR -> LLVM IR
+  double optimize_ms = 0;  // new-PM O3 pipeline for the host CPU
+  double jit_ms = 0;       // LLVM IR -> machine code, linked and looked up
+  double total_ms() const { return codegen_ms + optimize_ms + jit_ms; }
+};
+
+/// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512), and the O3 pass
+/// pipeline run on every kernel. Must not be a global or static: create it from an owner object
+/// (the KernelCache) and destroy it before main returns. Kernels compiled by an engine keep its JIT
+/// alive (shared ownership), so destroying the engine first is safe. Thread-safe.
+/// Throws JitError if the host target cannot be set up.
+class JitEngine {
+ public:
+  JitEngine();
+  ~JitEngine();
+  JitEngine(const JitEngine&) = delete;
+  JitEngine& operator=(const JitEngine&) = delete;
+
+  /// "x86_64-pc-linux-gnu znver4 +avx512f,...", for logs and --emit llvm headers.
+  std::string host_description() const;
+  /// Elements per vector in the generated loops for this dtype (16 f32 / 8 f64 with AVX-512).
+  int vector_width(DType dtype) const;
+  /// Timing of the most recent compile() through this engine.
+  CompileTimes last_compile_times() const;
+
+  struct Impl;
+  /// The engine state shared with the kernels it compiled (internal).
+  std::shared_ptr<Impl> impl_shared() const { return impl_; }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Compiles `graph` specialized on `spec` (dtype, binding kind per input) to machine code.
+/// The kernel splits (member, range) work into chunks of a vector-width multiple and runs them
+/// on LibTorch's intra-op pool (at::parallel_for); results do not depend on the chunking or the
+/// thread count (random draws use a per-element Philox counter, see backend/Random.h).
+/// Throws std::logic_error for a malformed graph or spec (a nyto bug), JitError on LLVM failure.
+std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const KernelSpec& spec);
+
+/// The LLVM IR of the kernel function for `graph`/`spec`, before or after the O3 pipeline, for
+/// `nyto compile --emit llvm` and for tests (vector types present after optimization).
+std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized);
+
+/// The flat argument block the generated function reads: void k(const FlatArgs*, int64 member,
+/// int64 begin, int64 end). Built by the kernel driver from KernelArgs; exposed for tests.
+struct FlatArgs {
+  const void* const* in;      // per input: base pointer (nullptr for Scalar)
+  const int64_t* in_stride;   // per input: elements between member rows (Swarm)
+  const double* scalar;       // per input: value when bound Scalar
+  const double* params;       // per Graph::params
+  void* const* out;           // per output: base of row 0
+  const int64_t* out_stride;  // per output: elements between member rows
+  uint64_t seed;
+  uint64_t invocation;
+  uint32_t group;
+};
+
+}  // namespace nyto::llvm_backend

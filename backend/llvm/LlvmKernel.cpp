@@ -1,0 +1,74 @@
+#include "backend/llvm/LlvmKernel.h"
+
+#include <ATen/Parallel.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace nyto::llvm_backend {
+
+LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int vector_width,
+                       std::shared_ptr<void> keep_alive, std::function<void()> release)
+    : fn_(fn),
+      n_inputs_(graph.inputs.size()),
+      n_outputs_(graph.outputs.size()),
+      n_params_(graph.params.size()),
+      kinds_(spec.kinds),
+      vector_width_(vector_width),
+      // 32K elements: 128 KiB per float array, a few per L2; big enough that a work item costs
+      // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
+      chunk_(int64_t(vector_width) * 2048),
+      keep_alive_(std::move(keep_alive)),
+      release_(std::move(release)) {}
+
+LlvmKernel::~LlvmKernel() {
+  if (release_) release_();
+}
+
+namespace {
+struct Item {
+  int64_t member, begin, end;
+};
+}  // namespace
+
+void LlvmKernel::run(const KernelArgs& a) const {
+  auto bad = [](const std::string& what) { throw std::invalid_argument("nyto kernel arguments: " + what); };
+  if (a.in.size() != n_inputs_ || a.in_stride.size() != n_inputs_ || a.scalar.size() != n_inputs_)
+    bad("expected " + std::to_string(n_inputs_) + " inputs (in, in_stride, scalar)");
+  if (a.out.size() != n_outputs_ || a.out_stride.size() != n_outputs_)
+    bad("expected " + std::to_string(n_outputs_) + " outputs");
+  if (a.params.size() != n_params_) bad("expected " + std::to_string(n_params_) + " params");
+  for (size_t i = 0; i < n_inputs_; ++i)
+    if (kinds_[i] != BindKind::Scalar && a.in[i] == nullptr) bad("input " + std::to_string(i) + " is null");
+  for (size_t o = 0; o < n_outputs_; ++o)
+    if (a.out[o] == nullptr) bad("output " + std::to_string(o) + " is null");
+  if (a.members < 0) bad("negative member count");
+  FlatArgs flat{a.in.data(),  a.in_stride.data(),  a.scalar.data(), a.params.data(),
+                a.out.data(), a.out_stride.data(), a.seed,          a.invocation,
+                a.group};
+  int64_t total = 0;
+  for (auto& r : a.ranges) {
+    if (r.first < 0 || r.second < r.first) bad("bad element range");
+    total += r.second - r.first;
+  }
+  total *= a.members;
+  if (total == 0) return;
+  // Small work: run inline, the pool's wake-up would cost more than the work (pso-tiny).
+  if (total <= chunk_ || at::get_num_threads() == 1) {
+    for (int64_t m = 0; m < a.members; ++m)
+      for (auto& r : a.ranges) fn_(&flat, m, r.first, r.second);
+    return;
+  }
+  // Chunk boundaries at begin + k*chunk: a vector-width multiple from each range start, so only
+  // a range's last chunk has a scalar tail. Results never depend on where chunks fall.
+  std::vector<Item> items;
+  for (int64_t m = 0; m < a.members; ++m)
+    for (auto& r : a.ranges)
+      for (int64_t b = r.first; b < r.second; b += chunk_)
+        items.push_back({m, b, std::min(r.second, b + chunk_)});
+  at::parallel_for(0, int64_t(items.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) fn_(&flat, items[i].member, items[i].begin, items[i].end);
+  });
+}
+
+}  // namespace nyto::llvm_backend

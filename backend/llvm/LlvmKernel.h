@@ -1,0 +1,36 @@
+// The runnable kernel around a JIT-compiled function: packs KernelArgs into FlatArgs, cuts the
+// (member, range) work into vector-width-multiple chunks and runs them on at::parallel_for.
+#pragma once
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+
+#include "backend/Kernel.h"
+#include "backend/llvm/LlvmBackend.h"
+
+namespace nyto::llvm_backend {
+
+using KernelFn = void (*)(const FlatArgs*, int64_t member, int64_t begin, int64_t end);
+
+class LlvmKernel final : public Kernel {
+ public:
+  LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int vector_width,
+             std::shared_ptr<void> keep_alive, std::function<void()> release);
+  ~LlvmKernel() override;
+  /// Runs the kernel; throws std::invalid_argument if `args` does not match the graph.
+  void run(const KernelArgs& args) const override;
+  /// Elements per parallel work item (a multiple of the vector width). For tests.
+  void set_chunk_elements(int64_t n) { chunk_ = std::max<int64_t>(1, n / vector_width_) * vector_width_; }
+
+ private:
+  KernelFn fn_;
+  size_t n_inputs_, n_outputs_, n_params_;
+  std::vector<BindKind> kinds_;
+  int vector_width_;
+  int64_t chunk_;
+  std::shared_ptr<void> keep_alive_;
+  std::function<void()> release_;
+};
+
+}  // namespace nyto::llvm_backend

@@ -1,0 +1,298 @@
+// The LLVM backend on hand-written kernels: PSO and every op against values computed here in C++,
+// random draws against backend/Random.h bit for bit, vector IR present, threads/chunks invariant.
+#include <doctest/doctest.h>
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "backend/Random.h"
+#include "backend/llvm/LlvmBackend.h"
+#include "backend/llvm/LlvmKernel.h"
+#include "ir/Eval.h"
+#include "tests/backend/Rules.h"
+
+using namespace nyto;
+using nyto::llvm_backend::JitEngine;
+
+namespace {
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -2, float hi = 2) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(gen);
+  return v;
+}
+
+struct PsoData {
+  int64_t members, n;
+  std::vector<float> x, v, pbest, gbest;
+};
+
+PsoData pso_data(int64_t members, int64_t n) {
+  return {members, n, random_floats(members * n, 1), random_floats(members * n, 2),
+          random_floats(members * n, 3), random_floats(n, 4)};
+}
+
+KernelArgs pso_args(PsoData& d, std::vector<std::pair<int64_t, int64_t>> ranges) {
+  KernelArgs a;
+  a.members = d.members;
+  a.ranges = std::move(ranges);
+  a.in = {d.x.data(), d.v.data(), d.pbest.data(), d.gbest.data()};
+  a.in_stride = {d.n, d.n, d.n, 0};
+  a.scalar = {0, 0, 0, 0};
+  a.params = {0.729, 1.49445, 1.49445};
+  a.out = {d.v.data(), d.x.data()};
+  a.out_stride = {d.n, d.n};
+  a.seed = 0x123456789ABCDEFull;
+  a.invocation = 7;
+  a.group = 1;
+  return a;
+}
+
+KernelSpec pso_spec() {
+  return {DType::F32, {BindKind::Swarm, BindKind::Swarm, BindKind::Swarm, BindKind::Particle}};
+}
+
+// The PSO rule in plain C++ with the IR numerics: params rounded to float where they meet elems.
+void pso_reference(PsoData& d, const KernelArgs& a) {
+  rng::Key key{a.seed, a.invocation, a.group};
+  float w = float(a.params[0]), c1 = float(a.params[1]), c2 = float(a.params[2]);
+  for (int64_t m = 0; m < d.members; ++m)
+    for (auto& r : a.ranges)
+      for (int64_t e = r.first; e < r.second; ++e) {
+        float& x = d.x[m * d.n + e];
+        float& v = d.v[m * d.n + e];
+        float pb = d.pbest[m * d.n + e], gb = d.gbest[e];
+        float r1 = rng::uniform_f32(rng::draw(key, 0, uint32_t(m), uint32_t(e)));
+        float r2 = rng::uniform_f32(rng::draw(key, 1, uint32_t(m), uint32_t(e)));
+        float vn = w * v + (c1 * r1) * (pb - x) + (c2 * r2) * (gb - x);
+        v = vn;
+        x = x + vn;
+      }
+}
+
+}  // namespace
+
+TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference") {
+  JitEngine engine;
+  auto kernel = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
+  for (int64_t n : {1, 15, 16, 17, 131, 1000}) {
+    PsoData d = pso_data(3, n), ref = d;
+    std::vector<std::pair<int64_t, int64_t>> ranges = {{0, n}};
+    if (n > 20) ranges = {{1, 7}, {9, n / 2}, {n / 2 + 3, n}};
+    KernelArgs a = pso_args(d, ranges);
+    kernel->run(a);
+    KernelArgs ar = pso_args(ref, ranges);
+    pso_reference(ref, ar);
+    size_t bad = 0;
+    for (size_t i = 0; i < d.x.size(); ++i) bad += !same_bits(d.x[i], ref.x[i]) || !same_bits(d.v[i], ref.v[i]);
+    CHECK_MESSAGE(bad == 0, "n = " << n);
+  }
+  // The first compile of a process pays LLVM's one-time initialization; report a warm one.
+  auto again = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
+  auto t = engine.last_compile_times();
+  MESSAGE("PSO compile: codegen " << t.codegen_ms << " ms, opt " << t.optimize_ms << " ms, jit "
+                                  << t.jit_ms << " ms; host " << engine.host_description());
+  CHECK(t.total_ms() < 100);
+}
+
+TEST_CASE("llvm: threads and chunking never change results") {
+  JitEngine engine;
+  auto kernel = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
+  auto* lk = dynamic_cast<llvm_backend::LlvmKernel*>(kernel.get());
+  REQUIRE(lk);
+  const int64_t n = 100003;
+  PsoData base = pso_data(5, n);
+  std::vector<std::vector<float>> results;
+  int old = at::get_num_threads();
+  for (int threads : {1, 2}) {
+    for (int64_t chunk : {16, 4096, 1 << 20}) {
+      at::set_num_threads(threads);
+      lk->set_chunk_elements(chunk);
+      PsoData d = base;
+      KernelArgs a = pso_args(d, {{0, 777}, {1000, n}});
+      kernel->run(a);
+      d.x.insert(d.x.end(), d.v.begin(), d.v.end());
+      results.push_back(d.x);
+    }
+  }
+  at::set_num_threads(old);
+  for (size_t i = 1; i < results.size(); ++i)
+    CHECK(std::memcmp(results[i].data(), results[0].data(), results[0].size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
+  std::string ir = llvm_backend::emit_llvm_ir(test::pso_graph(), pso_spec(), true);
+  JitEngine engine;
+  int w = engine.vector_width(DType::F32);
+  std::string vt = "<" + std::to_string(w) + " x float>";
+  CHECK(w >= 8);
+  CHECK(ir.find("load " + vt) != std::string::npos);
+  CHECK(ir.find("store " + vt) != std::string::npos);
+  CHECK(ir.find("fmul " + vt) != std::string::npos);
+  // Philox multiplies: i64 products of zero-extended lanes.
+  CHECK(ir.find("mul nuw <" + std::to_string(w) + " x i64>") != std::string::npos);
+  CHECK(ir.find("@llvm.fma") == std::string::npos);
+  CHECK(ir.find("fmuladd") == std::string::npos);
+  CHECK(ir.find(" fast ") == std::string::npos);
+  CHECK(ir.find(" contract ") == std::string::npos);
+  std::string unopt = llvm_backend::emit_llvm_ir(test::pso_graph(), pso_spec(), false);
+  CHECK(unopt.find("vloop") != std::string::npos);
+}
+
+namespace {
+
+// y = op(a, b) (or op(a)) over a particle a and a particle b, dtype T, against `expect` in C++.
+template <class T>
+void check_op(JitEngine& engine, ir::Op op, std::function<T(T, T)> expect, bool exact,
+              const char* name, std::vector<T> as, std::vector<T> bs) {
+  ir::Graph g;
+  g.inputs = {{"a"}, {"b"}};
+  ir::Builder b(g);
+  auto a = b.input(0, ir::Type::Elem), c = b.input(1, ir::Type::Elem);
+  ir::NodeId y;
+  int arity = ir::op_arity(op);
+  if (arity == 1)
+    y = b.unary(op, a);
+  else if (arity == 2)
+    y = b.binary(op, a, c);
+  else
+    y = b.select(b.binary(ir::Op::Lt, a, c), a, c);
+  if (g.nodes[y].type == ir::Type::Mask)  // masks are not outputs: store it as 1 / 0
+    y = b.select(y, b.constant(1), b.constant(0));
+  g.outputs = {{"y", y, -1}};
+  KernelSpec spec{sizeof(T) == 4 ? DType::F32 : DType::F64, {BindKind::Particle, BindKind::Particle}};
+  auto k = llvm_backend::compile(engine, g, spec);
+  int64_t n = int64_t(as.size());
+  std::vector<T> out(n, T(-12345));
+  KernelArgs args;
+  args.members = 1;
+  args.ranges = {{0, n}};
+  args.in = {as.data(), bs.data()};
+  args.in_stride = {0, 0};
+  args.scalar = {0, 0};
+  args.out = {out.data()};
+  args.out_stride = {0};
+  k->run(args);
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    T want = expect(as[i], bs[i]);
+    bool ok;
+    if (std::isnan(want))
+      ok = std::isnan(out[i]);
+    else if (exact || want == out[i] || std::isinf(want))
+      ok = same_bits(want, out[i]);
+    else  // libm through the JIT's scalarized calls: same libm, so same value; allow 1 ulp
+      ok = std::fabs(double(want) - double(out[i])) <=
+           std::fabs(double(std::nextafter(want, T(INFINITY)) - want));
+    if (!ok && bad++ < 3)
+      FAIL_CHECK(std::string(name) << "(" << as[i] << ", " << bs[i] << ") = " << out[i] << ", want " << want);
+  }
+  CHECK_MESSAGE(bad == 0, std::string(name));
+}
+
+}  // namespace
+
+namespace {
+template <class T>
+void check_all_ops() {
+  JitEngine engine;
+  using ir::Op;
+  std::vector<T> as = {0, T(-0.0), 1, -1, T(0.5), T(-2.5), T(3.75), T(1e-3), T(88), T(-88),
+                       T(NAN), T(INFINITY), T(-INFINITY), T(2), T(-0.0), 0, T(NAN), 7};
+  std::vector<T> bs = {T(-0.0), 0, -1, 1, T(0.5), T(2.5), T(-3.75), T(NAN), T(2), T(-3),
+                       1, T(-INFINITY), T(INFINITY), T(NAN), T(-0.0), T(-0.0), T(NAN), T(0.5)};
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<double> dist(-10, 10);
+  for (int i = 0; i < 77; ++i) as.push_back(T(dist(gen))), bs.push_back(T(dist(gen)));
+  check_op<T>(engine, Op::Neg, [](T a, T) { return -a; }, true, "neg", as, bs);
+  check_op<T>(engine, Op::Abs, [](T a, T) { return std::fabs(a); }, true, "abs", as, bs);
+  check_op<T>(engine, Op::Sqrt, [](T a, T) { return std::sqrt(a); }, true, "sqrt", as, bs);
+  check_op<T>(engine, Op::Floor, [](T a, T) { return std::floor(a); }, true, "floor", as, bs);
+  check_op<T>(engine, Op::Ceil, [](T a, T) { return std::ceil(a); }, true, "ceil", as, bs);
+  check_op<T>(engine, Op::Exp, [](T a, T) { return std::exp(a); }, false, "exp", as, bs);
+  check_op<T>(engine, Op::Log, [](T a, T) { return std::log(a); }, false, "log", as, bs);
+  check_op<T>(engine, Op::Sin, [](T a, T) { return std::sin(a); }, false, "sin", as, bs);
+  check_op<T>(engine, Op::Cos, [](T a, T) { return std::cos(a); }, false, "cos", as, bs);
+  check_op<T>(engine, Op::Tanh, [](T a, T) { return std::tanh(a); }, false, "tanh", as, bs);
+  check_op<T>(engine, Op::Sigmoid, [](T a, T) { return T(1) / (T(1) + std::exp(-a)); }, false, "sigmoid", as, bs);
+  check_op<T>(engine, Op::Sign, [](T a, T) { return a > 0 ? T(1) : a < 0 ? T(-1) : std::isnan(a) ? a : T(0); },
+              true, "sign", as, bs);
+  check_op<T>(engine, Op::Add, [](T a, T b) { return a + b; }, true, "add", as, bs);
+  check_op<T>(engine, Op::Sub, [](T a, T b) { return a - b; }, true, "sub", as, bs);
+  check_op<T>(engine, Op::Mul, [](T a, T b) { return a * b; }, true, "mul", as, bs);
+  check_op<T>(engine, Op::Div, [](T a, T b) { return a / b; }, true, "div", as, bs);
+  check_op<T>(engine, Op::Pow, [](T a, T b) { return std::pow(a, b); }, false, "pow", as, bs);
+  check_op<T>(engine, Op::Min, [](T a, T b) { return ir::ieee_minimum(a, b); }, true, "min", as, bs);
+  check_op<T>(engine, Op::Max, [](T a, T b) { return ir::ieee_maximum(a, b); }, true, "max", as, bs);
+  check_op<T>(engine, Op::Lt, [](T a, T b) { return T(a < b); }, true, "lt", as, bs);
+  check_op<T>(engine, Op::Le, [](T a, T b) { return T(a <= b); }, true, "le", as, bs);
+  check_op<T>(engine, Op::Gt, [](T a, T b) { return T(a > b); }, true, "gt", as, bs);
+  check_op<T>(engine, Op::Ge, [](T a, T b) { return T(a >= b); }, true, "ge", as, bs);
+  check_op<T>(engine, Op::Eq, [](T a, T b) { return T(a == b); }, true, "eq", as, bs);
+  check_op<T>(engine, Op::Ne, [](T a, T b) { return T(a != b); }, true, "ne", as, bs);
+  check_op<T>(engine, Op::Select, [](T a, T b) { return a < b ? a : b; }, true, "select", as, bs);
+}
+}  // namespace
+
+TEST_CASE("llvm: every op, float32") { check_all_ops<float>(); }
+TEST_CASE("llvm: every op, float64") { check_all_ops<double>(); }
+
+TEST_CASE("llvm: scalar nodes in double, converted where they meet the dtype") {
+  // y = x * (p / 3 + s) with p a param, s a per-member scalar: p/3 + s in double, then rounded.
+  ir::Graph g;
+  g.inputs = {{"x"}, {"s"}};
+  g.params = {{"p", 1.0}};
+  ir::Builder b(g);
+  auto x = b.input(0, ir::Type::Elem), s = b.input(1, ir::Type::Scalar), p = b.param(0);
+  auto t = b.binary(ir::Op::Add, b.binary(ir::Op::Div, p, b.constant(3.0)), s);
+  auto y = b.binary(ir::Op::Mul, x, t);
+  auto r = b.rand(true);
+  g.outputs = {{"y", y, -1}, {"r", r, -1}};
+  for (DType dt : {DType::F32, DType::F64}) {
+    JitEngine engine;
+    auto k = llvm_backend::compile(engine, g, {dt, {BindKind::Swarm, BindKind::MemberScalar}});
+    const int64_t n = 37, members = 3;
+    std::vector<double> xs(members * n), ys(members * n), rs(members * n);
+    std::vector<float> xf(members * n), yf(members * n), rf(members * n);
+    for (int64_t i = 0; i < members * n; ++i) xs[i] = xf[i] = float(0.1 * i - 3);
+    std::vector<double> svals = {0.1, 1e10, -7.3};
+    KernelArgs a;
+    a.members = members;
+    a.ranges = {{0, n}};
+    bool f32 = dt == DType::F32;
+    a.in = {f32 ? (const void*)xf.data() : (const void*)xs.data(), svals.data()};
+    a.in_stride = {n, 0};
+    a.scalar = {0, 0};
+    a.params = {2.0};
+    a.out = {f32 ? (void*)yf.data() : (void*)ys.data(), f32 ? (void*)rf.data() : (void*)rs.data()};
+    a.out_stride = {n, n};
+    a.seed = 99;
+    k->run(a);
+    rng::Key key{a.seed, a.invocation, a.group};
+    int bad = 0;
+    for (int64_t m = 0; m < members; ++m) {
+      double td = 2.0 / 3.0 + svals[m];
+      for (int64_t e = 0; e < n; ++e) {
+        auto ph = rng::draw(key, 0, uint32_t(m), uint32_t(e));
+        if (f32) {
+          bad += !same_bits(yf[m * n + e], xf[m * n + e] * float(td));
+          bad += !same_bits(rf[m * n + e], rng::normal_f32(ph));
+        } else {
+          bad += !same_bits(ys[m * n + e], xs[m * n + e] * td);
+          bad += !same_bits(rs[m * n + e], rng::normal_f64(ph));
+        }
+      }
+    }
+    CHECK_MESSAGE(bad == 0, (f32 ? "f32" : "f64"));
+  }
+}
