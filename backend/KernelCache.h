@@ -14,6 +14,8 @@
 #include <memory>
 #include <string>
 
+#include <nyto/backend.h>
+
 #include "backend/Kernel.h"
 #include "ir/IR.h"
 
@@ -23,8 +25,6 @@ namespace llvm_backend {
 class JitEngine;
 }
 
-/// Which backend compiled a kernel.
-enum class Backend : uint8_t { Llvm, Interp, Aten };
 
 /// 64-bit hash of everything that changes generated code: every node (op, type, args, constant
 /// bits, index), the input/param/output counts, output nodes and targets, and rand_sites.

@@ -5,4 +5,5 @@
 #include <nyto/param_config.h>
 #include <nyto/particle.h>
 #include <nyto/species.h>
+#include <nyto/rule.h>
 #include <nyto/swarm.h>

@@ -109,6 +109,9 @@ class AnyParticle {
   void binary_(const AnyParticle& other, detail::BinOp op);
   void binary_(double scalar, detail::BinOp op);
 
+  /// The shared state behind the handle (for nyto's own runtime code).
+  const std::shared_ptr<detail::ParticleState>& detail_state() const { return s_; }
+
  protected:
   friend class AnySwarm;
   detail::ParticleState& state() const;

@@ -46,6 +46,9 @@ class AnySwarm {
   /// structure or member count); then nothing is changed.
   void load(const std::string& path);
 
+  /// The shared state behind the handle (for nyto's own runtime code).
+  const std::shared_ptr<detail::SwarmState>& detail_state() const { return s_; }
+
  protected:
   std::shared_ptr<detail::SwarmState> s_;
 };

@@ -1,0 +1,5 @@
+// Placeholder until the subcommand lands; registers nothing so 'nyto --help' stays honest.
+#include "cli/Commands.h"
+
+void nyto::cli::add_check(CLI::App&) {}
+void nyto::cli::add_compile(CLI::App&) {}

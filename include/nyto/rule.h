@@ -1,0 +1,113 @@
+// Compiled update rules: nyto scripts (LANGUAGE.md) bound to particles, swarms and scalars.
+//
+//   auto pso = nyto::compile_file("examples/rules/pso.nyto");
+//   pso.run({{"x", swarm}, {"v", velocity}, {"pbest", pbest}, {"gbest", best}});
+#pragma once
+
+#include <nyto/backend.h>
+#include <nyto/errors.h>
+#include <nyto/swarm.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace nyto {
+
+/// A script that does not compile. what() holds every diagnostic, rendered as
+/// `file:line:col: error[CODE]: message`, the source line and a caret line.
+struct CompileError : Error {
+  explicit CompileError(const std::string& rendered) : Error(rendered) {}
+};
+
+/// A value bound to a rule input or returned as a rule output.
+class Value {
+ public:
+  enum class Kind { Scalar, MemberScalars, Particle, Swarm };
+  Value(double scalar) : v_(scalar) {}
+  Value(int scalar) : v_(double(scalar)) {}
+  /// One scalar per swarm member (length = swarm size).
+  Value(std::vector<double> per_member) : v_(std::move(per_member)) {}
+  Value(AnyParticle particle) : v_(std::move(particle)) {}
+  Value(AnySwarm swarm) : v_(std::move(swarm)) {}
+
+  Kind kind() const { return Kind(v_.index()); }
+  /// Accessors throw BindError when the value is of another kind.
+  double scalar() const;
+  const std::vector<double>& member_scalars() const;
+  const AnyParticle& particle() const;
+  const AnySwarm& swarm() const;
+
+ private:
+  std::variant<double, std::vector<double>, AnyParticle, AnySwarm> v_;
+};
+
+using Bindings = std::map<std::string, Value>;
+
+/// How one run goes.
+struct RunOptions {
+  /// Overrides of the rule's `param` defaults by name. An unknown name is a BindError (E0504).
+  std::map<std::string, double> params;
+  /// Key of the random draws (backend/Random.h): the same (seed, invocation) gives the same draws
+  /// on every backend and thread count.
+  uint64_t seed = 0;
+  /// Defaults to a process-wide counter incremented by every run, so successive runs draw anew.
+  std::optional<uint64_t> invocation;
+  Backend backend = Backend::Llvm;
+};
+
+/// What a compiled rule reads and writes.
+struct RuleSignature {
+  std::vector<std::string> inputs;  ///< names the host binds, in first-use order
+  std::vector<std::string> outputs;  ///< names the rule assigns
+  std::vector<std::pair<std::string, double>> params;  ///< `param` names and defaults
+};
+
+/// A compiled rule: checked, lowered to IR and optimized once; kernels are compiled per kind of
+/// binding (dtype, which inputs are swarms, particles or scalars) on first use and cached for the
+/// process. Copies share the compiled state. Thread-safe to run.
+class Rule {
+ public:
+  const std::string& name() const;
+  const RuleSignature& signature() const;
+  std::vector<std::string> inputs() const { return signature().inputs; }
+  std::vector<std::string> outputs() const { return signature().outputs; }
+  std::vector<std::pair<std::string, double>> params() const { return signature().params; }
+
+  /// Runs the rule once. Inputs bind to particles, swarms, scalars or per-member scalar vectors;
+  /// an assigned name that is bound (an input such as x in `x = x + v`, or any bound output name)
+  /// is updated in place, every other assigned name is returned as a new particle (or a new swarm
+  /// when a swarm is bound). Operands must be of one species (SpeciesError), swarms of one size,
+  /// and everything is checked before the first write (BindError with a located diagnostic);
+  /// a failed run changes nothing. Only operational parameters are computed; new outputs get the
+  /// non-operational ones per ParamConfig from the first particle operand.
+  std::map<std::string, Value> run(const Bindings& bindings, const RunOptions& options = {}) const;
+
+  /// Text of a compiler stage: "ast", "ir" (as lowered), "ir-opt" (the fused kernel after the
+  /// passes) or "llvm" (float32, every input bound to a swarm unless `kinds` says otherwise).
+  /// Throws Error for another stage name.
+  std::string emit(const std::string& stage) const;
+  /// The IR after every pass of the pipeline, with per-pass times.
+  std::string pass_trace() const;
+
+  struct Impl;
+  explicit Rule(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+/// Compiles `source`; `name` is the file name shown in diagnostics. With `known_names`, an input
+/// not among them is an error with a suggestion. Throws CompileError with every diagnostic.
+Rule compile(std::string_view source, const std::string& name = "<rule>",
+             const std::optional<std::vector<std::string>>& known_names = std::nullopt);
+/// Reads and compiles a file. Throws IOError if it cannot be read, CompileError.
+Rule compile_file(const std::string& path,
+                  const std::optional<std::vector<std::string>>& known_names = std::nullopt);
+
+}  // namespace nyto

@@ -1,0 +1,419 @@
+// Compiling rules and binding them to particles, swarms and scalars.
+#include <ATen/ATen.h>
+#include <nyto/rule.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "backend/KernelCache.h"
+#include "backend/aten/AtenBackend.h"
+#include "backend/interp/Interp.h"
+#include "backend/llvm/LlvmBackend.h"
+#include "frontend/Frontend.h"
+#include "ir/Passes.h"
+#include "runtime/detail.h"
+
+namespace nyto {
+
+// ---------------------------------------------------------------- Value
+
+namespace {
+[[noreturn]] void wrong_kind(const char* wanted) {
+  throw BindError(std::string("value is not a ") + wanted);
+}
+}  // namespace
+
+double Value::scalar() const {
+  if (auto* d = std::get_if<double>(&v_)) return *d;
+  wrong_kind("scalar");
+}
+const std::vector<double>& Value::member_scalars() const {
+  if (auto* d = std::get_if<std::vector<double>>(&v_)) return *d;
+  wrong_kind("per-member scalar vector");
+}
+const AnyParticle& Value::particle() const {
+  if (auto* d = std::get_if<AnyParticle>(&v_)) return *d;
+  wrong_kind("particle");
+}
+const AnySwarm& Value::swarm() const {
+  if (auto* d = std::get_if<AnySwarm>(&v_)) return *d;
+  wrong_kind("swarm");
+}
+
+// ---------------------------------------------------------------- compile
+
+struct Rule::Impl {
+  std::string name;
+  frontend::FrontendResult fe;
+  ir::FusedKernel fused;
+  RuleSignature sig;
+  std::string trace;
+};
+
+namespace {
+
+KernelCache& kernel_cache() {
+  KernelCache& cache = default_cache();
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    cache.set_factory(Backend::Interp, [](const ir::Graph& g, const KernelSpec& s) {
+      return interp::compile(g, s);
+    });
+    cache.set_factory(Backend::Aten, [](const ir::Graph& g, const KernelSpec& s) {
+      return aten_backend::compile(g, s);
+    });
+  });
+  return cache;
+}
+
+std::string located(const Rule::Impl& r, const char* code, const frontend::Span& span,
+                    const std::string& message) {
+  return frontend::render(*r.fe.source, frontend::Diagnostic{code, span, message});
+}
+
+std::string suggestion(const std::string& name, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    size_t d = frontend::edit_distance(name, c);
+    if (d < best_d) best = c, best_d = d;
+  }
+  return best.empty() ? "" : "; did you mean '" + best + "'?";
+}
+
+}  // namespace
+
+Rule compile(std::string_view source, const std::string& name,
+             const std::optional<std::vector<std::string>>& known_names) {
+  auto impl = std::make_shared<Rule::Impl>();
+  impl->name = name;
+  frontend::FrontendOptions opts;
+  opts.known_names = known_names;
+  impl->fe = frontend::compile_source(source, name, opts);
+  if (!impl->fe.ok) throw CompileError(frontend::render_all(impl->fe));
+  std::ostringstream trace;
+  ir::PassOptions po;
+  po.print_after = &trace;
+  po.timings = &trace;
+  impl->fused = ir::optimize(impl->fe.graph, po);
+  impl->trace = trace.str();
+  const ir::Graph& g = impl->fe.graph;
+  for (const auto& in : g.inputs) impl->sig.inputs.push_back(in.name);
+  for (const auto& out : g.outputs) impl->sig.outputs.push_back(out.name);
+  for (const auto& p : g.params) impl->sig.params.emplace_back(p.name, p.default_value);
+  return Rule(std::move(impl));
+}
+
+Rule compile_file(const std::string& path, const std::optional<std::vector<std::string>>& known_names) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IOError("cannot read rule '" + path + "': no such file or not readable");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return compile(ss.str(), path, known_names);
+}
+
+const std::string& Rule::name() const { return impl_->name; }
+const RuleSignature& Rule::signature() const { return impl_->sig; }
+std::string Rule::pass_trace() const { return impl_->trace; }
+
+std::string Rule::emit(const std::string& stage) const {
+  if (stage == "ast") return impl_->fe.ast_dump;
+  if (stage == "ir") return ir::print(impl_->fe.graph);
+  if (stage == "ir-opt") return ir::print(impl_->fused);
+  if (stage == "llvm") {
+    KernelSpec spec;
+    spec.dtype = DType::F32;
+    for (size_t i = 0; i < impl_->fused.graph.inputs.size(); ++i) spec.kinds.push_back(BindKind::Swarm);
+    try {
+      return llvm_backend::emit_llvm_ir(impl_->fused.graph, spec, /*optimized=*/true);
+    } catch (const llvm_backend::JitError& e) {
+      throw Error(std::string("LLVM failed: ") + e.what());
+    }
+  }
+  throw Error("unknown stage '" + stage + "'; expected ast, ir, ir-opt or llvm");
+}
+
+// ---------------------------------------------------------------- run
+
+namespace {
+
+std::atomic<uint64_t> next_invocation{0};
+
+// One bound operand, resolved.
+struct Operand {
+  BindKind kind = BindKind::Scalar;
+  double scalar = 0;
+  const std::vector<double>* member_scalars = nullptr;
+  std::shared_ptr<detail::ParticleState> particle;
+  std::shared_ptr<detail::SwarmState> swarm;
+  std::string name;
+
+  const std::shared_ptr<Species>& species() const {
+    return particle ? particle->species : swarm->species;
+  }
+  const at::Tensor& storage(int g) const { return particle ? particle->storage[g] : swarm->storage[g]; }
+  bool is_array() const { return particle || swarm; }
+};
+
+Operand resolve(const std::string& name, const Value& v) {
+  Operand op;
+  op.name = name;
+  switch (v.kind()) {
+    case Value::Kind::Scalar: op.kind = BindKind::Scalar, op.scalar = v.scalar(); break;
+    case Value::Kind::MemberScalars:
+      op.kind = BindKind::MemberScalar, op.member_scalars = &v.member_scalars();
+      break;
+    case Value::Kind::Particle:
+      op.kind = BindKind::Particle, op.particle = v.particle().detail_state();
+      if (!op.particle) throw BindError("'" + name + "' is bound to an empty particle handle");
+      break;
+    case Value::Kind::Swarm:
+      op.kind = BindKind::Swarm, op.swarm = v.swarm().detail_state();
+      if (!op.swarm) throw BindError("'" + name + "' is bound to an empty swarm handle");
+      break;
+  }
+  return op;
+}
+
+bool overlaps(const at::Tensor& a, const at::Tensor& b) {
+  auto* a0 = static_cast<const char*>(a.data_ptr());
+  auto* b0 = static_cast<const char*>(b.data_ptr());
+  return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+void bring_up_to_date(const Operand& op) {
+  // Operational parameters that were shared and became operational move back into storage.
+  if (op.particle) detail::ensure_operational_in_storage(*op.particle);
+  if (op.swarm)
+    for (auto& m : op.swarm->members) detail::ensure_operational_in_storage(*m);
+}
+
+}  // namespace
+
+std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOptions& options) const {
+  const Impl& r = *impl_;
+  const ir::Graph& g = r.fused.graph;
+
+  // Params: defaults, then overrides by name.
+  std::vector<double> params;
+  std::vector<std::string> param_names;
+  for (const auto& p : g.params) params.push_back(p.default_value), param_names.push_back(p.name);
+  for (const auto& [name, value] : options.params) {
+    auto it = std::find(param_names.begin(), param_names.end(), name);
+    if (it == param_names.end())
+      throw BindError("error[E0504]: the rule " + r.name + " has no param '" + name + "'" +
+                      suggestion(name, param_names));
+    params[size_t(it - param_names.begin())] = value;
+  }
+
+  // Inputs.
+  std::vector<Operand> in;
+  std::vector<std::string> bound_names;
+  for (const auto& [name, v] : bindings) bound_names.push_back(name);
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    const std::string& name = g.inputs[i].name;
+    auto it = bindings.find(name);
+    if (it == bindings.end())
+      throw BindError(located(r, "E0503", r.fe.input_first_use.at(i),
+                              "input '" + name + "' is not bound; bind it to a particle, a swarm "
+                              "or a scalar" + suggestion(name, bound_names)));
+    in.push_back(resolve(name, it->second));
+  }
+
+  // Species and swarm size.
+  const Operand* ref = nullptr;
+  int64_t members = 1;
+  const Operand* sized = nullptr;
+  auto check_operand = [&](const Operand& op, const frontend::Span& span) {
+    if (!op.is_array()) return;
+    if (!ref) {
+      ref = &op;
+    } else if (op.species() != ref->species()) {
+      throw SpeciesError(located(r, "E0502", span,
+                                 "'" + ref->name + "' and '" + op.name + "' are of different "
+                                 "species (" + ref->species()->name() + " and " +
+                                 op.species()->name() + "); bind particles built from one another"));
+    }
+    if (op.swarm) {
+      int64_t n = int64_t(op.swarm->members.size());
+      if (sized && n != members)
+        throw BindError(located(r, "E0501", span,
+                                "'" + op.name + "' is a swarm of " + std::to_string(n) +
+                                    " members but '" + sized->name + "' has " +
+                                    std::to_string(members)));
+      sized = &op, members = n;
+    }
+  };
+  for (size_t i = 0; i < in.size(); ++i) check_operand(in[i], r.fe.input_first_use[i]);
+
+  // Outputs: in place when bound, else new.
+  std::vector<Operand> targets(g.outputs.size());
+  std::vector<bool> in_place(g.outputs.size(), false);
+  for (size_t o = 0; o < g.outputs.size(); ++o) {
+    const std::string& name = g.outputs[o].name;
+    const frontend::Span& span = r.fe.output_spans.at(o);
+    auto it = bindings.find(name);
+    if (it == bindings.end()) continue;
+    Operand t = resolve(name, it->second);
+    if (!t.is_array())
+      throw BindError(located(r, "E0501", span,
+                              "'" + name + "' is updated in place, so it must be bound to a "
+                              "particle or a swarm, not a scalar"));
+    check_operand(t, span);
+    targets[o] = std::move(t);
+    in_place[o] = true;
+  }
+  for (const auto& op : in)
+    if (op.member_scalars && int64_t(op.member_scalars->size()) != members)
+      throw BindError("error[E0501]: '" + op.name + "' has " +
+                      std::to_string(op.member_scalars->size()) + " per-member values but the " +
+                      (sized ? "swarm '" + sized->name + "' has " : std::string("rule runs ")) +
+                      std::to_string(members) + " member" + (members == 1 ? "" : "s"));
+  for (size_t o = 0; o < g.outputs.size(); ++o) {
+    if (in_place[o] && targets[o].particle && members > 1)
+      throw BindError(located(r, "E0501", r.fe.output_spans[o],
+                              "'" + g.outputs[o].name + "' is a single particle but the rule "
+                              "computes one value per member of swarm '" + sized->name +
+                              "'; bind a swarm to it"));
+    if (!in_place[o] && !ref)
+      throw BindError(located(r, "E0501", r.fe.output_spans[o],
+                              "'" + g.outputs[o].name + "' is a new particle but no input is a "
+                              "particle or swarm to take its structure from"));
+  }
+  const Species& species = *ref->species();
+  for (size_t a = 0; a < targets.size(); ++a)
+    for (size_t b = a + 1; b < targets.size(); ++b)
+      if (in_place[a] && in_place[b])
+        for (size_t grp = 0; grp < species.groups().size(); ++grp)
+          if (overlaps(targets[a].storage(int(grp)), targets[b].storage(int(grp))))
+            throw BindError("error[E0501]: '" + g.outputs[a].name + "' and '" + g.outputs[b].name +
+                            "' are bound to the same storage; outputs updated in place must be "
+                            "distinct particles or swarms");
+
+  // Checks are done: from here on the run changes data.
+  for (const auto& op : in) bring_up_to_date(op);
+  for (size_t o = 0; o < targets.size(); ++o)
+    if (in_place[o]) bring_up_to_date(targets[o]);
+
+  // Fresh outputs.
+  std::map<std::string, Value> results;
+  for (size_t o = 0; o < g.outputs.size(); ++o) {
+    if (in_place[o]) continue;
+    Operand t;
+    t.name = g.outputs[o].name;
+    if (sized) {
+      AnyParticle first(ref->particle ? ref->particle : ref->swarm->members[0]);
+      AnySwarm s(first, members);
+      if (ref->swarm) {  // non-operational values per member, from the operand's members
+        at::NoGradGuard no_grad;
+        for (size_t grp = 0; grp < species.groups().size(); ++grp)
+          s.detail_state()->storage[grp].copy_(ref->swarm->storage[grp]);
+      }
+      t.kind = BindKind::Swarm, t.swarm = s.detail_state();
+      results.emplace(t.name, Value(s));
+    } else {
+      t.kind = BindKind::Particle;
+      t.particle = detail::new_like(*ref->particle, detail::empty_storage(species));
+      results.emplace(t.name, Value(AnyParticle(t.particle)));
+    }
+    targets[o] = std::move(t);
+  }
+
+  // An input whose memory overlaps an in-place output other than element for element (gbest
+  // bound to a member of the swarm x) is read from a snapshot, so no element sees a later write.
+  std::vector<std::vector<at::Tensor>> snapshots(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!in[i].is_array()) continue;
+    for (size_t grp = 0; grp < species.groups().size(); ++grp) {
+      const at::Tensor& s = in[i].storage(int(grp));
+      bool clash = false;
+      for (size_t o = 0; o < targets.size(); ++o) {
+        if (!in_place[o]) continue;
+        const at::Tensor& t = targets[o].storage(int(grp));
+        bool same = s.data_ptr() == t.data_ptr() && s.sizes() == t.sizes();
+        clash = clash || (!same && overlaps(s, t));
+      }
+      if (clash) {
+        snapshots[i].resize(species.groups().size());
+        snapshots[i][grp] = s.clone();
+      }
+    }
+  }
+
+  uint64_t invocation = options.invocation ? *options.invocation : next_invocation++;
+  KernelCache& cache = kernel_cache();
+  for (int grp = 0; grp < int(species.groups().size()); ++grp) {
+    const StorageGroup& sg = species.groups()[grp];
+    auto ranges = species.operational_ranges(grp);
+    if (ranges.empty()) continue;
+    auto input_storage = [&](size_t i) -> const at::Tensor& {
+      if (!snapshots[i].empty() && snapshots[i][grp].defined()) return snapshots[i][grp];
+      return in[i].storage(grp);
+    };
+    bool fast = options.backend != Backend::Aten && sg.device.is_cpu() &&
+                (sg.dtype == at::kFloat || sg.dtype == at::kDouble);
+    if (!fast) {
+      aten_backend::Call c;
+      c.members = members;
+      c.ranges = ranges;
+      c.params = params;
+      c.seed = options.seed, c.invocation = invocation, c.group = uint32_t(grp);
+      for (size_t i = 0; i < in.size(); ++i) {
+        c.kinds.push_back(in[i].kind);
+        c.scalar.push_back(in[i].scalar);
+        if (in[i].member_scalars)
+          c.in.push_back(at::tensor(*in[i].member_scalars, at::kDouble));
+        else if (in[i].is_array())
+          c.in.push_back(input_storage(i));
+        else
+          c.in.emplace_back();
+      }
+      for (auto& t : targets) {
+        const at::Tensor& s = t.storage(grp);
+        c.out.push_back(t.swarm ? s : s.unsqueeze(0));
+      }
+      aten_backend::run(g, c);
+      continue;
+    }
+    KernelSpec spec;
+    spec.dtype = sg.dtype == at::kDouble ? DType::F64 : DType::F32;
+    KernelArgs a;
+    a.members = members;
+    a.ranges = ranges;
+    a.params = params;
+    a.seed = options.seed, a.invocation = invocation, a.group = uint32_t(grp);
+    for (size_t i = 0; i < in.size(); ++i) {
+      spec.kinds.push_back(in[i].kind);
+      a.scalar.push_back(in[i].scalar);
+      if (in[i].member_scalars) {
+        a.in.push_back(in[i].member_scalars->data());
+        a.in_stride.push_back(0);
+      } else if (in[i].is_array()) {
+        const at::Tensor& s = input_storage(i);
+        a.in.push_back(s.data_ptr());
+        a.in_stride.push_back(in[i].swarm ? s.size(1) : 0);
+      } else {
+        a.in.push_back(nullptr);
+        a.in_stride.push_back(0);
+      }
+    }
+    for (auto& t : targets) {
+      const at::Tensor& s = t.storage(grp);
+      a.out.push_back(s.data_ptr());
+      a.out_stride.push_back(t.swarm ? s.size(1) : 0);
+    }
+    std::shared_ptr<const Kernel> kernel;
+    try {
+      kernel = cache.get(g, spec, options.backend);
+    } catch (const llvm_backend::JitError& e) {
+      throw Error(std::string("LLVM could not compile rule ") + r.name + ": " + e.what());
+    }
+    kernel->run(a);
+  }
+  return results;
+}
+
+}  // namespace nyto

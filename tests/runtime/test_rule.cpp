@@ -1,0 +1,246 @@
+// Rules bound to particles, swarms and scalars: values, ParamConfig, errors, and agreement of
+// the backends on real particles.
+#include "tests/doctest_torch.h"
+#include <ATen/Parallel.h>
+#include <nyto/nyto.h>
+
+#include "tests/runtime/models.h"
+
+using nyto::AnyParticle;
+using nyto::Backend;
+using nyto::Particle;
+using nyto::Swarm;
+
+namespace {
+const char* kPso = R"(# standard PSO with inertia weight
+param w  = 0.729
+param c1 = 1.49445
+param c2 = 1.49445
+
+v = w*v + c1*rand()*(pbest - x) + c2*rand()*(gbest - x)
+x = x + v
+)";
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("the rule's signature") {
+  auto pso = nyto::compile(kPso, "pso.nyto");
+  CHECK((pso.inputs() == std::vector<std::string>{"v", "pbest", "x", "gbest"}));  // first-use order
+  CHECK((pso.outputs() == std::vector<std::string>{"v", "x"}));
+  REQUIRE(pso.params().size() == 3);
+  CHECK(pso.params()[0].first == "w");
+  CHECK(pso.params()[0].second == 0.729);
+  CHECK(contains(pso.emit("ir-opt"), "store"));
+  CHECK(contains(pso.emit("llvm"), "define"));
+  CHECK_THROWS_AS(pso.emit("asm"), nyto::Error);
+}
+
+TEST_CASE("a rule gives the same particle as the eager operations") {
+  auto net = nyto::make_particle<NetImpl>();
+  auto rule = nyto::compile("net2 = 0.5*net + 10");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    nyto::RunOptions opt;
+    opt.backend = b;
+    auto out = rule.run({{"net", net}}, opt);
+    REQUIRE(out.count("net2") == 1);
+    const AnyParticle& p = out.at("net2").particle();
+    CHECK(p.same_species(net));
+    CHECK(at::equal(p.storage()[0], (0.5 * net + 10).storage()[0]));
+  }
+  auto mix = nyto::compile("y = a*b - a/b + a**2 - 2**b + (-a)");
+  auto a = net.randn();
+  auto b = net.rand() + 0.5;
+  auto eager = a * b - a / b + nyto::pow(a, 2) - nyto::pow(2, b) + (-a);
+  auto ruled = mix.run({{"a", a}, {"b", b}}).at("y").particle();
+  CHECK(at::allclose(ruled.storage()[0], eager.storage()[0], 1e-6, 1e-6));
+}
+
+TEST_CASE("PSO on a swarm: in place, all backends agree, threads do not change draws") {
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(7);
+  Swarm<NetImpl> x0(seed, 6, nyto::SwarmInit::Randn), v0(seed, 6, nyto::SwarmInit::Randn),
+      p0(seed, 6, nyto::SwarmInit::Randn);
+  auto gbest = seed.randn();
+  auto pso = nyto::compile(kPso, "pso.nyto");
+  std::map<Backend, std::pair<at::Tensor, at::Tensor>> results;
+  for (Backend b : {Backend::Interp, Backend::Llvm, Backend::Aten}) {
+    Swarm<NetImpl> x(seed, 6), v(seed, 6);
+    x.detail_state()->storage[0].copy_(x0.storage()[0]);
+    v.detail_state()->storage[0].copy_(v0.storage()[0]);
+    nyto::RunOptions opt;
+    opt.backend = b;
+    opt.seed = 42;
+    opt.invocation = 3;
+    auto out = pso.run({{"x", x}, {"v", v}, {"pbest", p0}, {"gbest", gbest}}, opt);
+    CHECK(out.empty());  // both outputs are updated in place
+    results[b] = {x.storage()[0].clone(), v.storage()[0].clone()};
+    CHECK_FALSE(at::equal(x.storage()[0], x0.storage()[0]));
+  }
+  auto& ref = results[Backend::Interp];
+  for (Backend b : {Backend::Llvm, Backend::Aten}) {
+    CHECK(at::allclose(results[b].first, ref.first, 1e-5, 1e-6));
+    CHECK(at::allclose(results[b].second, ref.second, 1e-5, 1e-6));
+  }
+  // The draws alone: bit-identical on every backend and thread count.
+  auto draw = nyto::compile("u = 0*x + rand()\nn = 0*x + randn()");
+  std::vector<at::Tensor> draws;
+  int threads = at::get_num_threads();
+  for (int t : {1, 2})
+    for (Backend b : {Backend::Interp, Backend::Llvm, Backend::Aten}) {
+      at::set_num_threads(t);
+      nyto::RunOptions opt;
+      opt.backend = b;
+      opt.seed = 9;
+      opt.invocation = 1;
+      auto out = draw.run({{"x", x0}}, opt);
+      draws.push_back(out.at("u").swarm().storage()[0]);
+      draws.push_back(out.at("n").swarm().storage()[0]);
+    }
+  at::set_num_threads(threads);
+  for (size_t i = 2; i < draws.size(); ++i) CHECK(at::equal(draws[i], draws[i % 2]));
+  CHECK(draws[0].min().item<double>() >= 0);
+  CHECK(draws[0].max().item<double>() < 1);
+}
+
+TEST_CASE("params: defaults and overrides") {
+  auto net = nyto::make_particle<torch::nn::Linear>(1, 1);
+  {
+    torch::NoGradGuard g;
+    net->weight.fill_(2);
+    net->bias.fill_(1);
+  }
+  auto rule = nyto::compile("param t = 3\ny = t*x");
+  auto y = rule.run({{"x", net}}).at("y").particle();
+  CHECK(y.storage()[0][0].item<double>() == 6);
+  nyto::RunOptions opt;
+  opt.params["t"] = 5;
+  y = rule.run({{"x", net}}, opt).at("y").particle();
+  CHECK(y.storage()[0][0].item<double>() == 10);
+  opt.params = {{"tt", 1}};
+  std::string msg = error_of([&] { rule.run({{"x", net}}, opt); });
+  CHECK(contains(msg, "E0504"));
+  CHECK(contains(msg, "did you mean 't'"));
+}
+
+TEST_CASE("scalars, per-member scalars and a particle broadcast over a swarm") {
+  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
+  {
+    torch::NoGradGuard g;
+    seed->weight.fill_(1);
+    seed->bias.fill_(1);
+  }
+  Swarm<torch::nn::Linear> x(seed, 3);
+  auto rule = nyto::compile("x = x*k + s + g");
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 2, 3}}, {"s", 10.0}, {"g", seed}});
+  CHECK(x[0]->weight.item<double>() == 12);
+  CHECK(x[1]->weight.item<double>() == 13);
+  CHECK(x[2]->bias.item<double>() == 14);
+  std::string msg = error_of([&] { rule.run({{"x", x}, {"k", std::vector<double>{1, 2}}, {"s", 1.0}, {"g", seed}}); });
+  CHECK(contains(msg, "E0501"));
+  CHECK(contains(msg, "2 per-member values"));
+}
+
+TEST_CASE("an input inside an in-place output is read as it was before the run") {
+  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
+  {
+    torch::NoGradGuard g;
+    seed->weight.fill_(1);
+    seed->bias.fill_(1);
+  }
+  Swarm<torch::nn::Linear> x(seed, 4);
+  auto best = x[0];
+  auto rule = nyto::compile("x = x + best");
+  rule.run({{"x", x}, {"best", best}});
+  for (int i = 0; i < 4; ++i) CHECK(x[i]->weight.item<double>() == 2);  // row 0 read before written
+}
+
+TEST_CASE("ParamConfig: non-operational parameters are not computed") {
+  auto net = nyto::make_particle<torch::nn::Linear>(1, 1);
+  {
+    torch::NoGradGuard g;
+    net->weight.fill_(2);
+    net->bias.fill_(1);
+  }
+  net.set_param_config(false, true, "bias");
+  auto rule = nyto::compile("y = x * 10");
+  auto y = Particle<torch::nn::Linear>(rule.run({{"x", net}}).at("y").particle());
+  CHECK(y->weight.item<double>() == 20);
+  CHECK(y->bias.item<double>() == 1);
+  CHECK(y->bias.data_ptr() != net->bias.data_ptr());
+  net.set_param_config(false, false, "bias");
+  y = Particle<torch::nn::Linear>(rule.run({{"x", net}}).at("y").particle());
+  CHECK(y->bias.data_ptr() == net->bias.data_ptr());
+  auto inplace = nyto::compile("x = x * 10");
+  inplace.run({{"x", net}});
+  CHECK(net->weight.item<double>() == 20);
+  CHECK(net->bias.item<double>() == 1);
+}
+
+TEST_CASE("two storage groups: float32 and float64 both computed") {
+  auto m = nyto::make_particle<MixedImpl>();
+  auto rule = nyto::compile("y = x * 3 + 1");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    nyto::RunOptions opt;
+    opt.backend = b;
+    auto y = Particle<MixedImpl>(rule.run({{"x", m}}, opt).at("y").particle());
+    CHECK(y->a[0].item<double>() == 4);
+    CHECK(y->b[1][1].item<double>() == 7);
+    CHECK(y->c[0].item<double>() == 10);
+  }
+}
+
+TEST_CASE("bad bindings: located errors, nothing changed") {
+  auto a = nyto::make_particle<NetImpl>();
+  auto b = nyto::make_particle<NetImpl>();
+  at::Tensor before = a.storage()[0].clone();
+  auto rule = nyto::compile("x = x + v\n", "step.nyto");
+  std::string msg = error_of([&] { rule.run({{"x", a}, {"v", b}}); });
+  CHECK(contains(msg, "step.nyto:1:9: error[E0502]"));
+  CHECK(contains(msg, a.species()->name()));
+  CHECK(contains(msg, b.species()->name()));
+  CHECK_THROWS_AS(rule.run({{"x", a}, {"v", b}}), nyto::SpeciesError);
+
+  msg = error_of([&] { rule.run({{"x", a}}); });
+  CHECK(contains(msg, "step.nyto:1:9: error[E0503]: input 'v' is not bound"));
+
+  msg = error_of([&] { rule.run({{"x", 1.0}, {"v", a}}); });
+  CHECK(contains(msg, "error[E0501]"));
+  CHECK(contains(msg, "'x' is updated in place"));
+
+  Swarm<NetImpl> s(a, 3);
+  msg = error_of([&] { rule.run({{"x", a}, {"v", s}}); });
+  CHECK(contains(msg, "'x' is a single particle"));
+
+  Swarm<NetImpl> s2(a, 2);
+  msg = error_of([&] { rule.run({{"x", s}, {"v", s2}}); });
+  CHECK(contains(msg, "swarm of 2 members"));
+
+  auto two = nyto::compile("x = x + 1\nv = v + 1");
+  msg = error_of([&] { two.run({{"x", a}, {"v", a}}); });
+  CHECK(contains(msg, "same storage"));
+
+  auto fresh = nyto::compile("y = k * 2");
+  msg = error_of([&] { fresh.run({{"k", 1.0}}); });
+  CHECK(contains(msg, "no input is a particle or swarm"));
+  CHECK(at::equal(a.storage()[0], before));
+}
+
+TEST_CASE("compile errors carry every diagnostic") {
+  std::string msg = error_of([] { nyto::compile("v = w*v + c1*rnd()*(pbest - x)\ny = (", "pso.nyto"); });
+  CHECK(contains(msg, "pso.nyto:"));
+  CHECK_THROWS_AS(nyto::compile("x = x +", "bad.nyto"), nyto::CompileError);
+  msg = error_of([] { nyto::compile("v = v + rnd()\nx = clamp(x, 0)", "two.nyto"); });
+  CHECK(contains(msg, "E0103"));
+  CHECK(contains(msg, "E0104"));
+  CHECK_THROWS_AS(nyto::compile_file("/nonexistent/rule.nyto"), nyto::IOError);
+}
