@@ -259,6 +259,24 @@ class DepthGuard : public antlr4::tree::ParseTreeListener {
   int depth_ = 0;
 };
 
+// Collapses runs of separators (see the program rule in Nyto.g4): blank lines cost nothing.
+class SeparatorCollapsingLexer : public NytoLexer {
+ public:
+  using NytoLexer::NytoLexer;
+  std::unique_ptr<antlr4::Token> nextToken() override {
+    for (;;) {
+      std::unique_ptr<antlr4::Token> t = NytoLexer::nextToken();
+      bool sep = t->getType() == NytoLexer::NEWLINE || t->getType() == NytoLexer::SEMI;
+      if (sep && after_separator_) continue;
+      after_separator_ = sep;
+      return t;
+    }
+  }
+
+ private:
+  bool after_separator_ = true;  // the start of the input counts as one
+};
+
 // Parse tree -> AST. Only ever run on a tree without syntax errors.
 class TreeConverter {
  public:
@@ -460,7 +478,7 @@ class TreeConverter {
 Program parse(const Source& source, std::vector<Diagnostic>& diagnostics) {
   Collector collector(source, diagnostics);
   antlr4::ANTLRInputStream input(source.sanitized());
-  NytoLexer lexer(&input);
+  SeparatorCollapsingLexer lexer(&input);
   LexerErrors lexer_errors(collector);
   lexer.removeErrorListeners();
   lexer.addErrorListener(&lexer_errors);

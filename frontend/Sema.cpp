@@ -340,7 +340,10 @@ class Analyzer {
       }
       return v;
     }
-    if (find_function(e.name)) {
+    bool host_binds = false;
+    if (options_.known_names)
+      for (const std::string& k : *options_.known_names) host_binds = host_binds || k == e.name;
+    if (find_function(e.name) && !host_binds) {
       error("E0102", e.span,
             "'" + e.name + "' is a built-in function, not a value; call it, e.g. '" + e.name +
                 "(" + find_function(e.name)->args + ")'");

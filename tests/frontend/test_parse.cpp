@@ -217,6 +217,9 @@ TEST_CASE("known names accept bound inputs") {
   FrontendOptions o;
   o.known_names = std::vector<std::string>{"x", "v", "pbest", "gbest"};
   CHECK(compile_source("v = v + rand()*(pbest - x) + (gbest - x)\nx = x + v", "t.nyto", o).ok);
+  // A host may bind a name that is also a built-in function's.
+  o.known_names->push_back("log");
+  CHECK(compile_source("y = log * 2 + log(x)", "t.nyto", o).ok);
 }
 
 TEST_CASE("input first-use spans, AST dump") {
