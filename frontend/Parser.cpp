@@ -3,6 +3,7 @@
 // runs in SLL mode with bail-out, falling back to full LL only when that fails.
 #include "frontend/Parser.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 #include <string_view>
@@ -148,9 +149,10 @@ std::string describe_expected(const antlr4::misc::IntervalSet& set, const antlr4
   bool operators = op_count >= 3;
   if (operators) parts.push_back("an operator");
   bool end = has(NytoParser::NEWLINE) || has(NytoParser::SEMI) || has(antlr4::Token::EOF);
-  for (ssize_t t : set.toList()) {
+  for (ssize_t raw : set.toList()) {
+    size_t t = size_t(raw);  // EOF is -1 in an IntervalSet and size_t(-1) as a Token type
     bool op = false;
-    for (size_t o : ops) op = op || t == ssize_t(o);
+    for (size_t o : ops) op = op || t == o;
     if ((op && (operators || expression)) || t == NytoParser::NEWLINE || t == NytoParser::SEMI ||
         t == antlr4::Token::EOF)
       continue;
@@ -158,7 +160,7 @@ std::string describe_expected(const antlr4::misc::IntervalSet& set, const antlr4
       continue;
     if (t == NytoParser::NAME) parts.push_back("a name");
     else if (t == NytoParser::NUMBER) parts.push_back("a number");
-    else parts.push_back(vocab.getDisplayName(size_t(t)));
+    else parts.push_back(vocab.getDisplayName(t));
   }
   if (end) parts.push_back("the end of the statement");
   if (parts.empty()) return "";
@@ -475,7 +477,9 @@ class TreeConverter {
 
 }  // namespace
 
-Program parse(const Source& source, std::vector<Diagnostic>& diagnostics) {
+namespace {
+
+Program parse_collecting(const Source& source, std::vector<Diagnostic>& diagnostics) {
   Collector collector(source, diagnostics);
   antlr4::ANTLRInputStream input(source.sanitized());
   SeparatorCollapsingLexer lexer(&input);
@@ -525,6 +529,21 @@ Program parse(const Source& source, std::vector<Diagnostic>& diagnostics) {
     // Anything else ANTLR throws is a hole in our handling, not the user's fault.
     internal_error(std::string("ANTLR failed: ") + e.what());
   }
+}
+
+}  // namespace
+
+Program parse(const Source& source, std::vector<Diagnostic>& diagnostics) {
+  std::vector<Diagnostic> found;
+  Program program = parse_collecting(source, found);
+  // The lexer runs ahead of the parser; report in text order, "too many errors" last.
+  std::stable_sort(found.begin(), found.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    bool a_last = a.code == "E0004", b_last = b.code == "E0004";
+    if (a_last != b_last) return b_last;
+    return a.span.line != b.span.line ? a.span.line < b.span.line : a.span.col < b.span.col;
+  });
+  diagnostics.insert(diagnostics.end(), found.begin(), found.end());
+  return program;
 }
 
 }  // namespace nyto::frontend

@@ -67,6 +67,8 @@ TEST_CASE("PSO: statements see earlier assignments, in-place targets") {
         "%18 = add %8, %17 : elem\n"
         "out v = %17 -> input v\n"
         "out x = %18 -> input x\n");
+  // The AST dump shows literals as written.
+  CHECK(compile_source(pso, "pso.nyto").ast_dump.find("    Number 0.729 @2:12\n") != std::string::npos);
 }
 
 TEST_CASE("APSO") {
