@@ -136,7 +136,10 @@ std::string describe_token(const antlr4::Token* t) {
 }
 
 // Words an expected-token set the way a person would: "an expression", "an operator", ...
-std::string describe_expected(const antlr4::misc::IntervalSet& set, const antlr4::dfa::Vocabulary& vocab) {
+// `after_operand`: the token before the error ends an operand, so an operator could continue the
+// expression even though ANTLR, having already closed the expression rules, leaves it out.
+std::string describe_expected(const antlr4::misc::IntervalSet& set,
+                              const antlr4::dfa::Vocabulary& vocab, bool after_operand) {
   auto has = [&](size_t t) { return set.contains(t); };
   std::vector<std::string> parts;
   bool expression = has(NytoParser::NUMBER) && has(NytoParser::NAME) && has(NytoParser::LPAREN);
@@ -146,9 +149,9 @@ std::string describe_expected(const antlr4::misc::IntervalSet& set, const antlr4
                         NytoParser::GE, NytoParser::EQ, NytoParser::NE};
   int op_count = 0;
   for (size_t o : ops) op_count += has(o) ? 1 : 0;
-  bool operators = op_count >= 3;
-  if (operators) parts.push_back("an operator");
   bool end = has(NytoParser::NEWLINE) || has(NytoParser::SEMI) || has(antlr4::Token::EOF);
+  bool operators = op_count >= 3 || (after_operand && !expression);
+  if (operators) parts.push_back("an operator");
   for (ssize_t raw : set.toList()) {
     size_t t = size_t(raw);  // EOF is -1 in an IntervalSet and size_t(-1) as a Token type
     bool op = false;
@@ -209,17 +212,26 @@ class SyntaxErrorStrategy : public antlr4::DefaultErrorStrategy {
     if (inErrorRecoveryMode(p)) return;
     beginErrorCondition(p);
     antlr4::Token* t = p->getCurrentToken();
-    std::string expected = describe_expected(getExpectedTokens(p), p->getVocabulary());
+    std::string expected =
+        describe_expected(getExpectedTokens(p), p->getVocabulary(), false);
     p->notifyErrorListeners(t, "missing " + expected + " before " + describe_token(t), nullptr);
   }
 
  private:
   void report(antlr4::Parser* p, antlr4::Token* t, const antlr4::misc::IntervalSet& expected) {
-    std::string what = describe_expected(expected, p->getVocabulary());
+    std::string what = describe_expected(expected, p->getVocabulary(), after_operand(p, t));
     std::string msg = "unexpected " + describe_token(t);
     if (!what.empty()) msg += "; expected " + what;
     if (expected.contains(size_t(NytoParser::RPAREN))) msg += unclosed_paren_note(p, t);
     p->notifyErrorListeners(t, msg, nullptr);
+  }
+
+  static bool after_operand(antlr4::Parser* p, antlr4::Token* at) {
+    if (at == nullptr || at->getTokenIndex() == 0 || at->getTokenIndex() > p->getTokenStream()->size())
+      return false;
+    size_t before = p->getTokenStream()->get(at->getTokenIndex() - 1)->getType();
+    return before == NytoParser::NAME || before == NytoParser::NUMBER ||
+           before == NytoParser::RPAREN;
   }
 
   // Newlines inside parentheses do not end a statement, so a forgotten ')' surfaces lines
