@@ -67,6 +67,8 @@ TEST_CASE("PSO: statements see earlier assignments, in-place targets") {
         "%18 = add %8, %17 : elem\n"
         "out v = %17 -> input v\n"
         "out x = %18 -> input x\n");
+  // The AST dump shows literals as written.
+  CHECK(compile_source(pso, "pso.nyto").ast_dump.find("    Number 0.729 @2:12\n") != std::string::npos);
 }
 
 TEST_CASE("APSO") {
@@ -217,6 +219,9 @@ TEST_CASE("known names accept bound inputs") {
   FrontendOptions o;
   o.known_names = std::vector<std::string>{"x", "v", "pbest", "gbest"};
   CHECK(compile_source("v = v + rand()*(pbest - x) + (gbest - x)\nx = x + v", "t.nyto", o).ok);
+  // A host may bind a name that is also a built-in function's.
+  o.known_names->push_back("log");
+  CHECK(compile_source("y = log * 2 + log(x)", "t.nyto", o).ok);
 }
 
 TEST_CASE("input first-use spans, AST dump") {
