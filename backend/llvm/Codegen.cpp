@@ -247,6 +247,10 @@ class Codegen {
     ctr1_ = b_.CreateTrunc(member_, i32_, "c1");
     ctr2_ = b_.CreateTrunc(invocation, i32_, "c2");
     group_shl_ = b_.CreateShl(group, 16, "group.shl");
+    for (int r = 0; r < 10; ++r) {
+      round_key_[0][r] = r == 0 ? key0_ : b_.CreateAdd(round_key_[0][r - 1], b_.getInt32(rng::kPhiloxW0));
+      round_key_[1][r] = r == 0 ? key1_ : b_.CreateAdd(round_key_[1][r - 1], b_.getInt32(rng::kPhiloxW1));
+    }
 
     size_t n = g_.nodes.size();
     uni_.assign(n, nullptr);
@@ -463,31 +467,36 @@ class Codegen {
     llvm::Value* r[4];
   };
   // Philox4x32-10 (Salmon et al., SC 2011, "Parallel random numbers: as easy as 1, 2, 3"), the
-  // same round function as rng::philox4x32_10. Each 32x32->64 product is an i64 multiply of
-  // zero-extended lanes; the X86 backend selects (v)pmuludq for it. The counter's element word
-  // differs per lane, the other words and the key are uniform (LICM hoists the uniform rounds).
+  // same round function as rng::philox4x32_10. Every 32-bit word lives in the low half of a
+  // 64-bit lane for all ten rounds: a 32x32->64 product is then one (v)pmuludq on the masked
+  // lanes (the backend drops the masks: pmuludq reads only the low halves), hi is one shift, and
+  // no lane packing or unpacking happens between rounds. The upper halves of lo/xor results are
+  // don't-care; only low halves are ever used (masked before each multiply, truncated at the end).
+  // The element word differs per lane; the other words and the keys are uniform, so LICM hoists
+  // the uniform part of the first two rounds out of the loop.
   Words philox(llvm::Value* c0, uint32_t site, int w) {
-    llvm::Value* c1 = splat(ctr1_, w);
-    llvm::Value* c2 = splat(ctr2_, w);
-    llvm::Value* c3 = splat(b_.CreateOr(group_shl_, b_.getInt32(site)), w);
-    llvm::Value* k0 = splat(key0_, w);
-    llvm::Value* k1 = splat(key1_, w);
     llvm::Type* t64 = vec(i64_, w);
     llvm::Type* t32 = vec(i32_, w);
+    auto wide = [&](llvm::Value* v32) { return splat(b_.CreateZExt(v32, i64_), w); };
+    llvm::Value* c1 = wide(ctr1_);
+    llvm::Value* c2 = wide(ctr2_);
+    llvm::Value* c3 = wide(b_.CreateOr(group_shl_, b_.getInt32(site)));
+    llvm::Constant* low = ci64(0xFFFFFFFFull, w);
+    c0 = b_.CreateZExt(c0, t64);
     for (int round = 0; round < 10; ++round) {
-      llvm::Value* p0 = b_.CreateMul(b_.CreateZExt(c0, t64), ci64(rng::kPhiloxM0, w));
-      llvm::Value* p1 = b_.CreateMul(b_.CreateZExt(c2, t64), ci64(rng::kPhiloxM1, w));
-      llvm::Value* hi0 = b_.CreateTrunc(b_.CreateLShr(p0, 32), t32);
-      llvm::Value* lo0 = b_.CreateTrunc(p0, t32);
-      llvm::Value* hi1 = b_.CreateTrunc(b_.CreateLShr(p1, 32), t32);
-      llvm::Value* lo1 = b_.CreateTrunc(p1, t32);
+      // Round keys: k + round * W (mod 2^32), computed once in the entry block.
+      llvm::Value* k0 = wide(round_key_[0][round]);
+      llvm::Value* k1 = wide(round_key_[1][round]);
+      llvm::Value* p0 = b_.CreateMul(b_.CreateAnd(c0, low), ci64(rng::kPhiloxM0, w));
+      llvm::Value* p1 = b_.CreateMul(b_.CreateAnd(c2, low), ci64(rng::kPhiloxM1, w));
+      llvm::Value* hi0 = b_.CreateLShr(p0, 32);
+      llvm::Value* hi1 = b_.CreateLShr(p1, 32);
       llvm::Value* n0 = b_.CreateXor(b_.CreateXor(hi1, c1), k0);
       llvm::Value* n2 = b_.CreateXor(b_.CreateXor(hi0, c3), k1);
-      c0 = n0, c1 = lo1, c2 = n2, c3 = lo0;
-      k0 = b_.CreateAdd(k0, ci32(rng::kPhiloxW0, w));
-      k1 = b_.CreateAdd(k1, ci32(rng::kPhiloxW1, w));
+      c0 = n0, c1 = p1, c2 = n2, c3 = p0;
     }
-    return {{c0, c1, c2, c3}};
+    return {{b_.CreateTrunc(c0, t32), b_.CreateTrunc(c1, t32), b_.CreateTrunc(c2, t32),
+             b_.CreateTrunc(c3, t32)}};
   }
 
   llvm::Value* emit_random(const ir::Node& nd, int w) {
@@ -589,6 +598,7 @@ class Codegen {
   llvm::Value* index_ = nullptr;
   llvm::Value *key0_ = nullptr, *key1_ = nullptr, *ctr1_ = nullptr, *ctr2_ = nullptr,
               *group_shl_ = nullptr;
+  llvm::Value* round_key_[2][10] = {};
   std::vector<llvm::Value*> uni_, uni_dt_, row_, out_row_;
 };
 
