@@ -376,16 +376,16 @@ class Codegen {
       case Op::Neg: return b_.CreateFNeg(A(0));
       case Op::Abs: return unary_intrinsic(llvm::Intrinsic::fabs, A(0));
       case Op::Sqrt: return unary_intrinsic(llvm::Intrinsic::sqrt, A(0));
-      case Op::Exp: return unary_intrinsic(llvm::Intrinsic::exp, A(0));
-      case Op::Log: return unary_intrinsic(llvm::Intrinsic::log, A(0));
-      case Op::Sin: return unary_intrinsic(llvm::Intrinsic::sin, A(0));
-      case Op::Cos: return unary_intrinsic(llvm::Intrinsic::cos, A(0));
+      case Op::Exp: return libm_call(fty == f64_ ? "exp" : "expf", {A(0)});
+      case Op::Log: return libm_call(fty == f64_ ? "log" : "logf", {A(0)});
+      case Op::Sin: return libm_call(fty == f64_ ? "sin" : "sinf", {A(0)});
+      case Op::Cos: return libm_call(fty == f64_ ? "cos" : "cosf", {A(0)});
       case Op::Floor: return unary_intrinsic(llvm::Intrinsic::floor, A(0));
       case Op::Ceil: return unary_intrinsic(llvm::Intrinsic::ceil, A(0));
-      case Op::Tanh: return libm_call(fty == f64_ ? "tanh" : "tanhf", A(0));
+      case Op::Tanh: return libm_call(fty == f64_ ? "tanh" : "tanhf", {A(0)});
       case Op::Sigmoid: {
         // 1 / (1 + exp(-x)), the IR.h definition, in this order.
-        llvm::Value* e = unary_intrinsic(llvm::Intrinsic::exp, b_.CreateFNeg(A(0)));
+        llvm::Value* e = libm_call(fty == f64_ ? "exp" : "expf", {b_.CreateFNeg(A(0))});
         llvm::Constant* one = cfp(fty, 1.0, w);
         return b_.CreateFDiv(one, b_.CreateFAdd(one, e));
       }
@@ -400,11 +400,7 @@ class Codegen {
       case Op::Sub: return b_.CreateFSub(A(0), A(1));
       case Op::Mul: return b_.CreateFMul(A(0), A(1));
       case Op::Div: return b_.CreateFDiv(A(0), A(1));
-      case Op::Pow: {
-        llvm::Value* x = A(0);
-        llvm::Function* f = llvm::Intrinsic::getDeclaration(mod_, llvm::Intrinsic::pow, {x->getType()});
-        return b_.CreateCall(f, {x, A(1)});
-      }
+      case Op::Pow: return libm_call(fty == f64_ ? "pow" : "powf", {A(0), A(1)});
       case Op::Min:
       case Op::Max: {
         // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
@@ -446,19 +442,33 @@ class Codegen {
     llvm::Function* f = llvm::Intrinsic::getDeclaration(mod_, id, {x->getType()});
     return b_.CreateCall(f, {x});
   }
-  // A libm function without an LLVM intrinsic: one call per lane.
-  llvm::Value* libm_call(const char* name, llvm::Value* x) {
-    llvm::Type* t = x->getType()->getScalarType();
-    auto callee = mod_->getOrInsertFunction(name, llvm::FunctionType::get(t, {t}, false));
+  // A libm function, one call per lane, the same function the interpreter calls (std::exp(float)
+  // is expf, ...). The calls are `nobuiltin`: LLVM must not fold or rewrite them (it would turn
+  // pow(x, -1) into 1/x, or constant-fold with its own APFloat code), so every transcendental
+  // result is bit-identical to the interpreter's. They stay scalar: glibc's vector libmvec
+  // variants are not bit-identical to the scalar ones.
+  llvm::Value* libm_call(const char* name, std::vector<llvm::Value*> xs) {
+    llvm::Type* t = xs[0]->getType()->getScalarType();
+    std::vector<llvm::Type*> params(xs.size(), t);
+    auto callee = mod_->getOrInsertFunction(name, llvm::FunctionType::get(t, params, false));
     if (auto* f = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
       f->addFnAttr(llvm::Attribute::NoUnwind);
-      f->setOnlyAccessesInaccessibleMemory();
+      f->addFnAttr(llvm::Attribute::WillReturn);
+      f->setOnlyAccessesInaccessibleMemory();  // errno at most
     }
-    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(x->getType());
-    if (!vt) return b_.CreateCall(callee, {x});
+    auto call = [&](const std::vector<llvm::Value*>& args) {
+      llvm::CallInst* c = b_.CreateCall(callee, args);
+      c->addFnAttr(llvm::Attribute::NoBuiltin);
+      return c;
+    };
+    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(xs[0]->getType());
+    if (!vt) return call(xs);
     llvm::Value* r = llvm::PoisonValue::get(vt);
-    for (unsigned l = 0; l < vt->getNumElements(); ++l)
-      r = b_.CreateInsertElement(r, b_.CreateCall(callee, {b_.CreateExtractElement(x, l)}), l);
+    for (unsigned l = 0; l < vt->getNumElements(); ++l) {
+      std::vector<llvm::Value*> lane;
+      for (llvm::Value* x : xs) lane.push_back(b_.CreateExtractElement(x, l));
+      r = b_.CreateInsertElement(r, call(lane), l);
+    }
     return r;
   }
 
