@@ -8,6 +8,8 @@
 // Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny] [--impl NAME]
 #include <ATen/Parallel.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -58,23 +60,46 @@ std::vector<std::vector<int64_t>> mlp(std::vector<int64_t> widths) {
   return s;
 }
 
+// CPU time of the whole process (all threads), ms: on a shared machine wall time alone says
+// little, so every line also reports CPU ms per call (load_avg tells how shared it was).
+double process_cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+double g_cpu_ms = 0;  // CPU ms per call of the last median_ms()
+
 // Median wall time of one call of `fn` in ms: `samples` samples of `batch` calls each.
 double median_ms(const std::function<void()>& fn, int samples, int batch, int warmup) {
   for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> t;
+  std::vector<double> t, cpu;
   for (int s = 0; s < samples; ++s) {
     auto t0 = Clock::now();
+    double c0 = process_cpu_ms();
     for (int b = 0; b < batch; ++b) fn();
+    cpu.push_back((process_cpu_ms() - c0) / batch);
     t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / batch);
   }
   std::sort(t.begin(), t.end());
+  std::sort(cpu.begin(), cpu.end());
+  g_cpu_ms = cpu[cpu.size() / 2];
   return t[t.size() / 2];
+}
+
+double load_avg() {
+  double l = -1;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
 }
 
 void print_line(const Case& c, const char* impl, int threads, double ms) {
   double bytes = 24.0 * double(c.members) * double(c.elements());
-  std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, \"gbps\": %.4g}\n",
-              c.name.c_str(), impl, threads, ms, bytes / (ms * 1e-3) / 1e9);
+  std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, "
+              "\"gbps\": %.4g, \"cpu_ms_median\": %.6g, \"load_avg\": %.2f}\n",
+              c.name.c_str(), impl, threads, ms, bytes / (ms * 1e-3) / 1e9, g_cpu_ms, load_avg());
   std::fflush(stdout);
 }
 
@@ -107,19 +132,23 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     kernel = llvm_backend::compile(engine, pso, spec);
     double cold = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    std::vector<double> totals;
+    std::vector<double> totals, cpu;
     llvm_backend::CompileTimes best;
     for (int i = 0; i < 7; ++i) {
       auto t1 = Clock::now();
+      double c0 = process_cpu_ms();
       auto k = llvm_backend::compile(engine, pso, spec);
+      cpu.push_back(process_cpu_ms() - c0);
       totals.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t1).count());
       if (i == 0 || engine.last_compile_times().total_ms() < best.total_ms()) best = engine.last_compile_times();
     }
     std::sort(totals.begin(), totals.end());
+    std::sort(cpu.begin(), cpu.end());
     std::printf("{\"case\": \"compile-pso\", \"impl\": \"llvm\", \"threads\": 1, \"ms_median\": %.4g, "
-                "\"gbps\": 0, \"ms_cold\": %.4g, \"best_codegen_ms\": %.3g, \"best_opt_ms\": %.3g, "
-                "\"best_jit_ms\": %.3g, \"host\": \"%s\"}\n",
-                totals[totals.size() / 2], cold, best.codegen_ms, best.optimize_ms, best.jit_ms,
+                "\"gbps\": 0, \"cpu_ms_median\": %.4g, \"load_avg\": %.2f, \"ms_cold\": %.4g, "
+                "\"best_codegen_ms\": %.3g, \"best_opt_ms\": %.3g, \"best_jit_ms\": %.3g, \"host\": \"%s\"}\n",
+                totals[totals.size() / 2], cpu[cpu.size() / 2], load_avg(), cold, best.codegen_ms,
+                best.optimize_ms, best.jit_ms,
                 engine.host_description().substr(0, engine.host_description().find(' ', 25)).c_str());
     std::fflush(stdout);
   }

@@ -117,8 +117,9 @@ using ir::NodeId;
 
 class Codegen {
  public:
-  Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width)
-      : ctx_(ctx), g_(g), spec_(spec), width_(width), dom_(analyze(g, spec)), b_(ctx) {
+  Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked)
+      : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(masked && width > 1),
+        dom_(analyze(g, spec)), b_(ctx) {
     f64_ = llvm::Type::getDoubleTy(ctx);
     elem_ = spec.dtype == DType::F32 ? llvm::Type::getFloatTy(ctx) : f64_;
     i1_ = llvm::Type::getInt1Ty(ctx);
@@ -152,6 +153,31 @@ class Codegen {
 
     auto* exit = llvm::BasicBlock::Create(ctx_, "exit", fn_);
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
+    if (masked_) {
+      // One loop, every iteration W lanes under a lane mask (all-true except in the last): with
+      // AVX-512 masked loads/stores cost what plain ones do, and the body exists once, which
+      // halves the machine code and the JIT time and makes short ranges (pso-tiny) cheap.
+      b_.CreateBr(tail_check);
+      b_.SetInsertPoint(tail_check);
+      auto* loop = llvm::BasicBlock::Create(ctx_, "vloop", fn_, exit);
+      b_.CreateCondBr(b_.CreateICmpSLT(begin, end), loop, exit);
+      b_.SetInsertPoint(loop);
+      auto* i = b_.CreatePHI(i64_, 2, "i");
+      i->addIncoming(begin, tail_check);
+      llvm::Value* rem = splat(b_.CreateSub(end, i, "rem"), width_);
+      llvm::Value* mask = b_.CreateICmpSLT(iota64(width_), rem, "lanes");
+      emit_body(i, width_, mask);
+      llvm::Value* next = b_.CreateAdd(i, b_.getInt64(width_), "i.next", true, true);
+      i->addIncoming(next, b_.GetInsertBlock());
+      b_.CreateCondBr(b_.CreateICmpSLT(next, end), loop, exit)
+          ->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+      b_.SetInsertPoint(exit);
+      b_.CreateRetVoid();
+      std::string err;
+      llvm::raw_string_ostream os(err);
+      if (llvm::verifyModule(*m, &os)) internal_error("generated LLVM IR does not verify: " + os.str());
+      return m;
+    }
     llvm::Value* vend = begin;
     if (width_ > 1) {
       // vend = begin + (end - begin) / W * W  (end >= begin by contract)
@@ -163,7 +189,7 @@ class Codegen {
       b_.SetInsertPoint(vloop);
       auto* i = b_.CreatePHI(i64_, 2, "i");
       i->addIncoming(begin, entry);
-      emit_body(i, width_);
+      emit_body(i, width_, nullptr);
       llvm::Value* next = b_.CreateAdd(i, b_.getInt64(width_), "i.next", true, true);
       i->addIncoming(next, b_.GetInsertBlock());
       b_.CreateCondBr(b_.CreateICmpSLT(next, vend), vloop, tail_check)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
@@ -176,7 +202,7 @@ class Codegen {
     b_.SetInsertPoint(tail);
     auto* j = b_.CreatePHI(i64_, 2, "j");
     j->addIncoming(vend, tail_check);
-    emit_body(j, 1);
+    emit_body(j, 1, nullptr);
     llvm::Value* jn = b_.CreateAdd(j, b_.getInt64(1), "j.next", true, true);
     j->addIncoming(jn, b_.GetInsertBlock());
     b_.CreateCondBr(b_.CreateICmpSLT(jn, end), tail, exit)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
@@ -206,6 +232,12 @@ class Codegen {
     md->replaceOperandWith(0, md);
     llvm::MDNode::deleteTemporary(self);
     return md;
+  }
+
+  llvm::Constant* iota64(int w) {
+    std::vector<llvm::Constant*> iota;
+    for (int l = 0; l < w; ++l) iota.push_back(llvm::ConstantInt::get(i64_, uint64_t(l)));
+    return llvm::ConstantVector::get(iota);
   }
 
   // ---- types and constants ------------------------------------------------------------------
@@ -325,7 +357,7 @@ class Codegen {
   }
 
   // ---- per element ----------------------------------------------------------------------------
-  void emit_body(llvm::Value* index, int w) {
+  void emit_body(llvm::Value* index, int w, llvm::Value* mask) {
     std::vector<llvm::Value*> val(g_.nodes.size(), nullptr);
     // Each uniform operand is splatted from its entry-block value (LICM-free by construction).
     auto arg = [&](NodeId a, bool want_dtype) -> llvm::Value* {
@@ -341,8 +373,12 @@ class Codegen {
       const ir::Node& nd = g_.nodes[i];
       if (nd.op == Op::Input) {
         auto* p = b_.CreateGEP(elem_, row_[nd.index], index);
-        val[i] = b_.CreateAlignedLoad(vec(elem_, w), p, llvm::Align(elem_bytes()),
-                                      "x" + std::to_string(nd.index));
+        std::string nm = "x" + std::to_string(nd.index);
+        if (mask)
+          val[i] = b_.CreateMaskedLoad(vec(elem_, w), p, llvm::Align(elem_bytes()), mask,
+                                       llvm::Constant::getNullValue(vec(elem_, w)), nm);
+        else
+          val[i] = b_.CreateAlignedLoad(vec(elem_, w), p, llvm::Align(elem_bytes()), nm);
       } else {
         val[i] = emit_op(NodeId(i), w, arg);
       }
@@ -356,7 +392,10 @@ class Codegen {
         v = arg(id, true);
       }
       auto* p = b_.CreateGEP(elem_, out_row_[o], index);
-      b_.CreateAlignedStore(v, p, llvm::Align(elem_bytes()));
+      if (mask)
+        b_.CreateMaskedStore(v, p, llvm::Align(elem_bytes()), mask);
+      else
+        b_.CreateAlignedStore(v, p, llvm::Align(elem_bytes()));
     }
   }
 
@@ -512,11 +551,7 @@ class Codegen {
   llvm::Value* emit_random(const ir::Node& nd, int w) {
     // c0 = element index of each lane (truncated to 32 bits, as rng::draw does).
     llvm::Value* idx = splat(index_, w);
-    if (w > 1) {
-      std::vector<llvm::Constant*> iota;
-      for (int l = 0; l < w; ++l) iota.push_back(llvm::ConstantInt::get(i64_, uint64_t(l)));
-      idx = b_.CreateAdd(idx, llvm::ConstantVector::get(iota));
-    }
+    if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
     llvm::Value* c0 = b_.CreateTrunc(idx, vec(i32_, w));
     Words p = philox(c0, uint32_t(nd.index), w);
     bool normal = nd.op == Op::Randn;
@@ -598,6 +633,7 @@ class Codegen {
   const ir::Graph& g_;
   const KernelSpec& spec_;
   int width_;
+  bool masked_;
   Domains dom_;
   llvm::IRBuilder<> b_;
   llvm::Module* mod_ = nullptr;
@@ -616,10 +652,10 @@ class Codegen {
 
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width) {
+                                           int vector_width, bool masked_loop) {
   check_graph(graph, spec);
   ir::Graph typed = specialize(graph, spec);
-  return Codegen(ctx, typed, spec, vector_width).build(name);
+  return Codegen(ctx, typed, spec, vector_width, masked_loop).build(name);
 }
 
 }  // namespace nyto::llvm_backend

@@ -58,9 +58,17 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+namespace {
+bool has_feature(const llvm::TargetMachine& tm, const char* feat) {
+  std::string f = "," + tm.getTargetFeatureString().str() + ",";
+  return f.find(std::string(",+") + feat + ",") != std::string::npos;
+}
+}  // namespace
+
+bool host_has_cheap_masking(const llvm::TargetMachine& tm) { return has_feature(tm, "avx512f"); }
+
 int host_vector_width(const llvm::TargetMachine& tm, DType dtype) {
-  std::string f = tm.getTargetFeatureString().str();
-  auto has = [&](const char* feat) { return (f + ",").find(std::string("+") + feat + ",") != std::string::npos; };
+  auto has = [&](const char* feat) { return has_feature(tm, feat); };
   int bytes = has("avx512f") ? 64 : has("avx") ? 32 : 16;
   return bytes / (dtype == DType::F32 ? 4 : 8);
 }
@@ -143,7 +151,8 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   std::string name = "nyto_kernel_" + std::to_string(impl->next_id++);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   int width = host_vector_width(*impl->tm, spec.dtype);
-  std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width);
+  std::unique_ptr<llvm::Module> m =
+      build_module(*ctx, graph, spec, name, width, host_has_cheap_masking(*impl->tm));
   times.codegen_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
   optimize_module(*m, *impl->tm, PipelineLevel::Kernel);
@@ -175,7 +184,8 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   auto jtmb = host_builder();
   auto tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
   llvm::LLVMContext ctx;
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", host_vector_width(*tm, spec.dtype));
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", host_vector_width(*tm, spec.dtype),
+                        host_has_cheap_masking(*tm));
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {
