@@ -42,13 +42,15 @@ class KernelCache {
   KernelCache(const KernelCache&) = delete;
   KernelCache& operator=(const KernelCache&) = delete;
 
-  /// The kernel for (graph, spec, backend), compiled on the first request. Backend::Llvm is built
-  /// in; others need set_factory(). Throws what the backend throws (the failure is not cached),
-  /// std::invalid_argument if no factory is registered for `backend`.
+  /// The kernel for (graph, spec, backend), compiled on the first request. Backend::Llvm and
+  /// Backend::Interp are built in (a registered factory overrides them); Backend::Aten needs
+  /// set_factory(). Throws what the backend throws (the failure is not cached),
+  /// std::invalid_argument if no factory is registered for Backend::Aten.
   std::shared_ptr<const Kernel> get(const ir::Graph& graph, const KernelSpec& spec,
                                     Backend backend = Backend::Llvm);
 
-  /// Registers how to build kernels for `backend` (e.g. the runtime registers interp and aten).
+  /// Registers how to build kernels for `backend` (e.g. the runtime registers aten). Call it before
+  /// the first get() for that backend: kernels already cached are not rebuilt.
   void set_factory(Backend backend, Factory factory);
 
   struct Stats {
