@@ -29,6 +29,13 @@ struct CompileTimes {
   double total_ms() const { return codegen_ms + optimize_ms + jit_ms; }
 };
 
+/// Code shape choices of a JitEngine (defaults: what suits the host). Tests use them to cover the
+/// shapes other hosts get (e.g. AVX2: 8 floats, vector loop + scalar tail) on this machine.
+struct JitOptions {
+  int vector_bytes = 0;           // bytes per vector; 0 = the host's widest (64 with AVX-512)
+  bool allow_masked_loop = true;  // lane-masked last iteration when the host masks cheaply
+};
+
 /// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512), and the O3 pass
 /// pipeline run on every kernel. Must not be a global or static: create it from an owner object
 /// (the KernelCache) and destroy it before main returns. Kernels compiled by an engine keep its JIT
@@ -36,7 +43,7 @@ struct CompileTimes {
 /// Throws JitError if the host target cannot be set up.
 class JitEngine {
  public:
-  JitEngine();
+  explicit JitEngine(JitOptions options = {});
   ~JitEngine();
   JitEngine(const JitEngine&) = delete;
   JitEngine& operator=(const JitEngine&) = delete;
@@ -45,6 +52,8 @@ class JitEngine {
   std::string host_description() const;
   /// Elements per vector in the generated loops for this dtype (16 f32 / 8 f64 with AVX-512).
   int vector_width(DType dtype) const;
+  /// Whether kernels use one lane-masked loop (true) or a vector loop plus a scalar tail.
+  bool masked_loop() const;
   /// Timing of the most recent compile() through this engine.
   CompileTimes last_compile_times() const;
 
@@ -73,7 +82,8 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
 
 /// The LLVM IR of the kernel function for `graph`/`spec`, before or after the O3 pipeline, for
 /// `nyto compile --emit llvm` and for tests (vector types present after optimization).
-std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized);
+std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized,
+                         JitOptions options = {});
 
 /// The flat argument block the generated function reads: void k(const FlatArgs*, int64 member,
 /// int64 begin, int64 end). Built by the kernel driver from KernelArgs; exposed for tests.

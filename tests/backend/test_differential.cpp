@@ -161,7 +161,8 @@ void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRu
 }  // namespace
 
 TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}") {
-  llvm_backend::JitEngine engine;
+  // Odd seeds also cover the code shape of AVX2 hosts: 8 lanes (4 for f64), scalar tail loop.
+  llvm_backend::JitEngine host_engine, avx2_engine(llvm_backend::JitOptions{32, false});
   int old_threads = at::get_num_threads();
   Stats st;
   for (uint64_t seed = 0; seed < 600; ++seed) {
@@ -174,6 +175,7 @@ TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}
     o.special_constants = seed % 3 == 0;
     o.tame_domains = seed % 5 != 0;
     o.scalar_input_probability = seed % 4 == 0 ? 0.6 : 0.3;
+    llvm_backend::JitEngine& engine = seed % 2 ? avx2_engine : host_engine;
     differential<float>(engine, seed, o, st);
     differential<double>(engine, seed, o, st);
   }
