@@ -122,7 +122,6 @@ class Codegen {
         dom_(analyze(g, spec)), b_(ctx) {
     f64_ = llvm::Type::getDoubleTy(ctx);
     elem_ = spec.dtype == DType::F32 ? llvm::Type::getFloatTy(ctx) : f64_;
-    i1_ = llvm::Type::getInt1Ty(ctx);
     i32_ = llvm::Type::getInt32Ty(ctx);
     i64_ = llvm::Type::getInt64Ty(ctx);
     ptr_ = llvm::PointerType::get(ctx, 0);
@@ -638,7 +637,7 @@ class Codegen {
   llvm::IRBuilder<> b_;
   llvm::Module* mod_ = nullptr;
   llvm::Function* fn_ = nullptr;
-  llvm::Type *f64_, *elem_, *i1_, *i32_, *i64_;
+  llvm::Type *f64_, *elem_, *i32_, *i64_;
   llvm::PointerType* ptr_;
   llvm::Value* member_ = nullptr;
   llvm::Value* index_ = nullptr;
