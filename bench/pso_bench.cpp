@@ -5,7 +5,8 @@
 //   pso-big : 32 members x 1,068,810 floats (MLP 784-1024-256-10)
 //   pso-tiny:  8 members x 131 floats (MLP 4-16-3)
 //
-// Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny] [--impl NAME]
+// Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N]
+//                       [--no-masked-tail]   (the last two: JIT code shape, see JitOptions)
 #include <ATen/Parallel.h>
 
 #include <time.h>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -108,13 +110,19 @@ void print_line(const Case& c, const char* impl, int threads, double ms) {
 int main(int argc, char** argv) {
   bool quick = false;
   std::string only_case, only_impl;
+  llvm_backend::JitOptions jit_options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") quick = true;
     else if (a == "--case" && i + 1 < argc) only_case = argv[++i];
     else if (a == "--impl" && i + 1 < argc) only_impl = argv[++i];
+    else if (a == "--vector-bytes" && i + 1 < argc) jit_options.vector_bytes = std::atoi(argv[++i]);
+    else if (a == "--no-masked-tail") jit_options.allow_masked_tail = false;
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--case pso-big|pso-tiny] [--impl NAME]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N] "
+                   "[--no-masked-tail]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -122,7 +130,7 @@ int main(int argc, char** argv) {
   const int max_threads = 2;
 
   // The engine lives in main (an LLJIT must not be a static).
-  llvm_backend::JitEngine engine;
+  llvm_backend::JitEngine engine(jit_options);
   ir::Graph pso = test::pso_graph();
   KernelSpec spec{DType::F32, {BindKind::Swarm, BindKind::Swarm, BindKind::Swarm, BindKind::Particle}};
 

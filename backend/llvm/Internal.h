@@ -14,11 +14,11 @@
 namespace nyto::llvm_backend {
 
 // Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end)`.
-// `vector_width` elements per vector iteration (1 = scalar loop only). `masked_loop`: one loop
-// whose last iteration is lane-masked (AVX-512), else a vector loop plus a scalar tail loop.
+// `vector_width` elements per vector iteration (1 = scalar loop only). A vector loop, then the
+// remainder as one lane-masked vector iteration (`masked_tail`, AVX-512) or a scalar tail loop.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width, bool masked_loop);
+                                           int vector_width, bool masked_tail);
 
 // Kernel: the short new-PM pipeline used for every kernel (see optimize_module); O3: LLVM's full
 // default<O3> pipeline, kept for comparison.

@@ -85,7 +85,7 @@ Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions&
   if (o.vector_bytes > 0) width = std::max(1, std::min(width, o.vector_bytes / elem));
   // Widths are powers of two (the vector loop rounds counts down with a mask).
   while (width & (width - 1)) width &= width - 1;
-  return {width, o.allow_masked_loop && host_has_cheap_masking(tm) && width > 1};
+  return {width, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1};
 }
 }  // namespace
 
@@ -156,7 +156,7 @@ std::string JitEngine::host_description() const { return impl_->description; }
 int JitEngine::vector_width(DType dtype) const {
   return kernel_shape(*impl_->tm, dtype, impl_->options).width;
 }
-bool JitEngine::masked_loop() const { return kernel_shape(*impl_->tm, DType::F32, impl_->options).masked; }
+bool JitEngine::masked_tail() const { return kernel_shape(*impl_->tm, DType::F32, impl_->options).masked; }
 CompileTimes JitEngine::last_compile_times() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->last;

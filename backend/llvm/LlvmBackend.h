@@ -33,7 +33,8 @@ struct CompileTimes {
 /// shapes other hosts get (e.g. AVX2: 8 floats, vector loop + scalar tail) on this machine.
 struct JitOptions {
   int vector_bytes = 0;           // bytes per vector; 0 = the host's widest (64 with AVX-512)
-  bool allow_masked_loop = true;  // lane-masked last iteration when the host masks cheaply
+  bool allow_masked_tail = true;  // remainder as one lane-masked iteration (host with AVX-512),
+                                  // else a scalar tail loop
 };
 
 /// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512), and the O3 pass
@@ -52,8 +53,8 @@ class JitEngine {
   std::string host_description() const;
   /// Elements per vector in the generated loops for this dtype (16 f32 / 8 f64 with AVX-512).
   int vector_width(DType dtype) const;
-  /// Whether kernels use one lane-masked loop (true) or a vector loop plus a scalar tail.
-  bool masked_loop() const;
+  /// Whether kernels finish a range with one lane-masked vector iteration (true) or a scalar loop.
+  bool masked_tail() const;
   /// Timing of the most recent compile() through this engine.
   CompileTimes last_compile_times() const;
 

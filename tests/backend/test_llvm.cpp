@@ -91,7 +91,7 @@ TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference, e
                                      llvm_backend::JitOptions{16, false}, llvm_backend::JitOptions{4, false}}) {
   JitEngine engine(o);
   CAPTURE(engine.vector_width(DType::F32));
-  CAPTURE(engine.masked_loop());
+  CAPTURE(engine.masked_tail());
   auto kernel = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
   for (int64_t n : {1, 15, 16, 17, 131, 1000}) {
     PsoData d = pso_data(3, n), ref = d;
