@@ -7,6 +7,9 @@
 // default_cache() registers when it creates the cache. That handler is registered after libLLVM's
 // and LibTorch's static objects were constructed (they are constructed when the libraries load,
 // before main), so it runs before their destructors: the LLJIT never outlives LLVM's statics.
+// Hence: do not call default_cache() from a static initializer, and do not keep kernels in
+// static objects (a kernel keeps its JIT alive). Verified by tests/backend/test_cache.cpp, which
+// leaves a default cache alive at exit and exits cleanly.
 #pragma once
 
 #include <cstdint>
