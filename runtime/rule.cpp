@@ -10,7 +10,6 @@
 
 #include "backend/KernelCache.h"
 #include "backend/aten/AtenBackend.h"
-#include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "frontend/Frontend.h"
 #include "ir/Passes.h"
@@ -60,9 +59,6 @@ KernelCache& kernel_cache() {
   KernelCache& cache = default_cache();
   static std::once_flag once;
   std::call_once(once, [&] {
-    cache.set_factory(Backend::Interp, [](const ir::Graph& g, const KernelSpec& s) {
-      return interp::compile(g, s);
-    });
     cache.set_factory(Backend::Aten, [](const ir::Graph& g, const KernelSpec& s) {
       return aten_backend::compile(g, s);
     });

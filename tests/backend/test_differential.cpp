@@ -7,15 +7,17 @@
 // exp log sin cos tanh pow sigmoid call the same libm functions as the interpreter (scalar,
 // `nobuiltin`, so LLVM cannot rewrite them). kUlpTolerance is where a future vector math library
 // would state its bound; the test also counts values that differ at all and requires none.
-#include <doctest/doctest.h>
+#include "tests/doctest_torch.h"
 
 #include <ATen/Parallel.h>
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 
+#include "backend/aten/AtenBackend.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
@@ -49,8 +51,12 @@ struct Stats {
   int64_t max_ulp = 0;
 };
 
+// Builds the kernel under test; empty = the LLVM JIT on `engine`.
+using Candidate = std::function<std::unique_ptr<Kernel>(const ir::Graph&, const KernelSpec&)>;
+
 template <class T>
-void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRuleOptions& o, Stats& st) {
+void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRuleOptions& o, Stats& st,
+                  const Candidate& candidate = {}, int64_t tolerance = kUlpTolerance) {
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + sizeof(T));
   ir::Graph g = random_rule(seed, o);
   // Half of the rules go through the optimizer first (what the runtime compiles).
@@ -126,11 +132,12 @@ void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRu
   };
 
   auto want_k = interp::compile(g, spec);
-  auto got_k = llvm_backend::compile(engine, compiled, spec);
+  std::unique_ptr<Kernel> got_k =
+      candidate ? candidate(compiled, spec) : llvm_backend::compile(engine, compiled, spec);
   auto* lk = dynamic_cast<llvm_backend::LlvmKernel*>(got_k.get());
   int threads = 1 + int(rng() % 2);
   at::set_num_threads(threads);
-  if (rng() % 2) lk->set_chunk_elements(16 * (1 + int64_t(rng() % 8)));  // boundaries everywhere
+  if (rng() % 2 && lk) lk->set_chunk_elements(16 * (1 + int64_t(rng() % 8)));  // boundaries everywhere
   std::vector<std::vector<T>> in_w = data, in_g = data, want, got;
   run(*want_k, in_w, want);
   run(*got_k, in_g, got);
@@ -147,7 +154,7 @@ void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRu
                                    << "\n" << ir::print(compiled));
       }
       if (!(std::isnan(w) && std::isnan(v))) st.max_ulp = std::max(st.max_ulp, d);
-      bool ok = d <= kUlpTolerance && (std::fabs(w) < 1e-30 || std::isnan(w) || std::signbit(w) == std::signbit(v) || d <= 1);
+      bool ok = d <= tolerance && (std::fabs(w) < 1e-30 || std::isnan(w) || std::signbit(w) == std::signbit(v) || d <= 1);
       if (!ok) {
         FAIL_CHECK("seed " << seed << " dtype " << (sizeof(T) == 4 ? "f32" : "f64") << " output " << k
                    << " element " << e << ": interp " << w << ", llvm " << v << " (" << d << " ulp), "
@@ -184,4 +191,83 @@ TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}
                    << " finite), " << st.inexact << " not bit-identical, max " << st.max_ulp << " ulp");
   CHECK(st.finite * 2 > st.compared);
   CHECK(st.inexact == 0);
+}
+
+// The aten backend computes with LibTorch's kernels. On the operations IEEE 754 rounds exactly
+// (+ - * / sqrt, abs, neg, floor, ceil, min, max, sign, comparisons, select) and on the random
+// draws (Random.h code, shared) it must be bit-identical to the interpreter.
+TEST_CASE("differential: aten == interp, bit for bit, on 300 random rules of exactly rounded ops") {
+  llvm_backend::JitEngine unused;
+  int old_threads = at::get_num_threads();
+  Stats st;
+  for (uint64_t seed = 0; seed < 300; ++seed) {
+    RandomRuleOptions o;
+    o.inputs = 1 + int(seed % 5);
+    o.params = int(seed % 4);
+    o.outputs = 1 + int(seed % 3);
+    o.ops = 10 + int(seed % 50);
+    o.rand_sites = int(seed % 5);
+    o.special_constants = seed % 3 == 0;
+    o.only_ops = {ir::Op::Neg, ir::Op::Abs, ir::Op::Sqrt, ir::Op::Sign, ir::Op::Floor, ir::Op::Ceil,
+                  ir::Op::Add, ir::Op::Sub, ir::Op::Mul, ir::Op::Div, ir::Op::Min, ir::Op::Max,
+                  ir::Op::Lt, ir::Op::Le, ir::Op::Gt, ir::Op::Ge, ir::Op::Eq, ir::Op::Ne, ir::Op::Select};
+    differential<float>(unused, seed, o, st, aten_backend::compile, 0);
+    differential<double>(unused, seed, o, st, aten_backend::compile, 0);
+  }
+  at::set_num_threads(old_threads);
+  MESSAGE(st.rules << " aten rule runs, " << st.compared << " values compared, max " << st.max_ulp << " ulp");
+  CHECK(st.finite * 2 > st.compared);
+  CHECK(st.max_ulp == 0);
+}
+
+// Transcendental functions: ATen's vectorized kernels (SLEEF, 1-ulp class) against libm, one op
+// at a time on values spread over each function's domain. Stated tolerance: 4 ulp.
+TEST_CASE("differential: aten transcendental ops within 4 ulp of interp") {
+  constexpr int64_t kAtenUlp = 4;
+  const ir::Op ops[] = {ir::Op::Exp, ir::Op::Log, ir::Op::Sin, ir::Op::Cos, ir::Op::Tanh, ir::Op::Sigmoid, ir::Op::Pow};
+  std::mt19937_64 rng(5);
+  for (ir::Op op : ops)
+    for (DType dt : {DType::F32, DType::F64}) {
+      ir::Graph g;
+      ir::Builder b(g);
+      g.inputs = {{"x"}, {"y"}};
+      ir::NodeId x = b.input(0, ir::Type::Elem), y = b.input(1, ir::Type::Elem);
+      ir::NodeId r = op == ir::Op::Pow ? b.binary(op, x, y) : b.binary(ir::Op::Add, b.unary(op, x), b.binary(ir::Op::Mul, y, b.constant(0)));
+      g.outputs = {{"out", r, -1}};
+      const int64_t n = 4096;
+      std::vector<double> xs(n), ys(n);
+      for (int64_t i = 0; i < n; ++i) {
+        double u = double(rng() >> 11) * 0x1p-53;
+        xs[i] = op == ir::Op::Log || op == ir::Op::Pow ? std::exp(u * 20 - 10) : u * 40 - 20;
+        ys[i] = op == ir::Op::Pow ? u * 6 - 3 : 1.0;
+      }
+      auto run = [&](const Kernel& k, auto tag) {
+        using T = decltype(tag);
+        std::vector<T> xv(xs.begin(), xs.end()), yv(ys.begin(), ys.end()), out(n);
+        KernelArgs a;
+        a.ranges = {{0, n}};
+        a.in = {xv.data(), yv.data()};
+        a.in_stride = {0, 0};
+        a.scalar = {0, 0};
+        a.out = {out.data()};
+        a.out_stride = {0};
+        k.run(a);
+        return std::vector<double>(out.begin(), out.end());
+      };
+      KernelSpec spec{dt, {BindKind::Particle, BindKind::Particle}};
+      auto want_k = interp::compile(g, spec);
+      auto got_k = aten_backend::compile(g, spec);
+      std::vector<double> want, got;
+      if (dt == DType::F32)
+        want = run(*want_k, 0.0f), got = run(*got_k, 0.0f);
+      else
+        want = run(*want_k, 0.0), got = run(*got_k, 0.0);
+      int64_t worst = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t d = dt == DType::F32 ? ulp_distance(float(want[i]), float(got[i])) : ulp_distance(want[i], got[i]);
+        worst = std::max(worst, d);
+      }
+      MESSAGE(std::string(ir::op_name(op)) << (dt == DType::F32 ? " f32" : " f64") << ": max " << worst << " ulp");
+      CHECK(worst <= kAtenUlp);
+    }
 }
