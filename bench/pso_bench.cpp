@@ -1,4 +1,4 @@
-// PSO step benchmark: the LLVM kernel (1 and 2 threads), the interpreter, a hand-written
+// PSO step benchmark: the LLVM kernel (1 and 2 threads), the interpreter, the aten lowering, a hand-written
 // bandwidth-ceiling loop (stream6) and eager LibTorch, on a big and a tiny swarm. Prints one JSON
 // object per line; gbps counts 24 bytes per element (x, v, pbest, gbest read; v, x written).
 //
@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/aten/AtenBackend.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "tests/backend/Rules.h"
@@ -202,6 +203,15 @@ int main(int argc, char** argv) {
       auto ik = interp::compile(pso, spec);
       double ms = median_ms([&] { ik->run(a); ++a.invocation; }, big ? 3 : samples, big ? 1 : 100, 1);
       print_line(c, "interp", 1, ms);
+    }
+    if (want("aten")) {
+      auto ak = aten_backend::compile(pso, spec);
+      for (int t : {max_threads, 1}) {
+        at::set_num_threads(t);
+        double ms = median_ms([&] { ak->run(a); ++a.invocation; }, quick ? 3 : big ? 5 : samples,
+                              big ? 1 : 100, 1);
+        print_line(c, "aten", t, ms);
+      }
     }
     if (want("eager")) {
       void* e = bench::eager_create(members, c.shapes);

@@ -1,0 +1,108 @@
+// End-to-end benchmarks through the public API, on real modules: a compiled rule run on swarms of
+// MLPs (what a trainer pays per step, binding checks included), and a lazy particle expression
+// against the same arithmetic written as eager per-parameter LibTorch operations. One JSON object
+// per line, as nyto_bench_pso.
+//
+//   case pso-big / pso-tiny, impl rule: Rule::run of the PSO rule (llvm backend) on Swarm<MLP>
+//     with x, v, pbest swarms and gbest a particle; gbps counts 24 bytes per element.
+//   case expr-big, impl lazy | eager: x = 0.5*x + 10*y - x*y on one 1,068,810-parameter MLP
+//     (lazy: one fused kernel; eager: ATen ops per parameter tensor, each producing a
+//     temporary, as particle arithmetic without fusion computes it); gbps counts 12 bytes per
+//     element (x, y read; result written).
+//
+// Usage: nyto_bench_runtime [--quick]
+#include <ATen/Parallel.h>
+#include <nyto/nyto.h>
+#include <time.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/linear.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Mlp = torch::nn::Sequential;
+
+Mlp mlp(std::vector<int64_t> widths) {
+  Mlp m;
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    m->push_back(torch::nn::Linear(widths[i], widths[i + 1]));
+    if (i + 2 < widths.size()) m->push_back(torch::nn::ReLU());
+  }
+  return m;
+}
+
+double median_ms(const std::function<void()>& fn, int samples, int batch) {
+  fn();
+  std::vector<double> t;
+  for (int s = 0; s < samples; ++s) {
+    auto t0 = Clock::now();
+    for (int b = 0; b < batch; ++b) fn();
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / batch);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void print(const char* c, const char* impl, int threads, double ms, double bytes) {
+  std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, \"gbps\": %.4g}\n",
+              c, impl, threads, ms, bytes / (ms * 1e-3) / 1e9);
+  std::fflush(stdout);
+}
+
+const char* kPso = R"(param w  = 0.729
+param c1 = 1.49445
+param c2 = 1.49445
+v = w*v + c1*rand()*(pbest - x) + c2*rand()*(gbest - x)
+x = x + v
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  auto pso = nyto::compile(kPso, "pso.nyto");
+  struct Case {
+    const char* name;
+    int64_t members;
+    std::vector<int64_t> widths;
+  };
+  for (const Case& c : {Case{"pso-big", 32, {784, 1024, 256, 10}}, Case{"pso-tiny", 8, {4, 16, 3}}}) {
+    auto seed = nyto::make_particle_from(mlp(c.widths).ptr());
+    nyto::AnySwarm x(seed, c.members, nyto::SwarmInit::Randn), v(seed, c.members, nyto::SwarmInit::Randn),
+        pbest(seed, c.members, nyto::SwarmInit::Randn);
+    nyto::Bindings b{{"x", x}, {"v", v}, {"pbest", pbest}, {"gbest", seed}};
+    bool big = c.members * seed.storage()[0].numel() > 100000;
+    double bytes = 24.0 * double(c.members * seed.storage()[0].numel());
+    for (int t : {2, 1}) {
+      at::set_num_threads(t);
+      double ms = median_ms([&] { pso.run(b); }, quick ? 3 : big ? 15 : 25, big ? 1 : 2000);
+      print(c.name, "rule", t, ms, bytes);
+    }
+  }
+
+  auto x = nyto::make_particle_from(mlp({784, 1024, 256, 10}).ptr());
+  auto y = x.randn();
+  double bytes = 12.0 * double(x.storage()[0].numel());
+  for (int t : {2, 1}) {
+    at::set_num_threads(t);
+    double lazy = median_ms([&] { nyto::AnyParticle r = 0.5 * x + 10 * y - x * y; }, quick ? 3 : 15, 1);
+    print("expr-big", "lazy", t, lazy, bytes);
+    std::vector<at::Tensor> xs = x.param_tensors(), ys = y.param_tensors();
+    double eager = median_ms([&] {
+      at::NoGradGuard no_grad;
+      for (size_t i = 0; i < xs.size(); ++i) {
+        at::Tensor r = xs[i] * 0.5 + ys[i] * 10 - xs[i] * ys[i];
+      }
+    }, quick ? 3 : 15, 1);
+    print("expr-big", "eager", t, eager, bytes);
+  }
+  return 0;
+}
