@@ -624,8 +624,11 @@ void Trainer::progress(bool force) {
   std::string bar(size_t(filled), '#');
   bar += std::string(size_t(width - filled), '-');
   double eta = rate > 0 ? double(total_steps_ - step_) / rate : 0;
-  fmt::print("\r[{}] {}/{}  {:.1f} steps/s  loss {:.4f}  {} (eta {})\x1b[K", bar, step_, total_steps_, rate,
-             cnt ? mean / double(cnt) : 0.0, fmt_time(elapsed()), fmt_time(eta));
+  // Throughput in steps and in images through a member's forward and backward pass.
+  double images = pso_ ? double(fit_x_.size(0) * n_) : double(o_.batch_size * n_);
+  fmt::print("\r[{}] {}/{}  {:.1f} steps/s {:.0f} img/s  loss {:.4f}  {} (eta {})\x1b[K", bar, step_,
+             total_steps_, rate, rate * images, cnt ? mean / double(cnt) : 0.0, fmt_time(elapsed()),
+             fmt_time(eta));
   std::fflush(stdout);
   bar_shown_ = true;
 }

@@ -68,7 +68,9 @@ resume)
   # An uninterrupted run, and one killed by SIGKILL at step 13 (after the checkpoint of step 10,
   # in the middle of an interval) then resumed: the same final swarm, bit for bit (every record
   # of the saved archives equal byte for byte).
-  args=("${small[@]}" --model mlp --hidden 64 --batches 20 --seed 7 --swarm-every 3)
+  # With momentum, so the optimizers' state must travel through the checkpoint too.
+  base=("${small[@]}" --model mlp --hidden 64 --batches 20 --seed 7 --swarm-every 3 --lr 0.02)
+  args=("${base[@]}" --momentum 0.9)
   "$nyto" train "${args[@]}" --checkpoint "$dir/a" --save "$dir/a.pt" --metrics "$dir/a.csv" >"$dir/a.out" 2>&1 ||
     fail "uninterrupted run: $(cat "$dir/a.out")"
   "$nyto" train "${args[@]}" --checkpoint "$dir/b" --kill-at-step 13 >"$dir/b.out" 2>&1
@@ -83,7 +85,7 @@ resume)
   same "$dir/a.pt" "$dir/b.pt" || fail "resumed final swarm differs from the uninterrupted one"
   cmp "$dir/a.csv" "$dir/b.csv" || fail "resumed metrics differ from the uninterrupted ones"
   # Resuming with another setting is refused, naming it.
-  expect_exit 2 "lr=0.1" -- "${args[@]}" --checkpoint "$dir/b" --resume --lr 0.2
+  expect_exit 2 "momentum=0.9" -- "${base[@]}" --checkpoint "$dir/b" --resume --momentum 0.5
   # PSO state (velocities, personal and global bests) survives a kill too.
   pargs=("${small[@]}" --model mlp --hidden 32 --mode pso --batches 12 --seed 3)
   "$nyto" train "${pargs[@]}" --save "$dir/pa.pt" >"$dir/pa.out" 2>&1 || fail "pso run: $(cat "$dir/pa.out")"
