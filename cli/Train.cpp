@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -399,6 +400,9 @@ void Trainer::evaluate_all(bool final) {
     double tl = pso_ ? pbest_f_[size_t(i)]
                 : loss_count_[size_t(i)] ? loss_sum_[size_t(i)] / double(loss_count_[size_t(i)])
                                          : std::numeric_limits<double>::quiet_NaN();
+    if (std::isnan(tl))  // no step since this step's evaluation (resuming a finished run)
+      for (const auto& r : rows_)
+        if (r.step == step_ && r.member == i) tl = r.train_loss;
     loss_sum_[size_t(i)] = 0;
     loss_count_[size_t(i)] = 0;
     train_mean += tl / double(n_);
@@ -689,8 +693,10 @@ void Trainer::run() {
     fmt::print("{:>6}  {:>10.4f}  {:>9.4f}  {:>8.4f}\n", r.member, r.train_loss, r.test_loss, r.test_acc);
     if (r.test_acc > fin[size_t(best)].test_acc) best = r.member;
   }
-  if (!o_.save.empty()) x_.save(o_.save);
-  if (!o_.checkpoint.empty()) x_.save((fs::path(o_.checkpoint) / "swarm.pt").string());
+  // The members as reported: a PSO member's result is its personal best.
+  const AnySwarm& result = pso_ ? pbest_ : x_;
+  if (!o_.save.empty()) result.save(o_.save);
+  if (!o_.checkpoint.empty()) result.save((fs::path(o_.checkpoint) / "swarm.pt").string());
   if (!o_.plot.empty()) write_plot();
   fmt::print("trained in {} ({} steps this run)\n", fmt_time(elapsed()), step_ - start_step_);
   fmt::print("test accuracy: {:.4f} (best member {})\n", fin[size_t(best)].test_acc, best);

@@ -51,7 +51,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--plot", opts->plot, "draw test accuracy per member against step to this PNG (gnuplot)");
   cmd->add_option("--checkpoint", opts->checkpoint, "save swarm and trainer state in DIR at each evaluation");
   cmd->add_flag("--resume", opts->resume, "continue from the checkpoint in --checkpoint DIR");
-  cmd->add_option("--save", opts->save, "write the final swarm to this file (nyto swarm format)");
+  cmd->add_option("--save", opts->save, "write the final swarm to this file (nyto swarm format; pso: the personal bests)");
   cmd->add_option("--kill-at-step", opts->kill_at_step, "testing: SIGKILL the process after this step")
       ->group("");  // hidden
   cmd->callback([opts] { run_training(*opts); });
