@@ -11,6 +11,8 @@ void add_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train a swarm of models on Fashion-MNIST: SGD + swarm moves (hybrid) or gradient-free PSO");
+  // A flag given twice takes its last value (so `./demo.sh --epochs 1` overrides a default).
+  cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--model", opts->model, "mlp (784-H-10) or cnn (nytorch's example ConvNet)")
       ->check(CLI::IsMember({"mlp", "cnn"}))
       ->capture_default_str();
@@ -34,7 +36,8 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--rule", opts->rule,
                   "rule file (default: examples/rules/apso.nyto for hybrid, pso.nyto for pso, built in)");
-  cmd->add_option("--set", opts->set, "override a param of the rule: NAME=VALUE (repeatable)");
+  cmd->add_option("--set", opts->set, "override a param of the rule: NAME=VALUE (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--seed", opts->seed, "seed of initialization, batch order, subsets and rule draws")->capture_default_str();
   cmd->add_option("--threads", opts->threads, "LibTorch threads (default: every core)")->check(CLI::Range(1, 1024));
   cmd->add_option("--eval-every", opts->eval_every, "evaluate (and checkpoint) every N steps (0: only at the end)")

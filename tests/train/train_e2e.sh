@@ -86,6 +86,19 @@ resume)
   cmp "$dir/a.csv" "$dir/b.csv" || fail "resumed metrics differ from the uninterrupted ones"
   # Resuming with another setting is refused, naming it.
   expect_exit 2 "momentum=0.9" -- "${base[@]}" --checkpoint "$dir/b" --resume --momentum 0.5
+  # The same with a kill from outside, at whatever moment the first checkpoint is seen (it may
+  # land in the middle of writing the next one: checkpoints are written beside and renamed).
+  eargs=("${base[@]}" --batches 60 --momentum 0.9)
+  "$nyto" train "${eargs[@]}" --save "$dir/e1.pt" >"$dir/e1.out" 2>&1 || fail "run e1: $(cat "$dir/e1.out")"
+  "$nyto" train "${eargs[@]}" --checkpoint "$dir/e" >"$dir/e2.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do [ -f "$dir/e/checkpoint.pt" ] && break; sleep 0.05; done
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  "$nyto" train "${eargs[@]}" --checkpoint "$dir/e" --resume --save "$dir/e2.pt" >"$dir/e3.out" 2>&1 ||
+    fail "resume after kill -9: $(cat "$dir/e3.out")"
+  grep -h "resumed from" "$dir/e3.out"
+  same "$dir/e1.pt" "$dir/e2.pt" || fail "kill -9 and resume: final swarm differs"
   # PSO state (velocities, personal and global bests) survives a kill too.
   pargs=("${small[@]}" --model mlp --hidden 32 --mode pso --batches 12 --seed 3)
   "$nyto" train "${pargs[@]}" --save "$dir/pa.pt" >"$dir/pa.out" 2>&1 || fail "pso run: $(cat "$dir/pa.out")"
