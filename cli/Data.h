@@ -1,0 +1,34 @@
+// Image-classification data for `nyto train`: MNIST-format IDX files (Fashion-MNIST from Debian's
+// dataset-fashion-mnist, or MNIST), gzipped or not, read with LibTorch's MNIST dataset.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace nyto::cli {
+
+/// Where Debian's dataset-fashion-mnist puts the files.
+inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnist";
+
+struct ImageSet {
+  at::Tensor images;  ///< [N, 1, 28, 28] float32, normalized by the training set's mean and std
+  at::Tensor labels;  ///< [N] int64 in [0, 10)
+  int64_t size() const { return labels.size(0); }
+};
+
+struct ImageData {
+  ImageSet train;  ///< 60,000 images for (Fashion-)MNIST
+  ImageSet test;   ///< 10,000 images
+  std::string source;  ///< the directory read (for messages)
+};
+
+/// Reads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+/// t10k-labels-idx1-ubyte from `dir`, each plain or with a .gz suffix. Gzipped files are
+/// decompressed once (zlib) into a cache directory ($NYTO_CACHE_DIR, else $XDG_CACHE_HOME/nyto,
+/// else ~/.cache/nyto) keyed by the files' path, size and time, written atomically.
+/// Throws UsageError (exit 2) when `dir` or one of the files is missing, naming the path and
+/// the Debian package; IOError (exit 1) for a corrupt file.
+ImageData load_image_data(const std::string& dir);
+
+}  // namespace nyto::cli

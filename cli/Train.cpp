@@ -1,0 +1,742 @@
+// `nyto train`: hybrid SGD + swarm moves, or gradient-free PSO, on (Fashion-)MNIST.
+#include "cli/Train.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/core.h>
+#include <nyto/rule.h>
+#include <nyto/swarm.h>
+#include <torch/optim/sgd.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "TrainRules.h"
+#include "cli/Commands.h"
+#include "cli/Data.h"
+#include "cli/Zoo.h"
+
+namespace fs = std::filesystem;
+
+namespace nyto::cli {
+
+std::vector<std::string> trainer_inputs(const std::string& mode) {
+  if (mode == "pso") return {"x", "v", "pbest", "gbest", "step"};
+  return {"x", "gbest", "loss", "gbest_loss", "step"};
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kCheckpointFormat = "nyto-train-checkpoint-1";
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Writes `text` to `path` atomically (write beside, then rename).
+void write_text_atomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw IOError("cannot write '" + path + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IOError("cannot write '" + path + "': rename failed");
+  }
+}
+
+std::string fmt_time(double s) {
+  int64_t t = int64_t(s);
+  if (t >= 3600) return fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60);
+  return fmt::format("{}:{:02}", t / 60, t % 60);
+}
+
+AnySwarm copy_swarm(const AnySwarm& s) {
+  AnySwarm c(s.member(0), s.size());
+  at::NoGradGuard ng;
+  for (size_t g = 0; g < s.storage().size(); ++g) c.storage()[g].copy_(s.storage()[g]);
+  return c;
+}
+
+struct MetricRow {
+  int64_t step, member;
+  double train_loss, test_loss, test_acc;
+};
+
+struct Eval {
+  double loss = 0, acc = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(const TrainOptions& o) : o_(o) {}
+  void run();
+
+ private:
+  void validate_flags();
+  void compile_rule();
+  void build_swarm();
+  void check_rule_binds();
+  void step_hybrid(const at::Tensor& bx, const at::Tensor& by);
+  void step_pso();
+  double fitness(int64_t i);
+  Eval evaluate(Classifier* net, int64_t n);
+  void evaluate_all(bool final);
+  void next_batch(at::Tensor& bx, at::Tensor& by);
+  std::string config_string() const;
+  void save_checkpoint();
+  bool load_checkpoint();
+  void write_metrics() const;
+  void write_plot() const;
+  void progress(bool force);
+  void clear_progress();
+  double elapsed() const {
+    return elapsed_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
+  }
+
+  const TrainOptions& o_;
+  bool pso_ = false;
+  bool tty_ = false;
+  int threads_ = 1;
+  int64_t n_ = 0;
+  std::string rule_name_, rule_source_;
+  std::unique_ptr<Rule> rule_;
+  std::map<std::string, double> params_;
+  ImageData data_;
+  AnySwarm x_;
+  std::vector<AnyParticle> members_;
+  std::vector<Classifier*> nets_;
+  // hybrid
+  std::vector<std::unique_ptr<torch::optim::SGD>> opt_;
+  std::vector<double> last_loss_;
+  // pso
+  AnySwarm v_, pbest_;
+  AnyParticle gbest_;
+  std::vector<Classifier*> pbest_nets_;
+  std::vector<double> pbest_f_;
+  double gbest_f_ = 0;
+  at::Tensor fit_x_, fit_y_;
+  // progress of training
+  int64_t step_ = 0, total_steps_ = 0, steps_per_epoch_ = 0, start_step_ = 0;
+  at::Tensor perm_;
+  std::mt19937_64 shuffle_rng_, subset_rng_;
+  std::vector<double> loss_sum_;
+  std::vector<int64_t> loss_count_;
+  std::vector<MetricRow> rows_;
+  double elapsed_before_ = 0;
+  Clock::time_point start_, last_draw_;
+  bool bar_shown_ = false;
+};
+
+void Trainer::validate_flags() {
+  pso_ = o_.mode == "pso";
+  if (o_.mode != "hybrid" && !pso_) throw UsageError("--mode must be hybrid or pso, not '" + o_.mode + "'");
+  if (o_.particles < 1) throw UsageError("--particles must be at least 1");
+  if (o_.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+  if (o_.resume && o_.checkpoint.empty())
+    throw UsageError("--resume needs --checkpoint DIR (the directory to resume from)");
+  if (!o_.rule.empty() && !fs::is_regular_file(o_.rule))
+    throw UsageError("rule file '" + o_.rule + "' does not exist or is not a file");
+  if (!o_.plot.empty() && std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    throw Error("--plot needs gnuplot, which is not installed (apt-get install gnuplot-nox)");
+  for (const std::string& out : {o_.metrics, o_.plot, o_.save}) {
+    if (out.empty()) continue;
+    fs::path parent = fs::path(out).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent))
+      throw UsageError("cannot write '" + out + "': directory '" + parent.string() + "' does not exist");
+  }
+  n_ = o_.particles;
+}
+
+void Trainer::compile_rule() {
+  if (o_.rule.empty()) {
+    rule_name_ = pso_ ? kPsoRulePath : kApsoRulePath;
+    rule_source_ = pso_ ? kPsoRule : kApsoRule;
+  } else {
+    rule_name_ = o_.rule;
+    rule_source_ = read_text(o_.rule);
+  }
+  // An input the trainer does not bind is a compile error with a suggestion (E0101).
+  rule_ = std::make_unique<Rule>(compile(rule_source_, rule_name_, trainer_inputs(o_.mode)));
+  auto outs = rule_->outputs();
+  if (std::find(outs.begin(), outs.end(), "x") == outs.end())
+    throw UsageError("rule " + rule_name_ + " does not assign 'x', so it would not move the members; " +
+                     (pso_ ? "a pso rule updates x (and v) from v, pbest and gbest"
+                           : "a hybrid rule updates x from x and gbest, e.g. x = (1 - alpha)*x + alpha*gbest"));
+  std::vector<std::string> pnames;
+  for (const auto& [name, def] : rule_->params()) pnames.push_back(name), params_[name] = def;
+  for (const std::string& kv : o_.set) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError("--set wants NAME=VALUE, got '" + kv + "'");
+    std::string name = kv.substr(0, eq), value = kv.substr(eq + 1);
+    if (!params_.count(name)) {
+      std::string known;
+      for (const auto& p : pnames) known += (known.empty() ? "" : ", ") + p;
+      throw UsageError("--set " + name + ": rule " + rule_name_ + " has no param '" + name + "'" +
+                       (known.empty() ? " (it has none)" : " (its params: " + known + ")"));
+    }
+    size_t used = 0;
+    double d = 0;
+    try {
+      d = std::stod(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != value.size())
+      throw UsageError("--set " + name + ": '" + value + "' is not a number");
+    params_[name] = d;
+  }
+}
+
+void Trainer::build_swarm() {
+  ZooOptions zo;
+  zo.hidden = o_.hidden;
+  at::manual_seed(o_.seed);
+  AnyParticle seed = make_model(o_.model, zo);
+  x_ = AnySwarm(seed, n_);
+  at::NoGradGuard ng;
+  for (int64_t i = 1; i < n_; ++i) {  // every member its own initialization
+    AnyParticle fresh = make_model(o_.model, zo);
+    const auto& src = fresh.param_tensors();
+    const auto& dst = x_.member(i).param_tensors();
+    for (size_t k = 0; k < dst.size(); ++k) dst[k].copy_(src[k]);
+  }
+  for (int64_t i = 0; i < n_; ++i) {
+    members_.push_back(x_.member(i));
+    nets_.push_back(&classifier(members_.back()));
+  }
+  loss_sum_.assign(size_t(n_), 0.0);
+  loss_count_.assign(size_t(n_), 0);
+  if (!pso_) {
+    for (int64_t i = 0; i < n_; ++i)
+      opt_.push_back(std::make_unique<torch::optim::SGD>(
+          members_[size_t(i)].module_ptr()->parameters(),
+          torch::optim::SGDOptions(o_.lr).momentum(o_.momentum)));
+    last_loss_.assign(size_t(n_), 0.0);
+  } else {
+    int64_t f = std::min<int64_t>(o_.fitness_size, data_.train.size());
+    fit_x_ = data_.train.images.slice(0, 0, f);
+    fit_y_ = data_.train.labels.slice(0, 0, f);
+    v_ = AnySwarm(seed, n_);
+    for (auto& t : v_.storage()) t.zero_();
+    pbest_ = copy_swarm(x_);
+    for (int64_t i = 0; i < n_; ++i) pbest_nets_.push_back(&classifier(pbest_.member(i)));
+    pbest_f_.resize(size_t(n_));
+    for (int64_t i = 0; i < n_; ++i) pbest_f_[size_t(i)] = fitness(i);
+    int64_t b = int64_t(std::min_element(pbest_f_.begin(), pbest_f_.end()) - pbest_f_.begin());
+    gbest_ = members_[size_t(b)].clone();
+    gbest_f_ = pbest_f_[size_t(b)];
+  }
+}
+
+// Runs the rule once on scratch copies, so a binding the rule cannot take (a scalar where it
+// wants a particle...) fails before training starts, with the runtime's located message.
+void Trainer::check_rule_binds() {
+  RunOptions ro;
+  ro.params = params_;
+  ro.seed = o_.seed;
+  ro.invocation = ~uint64_t(0);
+  at::NoGradGuard ng;
+  if (pso_) {
+    AnySwarm x = copy_swarm(x_), v = copy_swarm(v_), pb = copy_swarm(pbest_);
+    rule_->run({{"x", x}, {"v", v}, {"pbest", pb}, {"gbest", gbest_.clone()}, {"step", 0.0}}, ro);
+  } else {
+    rule_->run({{"x", members_[0].clone()},
+                {"gbest", members_[size_t(std::min<int64_t>(1, n_ - 1))].clone()},
+                {"loss", 0.0},
+                {"gbest_loss", 0.0},
+                {"step", 0.0}},
+               ro);
+  }
+}
+
+void Trainer::next_batch(at::Tensor& bx, at::Tensor& by) {
+  int64_t b = step_ % steps_per_epoch_;
+  if (b == 0 || !perm_.defined()) {
+    // A new epoch: a new order of the training images (our own Fisher-Yates over mt19937_64,
+    // so the order is the same on every platform for a seed).
+    int64_t n = data_.train.size();
+    std::vector<int64_t> idx(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) idx[size_t(i)] = i;
+    for (int64_t i = n - 1; i > 0; --i) std::swap(idx[size_t(i)], idx[shuffle_rng_() % uint64_t(i + 1)]);
+    perm_ = at::tensor(idx, at::kLong);
+  }
+  int64_t lo = b * o_.batch_size, hi = std::min(lo + o_.batch_size, data_.train.size());
+  at::Tensor ids = perm_.slice(0, lo, hi);
+  bx = data_.train.images.index_select(0, ids);
+  by = data_.train.labels.index_select(0, ids);
+}
+
+void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
+  for (int64_t i = 0; i < n_; ++i) {
+    auto& opt = *opt_[size_t(i)];
+    opt.zero_grad();
+    at::Tensor loss = at::nll_loss(nets_[size_t(i)]->forward(bx), by);
+    loss.backward();
+    opt.step();
+    double l = loss.item<double>();
+    last_loss_[size_t(i)] = l;
+    loss_sum_[size_t(i)] += l;
+    loss_count_[size_t(i)] += 1;
+  }
+  ++step_;
+  if (o_.swarm_every <= 0 || n_ < 2 || step_ % o_.swarm_every != 0) return;
+  // A random subset of swarm_size members (partial Fisher-Yates), ranked by latest loss; every
+  // member but the subset's best moves by the rule with gbest = the best.
+  int64_t k = std::min(o_.swarm_size, n_);
+  std::vector<int64_t> ids(static_cast<size_t>(n_));
+  for (int64_t i = 0; i < n_; ++i) ids[size_t(i)] = i;
+  for (int64_t i = 0; i < k; ++i) {
+    int64_t j = i + int64_t(subset_rng_() % uint64_t(n_ - i));
+    std::swap(ids[size_t(i)], ids[size_t(j)]);
+  }
+  ids.resize(size_t(k));
+  std::sort(ids.begin(), ids.end());
+  int64_t best = ids[0];
+  for (int64_t i : ids)
+    if (last_loss_[size_t(i)] < last_loss_[size_t(best)]) best = i;
+  at::NoGradGuard ng;
+  for (int64_t i : ids) {
+    if (i == best) continue;
+    RunOptions ro;
+    ro.params = params_;
+    ro.seed = o_.seed;
+    ro.invocation = uint64_t(step_) * uint64_t(n_) + uint64_t(i);
+    rule_->run({{"x", members_[size_t(i)]},
+                {"gbest", members_[size_t(best)]},
+                {"loss", last_loss_[size_t(i)]},
+                {"gbest_loss", last_loss_[size_t(best)]},
+                {"step", double(step_)}},
+               ro);
+  }
+}
+
+double Trainer::fitness(int64_t i) {
+  at::NoGradGuard ng;
+  return at::nll_loss(nets_[size_t(i)]->forward(fit_x_), fit_y_).item<double>();
+}
+
+void Trainer::step_pso() {
+  ++step_;
+  {
+    at::NoGradGuard ng;
+    RunOptions ro;
+    ro.params = params_;
+    ro.seed = o_.seed;
+    ro.invocation = uint64_t(step_);
+    rule_->run({{"x", x_}, {"v", v_}, {"pbest", pbest_}, {"gbest", gbest_}, {"step", double(step_)}}, ro);
+  }
+  at::NoGradGuard ng;
+  for (int64_t i = 0; i < n_; ++i) {
+    double f = fitness(i);
+    loss_sum_[size_t(i)] += f;
+    loss_count_[size_t(i)] += 1;
+    if (f < pbest_f_[size_t(i)]) {
+      pbest_f_[size_t(i)] = f;
+      for (size_t g = 0; g < x_.storage().size(); ++g) pbest_.storage()[g][i].copy_(x_.storage()[g][i]);
+    }
+    if (f < gbest_f_) {
+      gbest_f_ = f;
+      for (size_t g = 0; g < x_.storage().size(); ++g) gbest_.storage()[g].copy_(x_.storage()[g][i]);
+    }
+  }
+}
+
+Eval Trainer::evaluate(Classifier* net, int64_t n) {
+  at::NoGradGuard ng;
+  n = std::min(n, data_.test.size());
+  double loss = 0;
+  int64_t correct = 0;
+  for (int64_t lo = 0; lo < n; lo += 1000) {
+    int64_t hi = std::min(lo + 1000, n);
+    at::Tensor out = net->forward(data_.test.images.slice(0, lo, hi));
+    at::Tensor y = data_.test.labels.slice(0, lo, hi);
+    loss += at::nll_loss(out, y, {}, at::Reduction::Sum).item<double>();
+    correct += out.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  return {loss / double(n), double(correct) / double(n)};
+}
+
+void Trainer::evaluate_all(bool final) {
+  int64_t n = final ? data_.test.size() : o_.eval_size;
+  std::string accs;
+  int64_t best = 0;
+  double best_acc = -1, train_mean = 0;
+  std::vector<MetricRow> now;
+  for (int64_t i = 0; i < n_; ++i) {
+    // A PSO member's result is its personal best: report its fitness and test it.
+    Eval e = evaluate(pso_ ? pbest_nets_[size_t(i)] : nets_[size_t(i)], n);
+    double tl = pso_ ? pbest_f_[size_t(i)]
+                : loss_count_[size_t(i)] ? loss_sum_[size_t(i)] / double(loss_count_[size_t(i)])
+                                         : std::numeric_limits<double>::quiet_NaN();
+    if (std::isnan(tl))  // no step since this step's evaluation (resuming a finished run)
+      for (const auto& r : rows_)
+        if (r.step == step_ && r.member == i) tl = r.train_loss;
+    loss_sum_[size_t(i)] = 0;
+    loss_count_[size_t(i)] = 0;
+    train_mean += tl / double(n_);
+    now.push_back({step_, i, tl, e.loss, e.acc});
+    accs += fmt::format(" {:.4f}", e.acc);
+    if (e.acc > best_acc) best_acc = e.acc, best = i;
+  }
+  // Replace rows of this step (a resumed run evaluating its last step again).
+  rows_.erase(std::remove_if(rows_.begin(), rows_.end(), [&](const MetricRow& r) { return r.step == step_; }),
+              rows_.end());
+  rows_.insert(rows_.end(), now.begin(), now.end());
+  clear_progress();
+  int64_t epoch = std::min<int64_t>((step_ - 1) / steps_per_epoch_ + 1, o_.epochs);
+  fmt::print("step {}/{}  epoch {}/{}  {}  train loss {:.4f}  test acc{} {}{}  best {:.4f} (member {})\n",
+             step_, total_steps_, epoch, o_.epochs, fmt_time(elapsed()), train_mean,
+             n_ <= 16 ? "" : " (first 16)", n_ <= 16 ? accs.substr(1) : accs.substr(1, 16 * 7 - 1),
+             final || n >= data_.test.size() ? "" : fmt::format(" [{} images]", n), best_acc, best);
+  std::fflush(stdout);
+  if (!o_.metrics.empty()) write_metrics();
+  if (!o_.checkpoint.empty()) save_checkpoint();
+}
+
+std::string Trainer::config_string() const {
+  // What must match for --resume to continue the same run (epochs and --batches may change).
+  std::string set;
+  for (const auto& [k, v] : params_) set += fmt::format("{}={} ", k, v);
+  return fmt::format(
+      "model={} hidden={} mode={} particles={} batch_size={} lr={} momentum={} swarm_every={} "
+      "swarm_size={} seed={} eval_every={} eval_size={} fitness_size={} rule={:016x} params={}",
+      o_.model, o_.model == "mlp" ? o_.hidden : 0, o_.mode, o_.particles, o_.batch_size, o_.lr,
+      o_.momentum, o_.swarm_every, o_.swarm_size, o_.seed, o_.eval_every, o_.eval_size,
+      o_.fitness_size, fnv1a(rule_source_), set);
+}
+
+void Trainer::save_checkpoint() {
+  std::error_code ec;
+  fs::create_directories(o_.checkpoint, ec);
+  if (ec) throw IOError("cannot create checkpoint directory '" + o_.checkpoint + "': " + ec.message());
+  torch::serialize::OutputArchive ar;
+  ar.write("format", c10::IValue(std::string(kCheckpointFormat)));
+  ar.write("config", c10::IValue(config_string()));
+  ar.write("step", c10::IValue(step_));
+  ar.write("elapsed", c10::IValue(elapsed()));
+  for (size_t g = 0; g < x_.storage().size(); ++g) ar.write("x_" + std::to_string(g), x_.storage()[g].detach());
+  if (pso_) {
+    for (size_t g = 0; g < x_.storage().size(); ++g) {
+      ar.write("v_" + std::to_string(g), v_.storage()[g].detach());
+      ar.write("pbest_" + std::to_string(g), pbest_.storage()[g].detach());
+      ar.write("gbest_" + std::to_string(g), gbest_.storage()[g].detach());
+    }
+    ar.write("pbest_f", at::tensor(pbest_f_, at::kDouble));
+    ar.write("gbest_f", c10::IValue(gbest_f_));
+  } else {
+    ar.write("last_loss", at::tensor(last_loss_, at::kDouble));
+    for (int64_t i = 0; i < n_; ++i) {
+      torch::serialize::OutputArchive oa;
+      opt_[size_t(i)]->save(oa);
+      ar.write("opt_" + std::to_string(i), oa);
+    }
+  }
+  ar.write("loss_sum", at::tensor(loss_sum_, at::kDouble));
+  ar.write("loss_count", at::tensor(loss_count_, at::kLong));
+  ar.write("has_perm", c10::IValue(perm_.defined()));
+  if (perm_.defined()) ar.write("perm", perm_);
+  std::ostringstream r1, r2;
+  r1 << shuffle_rng_;
+  r2 << subset_rng_;
+  ar.write("shuffle_rng", c10::IValue(r1.str()));
+  ar.write("subset_rng", c10::IValue(r2.str()));
+  ar.write("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
+  std::vector<double> flat;
+  for (const auto& r : rows_) flat.insert(flat.end(), {double(r.step), double(r.member), r.train_loss, r.test_loss, r.test_acc});
+  ar.write("rows", at::tensor(flat, at::kDouble).reshape({int64_t(rows_.size()), 5}));
+  // One file holds everything, written beside and renamed: a kill leaves the old or the new one.
+  std::string path = (fs::path(o_.checkpoint) / "checkpoint.pt").string();
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    ar.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    throw IOError("cannot write checkpoint '" + path + "': " + e.what_without_backtrace());
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IOError("cannot write checkpoint '" + path + "': rename failed");
+  }
+}
+
+bool Trainer::load_checkpoint() {
+  std::string path = (fs::path(o_.checkpoint) / "checkpoint.pt").string();
+  if (!fs::exists(path)) return false;
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path);
+  } catch (const c10::Error&) {
+    throw IOError("checkpoint '" + path + "' is corrupt or not a nyto train checkpoint");
+  }
+  auto read_iv = [&](const std::string& key) {
+    c10::IValue v;
+    if (!ar.try_read(key, v)) throw IOError("checkpoint '" + path + "' is corrupt: no '" + key + "'");
+    return v;
+  };
+  auto read_t = [&](const std::string& key) {
+    at::Tensor t;
+    if (!ar.try_read(key, t)) throw IOError("checkpoint '" + path + "' is corrupt: no '" + key + "'");
+    return t;
+  };
+  if (read_iv("format").toStringRef() != kCheckpointFormat)
+    throw IOError("'" + path + "' is not a nyto train checkpoint");
+  std::string theirs = read_iv("config").toStringRef(), mine = config_string();
+  if (theirs != mine) {
+    // Name the first differing setting.
+    std::istringstream a(theirs), b(mine);
+    std::string ta, tb;
+    while (a >> ta && b >> tb)
+      if (ta != tb) break;
+    throw UsageError("--resume: checkpoint '" + path + "' was made with " + ta + " but this run has " + tb +
+                     "; resume with the same settings (only --epochs, --batches and outputs may change)");
+  }
+  auto copy_into = [&](const std::string& prefix, const AnySwarm& s) {
+    for (size_t g = 0; g < s.storage().size(); ++g) {
+      at::Tensor t = read_t(prefix + std::to_string(g));
+      if (t.sizes() != s.storage()[g].sizes()) throw IOError("checkpoint '" + path + "' does not fit the swarm");
+      s.storage()[g].copy_(t);
+    }
+  };
+  at::NoGradGuard ng;
+  copy_into("x_", x_);
+  if (pso_) {
+    copy_into("v_", v_);
+    copy_into("pbest_", pbest_);
+    for (size_t g = 0; g < gbest_.storage().size(); ++g) gbest_.storage()[g].copy_(read_t("gbest_" + std::to_string(g)));
+    at::Tensor pf = read_t("pbest_f");
+    for (int64_t i = 0; i < n_; ++i) pbest_f_[size_t(i)] = pf[i].item<double>();
+    gbest_f_ = read_iv("gbest_f").toDouble();
+  } else {
+    at::Tensor ll = read_t("last_loss");
+    for (int64_t i = 0; i < n_; ++i) last_loss_[size_t(i)] = ll[i].item<double>();
+    for (int64_t i = 0; i < n_; ++i) {
+      torch::serialize::InputArchive ia;
+      if (!ar.try_read("opt_" + std::to_string(i), ia))
+        throw IOError("checkpoint '" + path + "' is corrupt: no optimizer state");
+      opt_[size_t(i)]->load(ia);
+    }
+  }
+  at::Tensor ls = read_t("loss_sum"), lc = read_t("loss_count");
+  for (int64_t i = 0; i < n_; ++i) loss_sum_[size_t(i)] = ls[i].item<double>(), loss_count_[size_t(i)] = lc[i].item<int64_t>();
+  perm_ = read_iv("has_perm").toBool() ? read_t("perm") : at::Tensor();
+  std::istringstream r1(read_iv("shuffle_rng").toStringRef()), r2(read_iv("subset_rng").toStringRef());
+  r1 >> shuffle_rng_;
+  r2 >> subset_rng_;
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  gen.set_state(read_t("torch_rng"));
+  at::Tensor rows = read_t("rows");
+  rows_.clear();
+  for (int64_t r = 0; r < rows.size(0); ++r)
+    rows_.push_back({int64_t(rows[r][0].item<double>()), int64_t(rows[r][1].item<double>()), rows[r][2].item<double>(),
+                     rows[r][3].item<double>(), rows[r][4].item<double>()});
+  step_ = read_iv("step").toInt();
+  elapsed_before_ = read_iv("elapsed").toDouble();
+  return true;
+}
+
+void Trainer::write_metrics() const {
+  std::string csv = "step,member,train_loss,test_loss,test_accuracy\n";
+  for (const auto& r : rows_)
+    csv += fmt::format("{},{},{:.6f},{:.6f},{:.4f}\n", r.step, r.member, r.train_loss, r.test_loss, r.test_acc);
+  write_text_atomic(o_.metrics, csv);
+}
+
+void Trainer::write_plot() const {
+  auto quote = [](const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
+    return q + "'";
+  };
+  std::string script = "set terminal pngcairo size 960,600 noenhanced\n";
+  script += "set output " + quote(o_.plot) + "\n";
+  script += fmt::format("set title 'nyto train: {} {}, {} members'\n", o_.model, o_.mode, n_);
+  script += "set xlabel 'step'\nset ylabel 'test accuracy'\nset key bottom right\nset grid\n";
+  for (int64_t i = 0; i < n_; ++i) {
+    script += fmt::format("$m{} << EOD\n", i);
+    for (const auto& r : rows_)
+      if (r.member == i) script += fmt::format("{} {:.6f}\n", r.step, r.test_acc);
+    script += "EOD\n";
+  }
+  script += "plot ";
+  for (int64_t i = 0; i < n_; ++i)
+    script += fmt::format("{}$m{} with linespoints title 'member {}'", i ? ", " : "", i, i);
+  script += "\n";
+  std::string tmp = o_.plot + ".gp-" + std::to_string(::getpid());
+  write_text_atomic(tmp, script);
+  std::remove(o_.plot.c_str());
+  int rc = std::system(("gnuplot " + quote(tmp) + " 2>&1").c_str());
+  std::remove(tmp.c_str());
+  std::error_code ec;
+  if (rc != 0 || !fs::is_regular_file(o_.plot) || fs::file_size(o_.plot, ec) == 0)
+    throw IOError("gnuplot could not draw '" + o_.plot + "' (exit status " + std::to_string(rc) + ")");
+}
+
+void Trainer::clear_progress() {
+  if (tty_ && bar_shown_) fmt::print("\r\x1b[K");
+  bar_shown_ = false;
+}
+
+void Trainer::progress(bool force) {
+  if (!tty_) return;
+  auto now = Clock::now();
+  if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  double since = std::chrono::duration<double>(now - start_).count();
+  double rate = since > 0 ? double(step_ - start_step_) / since : 0;
+  double mean = 0;
+  int64_t cnt = 0;
+  for (int64_t i = 0; i < n_; ++i) {
+    if (pso_)
+      mean += pbest_f_[size_t(i)], cnt++;
+    else
+      mean += last_loss_[size_t(i)], cnt++;
+  }
+  const int width = 24;
+  int filled = total_steps_ ? int(width * step_ / total_steps_) : width;
+  std::string bar(size_t(filled), '#');
+  bar += std::string(size_t(width - filled), '-');
+  double eta = rate > 0 ? double(total_steps_ - step_) / rate : 0;
+  // Throughput in steps and in images through a member's forward and backward pass.
+  double images = pso_ ? double(fit_x_.size(0) * n_) : double(o_.batch_size * n_);
+  fmt::print("\r[{}] {}/{}  {:.1f} steps/s {:.0f} img/s  loss {:.4f}  {} (eta {})\x1b[K", bar, step_,
+             total_steps_, rate, rate * images, cnt ? mean / double(cnt) : 0.0, fmt_time(elapsed()),
+             fmt_time(eta));
+  std::fflush(stdout);
+  bar_shown_ = true;
+}
+
+void Trainer::run() {
+  validate_flags();
+  compile_rule();
+  threads_ = o_.threads > 0 ? o_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads_);
+  tty_ = ::isatty(1);
+  std::string dir = o_.data.empty() ? kDefaultDataDir : o_.data;
+  data_ = load_image_data(dir);
+  steps_per_epoch_ = (data_.train.size() + o_.batch_size - 1) / o_.batch_size;
+  total_steps_ = steps_per_epoch_ * o_.epochs;
+  if (o_.batches > 0) total_steps_ = std::min(total_steps_, o_.batches);
+  shuffle_rng_.seed(o_.seed * 2 + 1);
+  subset_rng_.seed(o_.seed * 2 + 2);
+  build_swarm();
+  check_rule_binds();
+  bool resumed = o_.resume && load_checkpoint();
+  fmt::print("nyto train: {} {} x{} on {} ({} train / {} test images), rule {}, {} steps of batch {}, {} thread{}\n",
+             o_.mode, o_.model, n_, dir, data_.train.size(), data_.test.size(), rule_name_, total_steps_,
+             o_.batch_size, threads_, threads_ == 1 ? "" : "s");
+  if (o_.resume && !resumed)
+    fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
+  else if (resumed)
+    fmt::print("resumed from {} at step {}\n", o_.checkpoint, step_);
+  std::fflush(stdout);
+
+  start_ = Clock::now();
+  start_step_ = step_;
+  at::Tensor bx, by;
+  while (step_ < total_steps_) {
+    if (pso_) {
+      step_pso();
+    } else {
+      next_batch(bx, by);
+      step_hybrid(bx, by);
+    }
+    progress(false);
+    bool last = step_ == total_steps_;
+    if (!last && o_.eval_every > 0 && step_ % o_.eval_every == 0) evaluate_all(false);
+    if (step_ == o_.kill_at_step) {
+      std::fflush(stdout);
+      ::raise(SIGKILL);
+    }
+  }
+  evaluate_all(true);
+
+  // The final table: every member on the full test set (the rows just written).
+  std::vector<MetricRow> fin;
+  for (const auto& r : rows_)
+    if (r.step == step_) fin.push_back(r);
+  if (pso_) fmt::print("\n(pso: each member's personal best; train loss = fitness on {} training images)", fit_x_.size(0));
+  fmt::print("\n{:>6}  {:>10}  {:>9}  {:>8}\n", "member", "train loss", "test loss", "test acc");
+  int64_t best = 0;
+  for (const auto& r : fin) {
+    fmt::print("{:>6}  {:>10.4f}  {:>9.4f}  {:>8.4f}\n", r.member, r.train_loss, r.test_loss, r.test_acc);
+    if (r.test_acc > fin[size_t(best)].test_acc) best = r.member;
+  }
+  // The members as reported: a PSO member's result is its personal best.
+  const AnySwarm& result = pso_ ? pbest_ : x_;
+  if (!o_.save.empty()) result.save(o_.save);
+  if (!o_.checkpoint.empty()) result.save((fs::path(o_.checkpoint) / "swarm.pt").string());
+  if (!o_.plot.empty()) write_plot();
+  fmt::print("trained in {} ({} steps this run)\n", fmt_time(elapsed()), step_ - start_step_);
+  fmt::print("test accuracy: {:.4f} (best member {})\n", fin[size_t(best)].test_acc, best);
+  std::fflush(stdout);
+}
+
+
+// LibTorch's OpenMP threads spin while they wait for work; on a loaded machine (or with more
+// threads than free cores) the spinning threads steal the cores from the ones with work, and a
+// 2-thread run was measured 10x slower than a 1-thread one. libgomp reads OMP_WAIT_POLICY once,
+// when it is loaded, so the only way to set it is before the process starts: unless the user
+// chose a policy, run this same command again with OMP_WAIT_POLICY=passive. Results do not
+// depend on the policy.
+void ensure_passive_openmp() {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (all.empty()) return;
+  std::vector<std::string> args;
+  for (size_t b = 0; b < all.size();) {
+    size_t e = all.find('\0', b);
+    if (e == std::string::npos) e = all.size();
+    args.push_back(all.substr(b, e - b));
+    b = e + 1;
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::setenv("OMP_WAIT_POLICY", "passive", 1);
+  std::fflush(stdout);
+  ::execv("/proc/self/exe", argv.data());
+  ::unsetenv("OMP_WAIT_POLICY");  // exec failed: carry on as we are
+}
+
+}  // namespace
+
+void run_training(const TrainOptions& options) {
+  ensure_passive_openmp();
+  Trainer t(options);
+  t.run();
+}
+
+}  // namespace nyto::cli

@@ -1,0 +1,49 @@
+// `nyto train`: a swarm of zoo models trained on (Fashion-)MNIST, in two modes:
+//   hybrid  every member trains with SGD on the same batches; every swarm_every batches a random
+//           subset of swarm_size members is ranked by latest loss and every member of the subset
+//           but the best is moved by the rule (x, gbest) -- nytorch's documented algorithm;
+//   pso     gradient-free PSO: the rule moves x, v given pbest, gbest; fitness = loss on a fixed
+//           batch of training images.
+// No LibTorch in this header: the CLI wiring (train.cpp) stays cheap to compile.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace nyto::cli {
+
+struct TrainOptions {
+  std::string model = "mlp";
+  int64_t hidden = 256;
+  std::string mode = "hybrid";
+  int64_t particles = 4;
+  int64_t epochs = 2;
+  int64_t batches = 0;  ///< a limit on the total number of steps (0: none)
+  int64_t batch_size = 64;
+  double lr = 0.1;
+  double momentum = 0.0;
+  int64_t swarm_every = 10;
+  int64_t swarm_size = 3;
+  std::string rule;  ///< empty: the built-in copy of examples/rules/{apso,pso}.nyto
+  std::vector<std::string> set;  ///< NAME=VALUE overrides of the rule's params
+  uint64_t seed = 0;
+  int threads = 0;  ///< 0: every core
+  int64_t eval_every = 200;
+  int64_t eval_size = 10000;  ///< test images of a periodic evaluation; the last one uses all
+  int64_t fitness_size = 1000;  ///< pso: training images of the fixed fitness batch
+  std::string data;  ///< empty: kDefaultDataDir
+  std::string metrics, plot, checkpoint, save;
+  bool resume = false;
+  int64_t kill_at_step = -1;  ///< testing: SIGKILL ourselves after this step
+};
+
+/// The names a rule may read in each mode (anything else is rejected with a suggestion).
+std::vector<std::string> trainer_inputs(const std::string& mode);
+
+/// Runs the training; prints progress to stdout. Throws UsageError, CompileError, BindError for
+/// the user's mistakes (exit 2), IOError and nyto::Error otherwise.
+void run_training(const TrainOptions& options);
+
+}  // namespace nyto::cli

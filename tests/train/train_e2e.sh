@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# End-to-end tests of `nyto train` (CTest label `train`).
+#   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
+# CASE: run-MODEL-MODE | resume | determinism | errors. Exit 77 (skipped) without the data.
+set -uo pipefail
+nyto=$1 src=$2 work=$3 case=$4
+data=${NYTO_TEST_DATA:-/usr/share/datasets/fashion-mnist}
+if [ ! -f "$data/train-images-idx3-ubyte.gz" ] && [ ! -f "$data/train-images-idx3-ubyte" ]; then
+  echo "SKIP: no Fashion-MNIST in $data (apt-get install dataset-fashion-mnist)"
+  exit 77
+fi
+export NYTO_CACHE_DIR=$work/cache
+dir=$work/$case
+rm -rf "$dir" && mkdir -p "$dir"
+fails=0
+same() { python3 "$src/tests/train/same_archive.py" "$1" "$2"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# Small, fast runs: 3 members, 20 steps, periodic evaluations on 500 test images.
+small=(--data "$data" --particles 3 --eval-every 5 --eval-size 500 --threads 2)
+
+# expect_exit CODE PATTERN -- ARGS...: runs nyto train ARGS, checks exit code and that stderr
+# (or stdout) contains PATTERN.
+expect_exit() {
+  local code=$1 pattern=$2
+  shift 3
+  "$nyto" train "$@" >"$dir/out" 2>"$dir/err"
+  local rc=$?
+  if [ $rc -ne "$code" ]; then
+    fail "nyto train $* exited $rc, expected $code"; cat "$dir/out" "$dir/err"; return
+  fi
+  if ! grep -q -- "$pattern" "$dir/err" "$dir/out"; then
+    fail "nyto train $*: no '$pattern' in its messages:"; cat "$dir/err"
+  fi
+}
+
+case $case in
+run-*)
+  IFS=- read -r _ model mode <<<"$case"
+  "$nyto" train "${small[@]}" --batches 20 --model "$model" --mode "$mode" --batch-size 32 --lr 0.05 \
+    --metrics "$dir/m.csv" --plot "$dir/p.png" --checkpoint "$dir/ck" --save "$dir/final.pt" \
+    >"$dir/out" 2>"$dir/err"
+  rc=$?
+  cat "$dir/out" "$dir/err"
+  [ $rc -eq 0 ] || fail "exit status $rc"
+  tail -n 1 "$dir/out" | grep -Eq '^test accuracy: [01]\.[0-9]{4} \(best member [0-2]\)$' ||
+    fail "last line is not 'test accuracy: 0.XXXX (best member N)'"
+  for f in m.csv p.png ck/checkpoint.pt ck/swarm.pt final.pt; do
+    [ -s "$dir/$f" ] || fail "$f missing or empty"
+  done
+  head -c 8 "$dir/p.png" | od -An -c | grep -q 'P   N   G' || fail "p.png is not a PNG"
+  # The CSV: header, 3 members x evaluations at steps 5, 10, 15, 20, numbers everywhere, and the
+  # mean train loss of the last evaluation below that of the first.
+  awk -F, -v m="$model" '
+    NR == 1 { if ($0 != "step,member,train_loss,test_loss,test_accuracy") { print "bad header: " $0; bad = 1 } next }
+    NF != 5 { print "bad row: " $0; bad = 1 }
+    { for (i = 1; i <= 5; i++) if ($i !~ /^-?[0-9.]+(e[-+]?[0-9]+)?$/) { print "not a number: " $0; bad = 1 } }
+    $5 < 0 || $5 > 1 { print "accuracy out of range: " $0; bad = 1 }
+    { loss[$1] += $3 / 3; rows++; steps[$1] = 1 }
+    END {
+      if (rows != 12) { print "expected 12 rows, got " rows; bad = 1 }
+      if (!(5 in loss) || !(20 in loss)) { print "no evaluation at steps 5 and 20"; exit 1 }
+      printf "mean train loss: step 5 %.4f -> step 20 %.4f\n", loss[5], loss[20]
+      if (!(loss[20] < loss[5])) { print "train loss did not fall"; bad = 1 }
+      exit bad
+    }' "$dir/m.csv" || fail "metrics CSV"
+  ;;
+resume)
+  # An uninterrupted run, and one killed by SIGKILL at step 13 (after the checkpoint of step 10,
+  # in the middle of an interval) then resumed: the same final swarm, bit for bit (every record
+  # of the saved archives equal byte for byte).
+  # With momentum, so the optimizers' state must travel through the checkpoint too.
+  base=("${small[@]}" --model mlp --hidden 64 --batches 20 --seed 7 --swarm-every 3 --lr 0.02)
+  args=("${base[@]}" --momentum 0.9)
+  "$nyto" train "${args[@]}" --checkpoint "$dir/a" --save "$dir/a.pt" --metrics "$dir/a.csv" >"$dir/a.out" 2>&1 ||
+    fail "uninterrupted run: $(cat "$dir/a.out")"
+  "$nyto" train "${args[@]}" --checkpoint "$dir/b" --kill-at-step 13 >"$dir/b.out" 2>&1
+  rc=$?
+  [ $rc -eq 137 ] || fail "killed run exited $rc, expected 137 (SIGKILL)"
+  [ -f "$dir/b.pt" ] && fail "killed run saved its final swarm"
+  [ -f "$dir/b/checkpoint.pt" ] || fail "killed run left no checkpoint"
+  "$nyto" train "${args[@]}" --checkpoint "$dir/b" --resume --save "$dir/b.pt" --metrics "$dir/b.csv" >"$dir/b2.out" 2>&1 ||
+    fail "resumed run: $(cat "$dir/b2.out")"
+  cat "$dir/b2.out"
+  grep -q "resumed from .* at step 10" "$dir/b2.out" || fail "did not resume at step 10"
+  same "$dir/a.pt" "$dir/b.pt" || fail "resumed final swarm differs from the uninterrupted one"
+  cmp "$dir/a.csv" "$dir/b.csv" || fail "resumed metrics differ from the uninterrupted ones"
+  # Resuming with another setting is refused, naming it.
+  expect_exit 2 "momentum=0.9" -- "${base[@]}" --checkpoint "$dir/b" --resume --momentum 0.5
+  # The same with a kill from outside, at whatever moment the first checkpoint is seen (it may
+  # land in the middle of writing the next one: checkpoints are written beside and renamed).
+  eargs=("${base[@]}" --batches 60 --momentum 0.9)
+  "$nyto" train "${eargs[@]}" --save "$dir/e1.pt" >"$dir/e1.out" 2>&1 || fail "run e1: $(cat "$dir/e1.out")"
+  "$nyto" train "${eargs[@]}" --checkpoint "$dir/e" >"$dir/e2.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do [ -f "$dir/e/checkpoint.pt" ] && break; sleep 0.05; done
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  "$nyto" train "${eargs[@]}" --checkpoint "$dir/e" --resume --save "$dir/e2.pt" >"$dir/e3.out" 2>&1 ||
+    fail "resume after kill -9: $(cat "$dir/e3.out")"
+  grep -h "resumed from" "$dir/e3.out"
+  same "$dir/e1.pt" "$dir/e2.pt" || fail "kill -9 and resume: final swarm differs"
+  # PSO state (velocities, personal and global bests) survives a kill too.
+  pargs=("${small[@]}" --model mlp --hidden 32 --mode pso --batches 12 --seed 3)
+  "$nyto" train "${pargs[@]}" --save "$dir/pa.pt" >"$dir/pa.out" 2>&1 || fail "pso run: $(cat "$dir/pa.out")"
+  "$nyto" train "${pargs[@]}" --checkpoint "$dir/pb" --kill-at-step 7 >/dev/null 2>&1
+  "$nyto" train "${pargs[@]}" --checkpoint "$dir/pb" --resume --save "$dir/pb.pt" >"$dir/pb.out" 2>&1 ||
+    fail "pso resumed run: $(cat "$dir/pb.out")"
+  same "$dir/pa.pt" "$dir/pb.pt" || fail "pso: resumed final swarm differs"
+  ;;
+determinism)
+  args=("${small[@]}" --model mlp --hidden 64 --batches 15 --swarm-every 4 --set beta=0.01)
+  "$nyto" train "${args[@]}" --seed 5 --save "$dir/1.pt" >"$dir/1.out" 2>&1 || fail "run 1: $(cat "$dir/1.out")"
+  "$nyto" train "${args[@]}" --seed 5 --save "$dir/2.pt" >"$dir/2.out" 2>&1 || fail "run 2"
+  "$nyto" train "${args[@]}" --seed 6 --save "$dir/3.pt" >"$dir/3.out" 2>&1 || fail "run 3"
+  same "$dir/1.pt" "$dir/2.pt" || fail "same seed, different final swarms"
+  same "$dir/1.pt" "$dir/3.pt" >/dev/null && fail "different seeds, same final swarm"
+  diff <(tail -n 5 "$dir/1.out" | grep -v 'trained in') <(tail -n 5 "$dir/2.out" | grep -v 'trained in') ||
+    fail "same seed, different reports"
+  ;;
+errors)
+  printf 'x = x + 0.1*foo\n' >"$dir/unknown.nyto"
+  printf 'param a = 1\ny = a*x\n' >"$dir/nox.nyto"
+  expect_exit 2 "resnet" -- --model resnet
+  expect_exit 2 "particles" -- --particles 0
+  expect_exit 2 "mode" -- --mode sgd
+  expect_exit 2 "--lr" -- --lr -1
+  expect_exit 2 "bogus" -- --bogus
+  expect_exit 2 "/no/such/dir" -- --data /no/such/dir
+  expect_exit 2 "dataset-fashion-mnist" -- --data /no/such/dir
+  mkdir -p "$dir/empty"
+  expect_exit 2 "train-images-idx3-ubyte" -- --data "$dir/empty"
+  expect_exit 2 "foo" -- --data "$data" --rule "$dir/unknown.nyto"
+  expect_exit 2 "E0101" -- --data "$data" --rule "$dir/unknown.nyto"
+  expect_exit 2 "'v'" -- --data "$data" --rule "$src/examples/rules/pso.nyto"
+  expect_exit 2 "does not assign 'x'" -- --data "$data" --rule "$dir/nox.nyto"
+  expect_exit 2 "no such.nyto" -- --data "$data" --rule "$dir/no such.nyto"
+  expect_exit 2 "has no param 'gamma'" -- --data "$data" --set gamma=1
+  expect_exit 2 "NAME=VALUE" -- --data "$data" --set alpha
+  expect_exit 2 "not a number" -- --data "$data" --set alpha=fast
+  expect_exit 2 "--checkpoint" -- --data "$data" --resume
+  expect_exit 2 "does not exist" -- --data "$data" --metrics /no/such/dir/m.csv
+  # A corrupt data file is an I/O error (exit 1) naming the file.
+  mkdir -p "$dir/bad"
+  for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    echo garbage | gzip >"$dir/bad/$f.gz"
+  done
+  expect_exit 1 "$dir/bad" -- --data "$dir/bad"
+  ;;
+*)
+  echo "unknown case $case"; exit 2 ;;
+esac
+[ $fails -eq 0 ] && echo "PASS: $case" || echo "$fails failure(s) in $case"
+[ $fails -eq 0 ]
