@@ -1,6 +1,7 @@
 // Reading the REPL's input: libedit on a terminal (history in ~/.nyto_history, tab completion of
 // session names, built-in functions, keywords and meta-commands), plain lines otherwise.
 #include <editline/readline.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,6 +40,21 @@ char* next_candidate(const char* /*text*/, int state) {
   return nullptr;
 }
 
+// libedit's file name completion, with '/' after a directory so completion can go on into it.
+char* path_candidate(const char* text, int state) {
+  char* match = rl_filename_completion_function(text, state);
+  if (!match) return nullptr;
+  struct stat st;
+  size_t n = strlen(match);
+  if (n && match[n - 1] != '/' && stat(match, &st) == 0 && S_ISDIR(st.st_mode)) {
+    char* longer = static_cast<char*>(realloc(match, n + 2));
+    if (!longer) return match;
+    longer[n] = '/', longer[n + 1] = '\0';
+    return longer;
+  }
+  return match;
+}
+
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -61,11 +77,13 @@ char** complete(const char* text, int start, int /*end*/) {
       in_word = !space;
     }
     if ((cmd == ":load" || cmd == ":save") && words >= 2) {
-      rl_attempted_completion_over = 0;
-      return nullptr;
+      rl_attempted_completion_over = 1;
+      rl_completion_append_character = '\0';  // a directory ends in '/', a file is not closed
+      return rl_completion_matches(text, path_candidate);
     }
   }
   rl_attempted_completion_over = 1;
+  rl_completion_append_character = ' ';
   g_candidates.clear();
   std::vector<std::string> pool;
   if (at_line_start && starts_with(word, ":")) {
@@ -118,6 +136,11 @@ int run_repl(const ReplConfig& config) {
   rl_readline_name = "nyto";
   rl_attempted_completion_function = complete;
   rl_completion_append_character = ' ';
+  // Operators and parentheses end a word, so `0.5*ne<TAB>` completes `ne`. Not ':' (meta-commands)
+  // nor '.' and '/' (paths after :load and :save).
+  static char breaks[] = " \t\n\"'()+-*,;=<>!#";
+  rl_basic_word_break_characters = breaks;
+  rl_completer_word_break_characters = breaks;
   if (!config.history_file.empty()) read_history(config.history_file.c_str());
   std::cout << "nyto repl: rule statements, or :help for the commands; :quit or Ctrl-D to leave\n";
   std::string line, input;
