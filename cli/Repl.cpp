@@ -2,6 +2,8 @@
 // them, and the meta-commands. See Repl.h.
 #include "cli/Repl.h"
 
+#include "cli/Zoo.h"
+
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <nyto/errors.h>
@@ -25,73 +27,37 @@
 
 namespace nyto::cli {
 
-// ------------------------------------------------------------------ model zoo (stand-in)
-//
-// A tiny stand-in for the trainer's model zoo (cli/Zoo.h on branch train): replaced by it when
-// that lands. Models take integer options; unknown options are errors.
-namespace zoo_standin {
+// ------------------------------------------------------------------ model zoo
 
-struct LinearModelImpl : torch::nn::Cloneable<LinearModelImpl> {
-  int64_t in, out;
-  torch::nn::Linear fc{nullptr};
-  LinearModelImpl(int64_t in_, int64_t out_) : Module("Linear"), in(in_), out(out_) { reset(); }
-  void reset() override { fc = register_module("fc", torch::nn::Linear(in, out)); }
-  at::Tensor forward(const at::Tensor& x) { return fc->forward(x); }
-};
+namespace {
 
-struct MLPImpl : torch::nn::Cloneable<MLPImpl> {
-  int64_t in, hidden, out;
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-  MLPImpl(int64_t in_, int64_t hidden_, int64_t out_)
-      : Module("MLP"), in(in_), hidden(hidden_), out(out_) {
-    reset();
-  }
-  void reset() override {
-    fc1 = register_module("fc1", torch::nn::Linear(in, hidden));
-    fc2 = register_module("fc2", torch::nn::Linear(hidden, out));
-  }
-  at::Tensor forward(const at::Tensor& x) { return fc2->forward(at::relu(fc1->forward(x))); }
-};
-
-const std::vector<std::string>& names() {
-  static const std::vector<std::string> n = {"linear", "mlp"};
-  return n;
+std::string zoo_help() {
+  std::string text;
+  for (const auto& m : zoo_models()) text += (text.empty() ? "" : ", ") + m.name;
+  return text + " (option hidden=H for mlp)";
 }
 
-std::string help() {
-  return "linear [in=4 out=3], mlp [in=4 hidden=8 out=3]";
-}
-
-std::shared_ptr<torch::nn::Module> make(const std::string& model,
-                                        std::map<std::string, std::string> options) {
-  auto take = [&](const std::string& key, int64_t fallback) {
-    auto it = options.find(key);
-    if (it == options.end()) return fallback;
+/// A zoo model from `:new` options (those of the REPL already taken out).
+AnyParticle make_zoo_model(const std::string& model, std::map<std::string, std::string> options) {
+  ZooOptions zoo;
+  if (auto it = options.find("hidden"); it != options.end()) {
     char* end = nullptr;
     long long v = std::strtoll(it->second.c_str(), &end, 10);
     if (it->second.empty() || *end || v < 1)
-      throw Error("option " + key + "=" + it->second + " of model '" + model +
-                  "' must be a positive integer");
+      throw Error("hidden=" + it->second + ": expected a positive integer");
+    zoo.hidden = v;
     options.erase(it);
-    return int64_t(v);
-  };
-  std::shared_ptr<torch::nn::Module> m;
-  if (model == "linear") {
-    int64_t in = take("in", 4), out = take("out", 3);
-    m = std::make_shared<LinearModelImpl>(in, out);
-  } else if (model == "mlp") {
-    int64_t in = take("in", 4), hidden = take("hidden", 8), out = take("out", 3);
-    m = std::make_shared<MLPImpl>(in, hidden, out);
-  } else {
-    throw Error("unknown model '" + model + "'; the zoo has: " + help());
   }
+  auto names = zoo_model_names();
+  if (std::find(names.begin(), names.end(), model) == names.end())
+    throw Error("no model or session value '" + model + "'; the zoo has " + zoo_help());
   if (!options.empty())
-    throw Error("model '" + model + "' has no option '" + options.begin()->first +
-                "'; it takes: " + help());
-  return m;
+    throw Error("unknown option '" + options.begin()->first + "' of :new; the zoo has " +
+                zoo_help() + ", and :new takes seed=S dtype=float32|float64 swarm=N init=...");
+  return make_model(model, zoo);
 }
 
-}  // namespace zoo_standin
+}  // namespace
 
 // ------------------------------------------------------------------ words
 
@@ -170,6 +136,7 @@ std::string number(double v) {
 }
 
 std::string stat(double v) {
+  if (v == 0) v = 0;  // -0 (a minimum of x*0) shows as 0
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
@@ -179,6 +146,17 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+/// A species as the session shows it: "Mlp#1" for "nyto::cli::(anonymous namespace)::MlpImpl#1"
+/// (C++ module type names are long; the number is what tells species apart).
+std::string species_name(const std::shared_ptr<Species>& species) {
+  std::string n = species->name();
+  size_t hash = n.rfind('#');
+  std::string base = n.substr(0, hash), id = hash == std::string::npos ? "" : n.substr(hash);
+  if (size_t colon = base.rfind("::"); colon != std::string::npos) base = base.substr(colon + 2);
+  if (base.size() > 4 && base.compare(base.size() - 4, 4, "Impl") == 0) base.resize(base.size() - 4);
+  return base + id;
 }
 
 bool parse_bool(const std::string& key, const std::string& v) {
@@ -261,9 +239,9 @@ std::string summary(const Value& v) {
       if (m.params()[i].config.operational) parts.push_back(m.param_tensors()[i]);
   std::string head = v.kind() == Value::Kind::Swarm
                          ? "swarm of " + std::to_string(v.swarm().size()) + " " +
-                               rep.species()->name() + ", " + std::to_string(total) +
+                               species_name(rep.species()) + ", " + std::to_string(total) +
                                " params each"
-                         : "particle " + rep.species()->name() + ", " + std::to_string(total) +
+                         : "particle " + species_name(rep.species()) + ", " + std::to_string(total) +
                                " params";
   head += " in " + std::to_string(rep.params().size()) + " tensors";
   if (operational != total) head += " (" + std::to_string(operational) + " operational)";
@@ -308,9 +286,9 @@ const char* kHelp =
     "  an open parenthesis continues the input on the next line\n"
     "Commands:\n"
     "  :help                        this text\n"
-    "  :new NAME MODEL [k=v ...]    a particle from the model zoo (%MODELS%); besides\n"
-    "                               the model's options: seed=S (LibTorch's generator),\n"
-    "                               dtype=float32|float64, swarm=N init=copies|rand|randn\n"
+    "  :new NAME MODEL [k=v ...]    a particle from the model zoo; options: hidden=H (mlp),\n"
+    "                               seed=S (LibTorch's generator), dtype=float32|float64,\n"
+    "                               swarm=N init=copies|rand|randn (a swarm of N members)\n"
     "  :new NAME OTHER [k=v ...]    a copy of session particle OTHER, of its species (or of\n"
     "                               member=I of swarm OTHER); swarm=N init=... as above\n"
     "  :load NAME PATH              read NAME's parameters from a file written by :save\n"
@@ -324,7 +302,8 @@ const char* kHelp =
     "  :time STMT                   run it and show compile and run times\n"
     "  :set NAME=VALUE              set a session scalar (overrides a param)\n"
     "  :seed S                      key of the random draws; reseeds :new and restarts the count\n"
-    "  :quit                        leave (also Ctrl-D)\n";
+    "  :quit                        leave (also Ctrl-D)\n"
+    "The model zoo:%MODELS%\n";
 
 }  // namespace
 
@@ -354,6 +333,14 @@ struct ReplSession::Impl {
 
   void report(std::string msg) {
     failed = true;
+    // The runtime names species by their C++ module type; show them as the session does.
+    for (const auto& [name, v] : vars) {
+      if (!is_array(v)) continue;
+      const auto& sp = representative(v).species();
+      std::string full = sp->name(), short_name = species_name(sp);
+      for (size_t at = msg.find(full); at != std::string::npos; at = msg.find(full, at))
+        msg.replace(at, full.size(), short_name), at += short_name.size();
+    }
     if (msg.empty() || msg.back() != '\n') msg += '\n';
     if (!starts_with(msg, file()) && !starts_with(msg, "error")) msg = "error: " + msg;
     if (config.color) {
@@ -494,7 +481,7 @@ struct ReplSession::Impl {
   // ---- meta-commands
 
   void cmd_new(const std::vector<std::string>& a) {
-    if (a.size() < 3) throw Error("usage: :new NAME MODEL [option=value ...]; models: " + zoo_standin::help());
+    if (a.size() < 3) throw Error("usage: :new NAME MODEL [option=value ...]; the zoo has " + zoo_help());
     const std::string& name = a[1];
     check_new_name(name);
     std::map<std::string, std::string> options;
@@ -560,9 +547,13 @@ struct ReplSession::Impl {
       }
     } else {
       if (member_opt) throw Error("member= needs a swarm, but '" + a[2] + "' is not a session value");
-      auto module = zoo_standin::make(a[2], options);
-      if (dtype != at::kFloat) module->to(dtype);
-      p = AnyParticle::adopt(module);
+      p = make_zoo_model(a[2], options);
+      if (dtype != at::kFloat) {
+        // The zoo builds float32 particles: a float64 one is a converted copy, a new species.
+        std::shared_ptr<torch::nn::Module> m = p.module_ptr()->clone();
+        m->to(dtype);
+        p = AnyParticle::adopt(m);
+      }
     }
     if (swarm_opt)
       vars.insert_or_assign(name, Value(AnySwarm(p, n, init)));
@@ -580,7 +571,7 @@ struct ReplSession::Impl {
     for (const auto& [name, v] : vars) {
       if (is_array(v)) {
         AnyParticle rep = representative(v);
-        rows.push_back({name, kind_text(v), rep.species()->name(),
+        rows.push_back({name, kind_text(v), species_name(rep.species()),
                         std::to_string(param_count(rep)) +
                             (v.kind() == Value::Kind::Swarm ? " each" : "")});
       } else {
@@ -655,7 +646,7 @@ struct ReplSession::Impl {
         << (count == 1 ? "" : "s");
     if (operational) out << " operational=" << (*operational ? "true" : "false");
     if (clone) out << " clone=" << (*clone ? "true" : "false");
-    out << " (species " << rep.species()->name() << ")\n";
+    out << " (species " << species_name(rep.species()) << ")\n";
   }
 
   void cmd_set(const std::string& rest) {
@@ -713,7 +704,7 @@ struct ReplSession::Impl {
     if (cmd == ":quit" || cmd == ":q" || cmd == ":exit") return false;
     if (cmd == ":help" || cmd == ":h" || cmd == ":?") {
       std::string text = kHelp, models;
-      for (const auto& m : zoo_standin::names()) models += (models.empty() ? "" : ", ") + m;
+      for (const auto& m : zoo_models()) models += "\n    " + m.name + ": " + m.usage;
       text.replace(text.find("%MODELS%"), 8, models);
       out << text;
     } else if (cmd == ":new") {
