@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <nyto/any_module.h>
 #include <nyto/errors.h>
 #include <nyto/particle.h>
 #include <nyto/rule.h>
@@ -24,6 +25,8 @@
 #include <ostream>
 #include <set>
 #include <sstream>
+
+#include <sys/stat.h>
 
 namespace nyto::cli {
 
@@ -291,8 +294,11 @@ const char* kHelp =
     "                               swarm=N init=copies|rand|randn (a swarm of N members)\n"
     "  :new NAME OTHER [k=v ...]    a copy of session particle OTHER, of its species (or of\n"
     "                               member=I of swarm OTHER); swarm=N init=... as above\n"
-    "  :load NAME PATH              read NAME's parameters from a file written by :save\n"
-    "  :save NAME PATH              write NAME's parameters\n"
+    "  :load NAME PATH              a particle from a nyto checkpoint or TorchScript file, or a\n"
+    "                               swarm (swarm checkpoint, directory of particle files); it\n"
+    "                               joins the species of a session value of its structure\n"
+    "  :save NAME PATH [format=nyto|torchscript]\n"
+    "                               write a particle (as loaded, by default) or a swarm\n"
     "  :ls                          names, kind, species, parameter count\n"
     "  :show NAME                   per parameter: path, shape, mean, std, min, max\n"
     "  :config NAME [PATH] operational=BOOL clone=BOOL\n"
@@ -675,22 +681,74 @@ struct ReplSession::Impl {
     reseed(s);
   }
 
-  void cmd_load_save(const std::vector<std::string>& a, bool save) {
-    if (a.size() != 3) throw Error(std::string("usage: ") + (save ? ":save" : ":load") + " NAME PATH");
-    auto it = vars.find(a[1]);
-    if (!save && it == vars.end())
-      throw Error("no value named '" + a[1] +
-                  "'; make one of the file's structure first with :new, then :load into it");
-    const Value& v = lookup(a[1]);
-    if (v.kind() == Value::Kind::Particle) {
-      AnyParticle p = v.particle();
-      if (save) p.save(a[2]); else p.load(a[2]);
-    } else if (v.kind() == Value::Kind::Swarm) {
-      AnySwarm s = v.swarm();
-      if (save) s.save(a[2]); else s.load(a[2]);
+  // A loaded particle joins the species of a session particle of the same structure (NAME's
+  // old value first, then others by name), so it combines with them in rules.
+  std::optional<AnyParticle> same_structure_as(const AnyParticle& loaded, const std::string& name) const {
+    std::vector<const Value*> order;
+    if (auto it = vars.find(name); it != vars.end()) order.push_back(&it->second);
+    for (const auto& [n, v] : vars)
+      if (n != name) order.push_back(&v);
+    for (const Value* v : order)
+      if (is_array(*v) && same_structure(representative(*v), loaded)) return representative(*v);
+    return std::nullopt;
+  }
+
+  void cmd_load(const std::vector<std::string>& a) {
+    if (a.size() != 3) throw Error("usage: :load NAME PATH (a nyto checkpoint, a TorchScript file, "
+                                   "a nyto swarm checkpoint or a directory of particle files)");
+    const std::string& name = a[1];
+    const std::string& path = a[2];
+    check_new_name(name);
+    bool swarm = false;
+    std::string what;
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      swarm = true, what = "directory of particle files";
     } else {
-      throw Error("'" + a[1] + "' is a scalar; :" + (save ? "save" : "load") +
-                  " takes a particle or a swarm");
+      FileKind kind = inspect_file(path);  // IOError for a missing or unknown file
+      swarm = kind.swarm;
+      what = kind.format == Format::TorchScript ? "TorchScript"
+             : kind.swarm                       ? "nyto swarm checkpoint"
+                                                : "nyto checkpoint";
+    }
+    std::string joined;
+    if (swarm) {
+      AnySwarm s = load_swarm(path);
+      if (auto rep = same_structure_as(s.member(0), name)) {
+        s = to_species(*rep, s);
+        joined = ", species of the session's " + species_name(rep->species());
+      }
+      vars.insert_or_assign(name, Value(s));
+    } else {
+      AnyParticle p = load_particle(path);
+      if (auto rep = same_structure_as(p, name)) {
+        p = to_species(*rep, p);
+        joined = ", species of the session's " + species_name(rep->species());
+      }
+      vars.insert_or_assign(name, Value(p));
+    }
+    out << name << ": " << summary(vars.at(name)) << " (" << what << joined << ")\n";
+  }
+
+  void cmd_save(const std::vector<std::string>& a) {
+    if (a.size() < 3 || a.size() > 4)
+      throw Error("usage: :save NAME PATH [format=nyto|torchscript]");
+    const Value& v = lookup(a[1]);
+    std::optional<Format> format;
+    if (a.size() == 4) {
+      if (a[3] == "format=nyto") format = Format::Nyto;
+      else if (a[3] == "format=torchscript") format = Format::TorchScript;
+      else throw Error("'" + a[3] + "': expected format=nyto or format=torchscript");
+    }
+    if (v.kind() == Value::Kind::Particle) {
+      save_particle(v.particle(), a[2], format ? *format : format_of(v.particle()));
+    } else if (v.kind() == Value::Kind::Swarm) {
+      if (format == Format::TorchScript)
+        save_swarm_dir(v.swarm(), a[2], {}, Format::TorchScript);
+      else
+        v.swarm().save(a[2]);
+    } else {
+      throw Error("'" + a[1] + "' is a scalar; :save takes a particle or a swarm");
     }
   }
 
@@ -709,8 +767,10 @@ struct ReplSession::Impl {
       out << text;
     } else if (cmd == ":new") {
       cmd_new(a);
-    } else if (cmd == ":load" || cmd == ":save") {
-      cmd_load_save(a, cmd == ":save");
+    } else if (cmd == ":load") {
+      cmd_load(a);
+    } else if (cmd == ":save") {
+      cmd_save(a);
     } else if (cmd == ":ls") {
       cmd_ls();
     } else if (cmd == ":show") {
