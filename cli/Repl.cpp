@@ -40,8 +40,8 @@ std::string zoo_help() {
   return text + " (option hidden=H for mlp)";
 }
 
-/// A zoo model from `:new` options (those of the REPL already taken out).
-AnyParticle make_zoo_model(const std::string& model, std::map<std::string, std::string> options) {
+/// Checks a zoo model name and its `:new` options (those of the REPL already taken out).
+ZooOptions zoo_options(const std::string& model, std::map<std::string, std::string> options) {
   ZooOptions zoo;
   if (auto it = options.find("hidden"); it != options.end()) {
     char* end = nullptr;
@@ -57,7 +57,7 @@ AnyParticle make_zoo_model(const std::string& model, std::map<std::string, std::
   if (!options.empty())
     throw Error("unknown option '" + options.begin()->first + "' of :new; the zoo has " +
                 zoo_help() + ", and :new takes seed=S dtype=float32|float64 swarm=N init=...");
-  return make_model(model, zoo);
+  return zoo;
 }
 
 }  // namespace
@@ -531,9 +531,11 @@ struct ReplSession::Impl {
       else if (*init_opt == "randn") init = SwarmInit::Randn;
       else throw Error("init=" + *init_opt + ": expected copies, rand or randn");
     }
-    if (seed_opt) at::manual_seed(uint64_t(as_int("seed", *seed_opt, 0)));
+    std::optional<uint64_t> seed_value;
+    if (seed_opt) seed_value = uint64_t(as_int("seed", *seed_opt, 0));
     AnyParticle p;
     auto from = vars.find(a[2]);
+    // Every option is checked before the generator is reseeded: a failed :new changes nothing.
     if (from != vars.end() && is_array(from->second)) {
       // From a session value: a copy of the particle (or of a swarm's member), of its species.
       if (dtype_opt) throw Error("dtype= makes a new species; it cannot apply to a copy of '" + a[2] + "'");
@@ -546,14 +548,18 @@ struct ReplSession::Impl {
         if (i >= s.size())
           throw Error("member=" + *member_opt + ": swarm '" + a[2] + "' has members 0 to " +
                       std::to_string(s.size() - 1));
+        if (seed_value) at::manual_seed(*seed_value);
         p = s.member(i).clone();
       } else {
         if (member_opt) throw Error("member= needs a swarm, but '" + a[2] + "' is a particle");
+        if (seed_value) at::manual_seed(*seed_value);
         p = from->second.particle().clone();
       }
     } else {
       if (member_opt) throw Error("member= needs a swarm, but '" + a[2] + "' is not a session value");
-      p = make_zoo_model(a[2], options);
+      ZooOptions zoo = zoo_options(a[2], options);
+      if (seed_value) at::manual_seed(*seed_value);
+      p = make_model(a[2], zoo);
       if (dtype != at::kFloat) {
         // The zoo builds float32 particles: a float64 one is a converted copy, a new species.
         std::shared_ptr<torch::nn::Module> m = p.module_ptr()->clone();
