@@ -1,9 +1,11 @@
 // Reading the REPL's input: libedit on a terminal (history in ~/.nyto_history, tab completion of
 // session names, built-in functions, keywords and meta-commands), plain lines otherwise.
 #include <editline/readline.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -98,13 +100,24 @@ char** complete(const char* text, int start, int /*end*/) {
   return rl_completion_matches(text, next_candidate);
 }
 
-// One line from the terminal, or nullopt-like false at end of input.
-bool read_tty_line(const char* prompt, std::string& line) {
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+enum class Read { Line, Interrupted, End };
+
+// One line from the terminal. Ctrl-C abandons the line being typed (libedit's read is
+// interrupted: our handler does not restart it) instead of ending the session.
+Read read_tty_line(const char* prompt, std::string& line) {
+  g_interrupted = 0;
   char* raw = readline(prompt);
-  if (!raw) return false;
+  if (g_interrupted) {
+    free(raw);
+    return Read::Interrupted;
+  }
+  if (!raw) return Read::End;
   line = raw;
   free(raw);
-  return true;
+  return Read::Line;
 }
 
 }  // namespace
@@ -142,13 +155,24 @@ int run_repl(const ReplConfig& config) {
   rl_basic_word_break_characters = breaks;
   rl_completer_word_break_characters = breaks;
   if (!config.history_file.empty()) read_history(config.history_file.c_str());
+  struct sigaction sa = {}, old_sa = {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: the terminal read returns, and readline with it
+  sigaction(SIGINT, &sa, &old_sa);
   std::cout << "nyto repl: rule statements, or :help for the commands; :quit or Ctrl-D to leave\n";
   std::string line, input;
   int line_no = 0, first = 1;
   bool go_on = true;
   while (go_on) {
     const char* prompt = input.empty() ? "nyto> " : "  ... ";
-    if (!read_tty_line(prompt, line)) {
+    Read r = read_tty_line(prompt, line);
+    if (r == Read::Interrupted) {
+      std::cout << "^C\n";
+      input.clear();
+      continue;
+    }
+    if (r == Read::End) {
       std::cout << "\n";
       break;
     }
@@ -178,6 +202,7 @@ int run_repl(const ReplConfig& config) {
     write_history(config.history_file.c_str());
     history_truncate_file(config.history_file.c_str(), 1000);
   }
+  sigaction(SIGINT, &old_sa, nullptr);
   g_session = nullptr;
   return 0;
 }
