@@ -349,6 +349,9 @@ struct ReplSession::Impl {
     }
     if (msg.empty() || msg.back() != '\n') msg += '\n';
     if (!starts_with(msg, file()) && !starts_with(msg, "error")) msg = "error: " + msg;
+    // The frontend's advice for `nyto run` (--set NAME=VALUE) reads :set NAME=VALUE here.
+    for (size_t at = msg.find("e.g. --set "); at != std::string::npos; at = msg.find("e.g. --set ", at))
+      msg.replace(at + 5, 5, ":set"), at += 9;
     if (config.color) {
       size_t at = msg.find("error");
       if (at != std::string::npos) msg.replace(at, 5, "\033[1;31merror\033[0m");
@@ -617,6 +620,17 @@ struct ReplSession::Impl {
       else if (info.dtype != at::kFloat) shape += " " + std::string(c10::toString(info.dtype));
       rows.push_back({"  " + info.path, shape, stat(s.mean), stat(s.std), stat(s.min),
                       stat(s.max), note});
+    }
+    if (v.kind() == Value::Kind::Swarm) {
+      // One row per member too: its operational parameters.
+      for (size_t k = 0; k < members.size(); ++k) {
+        std::vector<at::Tensor> parts;
+        for (size_t i = 0; i < rep.params().size(); ++i)
+          if (rep.params()[i].config.operational) parts.push_back(members[k].param_tensors()[i]);
+        Stats s = stats_of(parts);
+        rows.push_back({"  member " + std::to_string(k), "", stat(s.mean), stat(s.std),
+                        stat(s.min), stat(s.max), ""});
+      }
     }
     out << table(rows);
   }
