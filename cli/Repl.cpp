@@ -173,19 +173,33 @@ struct Stats {
   double mean = NAN, std = NAN, min = NAN, max = NAN;
 };
 
+// Mean and (unbiased) std over all elements of `parts`, combined part by part (Chan et al.'s
+// pairwise update, in double) so a large swarm is never copied into one tensor.
 Stats stats_of(const std::vector<at::Tensor>& parts) {
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> flat;
-  for (const auto& t : parts) flat.push_back(t.detach().reshape({-1}).to(at::kDouble));
   Stats s;
-  if (flat.empty()) return s;
-  at::Tensor all = at::cat(flat);
-  s.count = all.numel();
+  double mean = 0, m2 = 0;
+  for (const auto& t : parts) {
+    at::Tensor d = t.detach().to(at::kDouble);
+    int64_t n = d.numel();
+    if (n == 0) continue;
+    double pmean = d.mean().item<double>();
+    double pm2 = (d - pmean).pow(2).sum().item<double>();
+    double pmin = d.min().item<double>(), pmax = d.max().item<double>();
+    if (s.count == 0) {
+      s.min = pmin, s.max = pmax;
+    } else {
+      s.min = std::isnan(pmin) || pmin < s.min ? pmin : s.min;
+      s.max = std::isnan(pmax) || pmax > s.max ? pmax : s.max;
+    }
+    double total = double(s.count + n), delta = pmean - mean;
+    mean += delta * double(n) / total;
+    m2 += pm2 + delta * delta * double(s.count) * double(n) / total;
+    s.count += n;
+  }
   if (s.count == 0) return s;
-  s.mean = all.mean().item<double>();
-  s.std = s.count > 1 ? all.std().item<double>() : 0.0;
-  s.min = all.min().item<double>();
-  s.max = all.max().item<double>();
+  s.mean = mean;
+  s.std = s.count > 1 ? std::sqrt(m2 / double(s.count - 1)) : 0.0;
   return s;
 }
 
