@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nyto/errors.h>
+#include <nyto/expr.h>
 #include <nyto/param_config.h>
 #include <nyto/particle.h>
 #include <nyto/species.h>
