@@ -4,14 +4,14 @@
 #   EXPECTED = *.expected: compared exactly (UPDATE=1 rewrites it from the actual output).
 #   EXPECTED = *.patterns: every line is an extended regular expression some output line matches.
 # Runs in a fresh temporary directory, so :save/:load paths are relative to it.
-# Usage: run_transcript.sh NYTO TRANSCRIPT EXPECTED
+# Usage: [REPL_ARGS="--backend interp"] run_transcript.sh NYTO TRANSCRIPT EXPECTED
 set -euo pipefail
 nyto=$(realpath "$1"); transcript=$(realpath "$2"); expected=$(realpath -m "$3")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 set +e
-"$nyto" repl < "$transcript" > out.raw 2>&1
+"$nyto" repl ${REPL_ARGS:-} < "$transcript" > out.raw 2>&1
 rc=$?
 set -e
 sed -E 's/[0-9]+\.[0-9]+ ms/# ms/g' out.raw > out
