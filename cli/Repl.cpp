@@ -340,6 +340,7 @@ struct ReplSession::Impl {
   bool failed = false;
 
   Impl(const ReplConfig& c, std::ostream& o, std::ostream& e) : config(c), out(o), err(e) {
+    if (c.threads > 0) at::set_num_threads(c.threads);
     reseed(c.seed);
   }
 

@@ -22,6 +22,8 @@ struct ReplConfig {
   Backend backend = Backend::Llvm;
   /// Key of the random draws and of LibTorch's generator for `:new` (`:seed S` changes both).
   uint64_t seed = 0;
+  /// LibTorch's intra-op threads (rules and statistics); 0 leaves LibTorch's default.
+  int threads = 0;
   /// Where libedit keeps the history ("" = none).
   std::string history_file;
 };

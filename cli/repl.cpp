@@ -3,8 +3,10 @@
 // colours, so a transcript can be piped in and its output compared.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "cli/Commands.h"
 #include "cli/Repl.h"
@@ -17,12 +19,15 @@ void nyto::cli::add_repl(CLI::App& app) {
     uint64_t seed = 0;
     bool no_history = false;
     bool no_color = false;
+    int threads = 0;
   };
   auto opts = std::make_shared<Opts>();
   cmd->add_option("--backend", opts->backend, "Backend that runs statements")
       ->check(CLI::IsMember({"llvm", "interp", "aten"}))
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Initial seed (as :seed S)")->capture_default_str();
+  cmd->add_option("--threads", opts->threads, "Intra-op threads (default: the number of cores)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-history", opts->no_history, "Do not read or write ~/.nyto_history");
   cmd->add_flag("--no-color", opts->no_color, "No colours on a terminal");
   cmd->callback([opts] {
@@ -33,6 +38,8 @@ void nyto::cli::add_repl(CLI::App& app) {
                      : opts->backend == "aten" ? Backend::Aten
                                                : Backend::Llvm;
     config.seed = opts->seed;
+    config.threads = opts->threads > 0 ? opts->threads
+                                       : int(std::max(1u, std::thread::hardware_concurrency()));
     const char* home = std::getenv("HOME");
     if (config.interactive && !opts->no_history && home && *home)
       config.history_file = std::string(home) + "/.nyto_history";
