@@ -337,7 +337,6 @@ struct ReplSession::Impl {
   uint64_t seed = 0;
   uint64_t invocation = 0;  // statements run since the last :seed: the Philox invocation key
   AnyParticle scratch;      // lazily made 1-element float64 particle
-  bool failed = false;
 
   Impl(const ReplConfig& c, std::ostream& o, std::ostream& e) : config(c), out(o), err(e) {
     if (c.threads > 0) at::set_num_threads(c.threads);
@@ -353,7 +352,6 @@ struct ReplSession::Impl {
   }
 
   void report(std::string msg) {
-    failed = true;
     // The runtime names species by their C++ module type; show them as the session does.
     for (const auto& [name, v] : vars) {
       if (!is_array(v)) continue;
@@ -842,8 +840,6 @@ ReplSession::ReplSession(const ReplConfig& config, std::ostream& out, std::ostre
     : impl_(std::make_unique<Impl>(config, out, err)) {}
 ReplSession::~ReplSession() = default;
 
-bool ReplSession::last_failed() const { return impl_->failed; }
-
 std::vector<std::string> ReplSession::names() const {
   std::vector<std::string> n;
   for (const auto& [name, v] : impl_->vars) n.push_back(name);
@@ -852,7 +848,6 @@ std::vector<std::string> ReplSession::names() const {
 
 bool ReplSession::handle(const std::string& input, int first_line) {
   Impl& s = *impl_;
-  s.failed = false;
   // Skip blank and comment-only input.
   bool empty = true;
   bool comment = false;

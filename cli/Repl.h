@@ -40,9 +40,6 @@ class ReplSession {
   /// when a parenthesis was open). `first_line` numbers its first line for diagnostics.
   /// Returns false after `:quit`.
   bool handle(const std::string& input, int first_line);
-  /// Whether the last handle() reported an error.
-  bool last_failed() const;
-
   /// Completion candidates: session names, built-in functions, keywords.
   std::vector<std::string> names() const;
 
