@@ -451,7 +451,21 @@ struct ReplSession::Impl {
       opts.seed = seed;
       opts.invocation = invocation;
       opts.backend = config.backend;
-      results = rule.run(bindings, opts);
+      try {
+        results = rule.run(bindings, opts);
+      } catch (const BindError& e) {
+        // `a = a * net` with a session scalar a: say what to do in a session.
+        for (const auto& name : sig.outputs) {
+          auto it = bindings.find(name);
+          if (arrays && it != bindings.end() && it->second.kind() == Value::Kind::Scalar) {
+            std::string msg = e.what();
+            if (!msg.empty() && msg.back() != '\n') msg += '\n';
+            throw BindError(msg + "note: '" + name + "' holds a scalar in this session and this "
+                            "statement makes a particle of it; assign the result to another name");
+          }
+        }
+        throw;
+      }
       ++invocation;
     }
     auto t3 = Clock::now();
