@@ -1,3 +1,329 @@
-// Placeholder until the subcommand lands; registers nothing so 'nyto --help' stays honest.
+// nyto run FILE --load NAME=PATH ... --save NAME=PATH ... [--set NAME=VALUE] [--seed S]
+//          [--backend llvm|interp|aten] [--threads N]
+//
+// Applies a rule to particles and swarms loaded from files and writes the results. A PATH is a
+// nyto checkpoint, a TorchScript archive (torch.jit.save), a nyto swarm checkpoint, or a
+// directory of model files (a swarm, one member per file, sorted by name). Everything is checked,
+// loaded and computed before the first write, and outputs are staged in temporary files that are
+// renamed into place only once every one of them was written: a failed run writes nothing.
+#include <ATen/Parallel.h>
+#include <nyto/any_module.h>
+#include <nyto/errors.h>
+#include <nyto/rule.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "cli/Commands.h"
-void nyto::cli::add_run(CLI::App&) {}
+
+namespace fs = std::filesystem;
+
+namespace nyto::cli {
+namespace {
+
+struct RunArgs {
+  std::string file;
+  std::vector<std::string> loads, saves, sets;
+  uint64_t seed = 0;
+  std::string backend = "llvm";
+  int threads = 0;
+};
+
+bool is_identifier(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+/// Splits "NAME=VALUE" of option `flag`; UsageError unless NAME is a name and VALUE is not empty.
+std::pair<std::string, std::string> split_arg(const std::string& arg, const std::string& flag,
+                                              const std::string& what) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size())
+    throw UsageError(flag + " expects NAME=" + what + ", got '" + arg + "'");
+  std::string name = arg.substr(0, eq);
+  if (!is_identifier(name))
+    throw UsageError(flag + " " + arg + ": '" + name + "' is not a valid name (letters, digits, '_')");
+  return {name, arg.substr(eq + 1)};
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+size_t distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    size_t d = distance(name, c);
+    if (d < best_d) best = c, best_d = d;
+  }
+  return best.empty() ? "" : "; did you mean '" + best + "'?";
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string r;
+  for (const auto& s : v) r += (r.empty() ? "'" : ", '") + s + "'";
+  return r.empty() ? "none" : r;
+}
+
+/// A particle or swarm read from a --load PATH, and how to write it back.
+struct Loaded {
+  std::string path;
+  bool is_swarm = false;
+  bool swarm_file = false;           ///< a nyto swarm checkpoint (else a directory)
+  std::vector<std::string> members;  ///< member file names of a swarm directory
+  AnyParticle particle;
+  AnySwarm swarm;
+  AnyParticle representative() const { return is_swarm ? swarm.member(0) : particle; }
+};
+
+Loaded load_path(const std::string& path) {
+  Loaded l;
+  l.path = path;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    l.is_swarm = true;
+    l.swarm = load_swarm(path, &l.members);
+    return l;
+  }
+  if (inspect_file(path).swarm) {
+    l.is_swarm = l.swarm_file = true;
+    l.swarm = load_swarm(path);
+    return l;
+  }
+  l.particle = load_particle(path);
+  return l;
+}
+
+/// One output written to a temporary place, renamed over its target on commit.
+struct Staged {
+  std::string tmp, target;
+  bool dir = false;
+};
+
+void discard(const std::vector<Staged>& staged) {
+  for (const auto& s : staged) {
+    std::error_code ec;
+    fs::remove_all(s.tmp, ec);
+  }
+}
+
+void commit(const std::vector<Staged>& staged) {
+  for (const auto& s : staged) {
+    std::error_code ec;
+    if (!s.dir || !fs::exists(s.target, ec)) {
+      fs::rename(s.tmp, s.target, ec);
+      if (ec) throw IOError("cannot write '" + s.target + "': " + ec.message());
+      continue;
+    }
+    if (!fs::is_directory(s.target, ec))
+      throw IOError("cannot write swarm '" + s.target + "': it exists and is not a directory");
+    for (const auto& e : fs::directory_iterator(s.tmp)) {
+      fs::rename(e.path(), fs::path(s.target) / e.path().filename(), ec);
+      if (ec) throw IOError("cannot write '" + (fs::path(s.target) / e.path().filename()).string() +
+                            "': " + ec.message());
+    }
+    fs::remove_all(s.tmp, ec);
+  }
+}
+
+std::string staging_name(const std::string& target) {
+  std::string t = target;
+  while (t.size() > 1 && t.back() == '/') t.pop_back();
+  return t + ".nyto-tmp-" + std::to_string(::getpid());
+}
+
+void run_command(const RunArgs& a) {
+  // 1. The command line, checked before anything is read.
+  std::map<std::string, std::string> loads, saves;
+  std::vector<std::string> load_order;
+  for (const auto& arg : a.loads) {
+    auto [name, path] = split_arg(arg, "--load", "PATH");
+    if (!loads.emplace(name, path).second) throw UsageError("--load " + name + " is given twice");
+    load_order.push_back(name);
+  }
+  std::set<std::string> save_targets;
+  for (const auto& arg : a.saves) {
+    auto [name, path] = split_arg(arg, "--save", "PATH");
+    if (!saves.emplace(name, path).second) throw UsageError("--save " + name + " is given twice");
+    std::string norm = fs::path(path).lexically_normal().string();
+    while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
+    if (!save_targets.insert(norm).second)
+      throw UsageError("--save " + arg + ": two outputs would be written to '" + path + "'");
+  }
+  std::map<std::string, double> sets;
+  for (const auto& arg : a.sets) {
+    auto [name, text] = split_arg(arg, "--set", "VALUE");
+    char* end = nullptr;
+    double v = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || *end != '\0')
+      throw UsageError("--set " + arg + ": '" + text + "' is not a number");
+    if (loads.count(name)) throw UsageError("'" + name + "' is given both by --load and by --set");
+    if (!sets.emplace(name, v).second) throw UsageError("--set " + name + " is given twice");
+  }
+  RunOptions options;
+  options.seed = a.seed;
+  options.invocation = 0;  // the same command gives the same draws
+  options.backend = a.backend == "interp" ? Backend::Interp
+                    : a.backend == "aten" ? Backend::Aten
+                                          : Backend::Llvm;
+  if (a.threads > 0) at::set_num_threads(a.threads);
+
+  // 2. The rule: its inputs must be among the names the command line binds.
+  std::vector<std::string> known = load_order;
+  for (const auto& [name, v] : sets) known.push_back(name);
+  Rule rule = [&] {
+    try {
+      return compile_file(a.file, known);
+    } catch (const IOError& e) {
+      throw UsageError(e.what());
+    }
+  }();
+  const auto outputs = rule.outputs();
+  for (const auto& [name, path] : saves)
+    if (std::find(outputs.begin(), outputs.end(), name) == outputs.end())
+      throw UsageError("--save " + name + "=" + path + ": the rule " + rule.name() +
+                       " produces no '" + name + "' (it assigns " + join(outputs) + ")" +
+                       did_you_mean(name, outputs));
+  std::vector<std::string> params;
+  for (const auto& [name, v] : rule.params()) params.push_back(name);
+  const auto inputs = rule.inputs();
+
+  // 3. Scalars: --set of a param overrides its default; of an input binds it. Any other name is
+  // left to the rule, which reports E0504 with a suggestion.
+  Bindings bindings;
+  for (const auto& [name, v] : sets) {
+    bool is_param = std::find(params.begin(), params.end(), name) != params.end();
+    bool is_input = std::find(inputs.begin(), inputs.end(), name) != inputs.end();
+    if (is_input && !is_param)
+      bindings.emplace(name, Value(v));
+    else
+      options.params[name] = v;
+  }
+
+  // 4. Particles and swarms. Files of one structure become one species (rules combine only
+  // particles of one species); different structures stay apart and the rule reports E0502.
+  std::map<std::string, Loaded> loaded;
+  std::vector<AnyParticle> species_reps;
+  for (const auto& name : load_order) {
+    if (std::find(inputs.begin(), inputs.end(), name) == inputs.end())
+      std::cerr << "nyto: warning: --load " << name << " is not used by the rule " << rule.name()
+                << "\n";
+    Loaded l = load_path(loads[name]);
+    AnyParticle rep = l.representative();
+    auto same = std::find_if(species_reps.begin(), species_reps.end(),
+                             [&](const AnyParticle& r) { return same_structure(r, rep); });
+    if (same == species_reps.end()) {
+      species_reps.push_back(rep);
+    } else if (l.is_swarm) {
+      l.swarm = to_species(*same, l.swarm);
+    } else {
+      l.particle = to_species(*same, l.particle);
+    }
+    bindings.emplace(name, l.is_swarm ? Value(l.swarm) : Value(l.particle));
+    loaded.emplace(name, std::move(l));
+  }
+
+  // 5. The run: checks everything before it writes; a failure changes nothing.
+  std::map<std::string, Value> results = rule.run(bindings, options);
+  for (const auto& o : outputs)
+    if (!saves.count(o))
+      std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o
+                << "=PATH)\n";
+
+  // 6. Stage every output, then rename them all into place.
+  std::vector<Staged> staged;
+  try {
+    for (const auto& [name, path] : saves) {
+      auto r = results.find(name);
+      const Value& v = r != results.end() ? r->second : bindings.at(name);
+      const Loaded* origin = loaded.count(name) ? &loaded.at(name) : nullptr;
+      Staged s{staging_name(path), path, false};
+      if (v.kind() == Value::Kind::Particle) {
+        staged.push_back(s);
+        save_particle(v.particle(), s.tmp);
+        continue;
+      }
+      const AnySwarm& sw = v.swarm();
+      // A new swarm is laid out as the first loaded swarm of its size.
+      if (!origin)
+        for (const auto& n : load_order)
+          if (loaded.at(n).is_swarm && loaded.at(n).swarm.size() == sw.size()) {
+            origin = &loaded.at(n);
+            break;
+          }
+      if (origin && origin->swarm_file) {
+        staged.push_back(s);
+        sw.save(s.tmp);
+      } else {
+        s.dir = true;
+        staged.push_back(s);
+        save_swarm_dir(sw, s.tmp, origin ? origin->members : std::vector<std::string>{},
+                       format_of(sw.member(0)));
+      }
+    }
+  } catch (...) {
+    discard(staged);
+    throw;
+  }
+  try {
+    commit(staged);
+  } catch (...) {
+    discard(staged);
+    throw;
+  }
+}
+
+}  // namespace
+
+void add_run(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Apply a rule to models loaded from files (nyto checkpoints, TorchScript archives, "
+             "directories of them as swarms) and save the results");
+  cmd->add_option("FILE", a->file, "rule script (.nyto)")->required();
+  cmd->add_option("--load,-l", a->loads,
+                  "NAME=PATH: bind input NAME to a model file (nyto checkpoint or TorchScript "
+                  "archive) or to a swarm (a directory of model files, or a nyto swarm checkpoint)")
+      ->allow_extra_args(false);
+  cmd->add_option("--save,-s", a->saves,
+                  "NAME=PATH: write the rule's result NAME (a new output or an input updated in "
+                  "place) in the format it was loaded from; a swarm to a directory")
+      ->allow_extra_args(false);
+  cmd->add_option("--set", a->sets, "NAME=VALUE: override a param default or bind a scalar input")
+      ->allow_extra_args(false);
+  cmd->add_option("--seed", a->seed, "seed of rand() and randn()")->capture_default_str();
+  cmd->add_option("--backend", a->backend, "llvm (JIT), interp (reference) or aten (LibTorch ops)")
+      ->check(CLI::IsMember({"llvm", "interp", "aten"}))
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "intra-op threads (default: the number of cores)")
+      ->check(CLI::Range(1, 1024));
+  cmd->callback([a] {
+    if (a->threads == 0) a->threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    run_command(*a);
+  });
+}
+
+}  // namespace nyto::cli

@@ -85,10 +85,17 @@ std::string suggestion(const std::string& name, const std::vector<std::string>& 
 
 Rule compile(std::string_view source, const std::string& name,
              const std::optional<std::vector<std::string>>& known_names) {
+  CompileOptions options;
+  options.known_names = known_names;
+  return compile(source, name, options);
+}
+
+Rule compile(std::string_view source, const std::string& name, const CompileOptions& options) {
   auto impl = std::make_shared<Rule::Impl>();
   impl->name = name;
   frontend::FrontendOptions opts;
-  opts.known_names = known_names;
+  opts.repl = options.repl;
+  opts.known_names = options.known_names;
   impl->fe = frontend::compile_source(source, name, opts);
   if (!impl->fe.ok) throw CompileError(frontend::render_all(impl->fe));
   std::ostringstream trace;
@@ -268,8 +275,8 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       throw BindError(locate("E0501", span,
                               "'" + name + "' is updated in place, so it must be bound to a "
                               "particle or a swarm, not a scalar"));
-    check_operand(t, span);
-    targets[o] = std::move(t);
+    targets[o] = std::move(t);  // first: check_operand may keep a pointer to it as `ref`
+    check_operand(targets[o], span);
     in_place[o] = true;
   }
   for (const auto& op : in)

@@ -108,6 +108,15 @@ class Rule {
 /// not among them is an error with a suggestion. Throws CompileError with every diagnostic.
 Rule compile(std::string_view source, const std::string& name = "<rule>",
              const std::optional<std::vector<std::string>>& known_names = std::nullopt);
+/// How compile() treats a script (an overload keeps the older signature working).
+struct CompileOptions {
+  /// REPL mode: a bare expression is allowed and becomes the output named "_"; a script that
+  /// assigns nothing (only params or lets) is not an error.
+  bool repl = false;
+  /// As `known_names` of the other overload.
+  std::optional<std::vector<std::string>> known_names;
+};
+Rule compile(std::string_view source, const std::string& name, const CompileOptions& options);
 /// Reads and compiles a file. Throws IOError if it cannot be read, CompileError.
 Rule compile_file(const std::string& path,
                   const std::optional<std::vector<std::string>>& known_names = std::nullopt);

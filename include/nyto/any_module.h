@@ -1,0 +1,82 @@
+// Particles of models that have no C++ class: loaded from a nyto checkpoint or from a TorchScript
+// archive saved by Python (`torch.jit.save`), and saved back in the same format.
+//
+//   auto a = nyto::load_particle("a.pt");          // TorchScript or nyto checkpoint
+//   auto b = nyto::to_species(a, nyto::load_particle("b.pt"));
+//   auto merged = 0.5 * a + 0.5 * b;
+//   nyto::save_particle(merged, "merged.pt");      // loadable in Python by torch.jit.load
+//
+// Such a particle's module is a generic torch::nn::Cloneable module (a tree of submodules named
+// after the dotted parameter paths) holding the file's parameters and buffers, so species,
+// ParamConfig, flat storage, clone() and rules work as for any C++ module. A particle loaded from
+// TorchScript keeps the torch::jit::Module as a template: its parameters are the very tensors of
+// the particle (they view the flat storage), and saving writes a copy of the template with the
+// particle's parameter and buffer values, so the model's code and other attributes survive.
+// Every particle built from it (clone(), operations, rule outputs) keeps the template too.
+// Tensors are loaded on the CPU, with the dtypes of the file.
+#pragma once
+
+#include <nyto/swarm.h>
+
+#include <string>
+#include <vector>
+
+namespace nyto {
+
+/// A file format for particles.
+enum class Format {
+  Nyto,         ///< nyto checkpoint (AnyParticle::save / AnySwarm::save)
+  TorchScript,  ///< TorchScript archive (torch.jit.save / torch::jit::Module::save)
+};
+
+/// What a file holds.
+struct FileKind {
+  Format format = Format::Nyto;
+  bool swarm = false;  ///< a nyto swarm checkpoint (AnySwarm::save); never for TorchScript
+};
+
+/// Inspects `path` (a regular file). Throws IOError if it is missing, unreadable, corrupt or
+/// neither a nyto checkpoint nor a TorchScript archive.
+FileKind inspect_file(const std::string& path);
+
+/// Loads a particle from a nyto particle checkpoint or a TorchScript archive (auto-detected) as
+/// the first particle of a new species. Throws IOError (missing, corrupt, a swarm checkpoint,
+/// a TorchScript module without parameters).
+AnyParticle load_particle(const std::string& path);
+
+/// Loads a swarm: a directory of particle files of one structure (every regular file whose name
+/// does not start with '.', sorted by name; member i is the i-th file), or a nyto swarm
+/// checkpoint. With `names`, receives the member file names (for a checkpoint: empty). Throws
+/// IOError (missing, empty directory, a bad file), ShapeError (files of different structures).
+AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names = nullptr);
+
+/// The format a particle is saved in by default: TorchScript when it carries a TorchScript
+/// template (loaded from TorchScript, or built from such a particle), else Nyto.
+Format format_of(const AnyParticle& particle);
+
+/// Writes `particle` to `path` atomically (write a temporary file, rename). Nyto: a checkpoint as
+/// AnyParticle::save. TorchScript: a copy of the particle's TorchScript template with the
+/// particle's parameter and buffer values, loadable by Python's torch.jit.load. Throws IOError if
+/// the file cannot be written, or for TorchScript when the particle has no template.
+void save_particle(const AnyParticle& particle, const std::string& path, Format format);
+inline void save_particle(const AnyParticle& particle, const std::string& path) {
+  save_particle(particle, path, format_of(particle));
+}
+
+/// Writes member i of `swarm` to `dir`/`names[i]` with save_particle (default names
+/// member-000.pt, member-001.pt, ...), creating `dir` if needed. Throws IOError; ShapeError if
+/// `names` is given with another length than the swarm size.
+void save_swarm_dir(const AnySwarm& swarm, const std::string& dir,
+                    const std::vector<std::string>& names, Format format);
+
+/// Whether two particles have the same parameter paths, shapes and dtypes, in the same order.
+bool same_structure(const AnyParticle& a, const AnyParticle& b);
+
+/// `p`'s values (parameters and buffers) and TorchScript template in a new particle of `rep`'s
+/// species, so that rules can combine it with `rep`. Throws ShapeError naming the first
+/// differing parameter when the structures differ.
+AnyParticle to_species(const AnyParticle& rep, const AnyParticle& p);
+/// The same for every member of a swarm: a new swarm of `rep`'s species.
+AnySwarm to_species(const AnyParticle& rep, const AnySwarm& s);
+
+}  // namespace nyto

@@ -1,0 +1,415 @@
+// Particles of models known only from a file: a generic Cloneable module built from the file's
+// parameter paths (ParamTree), nyto checkpoints and TorchScript archives in and out.
+#include <ATen/ATen.h>
+#include <nyto/any_module.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+#include <torch/nn/cloneable.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "runtime/detail.h"
+
+namespace fs = std::filesystem;
+
+namespace nyto {
+
+namespace {
+
+/// One parameter or buffer of a ParamTree, by its dotted path from the tree's root.
+struct Entry {
+  std::string path;
+  std::vector<int64_t> shape;
+  c10::ScalarType dtype;
+  bool buffer = false;
+  bool requires_grad = true;
+};
+
+/// A module with no behaviour of its own: the parameters and buffers of `entries`, a parameter
+/// "a.b.w" registered as "w" of a child "b" of a child "a" (children in first-appearance order,
+/// a node's own tensors before its children's, which is LibTorch's and TorchScript's order, so
+/// named_parameters() gives the paths in the file's order). reset() rebuilds the tree from the
+/// entries with zero tensors, which is what Cloneable::clone() needs; the constructor registers
+/// the given tensor objects instead, so a TorchScript module and the tree share them.
+class ParamTree : public torch::nn::Cloneable<ParamTree> {
+ public:
+  ParamTree(std::string name, std::vector<Entry> entries,
+            std::map<std::string, at::Tensor> initial = {})
+      : torch::nn::Module(std::move(name)), entries_(std::move(entries)), initial_(std::move(initial)) {
+    reset();
+    initial_.clear();  // clones must not reuse the loaded tensor objects
+  }
+
+  void reset() override {
+    std::vector<std::string> order;
+    std::map<std::string, std::vector<Entry>> sub;
+    std::map<std::string, std::map<std::string, at::Tensor>> sub_initial;
+    for (const auto& e : entries_) {
+      auto dot = e.path.find('.');
+      if (dot == std::string::npos) {
+        auto it = initial_.find(e.path);
+        at::Tensor t = it != initial_.end() ? it->second
+                                            : at::zeros(e.shape, at::TensorOptions().dtype(e.dtype));
+        if (e.buffer)
+          register_buffer(e.path, t);
+        else
+          register_parameter(e.path, t, e.requires_grad);
+        continue;
+      }
+      std::string head = e.path.substr(0, dot);
+      if (!sub.count(head)) order.push_back(head);
+      Entry c = e;
+      c.path = e.path.substr(dot + 1);
+      auto it = initial_.find(e.path);
+      if (it != initial_.end()) sub_initial[head][c.path] = it->second;
+      sub[head].push_back(std::move(c));
+    }
+    for (const auto& h : order)
+      register_module(h, std::make_shared<ParamTree>("ParamTree", sub[h], sub_initial[h]));
+  }
+
+  /// The TorchScript module this particle was loaded from (or built from), for saving; null for
+  /// a nyto checkpoint. Shared by clones: it is only read (saving clones it).
+  std::shared_ptr<const torch::jit::Module> script;
+
+ private:
+  std::vector<Entry> entries_;
+  std::map<std::string, at::Tensor> initial_;
+};
+
+ParamTree* tree_of(const AnyParticle& p) { return dynamic_cast<ParamTree*>(p.module_ptr().get()); }
+
+std::string what_of(const c10::Error& e) { return e.what_without_backtrace(); }
+
+/// torch::jit::load on the CPU; IOError for a missing or unreadable file.
+torch::jit::Module load_jit(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw IOError("'" + path + "' is a directory, not a particle file");
+  if (!std::ifstream(path).good())
+    throw IOError("cannot open '" + path + "': no such file or not readable");
+  try {
+    return torch::jit::load(path, c10::Device(c10::kCPU));
+  } catch (const c10::Error& e) {
+    std::string msg = what_of(e);
+    if (msg.find("constants.pkl") != std::string::npos || msg.find("code/") != std::string::npos)
+      throw IOError("'" + path + "' is a PyTorch file but not a TorchScript archive; save the "
+                    "model with torch.jit.save(torch.jit.script(model), path)");
+    throw IOError("'" + path + "' is neither a nyto checkpoint nor a TorchScript archive "
+                  "(corrupt, truncated or another format)");
+  }
+}
+
+/// The "nyto_format" tag of a checkpoint, or "" for a TorchScript model.
+std::string nyto_tag(const torch::jit::Module& m) {
+  if (!m.hasattr("nyto_format")) return "";
+  c10::IValue v = m.attr("nyto_format");
+  return v.isString() ? v.toStringRef() : "?";
+}
+
+std::vector<std::string> string_list(const torch::jit::Module& m, const std::string& key,
+                                     const std::string& path) {
+  if (!m.hasattr(key)) throw IOError("'" + path + "' is corrupt: missing '" + key + "'");
+  c10::IValue v = m.attr(key);
+  if (!v.isList()) throw IOError("'" + path + "' is corrupt: bad '" + key + "'");
+  std::vector<std::string> out;
+  for (const auto& e : v.toListRef()) {
+    if (!e.isString()) throw IOError("'" + path + "' is corrupt: bad '" + key + "'");
+    out.push_back(e.toStringRef());
+  }
+  return out;
+}
+
+at::Tensor tensor_attr(const torch::jit::Module& m, const std::string& key, const std::string& path) {
+  if (!m.hasattr(key) || !m.attr(key).isTensor())
+    throw IOError("'" + path + "' is corrupt: missing tensor '" + key + "'");
+  return m.attr(key).toTensor();
+}
+
+/// Entries and tensors of a nyto checkpoint; `rows` drops the leading member dimension of a
+/// swarm checkpoint's [N, ...] tensors (taking row 0).
+void checkpoint_entries(const torch::jit::Module& m, const std::string& path, bool rows,
+                        std::vector<Entry>& entries, std::map<std::string, at::Tensor>& tensors) {
+  auto take = [&](const std::vector<std::string>& paths, const std::string& prefix, bool buffer) {
+    for (size_t i = 0; i < paths.size(); ++i) {
+      at::Tensor t = tensor_attr(m, prefix + std::to_string(i), path).detach();
+      if (rows) {
+        if (t.dim() < 1 || t.size(0) < 1) throw IOError("'" + path + "' is corrupt: bad '" + paths[i] + "'");
+        t = t[0];
+      }
+      if (tensors.count(paths[i])) throw IOError("'" + path + "' is corrupt: '" + paths[i] + "' twice");
+      entries.push_back({paths[i], t.sizes().vec(), t.scalar_type(), buffer,
+                         !buffer && at::isFloatingType(t.scalar_type())});
+      tensors[paths[i]] = t.clone();
+    }
+  };
+  take(string_list(m, "params", path), "param_", false);
+  take(string_list(m, "buffers", path), "buffer_", true);
+}
+
+/// A new particle over a ParamTree of `entries` with `tensors` (used as the parameter objects).
+AnyParticle adopt_tree(const std::string& name, std::vector<Entry> entries,
+                       std::map<std::string, at::Tensor> tensors,
+                       std::shared_ptr<const torch::jit::Module> script) {
+  auto tree = std::make_shared<ParamTree>(name, std::move(entries), std::move(tensors));
+  tree->script = std::move(script);
+  return AnyParticle::adopt(tree);
+}
+
+std::string structure_difference(const AnyParticle& a, const AnyParticle& b) {
+  const auto& p = a.params();
+  const auto& q = b.params();
+  for (size_t i = 0; i < std::max(p.size(), q.size()); ++i) {
+    if (i >= p.size()) return "parameter '" + q[i].path + "' exists in only one";
+    if (i >= q.size()) return "parameter '" + p[i].path + "' exists in only one";
+    if (p[i].path != q[i].path)
+      return "parameter " + std::to_string(i) + " is '" + p[i].path + "' in one and '" + q[i].path +
+             "' in the other";
+    if (p[i].shape != q[i].shape)
+      return "parameter '" + p[i].path + "' is " + detail::shape_str(p[i].shape) + " in one and " +
+             detail::shape_str(q[i].shape) + " in the other";
+    if (p[i].dtype != q[i].dtype)
+      return "parameter '" + p[i].path + "' is " + c10::toString(p[i].dtype) + " in one and " +
+             c10::toString(q[i].dtype) + " in the other";
+  }
+  return "";
+}
+
+/// Copies src's parameter values, buffer values and TorchScript template into dst (same
+/// structure, checked by the caller). Buffers must match too: ShapeError otherwise.
+void copy_values(const AnyParticle& dst, const AnyParticle& src) {
+  auto dbuf = dst.module_ptr()->named_buffers(true);
+  auto sbuf = src.module_ptr()->named_buffers(true);
+  bool same = dbuf.size() == sbuf.size();
+  for (size_t j = 0; same && j < dbuf.size(); ++j)
+    same = dbuf[j].key() == sbuf[j].key() && dbuf[j].value().sizes() == sbuf[j].value().sizes() &&
+           dbuf[j].value().scalar_type() == sbuf[j].value().scalar_type();
+  if (!same) throw ShapeError("the models have the same parameters but different buffers");
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < dst.param_tensors().size(); ++i)
+    dst.param_tensors()[i].copy_(src.param_tensors()[i]);
+  for (size_t j = 0; j < dbuf.size(); ++j) dbuf[j].value().copy_(sbuf[j].value());
+  ParamTree* d = tree_of(dst);
+  ParamTree* s = tree_of(src);
+  if (d && s) d->script = s->script;
+}
+
+/// Writes to `path` through `write(tmp)` and a rename.
+template <class F>
+void write_atomically(const std::string& path, F write) {
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    write(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    throw IOError("cannot write '" + path + "': " + what_of(e));
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IOError("cannot write '" + path + "': rename failed");
+  }
+}
+
+}  // namespace
+
+FileKind inspect_file(const std::string& path) {
+  torch::jit::Module m = load_jit(path);
+  std::string tag = nyto_tag(m);
+  if (tag.empty()) return {Format::TorchScript, false};
+  if (tag == "particle") return {Format::Nyto, false};
+  if (tag == "swarm") return {Format::Nyto, true};
+  throw IOError("'" + path + "' is a nyto file of unknown kind '" + tag + "'");
+}
+
+AnyParticle load_particle(const std::string& path) {
+  torch::jit::Module m = load_jit(path);
+  std::string tag = nyto_tag(m);
+  std::vector<Entry> entries;
+  std::map<std::string, at::Tensor> tensors;
+  if (tag == "swarm")
+    throw IOError("'" + path + "' holds a nyto swarm, not a particle; load it as a swarm");
+  if (!tag.empty()) {
+    if (tag != "particle") throw IOError("'" + path + "' is a nyto file of unknown kind '" + tag + "'");
+    checkpoint_entries(m, path, false, entries, tensors);
+    AnyParticle p = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
+    p.load(path);  // the runtime's own checks of the file
+    return p;
+  }
+  // TorchScript: the tree registers the module's very parameter and buffer tensors, so once
+  // adopt() re-points their data into flat storage, the jit::Module computes with the particle.
+  for (const auto& item : m.named_parameters(/*recurse=*/true)) {
+    const at::Tensor& t = item.value;
+    if (tensors.count(item.name)) continue;
+    entries.push_back({item.name, t.sizes().vec(), t.scalar_type(), false, t.requires_grad()});
+    tensors[item.name] = t;
+  }
+  if (entries.empty())
+    throw IOError("'" + path + "' is a TorchScript module without parameters: nothing to operate on");
+  for (const auto& item : m.named_buffers(/*recurse=*/true)) {
+    if (tensors.count(item.name)) continue;
+    entries.push_back({item.name, item.value.sizes().vec(), item.value.scalar_type(), true, false});
+    tensors[item.name] = item.value;
+  }
+  std::string name = m.type()->name() ? m.type()->name()->name() : "TorchScript";
+  auto script = std::make_shared<const torch::jit::Module>(m);
+  return adopt_tree(name, std::move(entries), std::move(tensors), std::move(script));
+}
+
+AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names) {
+  if (names) names->clear();
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    torch::jit::Module m = load_jit(path);
+    std::string tag = nyto_tag(m);
+    if (tag != "swarm")
+      throw IOError("'" + path + "' holds a single model, not a swarm; give a directory of model "
+                    "files or a nyto swarm checkpoint");
+    std::vector<Entry> entries;
+    std::map<std::string, at::Tensor> tensors;
+    checkpoint_entries(m, path, true, entries, tensors);
+    if (!m.hasattr("members") || !m.attr("members").isInt() || m.attr("members").toInt() < 1)
+      throw IOError("'" + path + "' is corrupt: no member count");
+    AnyParticle seed = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
+    AnySwarm s(seed, m.attr("members").toInt());
+    s.load(path);
+    return s;
+  }
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    std::string n = e.path().filename().string();
+    if (!n.empty() && n[0] != '.' && e.is_regular_file()) files.push_back(n);
+  }
+  if (ec) throw IOError("cannot read directory '" + path + "': " + ec.message());
+  if (files.empty()) throw IOError("directory '" + path + "' holds no model files: an empty swarm");
+  std::sort(files.begin(), files.end());
+  std::vector<AnyParticle> ps;
+  for (const auto& f : files) {
+    std::string fp = (fs::path(path) / f).string();
+    ps.push_back(load_particle(fp));
+    std::string diff = structure_difference(ps.front(), ps.back());
+    if (!diff.empty())
+      throw ShapeError("the members of swarm '" + path + "' must have one structure, but '" +
+                       files.front() + "' and '" + f + "' differ: " + diff);
+  }
+  AnySwarm s(ps.front(), int64_t(ps.size()));
+  for (size_t i = 0; i < ps.size(); ++i) {
+    try {
+      copy_values(s.member(int64_t(i)), ps[i]);
+    } catch (const ShapeError& e) {
+      throw ShapeError("swarm '" + path + "': '" + files[i] + "' and '" + files.front() + "': " + e.what());
+    }
+  }
+  if (names) *names = files;
+  return s;
+}
+
+Format format_of(const AnyParticle& particle) {
+  ParamTree* t = tree_of(particle);
+  return t && t->script ? Format::TorchScript : Format::Nyto;
+}
+
+void save_particle(const AnyParticle& particle, const std::string& path, Format format) {
+  if (format == Format::Nyto) {
+    particle.save(path);
+    return;
+  }
+  ParamTree* tree = tree_of(particle);
+  if (!tree || !tree->script)
+    throw IOError("cannot write '" + path + "' as TorchScript: the particle was not loaded from "
+                  "a TorchScript model (save it as a nyto checkpoint)");
+  torch::jit::Module out;
+  try {
+    // A shallow clone (new module objects, the same attribute values) whose parameter and buffer
+    // slots are then replaced: a deep clone would merge every parameter into one, since deepcopy
+    // treats tensors of one storage (the particle's flat storage) as aliases.
+    out = tree->script->clone(/*inplace=*/true);
+    std::map<std::string, at::Tensor> values;
+    for (const auto& item : particle.module_ptr()->named_parameters(true)) values[item.key()] = item.value();
+    for (const auto& item : particle.module_ptr()->named_buffers(true)) values[item.key()] = item.value();
+    std::vector<std::pair<std::string, bool>> slots;  // path, is parameter
+    for (const auto& item : out.named_parameters(true)) slots.emplace_back(item.name, true);
+    for (const auto& item : out.named_buffers(true)) slots.emplace_back(item.name, false);
+    at::NoGradGuard no_grad;
+    for (const auto& [name, is_param] : slots) {
+      auto it = values.find(name);
+      if (it == values.end())
+        throw IOError("cannot write '" + path + "': the particle has no '" + name +
+                      "' of its TorchScript model");
+      torch::jit::Module owner = out;
+      std::string leaf = name;
+      for (auto dot = leaf.find('.'); dot != std::string::npos; dot = leaf.find('.')) {
+        owner = owner.attr(leaf.substr(0, dot)).toModule();
+        leaf = leaf.substr(dot + 1);
+      }
+      // A fresh compact tensor: the particle's is a view into its whole flat storage.
+      at::Tensor t = it->second.detach().clone(at::MemoryFormat::Contiguous);
+      if (is_param) t.set_requires_grad(owner.attr(leaf).toTensor().requires_grad());
+      owner.setattr(leaf, t);
+    }
+  } catch (const c10::Error& e) {
+    throw IOError("cannot write '" + path + "': " + what_of(e));
+  }
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f) throw IOError("cannot write '" + path + "': cannot create '" + tmp + "'");
+    out.save(f);  // through a stream, so the archive's folder is not named after the temp file
+    f.close();
+    if (!f) throw IOError("cannot write '" + path + "': write failed");
+  });
+}
+
+void save_swarm_dir(const AnySwarm& swarm, const std::string& dir,
+                    const std::vector<std::string>& names, Format format) {
+  if (!names.empty() && int64_t(names.size()) != swarm.size())
+    throw ShapeError("save_swarm_dir: " + std::to_string(names.size()) + " names for " +
+                     std::to_string(swarm.size()) + " members");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw IOError("cannot create directory '" + dir + "'" + (ec ? ": " + ec.message() : ""));
+  for (int64_t i = 0; i < swarm.size(); ++i) {
+    std::string name;
+    if (names.empty()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "member-%03lld.pt", static_cast<long long>(i));
+      name = buf;
+    } else {
+      name = names[size_t(i)];
+    }
+    save_particle(swarm.member(i), (fs::path(dir) / name).string(), format);
+  }
+}
+
+bool same_structure(const AnyParticle& a, const AnyParticle& b) {
+  return structure_difference(a, b).empty();
+}
+
+AnyParticle to_species(const AnyParticle& rep, const AnyParticle& p) {
+  std::string diff = structure_difference(rep, p);
+  if (!diff.empty())
+    throw ShapeError("structures differ between " + rep.species()->name() + " and " +
+                     p.species()->name() + ": " + diff);
+  AnyParticle r = rep.clone();
+  copy_values(r, p);
+  return r;
+}
+
+AnySwarm to_species(const AnyParticle& rep, const AnySwarm& s) {
+  std::string diff = structure_difference(rep, s.member(0));
+  if (!diff.empty())
+    throw ShapeError("structures differ between " + rep.species()->name() + " and " +
+                     s.species()->name() + ": " + diff);
+  AnySwarm out(rep, s.size());
+  for (int64_t i = 0; i < s.size(); ++i) copy_values(out.member(i), s.member(i));
+  return out;
+}
+
+}  // namespace nyto

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""TorchScript round trip: models scripted and saved by Python's torch (torch.jit.save), run
+through `nyto run`, loaded back by torch.jit.load and compared with the values computed here.
+
+usage: torchscript_roundtrip.py NYTO_BINARY RULES_DIR
+Exits 77 (CTest SKIP_RETURN_CODE) when torch cannot be imported.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import torch
+except Exception as e:  # ImportError, or a broken installation
+    print(f"SKIP: the TorchScript round trip needs Python's torch (Debian: python3-torch): {e}")
+    sys.exit(77)
+
+NYTO, RULES = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(3, 4)
+        self.fc2 = torch.nn.Linear(4, 2)
+        self.scale = torch.nn.Parameter(torch.ones(2))
+        self.register_buffer("offset", torch.zeros(2))
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x))) * self.scale + self.offset
+
+
+class Other(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 5)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def nyto(*args):
+    r = subprocess.run([NYTO, *args], capture_output=True, text=True)
+    return r.returncode, r.stderr
+
+
+def params(path):
+    return {k: v.detach().clone() for k, v in torch.jit.load(path).named_parameters()}
+
+
+def close(got, want):
+    return got.keys() == want.keys() and all(
+        torch.allclose(got[k], want[k], atol=1e-6, rtol=1e-6) for k in want)
+
+
+def snapshot(d):
+    out = {}
+    for root, dirs, files in os.walk(d):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                out[os.path.join(root, f)] = fh.read()
+        for sub in dirs:
+            out[os.path.join(root, sub) + "/"] = b""
+    return out
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    P = lambda *n: os.path.join(tmp, *n)
+    torch.manual_seed(0)
+    models = {}
+    for name in ["base", "ft_a", "ft_b"]:
+        m = torch.jit.script(Net())
+        with torch.no_grad():
+            m.offset.copy_(torch.randn(2))
+        torch.jit.save(m, P(name + ".pt"))
+        models[name] = params(P(name + ".pt"))
+    os.mkdir(P("swarm"))
+    for i in range(3):
+        torch.jit.save(torch.jit.script(Net()), P("swarm", f"member{i}.pt"))
+    torch.jit.save(torch.jit.script(Other()), P("other.pt"))
+    torch.save(Net().state_dict(), P("state_dict.pt"))  # not TorchScript
+
+    # 1. Task arithmetic on two fine-tuned models and their base.
+    rc, err = nyto("run", os.path.join(RULES, "merge.nyto"), "--load", "base=" + P("base.pt"),
+                   "--load", "ft_a=" + P("ft_a.pt"), "--load", "ft_b=" + P("ft_b.pt"),
+                   "--set", "t=0.3", "--save", "merged=" + P("merged.pt"))
+    check(rc == 0, f"merge exits 0 ({err.strip()})")
+    b, a, c = models["base"], models["ft_a"], models["ft_b"]
+    want = {k: b[k] + 0.3 * (a[k] - b[k]) + 0.3 * (c[k] - b[k]) for k in b}
+    merged = torch.jit.load(P("merged.pt"))
+    check(close(params(P("merged.pt")), want), "merged parameters as computed by Python")
+    check(torch.equal(merged.offset, torch.jit.load(P("base.pt")).offset),
+          "merged keeps the buffers of its first operand")
+    ref = Net()
+    ref.load_state_dict({**want, "offset": merged.offset})
+    x = torch.randn(5, 3)
+    check(torch.allclose(merged(x), ref(x), atol=1e-6), "merged model's forward runs in Python")
+
+    # 2. A swarm directory updated in place (accelerated PSO), written to another directory.
+    rc, err = nyto("run", os.path.join(RULES, "apso.nyto"), "--load", "x=" + P("swarm"),
+                   "--load", "gbest=" + P("base.pt"), "--set", "alpha=0.25",
+                   "--save", "x=" + P("swarm_out"))
+    check(rc == 0, f"apso on a swarm directory exits 0 ({err.strip()})")
+    check(sorted(os.listdir(P("swarm_out"))) == ["member0.pt", "member1.pt", "member2.pt"],
+          "swarm saved with the member file names")
+    for i in range(3):
+        xs = params(P("swarm", f"member{i}.pt"))
+        want = {k: 0.75 * xs[k] + 0.25 * b[k] for k in xs}
+        check(close(params(P("swarm_out", f"member{i}.pt")), want), f"member {i} as computed by Python")
+
+    # 3. An output particle of a swarm rule: net2 = 0.5*net + 10 for every member, a new swarm.
+    rc, err = nyto("run", os.path.join(RULES, "scale.nyto"), "--load", "net=" + P("swarm"),
+                   "--save", "net2=" + P("scaled"))
+    check(rc == 0, f"scale on a swarm exits 0 ({err.strip()})")
+    for i in range(3):
+        xs = params(P("swarm", f"member{i}.pt"))
+        check(close(params(P("scaled", f"member{i}.pt")), {k: 0.5 * v + 10 for k, v in xs.items()}),
+              f"scaled member {i}")
+
+    # 4. Bad input: exit codes, and nothing written or changed.
+    bad = [
+        ("different structures", 2, "E0502",
+         ["--load", "base=" + P("base.pt"), "--load", "ft_a=" + P("ft_a.pt"), "--load",
+          "ft_b=" + P("other.pt")]),
+        ("a state_dict, not TorchScript", 1, "torch.jit.save",
+         ["--load", "base=" + P("state_dict.pt"), "--load", "ft_a=" + P("ft_a.pt"), "--load",
+          "ft_b=" + P("ft_b.pt")]),
+        ("a truncated archive", 1, "neither a nyto checkpoint nor a TorchScript archive",
+         ["--load", "base=" + P("truncated.pt"), "--load", "ft_a=" + P("ft_a.pt"), "--load",
+          "ft_b=" + P("ft_b.pt")]),
+    ]
+    with open(P("base.pt"), "rb") as fh, open(P("truncated.pt"), "wb") as out:
+        out.write(fh.read()[:1000])
+    for what, code, message, args in bad:
+        before = snapshot(tmp)
+        rc, err = nyto("run", os.path.join(RULES, "merge.nyto"), *args,
+                       "--save", "merged=" + P("merged2.pt"))
+        check(rc == code and message in err, f"{what}: exit {rc} (want {code}), '{message}' in: {err.strip()}")
+        check(snapshot(tmp) == before, f"{what}: nothing written")
+
+if failures:
+    print(f"{len(failures)} check(s) failed")
+    sys.exit(1)
+print("all TorchScript round-trip checks passed")
