@@ -316,21 +316,16 @@ Format format_of(const AnyParticle& particle) {
   return t && t->script ? Format::TorchScript : Format::Nyto;
 }
 
-void save_particle(const AnyParticle& particle, const std::string& path, Format format) {
-  if (format == Format::Nyto) {
-    particle.save(path);
-    return;
-  }
+torch::jit::Module script_module(const AnyParticle& particle) {
   ParamTree* tree = tree_of(particle);
   if (!tree || !tree->script)
-    throw IOError("cannot write '" + path + "' as TorchScript: the particle was not loaded from "
-                  "a TorchScript model (save it as a nyto checkpoint)");
-  torch::jit::Module out;
+    throw Error("the particle was not loaded from a TorchScript model, so it has no TorchScript "
+                "module (save it as a nyto checkpoint)");
   try {
     // A shallow clone (new module objects, the same attribute values) whose parameter and buffer
     // slots are then replaced: a deep clone would merge every parameter into one, since deepcopy
     // treats tensors of one storage (the particle's flat storage) as aliases.
-    out = tree->script->clone(/*inplace=*/true);
+    torch::jit::Module out = tree->script->clone(/*inplace=*/true);
     std::map<std::string, at::Tensor> values;
     for (const auto& item : particle.module_ptr()->named_parameters(true)) values[item.key()] = item.value();
     for (const auto& item : particle.module_ptr()->named_buffers(true)) values[item.key()] = item.value();
@@ -341,8 +336,7 @@ void save_particle(const AnyParticle& particle, const std::string& path, Format 
     for (const auto& [name, is_param] : slots) {
       auto it = values.find(name);
       if (it == values.end())
-        throw IOError("cannot write '" + path + "': the particle has no '" + name +
-                      "' of its TorchScript model");
+        throw Error("the particle has no '" + name + "' of its TorchScript model");
       torch::jit::Module owner = out;
       std::string leaf = name;
       for (auto dot = leaf.find('.'); dot != std::string::npos; dot = leaf.find('.')) {
@@ -354,8 +348,26 @@ void save_particle(const AnyParticle& particle, const std::string& path, Format 
       if (is_param) t.set_requires_grad(owner.attr(leaf).toTensor().requires_grad());
       owner.setattr(leaf, t);
     }
+    return out;
   } catch (const c10::Error& e) {
-    throw IOError("cannot write '" + path + "': " + what_of(e));
+    throw Error("cannot build the TorchScript module of the particle: " + what_of(e));
+  }
+}
+
+void save_particle(const AnyParticle& particle, const std::string& path, Format format) {
+  if (format == Format::Nyto) {
+    particle.save(path);
+    return;
+  }
+  ParamTree* tree = tree_of(particle);
+  if (!tree || !tree->script)
+    throw IOError("cannot write '" + path + "' as TorchScript: the particle was not loaded from "
+                  "a TorchScript model (save it as a nyto checkpoint)");
+  torch::jit::Module out;
+  try {
+    out = script_module(particle);
+  } catch (const Error& e) {
+    throw IOError("cannot write '" + path + "': " + e.what());
   }
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream f(tmp, std::ios::binary);

@@ -21,6 +21,10 @@
 #include <string>
 #include <vector>
 
+namespace torch::jit {
+struct Module;
+}
+
 namespace nyto {
 
 /// A file format for particles.
@@ -62,6 +66,12 @@ void save_particle(const AnyParticle& particle, const std::string& path, Format 
 inline void save_particle(const AnyParticle& particle, const std::string& path) {
   save_particle(particle, path, format_of(particle));
 }
+
+/// A TorchScript module computing with `particle`'s values: a shallow copy of its TorchScript
+/// template (code and other attributes shared) whose parameters and buffers are fresh copies of
+/// the particle's. Include <torch/script.h> to use the result. Throws Error when the particle has
+/// no TorchScript template.
+torch::jit::Module script_module(const AnyParticle& particle);
 
 /// Writes member i of `swarm` to `dir`/`names[i]` with save_particle (default names
 /// member-000.pt, member-001.pt, ...), creating `dir` if needed. Throws IOError; ShapeError if
