@@ -253,34 +253,47 @@ void run_command(const RunArgs& a) {
       std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o
                 << "=PATH)\n";
 
-  // 6. Stage every output, then rename them all into place.
+  // 6. Stage every output, then rename them all into place. Targets of the wrong kind are refused
+  // first, so that the renames, the only step that cannot be undone, do not fail halfway.
+  struct Plan {
+    std::string name, path;
+    const Value* value;
+    const Loaded* layout;  ///< for a swarm: the loaded swarm whose layout (file or names) it takes
+    bool dir;
+  };
+  std::vector<Plan> plans;
+  for (const auto& [name, path] : saves) {
+    auto r = results.find(name);
+    Plan p{name, path, r != results.end() ? &r->second : &bindings.at(name), nullptr, false};
+    if (p.value->kind() == Value::Kind::Swarm) {
+      p.layout = loaded.count(name) ? &loaded.at(name) : nullptr;
+      // A new swarm is laid out as the first loaded swarm of its size.
+      for (size_t i = 0; !p.layout && i < load_order.size(); ++i) {
+        const Loaded& l = loaded.at(load_order[i]);
+        if (l.is_swarm && l.swarm.size() == p.value->swarm().size()) p.layout = &l;
+      }
+      p.dir = !(p.layout && p.layout->swarm_file);
+    }
+    std::error_code ec;
+    if (!p.dir && fs::is_directory(path, ec))
+      throw IOError("cannot write '" + name + "' to '" + path + "': it is a directory");
+    if (p.dir && fs::exists(path, ec) && !fs::is_directory(path, ec))
+      throw IOError("cannot write swarm '" + name + "' to '" + path +
+                    "': it exists and is not a directory");
+    plans.push_back(p);
+  }
   std::vector<Staged> staged;
   try {
-    for (const auto& [name, path] : saves) {
-      auto r = results.find(name);
-      const Value& v = r != results.end() ? r->second : bindings.at(name);
-      const Loaded* origin = loaded.count(name) ? &loaded.at(name) : nullptr;
-      Staged s{staging_name(path), path, false};
-      if (v.kind() == Value::Kind::Particle) {
-        staged.push_back(s);
-        save_particle(v.particle(), s.tmp);
-        continue;
-      }
-      const AnySwarm& sw = v.swarm();
-      // A new swarm is laid out as the first loaded swarm of its size.
-      if (!origin)
-        for (const auto& n : load_order)
-          if (loaded.at(n).is_swarm && loaded.at(n).swarm.size() == sw.size()) {
-            origin = &loaded.at(n);
-            break;
-          }
-      if (origin && origin->swarm_file) {
-        staged.push_back(s);
-        sw.save(s.tmp);
+    for (const auto& p : plans) {
+      staged.push_back({staging_name(p.path), p.path, p.dir});
+      const std::string& tmp = staged.back().tmp;
+      if (p.value->kind() == Value::Kind::Particle) {
+        save_particle(p.value->particle(), tmp);
+      } else if (!p.dir) {
+        p.value->swarm().save(tmp);
       } else {
-        s.dir = true;
-        staged.push_back(s);
-        save_swarm_dir(sw, s.tmp, origin ? origin->members : std::vector<std::string>{},
+        const AnySwarm& sw = p.value->swarm();
+        save_swarm_dir(sw, tmp, p.layout ? p.layout->members : std::vector<std::string>{},
                        format_of(sw.member(0)));
       }
     }
