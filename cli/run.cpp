@@ -89,33 +89,11 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 /// A particle or swarm read from a --load PATH, and how to write it back.
-struct Loaded {
+struct Loaded : LoadedModels {
   std::string path;
-  bool is_swarm = false;
-  bool swarm_file = false;           ///< a nyto swarm checkpoint (else a directory)
-  std::vector<std::string> members;  ///< member file names of a swarm directory
-  AnyParticle particle;
-  AnySwarm swarm;
-  AnyParticle representative() const { return is_swarm ? swarm.member(0) : particle; }
+  Loaded(LoadedModels m, std::string p) : LoadedModels(std::move(m)), path(std::move(p)) {}
+  AnyParticle representative() const { return is_swarm() ? swarm.member(0) : particle; }
 };
-
-Loaded load_path(const std::string& path) {
-  Loaded l;
-  l.path = path;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    l.is_swarm = true;
-    l.swarm = load_swarm(path, &l.members);
-    return l;
-  }
-  if (inspect_file(path).swarm) {
-    l.is_swarm = l.swarm_file = true;
-    l.swarm = load_swarm(path);
-    return l;
-  }
-  l.particle = load_particle(path);
-  return l;
-}
 
 /// One output written to a temporary place, renamed over its target on commit.
 struct Staged {
@@ -231,18 +209,18 @@ void run_command(const RunArgs& a) {
     if (std::find(inputs.begin(), inputs.end(), name) == inputs.end())
       std::cerr << "nyto: warning: --load " << name << " is not used by the rule " << rule.name()
                 << "\n";
-    Loaded l = load_path(loads[name]);
+    Loaded l(load_models(loads[name]), loads[name]);
     AnyParticle rep = l.representative();
     auto same = std::find_if(species_reps.begin(), species_reps.end(),
                              [&](const AnyParticle& r) { return same_structure(r, rep); });
     if (same == species_reps.end()) {
       species_reps.push_back(rep);
-    } else if (l.is_swarm) {
+    } else if (l.is_swarm()) {
       l.swarm = to_species(*same, l.swarm);
     } else {
       l.particle = to_species(*same, l.particle);
     }
-    bindings.emplace(name, l.is_swarm ? Value(l.swarm) : Value(l.particle));
+    bindings.emplace(name, l.is_swarm() ? Value(l.swarm) : Value(l.particle));
     loaded.emplace(name, std::move(l));
   }
 
@@ -270,7 +248,7 @@ void run_command(const RunArgs& a) {
       // A new swarm is laid out as the first loaded swarm of its size.
       for (size_t i = 0; !p.layout && i < load_order.size(); ++i) {
         const Loaded& l = loaded.at(load_order[i]);
-        if (l.is_swarm && l.swarm.size() == p.value->swarm().size()) p.layout = &l;
+        if (l.is_swarm() && l.swarm.size() == p.value->swarm().size()) p.layout = &l;
       }
       p.dir = !(p.layout && p.layout->swarm_file);
     }

@@ -229,8 +229,10 @@ FileKind inspect_file(const std::string& path) {
   throw IOError("'" + path + "' is a nyto file of unknown kind '" + tag + "'");
 }
 
-AnyParticle load_particle(const std::string& path) {
-  torch::jit::Module m = load_jit(path);
+namespace {
+
+/// The particle of a loaded file (a nyto particle checkpoint or a TorchScript model).
+AnyParticle particle_from(const torch::jit::Module& m, const std::string& path) {
   std::string tag = nyto_tag(m);
   std::vector<Entry> entries;
   std::map<std::string, at::Tensor> tensors;
@@ -263,25 +265,48 @@ AnyParticle load_particle(const std::string& path) {
   return adopt_tree(name, std::move(entries), std::move(tensors), std::move(script));
 }
 
+/// The swarm of a loaded nyto swarm checkpoint.
+AnySwarm swarm_from(const torch::jit::Module& m, const std::string& path) {
+  std::string tag = nyto_tag(m);
+  if (tag != "swarm")
+    throw IOError("'" + path + "' holds a single model, not a swarm; give a directory of model "
+                  "files or a nyto swarm checkpoint");
+  std::vector<Entry> entries;
+  std::map<std::string, at::Tensor> tensors;
+  checkpoint_entries(m, path, true, entries, tensors);
+  if (!m.hasattr("members") || !m.attr("members").isInt() || m.attr("members").toInt() < 1)
+    throw IOError("'" + path + "' is corrupt: no member count");
+  AnyParticle seed = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
+  AnySwarm s(seed, m.attr("members").toInt());
+  s.load(path);  // the runtime's own checks of the file
+  return s;
+}
+
+}  // namespace
+
+AnyParticle load_particle(const std::string& path) { return particle_from(load_jit(path), path); }
+
+LoadedModels load_models(const std::string& path) {
+  LoadedModels out;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    out.swarm = load_swarm(path, &out.members);
+    return out;
+  }
+  torch::jit::Module m = load_jit(path);
+  if (nyto_tag(m) == "swarm") {
+    out.swarm = swarm_from(m, path);
+    out.swarm_file = true;
+  } else {
+    out.particle = particle_from(m, path);
+  }
+  return out;
+}
+
 AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names) {
   if (names) names->clear();
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) {
-    torch::jit::Module m = load_jit(path);
-    std::string tag = nyto_tag(m);
-    if (tag != "swarm")
-      throw IOError("'" + path + "' holds a single model, not a swarm; give a directory of model "
-                    "files or a nyto swarm checkpoint");
-    std::vector<Entry> entries;
-    std::map<std::string, at::Tensor> tensors;
-    checkpoint_entries(m, path, true, entries, tensors);
-    if (!m.hasattr("members") || !m.attr("members").isInt() || m.attr("members").toInt() < 1)
-      throw IOError("'" + path + "' is corrupt: no member count");
-    AnyParticle seed = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
-    AnySwarm s(seed, m.attr("members").toInt());
-    s.load(path);
-    return s;
-  }
+  if (!fs::is_directory(path, ec)) return swarm_from(load_jit(path), path);
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(path, ec)) {
     std::string n = e.path().filename().string();

@@ -172,6 +172,18 @@ TEST_CASE("swarms: a directory of model files, or a nyto swarm checkpoint") {
   CHECK(ck2.size() == 2);
   for (size_t g = 0; g < ck.storage().size(); ++g) CHECK(at::equal(ck.storage()[g], ck2.storage()[g]));
   CHECK_THROWS_AS(nyto::load_particle(s / "swarm.ckpt"), nyto::IOError);
+
+  // load_models: whatever the path holds.
+  auto from_dir = nyto::load_models(s / "dir");
+  CHECK(from_dir.is_swarm());
+  CHECK_FALSE(from_dir.swarm_file);
+  CHECK(from_dir.members == names);
+  auto from_ckpt = nyto::load_models(s / "swarm.ckpt");
+  CHECK(from_ckpt.swarm_file);
+  CHECK(from_ckpt.swarm.size() == 2);
+  auto one = nyto::load_models(s / "dir/m1.pt");
+  CHECK_FALSE(one.is_swarm());
+  CHECK(one.particle.defined());
   CHECK_THROWS_AS(nyto::load_swarm(s / "dir/m0.pt"), nyto::IOError);
 
   // Another structure in the directory.
