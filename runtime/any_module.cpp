@@ -76,6 +76,9 @@ class ParamTree : public torch::nn::Cloneable<ParamTree> {
   /// The TorchScript module this particle was loaded from (or built from), for saving; null for
   /// a nyto checkpoint. Shared by clones: it is only read (saving clones it).
   std::shared_ptr<const torch::jit::Module> script;
+  /// Paths of `script` that name the same tensor as an earlier path (tied weights): alias ->
+  /// the path under which the tree holds it.
+  std::map<std::string, std::string> aliases;
 
  private:
   std::vector<Entry> entries_;
@@ -196,7 +199,10 @@ void copy_values(const AnyParticle& dst, const AnyParticle& src) {
   for (size_t j = 0; j < dbuf.size(); ++j) dbuf[j].value().copy_(sbuf[j].value());
   ParamTree* d = tree_of(dst);
   ParamTree* s = tree_of(src);
-  if (d && s) d->script = s->script;
+  if (d && s) {
+    d->script = s->script;
+    d->aliases = s->aliases;
+  }
 }
 
 /// Writes to `path` through `write(tmp)` and a rename.
@@ -247,22 +253,28 @@ AnyParticle particle_from(const torch::jit::Module& m, const std::string& path) 
   }
   // TorchScript: the tree registers the module's very parameter and buffer tensors, so once
   // adopt() re-points their data into flat storage, the jit::Module computes with the particle.
-  for (const auto& item : m.named_parameters(/*recurse=*/true)) {
-    const at::Tensor& t = item.value;
-    if (tensors.count(item.name)) continue;
-    entries.push_back({item.name, t.sizes().vec(), t.scalar_type(), false, t.requires_grad()});
-    tensors[item.name] = t;
-  }
+  // A tensor reachable under several paths (tied weights, b.weight = a.weight) is one parameter
+  // of the particle, under its first path; the others are aliases, tied again when saving.
+  std::map<const c10::TensorImpl*, std::string> seen;
+  std::map<std::string, std::string> aliases;
+  auto take = [&](const std::string& p, const at::Tensor& t, bool buffer) {
+    auto [it, fresh] = seen.emplace(t.unsafeGetTensorImpl(), p);
+    if (!fresh) {
+      aliases[p] = it->second;
+      return;
+    }
+    entries.push_back({p, t.sizes().vec(), t.scalar_type(), buffer, !buffer && t.requires_grad()});
+    tensors[p] = t;
+  };
+  for (const auto& item : m.named_parameters(/*recurse=*/true)) take(item.name, item.value, false);
   if (entries.empty())
     throw IOError("'" + path + "' is a TorchScript module without parameters: nothing to operate on");
-  for (const auto& item : m.named_buffers(/*recurse=*/true)) {
-    if (tensors.count(item.name)) continue;
-    entries.push_back({item.name, item.value.sizes().vec(), item.value.scalar_type(), true, false});
-    tensors[item.name] = item.value;
-  }
+  for (const auto& item : m.named_buffers(/*recurse=*/true)) take(item.name, item.value, true);
   std::string name = m.type()->name() ? m.type()->name()->name() : "TorchScript";
   auto script = std::make_shared<const torch::jit::Module>(m);
-  return adopt_tree(name, std::move(entries), std::move(tensors), std::move(script));
+  AnyParticle p = adopt_tree(name, std::move(entries), std::move(tensors), std::move(script));
+  tree_of(p)->aliases = std::move(aliases);
+  return p;
 }
 
 /// The swarm of a loaded nyto swarm checkpoint.
@@ -358,8 +370,11 @@ torch::jit::Module script_module(const AnyParticle& particle) {
     for (const auto& item : out.named_parameters(true)) slots.emplace_back(item.name, true);
     for (const auto& item : out.named_buffers(true)) slots.emplace_back(item.name, false);
     at::NoGradGuard no_grad;
+    std::map<std::string, at::Tensor> fresh;  // one new tensor per particle tensor, so ties hold
     for (const auto& [name, is_param] : slots) {
-      auto it = values.find(name);
+      auto alias = tree->aliases.find(name);
+      const std::string& key = alias != tree->aliases.end() ? alias->second : name;
+      auto it = values.find(key);
       if (it == values.end())
         throw Error("the particle has no '" + name + "' of its TorchScript model");
       torch::jit::Module owner = out;
@@ -369,9 +384,13 @@ torch::jit::Module script_module(const AnyParticle& particle) {
         leaf = leaf.substr(dot + 1);
       }
       // A fresh compact tensor: the particle's is a view into its whole flat storage.
-      at::Tensor t = it->second.detach().clone(at::MemoryFormat::Contiguous);
-      if (is_param) t.set_requires_grad(owner.attr(leaf).toTensor().requires_grad());
-      owner.setattr(leaf, t);
+      auto f = fresh.find(key);
+      if (f == fresh.end()) {
+        at::Tensor t = it->second.detach().clone(at::MemoryFormat::Contiguous);
+        if (is_param) t.set_requires_grad(owner.attr(leaf).toTensor().requires_grad());
+        f = fresh.emplace(key, t).first;
+      }
+      owner.setattr(leaf, f->second);
     }
     return out;
   } catch (const c10::Error& e) {
