@@ -225,7 +225,22 @@ void run_command(const RunArgs& a) {
   }
 
   // 5. The run: checks everything before it writes; a failure changes nothing.
-  std::map<std::string, Value> results = rule.run(bindings, options);
+  std::map<std::string, Value> results;
+  try {
+    results = rule.run(bindings, options);
+  } catch (const SpeciesError& e) {
+    // Files of one structure were made one species above, so this is a structure mismatch: say
+    // where the first two structures differ.
+    std::string note;
+    if (species_reps.size() > 1) try {
+        to_species(species_reps[0], species_reps[1]);
+      } catch (const ShapeError& d) {
+        note = std::string("note: the loaded files have different structures: ") + d.what() + "\n";
+      }
+    std::string what = e.what();
+    if (!note.empty() && !what.empty() && what.back() != '\n') what += '\n';
+    throw SpeciesError(what + note);
+  }
   for (const auto& o : outputs)
     if (!saves.count(o))
       std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o

@@ -247,7 +247,9 @@ AnyParticle particle_from(const torch::jit::Module& m, const std::string& path) 
   if (!tag.empty()) {
     if (tag != "particle") throw IOError("'" + path + "' is a nyto file of unknown kind '" + tag + "'");
     checkpoint_entries(m, path, false, entries, tensors);
-    AnyParticle p = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
+    // Named after the file, which is all a user knows of it (species names show in errors).
+    AnyParticle p = adopt_tree(fs::path(path).filename().string(), std::move(entries),
+                               std::move(tensors), nullptr);
     p.load(path);  // the runtime's own checks of the file
     return p;
   }
@@ -288,7 +290,8 @@ AnySwarm swarm_from(const torch::jit::Module& m, const std::string& path) {
   checkpoint_entries(m, path, true, entries, tensors);
   if (!m.hasattr("members") || !m.attr("members").isInt() || m.attr("members").toInt() < 1)
     throw IOError("'" + path + "' is corrupt: no member count");
-  AnyParticle seed = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
+  AnyParticle seed = adopt_tree(fs::path(path).filename().string(), std::move(entries),
+                                std::move(tensors), nullptr);
   AnySwarm s(seed, m.attr("members").toInt());
   s.load(path);  // the runtime's own checks of the file
   return s;

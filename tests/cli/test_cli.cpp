@@ -280,7 +280,7 @@ TEST_CASE("nyto run: bad input gives a clear error and exit 2 (usage, compile) o
       {"operands of different species", "run " + merge + " --load base=" + (s / "base.pt") +
                                             " --load ft_a=" + (s / "ft_a.pt") + " --load ft_b=" +
                                             (s / "mixed.pt") + save,
-       2, "error[E0502]"},
+       2, "note: the loaded files have different structures"},
       {"missing particle file", "run " + merge + " --load base=" + (s / "gone.pt") + " --load ft_a=" +
                                     (s / "ft_a.pt") + " --load ft_b=" + (s / "ft_b.pt") + save,
        1, "cannot open"},
