@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 
 namespace nyto {
@@ -95,7 +96,7 @@ std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const Ker
       ++impl_->stats.hits;
       existing = it->second;
     } else {
-      if (backend != Backend::Llvm) {
+      if (backend == Backend::Aten || impl_->factories.count(uint8_t(backend))) {
         auto f = impl_->factories.find(uint8_t(backend));
         if (f == impl_->factories.end())
           throw std::invalid_argument("nyto KernelCache: no factory registered for this backend");
@@ -108,9 +109,13 @@ std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const Ker
   // Wait outside the lock: another thread may still be compiling this key.
   if (existing.valid()) return existing.get();
   try {
-    std::shared_ptr<const Kernel> kernel =
-        backend == Backend::Llvm ? std::shared_ptr<const Kernel>(llvm_backend::compile(jit(), graph, spec))
-                                 : std::shared_ptr<const Kernel>(factory(graph, spec));
+    std::shared_ptr<const Kernel> kernel;
+    if (factory)
+      kernel = factory(graph, spec);
+    else if (backend == Backend::Llvm)
+      kernel = llvm_backend::compile(jit(), graph, spec);
+    else
+      kernel = interp::compile(graph, spec);
     promise.set_value(kernel);
     return kernel;
   } catch (...) {

@@ -7,6 +7,9 @@
 // default_cache() registers when it creates the cache. That handler is registered after libLLVM's
 // and LibTorch's static objects were constructed (they are constructed when the libraries load,
 // before main), so it runs before their destructors: the LLJIT never outlives LLVM's statics.
+// Hence: do not call default_cache() from a static initializer, and do not keep kernels in
+// static objects (a kernel keeps its JIT alive). Verified by tests/backend/test_cache.cpp, which
+// leaves a default cache alive at exit and exits cleanly.
 #pragma once
 
 #include <cstdint>
@@ -42,13 +45,15 @@ class KernelCache {
   KernelCache(const KernelCache&) = delete;
   KernelCache& operator=(const KernelCache&) = delete;
 
-  /// The kernel for (graph, spec, backend), compiled on the first request. Backend::Llvm is built
-  /// in; others need set_factory(). Throws what the backend throws (the failure is not cached),
-  /// std::invalid_argument if no factory is registered for `backend`.
+  /// The kernel for (graph, spec, backend), compiled on the first request. Backend::Llvm and
+  /// Backend::Interp are built in (a registered factory overrides them); Backend::Aten needs
+  /// set_factory(). Throws what the backend throws (the failure is not cached),
+  /// std::invalid_argument if no factory is registered for Backend::Aten.
   std::shared_ptr<const Kernel> get(const ir::Graph& graph, const KernelSpec& spec,
                                     Backend backend = Backend::Llvm);
 
-  /// Registers how to build kernels for `backend` (e.g. the runtime registers interp and aten).
+  /// Registers how to build kernels for `backend` (e.g. the runtime registers aten). Call it before
+  /// the first get() for that backend: kernels already cached are not rebuilt.
   void set_factory(Backend backend, Factory factory);
 
   struct Stats {

@@ -73,8 +73,10 @@ inline double uniform_f64(const Philox4& p) {
 //     2^-30 (float) / 2^-60 (double) relative.
 //   cos(2 pi u) = -sin(2 pi b), b = 1/4 - |u - 1/2| in [-1/4, 1/4] (both steps exact), then the
 //     Taylor series of sin on [-pi/2, pi/2] truncated below 2^-30 / 2^-62 relative.
-// Measured against libm Box-Muller on the same (u1, u2) (tests/backend/test_random.cpp): max
-// abs error 4.8e-7 (float, |z| <= 5.7) and 1.8e-15 (double): a few ulp, i.e. a good standard normal.
+// Measured over 2^20 draws against libm's log/cos in double on the same (u1, u2)
+// (tests/backend/test_random.cpp): log max relative error 2.0e-7 (float) / 4.8e-16 (double);
+// cos(2 pi u) max absolute error 1.6e-7 / 6.7e-16; the normal z max absolute error 6.3e-7 (float)
+// / 2.8e-15 (double) for |z| up to 5.7 / 8.6: a few ulp of the dtype, a good standard normal.
 inline constexpr float kLogCoefF32[] = {1.0f,        1.0f / 3.0f, 1.0f / 5.0f,
                                         1.0f / 7.0f, 1.0f / 9.0f, 1.0f / 11.0f};
 inline constexpr double kLogCoefF64[] = {1.0,        1.0 / 3.0,  1.0 / 5.0,  1.0 / 7.0,

@@ -1,5 +1,7 @@
 #include "frontend/Ast.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace nyto::frontend {
@@ -25,12 +27,22 @@ const char* op_spelling(BinaryOp op) {
 
 namespace {
 
+// The shortest decimal that reads back as the same double: 0.729, not 0.72899999999999998.
+std::string format_number(double v) {
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
 void at(std::ostringstream& os, const Span& s) { os << " @" << s.line << ":" << s.col << "\n"; }
 
 void dump_expr(std::ostringstream& os, const Expr& e, int depth) {
   os << std::string(size_t(depth) * 2, ' ');
   switch (e.kind) {
-    case ExprKind::Number: os << "Number " << e.number; break;
+    case ExprKind::Number: os << "Number " << format_number(e.number); break;
     case ExprKind::Name: os << "Name " << e.name; break;
     case ExprKind::Unary: os << "Unary " << op_spelling(e.unary_op); break;
     case ExprKind::Binary: os << "Binary " << op_spelling(e.binary_op); break;
@@ -44,7 +56,6 @@ void dump_expr(std::ostringstream& os, const Expr& e, int depth) {
 
 std::string dump(const Program& program) {
   std::ostringstream os;
-  os.precision(17);
   os << "Program\n";
   for (const Stmt& s : program.statements) {
     switch (s.kind) {

@@ -3,6 +3,7 @@
 // runs in SLL mode with bail-out, falling back to full LL only when that fails.
 #include "frontend/Parser.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 #include <string_view>
@@ -135,7 +136,10 @@ std::string describe_token(const antlr4::Token* t) {
 }
 
 // Words an expected-token set the way a person would: "an expression", "an operator", ...
-std::string describe_expected(const antlr4::misc::IntervalSet& set, const antlr4::dfa::Vocabulary& vocab) {
+// `after_operand`: the token before the error ends an operand, so an operator could continue the
+// expression even though ANTLR, having already closed the expression rules, leaves it out.
+std::string describe_expected(const antlr4::misc::IntervalSet& set,
+                              const antlr4::dfa::Vocabulary& vocab, bool after_operand) {
   auto has = [&](size_t t) { return set.contains(t); };
   std::vector<std::string> parts;
   bool expression = has(NytoParser::NUMBER) && has(NytoParser::NAME) && has(NytoParser::LPAREN);
@@ -145,12 +149,13 @@ std::string describe_expected(const antlr4::misc::IntervalSet& set, const antlr4
                         NytoParser::GE, NytoParser::EQ, NytoParser::NE};
   int op_count = 0;
   for (size_t o : ops) op_count += has(o) ? 1 : 0;
-  bool operators = op_count >= 3;
-  if (operators) parts.push_back("an operator");
   bool end = has(NytoParser::NEWLINE) || has(NytoParser::SEMI) || has(antlr4::Token::EOF);
-  for (ssize_t t : set.toList()) {
+  bool operators = op_count >= 3 || (after_operand && !expression);
+  if (operators) parts.push_back("an operator");
+  for (ssize_t raw : set.toList()) {
+    size_t t = size_t(raw);  // EOF is -1 in an IntervalSet and size_t(-1) as a Token type
     bool op = false;
-    for (size_t o : ops) op = op || t == ssize_t(o);
+    for (size_t o : ops) op = op || t == o;
     if ((op && (operators || expression)) || t == NytoParser::NEWLINE || t == NytoParser::SEMI ||
         t == antlr4::Token::EOF)
       continue;
@@ -158,7 +163,7 @@ std::string describe_expected(const antlr4::misc::IntervalSet& set, const antlr4
       continue;
     if (t == NytoParser::NAME) parts.push_back("a name");
     else if (t == NytoParser::NUMBER) parts.push_back("a number");
-    else parts.push_back(vocab.getDisplayName(size_t(t)));
+    else parts.push_back(vocab.getDisplayName(t));
   }
   if (end) parts.push_back("the end of the statement");
   if (parts.empty()) return "";
@@ -207,17 +212,26 @@ class SyntaxErrorStrategy : public antlr4::DefaultErrorStrategy {
     if (inErrorRecoveryMode(p)) return;
     beginErrorCondition(p);
     antlr4::Token* t = p->getCurrentToken();
-    std::string expected = describe_expected(getExpectedTokens(p), p->getVocabulary());
+    std::string expected =
+        describe_expected(getExpectedTokens(p), p->getVocabulary(), false);
     p->notifyErrorListeners(t, "missing " + expected + " before " + describe_token(t), nullptr);
   }
 
  private:
   void report(antlr4::Parser* p, antlr4::Token* t, const antlr4::misc::IntervalSet& expected) {
-    std::string what = describe_expected(expected, p->getVocabulary());
+    std::string what = describe_expected(expected, p->getVocabulary(), after_operand(p, t));
     std::string msg = "unexpected " + describe_token(t);
     if (!what.empty()) msg += "; expected " + what;
     if (expected.contains(size_t(NytoParser::RPAREN))) msg += unclosed_paren_note(p, t);
     p->notifyErrorListeners(t, msg, nullptr);
+  }
+
+  static bool after_operand(antlr4::Parser* p, antlr4::Token* at) {
+    if (at == nullptr || at->getTokenIndex() == 0 || at->getTokenIndex() > p->getTokenStream()->size())
+      return false;
+    size_t before = p->getTokenStream()->get(at->getTokenIndex() - 1)->getType();
+    return before == NytoParser::NAME || before == NytoParser::NUMBER ||
+           before == NytoParser::RPAREN;
   }
 
   // Newlines inside parentheses do not end a statement, so a forgotten ')' surfaces lines
@@ -257,6 +271,24 @@ class DepthGuard : public antlr4::tree::ParseTreeListener {
  private:
   Collector& c_;
   int depth_ = 0;
+};
+
+// Collapses runs of separators (see the program rule in Nyto.g4): blank lines cost nothing.
+class SeparatorCollapsingLexer : public NytoLexer {
+ public:
+  using NytoLexer::NytoLexer;
+  std::unique_ptr<antlr4::Token> nextToken() override {
+    for (;;) {
+      std::unique_ptr<antlr4::Token> t = NytoLexer::nextToken();
+      bool sep = t->getType() == NytoLexer::NEWLINE || t->getType() == NytoLexer::SEMI;
+      if (sep && after_separator_) continue;
+      after_separator_ = sep;
+      return t;
+    }
+  }
+
+ private:
+  bool after_separator_ = true;  // the start of the input counts as one
 };
 
 // Parse tree -> AST. Only ever run on a tree without syntax errors.
@@ -457,10 +489,12 @@ class TreeConverter {
 
 }  // namespace
 
-Program parse(const Source& source, std::vector<Diagnostic>& diagnostics) {
+namespace {
+
+Program parse_collecting(const Source& source, std::vector<Diagnostic>& diagnostics) {
   Collector collector(source, diagnostics);
   antlr4::ANTLRInputStream input(source.sanitized());
-  NytoLexer lexer(&input);
+  SeparatorCollapsingLexer lexer(&input);
   LexerErrors lexer_errors(collector);
   lexer.removeErrorListeners();
   lexer.addErrorListener(&lexer_errors);
@@ -507,6 +541,21 @@ Program parse(const Source& source, std::vector<Diagnostic>& diagnostics) {
     // Anything else ANTLR throws is a hole in our handling, not the user's fault.
     internal_error(std::string("ANTLR failed: ") + e.what());
   }
+}
+
+}  // namespace
+
+Program parse(const Source& source, std::vector<Diagnostic>& diagnostics) {
+  std::vector<Diagnostic> found;
+  Program program = parse_collecting(source, found);
+  // The lexer runs ahead of the parser; report in text order, "too many errors" last.
+  std::stable_sort(found.begin(), found.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    bool a_last = a.code == "E0004", b_last = b.code == "E0004";
+    if (a_last != b_last) return b_last;
+    return a.span.line != b.span.line ? a.span.line < b.span.line : a.span.col < b.span.col;
+  });
+  diagnostics.insert(diagnostics.end(), found.begin(), found.end());
+  return program;
 }
 
 }  // namespace nyto::frontend

@@ -141,12 +141,12 @@ class Analyzer {
         case StmtKind::Param: param(s); break;
         case StmtKind::Let: let(s); break;
         case StmtKind::Assign:
-          assign(s.name, s.name_span, s, false);
+          assign(s.name, s.name_span, s);
           has_effect = true;
           break;
         case StmtKind::Expr:
           if (options_.repl) {
-            assign("_", s.value->span, s, true);
+            assign("_", s.value->span, s);
             out_.has_expression_result = true;
             has_effect = true;
           } else {
@@ -269,7 +269,7 @@ class Analyzer {
     env_.emplace(s.name, Binding{Kind::Let, s.name_span, v});
   }
 
-  void assign(const std::string& name, Span name_span, const Stmt& s, bool expression_result) {
+  void assign(const std::string& name, Span name_span, const Stmt& s) {
     Val v = expr(*s.value);
     if (v.ty == Ty::Mask) {
       error("E0303", s.value->span,
@@ -298,7 +298,6 @@ class Analyzer {
       b.val = v;
       return;
     }
-    (void)expression_result;
     env_.emplace(name, Binding{Kind::Assigned, name_span, v});
     output_order_.push_back(name);
   }
@@ -340,7 +339,10 @@ class Analyzer {
       }
       return v;
     }
-    if (find_function(e.name)) {
+    bool host_binds = false;
+    if (options_.known_names)
+      for (const std::string& k : *options_.known_names) host_binds = host_binds || k == e.name;
+    if (find_function(e.name) && !host_binds) {
       error("E0102", e.span,
             "'" + e.name + "' is a built-in function, not a value; call it, e.g. '" + e.name +
                 "(" + find_function(e.name)->args + ")'");

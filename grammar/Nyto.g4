@@ -9,9 +9,11 @@ grammar Nyto;
   int paren_depth = 0;
 }
 
-// A statement is followed by separators or the end of input. Written so that deciding whether
-// another statement follows looks only at separators, never across a whole statement (which
-// would make one syntax error swallow the rest of the script during recovery).
+// The frontend's token source drops a separator at the start of the input and after another
+// separator, so runs of blank lines and ';' reach the parser as at most one separator. With that,
+// deciding whether another statement follows looks at most two tokens ahead (never across a whole
+// statement, which made one error swallow the rest of the script during recovery, nor across a
+// long run of blank lines, which made prediction quadratic).
 program
   : sep* (statement (sep+ statement)*)? sep* EOF
   ;

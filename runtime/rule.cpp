@@ -10,11 +10,11 @@
 
 #include "backend/KernelCache.h"
 #include "backend/aten/AtenBackend.h"
-#include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "frontend/Frontend.h"
 #include "ir/Passes.h"
 #include "runtime/detail.h"
+#include "runtime/run_graph.h"
 
 namespace nyto {
 
@@ -59,9 +59,6 @@ KernelCache& kernel_cache() {
   KernelCache& cache = default_cache();
   static std::once_flag once;
   std::call_once(once, [&] {
-    cache.set_factory(Backend::Interp, [](const ir::Graph& g, const KernelSpec& s) {
-      return interp::compile(g, s);
-    });
     cache.set_factory(Backend::Aten, [](const ir::Graph& g, const KernelSpec& s) {
       return aten_backend::compile(g, s);
     });
@@ -195,7 +192,16 @@ void bring_up_to_date(const Operand& op) {
 
 std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOptions& options) const {
   const Impl& r = *impl_;
-  const ir::Graph& g = r.fused.graph;
+  auto locate = [&r](const char* code, detail::Site site, const std::string& message) {
+    const auto& spans = site.output ? r.fe.output_spans : r.fe.input_first_use;
+    return located(r, code, spans.at(site.index), message);
+  };
+  return detail::run_graph(r.fused.graph, r.name, locate, bindings, options);
+}
+
+std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::string& rule_name,
+                                               const Locator& locate, const Bindings& bindings,
+                                               const RunOptions& options) {
 
   // Params: defaults, then overrides by name.
   std::vector<double> params;
@@ -204,7 +210,7 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
   for (const auto& [name, value] : options.params) {
     auto it = std::find(param_names.begin(), param_names.end(), name);
     if (it == param_names.end())
-      throw BindError("error[E0504]: the rule " + r.name + " has no param '" + name + "'" +
+      throw BindError("error[E0504]: the rule " + rule_name + " has no param '" + name + "'" +
                       suggestion(name, param_names));
     params[size_t(it - param_names.begin())] = value;
   }
@@ -217,7 +223,7 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
     const std::string& name = g.inputs[i].name;
     auto it = bindings.find(name);
     if (it == bindings.end())
-      throw BindError(located(r, "E0503", r.fe.input_first_use.at(i),
+      throw BindError(locate("E0503", {false, i},
                               "input '" + name + "' is not bound; bind it to a particle, a swarm "
                               "or a scalar" + suggestion(name, bound_names)));
     in.push_back(resolve(name, it->second));
@@ -227,12 +233,12 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
   const Operand* ref = nullptr;
   int64_t members = 1;
   const Operand* sized = nullptr;
-  auto check_operand = [&](const Operand& op, const frontend::Span& span) {
+  auto check_operand = [&](const Operand& op, detail::Site span) {
     if (!op.is_array()) return;
     if (!ref) {
       ref = &op;
     } else if (op.species() != ref->species()) {
-      throw SpeciesError(located(r, "E0502", span,
+      throw SpeciesError(locate("E0502", span,
                                  "'" + ref->name + "' and '" + op.name + "' are of different "
                                  "species (" + ref->species()->name() + " and " +
                                  op.species()->name() + "); bind particles built from one another"));
@@ -240,26 +246,26 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
     if (op.swarm) {
       int64_t n = int64_t(op.swarm->members.size());
       if (sized && n != members)
-        throw BindError(located(r, "E0501", span,
+        throw BindError(locate("E0501", span,
                                 "'" + op.name + "' is a swarm of " + std::to_string(n) +
                                     " members but '" + sized->name + "' has " +
                                     std::to_string(members)));
       sized = &op, members = n;
     }
   };
-  for (size_t i = 0; i < in.size(); ++i) check_operand(in[i], r.fe.input_first_use[i]);
+  for (size_t i = 0; i < in.size(); ++i) check_operand(in[i], {false, i});
 
   // Outputs: in place when bound, else new.
   std::vector<Operand> targets(g.outputs.size());
   std::vector<bool> in_place(g.outputs.size(), false);
   for (size_t o = 0; o < g.outputs.size(); ++o) {
     const std::string& name = g.outputs[o].name;
-    const frontend::Span& span = r.fe.output_spans.at(o);
+    detail::Site span{true, o};
     auto it = bindings.find(name);
     if (it == bindings.end()) continue;
     Operand t = resolve(name, it->second);
     if (!t.is_array())
-      throw BindError(located(r, "E0501", span,
+      throw BindError(locate("E0501", span,
                               "'" + name + "' is updated in place, so it must be bound to a "
                               "particle or a swarm, not a scalar"));
     check_operand(t, span);
@@ -274,12 +280,12 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
                       std::to_string(members) + " member" + (members == 1 ? "" : "s"));
   for (size_t o = 0; o < g.outputs.size(); ++o) {
     if (in_place[o] && targets[o].particle && members > 1)
-      throw BindError(located(r, "E0501", r.fe.output_spans[o],
+      throw BindError(locate("E0501", {true, o},
                               "'" + g.outputs[o].name + "' is a single particle but the rule "
                               "computes one value per member of swarm '" + sized->name +
                               "'; bind a swarm to it"));
     if (!in_place[o] && !ref)
-      throw BindError(located(r, "E0501", r.fe.output_spans[o],
+      throw BindError(locate("E0501", {true, o},
                               "'" + g.outputs[o].name + "' is a new particle but no input is a "
                               "particle or swarm to take its structure from"));
   }
@@ -409,7 +415,7 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
     try {
       kernel = cache.get(g, spec, options.backend);
     } catch (const llvm_backend::JitError& e) {
-      throw Error(std::string("LLVM could not compile rule ") + r.name + ": " + e.what());
+      throw Error(std::string("LLVM could not compile rule ") + rule_name + ": " + e.what());
     }
     kernel->run(a);
   }

@@ -112,7 +112,7 @@ class Evaluator {
       case Op::Tanh: return tensor(at::tanh(x));
       // 1 / (1 + exp(-x)), the IR's definition (ATen's sigmoid rounds differently).
       case Op::Sigmoid: return tensor(at::reciprocal(at::add(at::exp(at::neg(x)), 1)));
-      case Op::Sign: return tensor(at::sign(x));
+      case Op::Sign: return tensor(at::where(at::isnan(x), x, at::sign(x)));  // NaN stays NaN
       case Op::Floor: return tensor(at::floor(x));
       case Op::Ceil: return tensor(at::ceil(x));
       default: break;
@@ -124,8 +124,12 @@ class Evaluator {
       case Op::Mul: return tensor(at::mul(x, y));
       case Op::Div: return tensor(at::div(x, y));
       case Op::Pow: return tensor(at::pow(x, y));
-      case Op::Min: return tensor(at::minimum(x, y));
-      case Op::Max: return tensor(at::maximum(x, y));
+      // IEEE 754-2019 minimum/maximum as ir/Eval.h: NaN wins, and -0 < +0 (at::minimum keeps
+      // whichever zero comes first).
+      case Op::Min:
+        return tensor(at::where(x < y, x, at::where(y < x, y, at::where(x == y, at::where(at::signbit(x), x, y), at::where(at::isnan(x), x, y)))));
+      case Op::Max:
+        return tensor(at::where(x > y, x, at::where(y > x, y, at::where(x == y, at::where(at::signbit(x), y, x), at::where(at::isnan(x), x, y)))));
       case Op::Lt: return tensor(at::lt(x, y));
       case Op::Le: return tensor(at::le(x, y));
       case Op::Gt: return tensor(at::gt(x, y));

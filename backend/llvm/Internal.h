@@ -14,10 +14,11 @@
 namespace nyto::llvm_backend {
 
 // Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end)`.
-// `vector_width` elements per vector iteration (1 = scalar loop only).
+// `vector_width` elements per vector iteration (1 = scalar loop only). A vector loop, then the
+// remainder as one lane-masked vector iteration (`masked_tail`, AVX-512) or a scalar tail loop.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width);
+                                           int vector_width, bool masked_tail);
 
 // Kernel: the short new-PM pipeline used for every kernel (see optimize_module); O3: LLVM's full
 // default<O3> pipeline, kept for comparison.
@@ -32,6 +33,8 @@ ir::Graph specialize(const ir::Graph& graph, const KernelSpec& spec);
 
 // Vector width for the host features of `tm` and this dtype.
 int host_vector_width(const llvm::TargetMachine& tm, DType dtype);
+// True when masked vector loads/stores are as cheap as plain ones (AVX-512F).
+bool host_has_cheap_masking(const llvm::TargetMachine& tm);
 
 [[noreturn]] void internal_error(const std::string& what);
 

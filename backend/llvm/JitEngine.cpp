@@ -9,6 +9,7 @@
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -58,12 +59,35 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+namespace {
+bool has_feature(const llvm::TargetMachine& tm, const char* feat) {
+  std::string f = "," + tm.getTargetFeatureString().str() + ",";
+  return f.find(std::string(",+") + feat + ",") != std::string::npos;
+}
+}  // namespace
+
+bool host_has_cheap_masking(const llvm::TargetMachine& tm) { return has_feature(tm, "avx512f"); }
+
 int host_vector_width(const llvm::TargetMachine& tm, DType dtype) {
-  std::string f = tm.getTargetFeatureString().str();
-  auto has = [&](const char* feat) { return (f + ",").find(std::string("+") + feat + ",") != std::string::npos; };
+  auto has = [&](const char* feat) { return has_feature(tm, feat); };
   int bytes = has("avx512f") ? 64 : has("avx") ? 32 : 16;
   return bytes / (dtype == DType::F32 ? 4 : 8);
 }
+
+namespace {
+struct Shape {
+  int width;
+  bool masked;
+};
+Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o) {
+  int width = host_vector_width(tm, dtype);
+  int elem = dtype == DType::F32 ? 4 : 8;
+  if (o.vector_bytes > 0) width = std::max(1, std::min(width, o.vector_bytes / elem));
+  // Widths are powers of two (the vector loop rounds counts down with a mask).
+  while (width & (width - 1)) width &= width - 1;
+  return {width, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1};
+}
+}  // namespace
 
 void optimize_module(llvm::Module& m, llvm::TargetMachine& tm, PipelineLevel level) {
   m.setTargetTriple(tm.getTargetTriple().str());
@@ -105,8 +129,9 @@ struct JitEngine::Impl {
   std::string description;
   uint64_t next_id = 0;
   CompileTimes last;
+  JitOptions options;
 
-  Impl() {
+  explicit Impl(JitOptions o) : options(o) {
     auto jtmb = host_builder();
     tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
     description = jtmb.getTargetTriple().str() + " " + jtmb.getCPU() + " " +
@@ -124,11 +149,14 @@ struct JitEngine::Impl {
   }
 };
 
-JitEngine::JitEngine() : impl_(std::make_shared<Impl>()) {}
+JitEngine::JitEngine(JitOptions options) : impl_(std::make_shared<Impl>(options)) {}
 JitEngine::~JitEngine() = default;
 
 std::string JitEngine::host_description() const { return impl_->description; }
-int JitEngine::vector_width(DType dtype) const { return host_vector_width(*impl_->tm, dtype); }
+int JitEngine::vector_width(DType dtype) const {
+  return kernel_shape(*impl_->tm, dtype, impl_->options).width;
+}
+bool JitEngine::masked_tail() const { return kernel_shape(*impl_->tm, DType::F32, impl_->options).masked; }
 CompileTimes JitEngine::last_compile_times() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->last;
@@ -142,8 +170,9 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   auto t0 = std::chrono::steady_clock::now();
   std::string name = "nyto_kernel_" + std::to_string(impl->next_id++);
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  int width = host_vector_width(*impl->tm, spec.dtype);
-  std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width);
+  Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options);
+  int width = shape.width;
+  std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked);
   times.codegen_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
   optimize_module(*m, *impl->tm, PipelineLevel::Kernel);
@@ -171,11 +200,13 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   return std::make_unique<LlvmKernel>(fn, graph, spec, width, std::move(keep), std::move(release));
 }
 
-std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized) {
+std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized,
+                         JitOptions options) {
   auto jtmb = host_builder();
   auto tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
   llvm::LLVMContext ctx;
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", host_vector_width(*tm, spec.dtype));
+  Shape shape = kernel_shape(*tm, spec.dtype, options);
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", shape.width, shape.masked);
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {

@@ -24,27 +24,40 @@ class JitError : public std::runtime_error {
 /// Times of the last compile() on one engine, in milliseconds.
 struct CompileTimes {
   double codegen_ms = 0;   // nyto IR -> LLVM IR
-  double optimize_ms = 0;  // new-PM O3 pipeline for the host CPU
+  double optimize_ms = 0;  // new-PM pass pipeline for the host CPU (see optimize_module)
   double jit_ms = 0;       // LLVM IR -> machine code, linked and looked up
   double total_ms() const { return codegen_ms + optimize_ms + jit_ms; }
 };
 
-/// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512), and the O3 pass
-/// pipeline run on every kernel. Must not be a global or static: create it from an owner object
+/// Code shape choices of a JitEngine (defaults: what suits the host). Tests use them to cover the
+/// shapes other hosts get (e.g. AVX2: 8 floats, vector loop + scalar tail) on this machine.
+struct JitOptions {
+  int vector_bytes = 0;           // bytes per vector; 0 = the host's widest (64 with AVX-512)
+  bool allow_masked_tail = true;  // remainder as one lane-masked iteration (host with AVX-512),
+                                  // else a scalar tail loop
+};
+
+/// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512; codegen at
+/// CodeGenOpt::Aggressive, FP fusion Strict) and the new-PassManager pipeline run on every kernel:
+/// early-cse, instcombine, LICM, GVN, simplifycfg (the kernel is emitted already vectorized, so
+/// default<O3>'s loop vectorizer/unroller only cost compile time: 14 ms -> 3-5 ms for PSO). Must not be a global or static: create it from an owner object
 /// (the KernelCache) and destroy it before main returns. Kernels compiled by an engine keep its JIT
 /// alive (shared ownership), so destroying the engine first is safe. Thread-safe.
 /// Throws JitError if the host target cannot be set up.
 class JitEngine {
  public:
-  JitEngine();
+  explicit JitEngine(JitOptions options = {});
   ~JitEngine();
   JitEngine(const JitEngine&) = delete;
   JitEngine& operator=(const JitEngine&) = delete;
 
-  /// "x86_64-pc-linux-gnu znver4 +avx512f,...", for logs and --emit llvm headers.
+  /// Triple, CPU and feature string, e.g. "x86_64-pc-linux-gnu generic +avx512f,...": LLVM 16
+  /// names this Zen 5 host's CPU "generic", so tuning is generic but every ISA feature is on.
   std::string host_description() const;
   /// Elements per vector in the generated loops for this dtype (16 f32 / 8 f64 with AVX-512).
   int vector_width(DType dtype) const;
+  /// Whether kernels finish a range with one lane-masked vector iteration (true) or a scalar loop.
+  bool masked_tail() const;
   /// Timing of the most recent compile() through this engine.
   CompileTimes last_compile_times() const;
 
@@ -57,6 +70,14 @@ class JitEngine {
 };
 
 /// Compiles `graph` specialized on `spec` (dtype, binding kind per input) to machine code.
+/// Numerics: the graph is retyped for the binding (ir::specialize_inputs) and evaluated by the
+/// rules of ir/IR.h and ir/Eval.h, exactly as the interpreter does. Agreement with the
+/// interpreter: 0 ulp (bit-identical, NaN where NaN) for every op — + - * / sqrt floor ceil abs
+/// neg min max sign compare select exactly by construction (no FMA contraction, no
+/// reassociation, no fast-math flags), exp log sin cos tanh pow sigmoid by calling the same libm
+/// functions per lane (`nobuiltin`, so LLVM cannot rewrite or constant-fold them), rand/randn by
+/// the same Philox counter and conversions (backend/Random.h). Verified on 600 random rules x
+/// {f32, f64} (tests/backend/test_differential.cpp).
 /// The kernel splits (member, range) work into chunks of a vector-width multiple and runs them
 /// on LibTorch's intra-op pool (at::parallel_for); results do not depend on the chunking or the
 /// thread count (random draws use a per-element Philox counter, see backend/Random.h).
@@ -65,7 +86,8 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
 
 /// The LLVM IR of the kernel function for `graph`/`spec`, before or after the O3 pipeline, for
 /// `nyto compile --emit llvm` and for tests (vector types present after optimization).
-std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized);
+std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized,
+                         JitOptions options = {});
 
 /// The flat argument block the generated function reads: void k(const FlatArgs*, int64 member,
 /// int64 begin, int64 end). Built by the kernel driver from KernelArgs; exposed for tests.

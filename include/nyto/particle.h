@@ -22,6 +22,8 @@
 
 namespace nyto {
 
+class AnyExpr;
+
 namespace detail {
 /// State behind a particle handle. Copies of a handle share it (like Python references).
 struct ParticleState {
@@ -152,14 +154,12 @@ class Particle : public AnyParticle {
   }
   using AnyParticle::sub;
 
-  Particle& operator+=(const AnyParticle& o) { return binary_(o, detail::BinOp::Add), *this; }
-  Particle& operator-=(const AnyParticle& o) { return binary_(o, detail::BinOp::Sub), *this; }
-  Particle& operator*=(const AnyParticle& o) { return binary_(o, detail::BinOp::Mul), *this; }
-  Particle& operator/=(const AnyParticle& o) { return binary_(o, detail::BinOp::Div), *this; }
-  Particle& operator+=(double s) { return binary_(s, detail::BinOp::Add), *this; }
-  Particle& operator-=(double s) { return binary_(s, detail::BinOp::Sub), *this; }
-  Particle& operator*=(double s) { return binary_(s, detail::BinOp::Mul), *this; }
-  Particle& operator/=(double s) { return binary_(s, detail::BinOp::Div), *this; }
+  /// In-place arithmetic, one fused kernel: `p += 0.5 * q` reads p and q, writes p.
+  /// Non-operational parameters are left unchanged. Throws SpeciesError.
+  Particle& operator+=(const AnyExpr& e);
+  Particle& operator-=(const AnyExpr& e);
+  Particle& operator*=(const AnyExpr& e);
+  Particle& operator/=(const AnyExpr& e);
 };
 
 /// Builds a T from `args` and makes it the first particle of a new species.
@@ -175,59 +175,7 @@ Particle<M> make_particle_from(std::shared_ptr<M> module) {
   return Particle<M>(AnyParticle::adopt(std::move(module)));
 }
 
-// Operators: elementwise over every operational parameter; each returns a new particle of the
-// species of its particle operand(s). Between particles, a SpeciesError names both species.
-#define NYTO_PARTICLE_BINOP(sym, op)                                                      \
-  template <class T>                                                                      \
-  Particle<T> operator sym(const Particle<T>& a, const Particle<T>& b) {                  \
-    return Particle<T>(a.binary(b, detail::BinOp::op));                                   \
-  }                                                                                       \
-  template <class T>                                                                      \
-  Particle<T> operator sym(const Particle<T>& a, double s) {                              \
-    return Particle<T>(a.binary(s, detail::BinOp::op));                                   \
-  }                                                                                       \
-  template <class T>                                                                      \
-  Particle<T> operator sym(double s, const Particle<T>& a) {                              \
-    return Particle<T>(a.binary(s, detail::BinOp::op, /*reflected=*/true));              \
-  }                                                                                       \
-  inline AnyParticle operator sym(const AnyParticle& a, const AnyParticle& b) {           \
-    return a.binary(b, detail::BinOp::op);                                                \
-  }                                                                                       \
-  inline AnyParticle operator sym(const AnyParticle& a, double s) {                       \
-    return a.binary(s, detail::BinOp::op);                                                \
-  }                                                                                       \
-  inline AnyParticle operator sym(double s, const AnyParticle& a) {                       \
-    return a.binary(s, detail::BinOp::op, true);                                          \
-  }
-NYTO_PARTICLE_BINOP(+, Add)
-NYTO_PARTICLE_BINOP(-, Sub)
-NYTO_PARTICLE_BINOP(*, Mul)
-NYTO_PARTICLE_BINOP(/, Div)
-#undef NYTO_PARTICLE_BINOP
-
-template <class T>
-Particle<T> operator-(const Particle<T>& a) {
-  return Particle<T>(a.neg());
-}
-/// Unary plus: a new particle with the same values (as nytorch's `+net`).
-template <class T>
-Particle<T> operator+(const Particle<T>& a) {
-  return a.clone();
-}
-inline AnyParticle operator-(const AnyParticle& a) { return a.neg(); }
-
-/// Elementwise power: particle ** scalar, scalar ** particle, particle ** particle.
-template <class T>
-Particle<T> pow(const Particle<T>& a, double e) {
-  return Particle<T>(a.binary(e, detail::BinOp::Pow));
-}
-template <class T>
-Particle<T> pow(double base, const Particle<T>& e) {
-  return Particle<T>(e.binary(base, detail::BinOp::Pow, true));
-}
-template <class T>
-Particle<T> pow(const Particle<T>& a, const Particle<T>& b) {
-  return Particle<T>(a.binary(b, detail::BinOp::Pow));
-}
-
 }  // namespace nyto
+
+// Particle arithmetic builds lazy expressions, evaluated as one fused kernel.
+#include <nyto/expr.h>

@@ -35,6 +35,8 @@ class Value {
   Value(std::vector<double> per_member) : v_(std::move(per_member)) {}
   Value(AnyParticle particle) : v_(std::move(particle)) {}
   Value(AnySwarm swarm) : v_(std::move(swarm)) {}
+  /// A particle expression, evaluated now.
+  Value(const AnyExpr& e) : v_(e.eval()) {}
 
   Kind kind() const { return Kind(v_.index()); }
   /// Accessors throw BindError when the value is of another kind.

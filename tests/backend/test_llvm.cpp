@@ -4,6 +4,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <time.h>
+
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -82,8 +84,14 @@ void pso_reference(PsoData& d, const KernelArgs& a) {
 
 }  // namespace
 
-TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference") {
-  JitEngine engine;
+TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference, every code shape") {
+  // Host default (AVX-512 here: 16 lanes, masked loop), AVX2-like (8 lanes + scalar tail),
+  // SSE-like (4 lanes + tail) and scalar only.
+  for (llvm_backend::JitOptions o : {llvm_backend::JitOptions{}, llvm_backend::JitOptions{32, false},
+                                     llvm_backend::JitOptions{16, false}, llvm_backend::JitOptions{4, false}}) {
+  JitEngine engine(o);
+  CAPTURE(engine.vector_width(DType::F32));
+  CAPTURE(engine.masked_tail());
   auto kernel = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
   for (int64_t n : {1, 15, 16, 17, 131, 1000}) {
     PsoData d = pso_data(3, n), ref = d;
@@ -97,12 +105,23 @@ TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference") 
     for (size_t i = 0; i < d.x.size(); ++i) bad += !same_bits(d.x[i], ref.x[i]) || !same_bits(d.v[i], ref.v[i]);
     CHECK_MESSAGE(bad == 0, "n = " << n);
   }
+  }
+  JitEngine engine;
   // The first compile of a process pays LLVM's one-time initialization; report a warm one.
+  // Wall time depends on how busy the machine is; the budget is checked on this thread's CPU time.
+  auto cpu_ms = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+  };
+  double c0 = cpu_ms();
   auto again = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
+  double cpu = cpu_ms() - c0;
   auto t = engine.last_compile_times();
   MESSAGE("PSO compile: codegen " << t.codegen_ms << " ms, opt " << t.optimize_ms << " ms, jit "
                                   << t.jit_ms << " ms; host " << engine.host_description());
-  CHECK(t.total_ms() < 100);
+  MESSAGE("PSO compile CPU time " << cpu << " ms");
+  CHECK(cpu < 100);
 }
 
 TEST_CASE("llvm: threads and chunking never change results") {
@@ -136,8 +155,10 @@ TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
   int w = engine.vector_width(DType::F32);
   std::string vt = "<" + std::to_string(w) + " x float>";
   CHECK(w >= 8);
-  CHECK(ir.find("load " + vt) != std::string::npos);
-  CHECK(ir.find("store " + vt) != std::string::npos);
+  // Plain vector loads/stores, or (AVX-512) lane-masked ones: llvm.masked.load.v16f32.
+  std::string vs = "v" + std::to_string(w) + "f32";
+  CHECK((ir.find("load " + vt) != std::string::npos || ir.find("@llvm.masked.load." + vs) != std::string::npos));
+  CHECK((ir.find("store " + vt) != std::string::npos || ir.find("@llvm.masked.store." + vs) != std::string::npos));
   CHECK(ir.find("fmul " + vt) != std::string::npos);
   // Philox multiplies: i64 products of zero-extended lanes.
   CHECK(ir.find("mul nuw <" + std::to_string(w) + " x i64>") != std::string::npos);
@@ -189,11 +210,8 @@ void check_op(JitEngine& engine, ir::Op op, std::function<T(T, T)> expect, bool 
     bool ok;
     if (std::isnan(want))
       ok = std::isnan(out[i]);
-    else if (exact || want == out[i] || std::isinf(want))
+    else  // every op is exact, libm ops included (same libm, nobuiltin calls)
       ok = same_bits(want, out[i]);
-    else  // libm through the JIT's scalarized calls: same libm, so same value; allow 1 ulp
-      ok = std::fabs(double(want) - double(out[i])) <=
-           std::fabs(double(std::nextafter(want, T(INFINITY)) - want));
     if (!ok && bad++ < 3)
       FAIL_CHECK(std::string(name) << "(" << as[i] << ", " << bs[i] << ") = " << out[i] << ", want " << want);
   }

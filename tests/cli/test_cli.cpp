@@ -99,11 +99,11 @@ void write_particles(const Scratch& s) {
   torch::manual_seed(1);
   auto base = nyto::make_particle<NetImpl>();
   base.save(s / "base.pt");
-  (base + 1.0).save(s / "ft_a.pt");
-  (base * 2.0).save(s / "ft_b.pt");
+  nyto::AnyParticle(base + 1.0).save(s / "ft_a.pt");
+  nyto::AnyParticle(base * 2.0).save(s / "ft_b.pt");
   nyto::make_particle<MixedImpl>().save(s / "mixed.pt");
   fs::create_directory(s / "swarm");
-  for (int i = 0; i < 3; ++i) (base * double(i + 1) - 1.0).save(s / ("swarm/m" + std::to_string(i) + ".pt"));
+  for (int i = 0; i < 3; ++i) nyto::AnyParticle(base * double(i + 1) - 1.0).save(s / ("swarm/m" + std::to_string(i) + ".pt"));
 }
 
 void write_rule(const Scratch& s, const std::string& name, const std::string& text) {

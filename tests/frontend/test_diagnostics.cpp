@@ -123,3 +123,34 @@ TEST_CASE("rendering: tabs are kept in the caret line, spans clipped at the end 
   CHECK(nyto::frontend::render(src, long_span) ==
         "t.nyto:1:18: error[E0301]: m\n\tv = w*v + c1*rnd()\n\t                ^~\n");
 }
+
+TEST_CASE("source: UTF-8 in comments is fine, columns count characters, CRLF and bad bytes") {
+  CHECK(compile_source("# Kennedy & Eberhart — 1995, ü\r\ny = x\r\n", "u.nyto").ok);
+  auto r = compile_source("y = \xc3\xbc + \xc3\xbc\r\n", "u.nyto");
+  REQUIRE(r.diagnostics.size() == 2);
+  CHECK(r.diagnostics[0].code == "E0002");
+  CHECK(r.diagnostics[0].span.col == 5);
+  CHECK(r.diagnostics[1].span.col == 9);
+  CHECK(render_all(r) ==
+        "u.nyto:1:5: error[E0002]: unexpected character U+00FC; nyto scripts use only names, "
+        "numbers, operators, parentheses, commas, ';' and '#' comments\n"
+        "y = \xc3\xbc + \xc3\xbc\n"
+        "    ^\n"
+        "u.nyto:1:9: error[E0002]: unexpected character U+00FC; nyto scripts use only names, "
+        "numbers, operators, parentheses, commas, ';' and '#' comments\n"
+        "y = \xc3\xbc + \xc3\xbc\n"
+        "        ^\n");
+  auto bad = compile_source("y = x\nz = \xff", "b.nyto");
+  REQUIRE(bad.diagnostics.size() >= 1);
+  CHECK(bad.diagnostics[0].message.find("invalid UTF-8 byte") != std::string::npos);
+  CHECK(bad.diagnostics[0].span.line == 2);
+  CHECK(bad.diagnostics[0].span.col == 5);
+}
+
+TEST_CASE("suggestions: closest match within a third of the word") {
+  using nyto::frontend::closest_match;
+  CHECK(closest_match("rnd", nyto::frontend::builtin_function_names()) == "rand");
+  CHECK(closest_match("sigmod", nyto::frontend::builtin_function_names()) == "sigmoid");
+  CHECK(closest_match("banana", nyto::frontend::builtin_function_names()).empty());
+  CHECK(nyto::frontend::edit_distance("kitten", "sitting") == 3);
+}

@@ -67,4 +67,7 @@ TEST_CASE("fuzz: pathological nesting and lengths") {
   check_one(std::string(100000, ')'));
   check_one(std::string(1000, '$'));
   check_one("y = x\n" + std::string(1000, '\n') + "z = ");
+  // Long runs of separators once made prediction quadratic; they must parse, and quickly.
+  CHECK(compile_source(std::string(200000, '\n') + "y = x" + std::string(200000, ';'), "f").ok);
+  check_one("y = " + std::string(20000, '(') + std::string(20000, '\n'));
 }

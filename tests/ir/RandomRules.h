@@ -38,6 +38,7 @@ struct RandomRuleOptions {
   bool tame_domains = true;  // log/sqrt take abs(a), pow(abs(a), small const), exp(min(a, 8)):
                              // keeps most values finite so comparisons are informative
   bool in_place = true;      // outputs store into distinct Elem inputs while there are some left
+  std::vector<Op> only_ops;  // if not empty: the operations to draw from (leaves always appear)
 };
 
 /// The random rule for `seed`. Throws nothing for valid options; the result passes ir::verify.
@@ -112,7 +113,10 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
   // Every op with arguments, in a shuffled cycle so each appears before any repeats.
   std::vector<Op> all;
   for (int k = 0; k < kNumOps; ++k)
-    if (op_arity(Op(k)) > 0) all.push_back(Op(k));
+    if (op_arity(Op(k)) > 0 && (opt.only_ops.empty() || std::find(opt.only_ops.begin(),
+                                                                   opt.only_ops.end(),
+                                                                   Op(k)) != opt.only_ops.end()))
+      all.push_back(Op(k));
   std::vector<Op> order;
   for (int k = 0; k < opt.ops; ++k) {
     if (size_t(k) % all.size() == 0) {

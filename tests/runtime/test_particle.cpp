@@ -235,3 +235,11 @@ TEST_CASE("an empty handle is an error, not a crash") {
   Particle<NetImpl> empty;
   CHECK_THROWS_AS((void)empty.clone(), nyto::Error);
 }
+
+TEST_CASE("a module with an unset optional parameter (Linear without bias)") {
+  auto net = nyto::make_particle<torch::nn::Linear>(torch::nn::LinearOptions(2, 3).bias(false));
+  CHECK(net.params().size() == 1);
+  auto r = net * 2;
+  CHECK(at::allclose(r->weight, net->weight * 2));
+  CHECK_FALSE(r->bias.defined());
+}

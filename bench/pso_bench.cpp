@@ -1,0 +1,218 @@
+// PSO step benchmark: the LLVM kernel (1 and 2 threads), the interpreter, a hand-written
+// bandwidth-ceiling loop (stream6) and eager LibTorch, on a big and a tiny swarm. Prints one JSON
+// object per line; gbps counts 24 bytes per element (x, v, pbest, gbest read; v, x written).
+//
+//   pso-big : 32 members x 1,068,810 floats (MLP 784-1024-256-10)
+//   pso-tiny:  8 members x 131 floats (MLP 4-16-3)
+//
+// Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N]
+//                       [--no-masked-tail]   (the last two: JIT code shape, see JitOptions)
+#include <ATen/Parallel.h>
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/interp/Interp.h"
+#include "backend/llvm/LlvmBackend.h"
+#include "tests/backend/Rules.h"
+
+namespace nyto::bench {
+void stream6(float* x, float* v, const float* pbest, const float* gbest, int64_t members, int64_t n,
+             float w, float c1, float c2);
+void* eager_create(int64_t members, const std::vector<std::vector<int64_t>>& shapes);
+void eager_step(void* p);
+void eager_destroy(void* p);
+}  // namespace nyto::bench
+
+using namespace nyto;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Case {
+  std::string name;
+  int64_t members;
+  std::vector<std::vector<int64_t>> shapes;  // per-layer parameter shapes of the MLP
+  int64_t elements() const {
+    int64_t n = 0;
+    for (auto& s : shapes) {
+      int64_t k = 1;
+      for (auto d : s) k *= d;
+      n += k;
+    }
+    return n;
+  }
+};
+
+std::vector<std::vector<int64_t>> mlp(std::vector<int64_t> widths) {
+  std::vector<std::vector<int64_t>> s;
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    s.push_back({widths[i + 1], widths[i]});
+    s.push_back({widths[i + 1]});
+  }
+  return s;
+}
+
+// CPU time of the whole process (all threads), ms: on a shared machine wall time alone says
+// little, so every line also reports CPU ms per call (load_avg tells how shared it was).
+double process_cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+double g_cpu_ms = 0;  // CPU ms per call of the last median_ms()
+
+// Median wall time of one call of `fn` in ms: `samples` samples of `batch` calls each.
+double median_ms(const std::function<void()>& fn, int samples, int batch, int warmup) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t, cpu;
+  for (int s = 0; s < samples; ++s) {
+    auto t0 = Clock::now();
+    double c0 = process_cpu_ms();
+    for (int b = 0; b < batch; ++b) fn();
+    cpu.push_back((process_cpu_ms() - c0) / batch);
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / batch);
+  }
+  std::sort(t.begin(), t.end());
+  std::sort(cpu.begin(), cpu.end());
+  g_cpu_ms = cpu[cpu.size() / 2];
+  return t[t.size() / 2];
+}
+
+double load_avg() {
+  double l = -1;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
+}
+
+void print_line(const Case& c, const char* impl, int threads, double ms) {
+  double bytes = 24.0 * double(c.members) * double(c.elements());
+  std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, "
+              "\"gbps\": %.4g, \"cpu_ms_median\": %.6g, \"load_avg\": %.2f}\n",
+              c.name.c_str(), impl, threads, ms, bytes / (ms * 1e-3) / 1e9, g_cpu_ms, load_avg());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string only_case, only_impl;
+  llvm_backend::JitOptions jit_options;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--case" && i + 1 < argc) only_case = argv[++i];
+    else if (a == "--impl" && i + 1 < argc) only_impl = argv[++i];
+    else if (a == "--vector-bytes" && i + 1 < argc) jit_options.vector_bytes = std::atoi(argv[++i]);
+    else if (a == "--no-masked-tail") jit_options.allow_masked_tail = false;
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N] "
+                   "[--no-masked-tail]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  auto want = [&](const std::string& impl) { return only_impl.empty() || only_impl == impl; };
+  const int max_threads = 2;
+
+  // The engine lives in main (an LLJIT must not be a static).
+  llvm_backend::JitEngine engine(jit_options);
+  ir::Graph pso = test::pso_graph();
+  KernelSpec spec{DType::F32, {BindKind::Swarm, BindKind::Swarm, BindKind::Swarm, BindKind::Particle}};
+
+  // Compile time of the PSO rule, IR -> runnable machine code (first = cold, then warm median).
+  std::unique_ptr<Kernel> kernel;
+  {
+    auto t0 = Clock::now();
+    kernel = llvm_backend::compile(engine, pso, spec);
+    double cold = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    std::vector<double> totals, cpu;
+    llvm_backend::CompileTimes best;
+    for (int i = 0; i < 7; ++i) {
+      auto t1 = Clock::now();
+      double c0 = process_cpu_ms();
+      auto k = llvm_backend::compile(engine, pso, spec);
+      cpu.push_back(process_cpu_ms() - c0);
+      totals.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t1).count());
+      if (i == 0 || engine.last_compile_times().total_ms() < best.total_ms()) best = engine.last_compile_times();
+    }
+    std::sort(totals.begin(), totals.end());
+    std::sort(cpu.begin(), cpu.end());
+    std::printf("{\"case\": \"compile-pso\", \"impl\": \"llvm\", \"threads\": 1, \"ms_median\": %.4g, "
+                "\"gbps\": 0, \"cpu_ms_median\": %.4g, \"load_avg\": %.2f, \"ms_cold\": %.4g, "
+                "\"best_codegen_ms\": %.3g, \"best_opt_ms\": %.3g, \"best_jit_ms\": %.3g, \"host\": \"%s\"}\n",
+                totals[totals.size() / 2], cpu[cpu.size() / 2], load_avg(), cold, best.codegen_ms,
+                best.optimize_ms, best.jit_ms,
+                engine.host_description().substr(0, engine.host_description().find(' ', 25)).c_str());
+    std::fflush(stdout);
+  }
+
+  std::vector<Case> cases = {{"pso-big", 32, mlp({784, 1024, 256, 10})}, {"pso-tiny", 8, mlp({4, 16, 3})}};
+  for (const Case& c : cases) {
+    if (!only_case.empty() && only_case != c.name) continue;
+    const int64_t n = c.elements(), members = c.members;
+    bool big = n > 100000;
+    std::vector<float> x(members * n), v(members * n), pbest(members * n), gbest(n);
+    std::mt19937 gen(3);
+    std::normal_distribution<float> d(0, 0.1f);
+    for (auto* vec : {&x, &v, &pbest, &gbest})
+      for (auto& e : *vec) e = d(gen);
+    KernelArgs a;
+    a.members = members;
+    a.ranges = {{0, n}};
+    a.in = {x.data(), v.data(), pbest.data(), gbest.data()};
+    a.in_stride = {n, n, n, 0};
+    a.scalar = {0, 0, 0, 0};
+    a.params = {0.729, 1.49445, 1.49445};
+    a.out = {v.data(), x.data()};
+    a.out_stride = {n, n};
+    a.seed = 42;
+    int samples = quick ? 5 : big ? 15 : 25;
+    int batch = big ? 1 : 2000;
+    if (want("llvm"))
+      for (int t : {max_threads, 1}) {
+        at::set_num_threads(t);
+        double ms = median_ms([&] { kernel->run(a); ++a.invocation; }, samples, batch, 2);
+        print_line(c, "llvm", t, ms);
+      }
+    if (want("stream6"))
+      for (int t : {max_threads, 1}) {
+        at::set_num_threads(t);
+        double ms = median_ms([&] {
+          bench::stream6(x.data(), v.data(), pbest.data(), gbest.data(), members, n, 0.729f, 1.49445f, 1.49445f);
+        }, samples, batch, 2);
+        print_line(c, "stream6", t, ms);
+      }
+    if (want("interp")) {
+      at::set_num_threads(1);
+      auto ik = interp::compile(pso, spec);
+      double ms = median_ms([&] { ik->run(a); ++a.invocation; }, big ? 3 : samples, big ? 1 : 100, 1);
+      print_line(c, "interp", 1, ms);
+    }
+    if (want("eager")) {
+      void* e = bench::eager_create(members, c.shapes);
+      for (int t : {max_threads, 1}) {
+        at::set_num_threads(t);
+        double ms = median_ms([&] { bench::eager_step(e); }, quick ? 3 : big ? 7 : samples,
+                              big ? 1 : 50, 1);
+        print_line(c, "eager", t, ms);
+      }
+      bench::eager_destroy(e);
+    }
+  }
+  return 0;
+}
