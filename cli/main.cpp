@@ -7,6 +7,18 @@
 
 #include "cli/Commands.h"
 
+namespace {
+// Bind-time errors are rendered diagnostics already ("file:line:col: error[E0502]: ..."): print
+// them as compile errors are, without a second "error" prefix.
+void print_error(const std::exception& e) {
+  std::string what = e.what();
+  if (what.find("error[E") != std::string::npos)
+    std::cerr << what << (!what.empty() && what.back() == '\n' ? "" : "\n");
+  else
+    std::cerr << "nyto: error: " << what << "\n";
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"nyto: evolve and combine whole neural networks with compiled update rules"};
   app.require_subcommand(1);
@@ -28,10 +40,10 @@ int main(int argc, char** argv) {
     std::cerr << e.what();
     return 2;
   } catch (const nyto::BindError& e) {
-    std::cerr << "nyto: error: " << e.what() << "\n";
+    print_error(e);
     return 2;
   } catch (const nyto::SpeciesError& e) {
-    std::cerr << "nyto: error: " << e.what() << "\n";
+    print_error(e);
     return 2;
   } catch (const nyto::ShapeError& e) {
     std::cerr << "nyto: error: " << e.what() << "\n";

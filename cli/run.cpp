@@ -89,33 +89,11 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 /// A particle or swarm read from a --load PATH, and how to write it back.
-struct Loaded {
+struct Loaded : LoadedModels {
   std::string path;
-  bool is_swarm = false;
-  bool swarm_file = false;           ///< a nyto swarm checkpoint (else a directory)
-  std::vector<std::string> members;  ///< member file names of a swarm directory
-  AnyParticle particle;
-  AnySwarm swarm;
-  AnyParticle representative() const { return is_swarm ? swarm.member(0) : particle; }
+  Loaded(LoadedModels m, std::string p) : LoadedModels(std::move(m)), path(std::move(p)) {}
+  AnyParticle representative() const { return is_swarm() ? swarm.member(0) : particle; }
 };
-
-Loaded load_path(const std::string& path) {
-  Loaded l;
-  l.path = path;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    l.is_swarm = true;
-    l.swarm = load_swarm(path, &l.members);
-    return l;
-  }
-  if (inspect_file(path).swarm) {
-    l.is_swarm = l.swarm_file = true;
-    l.swarm = load_swarm(path);
-    return l;
-  }
-  l.particle = load_particle(path);
-  return l;
-}
 
 /// One output written to a temporary place, renamed over its target on commit.
 struct Staged {
@@ -231,56 +209,84 @@ void run_command(const RunArgs& a) {
     if (std::find(inputs.begin(), inputs.end(), name) == inputs.end())
       std::cerr << "nyto: warning: --load " << name << " is not used by the rule " << rule.name()
                 << "\n";
-    Loaded l = load_path(loads[name]);
+    Loaded l(load_models(loads[name]), loads[name]);
     AnyParticle rep = l.representative();
     auto same = std::find_if(species_reps.begin(), species_reps.end(),
                              [&](const AnyParticle& r) { return same_structure(r, rep); });
     if (same == species_reps.end()) {
       species_reps.push_back(rep);
-    } else if (l.is_swarm) {
+    } else if (l.is_swarm()) {
       l.swarm = to_species(*same, l.swarm);
     } else {
       l.particle = to_species(*same, l.particle);
     }
-    bindings.emplace(name, l.is_swarm ? Value(l.swarm) : Value(l.particle));
+    bindings.emplace(name, l.is_swarm() ? Value(l.swarm) : Value(l.particle));
     loaded.emplace(name, std::move(l));
   }
 
   // 5. The run: checks everything before it writes; a failure changes nothing.
-  std::map<std::string, Value> results = rule.run(bindings, options);
+  std::map<std::string, Value> results;
+  try {
+    results = rule.run(bindings, options);
+  } catch (const SpeciesError& e) {
+    // Files of one structure were made one species above, so this is a structure mismatch: say
+    // where the first two structures differ.
+    std::string note;
+    if (species_reps.size() > 1) try {
+        to_species(species_reps[0], species_reps[1]);
+      } catch (const ShapeError& d) {
+        note = std::string("note: the loaded files have different structures: ") + d.what() + "\n";
+      }
+    std::string what = e.what();
+    if (!note.empty() && !what.empty() && what.back() != '\n') what += '\n';
+    throw SpeciesError(what + note);
+  }
   for (const auto& o : outputs)
     if (!saves.count(o))
       std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o
                 << "=PATH)\n";
 
-  // 6. Stage every output, then rename them all into place.
+  // 6. Stage every output, then rename them all into place. Targets of the wrong kind are refused
+  // first, so that the renames, the only step that cannot be undone, do not fail halfway.
+  struct Plan {
+    std::string name, path;
+    const Value* value;
+    const Loaded* layout;  ///< for a swarm: the loaded swarm whose layout (file or names) it takes
+    bool dir;
+  };
+  std::vector<Plan> plans;
+  for (const auto& [name, path] : saves) {
+    auto r = results.find(name);
+    Plan p{name, path, r != results.end() ? &r->second : &bindings.at(name), nullptr, false};
+    if (p.value->kind() == Value::Kind::Swarm) {
+      p.layout = loaded.count(name) ? &loaded.at(name) : nullptr;
+      // A new swarm is laid out as the first loaded swarm of its size.
+      for (size_t i = 0; !p.layout && i < load_order.size(); ++i) {
+        const Loaded& l = loaded.at(load_order[i]);
+        if (l.is_swarm() && l.swarm.size() == p.value->swarm().size()) p.layout = &l;
+      }
+      p.dir = !(p.layout && p.layout->swarm_file);
+    }
+    std::error_code ec;
+    if (!p.dir && fs::is_directory(path, ec))
+      throw IOError("cannot write '" + name + "' to '" + path + "': it is a directory");
+    if (p.dir && fs::exists(path, ec) && !fs::is_directory(path, ec))
+      throw IOError("cannot write swarm '" + name + "' to '" + path +
+                    "': it exists and is not a directory");
+    plans.push_back(p);
+  }
   std::vector<Staged> staged;
   try {
-    for (const auto& [name, path] : saves) {
-      auto r = results.find(name);
-      const Value& v = r != results.end() ? r->second : bindings.at(name);
-      const Loaded* origin = loaded.count(name) ? &loaded.at(name) : nullptr;
-      Staged s{staging_name(path), path, false};
-      if (v.kind() == Value::Kind::Particle) {
-        staged.push_back(s);
-        save_particle(v.particle(), s.tmp);
-        continue;
-      }
-      const AnySwarm& sw = v.swarm();
-      // A new swarm is laid out as the first loaded swarm of its size.
-      if (!origin)
-        for (const auto& n : load_order)
-          if (loaded.at(n).is_swarm && loaded.at(n).swarm.size() == sw.size()) {
-            origin = &loaded.at(n);
-            break;
-          }
-      if (origin && origin->swarm_file) {
-        staged.push_back(s);
-        sw.save(s.tmp);
+    for (const auto& p : plans) {
+      staged.push_back({staging_name(p.path), p.path, p.dir});
+      const std::string& tmp = staged.back().tmp;
+      if (p.value->kind() == Value::Kind::Particle) {
+        save_particle(p.value->particle(), tmp);
+      } else if (!p.dir) {
+        p.value->swarm().save(tmp);
       } else {
-        s.dir = true;
-        staged.push_back(s);
-        save_swarm_dir(sw, s.tmp, origin ? origin->members : std::vector<std::string>{},
+        const AnySwarm& sw = p.value->swarm();
+        save_swarm_dir(sw, tmp, p.layout ? p.layout->members : std::vector<std::string>{},
                        format_of(sw.member(0)));
       }
     }

@@ -76,6 +76,9 @@ class ParamTree : public torch::nn::Cloneable<ParamTree> {
   /// The TorchScript module this particle was loaded from (or built from), for saving; null for
   /// a nyto checkpoint. Shared by clones: it is only read (saving clones it).
   std::shared_ptr<const torch::jit::Module> script;
+  /// Paths of `script` that name the same tensor as an earlier path (tied weights): alias ->
+  /// the path under which the tree holds it.
+  std::map<std::string, std::string> aliases;
 
  private:
   std::vector<Entry> entries_;
@@ -196,7 +199,10 @@ void copy_values(const AnyParticle& dst, const AnyParticle& src) {
   for (size_t j = 0; j < dbuf.size(); ++j) dbuf[j].value().copy_(sbuf[j].value());
   ParamTree* d = tree_of(dst);
   ParamTree* s = tree_of(src);
-  if (d && s) d->script = s->script;
+  if (d && s) {
+    d->script = s->script;
+    d->aliases = s->aliases;
+  }
 }
 
 /// Writes to `path` through `write(tmp)` and a rename.
@@ -229,8 +235,10 @@ FileKind inspect_file(const std::string& path) {
   throw IOError("'" + path + "' is a nyto file of unknown kind '" + tag + "'");
 }
 
-AnyParticle load_particle(const std::string& path) {
-  torch::jit::Module m = load_jit(path);
+namespace {
+
+/// The particle of a loaded file (a nyto particle checkpoint or a TorchScript model).
+AnyParticle particle_from(const torch::jit::Module& m, const std::string& path) {
   std::string tag = nyto_tag(m);
   std::vector<Entry> entries;
   std::map<std::string, at::Tensor> tensors;
@@ -239,49 +247,81 @@ AnyParticle load_particle(const std::string& path) {
   if (!tag.empty()) {
     if (tag != "particle") throw IOError("'" + path + "' is a nyto file of unknown kind '" + tag + "'");
     checkpoint_entries(m, path, false, entries, tensors);
-    AnyParticle p = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
+    // Named after the file, which is all a user knows of it (species names show in errors).
+    AnyParticle p = adopt_tree(fs::path(path).filename().string(), std::move(entries),
+                               std::move(tensors), nullptr);
     p.load(path);  // the runtime's own checks of the file
     return p;
   }
   // TorchScript: the tree registers the module's very parameter and buffer tensors, so once
   // adopt() re-points their data into flat storage, the jit::Module computes with the particle.
-  for (const auto& item : m.named_parameters(/*recurse=*/true)) {
-    const at::Tensor& t = item.value;
-    if (tensors.count(item.name)) continue;
-    entries.push_back({item.name, t.sizes().vec(), t.scalar_type(), false, t.requires_grad()});
-    tensors[item.name] = t;
-  }
+  // A tensor reachable under several paths (tied weights, b.weight = a.weight) is one parameter
+  // of the particle, under its first path; the others are aliases, tied again when saving.
+  std::map<const c10::TensorImpl*, std::string> seen;
+  std::map<std::string, std::string> aliases;
+  auto take = [&](const std::string& p, const at::Tensor& t, bool buffer) {
+    auto [it, fresh] = seen.emplace(t.unsafeGetTensorImpl(), p);
+    if (!fresh) {
+      aliases[p] = it->second;
+      return;
+    }
+    entries.push_back({p, t.sizes().vec(), t.scalar_type(), buffer, !buffer && t.requires_grad()});
+    tensors[p] = t;
+  };
+  for (const auto& item : m.named_parameters(/*recurse=*/true)) take(item.name, item.value, false);
   if (entries.empty())
     throw IOError("'" + path + "' is a TorchScript module without parameters: nothing to operate on");
-  for (const auto& item : m.named_buffers(/*recurse=*/true)) {
-    if (tensors.count(item.name)) continue;
-    entries.push_back({item.name, item.value.sizes().vec(), item.value.scalar_type(), true, false});
-    tensors[item.name] = item.value;
-  }
+  for (const auto& item : m.named_buffers(/*recurse=*/true)) take(item.name, item.value, true);
   std::string name = m.type()->name() ? m.type()->name()->name() : "TorchScript";
   auto script = std::make_shared<const torch::jit::Module>(m);
-  return adopt_tree(name, std::move(entries), std::move(tensors), std::move(script));
+  AnyParticle p = adopt_tree(name, std::move(entries), std::move(tensors), std::move(script));
+  tree_of(p)->aliases = std::move(aliases);
+  return p;
+}
+
+/// The swarm of a loaded nyto swarm checkpoint.
+AnySwarm swarm_from(const torch::jit::Module& m, const std::string& path) {
+  std::string tag = nyto_tag(m);
+  if (tag != "swarm")
+    throw IOError("'" + path + "' holds a single model, not a swarm; give a directory of model "
+                  "files or a nyto swarm checkpoint");
+  std::vector<Entry> entries;
+  std::map<std::string, at::Tensor> tensors;
+  checkpoint_entries(m, path, true, entries, tensors);
+  if (!m.hasattr("members") || !m.attr("members").isInt() || m.attr("members").toInt() < 1)
+    throw IOError("'" + path + "' is corrupt: no member count");
+  AnyParticle seed = adopt_tree(fs::path(path).filename().string(), std::move(entries),
+                                std::move(tensors), nullptr);
+  AnySwarm s(seed, m.attr("members").toInt());
+  s.load(path);  // the runtime's own checks of the file
+  return s;
+}
+
+}  // namespace
+
+AnyParticle load_particle(const std::string& path) { return particle_from(load_jit(path), path); }
+
+LoadedModels load_models(const std::string& path) {
+  LoadedModels out;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    out.swarm = load_swarm(path, &out.members);
+    return out;
+  }
+  torch::jit::Module m = load_jit(path);
+  if (nyto_tag(m) == "swarm") {
+    out.swarm = swarm_from(m, path);
+    out.swarm_file = true;
+  } else {
+    out.particle = particle_from(m, path);
+  }
+  return out;
 }
 
 AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names) {
   if (names) names->clear();
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) {
-    torch::jit::Module m = load_jit(path);
-    std::string tag = nyto_tag(m);
-    if (tag != "swarm")
-      throw IOError("'" + path + "' holds a single model, not a swarm; give a directory of model "
-                    "files or a nyto swarm checkpoint");
-    std::vector<Entry> entries;
-    std::map<std::string, at::Tensor> tensors;
-    checkpoint_entries(m, path, true, entries, tensors);
-    if (!m.hasattr("members") || !m.attr("members").isInt() || m.attr("members").toInt() < 1)
-      throw IOError("'" + path + "' is corrupt: no member count");
-    AnyParticle seed = adopt_tree("Checkpoint", std::move(entries), std::move(tensors), nullptr);
-    AnySwarm s(seed, m.attr("members").toInt());
-    s.load(path);
-    return s;
-  }
+  if (!fs::is_directory(path, ec)) return swarm_from(load_jit(path), path);
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(path, ec)) {
     std::string n = e.path().filename().string();
@@ -316,6 +356,51 @@ Format format_of(const AnyParticle& particle) {
   return t && t->script ? Format::TorchScript : Format::Nyto;
 }
 
+torch::jit::Module script_module(const AnyParticle& particle) {
+  ParamTree* tree = tree_of(particle);
+  if (!tree || !tree->script)
+    throw Error("the particle was not loaded from a TorchScript model, so it has no TorchScript "
+                "module (save it as a nyto checkpoint)");
+  try {
+    // A shallow clone (new module objects, the same attribute values) whose parameter and buffer
+    // slots are then replaced: a deep clone would merge every parameter into one, since deepcopy
+    // treats tensors of one storage (the particle's flat storage) as aliases.
+    torch::jit::Module out = tree->script->clone(/*inplace=*/true);
+    std::map<std::string, at::Tensor> values;
+    for (const auto& item : particle.module_ptr()->named_parameters(true)) values[item.key()] = item.value();
+    for (const auto& item : particle.module_ptr()->named_buffers(true)) values[item.key()] = item.value();
+    std::vector<std::pair<std::string, bool>> slots;  // path, is parameter
+    for (const auto& item : out.named_parameters(true)) slots.emplace_back(item.name, true);
+    for (const auto& item : out.named_buffers(true)) slots.emplace_back(item.name, false);
+    at::NoGradGuard no_grad;
+    std::map<std::string, at::Tensor> fresh;  // one new tensor per particle tensor, so ties hold
+    for (const auto& [name, is_param] : slots) {
+      auto alias = tree->aliases.find(name);
+      const std::string& key = alias != tree->aliases.end() ? alias->second : name;
+      auto it = values.find(key);
+      if (it == values.end())
+        throw Error("the particle has no '" + name + "' of its TorchScript model");
+      torch::jit::Module owner = out;
+      std::string leaf = name;
+      for (auto dot = leaf.find('.'); dot != std::string::npos; dot = leaf.find('.')) {
+        owner = owner.attr(leaf.substr(0, dot)).toModule();
+        leaf = leaf.substr(dot + 1);
+      }
+      // A fresh compact tensor: the particle's is a view into its whole flat storage.
+      auto f = fresh.find(key);
+      if (f == fresh.end()) {
+        at::Tensor t = it->second.detach().clone(at::MemoryFormat::Contiguous);
+        if (is_param) t.set_requires_grad(owner.attr(leaf).toTensor().requires_grad());
+        f = fresh.emplace(key, t).first;
+      }
+      owner.setattr(leaf, f->second);
+    }
+    return out;
+  } catch (const c10::Error& e) {
+    throw Error("cannot build the TorchScript module of the particle: " + what_of(e));
+  }
+}
+
 void save_particle(const AnyParticle& particle, const std::string& path, Format format) {
   if (format == Format::Nyto) {
     particle.save(path);
@@ -327,35 +412,9 @@ void save_particle(const AnyParticle& particle, const std::string& path, Format 
                   "a TorchScript model (save it as a nyto checkpoint)");
   torch::jit::Module out;
   try {
-    // A shallow clone (new module objects, the same attribute values) whose parameter and buffer
-    // slots are then replaced: a deep clone would merge every parameter into one, since deepcopy
-    // treats tensors of one storage (the particle's flat storage) as aliases.
-    out = tree->script->clone(/*inplace=*/true);
-    std::map<std::string, at::Tensor> values;
-    for (const auto& item : particle.module_ptr()->named_parameters(true)) values[item.key()] = item.value();
-    for (const auto& item : particle.module_ptr()->named_buffers(true)) values[item.key()] = item.value();
-    std::vector<std::pair<std::string, bool>> slots;  // path, is parameter
-    for (const auto& item : out.named_parameters(true)) slots.emplace_back(item.name, true);
-    for (const auto& item : out.named_buffers(true)) slots.emplace_back(item.name, false);
-    at::NoGradGuard no_grad;
-    for (const auto& [name, is_param] : slots) {
-      auto it = values.find(name);
-      if (it == values.end())
-        throw IOError("cannot write '" + path + "': the particle has no '" + name +
-                      "' of its TorchScript model");
-      torch::jit::Module owner = out;
-      std::string leaf = name;
-      for (auto dot = leaf.find('.'); dot != std::string::npos; dot = leaf.find('.')) {
-        owner = owner.attr(leaf.substr(0, dot)).toModule();
-        leaf = leaf.substr(dot + 1);
-      }
-      // A fresh compact tensor: the particle's is a view into its whole flat storage.
-      at::Tensor t = it->second.detach().clone(at::MemoryFormat::Contiguous);
-      if (is_param) t.set_requires_grad(owner.attr(leaf).toTensor().requires_grad());
-      owner.setattr(leaf, t);
-    }
-  } catch (const c10::Error& e) {
-    throw IOError("cannot write '" + path + "': " + what_of(e));
+    out = script_module(particle);
+  } catch (const Error& e) {
+    throw IOError("cannot write '" + path + "': " + e.what());
   }
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream f(tmp, std::ios::binary);

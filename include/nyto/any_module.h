@@ -21,6 +21,10 @@
 #include <string>
 #include <vector>
 
+namespace torch::jit {
+struct Module;
+}
+
 namespace nyto {
 
 /// A file format for particles.
@@ -50,6 +54,19 @@ AnyParticle load_particle(const std::string& path);
 /// IOError (missing, empty directory, a bad file), ShapeError (files of different structures).
 AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names = nullptr);
 
+/// What one path holds: a particle, or a swarm.
+struct LoadedModels {
+  AnyParticle particle;  ///< defined() when the path is a particle file
+  AnySwarm swarm;        ///< size() > 0 when the path is a swarm
+  bool swarm_file = false;           ///< the swarm is a nyto swarm checkpoint, not a directory
+  std::vector<std::string> members;  ///< the member file names of a swarm directory
+  bool is_swarm() const { return swarm.size() > 0; }
+};
+
+/// Loads whatever `path` holds, reading each file once: a directory or a nyto swarm checkpoint
+/// gives a swarm (as load_swarm), any other file a particle (as load_particle). Throws as they do.
+LoadedModels load_models(const std::string& path);
+
 /// The format a particle is saved in by default: TorchScript when it carries a TorchScript
 /// template (loaded from TorchScript, or built from such a particle), else Nyto.
 Format format_of(const AnyParticle& particle);
@@ -62,6 +79,12 @@ void save_particle(const AnyParticle& particle, const std::string& path, Format 
 inline void save_particle(const AnyParticle& particle, const std::string& path) {
   save_particle(particle, path, format_of(particle));
 }
+
+/// A TorchScript module computing with `particle`'s values: a shallow copy of its TorchScript
+/// template (code and other attributes shared) whose parameters and buffers are fresh copies of
+/// the particle's. Include <torch/script.h> to use the result. Throws Error when the particle has
+/// no TorchScript template.
+torch::jit::Module script_module(const AnyParticle& particle);
 
 /// Writes member i of `swarm` to `dir`/`names[i]` with save_particle (default names
 /// member-000.pt, member-001.pt, ...), creating `dir` if needed. Throws IOError; ShapeError if

@@ -1,6 +1,7 @@
 // nyto: arithmetic on whole neural networks (particles), swarms, and compiled update rules.
 #pragma once
 
+#include <nyto/any_module.h>
 #include <nyto/errors.h>
 #include <nyto/expr.h>
 #include <nyto/param_config.h>

@@ -47,6 +47,17 @@ class Other(torch.nn.Module):
         return self.fc(x)
 
 
+class Tied(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(2, 2)
+        self.b = torch.nn.Linear(2, 2)
+        self.b.weight = self.a.weight  # one parameter under two paths
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
 def nyto(*args):
     r = subprocess.run([NYTO, *args], capture_output=True, text=True)
     return r.returncode, r.stderr
@@ -125,7 +136,17 @@ with tempfile.TemporaryDirectory() as tmp:
         check(close(params(P("scaled", f"member{i}.pt")), {k: 0.5 * v + 10 for k, v in xs.items()}),
               f"scaled member {i}")
 
-    # 4. Bad input: exit codes, and nothing written or changed.
+    # 4. Tied weights stay one parameter: computed once, saved as one tensor under both paths.
+    torch.jit.save(torch.jit.script(Tied()), P("tied.pt"))
+    rc, err = nyto("run", os.path.join(RULES, "scale.nyto"), "--load", "net=" + P("tied.pt"),
+                   "--save", "net2=" + P("tied2.pt"))
+    check(rc == 0, f"scale on a model with tied weights exits 0 ({err.strip()})")
+    t0, t2 = torch.jit.load(P("tied.pt")), torch.jit.load(P("tied2.pt"))
+    check(close(params(P("tied2.pt")), {k: 0.5 * v + 10 for k, v in params(P("tied.pt")).items()}),
+          "tied model's parameters as computed by Python")
+    check(t2.a.weight.data_ptr() == t2.b.weight.data_ptr(), "the tie survives the round trip")
+
+    # 5. Bad input: exit codes, and nothing written or changed.
     bad = [
         ("different structures", 2, "E0502",
          ["--load", "base=" + P("base.pt"), "--load", "ft_a=" + P("ft_a.pt"), "--load",

@@ -1,0 +1,210 @@
+// The API behind `nyto run`'s files (include/nyto/any_module.h), without Python: TorchScript
+// modules are built and saved from C++ here.
+#include "tests/doctest_torch.h"  // first: LibTorch's glog CHECK would replace doctest's
+
+#include <ATen/ATen.h>
+#include <nyto/any_module.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/runtime/models.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    char tmpl[] = "/tmp/nyto-any-module-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~Scratch() { fs::remove_all(dir); }
+  std::string operator/(const std::string& name) const { return (dir / name).string(); }
+};
+
+// A TorchScript model: y = fc(x) * scale + offset, with fc a submodule (weight [2, 3], bias [2]),
+// scale a float64 parameter [2] (the only one that requires grad) and offset a buffer [2].
+torch::jit::Module script_net(double fill) {
+  torch::jit::Module fc("Fc");
+  fc.register_parameter("weight", at::full({2, 3}, fill), false);
+  fc.register_parameter("bias", at::arange(2, at::kFloat) + fill, false);
+  fc.define("def forward(self, x):\n  return torch.matmul(x, self.weight.t()) + self.bias\n");
+  torch::jit::Module net("Net");
+  net.register_module("fc", fc);
+  net.register_parameter("scale", at::full({2}, 2.0, at::kDouble).requires_grad_(), false);
+  net.register_buffer("offset", at::full({2}, 0.5));
+  net.define("def forward(self, x):\n  return self.fc.forward(x) * self.scale + self.offset\n");
+  return net;
+}
+
+// A [1, n] float64 tensor.
+at::Tensor expected(std::vector<double> v) {
+  int64_t n = int64_t(v.size());
+  return at::tensor(v, at::kDouble).view({1, n});
+}
+
+at::Tensor param(const torch::jit::Module& m, const std::string& path) {
+  for (const auto& p : m.named_parameters(true))
+    if (p.name == path) return p.value;
+  FAIL("no parameter " << path);
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a TorchScript model is a particle; its results save back as TorchScript") {
+  Scratch s;
+  script_net(1.0).save(s / "net.pt");
+  CHECK(nyto::inspect_file(s / "net.pt").format == nyto::Format::TorchScript);
+  CHECK_FALSE(nyto::inspect_file(s / "net.pt").swarm);
+
+  nyto::AnyParticle p = nyto::load_particle(s / "net.pt");
+  CHECK(nyto::format_of(p) == nyto::Format::TorchScript);
+  CHECK(p.species()->name().find("Net#") == 0);
+  REQUIRE(p.params().size() == 3);
+  CHECK(p.params()[0].path == "scale");
+  CHECK(p.params()[1].path == "fc.weight");
+  CHECK(p.params()[2].path == "fc.bias");
+  CHECK(p.species()->groups().size() == 2);  // float64 and float32
+
+  at::Tensor x = at::ones({1, 3});
+  auto forward = [&](torch::jit::Module m) { return m.forward({x}).toTensor(); };
+  at::Tensor y = forward(nyto::script_module(p));
+  CHECK(at::allclose(y.to(at::kDouble), expected({(3.0 + 1.0) * 2 + 0.5, (3.0 + 2.0) * 2 + 0.5})));
+
+  // A new particle keeps the TorchScript template; saved, it is a TorchScript archive with its values.
+  nyto::AnyParticle q = 0.5 * p + 1.0;
+  CHECK(q.same_species(p));
+  CHECK(nyto::format_of(q) == nyto::Format::TorchScript);
+  nyto::save_particle(q, s / "q.pt");
+  torch::jit::Module back = torch::jit::load(s / "q.pt");
+  CHECK(at::allclose(param(back, "fc.weight"), at::full({2, 3}, 1.5)));
+  CHECK(at::allclose(param(back, "fc.bias"), at::tensor({1.5f, 2.0f})));
+  CHECK((param(back, "scale").scalar_type() == at::kDouble));
+  CHECK(at::allclose(param(back, "scale"), at::full({2}, 2.0, at::kDouble)));
+  CHECK(param(back, "scale").requires_grad());  // as in the file
+  CHECK_FALSE(param(back, "fc.weight").requires_grad());
+  CHECK(at::allclose(forward(back).to(at::kDouble), expected({(4.5 + 1.5) * 2 + 0.5, (4.5 + 2.0) * 2 + 0.5})));
+  // p itself is unchanged, and so is the file it came from.
+  CHECK(at::allclose(param(torch::jit::load(s / "net.pt"), "fc.weight"), at::ones({2, 3})));
+  CHECK(at::allclose(p.param_tensors()[1], at::ones({2, 3})));
+
+  // Loaded back, the saved file is a particle again; no temporary file is left behind.
+  nyto::AnyParticle r = nyto::load_particle(s / "q.pt");
+  CHECK(at::allclose(r.param_tensors()[1], at::full({2, 3}, 1.5)));
+  CHECK(std::distance(fs::directory_iterator(s.dir), fs::directory_iterator()) == 2);
+}
+
+TEST_CASE("nyto checkpoints load without the module's C++ class") {
+  Scratch s;
+  torch::manual_seed(3);
+  auto net = nyto::make_particle<NetImpl>();
+  net.save(s / "net.ckpt");
+  CHECK(nyto::inspect_file(s / "net.ckpt").format == nyto::Format::Nyto);
+
+  nyto::AnyParticle p = nyto::load_particle(s / "net.ckpt");
+  CHECK(nyto::format_of(p) == nyto::Format::Nyto);
+  REQUIRE(p.params().size() == net.params().size());
+  for (size_t i = 0; i < p.params().size(); ++i) {
+    CHECK(p.params()[i].path == net.params()[i].path);
+    CHECK(at::equal(p.param_tensors()[i], net.param_tensors()[i]));
+  }
+  // The file is also readable into the original class: the same paths in the same order.
+  nyto::save_particle(p * 2.0, s / "twice.ckpt");
+  auto twice = net.clone();
+  twice.load(s / "twice.ckpt");
+  for (size_t i = 0; i < p.params().size(); ++i)
+    CHECK(at::allclose(twice.param_tensors()[i], 2 * net.param_tensors()[i]));
+
+  CHECK_THROWS_AS(nyto::save_particle(p, s / "x.pt", nyto::Format::TorchScript), nyto::IOError);
+  CHECK_THROWS_AS(nyto::script_module(p), nyto::Error);
+  CHECK_FALSE(fs::exists(s / "x.pt"));
+}
+
+TEST_CASE("species: files of one structure join one species; other structures are refused") {
+  Scratch s;
+  script_net(1.0).save(s / "a.pt");
+  script_net(2.0).save(s / "b.pt");
+  nyto::make_particle<NetImpl>().save(s / "other.ckpt");
+  auto a = nyto::load_particle(s / "a.pt");
+  auto b = nyto::load_particle(s / "b.pt");
+  CHECK_FALSE(a.same_species(b));
+  CHECK(nyto::same_structure(a, b));
+  auto b2 = nyto::to_species(a, b);
+  CHECK(b2.same_species(a));
+  CHECK(at::equal(b2.param_tensors()[1], at::full({2, 3}, 2.0)));
+  // b2 keeps b's template: its buffers and its own TorchScript module.
+  nyto::save_particle(b2 + a, s / "sum.pt");
+  CHECK(at::allclose(param(torch::jit::load(s / "sum.pt"), "fc.weight"), at::full({2, 3}, 3.0)));
+
+  auto other = nyto::load_particle(s / "other.ckpt");
+  CHECK_FALSE(nyto::same_structure(a, other));
+  CHECK_THROWS_AS(nyto::to_species(a, other), nyto::ShapeError);
+}
+
+TEST_CASE("swarms: a directory of model files, or a nyto swarm checkpoint") {
+  Scratch s;
+  fs::create_directory(s / "dir");
+  for (int i = 0; i < 3; ++i) script_net(double(i)).save(s / ("dir/m" + std::to_string(i) + ".pt"));
+  std::ofstream(s / "dir/.hidden") << "ignored";
+  std::vector<std::string> names;
+  nyto::AnySwarm sw = nyto::load_swarm(s / "dir", &names);
+  CHECK(sw.size() == 3);
+  CHECK(names == std::vector<std::string>{"m0.pt", "m1.pt", "m2.pt"});
+  for (int i = 0; i < 3; ++i) CHECK(at::equal(sw.member(i).param_tensors()[1], at::full({2, 3}, double(i))));
+
+  nyto::save_swarm_dir(sw, s / "out", names, nyto::Format::TorchScript);
+  nyto::save_swarm_dir(sw, s / "default", {}, nyto::Format::TorchScript);
+  CHECK(fs::exists(s / "default/member-002.pt"));
+  CHECK(at::allclose(param(torch::jit::load(s / "out/m2.pt"), "fc.weight"), at::full({2, 3}, 2.0)));
+  CHECK_THROWS_AS(nyto::save_swarm_dir(sw, s / "bad", {"a.pt"}, nyto::Format::TorchScript), nyto::ShapeError);
+
+  // A nyto swarm checkpoint.
+  nyto::AnySwarm ck(nyto::load_particle(s / "dir/m1.pt"), 2, nyto::SwarmInit::Randn);
+  ck.save(s / "swarm.ckpt");
+  CHECK(nyto::inspect_file(s / "swarm.ckpt").swarm);
+  auto ck2 = nyto::load_swarm(s / "swarm.ckpt");
+  CHECK(ck2.size() == 2);
+  for (size_t g = 0; g < ck.storage().size(); ++g) CHECK(at::equal(ck.storage()[g], ck2.storage()[g]));
+  CHECK_THROWS_AS(nyto::load_particle(s / "swarm.ckpt"), nyto::IOError);
+
+  // load_models: whatever the path holds.
+  auto from_dir = nyto::load_models(s / "dir");
+  CHECK(from_dir.is_swarm());
+  CHECK_FALSE(from_dir.swarm_file);
+  CHECK(from_dir.members == names);
+  auto from_ckpt = nyto::load_models(s / "swarm.ckpt");
+  CHECK(from_ckpt.swarm_file);
+  CHECK(from_ckpt.swarm.size() == 2);
+  auto one = nyto::load_models(s / "dir/m1.pt");
+  CHECK_FALSE(one.is_swarm());
+  CHECK(one.particle.defined());
+  CHECK_THROWS_AS(nyto::load_swarm(s / "dir/m0.pt"), nyto::IOError);
+
+  // Another structure in the directory.
+  nyto::make_particle<NetImpl>().save(s / "dir/m3.pt");
+  CHECK_THROWS_AS(nyto::load_swarm(s / "dir"), nyto::ShapeError);
+  fs::create_directory(s / "empty");
+  CHECK_THROWS_AS(nyto::load_swarm(s / "empty"), nyto::IOError);
+}
+
+TEST_CASE("bad files: IOError with a clear message") {
+  Scratch s;
+  CHECK_THROWS_WITH_AS(nyto::load_particle(s / "missing.pt"), doctest::Contains("cannot open"), nyto::IOError);
+  std::ofstream(s / "text.pt") << "not a model";
+  CHECK_THROWS_WITH_AS(nyto::load_particle(s / "text.pt"),
+                       doctest::Contains("neither a nyto checkpoint nor a TorchScript archive"), nyto::IOError);
+  CHECK_THROWS_AS(nyto::load_particle(s.dir.string()), nyto::IOError);
+  torch::jit::Module empty("Empty");
+  empty.define("def forward(self, x):\n  return x\n");
+  empty.save(s / "empty.pt");
+  CHECK_THROWS_WITH_AS(nyto::load_particle(s / "empty.pt"), doctest::Contains("without parameters"),
+                       nyto::IOError);
+  auto p = nyto::make_particle<NetImpl>();
+  CHECK_THROWS_AS(nyto::save_particle(p, s / "no/such/dir/p.pt", nyto::Format::Nyto), nyto::IOError);
+}
