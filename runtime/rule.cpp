@@ -175,6 +175,10 @@ Operand resolve(const std::string& name, const Value& v) {
       if (!op.swarm) throw BindError("'" + name + "' is bound to an empty swarm handle");
       break;
   }
+  // Rules run on the species' newest version: replay pending structure events before any check
+  // reads the layout (a touch changes no value; a failed one changes nothing and names the path).
+  if (op.particle) detail::touch(*op.particle);
+  if (op.swarm) detail::touch(*op.swarm);
   return op;
 }
 
@@ -185,10 +189,12 @@ bool overlaps(const at::Tensor& a, const at::Tensor& b) {
 }
 
 void bring_up_to_date(const Operand& op) {
-  // Operational parameters that were shared and became operational move back into storage.
+  // The newest version (detail::touch, also done in resolve()); then operational parameters that were shared and became operational move back into storage.
   if (op.particle) detail::ensure_operational_in_storage(*op.particle);
-  if (op.swarm)
+  if (op.swarm) {
+    detail::touch(*op.swarm);
     for (auto& m : op.swarm->members) detail::ensure_operational_in_storage(*m);
+  }
 }
 
 }  // namespace

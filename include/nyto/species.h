@@ -1,6 +1,7 @@
 // A species: the structure shared by particles built from one another.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <nyto/param_config.h>
 
 #include <map>
@@ -14,6 +15,28 @@ class Module;
 }
 
 namespace nyto {
+
+/// The six structure changes a particle can make (nytorch's version manager). Each appends a
+/// version to the species.
+enum class StructureEvent { AddParameter, RemoveParameter, AddBuffer, RemoveBuffer, AddModule, RemoveModule };
+
+/// One recorded structure change: what changed, where, and the initiator's very object.
+struct VersionEvent {
+  StructureEvent kind;
+  std::string path;  ///< full path from the root module, e.g. "l1.extra"
+  /// AddParameter / AddBuffer: the initiator's tensor. Recipients get a copy of a parameter (its
+  /// value when they touch) and this very tensor for a buffer.
+  at::Tensor tensor;
+  bool requires_grad = true;  ///< AddParameter
+  /// AddModule: the initiator's module, and a clone taken when it was added (the structure
+  /// recipients start from; its values are refreshed from `module` when they touch).
+  std::shared_ptr<torch::nn::Module> module, snapshot;
+  const void* initiator = nullptr;  ///< identity of the initiating particle (informational)
+};
+
+namespace detail {
+struct SpeciesEditor;
+}
 
 /// The layout shared by all particles of one species: for every parameter its path, shape, dtype,
 /// device, ParamConfig and place in the flat storage of its (dtype, device) group.
@@ -40,13 +63,26 @@ class Species {
   /// The species of submodule `path` (one per path, so repeated `sub()` calls combine).
   std::shared_ptr<Species> sub_species(const std::string& path, const torch::nn::Module& sub);
 
+  /// Version number: the count of structure events since the species began (0 for a new one).
+  int64_t version() const { return int64_t(events_.size()); }
+  /// The structure events, oldest first: events()[v] takes a particle from version v to v + 1.
+  const std::vector<VersionEvent>& events() const { return events_; }
+
  private:
+  friend struct detail::SpeciesEditor;
   Species() = default;
+  /// Recomputes params_ and groups_ from `module`, keeping the config of every path that stays.
+  void relayout(const torch::nn::Module& module);
   int64_t id_ = 0;
   std::string module_name_;
   std::vector<ParamInfo> params_;
   std::vector<StorageGroup> groups_;
   std::map<std::string, std::shared_ptr<Species>> subs_;
+  std::vector<VersionEvent> events_;
+  /// A clone of the version-0 structure, taken at the first event: new particles of a later
+  /// version are this clone with the events replayed (LibTorch's Cloneable::clone() calls reset()
+  /// and refuses a module whose structure has changed since).
+  std::shared_ptr<torch::nn::Module> prototype_;
 };
 
 }  // namespace nyto
