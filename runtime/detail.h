@@ -53,6 +53,12 @@ struct SpeciesEditor {
     std::map<std::string, std::shared_ptr<Species>> subs;
     std::shared_ptr<torch::nn::Module> prototype;
   };
+  /// The recipe of a submodule species (see Species::root_prototype_).
+  static const std::shared_ptr<torch::nn::Module>& root_prototype(const Species& s) {
+    return s.root_prototype_;
+  }
+  static const std::vector<VersionEvent>& root_events(const Species& s) { return s.root_events_; }
+  static const std::string& root_path(const Species& s) { return s.root_path_; }
   static Saved save(const Species& s) {
     return {s.params_, s.groups_, s.events_.size(), s.subs_, s.prototype_};
   }
@@ -79,6 +85,12 @@ struct SpeciesEditor {
     to.prototype_ = from.prototype_;
   }
 };
+
+/// Makes `view` the particle of submodule `path` of `root` (AnyParticle::sub()): its species,
+/// module, parameters and storage (views into the root's). NameError for an unknown path; then
+/// `view` is unchanged.
+void derive_view(ParticleState& view, const std::shared_ptr<ParticleState>& root,
+                 const std::string& path);
 
 /// Sends a warning to the handler (version.h).
 void warn(const std::string& message);

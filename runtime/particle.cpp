@@ -106,6 +106,12 @@ std::shared_ptr<Species> Species::sub_species(const std::string& path,
   auto it = subs_.find(path);
   if (it != subs_.end()) return it->second;
   auto s = from_module(sub);
+  // After a structure change LibTorch cannot clone the submodule alone: keep the root's recipe.
+  if (prototype_ || root_prototype_) {
+    s->root_prototype_ = prototype_ ? prototype_ : root_prototype_;
+    s->root_events_ = prototype_ ? events_ : root_events_;
+    s->root_path_ = prototype_ ? path : root_path_ + "." + path;
+  }
   // The submodule's parameters start with the same configs as in the root.
   for (auto& p : s->params_) {
     int64_t i = find(path + "." + p.path);
@@ -428,8 +434,11 @@ AnyParticle AnyParticle::clone_from(const AnyParticle& other) const {
   return result;
 }
 
-AnyParticle AnyParticle::sub(const std::string& path) const {
-  ParticleState& a = touched();
+namespace detail {
+
+void derive_view(ParticleState& view, const std::shared_ptr<ParticleState>& root_state,
+                 const std::string& path) {
+  ParticleState& a = *root_state;
   std::shared_ptr<torch::nn::Module> m;
   for (const auto& item : a.module->named_modules("", /*include_self=*/false))
     if (item.key() == path) m = item.value();
@@ -440,22 +449,41 @@ AnyParticle AnyParticle::sub(const std::string& path) const {
     throw NameError("no submodule '" + path + "' in " + a.species->name() +
                     (known.empty() ? "; it has no submodules" : "; its submodules are: " + known));
   }
-  detail::ensure_operational_in_storage(a);
-  auto s = std::make_shared<ParticleState>();
-  s->species = a.species->sub_species(path, *m);
-  s->module = m;
-  s->params = detail::collect_params(*m, *s->species);
+  auto species = a.species->sub_species(path, *m);
+  auto params = collect_params(*m, *species);
   // Each group of the submodule is a contiguous run of the root's group (parameters are laid out
   // in named_parameters() order, which lists a submodule's parameters together).
-  for (const auto& grp : s->species->groups()) {
+  std::vector<at::Tensor> storage;
+  for (const auto& grp : species->groups()) {
     int64_t begin = -1, root_group = -1;
-    for (const auto& p : s->species->params()) {
+    for (const auto& p : species->params()) {
       if (p.dtype != grp.dtype || p.device != grp.device) continue;
       const ParamInfo& rp = a.species->params()[a.species->find(path + "." + p.path)];
       if (begin < 0) begin = rp.offset, root_group = rp.group;
     }
-    s->storage.push_back(a.storage[root_group].narrow(0, begin, grp.numel));
+    storage.push_back(a.storage[root_group].narrow(0, begin, grp.numel));
   }
+  view.species = std::move(species);
+  view.module = std::move(m);
+  view.params = std::move(params);
+  view.storage = std::move(storage);
+  view.version = view.species->version();
+  view.root = root_state;
+  view.root_path = path;
+  view.root_version = a.version;
+}
+
+}  // namespace detail
+
+AnyParticle AnyParticle::sub(const std::string& path) const {
+  ParticleState& a = touched();
+  // A view of a view is a view of the root (so it follows the root's versions too).
+  std::shared_ptr<ParticleState> root = s_;
+  std::string full = path;
+  if (auto r = a.root.lock()) root = r, full = a.root_path + "." + path;
+  detail::ensure_operational_in_storage(*root);
+  auto s = std::make_shared<ParticleState>();
+  detail::derive_view(*s, root, full);
   return AnyParticle(std::move(s));
 }
 

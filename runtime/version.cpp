@@ -410,6 +410,13 @@ void touch(SwarmState& w) {
 
 void touch(ParticleState& s) {
   if (auto w = s.swarm.lock()) return touch(*w);
+  if (!s.root_path.empty()) {  // a submodule view follows its root
+    auto r = s.root.lock();
+    if (!r) return;  // the root is gone: the view keeps the structure it had
+    touch(*r);
+    if (s.root_version != r->version) derive_view(s, r, s.root_path);
+    return;
+  }
   if (s.version == s.species->version()) return;
   transact("cannot bring a particle of " + s.species->name() + " to version " +
                std::to_string(s.species->version()),
@@ -421,16 +428,29 @@ void touch(ParticleState& s) {
 
 std::shared_ptr<Module> clone_module(const ParticleState& first) {
   const Species& sp = *first.species;
-  auto proto = SpeciesEditor::prototype(sp);
-  if (!proto) return first.module->clone();
   // LibTorch's clone() rebuilds a module with reset() and refuses one whose structure changed
   // since; so clone the version-0 structure and replay the events as a recipient would.
-  auto m = proto->clone();
-  for (int64_t v = 0; v < sp.version(); ++v)
-    apply_event(m, sp.events()[size_t(v)], /*initiator=*/false, nullptr, sp, v);
+  const auto* proto = &SpeciesEditor::prototype(sp);
+  const auto* events = &sp.events();
+  std::string part;
+  if (!*proto && SpeciesEditor::root_prototype(sp)) {  // a submodule: build the root, take it
+    proto = &SpeciesEditor::root_prototype(sp);
+    events = &SpeciesEditor::root_events(sp);
+    part = SpeciesEditor::root_path(sp);
+  }
+  if (!*proto) return first.module->clone();
+  auto m = (*proto)->clone();
+  for (size_t v = 0; v < events->size(); ++v)
+    apply_event(m, (*events)[v], /*initiator=*/false, nullptr, sp, int64_t(v));
+  if (!part.empty()) {
+    m = find_module(m, part);
+    if (!m)
+      throw std::logic_error("nyto internal error (this is a bug in nyto): no submodule '" + part +
+                             "' in the rebuilt root of " + sp.name());
+  }
   // Buffers are first's (copies), except those added by an event: one tensor for all.
   std::set<const c10::TensorImpl*> shared;
-  for (const auto& e : sp.events())
+  for (const auto& e : *events)
     if (e.kind == StructureEvent::AddBuffer) shared.insert(e.tensor.unsafeGetTensorImpl());
   auto mine = first.module->named_buffers(true);
   at::NoGradGuard no_grad;
@@ -506,6 +526,10 @@ const char* kind_name(Kind k) {
 // swarm's, for a member). One transaction: on failure module, storage and species are restored.
 void change(ParticleState& s, VersionEvent e) {
   Species& sp = *s.species;
+  if (!s.root_path.empty())
+    throw Error("'" + e.path + "': this particle is the view of submodule '" + s.root_path +
+                "' of another particle; change the structure through that root particle, at '" +
+                s.root_path + "." + e.path + "' (nothing was changed)");
   detail::transact("cannot change the structure of a particle of " + sp.name() + " at '" + e.path + "'",
                    [&](detail::Transaction& tx) {
     tx.on_rollback([&sp, saved = detail::SpeciesEditor::save(sp)]() mutable {

@@ -32,6 +32,11 @@ struct ParticleState {
   std::vector<at::Tensor> params;   ///< the module's parameter tensors, in species order
   int64_t version = 0;              ///< the species version its module and storage follow
   std::weak_ptr<SwarmState> swarm;  ///< set for a swarm member: the swarm re-lays out as a unit
+  /// For a submodule view (AnyParticle::sub()): the root particle, the submodule's path in it and
+  /// the root version the view was derived at (touch() derives it again when the root moved on).
+  std::weak_ptr<ParticleState> root;
+  std::string root_path;
+  int64_t root_version = 0;
   ParticleState() = default;
   ParticleState(const ParticleState&) = delete;
   ParticleState& operator=(const ParticleState&) = delete;

@@ -83,6 +83,11 @@ class Species {
   /// version are this clone with the events replayed (LibTorch's Cloneable::clone() calls reset()
   /// and refuses a module whose structure has changed since).
   std::shared_ptr<torch::nn::Module> prototype_;
+  /// For a submodule's species made after its root's structure changed: the root's prototype and
+  /// events, and the submodule's path in the root (clone_module() builds the root, takes the part).
+  std::shared_ptr<torch::nn::Module> root_prototype_;
+  std::vector<VersionEvent> root_events_;
+  std::string root_path_;
 };
 
 }  // namespace nyto

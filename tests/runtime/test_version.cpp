@@ -540,3 +540,29 @@ TEST_CASE("a root module referenced from its own submodule: warning, refused, is
   CHECK(w.seen.size() == 1);
   CHECK(other.touch().version() == 0);
 }
+
+TEST_CASE("submodule views follow their root's versions; structure changes go through the root") {
+  auto net = nyto::make_particle<NetImpl>();
+  auto l1 = net.sub<torch::nn::Linear>("l1");
+  net.add_parameter("l1.extra", torch::full({2}, 4.0));
+  CHECK(l1.params().size() == 3);  // touched: the view is derived again
+  CHECK(l1.storage()[0].data_ptr() == net.storage()[0].data_ptr());
+  auto twice = l1 * 2;  // a new particle of the changed submodule
+  CHECK(at::allclose(twice.parameter("extra"), torch::full({2}, 8.0)));
+  CHECK(at::allclose(twice->weight, net->l1->weight * 2));
+  l1 *= 0;  // in place on the view writes through to the root
+  CHECK(net.parameter("l1.extra").abs().sum().item<double>() == 0);
+  CHECK(net.sub("l1").same_species(l1));
+  std::string msg = error_of([&] { l1.add_parameter("more", torch::ones({1})); });
+  CHECK(contains(msg, "'l1.more'"));
+  CHECK(net.version() == 1);
+  // A view of a view is a view of the root.
+  auto net2 = nyto::make_particle<NetImpl>();
+  net2.add_module("l1.inner", torch::nn::Linear(1, 2));
+  auto inner = net2.sub("l1").sub("inner");
+  CHECK(inner.same_species(net2.sub("l1.inner")));
+  auto inner2 = inner * 3;
+  CHECK(at::allclose(inner2.parameter("weight"), net2.parameter("l1.inner.weight") * 3));
+  net2.remove("l1.inner");
+  CHECK_THROWS_AS(inner.touch(), nyto::NameError);
+}
