@@ -92,6 +92,11 @@ struct SpeciesEditor {
 void derive_view(ParticleState& view, const std::shared_ptr<ParticleState>& root,
                  const std::string& path);
 
+/// Throws nyto::Error when a module of `root`'s tree registers one of its ancestors (LibTorch's
+/// traversals, clone() and named_parameters(), would never end); a submodule that references the
+/// root itself also gets the seeds' warning.
+void check_acyclic(const torch::nn::Module& root);
+
 /// Sends a warning to the handler (version.h).
 void warn(const std::string& message);
 /// Test hook: called at named points of a structure update ("replay", "relayout", "repoint");

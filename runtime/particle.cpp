@@ -217,6 +217,7 @@ ParticleState& AnyParticle::state() const {
 
 AnyParticle AnyParticle::adopt(std::shared_ptr<torch::nn::Module> module) {
   if (!module) throw Error("make_particle: null module");
+  detail::check_acyclic(*module);  // before LibTorch's traversals, which would never end
   auto s = std::make_shared<ParticleState>();
   s->species = Species::from_module(*module);
   s->module = std::move(module);

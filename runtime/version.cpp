@@ -397,6 +397,34 @@ void register_tree(const std::shared_ptr<ParticleState>& s, const Module& root,
 
 }  // namespace
 
+namespace {
+// Depth-first over the registered children, with the path from the root on a stack.
+void find_cycle(const Module& root, const Module& m, const std::string& path,
+                std::vector<const Module*>& on_path) {
+  on_path.push_back(&m);
+  for (const auto& item : m.named_children()) {
+    std::string p = path.empty() ? item.key() : path + "." + item.key();
+    const Module* c = item.value().get();
+    if (c == &root) {
+      warn("the root module " + root.name() + " is referenced from its own submodule at '" + p +
+           "'; wrap the model in another module to make that one the root");
+      throw Error("make_particle: submodule '" + p + "' is the root module " + root.name() +
+                  " itself; LibTorch cannot traverse a cycle of modules");
+    }
+    if (std::find(on_path.begin(), on_path.end(), c) != on_path.end())
+      throw Error("make_particle: submodule '" + p + "' (" + c->name() +
+                  ") is one of its own ancestors; LibTorch cannot traverse a cycle of modules");
+    find_cycle(root, *c, p, on_path);
+  }
+  on_path.pop_back();
+}
+}  // namespace
+
+void check_acyclic(const Module& root) {
+  std::vector<const Module*> on_path;
+  find_cycle(root, root, "", on_path);
+}
+
 void register_modules(const std::shared_ptr<ParticleState>& s) { register_tree(s, *s->module, ""); }
 
 // ---------------------------------------------------------------- touch
@@ -556,6 +584,11 @@ at::Tensor AnyParticle::add_parameter(const std::string& path, at::Tensor value,
   auto parent = parent_of(s, path, "add_parameter");
   std::string leaf = detail::split(path).second;
   if (!value.defined()) throw Error("add_parameter: the tensor for '" + path + "' is undefined");
+  for (const auto& p : s.params)
+    if (p.unsafeGetTensorImpl() == value.unsafeGetTensorImpl())
+      throw Error("add_parameter: the tensor for '" + path + "' is already parameter '" +
+                  s.species->params()[size_t(&p - s.params.data())].path +
+                  "' of this particle; LibTorch would list it twice (add a clone())");
   if (value.requires_grad() && !value.is_leaf())
     throw Error("add_parameter: the tensor for '" + path + "' is not a leaf of the autograd graph; "
                 "pass value.detach()");

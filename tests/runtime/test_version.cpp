@@ -566,3 +566,28 @@ TEST_CASE("submodule views follow their root's versions; structure changes go th
   net2.remove("l1.inner");
   CHECK_THROWS_AS(inner.touch(), nyto::NameError);
 }
+
+TEST_CASE("a root module registered in its own submodule is refused by make_particle_from") {
+  Warnings w;
+  auto a = std::make_shared<NetImpl>();
+  a->l1->register_module("root", a);  // a cycle, built with LibTorch directly
+  std::string msg = error_of([&] { (void)nyto::make_particle_from(a); });
+  a->l1->unregister_module("root");  // break the cycle again (it would leak)
+  CHECK(contains(msg, "'l1.root'"));
+  REQUIRE(w.seen.size() == 1);
+  CHECK(contains(w.seen[0], "root module"));
+  CHECK(nyto::make_particle_from(a).params().size() == 4);
+}
+
+TEST_CASE("parameters of another dtype open a storage group; duplicates are refused") {
+  auto net = nyto::make_particle<NetImpl>();
+  auto other = net.clone();
+  net.add_parameter("l2.wide", torch::full({3}, 1.5, torch::kFloat64));
+  REQUIRE(net.storage().size() == 2);
+  CHECK((net.storage()[1].scalar_type() == at::kDouble));
+  auto r = other.touch() * 2;
+  CHECK(at::allclose(r.parameter("l2.wide"), torch::full({3}, 3.0, torch::kFloat64)));
+  CHECK_THROWS_AS(net.add_parameter("l2.again", net->l1->weight), nyto::Error);
+  net.remove("l2.wide");
+  CHECK(other.touch().storage().size() == 1);
+}
