@@ -149,6 +149,17 @@ std::shared_ptr<Module> find_module(const std::shared_ptr<Module>& root, const s
   return cur;
 }
 
+// Cloneable::clone() rebuilds parameters with reset(), which loses a requires_grad(false) set
+// afterwards (a frozen, pretrained layer): copy the flags from the source, path by path.
+void copy_requires_grad(const Module& from, Module& to) {
+  auto src = from.named_parameters(true);
+  for (auto& item : to.named_parameters(true)) {
+    const at::Tensor* t = src.find(item.key());
+    if (t && t->requires_grad() != item.value().requires_grad())
+      item.value().set_requires_grad(t->requires_grad());
+  }
+}
+
 // A recipient's copy of an added module: the structure as it was added, the values the
 // initiator's module holds now (the seeds clone it when the recipient touches).
 std::shared_ptr<Module> clone_added(const VersionEvent& e) {
@@ -159,6 +170,7 @@ std::shared_ptr<Module> clone_added(const VersionEvent& e) {
     const at::Tensor* v = live.find(item.key());
     if (v && v->sizes() == item.value().sizes()) item.value().copy_(*v);
   }
+  copy_requires_grad(*e.module, *c);
   auto live_b = e.module->named_buffers(true);
   for (auto& item : c->named_buffers(true)) {
     const at::Tensor* v = live_b.find(item.key());
@@ -466,7 +478,11 @@ std::shared_ptr<Module> clone_module(const ParticleState& first) {
     events = &SpeciesEditor::root_events(sp);
     part = SpeciesEditor::root_path(sp);
   }
-  if (!*proto) return first.module->clone();
+  if (!*proto) {
+    auto m = first.module->clone();
+    copy_requires_grad(*first.module, *m);
+    return m;
+  }
   auto m = (*proto)->clone();
   for (size_t v = 0; v < events->size(); ++v)
     apply_event(m, (*events)[v], /*initiator=*/false, nullptr, sp, int64_t(v));
@@ -476,6 +492,7 @@ std::shared_ptr<Module> clone_module(const ParticleState& first) {
       throw std::logic_error("nyto internal error (this is a bug in nyto): no submodule '" + part +
                              "' in the rebuilt root of " + sp.name());
   }
+  copy_requires_grad(*first.module, *m);
   // Buffers are first's (copies), except those added by an event: one tensor for all.
   std::set<const c10::TensorImpl*> shared;
   for (const auto& e : *events)

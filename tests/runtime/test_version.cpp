@@ -3,6 +3,7 @@
 // risky structures of the "Particle" chapter.
 #include "tests/doctest_torch.h"
 #include <nyto/nyto.h>
+#include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
 #include <unistd.h>
@@ -590,4 +591,81 @@ TEST_CASE("parameters of another dtype open a storage group; duplicates are refu
   CHECK_THROWS_AS(net.add_parameter("l2.again", net->l1->weight), nyto::Error);
   net.remove("l2.wide");
   CHECK(other.touch().storage().size() == 1);
+}
+
+namespace {
+// The seeds' LSTMTagger, smaller: a pretrained embedding shared by the species (non-operational,
+// clone = false) and a trained classifier.
+struct TaggerImpl : torch::nn::Cloneable<TaggerImpl> {
+  TaggerImpl() { reset(); }
+  void reset() override {
+    word_embeddings = register_module("word_embeddings", torch::nn::Embedding(32, 6));
+    word_embeddings->weight.set_requires_grad(false);
+    hidden2tag = register_module("hidden2tag", torch::nn::Linear(6, 3));
+  }
+  torch::nn::Embedding word_embeddings{nullptr};
+  torch::nn::Linear hidden2tag{nullptr};
+};
+
+// The seeds' MeanRecord: a buffer in a submodule built by reset() is each particle's own.
+struct MeanRecordImpl : torch::nn::Cloneable<MeanRecordImpl> {
+  MeanRecordImpl() { reset(); }
+  void reset() override {
+    layer = register_module("layer", torch::nn::Linear(4, 1));
+    mean = register_buffer("mean", torch::zeros({1}));
+  }
+  torch::nn::Linear layer{nullptr};
+  at::Tensor mean;
+};
+}  // namespace
+
+TEST_CASE("the seeds' tagger: a new embedding replaces the old one in every particle") {
+  auto net1 = nyto::make_particle<TaggerImpl>();
+  net1.set_param_config(false, false, "word_embeddings");
+  auto net2 = net1.randn();
+  auto net3 = net1.randn();
+  CHECK(net2->word_embeddings->weight.data_ptr() == net1->word_embeddings->weight.data_ptr());
+  torch::nn::Embedding new_word_embeddings(64, 6);
+  new_word_embeddings->weight.set_requires_grad(false);
+  net1.remove("word_embeddings");
+  net1.add_module("word_embeddings", new_word_embeddings);
+  net1.set_param_config(false, false, "word_embeddings");  // a new parameter starts operational
+  for (auto* p : {&net2, &net3}) {
+    p->touch();
+    auto emb = std::dynamic_pointer_cast<torch::nn::EmbeddingImpl>(p->submodule("word_embeddings"));
+    REQUIRE(emb);
+    CHECK(emb.get() != new_word_embeddings.get());
+    CHECK(emb->weight.size(0) == 64);
+    CHECK(at::equal(emb->weight, new_word_embeddings->weight));
+    CHECK_FALSE(emb->weight.requires_grad());
+    CHECK(p->version() == 2);
+  }
+  CHECK(net1.submodule("word_embeddings").get() == new_word_embeddings.get());
+  at::Tensor emb = new_word_embeddings->weight.detach().clone();
+  net2 += 1;  // the embedding is no longer operational
+  CHECK(at::equal(net2.parameter("word_embeddings.weight"), emb));
+  // note: the typed member net2->word_embeddings still holds the module the particle started
+  // with; LibTorch members are not registry entries (use submodule() after structure changes)
+}
+
+TEST_CASE("the seeds' running mean, solution 1: a buffer of a submodule is each particle's own") {
+  auto model = nyto::make_particle<MeanRecordImpl>();
+  auto model_clone = model.clone();
+  {
+    torch::NoGradGuard g;
+    model->mean.copy_(0.5 * model->mean + 0.5);
+  }
+  CHECK(model->mean.item<double>() == 0.5);
+  CHECK(model_clone.touch()->mean.item<double>() == 0);
+}
+
+TEST_CASE("new particles keep requires_grad(false) of a frozen parameter") {
+  auto net = nyto::make_particle<NetImpl>();
+  net->l1->weight.set_requires_grad(false);
+  CHECK_FALSE((net * 2)->l1->weight.requires_grad());
+  CHECK((net * 2)->l1->bias.requires_grad());
+  net.add_parameter("extra", torch::ones({1}), /*requires_grad=*/false);
+  auto r = net + 1;  // through the prototype and the events
+  CHECK_FALSE(r->l1->weight.requires_grad());
+  CHECK_FALSE(r.parameter("extra").requires_grad());
 }
