@@ -479,7 +479,15 @@ std::shared_ptr<Module> clone_module(const ParticleState& first) {
     part = SpeciesEditor::root_path(sp);
   }
   if (!*proto) {
-    auto m = first.module->clone();
+    std::shared_ptr<Module> m;
+    try {
+      m = first.module->clone();
+    } catch (const c10::Error& e) {
+      throw Error("cannot make a new particle of " + sp.name() + ": LibTorch cannot clone its " +
+                  "module " + first.module->name() + " (" + e.what_without_backtrace() +
+                  "); a module whose structure was changed outside nyto's particle API (or "
+                  "before make_particle_from) cannot be cloned: change it through the particle");
+    }
     copy_requires_grad(*first.module, *m);
     return m;
   }

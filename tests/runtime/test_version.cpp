@@ -669,3 +669,13 @@ TEST_CASE("new particles keep requires_grad(false) of a frozen parameter") {
   CHECK_FALSE(r->l1->weight.requires_grad());
   CHECK_FALSE(r.parameter("extra").requires_grad());
 }
+
+TEST_CASE("a module changed outside the particle API: new particles fail with a nyto::Error") {
+  auto m = std::make_shared<NetImpl>();
+  m->l1->register_parameter("late", torch::ones({1}));  // not in reset(): clone() refuses
+  auto p = nyto::make_particle_from(m);
+  CHECK(p.params().size() == 5);
+  std::string msg = error_of([&] { (void)(p * 2); });
+  CHECK(contains(msg, "cannot make a new particle"));
+  CHECK_THROWS_AS((void)p.clone(), nyto::Error);
+}
