@@ -130,18 +130,24 @@ class AnyParticle {
   // or module, and the same tensor for an added buffer; removals are the same for all.
   // A path names the new entry from the root module ("l1.extra"); its parent must exist.
   // On bad input (NameError: unknown parent, path taken, path absent; ShapeError: a shape that
-  // conflicts) or a failure part-way, nothing is changed.
+  // conflicts) or a failure part-way, nothing is changed. A sub() view cannot change structure
+  // (nyto::Error naming the path to use on its root). Members a module class declares (LinearImpl's
+  // `weight`) are not registry entries: after a removal they still hold the tensor, and an added
+  // module is reached with submodule()/parameter(), not through a typed member.
 
   /// Registers `value` as a parameter at `path` and returns it (the same tensor). The new
   /// parameter is operational, clone = true, and joins the flat storage (its data becomes a
-  /// view; the tensor object stays the one given).
+  /// view; the tensor object stays the one given). nyto::Error if `value` is undefined, already
+  /// a parameter of this particle, or not a leaf of the autograd graph.
   at::Tensor add_parameter(const std::string& path, at::Tensor value, bool requires_grad = true);
   /// Registers `value` as a buffer at `path`, shared by every particle of the species. An existing
   /// buffer at `path` is replaced (ShapeError when the shape or dtype differs). For a value that
   /// must stay local to this particle use set_local_buffer().
   at::Tensor register_buffer(const std::string& path, at::Tensor value);
   /// Registers `module` (a torch::nn::Cloneable) as a submodule at `path`. A module that belongs
-  /// to another particle moves to this one with a warning (see set_warning_handler()).
+  /// to another particle moves to this one with a warning naming both (see set_warning_handler(),
+  /// suspicious_submodules()). nyto::Error if LibTorch cannot clone it, if it is already in this
+  /// particle, or if it would close a cycle; adding the root module under itself also warns.
   void add_module(const std::string& path, std::shared_ptr<torch::nn::Module> module);
   template <class M>
   void add_module(const std::string& path, const torch::nn::ModuleHolder<M>& module) {
