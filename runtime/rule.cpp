@@ -263,13 +263,15 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
     const frontend::Span& span = r.fe.output_spans.at(o);
     auto it = bindings.find(name);
     if (it == bindings.end()) continue;
-    Operand t = resolve(name, it->second);
+    // Checked where it stays: check_operand keeps pointers to the operands it has seen (ref,
+    // sized), which must outlive this loop (a local here was read after its scope; ASan).
+    targets[o] = resolve(name, it->second);
+    const Operand& t = targets[o];
     if (!t.is_array())
       throw BindError(located(r, "E0501", span,
                               "'" + name + "' is updated in place, so it must be bound to a "
                               "particle or a swarm, not a scalar"));
     check_operand(t, span);
-    targets[o] = std::move(t);
     in_place[o] = true;
   }
   for (const auto& op : in)
