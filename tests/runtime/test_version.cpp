@@ -281,7 +281,8 @@ TEST_CASE("swarms follow their species' versions") {
   CHECK(impl(swarm[1].parameter("l2.more")) == impl(mine));
   CHECK(impl(swarm[0].parameter("l2.more")) != impl(mine));
   CHECK(at::equal(swarm[2].parameter("l2.more"), mine));
-  CHECK(mine.data_ptr() != nullptr);
+  // the initiator's tensor now views its row of the swarm storage (after l2.extra)
+  CHECK(mine.data_ptr() == static_cast<float*>(swarm.storage()[0][1].data_ptr()) + p + 2);
   CHECK(at::equal(swarm.storage()[0][1].narrow(0, 0, p), before[1]));
   // The seed is a recipient of the member's event.
   CHECK(seed.touch().params().back().path == "l2.more");
