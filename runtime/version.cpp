@@ -164,14 +164,17 @@ void copy_requires_grad(const Module& from, Module& to) {
 // initiator's module holds now (the seeds clone it when the recipient touches).
 std::shared_ptr<Module> clone_added(const VersionEvent& e) {
   auto c = e.snapshot->clone();
+  auto module = e.module.lock();
+  copy_requires_grad(*e.snapshot, *c);
+  if (!module) return c;  // the initiator's module is gone: its values when it was added
   at::NoGradGuard no_grad;
-  auto live = e.module->named_parameters(true);
+  auto live = module->named_parameters(true);
   for (auto& item : c->named_parameters(true)) {
     const at::Tensor* v = live.find(item.key());
     if (v && v->sizes() == item.value().sizes()) item.value().copy_(*v);
   }
-  copy_requires_grad(*e.module, *c);
-  auto live_b = e.module->named_buffers(true);
+  copy_requires_grad(*module, *c);
+  auto live_b = module->named_buffers(true);
   for (auto& item : c->named_buffers(true)) {
     const at::Tensor* v = live_b.find(item.key());
     if (v && v->sizes() == item.value().sizes()) item.value().copy_(*v);
@@ -179,8 +182,24 @@ std::shared_ptr<Module> clone_added(const VersionEvent& e) {
   return c;
 }
 
+// The initiator's own objects for an event it makes (recipients pass none).
+struct Own {
+  at::Tensor tensor;
+  std::shared_ptr<Module> module;
+};
+
+// A recipient's copy of an added parameter: the initiator's value now if it lives, else the value
+// recorded when it was added.
+at::Tensor added_parameter_value(const VersionEvent& e) {
+  if (e.parameter) {
+    at::Tensor live(e.parameter->lock());
+    if (live.defined()) return live.detach().clone();
+  }
+  return e.tensor.detach().clone();
+}
+
 // Applies event `e` (which takes `sp` from version `v` to v + 1) to the module tree at `root`.
-void apply_event(const std::shared_ptr<Module>& root, const VersionEvent& e, bool initiator,
+void apply_event(const std::shared_ptr<Module>& root, const VersionEvent& e, const Own* own,
                  Transaction* tx, const Species& sp, int64_t v) {
   auto [parent_path, leaf] = split(e.path);
   auto fail = [&](const std::string& why) {
@@ -198,7 +217,7 @@ void apply_event(const std::shared_ptr<Module>& root, const VersionEvent& e, boo
   switch (e.kind) {
     case StructureEvent::AddParameter: {
       if (taken) fail("is already taken");
-      at::Tensor t = initiator ? e.tensor : e.tensor.detach().clone();
+      at::Tensor t = own ? own->tensor : added_parameter_value(e);
       parent->register_parameter(leaf, t, e.requires_grad);
       break;
     }
@@ -219,7 +238,7 @@ void apply_event(const std::shared_ptr<Module>& root, const VersionEvent& e, boo
       break;
     case StructureEvent::AddModule:
       if (taken) fail("is already taken");
-      C.insert(leaf, initiator ? e.module : clone_added(e));
+      C.insert(leaf, own ? own->module : clone_added(e));
       break;
     case StructureEvent::RemoveModule:
       if (!C.contains(leaf)) fail("is not a submodule");
@@ -233,7 +252,7 @@ void replay(ParticleState& s, Transaction& tx) {
   const Species& sp = *s.species;
   for (int64_t v = s.version; v < sp.version(); ++v) {
     fault("replay");
-    apply_event(s.module, sp.events()[size_t(v)], /*initiator=*/false, &tx, sp, v);
+    apply_event(s.module, sp.events()[size_t(v)], /*own=*/nullptr, &tx, sp, v);
   }
   tx.on_rollback([&s, old = s.version] { s.version = old; });
   s.version = sp.version();
@@ -493,7 +512,7 @@ std::shared_ptr<Module> clone_module(const ParticleState& first) {
   }
   auto m = (*proto)->clone();
   for (size_t v = 0; v < events->size(); ++v)
-    apply_event(m, (*events)[v], /*initiator=*/false, nullptr, sp, int64_t(v));
+    apply_event(m, (*events)[v], /*own=*/nullptr, nullptr, sp, int64_t(v));
   if (!part.empty()) {
     m = find_module(m, part);
     if (!m)
@@ -577,7 +596,7 @@ const char* kind_name(Kind k) {
 
 // Makes the structure change `e` on s (the initiator) and re-lays its storage out (its whole
 // swarm's, for a member). One transaction: on failure module, storage and species are restored.
-void change(ParticleState& s, VersionEvent e) {
+void change(ParticleState& s, VersionEvent e, const detail::Own& own = {}) {
   Species& sp = *s.species;
   if (!s.root_path.empty())
     throw Error("'" + e.path + "': this particle is the view of submodule '" + s.root_path +
@@ -590,9 +609,12 @@ void change(ParticleState& s, VersionEvent e) {
     });
     auto& proto = detail::SpeciesEditor::prototype(sp);
     if (!proto) proto = s.module->clone();  // the version-0 structure, for clone_module()
-    if (e.kind == StructureEvent::AddModule) e.snapshot = e.module->clone();
+    if (e.kind == StructureEvent::AddModule) {
+      e.snapshot = own.module->clone();
+      detail::copy_requires_grad(*own.module, *e.snapshot);
+    }
     e.initiator = &s;
-    detail::apply_event(s.module, e, /*initiator=*/true, &tx, sp, sp.version());
+    detail::apply_event(s.module, e, &own, &tx, sp, sp.version());
     detail::SpeciesEditor::append(sp, e, *s.module);
     tx.on_rollback([&s, old = s.version] { s.version = old; });
     s.version = sp.version();
@@ -628,8 +650,13 @@ at::Tensor AnyParticle::add_parameter(const std::string& path, at::Tensor value,
   if (k != Kind::None)
     throw NameError("add_parameter: '" + path + "' is already a " + kind_name(k) + " of " +
                     s.species->name() + "; remove() it first");
-  VersionEvent e{StructureEvent::AddParameter, path, value, requires_grad, nullptr, nullptr, nullptr};
-  change(s, std::move(e));
+  VersionEvent e;
+  e.kind = StructureEvent::AddParameter;
+  e.path = path;
+  e.tensor = value.detach().clone();
+  e.parameter.emplace(value.getIntrusivePtr());
+  e.requires_grad = requires_grad;
+  change(s, std::move(e), {value, nullptr});
   return value;
 }
 
@@ -651,8 +678,11 @@ at::Tensor AnyParticle::register_buffer(const std::string& path, at::Tensor valu
                        detail::shape_str(value.sizes().vec()) + " " +
                        c10::toString(value.scalar_type()));
   }
-  VersionEvent e{StructureEvent::AddBuffer, path, value, false, nullptr, nullptr, nullptr};
-  change(s, std::move(e));
+  VersionEvent e;
+  e.kind = StructureEvent::AddBuffer;
+  e.path = path;
+  e.tensor = value;
+  change(s, std::move(e), {value, nullptr});
   return value;
 }
 
@@ -680,8 +710,11 @@ void AnyParticle::add_module(const std::string& path, std::shared_ptr<Module> mo
     throw Error("add_module: module " + module->name() + " is already in this particle at " +
                 detail::where_in(s, module.get()) +
                 "; LibTorch would list its parameters twice (add a clone())");
-  VersionEvent e{StructureEvent::AddModule, path, {}, false, module, nullptr, nullptr};
-  change(s, std::move(e));
+  VersionEvent e;
+  e.kind = StructureEvent::AddModule;
+  e.path = path;
+  e.module = module;
+  change(s, std::move(e), {at::Tensor(), module});
   detail::register_tree(s_, *module, path);
 }
 
@@ -699,7 +732,10 @@ void AnyParticle::remove(const std::string& path) {
   StructureEvent kind = k == Kind::Parameter ? StructureEvent::RemoveParameter
                         : k == Kind::Buffer  ? StructureEvent::RemoveBuffer
                                              : StructureEvent::RemoveModule;
-  change(s, VersionEvent{kind, path, {}, false, nullptr, nullptr, nullptr});
+  VersionEvent e;
+  e.kind = kind;
+  e.path = path;
+  change(s, std::move(e));
   if (removed) detail::unregister_tree(s, *removed);
 }
 

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,17 +21,21 @@ namespace nyto {
 /// version to the species.
 enum class StructureEvent { AddParameter, RemoveParameter, AddBuffer, RemoveBuffer, AddModule, RemoveModule };
 
-/// One recorded structure change: what changed, where, and the initiator's very object.
+/// One recorded structure change: what changed, where, and (weakly) the initiator's object.
 struct VersionEvent {
-  StructureEvent kind;
+  StructureEvent kind = StructureEvent::AddParameter;
   std::string path;  ///< full path from the root module, e.g. "l1.extra"
-  /// AddParameter / AddBuffer: the initiator's tensor. Recipients get a copy of a parameter (its
-  /// value when they touch) and this very tensor for a buffer.
+  /// AddBuffer: the buffer every particle shares. AddParameter: a copy of the value when it was
+  /// added (recipients copy the initiator's parameter while it lives, this copy after).
   at::Tensor tensor;
+  /// AddParameter: the initiator's tensor, held weakly: its data is a view of the initiator's
+  /// flat storage, which the species must not keep alive once the initiator is gone.
+  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> parameter;
   bool requires_grad = true;  ///< AddParameter
-  /// AddModule: the initiator's module, and a clone taken when it was added (the structure
-  /// recipients start from; its values are refreshed from `module` when they touch).
-  std::shared_ptr<torch::nn::Module> module, snapshot;
+  /// AddModule: the initiator's module (weakly, as above), and a clone taken when it was added:
+  /// the structure recipients start from, with the module's values while it lives.
+  std::weak_ptr<torch::nn::Module> module;
+  std::shared_ptr<torch::nn::Module> snapshot;
   const void* initiator = nullptr;  ///< identity of the initiating particle (informational)
 };
 

@@ -680,3 +680,31 @@ TEST_CASE("a module changed outside the particle API: new particles fail with a 
   CHECK(contains(msg, "cannot make a new particle"));
   CHECK_THROWS_AS((void)p.clone(), nyto::Error);
 }
+
+TEST_CASE("the species does not keep a dead initiator's storage alive; recipients still follow") {
+  auto net2 = nyto::make_particle<NetImpl>();
+  c10::weak_intrusive_ptr<c10::StorageImpl> storage(c10::intrusive_ptr<c10::StorageImpl>{});
+  {
+    auto net1 = net2.clone();
+    net1.add_parameter("extra", torch::full({3}, 2.0));
+    net1.add_module("lin", torch::nn::Linear(2, 2));
+    {
+      torch::NoGradGuard g;
+      net1.parameter("extra").fill_(5);  // recipients copy the value when they touch
+    }
+    storage = net1.storage()[0].storage().getWeakStorageImpl();
+    CHECK_FALSE(storage.expired());
+  }
+  CHECK(storage.expired());
+  net2.touch();
+  // the initiator is gone: the value it had when it added the parameter
+  CHECK(at::allclose(net2.parameter("extra"), torch::full({3}, 2.0)));
+  CHECK(net2.parameter("lin.weight").sizes() == c10::IntArrayRef({2, 2}));
+  auto live = net2.clone();
+  net2.add_parameter("more", torch::ones({1}));
+  {
+    torch::NoGradGuard g;
+    net2.parameter("more").fill_(7);
+  }
+  CHECK(live.touch().parameter("more").item<double>() == 7);  // the initiator lives: its value now
+}
