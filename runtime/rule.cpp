@@ -189,7 +189,8 @@ bool overlaps(const at::Tensor& a, const at::Tensor& b) {
 }
 
 void bring_up_to_date(const Operand& op) {
-  // The newest version (detail::touch, also done in resolve()); then operational parameters that were shared and became operational move back into storage.
+  // The newest version (detail::touch, also done in resolve()); then operational parameters
+  // that were shared and became operational move back into storage.
   if (op.particle) detail::ensure_operational_in_storage(*op.particle);
   if (op.swarm) {
     detail::touch(*op.swarm);

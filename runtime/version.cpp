@@ -24,7 +24,9 @@ namespace nyto {
 namespace {
 std::mutex warning_mutex;
 WarningHandler& warning_handler() {
-  static WarningHandler h = [](const std::string& m) { std::cerr << "nyto: warning: " << m << "\n"; };
+  static WarningHandler h = [](const std::string& m) {
+    std::cerr << "nyto: warning: " << m << "\n";
+  };
   return h;
 }
 }  // namespace
@@ -587,10 +589,14 @@ Kind kind_at(Module& parent, const std::string& leaf) {
 }
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::Parameter: return "parameter";
-    case Kind::Buffer: return "buffer";
-    case Kind::Module: return "submodule";
-    default: return "nothing";
+    case Kind::Parameter:
+      return "parameter";
+    case Kind::Buffer:
+      return "buffer";
+    case Kind::Module:
+      return "submodule";
+    default:
+      return "nothing";
   }
 }
 
@@ -602,31 +608,33 @@ void change(ParticleState& s, VersionEvent e, const detail::Own& own = {}) {
     throw Error("'" + e.path + "': this particle is the view of submodule '" + s.root_path +
                 "' of another particle; change the structure through that root particle, at '" +
                 s.root_path + "." + e.path + "' (nothing was changed)");
-  detail::transact("cannot change the structure of a particle of " + sp.name() + " at '" + e.path + "'",
-                   [&](detail::Transaction& tx) {
-    tx.on_rollback([&sp, saved = detail::SpeciesEditor::save(sp)]() mutable {
-      detail::SpeciesEditor::restore(sp, std::move(saved));
-    });
-    auto& proto = detail::SpeciesEditor::prototype(sp);
-    if (!proto) proto = s.module->clone();  // the version-0 structure, for clone_module()
-    if (e.kind == StructureEvent::AddModule) {
-      e.snapshot = own.module->clone();
-      detail::copy_requires_grad(*own.module, *e.snapshot);
-    }
-    e.initiator = &s;
-    detail::apply_event(s.module, e, &own, &tx, sp, sp.version());
-    detail::SpeciesEditor::append(sp, e, *s.module);
-    tx.on_rollback([&s, old = s.version] { s.version = old; });
-    s.version = sp.version();
-    if (auto w = s.swarm.lock())
-      detail::touch_swarm(*w, tx);
-    else
-      detail::relayout({&s}, nullptr, tx);
-  });
+  detail::transact(
+      "cannot change the structure of a particle of " + sp.name() + " at '" + e.path + "'",
+      [&](detail::Transaction& tx) {
+        tx.on_rollback([&sp, saved = detail::SpeciesEditor::save(sp)]() mutable {
+          detail::SpeciesEditor::restore(sp, std::move(saved));
+        });
+        auto& proto = detail::SpeciesEditor::prototype(sp);
+        if (!proto) proto = s.module->clone();  // the version-0 structure, for clone_module()
+        if (e.kind == StructureEvent::AddModule) {
+          e.snapshot = own.module->clone();
+          detail::copy_requires_grad(*own.module, *e.snapshot);
+        }
+        e.initiator = &s;
+        detail::apply_event(s.module, e, &own, &tx, sp, sp.version());
+        detail::SpeciesEditor::append(sp, e, *s.module);
+        tx.on_rollback([&s, old = s.version] { s.version = old; });
+        s.version = sp.version();
+        if (auto w = s.swarm.lock())
+          detail::touch_swarm(*w, tx);
+        else
+          detail::relayout({&s}, nullptr, tx);
+      });
 }
 }  // namespace
 
-at::Tensor AnyParticle::add_parameter(const std::string& path, at::Tensor value, bool requires_grad) {
+at::Tensor AnyParticle::add_parameter(const std::string& path, at::Tensor value,
+                                      bool requires_grad) {
   ParticleState& s = touched();
   auto parent = parent_of(s, path, "add_parameter");
   std::string leaf = detail::split(path).second;
@@ -637,7 +645,8 @@ at::Tensor AnyParticle::add_parameter(const std::string& path, at::Tensor value,
                   s.species->params()[size_t(&p - s.params.data())].path +
                   "' of this particle; LibTorch would list it twice (add a clone())");
   if (value.requires_grad() && !value.is_leaf())
-    throw Error("add_parameter: the tensor for '" + path + "' is not a leaf of the autograd graph; "
+    throw Error("add_parameter: the tensor for '" + path +
+                "' is not a leaf of the autograd graph; "
                 "pass value.detach()");
   Kind k = kind_at(*parent, leaf);
   if (k == Kind::Parameter) {
@@ -672,8 +681,8 @@ at::Tensor AnyParticle::register_buffer(const std::string& path, at::Tensor valu
   if (k == Kind::Buffer) {
     const at::Tensor& old = detail::buffers_of(*parent)[leaf];
     if (old.sizes() != value.sizes() || old.scalar_type() != value.scalar_type())
-      throw ShapeError("register_buffer: buffer '" + path + "' of " + s.species->name() +
-                       " is " + detail::shape_str(old.sizes().vec()) + " " +
+      throw ShapeError("register_buffer: buffer '" + path + "' of " + s.species->name() + " is " +
+                       detail::shape_str(old.sizes().vec()) + " " +
                        c10::toString(old.scalar_type()) + ", which conflicts with " +
                        detail::shape_str(value.sizes().vec()) + " " +
                        c10::toString(value.scalar_type()));

@@ -19,7 +19,14 @@ namespace nyto {
 
 /// The six structure changes a particle can make (nytorch's version manager). Each appends a
 /// version to the species.
-enum class StructureEvent { AddParameter, RemoveParameter, AddBuffer, RemoveBuffer, AddModule, RemoveModule };
+enum class StructureEvent {
+  AddParameter,
+  RemoveParameter,
+  AddBuffer,
+  RemoveBuffer,
+  AddModule,
+  RemoveModule
+};
 
 /// One recorded structure change: what changed, where, and (weakly) the initiator's object.
 struct VersionEvent {

@@ -1,10 +1,10 @@
 // The seeds' "Version Manager" chapter, translated: structure events, touch(), initiator and
 // recipient objects, the local buffer, swarms, rules across a structure change, rollback; and the
 // risky structures of the "Particle" chapter.
-#include "tests/doctest_torch.h"
 #include <nyto/nyto.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
+#include "tests/doctest_torch.h"
 
 #include <unistd.h>
 
@@ -105,7 +105,7 @@ TEST_CASE("adding a parameter: the initiator keeps its tensor, a recipient gets 
   CHECK(impl(net1.parameter("add_parameter")) == impl(added));  // net1.add_parameter is added
   CHECK(impl(returned) == impl(added));
   CHECK(impl(net2.parameter("add_parameter")) != impl(added));  // net2's is not ...
-  CHECK(at::equal(net2.parameter("add_parameter"), added));      // ... but equal
+  CHECK(at::equal(net2.parameter("add_parameter"), added));     // ... but equal
   CHECK(at::equal(added, value));
   // The new parameter lives in the flat storage and takes part in operations.
   REQUIRE(net1.params().size() == 3);
