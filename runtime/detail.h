@@ -2,6 +2,10 @@
 #pragma once
 
 #include <nyto/particle.h>
+#include <nyto/swarm.h>
+
+#include <functional>
+#include <map>
 
 #include <memory>
 #include <string>
@@ -23,5 +27,80 @@ std::vector<at::Tensor> collect_params(const torch::nn::Module& m, const Species
 /// their ParamConfig (a copy of first's value, or first's very tensor).
 std::shared_ptr<ParticleState> new_like(const ParticleState& first, std::vector<at::Tensor> storage);
 std::vector<at::Tensor> empty_storage(const Species& species);
+
+}  // namespace nyto::detail
+
+namespace nyto::detail {
+
+// ---------------------------------------------------------------- version manager (version.cpp)
+
+/// Brings s to its species' newest version (a swarm member brings its whole swarm). Throws a
+/// nyto::Error naming the path when the events cannot be replayed; then nothing is changed.
+void touch(ParticleState& s);
+void touch(SwarmState& w);
+/// A new module with first's structure (its species' newest version) and buffers; parameters
+/// hold copies of first's values. Replaces module->clone(), which refuses changed structures.
+std::shared_ptr<torch::nn::Module> clone_module(const ParticleState& first);
+/// Records that s owns every module of its tree (is_root, moved-module warnings). Modules that
+/// belonged to another live particle move with a warning naming both.
+void register_modules(const std::shared_ptr<ParticleState>& s);
+/// Access to a Species' private version state (events, prototype) for the runtime.
+struct SpeciesEditor {
+  struct Saved {
+    std::vector<ParamInfo> params;
+    std::vector<StorageGroup> groups;
+    size_t events = 0;
+    std::map<std::string, std::shared_ptr<Species>> subs;
+    std::shared_ptr<torch::nn::Module> prototype;
+  };
+  /// The recipe of a submodule species (see Species::root_prototype_).
+  static const std::shared_ptr<torch::nn::Module>& root_prototype(const Species& s) {
+    return s.root_prototype_;
+  }
+  static const std::vector<VersionEvent>& root_events(const Species& s) { return s.root_events_; }
+  static const std::string& root_path(const Species& s) { return s.root_path_; }
+  static Saved save(const Species& s) {
+    return {s.params_, s.groups_, s.events_.size(), s.subs_, s.prototype_};
+  }
+  static void restore(Species& s, Saved v) {
+    s.params_ = std::move(v.params);
+    s.groups_ = std::move(v.groups);
+    s.events_.erase(s.events_.begin() + int64_t(v.events), s.events_.end());
+    s.subs_ = std::move(v.subs);
+    s.prototype_ = std::move(v.prototype);
+  }
+  /// Appends an event; the layout follows `module` (the initiator's, already changed).
+  static void append(Species& s, VersionEvent e, const torch::nn::Module& module) {
+    s.events_.push_back(std::move(e));
+    s.relayout(module);
+    s.subs_.clear();  // submodule species are rebuilt from the new structure on the next sub()
+  }
+  static std::shared_ptr<torch::nn::Module>& prototype(Species& s) { return s.prototype_; }
+  static const std::shared_ptr<torch::nn::Module>& prototype(const Species& s) {
+    return s.prototype_;
+  }
+  /// A species made from a particle of `from` (detach()) starts at its version and history.
+  static void inherit(Species& to, const Species& from) {
+    to.events_ = from.events_;
+    to.prototype_ = from.prototype_;
+  }
+};
+
+/// Makes `view` the particle of submodule `path` of `root` (AnyParticle::sub()): its species,
+/// module, parameters and storage (views into the root's). NameError for an unknown path; then
+/// `view` is unchanged.
+void derive_view(ParticleState& view, const std::shared_ptr<ParticleState>& root,
+                 const std::string& path);
+
+/// Throws nyto::Error when a module of `root`'s tree registers one of its ancestors (LibTorch's
+/// traversals, clone() and named_parameters(), would never end); a submodule that references the
+/// root itself also gets the seeds' warning.
+void check_acyclic(const torch::nn::Module& root);
+
+/// Sends a warning to the handler (version.h).
+void warn(const std::string& message);
+/// Test hook: called at named points of a structure update ("replay", "relayout", "repoint");
+/// a throwing hook simulates a failure part-way. Empty by default.
+extern std::function<void(const std::string&)> fault_hook;
 
 }  // namespace nyto::detail

@@ -15,10 +15,12 @@ namespace {
 std::atomic<int64_t> next_species_id{1};
 }
 
-std::shared_ptr<Species> Species::from_module(const torch::nn::Module& module) {
-  std::shared_ptr<Species> s(new Species());
-  s->id_ = next_species_id++;
-  s->module_name_ = module.name();
+namespace {
+// The layout of module's parameters, in named_parameters() order.
+void layout_of(const torch::nn::Module& module, std::vector<ParamInfo>& params,
+               std::vector<StorageGroup>& groups) {
+  params.clear();
+  groups.clear();
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {
     const at::Tensor& t = item.value();
     ParamInfo info;
@@ -27,19 +29,39 @@ std::shared_ptr<Species> Species::from_module(const torch::nn::Module& module) {
     info.dtype = t.scalar_type();
     info.device = t.device();
     info.numel = t.numel();
-    auto g = std::find_if(s->groups_.begin(), s->groups_.end(), [&](const StorageGroup& sg) {
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const StorageGroup& sg) {
       return sg.dtype == info.dtype && sg.device == info.device;
     });
-    if (g == s->groups_.end()) {
-      s->groups_.push_back({info.dtype, info.device, 0});
-      g = s->groups_.end() - 1;
+    if (g == groups.end()) {
+      groups.push_back({info.dtype, info.device, 0});
+      g = groups.end() - 1;
     }
-    info.group = int(g - s->groups_.begin());
+    info.group = int(g - groups.begin());
     info.offset = g->numel;
     g->numel += info.numel;
-    s->params_.push_back(std::move(info));
+    params.push_back(std::move(info));
   }
+}
+}  // namespace
+
+std::shared_ptr<Species> Species::from_module(const torch::nn::Module& module) {
+  std::shared_ptr<Species> s(new Species());
+  s->id_ = next_species_id++;
+  s->module_name_ = module.name();
+  layout_of(module, s->params_, s->groups_);
   return s;
+}
+
+void Species::relayout(const torch::nn::Module& module) {
+  std::vector<ParamInfo> params;
+  std::vector<StorageGroup> groups;
+  layout_of(module, params, groups);
+  for (auto& p : params) {  // a path that stays keeps its config; a new one gets the default
+    int64_t i = find(p.path);
+    if (i >= 0) p.config = params_[size_t(i)].config;
+  }
+  params_ = std::move(params);
+  groups_ = std::move(groups);
 }
 
 std::string Species::name() const { return module_name_ + "#" + std::to_string(id_); }
@@ -84,6 +106,12 @@ std::shared_ptr<Species> Species::sub_species(const std::string& path,
   auto it = subs_.find(path);
   if (it != subs_.end()) return it->second;
   auto s = from_module(sub);
+  // After a structure change LibTorch cannot clone the submodule alone: keep the root's recipe.
+  if (prototype_ || root_prototype_) {
+    s->root_prototype_ = prototype_ ? prototype_ : root_prototype_;
+    s->root_events_ = prototype_ ? events_ : root_events_;
+    s->root_path_ = prototype_ ? path : root_path_ + "." + path;
+  }
   // The submodule's parameters start with the same configs as in the root.
   for (auto& p : s->params_) {
     int64_t i = find(path + "." + p.path);
@@ -122,6 +150,7 @@ void point_into_storage(ParticleState& s, size_t i) {
 }
 
 void ensure_operational_in_storage(ParticleState& s) {
+  touch(s);  // the newest version first (nytorch touches before every particle operation)
   // A parameter that was shared (non-operational, clone = false) and has since been made
   // operational must be computed from this particle's own storage: copy it in and re-point.
   const auto& params = s.species->params();
@@ -150,9 +179,11 @@ std::shared_ptr<ParticleState> new_like(const ParticleState& first,
                                         std::vector<at::Tensor> storage) {
   auto s = std::make_shared<ParticleState>();
   s->species = first.species;
-  s->module = first.module->clone();
+  s->version = first.version;
+  s->module = clone_module(first);
   s->params = collect_params(*s->module, *s->species);
   s->storage = std::move(storage);
+  register_modules(s);
   const auto& params = s->species->params();
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < params.size(); ++i) {
@@ -186,6 +217,7 @@ ParticleState& AnyParticle::state() const {
 
 AnyParticle AnyParticle::adopt(std::shared_ptr<torch::nn::Module> module) {
   if (!module) throw Error("make_particle: null module");
+  detail::check_acyclic(*module);  // before LibTorch's traversals, which would never end
   auto s = std::make_shared<ParticleState>();
   s->species = Species::from_module(*module);
   s->module = std::move(module);
@@ -197,6 +229,7 @@ AnyParticle AnyParticle::adopt(std::shared_ptr<torch::nn::Module> module) {
     dst.copy_(s->params[i]);
     s->params[i].set_data(dst);
   }
+  detail::register_modules(s);
   return AnyParticle(std::move(s));
 }
 
@@ -335,29 +368,34 @@ AnyParticle AnyParticle::clone() const {
 }
 
 AnyParticle AnyParticle::rand() const {
-  ParticleState& a = state();
+  ParticleState& a = touched();
   return produce(a, [&](int g, int64_t lo, int64_t hi) {
     return at::rand({hi - lo}, a.storage[g].options());
   });
 }
 
 AnyParticle AnyParticle::randn() const {
-  ParticleState& a = state();
+  ParticleState& a = touched();
   return produce(a, [&](int g, int64_t lo, int64_t hi) {
     return at::randn({hi - lo}, a.storage[g].options());
   });
 }
 
 AnyParticle AnyParticle::detach() const {
-  ParticleState& a = state();
+  ParticleState& a = touched();
   auto s = std::make_shared<ParticleState>();
   s->species = Species::from_module(*a.module);
+  // The new species starts at this one's version and history, so it can build new particles of
+  // a changed structure (clone_module) and replay nothing twice.
+  detail::SpeciesEditor::inherit(*s->species, *a.species);
+  s->version = s->species->version();
   // The new species starts with this one's configs.
   for (size_t i = 0; i < a.params.size(); ++i)
     s->species->set_config(int64_t(i), a.species->params()[i].config);
-  s->module = a.module->clone();
+  s->module = detail::clone_module(a);
   s->params = detail::collect_params(*s->module, *s->species);
   s->storage = a.storage;  // the same tensors
+  detail::register_modules(s);
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < s->params.size(); ++i) s->params[i].set_data(a.params[i]);
   return AnyParticle(std::move(s));
@@ -386,8 +424,8 @@ void check_same_structure(const Species& mine, const Species& theirs) {
 }  // namespace
 
 AnyParticle AnyParticle::clone_from(const AnyParticle& other) const {
-  ParticleState& a = state();
-  ParticleState& b = other.state();
+  ParticleState& a = touched();
+  ParticleState& b = other.touched();
   check_same_structure(*a.species, *b.species);
   auto result = clone();
   ParticleState& r = *result.s_;
@@ -397,8 +435,11 @@ AnyParticle AnyParticle::clone_from(const AnyParticle& other) const {
   return result;
 }
 
-AnyParticle AnyParticle::sub(const std::string& path) const {
-  ParticleState& a = state();
+namespace detail {
+
+void derive_view(ParticleState& view, const std::shared_ptr<ParticleState>& root_state,
+                 const std::string& path) {
+  ParticleState& a = *root_state;
   std::shared_ptr<torch::nn::Module> m;
   for (const auto& item : a.module->named_modules("", /*include_self=*/false))
     if (item.key() == path) m = item.value();
@@ -409,22 +450,41 @@ AnyParticle AnyParticle::sub(const std::string& path) const {
     throw NameError("no submodule '" + path + "' in " + a.species->name() +
                     (known.empty() ? "; it has no submodules" : "; its submodules are: " + known));
   }
-  detail::ensure_operational_in_storage(a);
-  auto s = std::make_shared<ParticleState>();
-  s->species = a.species->sub_species(path, *m);
-  s->module = m;
-  s->params = detail::collect_params(*m, *s->species);
+  auto species = a.species->sub_species(path, *m);
+  auto params = collect_params(*m, *species);
   // Each group of the submodule is a contiguous run of the root's group (parameters are laid out
   // in named_parameters() order, which lists a submodule's parameters together).
-  for (const auto& grp : s->species->groups()) {
+  std::vector<at::Tensor> storage;
+  for (const auto& grp : species->groups()) {
     int64_t begin = -1, root_group = -1;
-    for (const auto& p : s->species->params()) {
+    for (const auto& p : species->params()) {
       if (p.dtype != grp.dtype || p.device != grp.device) continue;
       const ParamInfo& rp = a.species->params()[a.species->find(path + "." + p.path)];
       if (begin < 0) begin = rp.offset, root_group = rp.group;
     }
-    s->storage.push_back(a.storage[root_group].narrow(0, begin, grp.numel));
+    storage.push_back(a.storage[root_group].narrow(0, begin, grp.numel));
   }
+  view.species = std::move(species);
+  view.module = std::move(m);
+  view.params = std::move(params);
+  view.storage = std::move(storage);
+  view.version = view.species->version();
+  view.root = root_state;
+  view.root_path = path;
+  view.root_version = a.version;
+}
+
+}  // namespace detail
+
+AnyParticle AnyParticle::sub(const std::string& path) const {
+  ParticleState& a = touched();
+  // A view of a view is a view of the root (so it follows the root's versions too).
+  std::shared_ptr<ParticleState> root = s_;
+  std::string full = path;
+  if (auto r = a.root.lock()) root = r, full = a.root_path + "." + path;
+  detail::ensure_operational_in_storage(*root);
+  auto s = std::make_shared<ParticleState>();
+  detail::derive_view(*s, root, full);
   return AnyParticle(std::move(s));
 }
 
@@ -436,7 +496,7 @@ void AnyParticle::set_param_config(bool operational, bool clone, const std::stri
 
 void AnyParticle::apply_param_config(const std::function<ParamConfig(const ParamConfig&)>& fn,
                                      const std::string& name) {
-  Species& sp = *species();
+  Species& sp = *touched().species;
   auto selected = sp.select(name);
   // Compute every new config first so a throwing fn changes nothing.
   std::vector<ParamConfig> configs;
@@ -445,6 +505,7 @@ void AnyParticle::apply_param_config(const std::function<ParamConfig(const Param
 }
 
 int64_t AnyParticle::get_param_id(const std::string& path) const {
+  touch();
   int64_t i = species()->find(path);
   if (i < 0) species()->select(path);  // throws NameError listing the parameters
   if (i < 0) throw NameError("'" + path + "' is a submodule, not a parameter");
@@ -452,7 +513,7 @@ int64_t AnyParticle::get_param_id(const std::string& path) const {
 }
 
 int64_t AnyParticle::get_param_id(const at::Tensor& parameter) const {
-  const auto& ps = state().params;
+  const auto& ps = touched().params;
   for (size_t i = 0; i < ps.size(); ++i)
     if (ps[i].unsafeGetTensorImpl() == parameter.unsafeGetTensorImpl()) return int64_t(i);
   throw NameError("tensor is not a parameter of this particle (" + species()->name() + ")");

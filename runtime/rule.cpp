@@ -179,6 +179,10 @@ Operand resolve(const std::string& name, const Value& v) {
       if (!op.swarm) throw BindError("'" + name + "' is bound to an empty swarm handle");
       break;
   }
+  // Rules run on the species' newest version: replay pending structure events before any check
+  // reads the layout (a touch changes no value; a failed one changes nothing and names the path).
+  if (op.particle) detail::touch(*op.particle);
+  if (op.swarm) detail::touch(*op.swarm);
   return op;
 }
 
@@ -189,10 +193,13 @@ bool overlaps(const at::Tensor& a, const at::Tensor& b) {
 }
 
 void bring_up_to_date(const Operand& op) {
-  // Operational parameters that were shared and became operational move back into storage.
+  // The newest version (detail::touch, also done in resolve()); then operational parameters
+  // that were shared and became operational move back into storage.
   if (op.particle) detail::ensure_operational_in_storage(*op.particle);
-  if (op.swarm)
+  if (op.swarm) {
+    detail::touch(*op.swarm);
     for (auto& m : op.swarm->members) detail::ensure_operational_in_storage(*m);
+  }
 }
 
 }  // namespace
@@ -270,13 +277,15 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     detail::Site span{true, o};
     auto it = bindings.find(name);
     if (it == bindings.end()) continue;
-    Operand t = resolve(name, it->second);
+    // Checked where it stays: check_operand keeps pointers to the operands it has seen (ref,
+    // sized), which must outlive this loop (a local here was read after its scope; ASan).
+    targets[o] = resolve(name, it->second);
+    const Operand& t = targets[o];
     if (!t.is_array())
       throw BindError(locate("E0501", span,
                               "'" + name + "' is updated in place, so it must be bound to a "
                               "particle or a swarm, not a scalar"));
-    targets[o] = std::move(t);  // first: check_operand may keep a pointer to it as `ref`
-    check_operand(targets[o], span);
+    check_operand(t, span);
     in_place[o] = true;
   }
   for (const auto& op : in)

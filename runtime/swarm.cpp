@@ -38,7 +38,9 @@ AnySwarm::AnySwarm(const AnyParticle& seed, int64_t n, SwarmInit init) {
     std::vector<at::Tensor> rows;
     for (const auto& t : s->storage) rows.push_back(t[i]);
     s->members.push_back(detail::new_like(first, std::move(rows)));
+    s->members.back()->swarm = s;
   }
+  s->version = first.version;
   s_ = std::move(s);
 }
 
@@ -50,14 +52,26 @@ const std::shared_ptr<Species>& AnySwarm::species() const {
 }
 
 const std::vector<at::Tensor>& AnySwarm::storage() const {
-  if (!s_) throw Error("use of an empty swarm handle");
+  touch();
   return s_->storage;
+}
+
+const AnySwarm& AnySwarm::touch() const {
+  if (!s_) throw Error("use of an empty swarm handle");
+  detail::touch(*s_);
+  return *this;
+}
+
+int64_t AnySwarm::version() const {
+  if (!s_) throw Error("use of an empty swarm handle");
+  return s_->version;
 }
 
 AnyParticle AnySwarm::member(int64_t i) const {
   if (i < 0 || i >= size())
     throw Error("swarm member " + std::to_string(i) + " out of range (the swarm has " +
                 std::to_string(size()) + " members)");
+  touch();
   return AnyParticle(s_->members[size_t(i)]);
 }
 
@@ -157,7 +171,7 @@ void check_tensor(const at::Tensor& t, c10::IntArrayRef shape, c10::ScalarType d
 }  // namespace
 
 void AnyParticle::save(const std::string& path) const {
-  ParticleState& s = state();
+  ParticleState& s = touched();
   torch::serialize::OutputArchive ar;
   ar.write(kFormatKey, c10::IValue(std::string("particle")));
   ar.write("params", c10::IValue(paths_of(s.species->params())));
@@ -172,7 +186,7 @@ void AnyParticle::save(const std::string& path) const {
 }
 
 void AnyParticle::load(const std::string& path) {
-  ParticleState& s = state();
+  ParticleState& s = touched();
   auto ar = open_archive(path, "particle");
   std::vector<std::string> mine;
   for (const auto& p : s.species->params()) mine.push_back(p.path);
@@ -199,6 +213,7 @@ void AnyParticle::load(const std::string& path) {
 }
 
 void AnySwarm::save(const std::string& path) const {
+  touch();
   const SwarmState& s = *s_;
   torch::serialize::OutputArchive ar;
   ar.write(kFormatKey, c10::IValue(std::string("swarm")));
@@ -221,6 +236,7 @@ void AnySwarm::save(const std::string& path) const {
 }
 
 void AnySwarm::load(const std::string& path) {
+  touch();
   SwarmState& s = *s_;
   auto ar = open_archive(path, "swarm");
   c10::IValue n;

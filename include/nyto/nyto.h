@@ -9,3 +9,4 @@
 #include <nyto/species.h>
 #include <nyto/rule.h>
 #include <nyto/swarm.h>
+#include <nyto/version.h>

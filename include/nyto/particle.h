@@ -25,12 +25,24 @@ namespace nyto {
 class AnyExpr;
 
 namespace detail {
+struct SwarmState;
 /// State behind a particle handle. Copies of a handle share it (like Python references).
 struct ParticleState {
   std::shared_ptr<Species> species;
   std::shared_ptr<torch::nn::Module> module;
   std::vector<at::Tensor> storage;  ///< one 1-D contiguous tensor per species group
   std::vector<at::Tensor> params;   ///< the module's parameter tensors, in species order
+  int64_t version = 0;              ///< the species version its module and storage follow
+  std::weak_ptr<SwarmState> swarm;  ///< set for a swarm member: the swarm re-lays out as a unit
+  /// For a submodule view (AnyParticle::sub()): the root particle, the submodule's path in it and
+  /// the root version the view was derived at (touch() derives it again when the root moved on).
+  std::weak_ptr<ParticleState> root;
+  std::string root_path;
+  int64_t root_version = 0;
+  ParticleState() = default;
+  ParticleState(const ParticleState&) = delete;
+  ParticleState& operator=(const ParticleState&) = delete;
+  ~ParticleState();  ///< forgets the modules it owned (see version.h, is_root)
 };
 
 enum class BinOp { Add, Sub, Mul, Div, Pow };
@@ -61,7 +73,8 @@ class AnyParticle {
   const std::shared_ptr<Species>& species() const { return state().species; }
   const std::shared_ptr<torch::nn::Module>& module_ptr() const { return state().module; }
   /// Flat storage, one 1-D tensor per species group (see Species::groups()).
-  const std::vector<at::Tensor>& storage() const { return state().storage; }
+  /// (These views of the layout touch() first: they follow the newest version.)
+  const std::vector<at::Tensor>& storage() const { return touched().storage; }
   bool same_species(const AnyParticle& other) const { return species() == other.species(); }
 
   /// A new particle of this species with a copy of every parameter (non-operational parameters
@@ -93,9 +106,9 @@ class AnyParticle {
   int64_t get_param_id(const std::string& path) const;
   int64_t get_param_id(const at::Tensor& parameter) const;
   /// Every parameter with path, shape, dtype, config and storage offset.
-  const std::vector<ParamInfo>& params() const { return species()->params(); }
+  const std::vector<ParamInfo>& params() const { return touched().species->params(); }
   /// The module's parameter tensors, in params() order.
-  const std::vector<at::Tensor>& param_tensors() const { return state().params; }
+  const std::vector<at::Tensor>& param_tensors() const { return touched().params; }
 
   /// Writes parameters and buffers with LibTorch serialization, atomically (write, rename).
   /// Throws IOError if the file cannot be written.
@@ -111,12 +124,64 @@ class AnyParticle {
   void binary_(const AnyParticle& other, detail::BinOp op);
   void binary_(double scalar, detail::BinOp op);
 
+  // ------------------------------------------------------------ version manager
+  // Structure changes (nytorch's version manager). Each appends a version to the species; other
+  // particles of the species follow on touch(), which every particle operation, swarm access,
+  // save/load and rule run does first. This particle (the initiator) keeps the very object it
+  // adds; the others (recipients) get a copy of an added parameter (its value when they touch)
+  // or module, and the same tensor for an added buffer; removals are the same for all.
+  // A path names the new entry from the root module ("l1.extra"); its parent must exist.
+  // On bad input (NameError: unknown parent, path taken, path absent; ShapeError: a shape that
+  // conflicts) or a failure part-way, nothing is changed. A sub() view cannot change structure
+  // (nyto::Error naming the path to use on its root). Members a module class declares (LinearImpl's
+  // `weight`) are not registry entries: after a removal they still hold the tensor, and an added
+  // module is reached with submodule()/parameter(), not through a typed member.
+
+  /// Registers `value` as a parameter at `path` and returns it (the same tensor). The new
+  /// parameter is operational, clone = true, and joins the flat storage (its data becomes a
+  /// view; the tensor object stays the one given). nyto::Error if `value` is undefined, already
+  /// a parameter of this particle, or not a leaf of the autograd graph.
+  at::Tensor add_parameter(const std::string& path, at::Tensor value, bool requires_grad = true);
+  /// Registers `value` as a buffer at `path`, shared by every particle of the species. An existing
+  /// buffer at `path` is replaced (ShapeError when the shape or dtype differs). For a value that
+  /// must stay local to this particle use set_local_buffer().
+  at::Tensor register_buffer(const std::string& path, at::Tensor value);
+  /// Registers `module` (a torch::nn::Cloneable) as a submodule at `path`. A module that belongs
+  /// to another particle moves to this one with a warning naming both (see set_warning_handler(),
+  /// suspicious_submodules()). nyto::Error if LibTorch cannot clone it, if it is already in this
+  /// particle, or if it would close a cycle; adding the root module under itself also warns.
+  void add_module(const std::string& path, std::shared_ptr<torch::nn::Module> module);
+  template <class M>
+  void add_module(const std::string& path, const torch::nn::ModuleHolder<M>& module) {
+    add_module(path, std::static_pointer_cast<torch::nn::Module>(module.ptr()));
+  }
+  /// Removes the parameter, buffer or submodule at `path`. NameError if there is none.
+  void remove(const std::string& path);
+  /// Replaces this particle's buffer at `path` by `value`, for this particle only: no version
+  /// event, other particles keep theirs (the seeds' running mean). NameError if `path` is not a
+  /// buffer.
+  void set_local_buffer(const std::string& path, at::Tensor value);
+
+  /// Brings this particle to its species' newest version (replays the pending events; a swarm
+  /// member brings its whole swarm). On failure nothing is changed and the error names the path.
+  const AnyParticle& touch() const;
+  /// The species version this particle is at (without touching).
+  int64_t version() const { return state().version; }
+  /// The parameter, buffer or submodule at `path` (after touch()). NameError if there is none.
+  at::Tensor parameter(const std::string& path) const;
+  at::Tensor buffer(const std::string& path) const;
+  std::shared_ptr<torch::nn::Module> submodule(const std::string& path) const;
+  /// The paths of submodules that belong to another particle (the seeds'
+  /// get_suspicious_submodule), sorted.
+  std::vector<std::string> suspicious_submodules() const;
+
   /// The shared state behind the handle (for nyto's own runtime code).
   const std::shared_ptr<detail::ParticleState>& detail_state() const { return s_; }
 
  protected:
   friend class AnySwarm;
   detail::ParticleState& state() const;
+  detail::ParticleState& touched() const;  ///< state() after touch()
   std::shared_ptr<detail::ParticleState> s_;
 };
 
@@ -140,6 +205,7 @@ class Particle : public AnyParticle {
   Module& operator*() const { return *operator->(); }
   std::shared_ptr<Module> module() const { return std::dynamic_pointer_cast<Module>(state().module); }
 
+  const Particle& touch() const { return AnyParticle::touch(), *this; }
   Particle clone() const { return Particle(AnyParticle::clone()); }
   Particle rand() const { return Particle(AnyParticle::rand()); }
   Particle randn() const { return Particle(AnyParticle::randn()); }

@@ -1,10 +1,12 @@
 // A species: the structure shared by particles built from one another.
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <nyto/param_config.h>
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +16,39 @@ class Module;
 }
 
 namespace nyto {
+
+/// The six structure changes a particle can make (nytorch's version manager). Each appends a
+/// version to the species.
+enum class StructureEvent {
+  AddParameter,
+  RemoveParameter,
+  AddBuffer,
+  RemoveBuffer,
+  AddModule,
+  RemoveModule
+};
+
+/// One recorded structure change: what changed, where, and (weakly) the initiator's object.
+struct VersionEvent {
+  StructureEvent kind = StructureEvent::AddParameter;
+  std::string path;  ///< full path from the root module, e.g. "l1.extra"
+  /// AddBuffer: the buffer every particle shares. AddParameter: a copy of the value when it was
+  /// added (recipients copy the initiator's parameter while it lives, this copy after).
+  at::Tensor tensor;
+  /// AddParameter: the initiator's tensor, held weakly: its data is a view of the initiator's
+  /// flat storage, which the species must not keep alive once the initiator is gone.
+  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> parameter;
+  bool requires_grad = true;  ///< AddParameter
+  /// AddModule: the initiator's module (weakly, as above), and a clone taken when it was added:
+  /// the structure recipients start from, with the module's values while it lives.
+  std::weak_ptr<torch::nn::Module> module;
+  std::shared_ptr<torch::nn::Module> snapshot;
+  const void* initiator = nullptr;  ///< identity of the initiating particle (informational)
+};
+
+namespace detail {
+struct SpeciesEditor;
+}
 
 /// The layout shared by all particles of one species: for every parameter its path, shape, dtype,
 /// device, ParamConfig and place in the flat storage of its (dtype, device) group.
@@ -40,13 +75,31 @@ class Species {
   /// The species of submodule `path` (one per path, so repeated `sub()` calls combine).
   std::shared_ptr<Species> sub_species(const std::string& path, const torch::nn::Module& sub);
 
+  /// Version number: the count of structure events since the species began (0 for a new one).
+  int64_t version() const { return int64_t(events_.size()); }
+  /// The structure events, oldest first: events()[v] takes a particle from version v to v + 1.
+  const std::vector<VersionEvent>& events() const { return events_; }
+
  private:
+  friend struct detail::SpeciesEditor;
   Species() = default;
+  /// Recomputes params_ and groups_ from `module`, keeping the config of every path that stays.
+  void relayout(const torch::nn::Module& module);
   int64_t id_ = 0;
   std::string module_name_;
   std::vector<ParamInfo> params_;
   std::vector<StorageGroup> groups_;
   std::map<std::string, std::shared_ptr<Species>> subs_;
+  std::vector<VersionEvent> events_;
+  /// A clone of the version-0 structure, taken at the first event: new particles of a later
+  /// version are this clone with the events replayed (LibTorch's Cloneable::clone() calls reset()
+  /// and refuses a module whose structure has changed since).
+  std::shared_ptr<torch::nn::Module> prototype_;
+  /// For a submodule's species made after its root's structure changed: the root's prototype and
+  /// events, and the submodule's path in the root (clone_module() builds the root, takes the part).
+  std::shared_ptr<torch::nn::Module> root_prototype_;
+  std::vector<VersionEvent> root_events_;
+  std::string root_path_;
 };
 
 }  // namespace nyto

@@ -21,6 +21,7 @@ struct SwarmState {
   std::shared_ptr<Species> species;
   std::vector<at::Tensor> storage;  ///< per group, [N, P_group], row-major: member i is row i
   std::vector<std::shared_ptr<ParticleState>> members;
+  int64_t version = 0;  ///< the species version `storage` is laid out for
 };
 }  // namespace detail
 
@@ -35,8 +36,13 @@ class AnySwarm {
 
   int64_t size() const;
   const std::shared_ptr<Species>& species() const;
-  /// Storage per group, shape [size(), group numel].
+  /// Storage per group, shape [size(), group numel] (after touch()).
   const std::vector<at::Tensor>& storage() const;
+  /// Brings every member to the species' newest version and re-lays the [N, P] storage out.
+  /// On failure nothing is changed.
+  const AnySwarm& touch() const;
+  /// The species version the storage is laid out for (without touching).
+  int64_t version() const;
   /// Member i (a handle: the same particle on every call). Throws nyto::Error out of range.
   AnyParticle member(int64_t i) const;
 
