@@ -74,6 +74,15 @@ class ParticleExpr : public AnyExpr {
   const std::shared_ptr<Species>& species() const { return value()->species(); }
   bool same_species(const AnyParticle& other) const { return value()->same_species(other); }
   const std::vector<ParamInfo>& params() const { return value()->params(); }
+  at::Tensor parameter(const std::string& path) const { return value()->parameter(path); }
+  at::Tensor buffer(const std::string& path) const { return value()->buffer(path); }
+  std::shared_ptr<torch::nn::Module> submodule(const std::string& path) const {
+    return value()->submodule(path);
+  }
+  const Particle<T>& touch() const { return value()->touch(); }
+  int64_t version() const { return value()->version(); }
+  /// The evaluated particle (evaluated on first use, then kept).
+  const Particle<T>& particle() const { return *value(); }
   // In-place arithmetic on an expression held in `auto` changes its (evaluated) particle.
   ParticleExpr& operator+=(const AnyExpr& e) { return *value() += e, *this; }
   ParticleExpr& operator-=(const AnyExpr& e) { return *value() -= e, *this; }

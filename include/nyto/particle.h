@@ -45,8 +45,6 @@ struct ParticleState {
   ~ParticleState();  ///< forgets the modules it owned (see version.h, is_root)
 };
 
-enum class BinOp { Add, Sub, Mul, Div, Pow };
-
 /// The module type behind T: T itself, or T::ContainedType for a ModuleHolder (torch::nn::Linear).
 template <class T, class = void>
 struct ModuleImpl {
@@ -117,12 +115,6 @@ class AnyParticle {
   /// missing or corrupt file, ShapeError for another structure; then nothing is changed.
   void load(const std::string& path);
 
-  // Eager particle operations (a later version routes them through the rule compiler).
-  AnyParticle binary(const AnyParticle& other, detail::BinOp op) const;
-  AnyParticle binary(double scalar, detail::BinOp op, bool reflected = false) const;
-  AnyParticle neg() const;
-  void binary_(const AnyParticle& other, detail::BinOp op);
-  void binary_(double scalar, detail::BinOp op);
 
   // ------------------------------------------------------------ version manager
   // Structure changes (nytorch's version manager). Each appends a version to the species; other
