@@ -16,9 +16,11 @@ void stream6(float* x, float* v, const float* pbest, const float* gbest, int64_t
       float* __restrict xm = x + m * n;
       float* __restrict vm = v + m * n;
       const float* __restrict pm = pbest + m * n;
+      const float* __restrict gm = gbest;
+      const float wl = w, c1l = c1, c2l = c2;  // locals: the lambda captures by reference
       for (int64_t i = b; i < e; ++i) {
         float xi = xm[i];
-        float vi = w * vm[i] + c1 * (pm[i] - xi) + c2 * (gbest[i] - xi);
+        float vi = wl * vm[i] + c1l * (pm[i] - xi) + c2l * (gm[i] - xi);
         vm[i] = vi;
         xm[i] = xi + vi;
       }
