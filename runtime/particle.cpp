@@ -344,6 +344,53 @@ AnyParticle AnyParticle::clone_from(const AnyParticle& other) const {
   return result;
 }
 
+namespace {
+// Runs a custom operator: fn gives the new value of each operational parameter (by index); all
+// values are computed and checked before the new particle is made, so a throwing or wrong fn
+// changes nothing.
+AnyParticle custom_operator(const AnyParticle& first,
+                            const std::function<at::Tensor(size_t, const ParamConfig&)>& fn) {
+  const auto& ps = first.params();
+  std::vector<at::Tensor> values(ps.size());
+  {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (!ps[i].config.operational) continue;
+      values[i] = fn(i, ps[i].config);
+      if (!values[i].defined() || values[i].sizes() != c10::IntArrayRef(ps[i].shape))
+        throw ShapeError("custom operator returned " +
+                         (values[i].defined() ? detail::shape_str(values[i].sizes().vec())
+                                              : std::string("an undefined tensor")) +
+                         " for parameter '" + ps[i].path + "' of shape " +
+                         detail::shape_str(ps[i].shape));
+    }
+  }
+  AnyParticle result = first.clone();
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < ps.size(); ++i)
+    if (values[i].defined()) result.param_tensors()[i].copy_(values[i]);
+  return result;
+}
+}  // namespace
+
+AnyParticle AnyParticle::unary_operator(const UnaryOperator& fn) const {
+  const auto& mine = param_tensors();
+  return custom_operator(*this, [&](size_t i, const ParamConfig& c) { return fn(mine[i].detach(), c); });
+}
+
+AnyParticle AnyParticle::binary_operator(const AnyParticle& other, const BinaryOperator& fn) const {
+  const auto& mine = param_tensors();
+  const auto& theirs = other.param_tensors();
+  if (species() != other.species())
+    throw SpeciesError("operands belong to different species: " + species()->name() + " and " +
+                       other.species()->name() +
+                       "; particle operations need particles built from one another (clone(), "
+                       "rand(), operations); use clone_from() to copy values across species");
+  return custom_operator(*this, [&](size_t i, const ParamConfig& c) {
+    return fn(mine[i].detach(), theirs[i].detach(), c);
+  });
+}
+
 namespace detail {
 
 void derive_view(ParticleState& view, const std::shared_ptr<ParticleState>& root_state,

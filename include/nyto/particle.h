@@ -88,6 +88,19 @@ class AnyParticle {
   /// species with the same parameter paths and shapes; otherwise ShapeError names the first
   /// differing path. Values are converted to this species' dtypes.
   AnyParticle clone_from(const AnyParticle& other) const;
+
+  /// fn(parameter, its config) -> new value, for each operational parameter.
+  using UnaryOperator = std::function<at::Tensor(const at::Tensor&, const ParamConfig&)>;
+  /// fn(this particle's parameter, other's parameter, config) -> new value.
+  using BinaryOperator =
+      std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const ParamConfig&)>;
+  /// nytorch's custom operations: a new particle of this species whose operational parameters
+  /// are fn's results (computed under no-grad; non-operational ones follow their ParamConfig).
+  /// fn must return a tensor of the parameter's shape (any dtype converts), else ShapeError
+  /// naming the path; a throwing fn changes nothing.
+  AnyParticle unary_operator(const UnaryOperator& fn) const;
+  /// The same over two particles of one species (SpeciesError otherwise).
+  AnyParticle binary_operator(const AnyParticle& other, const BinaryOperator& fn) const;
   /// The particle of submodule `path` ("layer1", "encoder.0"), of its own species; it shares
   /// this particle's tensors (in-place operations show through), and operations on it give new
   /// particles independent of the root. Throws NameError for an unknown path.
@@ -204,6 +217,12 @@ class Particle : public AnyParticle {
   Particle detach() const { return Particle(AnyParticle::detach()); }
   Particle clone_from(const AnyParticle& other) const {
     return Particle(AnyParticle::clone_from(other));
+  }
+  Particle unary_operator(const UnaryOperator& fn) const {
+    return Particle(AnyParticle::unary_operator(fn));
+  }
+  Particle binary_operator(const AnyParticle& other, const BinaryOperator& fn) const {
+    return Particle(AnyParticle::binary_operator(other, fn));
   }
   /// sub() typed: the submodule must be a U.
   template <class U>

@@ -32,3 +32,41 @@ TEST_CASE("10,000 iterations of net = 0.5*net + 10 keep the resident set flat") 
 #endif
   CHECK(net->l1->weight[0][0].item<double>() == doctest::Approx(20.0));
 }
+
+namespace {
+int64_t peak_resident_bytes() {  // VmHWM: the high-water mark of the resident set
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      int64_t kb = 0;
+      status >> kb;
+      return kb * 1024;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("peak memory of 10,000 expression and swarm-rule iterations stays within 2x") {
+  // Measured against (the particles' own bytes + the process at start), as the issue states.
+  auto net = nyto::make_particle<torch::nn::Linear>(512, 256);  // 131,328 parameters
+  nyto::Swarm<torch::nn::Linear> x(net, 8, nyto::SwarmInit::Randn), v(net, 8);
+  auto rule = nyto::compile("v = 0.5*v + rand()*(g - x)\nx = x + v");
+  rule.run({{"x", x}, {"v", v}, {"g", net}});  // compile once before measuring the start
+  nyto::Particle<torch::nn::Linear> warm = 0.5 * net + 10;
+  int64_t start = resident_bytes();
+  int64_t own = int64_t(sizeof(float)) * net.storage()[0].numel() * (1 + 2 * 8 + 2);
+  for (int i = 0; i < 10000; ++i) {
+    net = 0.5 * net + 10;
+    rule.run({{"x", x}, {"v", v}, {"g", net}});
+  }
+  int64_t peak = peak_resident_bytes();
+  MESSAGE("start " << start << " B, particles " << own << " B, peak " << peak << " B");
+#ifndef __SANITIZE_ADDRESS__
+  CHECK(peak <= 2 * (own + start));
+  CHECK(resident_bytes() - start < (4 << 20));  // and nothing accumulates
+#endif
+  CHECK(net->bias[0].item<double>() == doctest::Approx(20.0));
+}

@@ -243,3 +243,31 @@ TEST_CASE("a module with an unset optional parameter (Linear without bias)") {
   CHECK(at::allclose(r->weight, net->weight * 2));
   CHECK_FALSE(r->bias.defined());
 }
+
+TEST_CASE("custom operators: unary_operator and binary_operator, as in the seeds") {
+  auto net = seed_linear();
+  net.set_param_config(false, true, "bias");
+  auto clipped = net.unary_operator([&](const at::Tensor& p, const nyto::ParamConfig& c) {
+    CHECK(c.operational);
+    CHECK_FALSE(p.requires_grad());  // run under no-grad
+    return p.clamp(0, 1.5);
+  });
+  CHECK(w(clipped) == 1.5);
+  CHECK(b(clipped) == 1);  // non-operational: not computed
+  CHECK(clipped.same_species(net));
+  auto other = net * 3;
+  nyto::Particle<torch::nn::Linear> mx = net.binary_operator(
+      other, [](const at::Tensor& a, const at::Tensor& o, const nyto::ParamConfig&) { return at::maximum(a, o); });
+  CHECK(w(mx) == 6);
+  CHECK_THROWS_AS(net.binary_operator(seed_linear(), [](const at::Tensor& a, const at::Tensor&,
+                                                        const nyto::ParamConfig&) { return a; }),
+                  nyto::SpeciesError);
+  std::string msg;
+  try {
+    net.unary_operator([](const at::Tensor&, const nyto::ParamConfig&) { return at::zeros({3}); });
+  } catch (const nyto::ShapeError& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find("'weight'") != std::string::npos);
+  CHECK(w(net) == 2);
+}
