@@ -3,6 +3,7 @@
 #include "cli/Repl.h"
 
 #include "cli/Zoo.h"
+#include "frontend/Source.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -106,20 +107,7 @@ bool is_identifier(const std::string& s) {
   return true;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
+using frontend::edit_distance;
 
 /// The shortest text that reads back to v.
 std::string number(double v) {

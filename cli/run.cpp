@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cli/Commands.h"
+#include "frontend/Source.h"
 
 namespace fs = std::filesystem;
 
@@ -56,29 +57,8 @@ std::pair<std::string, std::string> split_arg(const std::string& arg, const std:
   return {name, arg.substr(eq + 1)};
 }
 
-/// Levenshtein distance, for "did you mean" suggestions.
-size_t distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const auto& c : candidates) {
-    size_t d = distance(name, c);
-    if (d < best_d) best = c, best_d = d;
-  }
+  std::string best = frontend::closest_match(name, candidates);
   return best.empty() ? "" : "; did you mean '" + best + "'?";
 }
 

@@ -72,12 +72,7 @@ std::string located(const Rule::Impl& r, const char* code, const frontend::Span&
 }
 
 std::string suggestion(const std::string& name, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const auto& c : candidates) {
-    size_t d = frontend::edit_distance(name, c);
-    if (d < best_d) best = c, best_d = d;
-  }
+  std::string best = frontend::closest_match(name, candidates);
   return best.empty() ? "" : "; did you mean '" + best + "'?";
 }
 
