@@ -44,7 +44,10 @@ void nyto::cli::add_compile(CLI::App& app) {
                   "after the passes), llvm (LLVM IR of the float32 swarm kernel)")
       ->check(CLI::IsMember({"ast", "ir", "ir-opt", "llvm"}))
       ->capture_default_str();
-  cmd->callback([file, emit] {
+  auto trace = std::make_shared<bool>(false);
+  cmd->add_flag("--print-after-all", *trace,
+                "print the IR after every pass of the pipeline, with each pass's time, to stderr");
+  cmd->callback([file, emit, trace] {
     // A file that cannot be read is the user's mistake on the command line: exit 2, as check.
     nyto::Rule rule = [&] {
       try {
@@ -53,6 +56,7 @@ void nyto::cli::add_compile(CLI::App& app) {
         throw UsageError(e.what());
       }
     }();
+    if (*trace) std::cerr << rule.pass_trace();
     std::cout << rule.emit(*emit);
     std::cout.flush();
   });
