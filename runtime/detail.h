@@ -103,4 +103,8 @@ void warn(const std::string& message);
 /// a throwing hook simulates a failure part-way. Empty by default.
 extern std::function<void(const std::string&)> fault_hook;
 
+/// Throws SpeciesError naming both species when a and b (either may be null: a number) differ.
+/// The one message of every particle operation (expressions, custom operators).
+void check_species(const std::shared_ptr<Species>& a, const std::shared_ptr<Species>& b);
+
 }  // namespace nyto::detail

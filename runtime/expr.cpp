@@ -5,6 +5,7 @@
 #include <map>
 
 #include "ir/Passes.h"
+#include "runtime/detail.h"
 #include "runtime/run_graph.h"
 
 namespace nyto::detail {
@@ -34,14 +35,12 @@ ExprPtr expr_unary(ExprOp op, ExprPtr a) {
   return n;
 }
 
-namespace {
 void check_species(const std::shared_ptr<Species>& a, const std::shared_ptr<Species>& b) {
   if (a && b && a != b)
     throw SpeciesError("operands belong to different species: " + a->name() + " and " + b->name() +
                        "; particle operations need particles built from one another (clone(), "
                        "rand(), operations); use clone_from() to copy values across species");
 }
-}  // namespace
 
 ExprPtr expr_binary(ExprOp op, ExprPtr a, ExprPtr b) {
   auto n = std::make_shared<ExprNode>();

@@ -381,11 +381,7 @@ AnyParticle AnyParticle::unary_operator(const UnaryOperator& fn) const {
 AnyParticle AnyParticle::binary_operator(const AnyParticle& other, const BinaryOperator& fn) const {
   const auto& mine = param_tensors();
   const auto& theirs = other.param_tensors();
-  if (species() != other.species())
-    throw SpeciesError("operands belong to different species: " + species()->name() + " and " +
-                       other.species()->name() +
-                       "; particle operations need particles built from one another (clone(), "
-                       "rand(), operations); use clone_from() to copy values across species");
+  detail::check_species(species(), other.species());
   return custom_operator(*this, [&](size_t i, const ParamConfig& c) {
     return fn(mine[i].detach(), theirs[i].detach(), c);
   });
