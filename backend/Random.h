@@ -6,8 +6,14 @@
 //   counter = (c0 = element index in the member's flat storage group,
 //              c1 = member index in the swarm (0 for a particle),
 //              c2 = low 32 bits of the invocation number,
-//              c3 = (storage group << 16) | random call site)
+//              c3 = (storage group << 16) | Philox call of the site, see site_slot)
 // so nothing depends on thread count, chunking or vector width.
+//
+// One Philox call gives four 32-bit words and costs ten rounds: the whole price of a draw. A
+// float32 draw needs at most two words (uniform one, normal two), so two float32 call sites share
+// one call (site s takes words 2(s%2) and 2(s%2)+1 of call s/2): the PSO rule's two rand() cost one
+// call per element. A float64 normal needs all four words, so every float64 site has its own call.
+// The pairing depends only on site numbers and dtype, never on which sites survive optimization.
 #pragma once
 
 #include <cmath>
@@ -49,19 +55,32 @@ struct Key {
   uint32_t group;
 };
 
-inline Philox4 draw(const Key& k, uint32_t site, uint32_t member, uint32_t element) {
-  return philox4x32_10(element, member, uint32_t(k.invocation), (k.group << 16) | site,
+// Which Philox call (c3's low 16 bits) and which words of it random call site `site` uses.
+struct Slot {
+  uint32_t call;  // < 2^16 for sites < 2^16
+  int word;       // first word: 0 or 2 (float32), 0 (float64)
+};
+inline constexpr uint32_t kSitesPerCallF32 = 2;
+inline Slot site_slot(uint32_t site, bool f64) {
+  if (f64) return {site, 0};
+  return {site / kSitesPerCallF32, int(site % kSitesPerCallF32) * 2};
+}
+
+// The Philox words of call `call` (see site_slot) for one element of one member.
+inline Philox4 draw(const Key& k, uint32_t call, uint32_t member, uint32_t element) {
+  return philox4x32_10(element, member, uint32_t(k.invocation), (k.group << 16) | call,
                        uint32_t(k.seed), uint32_t(k.seed >> 32));
 }
 
-// Uniform [0, 1): 24 (float) or 53 (double) random bits, exact in the target type.
-inline float uniform_f32(const Philox4& p) { return float(p.r[0] >> 8) * 0x1p-24f; }
+// Uniform [0, 1): 24 (float) or 53 (double) random bits, exact in the target type. `word` is the
+// site's first word (Slot::word).
+inline float uniform_f32(const Philox4& p, int word = 0) { return float(p.r[word] >> 8) * 0x1p-24f; }
 inline double uniform_f64(const Philox4& p) {
   return double(((uint64_t(p.r[0]) << 32) | p.r[1]) >> 11) * 0x1p-53;
 }
 
-// Standard normal by Box-Muller (Box & Muller 1958) on the first two (float) or four (double)
-// words: z = sqrt(-2 log u1) * cos(2 pi u2), u1 in (0, 1] so the logarithm is finite.
+// Standard normal by Box-Muller (Box & Muller 1958) on two words from `word` (float) or all four
+// (double): z = sqrt(-2 log u1) * cos(2 pi u2), u1 in (0, 1] so the logarithm is finite.
 //
 // log and cos are NOT libm's: they are written below as a fixed sequence of IEEE + - * / sqrt,
 // integer bit operations and selects, so every backend can repeat the exact same sequence and get
@@ -168,15 +187,27 @@ inline double cos2pi_f64(double u) {
   return -(x * p);
 }
 
-inline float normal_f32(const Philox4& p) {
-  float u1 = float((p.r[0] >> 8) + 1) * 0x1p-24f;
-  float u2 = float(p.r[1] >> 8) * 0x1p-24f;
+inline float normal_f32(const Philox4& p, int word = 0) {
+  float u1 = float((p.r[word] >> 8) + 1) * 0x1p-24f;
+  float u2 = float(p.r[word + 1] >> 8) * 0x1p-24f;
   return std::sqrt(-2.0f * log_f32(u1)) * cos2pi_f32(u2);
 }
 inline double normal_f64(const Philox4& p) {
   double u1 = double((((uint64_t(p.r[0]) << 32) | p.r[1]) >> 11) + 1) * 0x1p-53;
   double u2 = double(((uint64_t(p.r[2]) << 32) | p.r[3]) >> 11) * 0x1p-53;
   return std::sqrt(-2.0 * log_f64(u1)) * cos2pi_f64(u2);
+}
+
+// Draw of random call site `site` (a rand() if !normal, else a randn()) for one element: what
+// every backend must produce, bit for bit.
+inline float draw_f32(const Key& k, uint32_t site, bool normal, uint32_t member, uint32_t element) {
+  Slot s = site_slot(site, false);
+  Philox4 p = draw(k, s.call, member, element);
+  return normal ? normal_f32(p, s.word) : uniform_f32(p, s.word);
+}
+inline double draw_f64(const Key& k, uint32_t site, bool normal, uint32_t member, uint32_t element) {
+  Philox4 p = draw(k, site_slot(site, true).call, member, element);
+  return normal ? normal_f64(p) : uniform_f64(p);
 }
 
 }  // namespace nyto::rng

@@ -148,11 +148,11 @@ class Evaluator {
     at::Tensor t = at::empty({c_.members, len_}, at::TensorOptions().dtype(f64 ? at::kDouble : at::kFloat));
     for (int64_t m = 0; m < c_.members; ++m)
       for (int64_t j = 0; j < len_; ++j) {
-        rng::Philox4 p = rng::draw(key, site, uint32_t(m), uint32_t(begin_ + j));
+        const uint32_t el = uint32_t(begin_ + j);
         if (f64)
-          t.data_ptr<double>()[m * len_ + j] = normal ? rng::normal_f64(p) : rng::uniform_f64(p);
+          t.data_ptr<double>()[m * len_ + j] = rng::draw_f64(key, site, normal, uint32_t(m), el);
         else
-          t.data_ptr<float>()[m * len_ + j] = normal ? rng::normal_f32(p) : rng::uniform_f32(p);
+          t.data_ptr<float>()[m * len_ + j] = rng::draw_f32(key, site, normal, uint32_t(m), el);
       }
     return t.to(opts_.device(), opts_.dtype());
   }

@@ -92,11 +92,11 @@ class InterpKernel final : public Kernel {
               }
               case Op::Rand:
               case Op::Randn: {
-                rng::Philox4 p = rng::draw(key, uint32_t(nd.index), uint32_t(member), uint32_t(el));
+                const bool normal = nd.op == Op::Randn;
                 if constexpr (sizeof(T) == 4)
-                  e[i] = nd.op == Op::Rand ? rng::uniform_f32(p) : rng::normal_f32(p);
+                  e[i] = rng::draw_f32(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
                 else
-                  e[i] = nd.op == Op::Rand ? rng::uniform_f64(p) : rng::normal_f64(p);
+                  e[i] = rng::draw_f64(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
                 break;
               }
               case Op::Select: e[i] = m[x] ? as_t(nd.args[1]) : as_t(nd.args[2]); break;

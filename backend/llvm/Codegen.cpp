@@ -20,6 +20,7 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <map>
 #include <stdexcept>
 
 #include "backend/Random.h"
@@ -352,6 +353,7 @@ class Codegen {
       return splat(u, w);
     };
     index_ = index;
+    calls_.clear();
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!dom_.varying[i]) continue;
       const ir::Node& nd = g_.nodes[i];
@@ -507,13 +509,13 @@ class Codegen {
   // don't-care; only low halves are ever used (masked before each multiply, truncated at the end).
   // The element word differs per lane; the other words and the keys are uniform, so LICM hoists
   // the uniform part of the first two rounds out of the loop.
-  Words philox(llvm::Value* c0, uint32_t site, int w) {
+  Words philox(llvm::Value* c0, uint32_t call, int w) {
     llvm::Type* t64 = vec(i64_, w);
     llvm::Type* t32 = vec(i32_, w);
     auto wide = [&](llvm::Value* v32) { return splat(b_.CreateZExt(v32, i64_), w); };
     llvm::Value* c1 = wide(ctr1_);
     llvm::Value* c2 = wide(ctr2_);
-    llvm::Value* c3 = wide(b_.CreateOr(group_shl_, b_.getInt32(site)));
+    llvm::Value* c3 = wide(b_.CreateOr(group_shl_, b_.getInt32(call)));
     llvm::Constant* low = ci64(0xFFFFFFFFull, w);
     c0 = b_.CreateZExt(c0, t64);
     for (int round = 0; round < 10; ++round) {
@@ -537,15 +539,20 @@ class Codegen {
     llvm::Value* idx = splat(index_, w);
     if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
     llvm::Value* c0 = b_.CreateTrunc(idx, vec(i32_, w));
-    Words p = philox(c0, uint32_t(nd.index), w);
+    // Sites paired on one Philox call (rng::site_slot) share its rounds within this body.
+    const rng::Slot slot = rng::site_slot(uint32_t(nd.index), spec_.dtype == DType::F64);
+    auto cached = calls_.find(slot.call);
+    if (cached == calls_.end()) cached = calls_.emplace(slot.call, philox(c0, slot.call, w)).first;
+    const Words& p = cached->second;
+    const int k = slot.word;
     bool normal = nd.op == Op::Randn;
     if (spec_.dtype == DType::F32) {
       llvm::Type* t = vec(elem_, w);
-      if (!normal)  // float(r0 >> 8) * 2^-24
-        return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[0], 8), t), cfp(elem_, 0x1p-24, w));
+      if (!normal)  // float(r[k] >> 8) * 2^-24
+        return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k], 8), t), cfp(elem_, 0x1p-24, w));
       llvm::Value* u1 = b_.CreateFMul(
-          b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(p.r[0], 8), ci32(1, w)), t), cfp(elem_, 0x1p-24, w));
-      llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[1], 8), t), cfp(elem_, 0x1p-24, w));
+          b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(p.r[k], 8), ci32(1, w)), t), cfp(elem_, 0x1p-24, w));
+      llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k + 1], 8), t), cfp(elem_, 0x1p-24, w));
       return box_muller(u1, u2, w);
     }
     llvm::Type* t = vec(f64_, w);
@@ -626,6 +633,7 @@ class Codegen {
   llvm::PointerType* ptr_;
   llvm::Value* member_ = nullptr;
   llvm::Value* index_ = nullptr;
+  std::map<uint32_t, Words> calls_;  // Philox calls emitted in the current body, by call number
   llvm::Value *key0_ = nullptr, *key1_ = nullptr, *ctr1_ = nullptr, *ctr2_ = nullptr,
               *group_shl_ = nullptr;
   llvm::Value* round_key_[2][10] = {};

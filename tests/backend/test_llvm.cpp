@@ -74,8 +74,10 @@ void pso_reference(PsoData& d, const KernelArgs& a) {
         float& x = d.x[m * d.n + e];
         float& v = d.v[m * d.n + e];
         float pb = d.pbest[m * d.n + e], gb = d.gbest[e];
-        float r1 = rng::uniform_f32(rng::draw(key, 0, uint32_t(m), uint32_t(e)));
-        float r2 = rng::uniform_f32(rng::draw(key, 1, uint32_t(m), uint32_t(e)));
+        // Both float32 sites come from one Philox call: site 0 takes word 0, site 1 word 2.
+        rng::Philox4 p = rng::draw(key, 0, uint32_t(m), uint32_t(e));
+        float r1 = rng::uniform_f32(p, 0);
+        float r2 = rng::uniform_f32(p, 2);
         float vn = w * v + (c1 * r1) * (pb - x) + (c2 * r2) * (gb - x);
         v = vn;
         x = x + vn;

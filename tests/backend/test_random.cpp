@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 
 #include "backend/Random.h"
 
@@ -19,6 +21,40 @@ TEST_CASE("philox4x32-10 known-answer vectors (Random123 kat_vectors)") {
   CHECK(q.r[1] == 0x94fdccebu);
   CHECK(q.r[2] == 0x5001e420u);
   CHECK(q.r[3] == 0x24126ea1u);
+}
+
+TEST_CASE("random call sites map onto Philox calls and words as documented") {
+  // float32: two sites per call (words 0-1 and 2-3); float64: one site per call.
+  CHECK(rng::site_slot(0, false).call == 0);
+  CHECK(rng::site_slot(0, false).word == 0);
+  CHECK(rng::site_slot(1, false).call == 0);
+  CHECK(rng::site_slot(1, false).word == 2);
+  CHECK(rng::site_slot(2, false).call == 1);
+  CHECK(rng::site_slot(2, false).word == 0);
+  CHECK(rng::site_slot(5, true).call == 5);
+  CHECK(rng::site_slot(5, true).word == 0);
+
+  const rng::Key key{0x0123456789abcdefull, 77, 3};
+  // The counter of a call, written out from the documented layout.
+  auto words = [&](uint32_t call, uint32_t member, uint32_t element) {
+    return rng::philox4x32_10(element, member, 77, (3u << 16) | call, 0x89abcdefu, 0x01234567u);
+  };
+  for (uint32_t e : {0u, 1u, 4096u, 0xFFFFFFFFu}) {
+    auto c0 = words(0, 2, e), c1 = words(1, 2, e);
+    CHECK(rng::draw_f32(key, 0, false, 2, e) == float(c0.r[0] >> 8) * 0x1p-24f);
+    CHECK(rng::draw_f32(key, 1, false, 2, e) == float(c0.r[2] >> 8) * 0x1p-24f);
+    CHECK(rng::draw_f32(key, 2, false, 2, e) == float(c1.r[0] >> 8) * 0x1p-24f);
+    CHECK(rng::draw_f32(key, 1, true, 2, e) == rng::normal_f32(c0, 2));
+    CHECK(rng::draw_f32(key, 3, true, 2, e) == rng::normal_f32(c1, 2));
+    CHECK(rng::draw_f64(key, 1, true, 2, e) == rng::normal_f64(c1));
+    CHECK(rng::draw_f64(key, 1, false, 2, e) ==
+          double(((uint64_t(c1.r[0]) << 32) | c1.r[1]) >> 11) * 0x1p-53);
+  }
+  // Sites sharing a call are still different numbers.
+  int same = 0;
+  for (uint32_t e = 0; e < 10000; ++e)
+    same += rng::draw_f32(key, 0, false, 0, e) == rng::draw_f32(key, 1, false, 0, e);
+  CHECK(same < 5);
 }
 
 TEST_CASE("libm-free log, cos(2 pi u) and normal are accurate") {
