@@ -6,7 +6,7 @@
 //   pso-tiny:  8 members x 131 floats (MLP 4-16-3)
 //
 // Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N]
-//                       [--no-masked-tail]   (the last two: JIT code shape, see JitOptions)
+//                       [--no-masked-tail] [--interleave N]   (JIT code shape, see JitOptions)
 #include <ATen/Parallel.h>
 
 #include <time.h>
@@ -119,10 +119,11 @@ int main(int argc, char** argv) {
     else if (a == "--impl" && i + 1 < argc) only_impl = argv[++i];
     else if (a == "--vector-bytes" && i + 1 < argc) jit_options.vector_bytes = std::atoi(argv[++i]);
     else if (a == "--no-masked-tail") jit_options.allow_masked_tail = false;
+    else if (a == "--interleave" && i + 1 < argc) jit_options.interleave = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr,
                    "usage: %s [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N] "
-                   "[--no-masked-tail]\n",
+                   "[--no-masked-tail] [--interleave N]\n",
                    argv[0]);
       return 2;
     }

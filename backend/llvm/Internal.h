@@ -14,7 +14,7 @@
 namespace nyto::llvm_backend {
 
 // Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end)`.
-// `vector_width` elements per vector iteration (1 = scalar loop only). A vector loop, then the
+// `vector_width` elements per vector loop iteration (1 = scalar loop only). A vector loop, then the
 // remainder as one lane-masked vector iteration (`masked_tail`, AVX-512) or a scalar tail loop.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,

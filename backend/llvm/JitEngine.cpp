@@ -76,8 +76,10 @@ int host_vector_width(const llvm::TargetMachine& tm, DType dtype) {
 
 namespace {
 struct Shape {
-  int width;
+  int width;       // elements per hardware vector
+  int interleave;  // vectors per loop iteration
   bool masked;
+  int loop_width() const { return width * interleave; }
 };
 Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o) {
   int width = host_vector_width(tm, dtype);
@@ -85,7 +87,10 @@ Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions&
   if (o.vector_bytes > 0) width = std::max(1, std::min(width, o.vector_bytes / elem));
   // Widths are powers of two (the vector loop rounds counts down with a mask).
   while (width & (width - 1)) width &= width - 1;
-  return {width, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1};
+  int interleave = std::max(1, std::min(o.interleave, 8));
+  while (interleave & (interleave - 1)) interleave &= interleave - 1;
+  if (width == 1) interleave = 1;  // the scalar-only shape stays a plain loop
+  return {width, interleave, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1};
 }
 }  // namespace
 
@@ -156,6 +161,9 @@ std::string JitEngine::host_description() const { return impl_->description; }
 int JitEngine::vector_width(DType dtype) const {
   return kernel_shape(*impl_->tm, dtype, impl_->options).width;
 }
+int JitEngine::interleave() const {
+  return kernel_shape(*impl_->tm, DType::F32, impl_->options).interleave;
+}
 bool JitEngine::masked_tail() const { return kernel_shape(*impl_->tm, DType::F32, impl_->options).masked; }
 CompileTimes JitEngine::last_compile_times() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -171,7 +179,9 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   std::string name = "nyto_kernel_" + std::to_string(impl->next_id++);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options);
-  int width = shape.width;
+  // The loop works on vectors of vector_width * interleave lanes; LLVM's type legalization splits
+  // each into `interleave` machine vectors whose dependency chains interleave.
+  int width = shape.loop_width();
   std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked);
   times.codegen_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
@@ -206,7 +216,7 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   auto tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
   llvm::LLVMContext ctx;
   Shape shape = kernel_shape(*tm, spec.dtype, options);
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", shape.width, shape.masked);
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", shape.loop_width(), shape.masked);
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {

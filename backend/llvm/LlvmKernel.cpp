@@ -7,17 +7,17 @@
 
 namespace nyto::llvm_backend {
 
-LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int vector_width,
+LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int loop_width,
                        std::shared_ptr<void> keep_alive, std::function<void()> release)
     : fn_(fn),
       n_inputs_(graph.inputs.size()),
       n_outputs_(graph.outputs.size()),
       n_params_(graph.params.size()),
       kinds_(spec.kinds),
-      vector_width_(vector_width),
+      loop_width_(loop_width),
       // 32K elements: 128 KiB per float array, a few per L2; big enough that a work item costs
       // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
-      chunk_(int64_t(vector_width) * 2048),
+      chunk_(int64_t(loop_width) * 1024),
       keep_alive_(std::move(keep_alive)),
       release_(std::move(release)) {}
 

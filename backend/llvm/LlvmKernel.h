@@ -15,19 +15,19 @@ using KernelFn = void (*)(const FlatArgs*, int64_t member, int64_t begin, int64_
 
 class LlvmKernel final : public Kernel {
  public:
-  LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int vector_width,
+  LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int loop_width,
              std::shared_ptr<void> keep_alive, std::function<void()> release);
   ~LlvmKernel() override;
   /// Runs the kernel; throws std::invalid_argument if `args` does not match the graph.
   void run(const KernelArgs& args) const override;
-  /// Elements per parallel work item (a multiple of the vector width). For tests.
-  void set_chunk_elements(int64_t n) { chunk_ = std::max<int64_t>(1, n / vector_width_) * vector_width_; }
+  /// Elements per parallel work item (a multiple of the loop width). For tests.
+  void set_chunk_elements(int64_t n) { chunk_ = std::max<int64_t>(1, n / loop_width_) * loop_width_; }
 
  private:
   KernelFn fn_;
   size_t n_inputs_, n_outputs_, n_params_;
   std::vector<BindKind> kinds_;
-  int vector_width_;
+  int loop_width_;  // elements per vector loop iteration
   int64_t chunk_;
   std::shared_ptr<void> keep_alive_;
   std::function<void()> release_;

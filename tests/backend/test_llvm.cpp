@@ -87,12 +87,14 @@ void pso_reference(PsoData& d, const KernelArgs& a) {
 }  // namespace
 
 TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference, every code shape") {
-  // Host default (AVX-512 here: 16 lanes, masked loop), AVX2-like (8 lanes + scalar tail),
-  // SSE-like (4 lanes + tail) and scalar only.
-  for (llvm_backend::JitOptions o : {llvm_backend::JitOptions{}, llvm_backend::JitOptions{32, false},
-                                     llvm_backend::JitOptions{16, false}, llvm_backend::JitOptions{4, false}}) {
+  // Host default (AVX-512 here: 16 lanes x 2 interleaved, masked loop), the host without
+  // interleave, AVX2-like (8 lanes x 2 + scalar tail), SSE-like (4 lanes x 4 + tail), scalar only.
+  for (llvm_backend::JitOptions o : {llvm_backend::JitOptions{}, llvm_backend::JitOptions{0, true, 1},
+                                     llvm_backend::JitOptions{32, false}, llvm_backend::JitOptions{16, false, 4},
+                                     llvm_backend::JitOptions{4, false}}) {
   JitEngine engine(o);
   CAPTURE(engine.vector_width(DType::F32));
+  CAPTURE(engine.interleave());
   CAPTURE(engine.masked_tail());
   auto kernel = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
   for (int64_t n : {1, 15, 16, 17, 131, 1000}) {
@@ -154,9 +156,10 @@ TEST_CASE("llvm: threads and chunking never change results") {
 TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
   std::string ir = llvm_backend::emit_llvm_ir(test::pso_graph(), pso_spec(), true);
   JitEngine engine;
-  int w = engine.vector_width(DType::F32);
+  CHECK(engine.interleave() == 2);
+  int w = engine.vector_width(DType::F32) * engine.interleave();  // lanes per loop iteration
   std::string vt = "<" + std::to_string(w) + " x float>";
-  CHECK(w >= 8);
+  CHECK(w >= 16);
   // Plain vector loads/stores, or (AVX-512) lane-masked ones: llvm.masked.load.v16f32.
   std::string vs = "v" + std::to_string(w) + "f32";
   CHECK((ir.find("load " + vt) != std::string::npos || ir.find("@llvm.masked.load." + vs) != std::string::npos));
