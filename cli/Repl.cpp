@@ -306,7 +306,7 @@ const char* kHelp =
     "  :config NAME [PATH] operational=BOOL clone=BOOL\n"
     "                               the ParamConfig of NAME's species (all, or PATH)\n"
     "  :ir STMT                     the optimized IR of a statement\n"
-    "  :llvm STMT                   its LLVM IR\n"
+    "  :llvm STMT                   its LLVM IR for the session's values\n"
     "  :time STMT                   run it and show compile and run times\n"
     "  :set NAME=VALUE              set a session scalar (overrides a param)\n"
     "  :seed S                      key of the random draws; reseeds :new and restarts the count\n"
@@ -818,7 +818,10 @@ struct ReplSession::Impl {
       if (cmd == ":time") {
         run_statement(src, true);
       } else {
-        std::string text = compile_statement(src).emit(cmd == ":ir" ? "ir-opt" : "llvm");
+        Rule rule = compile_statement(src);
+        Bindings bound;  // the session's values: the kernel :llvm shows is the one a run compiles
+        for (const auto& name : rule.inputs()) bound.emplace(name, vars.at(name));
+        std::string text = rule.emit(cmd == ":ir" ? "ir-opt" : "llvm", bound);
         out << text;
         if (!text.empty() && text.back() != '\n') out << "\n";
       }

@@ -27,6 +27,10 @@ std::vector<at::Tensor> collect_params(const torch::nn::Module& m, const Species
 /// their ParamConfig (a copy of first's value, or first's very tensor).
 std::shared_ptr<ParticleState> new_like(const ParticleState& first, std::vector<at::Tensor> storage);
 std::vector<at::Tensor> empty_storage(const Species& species);
+/// A new swarm of ref's species and size: storage a copy of ref's, member i made by
+/// new_like(ref member i), so every member keeps its own buffers and non-operational parameters
+/// (shared when ParamConfig::clone is false) from its counterpart in ref.
+std::shared_ptr<SwarmState> new_swarm_like(const SwarmState& ref);
 
 }  // namespace nyto::detail
 

@@ -118,14 +118,33 @@ const std::string& Rule::name() const { return impl_->name; }
 const RuleSignature& Rule::signature() const { return impl_->sig; }
 std::string Rule::pass_trace() const { return impl_->trace; }
 
-std::string Rule::emit(const std::string& stage) const {
+std::string Rule::emit(const std::string& stage, const Bindings& bindings) const {
   if (stage == "ast") return impl_->fe.ast_dump;
   if (stage == "ir") return ir::print(impl_->fe.graph);
   if (stage == "ir-opt") return ir::print(impl_->fused);
   if (stage == "llvm") {
     KernelSpec spec;
     spec.dtype = DType::F32;
-    for (size_t i = 0; i < impl_->fused.graph.inputs.size(); ++i) spec.kinds.push_back(BindKind::Swarm);
+    bool dtype_set = false;
+    for (const auto& in : impl_->fused.graph.inputs) {
+      auto it = bindings.find(in.name);
+      BindKind kind = BindKind::Swarm;
+      if (it != bindings.end()) {
+        const Value& v = it->second;
+        std::shared_ptr<Species> sp;
+        switch (v.kind()) {
+          case Value::Kind::Scalar: kind = BindKind::Scalar; break;
+          case Value::Kind::MemberScalars: kind = BindKind::MemberScalar; break;
+          case Value::Kind::Particle: kind = BindKind::Particle, sp = v.particle().species(); break;
+          case Value::Kind::Swarm: kind = BindKind::Swarm, sp = v.swarm().species(); break;
+        }
+        if (sp && !dtype_set && !sp->groups().empty()) {
+          spec.dtype = sp->groups()[0].dtype == at::kDouble ? DType::F64 : DType::F32;
+          dtype_set = true;
+        }
+      }
+      spec.kinds.push_back(kind);
+    }
     try {
       return llvm_backend::emit_llvm_ir(impl_->fused.graph, spec, /*optimized=*/true);
     } catch (const llvm_backend::JitError& e) {
@@ -322,13 +341,9 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     Operand t;
     t.name = g.outputs[o].name;
     if (sized) {
-      AnyParticle first(ref->particle ? ref->particle : ref->swarm->members[0]);
-      AnySwarm s(first, members);
-      if (ref->swarm) {  // non-operational values per member, from the operand's members
-        at::NoGradGuard no_grad;
-        for (size_t grp = 0; grp < species.groups().size(); ++grp)
-          s.detail_state()->storage[grp].copy_(ref->swarm->storage[grp]);
-      }
+      // Member i takes its non-operational values and buffers from the operand's member i.
+      AnySwarm s = ref->swarm ? AnySwarm(detail::new_swarm_like(*ref->swarm))
+                              : AnySwarm(AnyParticle(ref->particle), members);
       t.kind = BindKind::Swarm, t.swarm = s.detail_state();
       results.emplace(t.name, Value(s));
     } else {

@@ -44,6 +44,23 @@ AnySwarm::AnySwarm(const AnyParticle& seed, int64_t n, SwarmInit init) {
   s_ = std::move(s);
 }
 
+namespace detail {
+std::shared_ptr<SwarmState> new_swarm_like(const SwarmState& ref) {
+  auto s = std::make_shared<SwarmState>();
+  s->species = ref.species;
+  s->version = ref.version;
+  at::NoGradGuard no_grad;
+  for (const auto& t : ref.storage) s->storage.push_back(t.clone());
+  for (size_t i = 0; i < ref.members.size(); ++i) {
+    std::vector<at::Tensor> rows;
+    for (const auto& t : s->storage) rows.push_back(t[int64_t(i)]);
+    s->members.push_back(new_like(*ref.members[i], std::move(rows)));
+    s->members.back()->swarm = s;
+  }
+  return s;
+}
+}  // namespace detail
+
 int64_t AnySwarm::size() const { return s_ ? int64_t(s_->members.size()) : 0; }
 
 const std::shared_ptr<Species>& AnySwarm::species() const {

@@ -91,9 +91,11 @@ class Rule {
   std::map<std::string, Value> run(const Bindings& bindings, const RunOptions& options = {}) const;
 
   /// Text of a compiler stage: "ast", "ir" (as lowered), "ir-opt" (the fused kernel after the
-  /// passes) or "llvm" (float32, every input bound to a swarm unless `kinds` says otherwise).
-  /// Throws Error for another stage name.
-  std::string emit(const std::string& stage) const;
+  /// passes) or "llvm": the kernel specialized for `bindings` as run() would compile it (each
+  /// input's kind, the dtype of the first particle or swarm bound: float64 if its first storage
+  /// group is float64, else float32); an input missing from `bindings` counts as a float32
+  /// swarm. Throws Error for another stage name.
+  std::string emit(const std::string& stage, const Bindings& bindings = {}) const;
   /// The IR after every pass of the pipeline, with per-pass times.
   std::string pass_trace() const;
 

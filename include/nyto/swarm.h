@@ -33,6 +33,8 @@ class AnySwarm {
   AnySwarm() = default;
   /// Throws nyto::Error if n < 1.
   AnySwarm(const AnyParticle& seed, int64_t n, SwarmInit init = SwarmInit::Copies);
+  /// A handle on existing swarm state (for nyto's own runtime code).
+  explicit AnySwarm(std::shared_ptr<detail::SwarmState> state) : s_(std::move(state)) {}
 
   int64_t size() const;
   const std::shared_ptr<Species>& species() const;

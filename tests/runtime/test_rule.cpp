@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <nyto/nyto.h>
 
+#include <torch/nn/modules/batchnorm.h>
+
 #include "tests/runtime/models.h"
 
 using nyto::AnyParticle;
@@ -43,6 +45,15 @@ TEST_CASE("the rule's signature") {
   CHECK(contains(pso.emit("ir-opt"), "store"));
   CHECK(contains(pso.emit("llvm"), "define"));
   CHECK_THROWS_AS(pso.emit("asm"), nyto::Error);
+  // "llvm" specializes on the bindings as run() would: here the dtype of a float64 particle.
+  auto lin = std::make_shared<torch::nn::LinearImpl>(2, 2);
+  lin->to(torch::kFloat64);
+  auto x64 = nyto::make_particle_from(lin);
+  CHECK(contains(pso.emit("llvm"), " x float>"));
+  CHECK(!contains(pso.emit("llvm"), " x double>"));
+  std::string ir64 = pso.emit("llvm", {{"x", x64}, {"v", x64}, {"pbest", x64}, {"gbest", x64}});
+  CHECK(contains(ir64, " x double>"));
+  CHECK(!contains(ir64, " x float>"));
 }
 
 TEST_CASE("a rule gives the same particle as the eager operations") {
@@ -184,6 +195,33 @@ TEST_CASE("ParamConfig: non-operational parameters are not computed") {
   inplace.run({{"x", net}});
   CHECK(net->weight.item<double>() == 20);
   CHECK(net->bias.item<double>() == 1);
+}
+
+TEST_CASE("a new swarm: member i keeps member i's buffers and non-operational parameters") {
+  auto seed = nyto::make_particle<torch::nn::BatchNorm1d>(3);
+  seed.set_param_config(false, false, "bias");  // shared, not cloned: member i's very tensor
+  Swarm<torch::nn::BatchNorm1d> x(seed, 3);
+  for (int i = 0; i < 3; ++i) {
+    torch::NoGradGuard g;
+    x[i]->weight.fill_(i + 1);
+    x[i]->running_mean.fill_(10 * i);
+    x[i]->bias.set_data(torch::full({3}, -1.0 * i));
+  }
+  auto rule = nyto::compile("y = x * 2");
+  for (Backend b : {Backend::Llvm, Backend::Aten}) {
+    nyto::RunOptions opt;
+    opt.backend = b;
+    nyto::AnySwarm y = rule.run({{"x", x}}, opt).at("y").swarm();
+    REQUIRE(y.size() == 3);
+    for (int i = 0; i < 3; ++i) {
+      CAPTURE(i);
+      Particle<torch::nn::BatchNorm1d> yi(y.member(i));
+      CHECK(yi->weight[0].item<double>() == 2 * (i + 1));
+      CHECK(yi->running_mean[0].item<double>() == 10 * i);
+      CHECK(yi->running_mean.data_ptr() != x[i]->running_mean.data_ptr());  // a copy
+      CHECK(yi->bias.data_ptr() == x[i]->bias.data_ptr());
+    }
+  }
 }
 
 TEST_CASE("two storage groups: float32 and float64 both computed") {
