@@ -387,12 +387,16 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     };
     bool fast = options.backend != Backend::Aten && sg.device.is_cpu() &&
                 (sg.dtype == at::kFloat || sg.dtype == at::kDouble);
-    if (!fast) {
-      aten_backend::Call c;
+    // The fields the aten Call (tensors) and the kernel ABI's KernelArgs (pointers) share.
+    auto set_common = [&](auto& c) {
       c.members = members;
       c.ranges = ranges;
       c.params = params;
       c.seed = options.seed, c.invocation = invocation, c.group = uint32_t(grp);
+    };
+    if (!fast) {
+      aten_backend::Call c;
+      set_common(c);
       for (size_t i = 0; i < in.size(); ++i) {
         c.kinds.push_back(in[i].kind);
         c.scalar.push_back(in[i].scalar);
@@ -413,10 +417,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     KernelSpec spec;
     spec.dtype = sg.dtype == at::kDouble ? DType::F64 : DType::F32;
     KernelArgs a;
-    a.members = members;
-    a.ranges = ranges;
-    a.params = params;
-    a.seed = options.seed, a.invocation = invocation, a.group = uint32_t(grp);
+    set_common(a);
     for (size_t i = 0; i < in.size(); ++i) {
       spec.kinds.push_back(in[i].kind);
       a.scalar.push_back(in[i].scalar);
