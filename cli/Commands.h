@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "cli/Seed.h"
+
 namespace nyto::cli {
 
 /// A user's mistake on the command line found after parsing (a bad NAME=VALUE, a missing file
@@ -16,6 +18,11 @@ namespace nyto::cli {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// --seed S of run, train and repl.
+inline CLI::Validator seed_validator() {
+  return CLI::Validator([](std::string& s) { return seed_error(s); }, "UINT64");
+}
 
 void add_check(CLI::App& app);    // nyto check FILE...
 void add_compile(CLI::App& app);  // nyto compile FILE --emit ast|ir|ir-opt|llvm

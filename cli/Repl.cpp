@@ -2,6 +2,7 @@
 // them, and the meta-commands. See Repl.h.
 #include "cli/Repl.h"
 
+#include "cli/Seed.h"
 #include "cli/Zoo.h"
 #include "frontend/Source.h"
 
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -524,8 +526,10 @@ struct ReplSession::Impl {
     };
     auto as_int = [](const std::string& key, const std::string& v, long long lo) {
       char* end = nullptr;
+      errno = 0;
       long long n = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end || n < lo)
+      if (errno == ERANGE && !v.empty() && v[0] != '-') throw Error(key + "=" + v + ": too large");
+      if (v.empty() || *end || n < lo || errno == ERANGE)
         throw Error(key + "=" + v + ": expected an integer of at least " + std::to_string(lo));
       return n;
     };
@@ -550,7 +554,10 @@ struct ReplSession::Impl {
       else throw Error("init=" + *init_opt + ": expected copies, rand or randn");
     }
     std::optional<uint64_t> seed_value;
-    if (seed_opt) seed_value = uint64_t(as_int("seed", *seed_opt, 0));
+    if (seed_opt) {
+      if (std::string why = seed_error(*seed_opt); !why.empty()) throw Error("seed: " + why);
+      seed_value = std::strtoull(seed_opt->c_str(), nullptr, 10);
+    }
     AnyParticle p;
     auto from = vars.find(a[2]);
     // Every option is checked before the generator is reseeded: a failed :new changes nothing.
@@ -710,10 +717,8 @@ struct ReplSession::Impl {
 
   void cmd_seed(const std::vector<std::string>& a) {
     if (a.size() != 2) throw Error("usage: :seed S (a non-negative integer)");
-    char* end = nullptr;
-    unsigned long long s = std::strtoull(a[1].c_str(), &end, 10);
-    if (a[1].empty() || *end || a[1][0] == '-') throw Error(":seed " + a[1] + ": expected a non-negative integer");
-    reseed(s);
+    if (std::string why = seed_error(a[1]); !why.empty()) throw Error(":seed: " + why);
+    reseed(std::strtoull(a[1].c_str(), nullptr, 10));
   }
 
   // A loaded particle joins the species of a session particle of the same structure (NAME's

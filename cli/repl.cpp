@@ -25,7 +25,7 @@ void nyto::cli::add_repl(CLI::App& app) {
   cmd->add_option("--backend", opts->backend, "Backend that runs statements")
       ->check(CLI::IsMember({"llvm", "interp", "aten"}))
       ->capture_default_str();
-  cmd->add_option("--seed", opts->seed, "Initial seed (as :seed S)")->capture_default_str();
+  cmd->add_option("--seed", opts->seed, "Initial seed (as :seed S)")->check(seed_validator())->capture_default_str();
   cmd->add_option("--threads", opts->threads, "Intra-op threads (default: the number of cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-history", opts->no_history, "Do not read or write ~/.nyto_history");

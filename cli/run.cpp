@@ -300,7 +300,7 @@ void add_run(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--set", a->sets, "NAME=VALUE: override a param default or bind a scalar input")
       ->allow_extra_args(false);
-  cmd->add_option("--seed", a->seed, "seed of rand() and randn()")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "seed of rand() and randn()")->check(seed_validator())->capture_default_str();
   cmd->add_option("--backend", a->backend, "llvm (JIT), interp (reference) or aten (LibTorch ops)")
       ->check(CLI::IsMember({"llvm", "interp", "aten"}))
       ->capture_default_str();

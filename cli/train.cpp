@@ -38,7 +38,9 @@ void add_train(CLI::App& app) {
                   "rule file (default: examples/rules/apso.nyto for hybrid, pso.nyto for pso, built in)");
   cmd->add_option("--set", opts->set, "override a param of the rule: NAME=VALUE (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  cmd->add_option("--seed", opts->seed, "seed of initialization, batch order, subsets and rule draws")->capture_default_str();
+  cmd->add_option("--seed", opts->seed, "seed of initialization, batch order, subsets and rule draws")
+      ->check(seed_validator())
+      ->capture_default_str();
   cmd->add_option("--threads", opts->threads, "LibTorch threads (default: every core)")->check(CLI::Range(1, 1024));
   cmd->add_option("--eval-every", opts->eval_every, "evaluate (and checkpoint) every N steps (0: only at the end)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40))

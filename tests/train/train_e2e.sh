@@ -124,6 +124,8 @@ errors)
   expect_exit 2 "particles" -- --particles 0
   expect_exit 2 "mode" -- --mode sgd
   expect_exit 2 "--lr" -- --lr -1
+  expect_exit 2 "expected a non-negative integer, got '-1'" -- --seed -1
+  expect_exit 2 "is larger than 18446744073709551615" -- --seed 18446744073709551616
   expect_exit 2 "bogus" -- --bogus
   expect_exit 2 "/no/such/dir" -- --data /no/such/dir
   expect_exit 2 "dataset-fashion-mnist" -- --data /no/such/dir
