@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "cli/Seed.h"
+#include "cli/Parse.h"
 
 namespace nyto::cli {
 

@@ -2,7 +2,7 @@
 // them, and the meta-commands. See Repl.h.
 #include "cli/Repl.h"
 
-#include "cli/Seed.h"
+#include "cli/Parse.h"
 #include "cli/Zoo.h"
 #include "frontend/Source.h"
 
@@ -705,9 +705,9 @@ struct ReplSession::Impl {
     if (eq == std::string::npos) throw Error("usage: :set NAME=VALUE");
     std::string name = text.substr(0, eq), value = text.substr(eq + 1);
     check_new_name(name);
-    char* end = nullptr;
-    double d = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end) throw Error(":set " + name + "=" + value + ": '" + value + "' is not a number");
+    double d = 0;
+    if (std::string why = number_error(value, &d); !why.empty())
+      throw Error(":set " + name + "=" + value + ": " + why);
     auto it = vars.find(name);
     if (it != vars.end() && it->second.kind() != Value::Kind::Scalar)
       throw Error("'" + name + "' is a " + kind_text(it->second) +

@@ -206,15 +206,9 @@ void Trainer::compile_rule() {
       throw UsageError("--set " + name + ": rule " + rule_name_ + " has no param '" + name + "'" +
                        (known.empty() ? " (it has none)" : " (its params: " + known + ")"));
     }
-    size_t used = 0;
     double d = 0;
-    try {
-      d = std::stod(value, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != value.size())
-      throw UsageError("--set " + name + ": '" + value + "' is not a number");
+    if (std::string why = number_error(value, &d); !why.empty())
+      throw UsageError("--set " + name + ": " + why);
     params_[name] = d;
   }
 }

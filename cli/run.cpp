@@ -134,10 +134,9 @@ void run_command(const RunArgs& a) {
   std::map<std::string, double> sets;
   for (const auto& arg : a.sets) {
     auto [name, text] = split_arg(arg, "--set", "VALUE");
-    char* end = nullptr;
-    double v = std::strtod(text.c_str(), &end);
-    if (end == text.c_str() || *end != '\0')
-      throw UsageError("--set " + arg + ": '" + text + "' is not a number");
+    double v = 0;
+    if (std::string why = number_error(text, &v); !why.empty())
+      throw UsageError("--set " + arg + ": " + why);
     if (loads.count(name)) throw UsageError("'" + name + "' is given both by --load and by --set");
     if (!sets.emplace(name, v).second) throw UsageError("--set " + name + " is given twice");
   }

@@ -267,6 +267,8 @@ TEST_CASE("nyto run: bad input gives a clear error and exit 2 (usage, compile) o
       {"missing rule file", "run " + (s / "nope.nyto") + loads + save, 2, "cannot read rule"},
       {"unknown flag", "run " + merge + loads + save + " --frobnicate 3", 2, "frobnicate"},
       {"bad --set value", "run " + merge + loads + save + " --set t=half", 2, "'half' is not a number"},
+      {"--set value beyond double", "run " + merge + loads + save + " --set t=1e999", 2,
+       "--set t=1e999: '1e999' is beyond the range of a double"},
       {"--set of no param", "run " + merge + loads + save + " --set tt=0.5", 2,
        "error[E0504]: the rule " + merge + " has no param 'tt'; did you mean 't'?"},
       {"bad --backend", "run " + merge + loads + save + " --backend gpu", 2, "gpu not in"},

@@ -125,6 +125,7 @@ errors)
   expect_exit 2 "mode" -- --mode sgd
   expect_exit 2 "--lr" -- --lr -1
   expect_exit 2 "expected a non-negative integer, got '-1'" -- --seed -1
+  expect_exit 2 "'1e999' is beyond the range of a double" -- --set alpha=1e999
   expect_exit 2 "is larger than 18446744073709551615" -- --seed 18446744073709551616
   expect_exit 2 "bogus" -- --bogus
   expect_exit 2 "/no/such/dir" -- --data /no/such/dir
