@@ -4,6 +4,7 @@
 #include "frontend/Parser.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 #include <string_view>
@@ -450,7 +451,12 @@ class TreeConverter {
       e->kind = ExprKind::Number;
       e->span = span(ctx);
       // The lexer accepts only C-style decimal literals, which strtod reads exactly.
-      e->number = std::strtod(need(n->NUMBER())->getText().c_str(), nullptr);
+      const std::string text = need(n->NUMBER())->getText();
+      e->number = std::strtod(text.c_str(), nullptr);
+      if (std::isinf(e->number))  // a silent infinity would poison every value it touches
+        c_.add("E0005", e->span,
+               "number '" + text + "' is beyond the range of a double (about 1.8e308); write a "
+               "smaller number, or divide by 0 if infinity is meant");
       return e;
     }
     if (auto* n = dynamic_cast<NytoParser::NameExprContext*>(ctx)) {
