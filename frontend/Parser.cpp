@@ -101,7 +101,7 @@ class LexerErrors : public antlr4::BaseErrorListener {
     if (lexer == nullptr) internal_error("lexer error listener attached to a parser");
     size_t at = lexer->tokenStartCharIndex;
     char32_t ch = c_.source().code_point(at);
-    std::string what = ch == 0xFFFD ? "an invalid UTF-8 byte" : "character " + describe_char(ch);
+    std::string what = ch == 0xFFFD ? "invalid UTF-8 byte" : "character " + describe_char(ch);
     c_.add("E0002", c_.source().span_at(at),
            "unexpected " + what + "; nyto scripts use only names, numbers, operators, "
            "parentheses, commas, ';' and '#' comments");

@@ -3,6 +3,7 @@
 #include <nyto/rule.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -107,10 +108,14 @@ Rule compile(std::string_view source, const std::string& name, const CompileOpti
 }
 
 Rule compile_file(const std::string& path, const std::optional<std::vector<std::string>>& known_names) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))  // an ifstream would read it as an empty script
+    throw IOError("cannot read rule '" + path + "': it is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError("cannot read rule '" + path + "': no such file or not readable");
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) throw IOError("cannot read rule '" + path + "': read error");
   return compile(ss.str(), path, known_names);
 }
 

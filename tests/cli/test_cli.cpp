@@ -133,6 +133,9 @@ TEST_CASE("nyto check: clean files exit 0, any diagnostic exits 2 and all are pr
   auto missing = s.nyto("check " + (s / "nope.nyto"));
   CHECK(missing.rc == 2);
   CHECK(missing.err.find("cannot read rule") != std::string::npos);
+  auto dir = s.nyto("check " + s.dir.string());  // not read as an empty script
+  CHECK(dir.rc == 2);
+  CHECK(dir.err.find("cannot read rule '" + s.dir.string() + "': it is a directory") != std::string::npos);
   CHECK(s.nyto("check").rc == 2);  // FILE is required
 }
 
