@@ -21,7 +21,12 @@ struct UsageError : std::runtime_error {
 
 /// --seed S of run, train and repl.
 inline CLI::Validator seed_validator() {
-  return CLI::Validator([](std::string& s) { return seed_error(s); }, "UINT64");
+  return CLI::Validator(
+      [](std::string& s) {
+        unsigned long long unused;
+        return seed_error(s, &unused);
+      },
+      "UINT64");
 }
 
 void add_check(CLI::App& app);    // nyto check FILE...

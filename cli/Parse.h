@@ -9,15 +9,16 @@
 
 namespace nyto::cli {
 
-/// Why `s` is not a seed (a decimal integer from 0 to 2^64 - 1), or "" if it is one. strtoull
-/// and CLI11's conversion to uint64_t alone would wrap "-1" to 2^64 - 1 and saturate larger
-/// numbers without a word.
-inline std::string seed_error(const std::string& s) {
+/// Parses `s` as a seed (a decimal integer from 0 to 2^64 - 1) into `*out`; returns why it is not
+/// one, or "". strtoull and CLI11's conversion to uint64_t alone would wrap "-1" to 2^64 - 1 and
+/// saturate larger numbers without a word.
+inline std::string seed_error(const std::string& s, unsigned long long* out) {
   if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
     return "expected a non-negative integer, got '" + s + "'";
   errno = 0;
-  std::strtoull(s.c_str(), nullptr, 10);
+  unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
   if (errno == ERANGE) return "'" + s + "' is larger than 18446744073709551615";
+  *out = v;
   return "";
 }
 

@@ -528,8 +528,8 @@ struct ReplSession::Impl {
       char* end = nullptr;
       errno = 0;
       long long n = std::strtoll(v.c_str(), &end, 10);
-      if (errno == ERANGE && !v.empty() && v[0] != '-') throw Error(key + "=" + v + ": too large");
-      if (v.empty() || *end || n < lo || errno == ERANGE)
+      if (errno == ERANGE) throw Error(key + "=" + v + ": out of range");
+      if (v.empty() || *end || n < lo)
         throw Error(key + "=" + v + ": expected an integer of at least " + std::to_string(lo));
       return n;
     };
@@ -555,8 +555,9 @@ struct ReplSession::Impl {
     }
     std::optional<uint64_t> seed_value;
     if (seed_opt) {
-      if (std::string why = seed_error(*seed_opt); !why.empty()) throw Error("seed: " + why);
-      seed_value = std::strtoull(seed_opt->c_str(), nullptr, 10);
+      unsigned long long s = 0;
+      if (std::string why = seed_error(*seed_opt, &s); !why.empty()) throw Error("seed: " + why);
+      seed_value = s;
     }
     AnyParticle p;
     auto from = vars.find(a[2]);
@@ -717,8 +718,9 @@ struct ReplSession::Impl {
 
   void cmd_seed(const std::vector<std::string>& a) {
     if (a.size() != 2) throw Error("usage: :seed S (a non-negative integer)");
-    if (std::string why = seed_error(a[1]); !why.empty()) throw Error(":seed: " + why);
-    reseed(std::strtoull(a[1].c_str(), nullptr, 10));
+    unsigned long long s = 0;
+    if (std::string why = seed_error(a[1], &s); !why.empty()) throw Error(":seed: " + why);
+    reseed(s);
   }
 
   // A loaded particle joins the species of a session particle of the same structure (NAME's

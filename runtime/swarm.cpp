@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 
 #include "runtime/detail.h"
 
@@ -16,6 +17,21 @@ using detail::ParticleState;
 using detail::SwarmState;
 
 // ---------------------------------------------------------------- swarm
+
+namespace detail {
+namespace {
+// Member i: new_like(like(i)) over row i of s's storage, linked back to the swarm.
+void add_members(const std::shared_ptr<SwarmState>& s, int64_t n,
+                 const std::function<const ParticleState&(int64_t)>& like) {
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<at::Tensor> rows;
+    for (const auto& t : s->storage) rows.push_back(t[i]);
+    s->members.push_back(new_like(like(i), std::move(rows)));
+    s->members.back()->swarm = s;
+  }
+}
+}  // namespace
+}  // namespace detail
 
 AnySwarm::AnySwarm(const AnyParticle& seed, int64_t n, SwarmInit init) {
   if (n < 1) throw Error("a swarm needs at least one member (asked for " + std::to_string(n) + ")");
@@ -34,12 +50,7 @@ AnySwarm::AnySwarm(const AnyParticle& seed, int64_t n, SwarmInit init) {
     }
     s->storage.push_back(t);
   }
-  for (int64_t i = 0; i < n; ++i) {
-    std::vector<at::Tensor> rows;
-    for (const auto& t : s->storage) rows.push_back(t[i]);
-    s->members.push_back(detail::new_like(first, std::move(rows)));
-    s->members.back()->swarm = s;
-  }
+  detail::add_members(s, n, [&](int64_t) -> const ParticleState& { return first; });
   s->version = first.version;
   s_ = std::move(s);
 }
@@ -51,12 +62,8 @@ std::shared_ptr<SwarmState> new_swarm_like(const SwarmState& ref) {
   s->version = ref.version;
   at::NoGradGuard no_grad;
   for (const auto& t : ref.storage) s->storage.push_back(t.clone());
-  for (size_t i = 0; i < ref.members.size(); ++i) {
-    std::vector<at::Tensor> rows;
-    for (const auto& t : s->storage) rows.push_back(t[int64_t(i)]);
-    s->members.push_back(new_like(*ref.members[i], std::move(rows)));
-    s->members.back()->swarm = s;
-  }
+  add_members(s, int64_t(ref.members.size()),
+              [&](int64_t i) -> const ParticleState& { return *ref.members[size_t(i)]; });
   return s;
 }
 }  // namespace detail
