@@ -156,9 +156,11 @@ int main(int argc, char** argv) {
     std::sort(cpu.begin(), cpu.end());
     std::printf("{\"case\": \"compile-pso\", \"impl\": \"llvm\", \"threads\": 1, \"ms_median\": %.4g, "
                 "\"gbps\": 0, \"cpu_ms_median\": %.4g, \"load_avg\": %.2f, \"ms_cold\": %.4g, "
-                "\"best_codegen_ms\": %.3g, \"best_opt_ms\": %.3g, \"best_jit_ms\": %.3g, \"host\": \"%s\"}\n",
+                "\"best_codegen_ms\": %.3g, \"best_opt_ms\": %.3g, \"best_jit_ms\": %.3g, "
+                "\"vector_width\": %d, \"interleave\": %d, \"masked_tail\": %s, \"host\": \"%s\"}\n",
                 totals[totals.size() / 2], cpu[cpu.size() / 2], load_avg(), cold, best.codegen_ms,
-                best.optimize_ms, best.jit_ms,
+                best.optimize_ms, best.jit_ms, engine.vector_width(DType::F32), engine.interleave(),
+                engine.masked_tail() ? "true" : "false",
                 engine.host_description().substr(0, engine.host_description().find(' ', 25)).c_str());
     std::fflush(stdout);
   }

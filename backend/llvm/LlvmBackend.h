@@ -37,7 +37,7 @@ struct JitOptions {
                                   // else a scalar tail loop
   int interleave = 2;             // vectors per loop iteration (rounded down to a power of two):
                                   // Philox is ten dependent multiply rounds, and two independent
-                                  // chains keep the multipliers busy (pso-big, 1 thread: 49 -> 31 ms)
+                                  // chains keep the multipliers busy (pso-big, 1 thread: 44 -> 32 ms)
 };
 
 /// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512; codegen at
