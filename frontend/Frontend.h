@@ -47,7 +47,7 @@ struct FrontendResult {
 FrontendResult compile_source(std::string_view text, std::string filename,
                               const FrontendOptions& options = {});
 
-/// All diagnostics of `result` rendered as LANGUAGE.md specifies.
+/// All diagnostics of `result` rendered as docs/language.md specifies.
 std::string render_all(const FrontendResult& result);
 
 }  // namespace nyto::frontend

@@ -68,8 +68,11 @@ Source::Source(std::string filename, std::string text)
   while (i < text_.size()) {
     char32_t cp = decode(text_, i);
     code_points_.push_back(cp);
-    encode(cp, sanitized_);
-    if (cp == U'\n') {
+    // A line ends at "\n", "\r\n" or a lone "\r" (old Mac files). The lexer reads a lone "\r" as
+    // "\n" (one code point for one, so offsets stay put), and counts lines as this Source does.
+    bool lone_cr = cp == U'\r' && (i >= text_.size() || text_[i] != '\n');
+    encode(lone_cr ? U'\n' : cp, sanitized_);
+    if (cp == U'\n' || lone_cr) {
       line_starts_.push_back(code_points_.size());
       line_byte_starts_.push_back(i);
     }
@@ -78,11 +81,22 @@ Source::Source(std::string filename, std::string text)
 
 std::string_view Source::line_text(int line) const {
   if (line < 1 || line > line_count()) return {};
-  size_t begin = line_byte_starts_[line - 1];
-  size_t end = line < line_count() ? line_byte_starts_[line] - 1 : text_.size();
-  std::string_view v(text_.data() + begin, end - begin);
-  if (!v.empty() && v.back() == '\r') v.remove_suffix(1);
-  return v;
+  std::string_view v(text_);
+  v = v.substr(line_byte_starts_[line - 1]);
+  return v.substr(0, v.find_first_of("\r\n"));
+}
+
+std::string visible(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7F)
+      encode(u == 0x7F ? U'\u2421' : char32_t(0x2400 + u), out);  // U+2400 SYMBOL FOR NULL ...
+    else
+      out += c;
+  }
+  return out;
 }
 
 Span Source::span_at(size_t offset, int length) const {
@@ -101,10 +115,11 @@ char32_t Source::code_point(size_t offset) const {
 }
 
 std::string render(const Source& source, const Diagnostic& d) {
-  std::string out = source.filename() + ":" + std::to_string(d.span.line) + ":" +
-                    std::to_string(d.span.col) + ": error[" + d.code + "]: " + d.message + "\n";
+  std::string out = visible(source.filename()) + ":" + std::to_string(d.span.line) + ":" +
+                    std::to_string(d.span.col) + ": error[" + d.code + "]: " + visible(d.message) +
+                    "\n";
   std::string line(source.line_text(d.span.line));
-  out += line;
+  out += visible(line);
   out += "\n";
   // Walk the line by code points: tabs are copied so the caret lines up whatever the tab width.
   Source line_source("", line);

@@ -36,7 +36,8 @@ class Source {
   const std::string& filename() const { return filename_; }
   const std::string& text() const { return text_; }
 
-  /// Number of lines (a final line without newline counts; an empty text has one line).
+  /// Number of lines (a final line without newline counts; an empty text has one line). A line
+  /// ends at "\n", "\r\n" or a lone "\r".
   int line_count() const { return int(line_starts_.size()); }
   /// The text of line `line` (1-based) without its line terminator; empty when out of range.
   std::string_view line_text(int line) const;
@@ -44,8 +45,9 @@ class Source {
   Span span_at(size_t offset, int length = 1) const;
   /// A span covering code points [begin, end) (length at least 1).
   Span span_of(size_t begin, size_t end) const;
-  /// The text as code points with invalid UTF-8 bytes replaced by U+FFFD, re-encoded as valid
-  /// UTF-8: what the lexer reads, so that its code point indices match this Source.
+  /// The text as code points with invalid UTF-8 bytes replaced by U+FFFD and a lone "\r" by "\n",
+  /// re-encoded as valid UTF-8: what the lexer reads, so that its code point indices and line
+  /// numbers match this Source.
   const std::string& sanitized() const { return sanitized_; }
   /// Code point `offset` (U+FFFD for an invalid byte, 0 past the end).
   char32_t code_point(size_t offset) const;
@@ -61,7 +63,12 @@ class Source {
   std::vector<size_t> line_byte_starts_;  // byte offset of each line's first character
 };
 
-/// Renders one diagnostic exactly as LANGUAGE.md specifies:
+/// `text` with every control character but tab shown as its Control Pictures symbol (NUL as U+2400
+/// "␀", ESC as U+241B, DEL as U+2421): one code point for one, so columns and carets still line
+/// up, and a diagnostic never carries a NUL (which would cut it short) or a raw CR to a terminal.
+std::string visible(std::string_view text);
+
+/// Renders one diagnostic exactly as docs/language.md specifies (control characters made visible):
 ///   file:line:col: error[CODE]: message
 ///   <the source line>
 ///   <spaces or tabs>^~~~

@@ -1,11 +1,11 @@
-// The nyto rule language, version 0 (see LANGUAGE.md). Precedence is spelled out as one rule
+// The nyto rule language, version 0 (see docs/language.md). Precedence is spelled out as one rule
 // per level rather than with ANTLR's left-recursive alternatives so that the frontend walks
 // binary chains iteratively (deep `a+b+c+...` chains then cost no parser recursion) and the
 // precedence of unary minus against `**` is visible here: `-x**2` is `-(x**2)`.
 grammar Nyto;
 
 @lexer::members {
-  // Newlines inside parentheses continue the statement (LANGUAGE.md, lexical rules).
+  // Newlines inside parentheses continue the statement (docs/language.md, Lexical rules).
   int paren_depth = 0;
 }
 

@@ -107,16 +107,36 @@ Rule compile(std::string_view source, const std::string& name, const CompileOpti
   return Rule(std::move(impl));
 }
 
-Rule compile_file(const std::string& path, const std::optional<std::vector<std::string>>& known_names) {
+std::string read_rule_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  const std::string what = "cannot read rule '" + path + "': ";
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))  // an ifstream would read it as an empty script
-    throw IOError("cannot read rule '" + path + "': it is a directory");
+  fs::file_status st = fs::status(path, ec);
+  if (fs::is_directory(st))  // an ifstream would read it as an empty script
+    throw IOError(what + "it is a directory");
+  // /dev/zero or /dev/urandom would be read forever: only files and pipes hold scripts.
+  if (fs::is_character_file(st) || fs::is_block_file(st) || fs::is_socket(st))
+    throw IOError(what + "it is a device or socket, not a file");
+  auto too_large = [&] {
+    return IOError(what + "it is larger than " + std::to_string(kMaxScriptBytes >> 20) +
+                   " MiB, the most a rule script may hold");
+  };
+  if (fs::is_regular_file(st) && fs::file_size(path, ec) > kMaxScriptBytes && !ec) throw too_large();
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw IOError("cannot read rule '" + path + "': no such file or not readable");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IOError("cannot read rule '" + path + "': read error");
-  return compile(ss.str(), path, known_names);
+  if (!in) throw IOError(what + "no such file or not readable");
+  // Read at most one byte past the limit: a pipe or a growing file cannot make us read forever.
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, size_t(in.gcount()));
+    if (text.size() > kMaxScriptBytes) throw too_large();
+  }
+  if (in.bad()) throw IOError(what + "read error");
+  return text;
+}
+
+Rule compile_file(const std::string& path, const std::optional<std::vector<std::string>>& known_names) {
+  return compile(read_rule_file(path), path, known_names);
 }
 
 const std::string& Rule::name() const { return impl_->name; }

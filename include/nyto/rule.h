@@ -1,4 +1,4 @@
-// Compiled update rules: nyto scripts (LANGUAGE.md) bound to particles, swarms and scalars.
+// Compiled update rules: nyto scripts (docs/language.md) bound to particles, swarms and scalars.
 //
 //   auto pso = nyto::compile_file("examples/rules/pso.nyto");
 //   pso.run({{"x", swarm}, {"v", velocity}, {"pbest", pbest}, {"gbest", best}});
@@ -8,6 +8,7 @@
 #include <nyto/errors.h>
 #include <nyto/swarm.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -19,10 +20,15 @@
 
 namespace nyto {
 
-/// A script that does not compile. what() holds every diagnostic, rendered as
+/// A script that does not compile. rendered() (and what()) holds every diagnostic, rendered as
 /// `file:line:col: error[CODE]: message`, the source line and a caret line.
 struct CompileError : Error {
-  explicit CompileError(const std::string& rendered) : Error(rendered) {}
+  explicit CompileError(const std::string& rendered) : Error(rendered), rendered_(rendered) {}
+  /// The whole text, whatever bytes it holds (what(), a C string, would stop at a NUL).
+  const std::string& rendered() const { return rendered_; }
+
+ private:
+  std::string rendered_;
 };
 
 /// A value bound to a rule input or returned as a rule output.
@@ -119,7 +125,12 @@ struct CompileOptions {
   std::optional<std::vector<std::string>> known_names;
 };
 Rule compile(std::string_view source, const std::string& name, const CompileOptions& options);
-/// Reads and compiles a file. Throws IOError if it cannot be read, CompileError.
+/// The largest rule script read_rule_file() reads: 16 MiB.
+constexpr size_t kMaxScriptBytes = size_t(16) << 20;
+/// The text of a rule script: a regular file or a pipe of at most kMaxScriptBytes. Throws IOError
+/// if it cannot be read, is a directory or a device (/dev/zero), or is larger.
+std::string read_rule_file(const std::string& path);
+/// read_rule_file() and compile(). Throws IOError, CompileError.
 Rule compile_file(const std::string& path,
                   const std::optional<std::vector<std::string>>& known_names = std::nullopt);
 

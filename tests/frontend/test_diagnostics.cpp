@@ -154,3 +154,25 @@ TEST_CASE("suggestions: closest match within a third of the word") {
   CHECK(closest_match("banana", nyto::frontend::builtin_function_names()).empty());
   CHECK(nyto::frontend::edit_distance("kitten", "sitting") == 3);
 }
+
+TEST_CASE("lines end at \\n, \\r\\n and a lone \\r; control characters are shown, not echoed") {
+  nyto::frontend::Source src("m.nyto", std::string("a\rb\r\nc\nd\0e\x1b\r", 12));
+  CHECK(src.line_count() == 5);  // the text ends with a line end: an empty fifth line
+  CHECK(src.line_text(1) == "a");
+  CHECK(src.line_text(2) == "b");
+  CHECK(src.line_text(3) == "c");
+  CHECK(src.line_text(4) == std::string_view("d\0e\x1b", 4));
+  CHECK(src.line_text(5).empty());
+  CHECK(src.span_at(2).line == 2);  // 'b'
+  CHECK(src.span_at(5).line == 3);  // 'c'
+  CHECK(src.span_at(9).line == 4);
+  CHECK(src.span_at(9).col == 3);  // 'e', after the NUL
+  // The lexer reads a lone CR as a newline; a CR of CRLF stays.
+  CHECK(src.sanitized() == std::string("a\nb\r\nc\nd\0e\x1b\n", 12));
+  CHECK(nyto::frontend::visible(std::string("d\0e\x1b\x7f\tf", 7)) == "d\u2400e\u241b\u2421\tf");
+  nyto::frontend::Diagnostic d{"E0002", {4, 2, 1}, "unexpected character U+0000"};
+  CHECK(nyto::frontend::render(src, d) ==
+        "m.nyto:4:2: error[E0002]: unexpected character U+0000\n"
+        "d\u2400e\u241b\n"
+        " ^\n");
+}

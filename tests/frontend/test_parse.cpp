@@ -1,4 +1,4 @@
-// Parsing, precedence and lowering of every construct of LANGUAGE.md, checked on the IR text.
+// Parsing, precedence and lowering of every construct of docs/language.md, checked on the IR text.
 #include <doctest/doctest.h>
 
 #include "frontend/Frontend.h"

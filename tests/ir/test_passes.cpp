@@ -17,7 +17,7 @@ namespace {
 // Golden texts are written as R"(<newline>...)": drop that first newline.
 std::string golden(const char* text) { return text[0] == '\n' ? text + 1 : text; }
 
-// v = w*v + c1*rand()*(pbest - x) + c2*rand()*(gbest - x); x = x + v   (LANGUAGE.md's PSO)
+// v = w*v + c1*rand()*(pbest - x) + c2*rand()*(gbest - x); x = x + v   (docs/language.md's PSO)
 Graph pso() {
   Graph g;
   g.inputs = {{"v"}, {"x"}, {"pbest"}, {"gbest"}};
