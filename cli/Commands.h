@@ -6,8 +6,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "cli/Parse.h"
 
@@ -27,6 +29,23 @@ inline CLI::Validator seed_validator() {
         return seed_error(s, &unused);
       },
       "UINT64");
+}
+
+/// Every numeric flag is checked by this one validator: "--lr: must be a number in (0, 1e30], got 0".
+/// NaN, infinities and values out of `iv` exit 2 before anything runs.
+inline CLI::Validator in_interval(const Interval& iv) {
+  return CLI::Validator([iv](std::string& s) { return interval_error(s, iv); }, interval_text(iv));
+}
+
+/// The most intra-op threads --threads accepts: 4 per core. More only adds thread start-up and
+/// contention (4096 threads took 48 s per REPL statement on 2 cores).
+inline int max_threads() {
+  return 4 * int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+/// --threads N of run, train and repl: an integer from 1 to max_threads().
+inline CLI::Validator threads_validator() {
+  return in_interval(integers(1, max_threads()));
 }
 
 void add_check(CLI::App& app);    // nyto check FILE...

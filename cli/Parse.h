@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -32,6 +33,55 @@ inline std::string number_error(const std::string& s, double* out) {
   if (s.empty() || end == s.c_str() || *end != '\0') return "'" + s + "' is not a number";
   if (errno == ERANGE && std::isinf(d)) return "'" + s + "' is beyond the range of a double";
   *out = d;
+  return "";
+}
+
+/// The values a numeric option accepts: an interval of finite numbers, open or closed at each end,
+/// and whether only integers are allowed.
+struct Interval {
+  double lo, hi;
+  bool lo_open = false, hi_open = false;
+  bool integer = false;
+};
+
+/// The integers from `lo` to `hi`.
+inline Interval integers(double lo, double hi) { return {lo, hi, false, false, true}; }
+
+/// `v` as %g would print it, without the '+' and leading zeros of an exponent: 1e30, 0.1, 1e-08.
+inline std::string short_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  std::string s = buf;
+  auto e = s.find('e');
+  if (e == std::string::npos) return s;
+  std::string exp = s.substr(e + 1), sign;
+  if (!exp.empty() && (exp[0] == '+' || exp[0] == '-')) sign = exp[0] == '-' ? "-" : "", exp.erase(0, 1);
+  while (exp.size() > 1 && exp[0] == '0') exp.erase(0, 1);
+  return s.substr(0, e + 1) + sign + exp;
+}
+
+/// An interval as a reader expects it: "(0, 1e30]", "[1, 1024]".
+inline std::string interval_text(const Interval& iv) {
+  return std::string(iv.lo_open ? "(" : "[") + short_number(iv.lo) + ", " + short_number(iv.hi) +
+         (iv.hi_open ? ")" : "]");
+}
+
+/// Parses `s` as a value of `iv` into `*out` (if given); returns why it is not one, or "". NaN and
+/// infinities are never in an interval; an integer interval takes decimal digits only.
+inline std::string interval_error(const std::string& s, const Interval& iv, double* out = nullptr) {
+  std::string want = std::string(iv.integer ? "an integer" : "a number") + " in " + interval_text(iv);
+  double d = 0;
+  if (iv.integer) {
+    size_t digits = s.size() > 0 && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    if (s.size() == digits || s.find_first_not_of("0123456789", digits) != std::string::npos)
+      return "expected " + want + ", got '" + s + "'";
+    d = std::strtod(s.c_str(), nullptr);  // digits only: exact up to 2^53, and our bounds are below
+  } else if (!number_error(s, &d).empty() || std::isnan(d) || std::isinf(d)) {
+    return "expected " + want + ", got '" + s + "'";
+  }
+  if (d < iv.lo || d > iv.hi || (iv.lo_open && d == iv.lo) || (iv.hi_open && d == iv.hi))
+    return "must be " + want + ", got " + s;
+  if (out) *out = d;
   return "";
 }
 

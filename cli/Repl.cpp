@@ -2,6 +2,7 @@
 // them, and the meta-commands. See Repl.h.
 #include "cli/Repl.h"
 
+#include "cli/Limits.h"
 #include "cli/Parse.h"
 #include "cli/Zoo.h"
 #include "frontend/Source.h"
@@ -47,11 +48,10 @@ std::string zoo_help() {
 ZooOptions zoo_options(const std::string& model, std::map<std::string, std::string> options) {
   ZooOptions zoo;
   if (auto it = options.find("hidden"); it != options.end()) {
-    char* end = nullptr;
-    long long v = std::strtoll(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end || v < 1)
-      throw Error("hidden=" + it->second + ": expected a positive integer");
-    zoo.hidden = v;
+    double v = 0;
+    if (std::string why = interval_error(it->second, integers(1, kMaxHidden), &v); !why.empty())
+      throw Error("hidden: " + why);
+    zoo.hidden = int64_t(v);
     options.erase(it);
   }
   auto names = zoo_model_names();
@@ -524,14 +524,11 @@ struct ReplSession::Impl {
       options.erase(it);
       return v;
     };
-    auto as_int = [](const std::string& key, const std::string& v, long long lo) {
-      char* end = nullptr;
-      errno = 0;
-      long long n = std::strtoll(v.c_str(), &end, 10);
-      if (errno == ERANGE) throw Error(key + "=" + v + ": out of range");
-      if (v.empty() || *end || n < lo)
-        throw Error(key + "=" + v + ": expected an integer of at least " + std::to_string(lo));
-      return n;
+    // One check for every integer option: "swarm: must be an integer in [1, 100000], got 0".
+    auto as_int = [](const std::string& key, const std::string& v, const Interval& iv) {
+      double d = 0;
+      if (std::string why = interval_error(v, iv, &d); !why.empty()) throw Error(key + ": " + why);
+      return int64_t(d);
     };
     auto seed_opt = take("seed");
     auto member_opt = take("member");
@@ -544,7 +541,7 @@ struct ReplSession::Impl {
       else if (*dtype_opt == "float64" || *dtype_opt == "f64") dtype = at::kDouble;
       else throw Error("dtype=" + *dtype_opt + ": expected float32 or float64");
     }
-    int64_t n = swarm_opt ? as_int("swarm", *swarm_opt, 1) : 0;
+    int64_t n = swarm_opt ? as_int("swarm", *swarm_opt, integers(1, kMaxMembers)) : 0;
     SwarmInit init = SwarmInit::Copies;
     if (init_opt) {
       if (!swarm_opt) throw Error("init=" + *init_opt + " needs swarm=N");
@@ -570,7 +567,7 @@ struct ReplSession::Impl {
                     a[2] + "' takes seed=, swarm=, init= and member=");
       if (from->second.kind() == Value::Kind::Swarm) {
         const AnySwarm& s = from->second.swarm();
-        int64_t i = member_opt ? as_int("member", *member_opt, 0) : 0;
+        int64_t i = member_opt ? as_int("member", *member_opt, integers(0, kMaxMembers - 1)) : 0;
         if (i >= s.size())
           throw Error("member=" + *member_opt + ": swarm '" + a[2] + "' has members 0 to " +
                       std::to_string(s.size() - 1));
@@ -592,6 +589,10 @@ struct ReplSession::Impl {
         m->to(dtype);
         p = AnyParticle::adopt(m);
       }
+    }
+    if (swarm_opt) {
+      if (std::string why = memory_error(param_bytes(p) * double(n), "swarm=" + *swarm_opt); !why.empty())
+        throw Error(why);
     }
     if (swarm_opt)
       vars.insert_or_assign(name, Value(AnySwarm(p, n, init)));
@@ -873,7 +874,7 @@ bool ReplSession::handle(const std::string& input, int first_line) {
     if (trim(input)[0] == ':') return s.meta(input, first_line);
     s.run_statement(s.located_source(input, 0, first_line), false);
   } catch (const CompileError& e) {
-    s.report(e.what());
+    s.report(e.rendered());
   } catch (const Error& e) {
     s.report(e.what());
   } catch (const c10::Error& e) {

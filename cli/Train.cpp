@@ -28,6 +28,7 @@
 #include "TrainRules.h"
 #include "cli/Commands.h"
 #include "cli/Data.h"
+#include "cli/Limits.h"
 #include "cli/Zoo.h"
 
 namespace fs = std::filesystem;
@@ -48,13 +49,6 @@ uint64_t fnv1a(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
   return h;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Writes `text` to `path` atomically (write beside, then rename).
@@ -119,6 +113,7 @@ class Trainer {
   void write_metrics() const;
   void write_plot() const;
   void progress(bool force);
+  void check_finite(const char* what, double value, int64_t member);
   void clear_progress();
   double elapsed() const {
     return elapsed_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
@@ -156,6 +151,7 @@ class Trainer {
   double elapsed_before_ = 0;
   Clock::time_point start_, last_draw_;
   bool bar_shown_ = false;
+  bool warned_not_finite_ = false;
 };
 
 void Trainer::validate_flags() {
@@ -184,7 +180,11 @@ void Trainer::compile_rule() {
     rule_source_ = pso_ ? kPsoRule : kApsoRule;
   } else {
     rule_name_ = o_.rule;
-    rule_source_ = read_text(o_.rule);
+    try {
+      rule_source_ = read_rule_file(o_.rule);
+    } catch (const IOError& e) {
+      throw UsageError(e.what());
+    }
   }
   // An input the trainer does not bind is a compile error with a suggestion (E0101).
   rule_ = std::make_unique<Rule>(compile(rule_source_, rule_name_, trainer_inputs(o_.mode)));
@@ -218,6 +218,11 @@ void Trainer::build_swarm() {
   zo.hidden = o_.hidden;
   at::manual_seed(o_.seed);
   AnyParticle seed = make_model(o_.model, zo);
+  // The members, their gradients and momentum (hybrid) or velocities and personal bests (pso):
+  // about three copies of the swarm. Refused before allocating when memory cannot hold them.
+  if (std::string why = memory_error(3 * param_bytes(seed) * double(n_), fmt::format("--particles {} of {}", n_, o_.model));
+      !why.empty())
+    throw UsageError(why);
   x_ = AnySwarm(seed, n_);
   at::NoGradGuard ng;
   for (int64_t i = 1; i < n_; ++i) {  // every member its own initialization
@@ -300,6 +305,7 @@ void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
     loss.backward();
     opt.step();
     double l = loss.item<double>();
+    check_finite("training loss", l, i);
     last_loss_[size_t(i)] = l;
     loss_sum_[size_t(i)] += l;
     loss_count_[size_t(i)] += 1;
@@ -354,6 +360,7 @@ void Trainer::step_pso() {
   at::NoGradGuard ng;
   for (int64_t i = 0; i < n_; ++i) {
     double f = fitness(i);
+    check_finite("fitness", f, i);
     loss_sum_[size_t(i)] += f;
     loss_count_[size_t(i)] += 1;
     if (f < pbest_f_[size_t(i)]) {
@@ -629,6 +636,20 @@ void Trainer::progress(bool force) {
              fmt_time(eta));
   std::fflush(stdout);
   bar_shown_ = true;
+}
+
+// Training goes on when a loss turns NaN or infinite (another member may still be fine), but the
+// user hears of it once, on stderr, with where it happened and the likely cause.
+void Trainer::check_finite(const char* what, double value, int64_t member) {
+  if (std::isfinite(value) || warned_not_finite_) return;
+  warned_not_finite_ = true;
+  clear_progress();
+  std::fflush(stdout);
+  fmt::print(stderr, "nyto: warning: the {} of member {} is {} at step {}{}; training goes on\n", what, member,
+             std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf", step_ + (pso_ ? 0 : 1),
+             pso_ ? " (do the rule's params move the members too far?)"
+                  : " (is --lr " + short_number(o_.lr) + " too large?)");
+  std::fflush(stderr);
 }
 
 void Trainer::run() {

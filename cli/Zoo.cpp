@@ -6,6 +6,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include "cli/Limits.h"
+
 namespace nyto::cli {
 namespace {
 
@@ -58,10 +60,17 @@ std::vector<std::string> zoo_model_names() {
   return names;
 }
 
+double param_bytes(const AnyParticle& particle) {
+  double bytes = 0;
+  for (const auto& t : particle.param_tensors()) bytes += double(t.numel()) * double(t.element_size());
+  return bytes;
+}
+
 AnyParticle make_model(const std::string& name, const ZooOptions& options) {
   if (name == "mlp") {
-    if (options.hidden < 1)
-      throw Error("mlp needs a hidden width of at least 1 (got " + std::to_string(options.hidden) + ")");
+    if (options.hidden < 1 || options.hidden > kMaxHidden)
+      throw Error("mlp needs a hidden width from 1 to " + std::to_string(kMaxHidden) + " (got " +
+                  std::to_string(options.hidden) + ")");
     return AnyParticle::adopt(std::make_shared<MlpImpl>(options.hidden));
   }
   if (name == "cnn") return AnyParticle::adopt(std::make_shared<CnnImpl>());

@@ -33,8 +33,12 @@ std::vector<std::string> zoo_model_names();
 
 /// Builds model `name` (parameters drawn from LibTorch's default generator, so torch::manual_seed
 /// makes it repeatable) as the first particle of a new species. Throws nyto::Error naming the
-/// known models for another name, or for options out of range (hidden < 1).
+/// known models for another name, or for options out of range (hidden
+/// outside 1..kMaxHidden of cli/Limits.h).
 AnyParticle make_model(const std::string& name, const ZooOptions& options = {});
+
+/// Bytes of `particle`'s parameters: what each member of a swarm of it takes (see memory_error).
+double param_bytes(const AnyParticle& particle);
 
 /// Every zoo module implements this: images [B, 1, 28, 28] (or [B, 784]) float32 to
 /// log-probabilities [B, 10].

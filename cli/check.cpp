@@ -21,7 +21,7 @@ void nyto::cli::add_check(CLI::App& app) {
       try {
         nyto::compile_file(f);
       } catch (const nyto::CompileError& e) {
-        std::cerr << e.what();
+        std::cerr << e.rendered();
         ++failed;
       } catch (const nyto::IOError& e) {
         std::cerr << "nyto: error: " << e.what() << "\n";

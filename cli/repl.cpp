@@ -26,8 +26,9 @@ void nyto::cli::add_repl(CLI::App& app) {
       ->check(CLI::IsMember({"llvm", "interp", "aten"}))
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Initial seed (as :seed S)")->check(seed_validator())->capture_default_str();
-  cmd->add_option("--threads", opts->threads, "Intra-op threads (default: the number of cores)")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", opts->threads,
+                  "Intra-op threads (default: the number of cores; at most 4 per core)")
+      ->check(threads_validator());
   cmd->add_flag("--no-history", opts->no_history, "Do not read or write ~/.nyto_history");
   cmd->add_flag("--no-color", opts->no_color, "No colours on a terminal");
   cmd->callback([opts] {

@@ -303,8 +303,9 @@ void add_run(CLI::App& app) {
   cmd->add_option("--backend", a->backend, "llvm (JIT), interp (reference) or aten (LibTorch ops)")
       ->check(CLI::IsMember({"llvm", "interp", "aten"}))
       ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "intra-op threads (default: the number of cores)")
-      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--threads", a->threads,
+                  "intra-op threads (default: the number of cores; at most 4 per core)")
+      ->check(threads_validator());
   cmd->callback([a] {
     if (a->threads == 0) a->threads = int(std::max(1u, std::thread::hardware_concurrency()));
     run_command(*a);

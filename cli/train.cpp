@@ -3,6 +3,7 @@
 
 #include "cli/Commands.h"
 #include "cli/Train.h"
+#include "cli/Limits.h"
 
 namespace nyto::cli {
 
@@ -16,23 +17,23 @@ void add_train(CLI::App& app) {
   cmd->add_option("--model", opts->model, "mlp (784-H-10) or cnn (nytorch's example ConvNet)")
       ->check(CLI::IsMember({"mlp", "cnn"}))
       ->capture_default_str();
-  cmd->add_option("--hidden", opts->hidden, "mlp: hidden width")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--hidden", opts->hidden, "mlp: hidden width")->check(in_interval(integers(1, kMaxHidden)))->capture_default_str();
   cmd->add_option("--mode", opts->mode, "hybrid (SGD + rule moves) or pso (gradient-free)")
       ->check(CLI::IsMember({"hybrid", "pso"}))
       ->capture_default_str();
-  cmd->add_option("--particles", opts->particles, "swarm members")->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--epochs", opts->epochs, "passes over the training set")->check(CLI::Range(1, 1000000))->capture_default_str();
+  cmd->add_option("--particles", opts->particles, "swarm members")->check(in_interval(integers(1, kMaxMembers)))->capture_default_str();
+  cmd->add_option("--epochs", opts->epochs, "passes over the training set")->check(in_interval(integers(1, 1e6)))->capture_default_str();
   cmd->add_option("--batches", opts->batches, "stop after this many steps in all (0: no limit)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))
+      ->check(in_interval(integers(0, 1e12)))
       ->capture_default_str();
-  cmd->add_option("--batch-size", opts->batch_size, "images per SGD batch")->check(CLI::Range(1, 60000))->capture_default_str();
-  cmd->add_option("--lr", opts->lr, "SGD learning rate (hybrid)")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--momentum", opts->momentum, "SGD momentum (hybrid)")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--batch-size", opts->batch_size, "images per SGD batch")->check(in_interval(integers(1, 60000)))->capture_default_str();
+  cmd->add_option("--lr", opts->lr, "SGD learning rate (hybrid)")->check(in_interval({0, 1e30, true}))->capture_default_str();
+  cmd->add_option("--momentum", opts->momentum, "SGD momentum (hybrid)")->check(in_interval({0, 1}))->capture_default_str();
   cmd->add_option("--swarm-every", opts->swarm_every, "hybrid: a swarm move every K batches (0: never)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))
+      ->check(in_interval(integers(0, 1e12)))
       ->capture_default_str();
   cmd->add_option("--swarm-size", opts->swarm_size, "hybrid: members in each move's random subset (at most --particles)")
-      ->check(CLI::Range(2, 100000))
+      ->check(in_interval(integers(2, kMaxMembers)))
       ->capture_default_str();
   cmd->add_option("--rule", opts->rule,
                   "rule file (default: examples/rules/apso.nyto for hybrid, pso.nyto for pso, built in)");
@@ -41,15 +42,15 @@ void add_train(CLI::App& app) {
   cmd->add_option("--seed", opts->seed, "seed of initialization, batch order, subsets and rule draws")
       ->check(seed_validator())
       ->capture_default_str();
-  cmd->add_option("--threads", opts->threads, "LibTorch threads (default: every core)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--threads", opts->threads, "LibTorch threads (default: every core; at most 4 per core)")->check(threads_validator());
   cmd->add_option("--eval-every", opts->eval_every, "evaluate (and checkpoint) every N steps (0: only at the end)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))
+      ->check(in_interval(integers(0, 1e12)))
       ->capture_default_str();
   cmd->add_option("--eval-size", opts->eval_size, "test images of a periodic evaluation (the last one uses all)")
-      ->check(CLI::Range(1, 1 << 30))
+      ->check(in_interval(integers(1, 1e9)))
       ->capture_default_str();
   cmd->add_option("--fitness-size", opts->fitness_size, "pso: training images of the fixed fitness batch")
-      ->check(CLI::Range(1, 60000))
+      ->check(in_interval(integers(1, 60000)))
       ->capture_default_str();
   cmd->add_option("--data", opts->data, "directory of the (Fashion-)MNIST IDX files, gzipped or not (default: /usr/share/datasets/fashion-mnist)");
   cmd->add_option("--metrics", opts->metrics, "write step,member,train_loss,test_loss,test_accuracy to this CSV");
@@ -58,6 +59,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", opts->resume, "continue from the checkpoint in --checkpoint DIR");
   cmd->add_option("--save", opts->save, "write the final swarm to this file (nyto swarm format; pso: the personal bests)");
   cmd->add_option("--kill-at-step", opts->kill_at_step, "testing: SIGKILL the process after this step")
+      ->check(in_interval(integers(0, 1e12)))
       ->group("");  // hidden
   cmd->callback([opts] { run_training(*opts); });
 }

@@ -6,6 +6,7 @@
 #include <nyto/any_module.h>
 #include <nyto/particle.h>
 #include <nyto/swarm.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -331,4 +332,97 @@ TEST_CASE("nyto run: bad input gives a clear error and exit 2 (usage, compile) o
     CHECK(r.err.find("must have one structure") != std::string::npos);
     CHECK(s.snapshot() == before);
   }
+}
+
+TEST_CASE("user mistakes exit 2 with a message, never 'internal error' or a backtrace") {
+  Scratch s;
+  struct Case {
+    std::string args, message;
+  };
+  // Every numeric flag refuses nan, infinities and values out of its range before anything runs,
+  // and prints the range readably (no 300-digit bound).
+  std::vector<Case> cases = {
+      {"train --lr nan", "--lr: expected a number in (0, 1e30], got 'nan'"},
+      {"train --lr 0", "--lr: must be a number in (0, 1e30], got 0"},
+      {"train --lr inf", "--lr: expected a number in (0, 1e30], got 'inf'"},
+      {"train --lr 1e31", "--lr: must be a number in (0, 1e30], got 1e31"},
+      {"train --momentum nan", "--momentum: expected a number in [0, 1], got 'nan'"},
+      {"train --momentum -0.5", "--momentum: must be a number in [0, 1], got -0.5"},
+      {"train --hidden 99999999999999999999", "--hidden: must be an integer in [1, 65536]"},
+      {"train --hidden 1e3", "--hidden: expected an integer in [1, 65536], got '1e3'"},
+      {"train --particles -1", "--particles: must be an integer in [1, 100000], got -1"},
+      {"train --epochs 0", "--epochs: must be an integer in [1, 1e6], got 0"},
+      {"train --batches -1", "--batches: must be an integer in [0, 1e12], got -1"},
+      {"train --batch-size 1.5", "--batch-size: expected an integer in [1, 60000], got '1.5'"},
+      {"train --swarm-every nan", "--swarm-every: expected an integer in [0, 1e12], got 'nan'"},
+      {"train --swarm-size 1", "--swarm-size: must be an integer in [2, 100000], got 1"},
+      {"train --eval-every -5", "--eval-every: must be an integer in [0, 1e12], got -5"},
+      {"train --eval-size 0", "--eval-size: must be an integer in [1, 1e9], got 0"},
+      {"train --fitness-size 60001", "--fitness-size: must be an integer in [1, 60000], got 60001"},
+      {"train --threads 100000", "--threads: must be an integer in [1, "},
+      {"run x.nyto --threads 0", "--threads: must be an integer in [1, "},
+      {"repl --threads 4096", "--threads: must be an integer in [1, "},
+      {"repl --threads -1", "--threads: must be an integer in [1, "},
+      {"bogus", "nyto: error: unknown command 'bogus'\n"
+                "the commands are check, compile, run, train, repl (nyto --help describes them)"},
+      {"chek x.nyto", "unknown command 'chek'; did you mean 'check'?"},
+      {"", "nyto: error: no command given; the commands are check, compile, run, train, repl"},
+  };
+  for (const auto& c : cases) {
+    INFO("nyto " << c.args);
+    auto r = s.nyto(c.args + " </dev/null");
+    INFO("stderr: " << r.err);
+    CHECK(r.rc == 2);
+    CHECK(r.err.find(c.message) != std::string::npos);
+    CHECK(r.err.find("internal error") == std::string::npos);
+    CHECK(r.err.size() < 400);
+  }
+}
+
+TEST_CASE("a rule path that is a device, a pipe or a huge file: read with a limit, a clear error") {
+  Scratch s;
+  // /dev/zero and /dev/urandom were read forever.
+  for (std::string dev : {"/dev/zero", "/dev/urandom"}) {
+    auto r = s.nyto("check " + dev);
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("cannot read rule '" + dev + "': it is a device or socket, not a file") !=
+          std::string::npos);
+    CHECK(s.nyto("compile " + dev).rc == 2);
+  }
+  // A file beyond 16 MiB is refused without reading it (a sparse file: no disk used).
+  fs::resize_file((std::ofstream(s / "huge.nyto"), s / "huge.nyto"), (16u << 20) + 1);
+  auto huge = s.nyto("check " + (s / "huge.nyto"));
+  CHECK(huge.rc == 2);
+  CHECK(huge.err.find("it is larger than 16 MiB") != std::string::npos);
+  // A pipe holds a script; an endless one stops at the limit.
+  REQUIRE(::mkfifo((s / "fifo").c_str(), 0600) == 0);
+  std::system(("printf 'y = x + 1\\n' >" + (s / "fifo") + " &").c_str());
+  auto piped = s.nyto("check " + (s / "fifo"));
+  CHECK(piped.rc == 0);
+  CHECK(piped.err.empty());
+  std::system(("yes 'y = x + 1' >" + (s / "fifo") + " 2>/dev/null &").c_str());
+  auto endless = s.nyto("check " + (s / "fifo"));
+  CHECK(endless.rc == 2);
+  CHECK(endless.err.find("it is larger than 16 MiB") != std::string::npos);
+}
+
+TEST_CASE("diagnostics: a NUL byte is shown, not a cut; CR-only lines are counted and not echoed") {
+  Scratch s;
+  std::ofstream(s / "nul.nyto", std::ios::binary) << std::string("x = x + \0 v\ny = 2 +\n", 20);
+  auto nul = s.nyto("check " + (s / "nul.nyto"));
+  CHECK(nul.rc == 2);
+  CHECK(nul.err.find('\0') == std::string::npos);
+  CHECK(nul.err.find("nul.nyto:1:9: error[E0002]: unexpected character U+0000") != std::string::npos);
+  CHECK(nul.err.find("x = x + \u2400 v\n        ^\n") != std::string::npos);
+  // The diagnostics after the NUL, and the summary, are all printed.
+  CHECK(nul.err.find("nul.nyto:2:8: error[E0001]") != std::string::npos);
+  CHECK(nul.err.find("1 of 1 files failed the check") != std::string::npos);
+
+  std::ofstream(s / "cr.nyto", std::ios::binary) << "x = 1\ry = 2 +\rz = 3\r";
+  auto cr = s.nyto("check " + (s / "cr.nyto"));
+  CHECK(cr.rc == 2);
+  CHECK(cr.err.find('\r') == std::string::npos);
+  CHECK(cr.err.find("cr.nyto:2:8: error[E0001]: unexpected end of line; expected an expression\n"
+                    "y = 2 +\n"
+                    "       ^\n") != std::string::npos);
 }

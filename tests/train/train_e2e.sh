@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of `nyto train` (CTest label `train`).
 #   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
-# CASE: run-MODEL-MODE | resume | determinism | errors. Exit 77 (skipped) without the data.
+# CASE: run-MODEL-MODE | resume | determinism | errors | diverge. Exit 77 (skipped) without the data.
 set -uo pipefail
 nyto=$1 src=$2 work=$3 case=$4
 data=${NYTO_TEST_DATA:-/usr/share/datasets/fashion-mnist}
@@ -124,6 +124,13 @@ errors)
   expect_exit 2 "particles" -- --particles 0
   expect_exit 2 "mode" -- --mode sgd
   expect_exit 2 "--lr" -- --lr -1
+  # Every numeric flag: NaN, infinities and out-of-range values exit 2 with the range, readably.
+  expect_exit 2 "--lr: expected a number in (0, 1e30], got 'nan'" -- --lr nan
+  expect_exit 2 "--lr: must be a number in (0, 1e30], got 0" -- --lr 0
+  expect_exit 2 "--momentum: expected a number in .0, 1., got 'nan'" -- --momentum nan
+  expect_exit 2 "--hidden: must be an integer in .1, 65536." -- --hidden 99999999999999999999
+  expect_exit 2 "--threads: must be an integer in .1, " -- --threads 4096
+  expect_exit 2 "would need .* GB for its parameters" -- --data "$data" --particles 100000 --hidden 65536
   expect_exit 2 "expected a non-negative integer, got '-1'" -- --seed -1
   expect_exit 2 "'1e999' is beyond the range of a double" -- --set alpha=1e999
   expect_exit 2 "is larger than 18446744073709551615" -- --seed 18446744073709551616
@@ -148,6 +155,18 @@ errors)
     echo garbage | gzip >"$dir/bad/$f.gz"
   done
   expect_exit 1 "$dir/bad" -- --data "$dir/bad"
+  ;;
+diverge)
+  # A learning rate that makes the loss NaN: one warning on stderr naming member, step and --lr;
+  # the run goes on and exits 0.
+  "$nyto" train "${small[@]}" --batches 4 --particles 2 --eval-every 0 --lr 1e30 >"$dir/out" 2>"$dir/err"
+  rc=$?
+  cat "$dir/out" "$dir/err"
+  [ $rc -eq 0 ] || fail "exit status $rc"
+  [ "$(grep -c 'warning' "$dir/err")" -eq 1 ] || fail "expected exactly one warning on stderr"
+  grep -q "^nyto: warning: the training loss of member [01] is NaN at step [0-9]* (is --lr 1e30 too large?); training goes on$" \
+    "$dir/err" || fail "no NaN warning naming member, step and --lr"
+  grep -q warning "$dir/out" && fail "the warning went to stdout"
   ;;
 *)
   echo "unknown case $case"; exit 2 ;;
