@@ -23,8 +23,10 @@
 #include <cstdio>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
+#include <new>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -879,6 +881,10 @@ bool ReplSession::handle(const std::string& input, int first_line) {
     s.report(e.what());
   } catch (const c10::Error& e) {
     s.report(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    s.report("out of memory");
+  } catch (const std::filesystem::filesystem_error& e) {
+    s.report(e.what());
   } catch (const std::exception& e) {
     s.report(std::string("internal error (this is a bug in nyto): ") + e.what());
   }

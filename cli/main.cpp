@@ -36,7 +36,11 @@ std::string command_error(CLI::App& app, int argc, char** argv) {
   if (argc < 2) return "no command given; " + list;
   // The top-level options (--help, --version) take no value: the first other word is the command.
   int i = 1;
-  while (i < argc && argv[i][0] == '-') ++i;
+  for (; i < argc && argv[i][0] == '-'; ++i) {
+    std::string opt = argv[i];
+    if (opt != "-h" && opt != "--help" && opt != "--version")
+      return "unknown option '" + opt + "' before the command (a command's options follow it)\n" + list;
+  }
   if (i == argc) return "";
   std::string word = argv[i];
   for (const auto& n : names)

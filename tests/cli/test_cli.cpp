@@ -367,6 +367,7 @@ TEST_CASE("user mistakes exit 2 with a message, never 'internal error' or a back
                 "the commands are check, compile, run, train, repl (nyto --help describes them)"},
       {"chek x.nyto", "unknown command 'chek'; did you mean 'check'?"},
       {"", "nyto: error: no command given; the commands are check, compile, run, train, repl"},
+      {"--bogus check", "nyto: error: unknown option '--bogus' before the command"},
   };
   for (const auto& c : cases) {
     INFO("nyto " << c.args);
