@@ -124,7 +124,8 @@ std::string read_rule_file(const std::string& path) {
   if (fs::is_regular_file(st) && fs::file_size(path, ec) > kMaxScriptBytes && !ec) throw too_large();
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError(what + "no such file or not readable");
-  // Read at most one byte past the limit: a pipe or a growing file cannot make us read forever.
+  // Read in chunks and stop once past the limit: a pipe or a growing file cannot make us read
+  // forever.
   std::string text;
   char chunk[1 << 16];
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
