@@ -6,6 +6,7 @@
 
 #include <torch/nn/modules/batchnorm.h>
 
+#include "runtime/detail.h"
 #include "tests/runtime/models.h"
 
 using nyto::AnyParticle;
@@ -161,6 +162,30 @@ TEST_CASE("scalars, per-member scalars and a particle broadcast over a swarm") {
   CHECK(contains(msg, "2 per-member values"));
 }
 
+TEST_CASE("a one-member swarm is a copy of its seed, not a view (issue 13, defect 4)") {
+  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
+  {
+    torch::NoGradGuard g;
+    seed->weight.fill_(1);
+    seed->bias.fill_(1);
+  }
+  Swarm<torch::nn::Linear> x(seed, 1);
+  CHECK(x.storage()[0].data_ptr() != seed.storage()[0].data_ptr());
+  auto rule = nyto::compile("y = g + x");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    nyto::AnySwarm y = rule.run({{"g", seed}, {"x", x}}, opt).at("y").swarm();
+    CHECK(Particle<torch::nn::Linear>(y.member(0))->weight.item<double>() == 2);
+    CHECK(seed->weight.item<double>() == 1);  // the new swarm took g's structure, not its storage
+    CHECK(x[0]->bias.item<double>() == 1);
+  }
+  nyto::compile("x = x + 1").run({{"x", x}});
+  CHECK(x[0]->weight.item<double>() == 2);
+  CHECK(seed->weight.item<double>() == 1);
+}
+
 TEST_CASE("an input inside an in-place output is read as it was before the run") {
   auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
   {
@@ -235,6 +260,63 @@ TEST_CASE("two storage groups: float32 and float64 both computed") {
     CHECK(y->b[1][1].item<double>() == 7);
     CHECK(y->c[0].item<double>() == 10);
   }
+}
+
+namespace {
+// A float32 weight next to an int64 parameter (a count kept with the model).
+struct CountedImpl : torch::nn::Cloneable<CountedImpl> {
+  CountedImpl() { reset(); }
+  void reset() override {
+    w = register_parameter("w", torch::full({2}, 2.0));
+    n = register_parameter("n", torch::full({3}, 4, torch::kLong), /*requires_grad=*/false);
+  }
+  at::Tensor w, n;
+};
+}  // namespace
+
+TEST_CASE("integer parameters stay out of rules: a located error, not truncation (defect 7)") {
+  auto m = nyto::make_particle<CountedImpl>();
+  auto fresh = nyto::compile("y = x*0.5 + 1\n", "half.nyto");
+  auto inplace = nyto::compile("x = x*0.5 + 1\n", "half.nyto");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    std::string msg = error_of([&] { fresh.run({{"x", m}}, opt); });
+    CHECK(contains(msg, "half.nyto:1:5: error[E0505]: 'x' has the Long parameter 'n'"));
+    CHECK(contains(msg, "operational=false"));
+    CHECK_THROWS_AS(inplace.run({{"x", m}}, opt), nyto::BindError);
+    CHECK(m->w[0].item<double>() == 2);  // nothing written
+    CHECK(m->n[0].item<int64_t>() == 4);
+  }
+  // Left out of the rule, the integer parameter is kept (copied into a new particle).
+  m.set_param_config(false, true, "n");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    nyto::RunOptions opt;
+    opt.backend = b;
+    auto y = Particle<CountedImpl>(fresh.run({{"x", m}}, opt).at("y").particle());
+    CHECK(y->w[1].item<double>() == 2);
+    CHECK(y->n[2].item<int64_t>() == 4);
+  }
+}
+
+TEST_CASE("every group's kernel is compiled before the first group is written") {
+  auto m = nyto::make_particle<MixedImpl>();
+  std::vector<at::Tensor> before;
+  for (const auto& t : m.storage()) before.push_back(t.clone());
+  auto rule = nyto::compile("x = x * 3 + 1");
+  int compiles = 0;
+  nyto::detail::fault_hook = [&](const std::string& at) {
+    if (at == "compile kernel" && compiles++ == 1) throw nyto::Error("injected compile failure");
+  };
+  std::string msg = error_of([&] { rule.run({{"x", m}}); });
+  nyto::detail::fault_hook = nullptr;
+  CHECK(contains(msg, "injected compile failure"));
+  REQUIRE(m.storage().size() == 2);
+  for (size_t g = 0; g < before.size(); ++g) CHECK(at::equal(m.storage()[g], before[g]));
+  rule.run({{"x", m}});
+  CHECK(m->a[0].item<double>() == 4);
+  CHECK(m->b[0][0].item<double>() == 7);
 }
 
 TEST_CASE("bad bindings: located errors, nothing changed") {
