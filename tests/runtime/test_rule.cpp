@@ -355,6 +355,16 @@ TEST_CASE("bad bindings: located errors, nothing changed") {
   CHECK(at::equal(a.storage()[0], before));
 }
 
+TEST_CASE("CompileOptions::read_only: a rule may not assign an input the host owns (E0205)") {
+  nyto::CompileOptions co;
+  co.read_only = {"gbest", "loss"};
+  std::string msg = error_of([&] { nyto::compile("x = x + 0.5*(gbest - x)\ngbest = x\n", "h.nyto", co); });
+  CHECK(contains(msg, "h.nyto:2:1: error[E0205]: cannot assign to 'gbest'"));
+  CHECK_THROWS_AS(nyto::compile("loss = loss * 2", "h.nyto", co), nyto::CompileError);
+  auto ok = nyto::compile("x = x + 0.5*(gbest - x)", "h.nyto", co);  // reading is fine
+  CHECK((ok.outputs() == std::vector<std::string>{"x"}));
+}
+
 TEST_CASE("compile errors carry every diagnostic") {
   std::string msg = error_of([] { nyto::compile("v = w*v + c1*rnd()*(pbest - x)\ny = (", "pso.nyto"); });
   CHECK(contains(msg, "pso.nyto:"));
