@@ -186,6 +186,25 @@ TEST_CASE("a one-member swarm is a copy of its seed, not a view (issue 13, defec
   CHECK(seed->weight.item<double>() == 1);
 }
 
+TEST_CASE("outputs that swap two inputs: every backend reads both before it writes") {
+  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
+  auto rule = nyto::compile("t = x\nx = v\nv = t\n");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    Swarm<torch::nn::Linear> x(seed, 2), v(seed, 2);
+    {
+      torch::NoGradGuard g;
+      for (auto& t : x.storage()) t.fill_(1);
+      for (auto& t : v.storage()) t.fill_(2);
+    }
+    nyto::RunOptions opt;
+    opt.backend = b;
+    rule.run({{"x", x}, {"v", v}}, opt);
+    CHECK(x[1]->weight.item<double>() == 2);
+    CHECK(v[1]->weight.item<double>() == 1);  // the aten backend gave 2: x was written first
+  }
+}
+
 TEST_CASE("an input inside an in-place output is read as it was before the run") {
   auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
   {
