@@ -34,6 +34,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 }  // namespace
 
 TEST_CASE("the rule's signature") {
@@ -145,12 +146,7 @@ TEST_CASE("params: defaults and overrides") {
 }
 
 TEST_CASE("scalars, per-member scalars and a particle broadcast over a swarm") {
-  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
-  {
-    torch::NoGradGuard g;
-    seed->weight.fill_(1);
-    seed->bias.fill_(1);
-  }
+  auto seed = linear_particle(1, 1);
   Swarm<torch::nn::Linear> x(seed, 3);
   auto rule = nyto::compile("x = x*k + s + g");
   rule.run({{"x", x}, {"k", std::vector<double>{1, 2, 3}}, {"s", 10.0}, {"g", seed}});
@@ -163,12 +159,7 @@ TEST_CASE("scalars, per-member scalars and a particle broadcast over a swarm") {
 }
 
 TEST_CASE("a one-member swarm is a copy of its seed, not a view (issue 13, defect 4)") {
-  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
-  {
-    torch::NoGradGuard g;
-    seed->weight.fill_(1);
-    seed->bias.fill_(1);
-  }
+  auto seed = linear_particle(1, 1);
   Swarm<torch::nn::Linear> x(seed, 1);
   CHECK(x.storage()[0].data_ptr() != seed.storage()[0].data_ptr());
   auto rule = nyto::compile("y = g + x");
@@ -206,12 +197,7 @@ TEST_CASE("outputs that swap two inputs: every backend reads both before it writ
 }
 
 TEST_CASE("an input inside an in-place output is read as it was before the run") {
-  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
-  {
-    torch::NoGradGuard g;
-    seed->weight.fill_(1);
-    seed->bias.fill_(1);
-  }
+  auto seed = linear_particle(1, 1);
   Swarm<torch::nn::Linear> x(seed, 4);
   auto best = x[0];
   auto rule = nyto::compile("x = x + best");
