@@ -342,12 +342,15 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     check_operand(t, span);
     in_place[o] = true;
   }
-  for (const auto& op : in)
-    if (op.member_scalars && int64_t(op.member_scalars->size()) != members)
-      throw BindError("error[E0501]: '" + op.name + "' has " +
-                      std::to_string(op.member_scalars->size()) + " per-member values but the " +
-                      (sized ? "swarm '" + sized->name + "' has " : std::string("rule runs ")) +
-                      std::to_string(members) + " member" + (members == 1 ? "" : "s"));
+  for (size_t i = 0; i < in.size(); ++i)
+    if (in[i].member_scalars && int64_t(in[i].member_scalars->size()) != members)
+      throw BindError(locate("E0501", {false, i},
+                             "'" + in[i].name + "' has " +
+                                 std::to_string(in[i].member_scalars->size()) +
+                                 " per-member values but the " +
+                                 (sized ? "swarm '" + sized->name + "' has "
+                                        : std::string("rule runs ")) +
+                                 std::to_string(members) + " member" + (members == 1 ? "" : "s")));
   for (size_t o = 0; o < g.outputs.size(); ++o) {
     if (in_place[o] && targets[o].particle && members > 1)
       throw BindError(locate("E0501", {true, o},
@@ -377,9 +380,10 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       if (in_place[a] && in_place[b])
         for (size_t grp = 0; grp < species.groups().size(); ++grp)
           if (overlaps(targets[a].storage(int(grp)), targets[b].storage(int(grp))))
-            throw BindError("error[E0501]: '" + g.outputs[a].name + "' and '" + g.outputs[b].name +
-                            "' are bound to the same storage; outputs updated in place must be "
-                            "distinct particles or swarms");
+            throw BindError(locate("E0501", {true, b},
+                                   "'" + g.outputs[a].name + "' and '" + g.outputs[b].name +
+                                       "' are bound to the same storage; outputs updated in "
+                                       "place must be distinct particles or swarms"));
 
   // Every group's kernel is compiled before the first group is written, so a kernel that fails
   // to compile changes nothing. A group runs on the fused kernel when it is on the CPU in
