@@ -831,7 +831,7 @@ struct ReplSession::Impl {
         Rule rule = compile_statement(src);
         Bindings bound;  // the session's values: the kernel :llvm shows is the one a run compiles
         for (const auto& name : rule.inputs()) bound.emplace(name, vars.at(name));
-        std::string text = rule.emit(cmd == ":ir" ? "ir-opt" : "llvm", bound);
+        std::string text = rule.emit(cmd == ":ir" ? "ir-opt" : "llvm", bound, config.backend);
         out << text;
         if (!text.empty() && text.back() != '\n') out << "\n";
       }

@@ -35,9 +35,24 @@ namespace fs = std::filesystem;
 
 namespace nyto::cli {
 
+std::vector<TrainerBinding> trainer_bindings(const std::string& mode) {
+  // pso: the swarm x and its velocities v move; pbest and gbest are the trainer's records.
+  if (mode == "pso") return {{"x", true}, {"v", true}, {"pbest"}, {"gbest"}, {"step"}};
+  // hybrid: member x moves towards gbest, the subset's best member itself.
+  return {{"x", true}, {"gbest"}, {"loss"}, {"gbest_loss"}, {"step"}};
+}
+
 std::vector<std::string> trainer_inputs(const std::string& mode) {
-  if (mode == "pso") return {"x", "v", "pbest", "gbest", "step"};
-  return {"x", "gbest", "loss", "gbest_loss", "step"};
+  std::vector<std::string> out;
+  for (const auto& b : trainer_bindings(mode)) out.push_back(b.name);
+  return out;
+}
+
+std::vector<std::string> trainer_read_only(const std::string& mode) {
+  std::vector<std::string> out;
+  for (const auto& b : trainer_bindings(mode))
+    if (!b.assignable) out.push_back(b.name);
+  return out;
 }
 
 namespace {
@@ -186,8 +201,12 @@ void Trainer::compile_rule() {
       throw UsageError(e.what());
     }
   }
-  // An input the trainer does not bind is a compile error with a suggestion (E0101).
-  rule_ = std::make_unique<Rule>(compile(rule_source_, rule_name_, trainer_inputs(o_.mode)));
+  // An input the trainer does not bind is a compile error with a suggestion (E0101); an
+  // assignment to one it binds as an input only (gbest, ...) is one too (E0205).
+  CompileOptions co;
+  co.known_names = trainer_inputs(o_.mode);
+  co.read_only = trainer_read_only(o_.mode);
+  rule_ = std::make_unique<Rule>(compile(rule_source_, rule_name_, co));
   auto outs = rule_->outputs();
   if (std::find(outs.begin(), outs.end(), "x") == outs.end())
     throw UsageError("rule " + rule_name_ + " does not assign 'x', so it would not move the members; " +
@@ -267,17 +286,24 @@ void Trainer::check_rule_binds() {
   ro.seed = o_.seed;
   ro.invocation = ~uint64_t(0);
   at::NoGradGuard ng;
-  if (pso_) {
-    AnySwarm x = copy_swarm(x_), v = copy_swarm(v_), pb = copy_swarm(pbest_);
-    rule_->run({{"x", x}, {"v", v}, {"pbest", pb}, {"gbest", gbest_.clone()}, {"step", 0.0}}, ro);
-  } else {
-    rule_->run({{"x", members_[0].clone()},
-                {"gbest", members_[size_t(std::min<int64_t>(1, n_ - 1))].clone()},
-                {"loss", 0.0},
-                {"gbest_loss", 0.0},
-                {"step", 0.0}},
-               ro);
-  }
+  Bindings b;
+  if (pso_)
+    b = {{"x", copy_swarm(x_)}, {"v", copy_swarm(v_)}, {"pbest", copy_swarm(pbest_)},
+         {"gbest", gbest_.clone()}, {"step", 0.0}};
+  else
+    b = {{"x", members_[0].clone()},
+         {"gbest", members_[size_t(std::min<int64_t>(1, n_ - 1))].clone()},
+         {"loss", 0.0},
+         {"gbest_loss", 0.0},
+         {"step", 0.0}};
+  // trainer_bindings() (the compile options' known and read-only names) lists what is bound here.
+  std::vector<std::string> bound, listed = trainer_inputs(o_.mode);
+  for (const auto& kv : b) bound.push_back(kv.first);
+  std::sort(listed.begin(), listed.end());
+  if (bound != listed)
+    throw std::logic_error("nyto internal error (this is a bug in nyto): trainer_bindings() is "
+                           "not what the trainer binds");
+  rule_->run(b, ro);
 }
 
 void Trainer::next_batch(at::Tensor& bx, at::Tensor& by) {

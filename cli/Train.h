@@ -39,8 +39,19 @@ struct TrainOptions {
   int64_t kill_at_step = -1;  ///< testing: SIGKILL ourselves after this step
 };
 
+/// One name the trainer binds for its rule in a mode, and whether the rule may assign it.
+struct TrainerBinding {
+  std::string name;
+  /// x (and v in pso): the members the rule moves. Everything else (gbest, pbest, loss, step...)
+  /// is the trainer's own state, bound as an input only: a rule assigning it is refused (E0205).
+  bool assignable = false;
+};
+/// What the trainer binds in each mode: the one list the compile options and the runs follow.
+std::vector<TrainerBinding> trainer_bindings(const std::string& mode);
 /// The names a rule may read in each mode (anything else is rejected with a suggestion).
 std::vector<std::string> trainer_inputs(const std::string& mode);
+/// The names a rule must not assign in each mode (the bindings that are not assignable).
+std::vector<std::string> trainer_read_only(const std::string& mode);
 
 /// Runs the training; prints progress to stdout. Throws UsageError, CompileError, BindError for
 /// the user's mistakes (exit 2), IOError and nyto::Error otherwise.

@@ -167,6 +167,21 @@ void run_command(const RunArgs& a) {
   std::vector<std::string> params;
   for (const auto& [name, v] : rule.params()) params.push_back(name);
   const auto inputs = rule.inputs();
+  // A load the rule cannot read: a param takes a number, and an output the rule assigns without
+  // reading it would only be overwritten (and, bound, updated in place).
+  for (const auto& name : load_order) {
+    if (std::find(inputs.begin(), inputs.end(), name) != inputs.end()) continue;
+    std::string inputs_note = inputs.empty() ? std::string(" (it reads no input)")
+                                             : " (its inputs: " + join(inputs) + ")";
+    if (std::find(params.begin(), params.end(), name) != params.end())
+      throw UsageError("--load " + name + ": '" + name + "' is a param of the rule " + rule.name() +
+                       ", a number: set it with --set " + name + "=VALUE; --load binds an input" +
+                       inputs_note);
+    if (std::find(outputs.begin(), outputs.end(), name) != outputs.end())
+      throw UsageError("--load " + name + ": '" + name + "' is computed by the rule " +
+                       rule.name() + ", not read by it: save it with --save " + name +
+                       "=PATH; --load binds an input" + inputs_note);
+  }
 
   // 3. Scalars: --set of a param overrides its default; of an input binds it. Any other name is
   // left to the rule, which reports E0504 with a suggestion.

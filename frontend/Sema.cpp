@@ -251,6 +251,13 @@ class Analyzer {
             "where(mask, a, b)");
       v.ty = Ty::Error;
     }
+    if (std::find(options_.read_only.begin(), options_.read_only.end(), name) !=
+        options_.read_only.end()) {
+      error("E0205", name_span,
+            "cannot assign to '" + name + "': the host binds it as an input only (read-only), "
+            "and the run would overwrite the host's value; assign to a new name instead");
+      return;
+    }
     auto it = env_.find(name);
     if (it != env_.end()) {
       Binding& b = it->second;

@@ -20,6 +20,9 @@ struct FrontendOptions {
   /// Names the host can bind (REPL session names, `nyto run` loads, trainer bindings). When set,
   /// an input not in this list is an error (E0101) with a suggestion.
   std::optional<std::vector<std::string>> known_names;
+  /// Names the host binds as inputs only (the trainer's gbest, pbest, loss...): an assignment to
+  /// one is an error (E0205), since the run would write into the host's value.
+  std::vector<std::string> read_only;
 };
 
 /// What analysis produces besides diagnostics. Meaningful only when no diagnostic was added.

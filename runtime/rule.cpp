@@ -92,6 +92,7 @@ Rule compile(std::string_view source, const std::string& name, const CompileOpti
   frontend::FrontendOptions opts;
   opts.repl = options.repl;
   opts.known_names = options.known_names;
+  opts.read_only = options.read_only;
   impl->fe = frontend::compile_source(source, name, opts);
   if (!impl->fe.ok) throw CompileError(frontend::render_all(impl->fe));
   std::ostringstream trace;
@@ -144,38 +145,71 @@ const std::string& Rule::name() const { return impl_->name; }
 const RuleSignature& Rule::signature() const { return impl_->sig; }
 std::string Rule::pass_trace() const { return impl_->trace; }
 
-std::string Rule::emit(const std::string& stage, const Bindings& bindings) const {
+std::string Rule::emit(const std::string& stage, const Bindings& bindings, Backend backend) const {
   if (stage == "ast") return impl_->fe.ast_dump;
   if (stage == "ir") return ir::print(impl_->fe.graph);
   if (stage == "ir-opt") return ir::print(impl_->fused);
   if (stage == "llvm") {
+    // As run() would: each input's kind, and the groups of the first particle or swarm bound.
     KernelSpec spec;
-    spec.dtype = DType::F32;
-    bool dtype_set = false;
+    std::shared_ptr<Species> sp;
     for (const auto& in : impl_->fused.graph.inputs) {
       auto it = bindings.find(in.name);
       BindKind kind = BindKind::Swarm;
       if (it != bindings.end()) {
         const Value& v = it->second;
-        std::shared_ptr<Species> sp;
         switch (v.kind()) {
           case Value::Kind::Scalar: kind = BindKind::Scalar; break;
           case Value::Kind::MemberScalars: kind = BindKind::MemberScalar; break;
-          case Value::Kind::Particle: kind = BindKind::Particle, sp = v.particle().species(); break;
-          case Value::Kind::Swarm: kind = BindKind::Swarm, sp = v.swarm().species(); break;
+          case Value::Kind::Particle: kind = BindKind::Particle; break;
+          case Value::Kind::Swarm: kind = BindKind::Swarm; break;
         }
-        if (sp && !dtype_set && !sp->groups().empty()) {
-          spec.dtype = sp->groups()[0].dtype == at::kDouble ? DType::F64 : DType::F32;
-          dtype_set = true;
-        }
+        if (!sp && v.kind() == Value::Kind::Particle) sp = v.particle().species();
+        if (!sp && v.kind() == Value::Kind::Swarm) sp = v.swarm().species();
       }
       spec.kinds.push_back(kind);
     }
-    try {
-      return llvm_backend::emit_llvm_ir(impl_->fused.graph, spec, /*optimized=*/true);
-    } catch (const llvm_backend::JitError& e) {
-      throw Error(std::string("LLVM failed: ") + e.what());
+    auto kernel_ir = [&](DType dtype) {
+      spec.dtype = dtype;
+      try {
+        return llvm_backend::emit_llvm_ir(impl_->fused.graph, spec, /*optimized=*/true);
+      } catch (const llvm_backend::JitError& e) {
+        throw Error(std::string("LLVM failed: ") + e.what());
+      }
+    };
+    std::string note;
+    if (backend == Backend::Interp)
+      note = "; the interp backend runs this rule (it interprets the IR); this is the kernel the "
+             "llvm backend would compile\n";
+    if (!sp) return note + kernel_ir(DType::F32);
+    // One text per storage group that the rule computes: the kernel of its dtype, or what runs
+    // it instead (the aten backend takes every dtype but float32/float64 and other devices).
+    std::vector<std::pair<size_t, const StorageGroup*>> computed;
+    for (size_t g = 0; g < sp->groups().size(); ++g)
+      if (!sp->operational_ranges(int(g)).empty()) computed.emplace_back(g, &sp->groups()[g]);
+    if (computed.empty()) return "; no operational parameter: the rule computes nothing\n";
+    std::string out;
+    std::set<DType> shown;
+    for (auto [g, sg] : computed) {
+      bool llvm = backend != Backend::Aten && sg->device.is_cpu() &&
+                  (sg->dtype == at::kFloat || sg->dtype == at::kDouble);
+      std::string group = "; storage group " + std::to_string(g) + " (" +
+                          c10::toString(sg->dtype) + " on " + sg->device.str() + ")";
+      if (!llvm) {
+        out += group + ": run by the aten backend (one LibTorch op per IR node), no LLVM kernel\n";
+        continue;
+      }
+      DType d = sg->dtype == at::kDouble ? DType::F64 : DType::F32;
+      if (computed.size() == 1) return note + kernel_ir(d);
+      if (!shown.insert(d).second) {
+        out += group + ": the " + std::string(d == DType::F64 ? "float64" : "float32") +
+               " kernel above\n";
+        continue;
+      }
+      out += group + ":\n" + kernel_ir(d);
+      if (!out.empty() && out.back() != '\n') out += '\n';
     }
+    return note + out;
   }
   throw Error("unknown stage '" + stage + "'; expected ast, ir, ir-opt or llvm");
 }
@@ -285,12 +319,13 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
 
   // Species and swarm size.
   const Operand* ref = nullptr;
+  detail::Site ref_site{false, 0};
   int64_t members = 1;
   const Operand* sized = nullptr;
   auto check_operand = [&](const Operand& op, detail::Site span) {
     if (!op.is_array()) return;
     if (!ref) {
-      ref = &op;
+      ref = &op, ref_site = span;
     } else if (op.species() != ref->species()) {
       throw SpeciesError(locate("E0502", span,
                                  "'" + ref->name + "' and '" + op.name + "' are of different "
@@ -328,12 +363,15 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     check_operand(t, span);
     in_place[o] = true;
   }
-  for (const auto& op : in)
-    if (op.member_scalars && int64_t(op.member_scalars->size()) != members)
-      throw BindError("error[E0501]: '" + op.name + "' has " +
-                      std::to_string(op.member_scalars->size()) + " per-member values but the " +
-                      (sized ? "swarm '" + sized->name + "' has " : std::string("rule runs ")) +
-                      std::to_string(members) + " member" + (members == 1 ? "" : "s"));
+  for (size_t i = 0; i < in.size(); ++i)
+    if (in[i].member_scalars && int64_t(in[i].member_scalars->size()) != members)
+      throw BindError(locate("E0501", {false, i},
+                             "'" + in[i].name + "' has " +
+                                 std::to_string(in[i].member_scalars->size()) +
+                                 " per-member values but the " +
+                                 (sized ? "swarm '" + sized->name + "' has "
+                                        : std::string("rule runs ")) +
+                                 std::to_string(members) + " member" + (members == 1 ? "" : "s")));
   for (size_t o = 0; o < g.outputs.size(); ++o) {
     if (in_place[o] && targets[o].particle && members > 1)
       throw BindError(locate("E0501", {true, o},
@@ -346,16 +384,52 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                               "particle or swarm to take its structure from"));
   }
   const Species& species = *ref->species();
+  // A rule computes in floating point and writes into storage of the parameter's own dtype, so
+  // an integer (or bool, complex) operational parameter would silently truncate `x*0.5 + 1` (and
+  // LibTorch refuses such an in-place op: "result type Float can't be cast to ... Long").
+  // Such parameters stay out of rules: refused before any write (docs/language.md, Types).
+  for (const ParamInfo& p : species.params())
+    if (p.config.operational && !at::isFloatingType(p.dtype))
+      throw BindError(locate("E0505", ref_site,
+                             "'" + ref->name + "' has the " + c10::toString(p.dtype) +
+                                 " parameter '" + p.path + "'; rules compute floating-point "
+                                 "values only, which an integer parameter would truncate: make "
+                                 "it non-operational (ParamConfig operational=false) or convert "
+                                 "it to a floating dtype"));
   for (size_t a = 0; a < targets.size(); ++a)
     for (size_t b = a + 1; b < targets.size(); ++b)
       if (in_place[a] && in_place[b])
         for (size_t grp = 0; grp < species.groups().size(); ++grp)
           if (overlaps(targets[a].storage(int(grp)), targets[b].storage(int(grp))))
-            throw BindError("error[E0501]: '" + g.outputs[a].name + "' and '" + g.outputs[b].name +
-                            "' are bound to the same storage; outputs updated in place must be "
-                            "distinct particles or swarms");
+            throw BindError(locate("E0501", {true, b},
+                                   "'" + g.outputs[a].name + "' and '" + g.outputs[b].name +
+                                       "' are bound to the same storage; outputs updated in "
+                                       "place must be distinct particles or swarms"));
 
-  // Checks are done: from here on the run changes data.
+  // Every group's kernel is compiled before the first group is written, so a kernel that fails
+  // to compile changes nothing. A group runs on the fused kernel when it is on the CPU in
+  // float32/float64 and the aten backend is not asked for; else on ATen ops (no compile step).
+  KernelCache& cache = kernel_cache();
+  auto is_fast = [&](const StorageGroup& sg) {
+    return options.backend != Backend::Aten && sg.device.is_cpu() &&
+           (sg.dtype == at::kFloat || sg.dtype == at::kDouble);
+  };
+  std::vector<std::shared_ptr<const Kernel>> kernels(species.groups().size());
+  for (size_t grp = 0; grp < species.groups().size(); ++grp) {
+    const StorageGroup& sg = species.groups()[grp];
+    if (species.operational_ranges(int(grp)).empty() || !is_fast(sg)) continue;
+    KernelSpec spec;
+    spec.dtype = sg.dtype == at::kDouble ? DType::F64 : DType::F32;
+    for (const auto& op : in) spec.kinds.push_back(op.kind);
+    try {
+      if (detail::fault_hook) detail::fault_hook("compile kernel");
+      kernels[grp] = cache.get(g, spec, options.backend);
+    } catch (const llvm_backend::JitError& e) {
+      throw Error(std::string("LLVM could not compile rule ") + rule_name + ": " + e.what());
+    }
+  }
+
+  // Checks are done and every kernel is ready: from here on the run changes data.
   for (const auto& op : in) bring_up_to_date(op);
   for (size_t o = 0; o < targets.size(); ++o)
     if (in_place[o]) bring_up_to_date(targets[o]);
@@ -402,17 +476,14 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   }
 
   uint64_t invocation = options.invocation ? *options.invocation : next_invocation++;
-  KernelCache& cache = kernel_cache();
   for (int grp = 0; grp < int(species.groups().size()); ++grp) {
-    const StorageGroup& sg = species.groups()[grp];
     auto ranges = species.operational_ranges(grp);
     if (ranges.empty()) continue;
     auto input_storage = [&](size_t i) -> const at::Tensor& {
       if (!snapshots[i].empty() && snapshots[i][grp].defined()) return snapshots[i][grp];
       return in[i].storage(grp);
     };
-    bool fast = options.backend != Backend::Aten && sg.device.is_cpu() &&
-                (sg.dtype == at::kFloat || sg.dtype == at::kDouble);
+    bool fast = kernels[size_t(grp)] != nullptr;
     // The fields the aten Call (tensors) and the kernel ABI's KernelArgs (pointers) share.
     auto set_common = [&](auto& c) {
       c.members = members;
@@ -440,12 +511,9 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       aten_backend::run(g, c);
       continue;
     }
-    KernelSpec spec;
-    spec.dtype = sg.dtype == at::kDouble ? DType::F64 : DType::F32;
     KernelArgs a;
     set_common(a);
     for (size_t i = 0; i < in.size(); ++i) {
-      spec.kinds.push_back(in[i].kind);
       a.scalar.push_back(in[i].scalar);
       if (in[i].member_scalars) {
         a.in.push_back(in[i].member_scalars->data());
@@ -464,13 +532,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       a.out.push_back(s.data_ptr());
       a.out_stride.push_back(t.swarm ? s.size(1) : 0);
     }
-    std::shared_ptr<const Kernel> kernel;
-    try {
-      kernel = cache.get(g, spec, options.backend);
-    } catch (const llvm_backend::JitError& e) {
-      throw Error(std::string("LLVM could not compile rule ") + rule_name + ": " + e.what());
-    }
-    kernel->run(a);
+    kernels[size_t(grp)]->run(a);
   }
   return results;
 }

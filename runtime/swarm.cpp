@@ -44,7 +44,11 @@ AnySwarm::AnySwarm(const AnyParticle& seed, int64_t n, SwarmInit init) {
     const at::Tensor& row = first.storage[g];
     at::Tensor t;
     switch (init) {
-      case SwarmInit::Copies: t = row.unsqueeze(0).expand({n, row.numel()}).contiguous(); break;
+      // A copy always: contiguous() of an expanded [1, n] row is the row itself (a size-1 dim is
+      // already contiguous), so a one-member swarm would share the seed's storage.
+      case SwarmInit::Copies:
+        t = row.unsqueeze(0).expand({n, row.numel()}).clone(at::MemoryFormat::Contiguous);
+        break;
       case SwarmInit::Rand: t = at::rand({n, row.numel()}, row.options()); break;
       case SwarmInit::Randn: t = at::randn({n, row.numel()}, row.options()); break;
     }

@@ -101,9 +101,23 @@ class Transaction {
       children_of(*m) = std::move(c);
     });
   }
-  void rollback() noexcept {
-    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) (*it)();
+  /// Runs every undo step, newest first. A step that throws (a copy that cannot allocate,
+  /// set_data refusing a tensor) does not stop the others, which restore their own parts; the
+  /// first failure's message is returned ("" when all succeeded), for the caller to report.
+  std::string rollback() noexcept {
+    std::string failure;
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+      try {
+        fault("rollback");
+        (*it)();
+      } catch (const std::exception& e) {
+        if (failure.empty()) failure = e.what();
+      } catch (...) {
+        if (failure.empty()) failure = "unknown exception";
+      }
+    }
     undo_.clear();
+    return failure;
   }
 
  private:
@@ -116,16 +130,26 @@ class Transaction {
 template <class F>
 void transact(const std::string& what, F&& f) {
   Transaction tx;
+  // A failed undo cannot promise "nothing was changed": say so, with both causes.
+  auto undo = [&](const std::string& cause) {
+    std::string failure = tx.rollback();
+    if (!failure.empty())
+      throw Error(what + ": " + cause + "; undoing the update failed too (" + failure +
+                  "), so the particle may be left part-way: rebuild it from a saved copy");
+  };
   try {
     f(tx);
-  } catch (const Error&) {
-    tx.rollback();
+  } catch (const Error& e) {
+    undo(e.what());
     throw;
   } catch (const c10::Error& e) {
-    tx.rollback();
+    undo(e.what_without_backtrace());
     throw Error(what + ": " + e.what_without_backtrace() + " (nothing was changed)");
+  } catch (const std::exception& e) {
+    undo(e.what());
+    throw;
   } catch (...) {
-    tx.rollback();
+    undo("unknown exception");
     throw;
   }
 }

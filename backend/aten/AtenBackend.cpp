@@ -33,11 +33,24 @@ class Evaluator {
     begin_ = begin;
     len_ = len;
     for (size_t i = 0; i < g_.nodes.size(); ++i) vals_[i] = eval(g_.nodes[i]);
+    // Every result is read before the first write: a result that is an input as it is (a view
+    // of its storage, as v in `t = x; x = v; v = t`) is copied when that storage is an output,
+    // or writing one output would change another's value (the fused kernels go element by
+    // element, so they read every input of an element before storing it).
+    std::vector<at::Tensor> src(g_.outputs.size());
+    for (size_t o = 0; o < g_.outputs.size(); ++o) {
+      src[o] = as_tensor(vals_[g_.outputs[o].node], opts_.dtype());
+      for (const at::Tensor& out : c_.out)
+        if (src[o].is_alias_of(out)) {
+          src[o] = src[o].clone(at::MemoryFormat::Contiguous);
+          break;
+        }
+    }
     for (size_t o = 0; o < g_.outputs.size(); ++o) {
       at::Tensor dst = c_.out[o];
       at::Tensor view = dst.dim() == 1 ? dst.narrow(0, begin, len).unsqueeze(0)
                                        : dst.narrow(1, begin, len);
-      view.copy_(as_tensor(vals_[g_.outputs[o].node], opts_.dtype()).expand({c_.members, len}));
+      view.copy_(src[o].expand({c_.members, len}));
     }
   }
 

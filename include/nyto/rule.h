@@ -97,11 +97,14 @@ class Rule {
   std::map<std::string, Value> run(const Bindings& bindings, const RunOptions& options = {}) const;
 
   /// Text of a compiler stage: "ast", "ir" (as lowered), "ir-opt" (the fused kernel after the
-  /// passes) or "llvm": the kernel specialized for `bindings` as run() would compile it (each
-  /// input's kind, the dtype of the first particle or swarm bound: float64 if its first storage
-  /// group is float64, else float32); an input missing from `bindings` counts as a float32
+  /// passes) or "llvm": what run() on `backend` would run for `bindings`: each input's kind, and
+  /// per storage group of the first particle or swarm bound, the LLVM kernel of its dtype
+  /// (float32, float64) or a comment line saying the aten backend runs it (other dtypes such as
+  /// float16, other devices, or backend Aten); one group gives the bare kernel. Without a
+  /// particle or swarm bound, the float32 kernel; an input missing from `bindings` counts as a
   /// swarm. Throws Error for another stage name.
-  std::string emit(const std::string& stage, const Bindings& bindings = {}) const;
+  std::string emit(const std::string& stage, const Bindings& bindings = {},
+                   Backend backend = Backend::Llvm) const;
   /// The IR after every pass of the pipeline, with per-pass times.
   std::string pass_trace() const;
 
@@ -123,6 +126,10 @@ struct CompileOptions {
   bool repl = false;
   /// As `known_names` of the other overload.
   std::optional<std::vector<std::string>> known_names;
+  /// Names the host will bind as inputs only (values it owns, such as a trainer's gbest): a
+  /// script that assigns one fails to compile (CompileError, E0205 at the assignment), since
+  /// run() would update that binding in place.
+  std::vector<std::string> read_only;
 };
 Rule compile(std::string_view source, const std::string& name, const CompileOptions& options);
 /// The largest rule script read_rule_file() reads: 16 MiB.

@@ -113,6 +113,47 @@ void write_rule(const Scratch& s, const std::string& name, const std::string& te
 
 }  // namespace
 
+TEST_CASE("nyto run --load of a param or of the rule's own output: exit 2, names it, says what "
+          "would do") {
+  Scratch s;
+  write_particles(s);
+  const std::string merge = kRules + "merge.nyto";
+  const std::string loads = " --load base=" + (s / "base.pt") + " --load ft_a=" + (s / "ft_a.pt") +
+                            " --load ft_b=" + (s / "ft_b.pt");
+  auto before = s.snapshot();
+  auto r = s.nyto("run " + merge + loads + " --load t=" + (s / "mixed.pt") + " --save merged=" +
+                  (s / "merged.pt"));
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("--load t: 't' is a param of the rule") != std::string::npos);
+  CHECK(r.err.find("--set t=VALUE") != std::string::npos);
+  CHECK(s.snapshot() == before);
+  r = s.nyto("run " + merge + loads + " --load merged=" + (s / "ft_a.pt") + " --save merged=" +
+             (s / "merged.pt"));
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("--load merged: 'merged' is computed by the rule") != std::string::npos);
+  CHECK(r.err.find("its inputs: 'base', 'ft_a', 'ft_b'") != std::string::npos);
+  CHECK(s.snapshot() == before);
+}
+
+TEST_CASE("REPL :llvm shows what runs: the aten backend for a float16 particle") {
+  Scratch s;
+  auto half = std::make_shared<NetImpl>();
+  half->to(torch::kHalf);
+  nyto::AnyParticle::adopt(half).save(s / "half.pt");
+  nyto::make_particle<NetImpl>().save(s / "single.pt");
+  std::ofstream(s / "in.txt") << ":load h " << (s / "half.pt") << "\n:llvm h2 = h * 2\n:load f "
+                              << (s / "single.pt") << "\n:llvm f2 = f * 2\n";
+  auto r = s.nyto("repl < " + (s / "in.txt"));
+  INFO(r.out << r.err);
+  CHECK(r.rc == 0);
+  CHECK(r.out.find("(Half on cpu): run by the aten backend") != std::string::npos);
+  CHECK(r.out.find("x half>") == std::string::npos);
+  CHECK(r.out.find("define") != std::string::npos);  // the float32 particle's kernel
+  r = s.nyto("repl --backend aten < " + (s / "in.txt"));
+  CHECK(r.out.find("define") == std::string::npos);
+  CHECK(r.out.find("(Float on cpu): run by the aten backend") != std::string::npos);
+}
+
 TEST_CASE("nyto check: clean files exit 0, any diagnostic exits 2 and all are printed") {
   Scratch s;
   auto ok = s.nyto("check " + kRules + "pso.nyto " + kRules + "apso.nyto " + kRules + "merge.nyto " +

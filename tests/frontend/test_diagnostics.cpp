@@ -1,5 +1,6 @@
 // Golden diagnostics: every diagnostics/NAME.nyto compiles to exactly diagnostics/NAME.expected.
-// A first line "# repl" compiles in REPL mode; "# known: a, b" passes those known names.
+// A first line "# repl" compiles in REPL mode; "# known: a, b" passes those known names;
+// "# read-only: a, b" those names as read-only inputs.
 // NYTO_UPDATE_GOLDENS=1 rewrites the .expected files (review the diff before committing).
 #include <doctest/doctest.h>
 
@@ -30,16 +31,18 @@ FrontendOptions options_for(const std::string& text) {
   FrontendOptions o;
   std::string first = text.substr(0, text.find('\n'));
   if (first == "# repl") o.repl = true;
-  if (first.rfind("# known:", 0) == 0) {
+  auto names_after = [&](const std::string& prefix) {
     std::vector<std::string> names;
-    std::stringstream ss(first.substr(8));
+    std::stringstream ss(first.substr(prefix.size()));
     std::string name;
     while (std::getline(ss, name, ',')) {
       name.erase(std::remove(name.begin(), name.end(), ' '), name.end());
       if (!name.empty()) names.push_back(name);
     }
-    o.known_names = names;
-  }
+    return names;
+  };
+  if (first.rfind("# known:", 0) == 0) o.known_names = names_after("# known:");
+  if (first.rfind("# read-only:", 0) == 0) o.read_only = names_after("# read-only:");
   return o;
 }
 
@@ -79,7 +82,7 @@ TEST_CASE("golden diagnostics") {
   // Every compile-time code of docs/diagnostics.md has a golden.
   for (const char* code : {"E0001", "E0002", "E0003", "E0004", "E0005", "E0101", "E0102", "E0103", "E0104",
                            "E0201", "E0202", "E0203", "E0204", "E0301", "E0302", "E0303",
-                           "E0401", "E0402"})
+                           "E0205", "E0401", "E0402"})
     CHECK_MESSAGE(codes_seen.count(code) == 1, code);
 }
 

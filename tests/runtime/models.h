@@ -1,6 +1,7 @@
 // Small modules for the runtime tests.
 #pragma once
 
+#include <nyto/particle.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/modules/linear.h>
@@ -26,3 +27,12 @@ struct MixedImpl : torch::nn::Cloneable<MixedImpl> {
   }
   at::Tensor a, b, c;
 };
+
+// A Linear(1, 1) particle with the given weight and bias.
+inline nyto::Particle<torch::nn::Linear> linear_particle(double weight, double bias) {
+  auto p = nyto::make_particle<torch::nn::Linear>(1, 1);
+  torch::NoGradGuard g;
+  p->weight.fill_(weight);
+  p->bias.fill_(bias);
+  return p;
+}

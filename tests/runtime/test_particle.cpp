@@ -10,13 +10,7 @@ using nyto::Particle;
 
 namespace {
 // The seeds' example model: one weight 2 and one bias 1.
-Particle<torch::nn::Linear> seed_linear() {
-  auto net = nyto::make_particle<torch::nn::Linear>(1, 1);
-  torch::NoGradGuard g;
-  net->weight.fill_(2);
-  net->bias.fill_(1);
-  return net;
-}
+Particle<torch::nn::Linear> seed_linear() { return linear_particle(2, 1); }
 double w(const Particle<torch::nn::Linear>& p) { return p->weight.item<double>(); }
 double b(const Particle<torch::nn::Linear>& p) { return p->bias.item<double>(); }
 const void* ptr(const at::Tensor& t) { return t.data_ptr(); }

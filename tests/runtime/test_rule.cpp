@@ -6,6 +6,7 @@
 
 #include <torch/nn/modules/batchnorm.h>
 
+#include "runtime/detail.h"
 #include "tests/runtime/models.h"
 
 using nyto::AnyParticle;
@@ -33,6 +34,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 }  // namespace
 
 TEST_CASE("the rule's signature") {
@@ -144,12 +146,7 @@ TEST_CASE("params: defaults and overrides") {
 }
 
 TEST_CASE("scalars, per-member scalars and a particle broadcast over a swarm") {
-  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
-  {
-    torch::NoGradGuard g;
-    seed->weight.fill_(1);
-    seed->bias.fill_(1);
-  }
+  auto seed = linear_particle(1, 1);
   Swarm<torch::nn::Linear> x(seed, 3);
   auto rule = nyto::compile("x = x*k + s + g");
   rule.run({{"x", x}, {"k", std::vector<double>{1, 2, 3}}, {"s", 10.0}, {"g", seed}});
@@ -158,16 +155,49 @@ TEST_CASE("scalars, per-member scalars and a particle broadcast over a swarm") {
   CHECK(x[2]->bias.item<double>() == 14);
   std::string msg = error_of([&] { rule.run({{"x", x}, {"k", std::vector<double>{1, 2}}, {"s", 1.0}, {"g", seed}}); });
   CHECK(contains(msg, "E0501"));
-  CHECK(contains(msg, "2 per-member values"));
+  CHECK(contains(msg, "<rule>:1:7: error[E0501]: 'k' has 2 per-member values"));
+}
+
+TEST_CASE("a one-member swarm is a copy of its seed, not a view (issue 13, defect 4)") {
+  auto seed = linear_particle(1, 1);
+  Swarm<torch::nn::Linear> x(seed, 1);
+  CHECK(x.storage()[0].data_ptr() != seed.storage()[0].data_ptr());
+  auto rule = nyto::compile("y = g + x");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    nyto::AnySwarm y = rule.run({{"g", seed}, {"x", x}}, opt).at("y").swarm();
+    CHECK(Particle<torch::nn::Linear>(y.member(0))->weight.item<double>() == 2);
+    CHECK(seed->weight.item<double>() == 1);  // the new swarm took g's structure, not its storage
+    CHECK(x[0]->bias.item<double>() == 1);
+  }
+  nyto::compile("x = x + 1").run({{"x", x}});
+  CHECK(x[0]->weight.item<double>() == 2);
+  CHECK(seed->weight.item<double>() == 1);
+}
+
+TEST_CASE("outputs that swap two inputs: every backend reads both before it writes") {
+  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
+  auto rule = nyto::compile("t = x\nx = v\nv = t\n");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    Swarm<torch::nn::Linear> x(seed, 2), v(seed, 2);
+    {
+      torch::NoGradGuard g;
+      for (auto& t : x.storage()) t.fill_(1);
+      for (auto& t : v.storage()) t.fill_(2);
+    }
+    nyto::RunOptions opt;
+    opt.backend = b;
+    rule.run({{"x", x}, {"v", v}}, opt);
+    CHECK(x[1]->weight.item<double>() == 2);
+    CHECK(v[1]->weight.item<double>() == 1);  // the aten backend gave 2: x was written first
+  }
 }
 
 TEST_CASE("an input inside an in-place output is read as it was before the run") {
-  auto seed = nyto::make_particle<torch::nn::Linear>(1, 1);
-  {
-    torch::NoGradGuard g;
-    seed->weight.fill_(1);
-    seed->bias.fill_(1);
-  }
+  auto seed = linear_particle(1, 1);
   Swarm<torch::nn::Linear> x(seed, 4);
   auto best = x[0];
   auto rule = nyto::compile("x = x + best");
@@ -237,6 +267,63 @@ TEST_CASE("two storage groups: float32 and float64 both computed") {
   }
 }
 
+namespace {
+// A float32 weight next to an int64 parameter (a count kept with the model).
+struct CountedImpl : torch::nn::Cloneable<CountedImpl> {
+  CountedImpl() { reset(); }
+  void reset() override {
+    w = register_parameter("w", torch::full({2}, 2.0));
+    n = register_parameter("n", torch::full({3}, 4, torch::kLong), /*requires_grad=*/false);
+  }
+  at::Tensor w, n;
+};
+}  // namespace
+
+TEST_CASE("integer parameters stay out of rules: a located error, not truncation (defect 7)") {
+  auto m = nyto::make_particle<CountedImpl>();
+  auto fresh = nyto::compile("y = x*0.5 + 1\n", "half.nyto");
+  auto inplace = nyto::compile("x = x*0.5 + 1\n", "half.nyto");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    std::string msg = error_of([&] { fresh.run({{"x", m}}, opt); });
+    CHECK(contains(msg, "half.nyto:1:5: error[E0505]: 'x' has the Long parameter 'n'"));
+    CHECK(contains(msg, "operational=false"));
+    CHECK_THROWS_AS(inplace.run({{"x", m}}, opt), nyto::BindError);
+    CHECK(m->w[0].item<double>() == 2);  // nothing written
+    CHECK(m->n[0].item<int64_t>() == 4);
+  }
+  // Left out of the rule, the integer parameter is kept (copied into a new particle).
+  m.set_param_config(false, true, "n");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    nyto::RunOptions opt;
+    opt.backend = b;
+    auto y = Particle<CountedImpl>(fresh.run({{"x", m}}, opt).at("y").particle());
+    CHECK(y->w[1].item<double>() == 2);
+    CHECK(y->n[2].item<int64_t>() == 4);
+  }
+}
+
+TEST_CASE("every group's kernel is compiled before the first group is written") {
+  auto m = nyto::make_particle<MixedImpl>();
+  std::vector<at::Tensor> before;
+  for (const auto& t : m.storage()) before.push_back(t.clone());
+  auto rule = nyto::compile("x = x * 3 + 1");
+  int compiles = 0;
+  nyto::detail::fault_hook = [&](const std::string& at) {
+    if (at == "compile kernel" && compiles++ == 1) throw nyto::Error("injected compile failure");
+  };
+  std::string msg = error_of([&] { rule.run({{"x", m}}); });
+  nyto::detail::fault_hook = nullptr;
+  CHECK(contains(msg, "injected compile failure"));
+  REQUIRE(m.storage().size() == 2);
+  for (size_t g = 0; g < before.size(); ++g) CHECK(at::equal(m.storage()[g], before[g]));
+  rule.run({{"x", m}});
+  CHECK(m->a[0].item<double>() == 4);
+  CHECK(m->b[0][0].item<double>() == 7);
+}
+
 TEST_CASE("bad bindings: located errors, nothing changed") {
   auto a = nyto::make_particle<NetImpl>();
   auto b = nyto::make_particle<NetImpl>();
@@ -265,12 +352,22 @@ TEST_CASE("bad bindings: located errors, nothing changed") {
 
   auto two = nyto::compile("x = x + 1\nv = v + 1");
   msg = error_of([&] { two.run({{"x", a}, {"v", a}}); });
-  CHECK(contains(msg, "same storage"));
+  CHECK(contains(msg, "<rule>:2:1: error[E0501]: 'x' and 'v' are bound to the same storage"));
 
   auto fresh = nyto::compile("y = k * 2");
   msg = error_of([&] { fresh.run({{"k", 1.0}}); });
   CHECK(contains(msg, "no input is a particle or swarm"));
   CHECK(at::equal(a.storage()[0], before));
+}
+
+TEST_CASE("CompileOptions::read_only: a rule may not assign an input the host owns (E0205)") {
+  nyto::CompileOptions co;
+  co.read_only = {"gbest", "loss"};
+  std::string msg = error_of([&] { nyto::compile("x = x + 0.5*(gbest - x)\ngbest = x\n", "h.nyto", co); });
+  CHECK(contains(msg, "h.nyto:2:1: error[E0205]: cannot assign to 'gbest'"));
+  CHECK_THROWS_AS(nyto::compile("loss = loss * 2", "h.nyto", co), nyto::CompileError);
+  auto ok = nyto::compile("x = x + 0.5*(gbest - x)", "h.nyto", co);  // reading is fine
+  CHECK((ok.outputs() == std::vector<std::string>{"x"}));
 }
 
 TEST_CASE("compile errors carry every diagnostic") {

@@ -478,6 +478,26 @@ TEST_CASE("a structure change that fails part-way is rolled back") {
   CHECK_FALSE(has_param(swarm.member(1), "l1.extra"));
 }
 
+TEST_CASE("an undo step that throws is reported, not a terminate; the other steps still run") {
+  auto net = nyto::make_particle<NetImpl>();
+  int undo_failures = 0;
+  nyto::detail::fault_hook = [&](const std::string& at) {
+    if (at == "relayout") throw std::runtime_error("injected failure at relayout");
+    if (at == "rollback" && undo_failures++ == 0) throw std::runtime_error("injected undo failure");
+  };
+  std::string msg;
+  try {
+    net.add_parameter("l1.extra", torch::ones({2}));
+  } catch (const nyto::Error& e) {
+    msg = e.what();
+  }
+  nyto::detail::fault_hook = nullptr;
+  CHECK(msg.find("injected failure at relayout") != std::string::npos);
+  CHECK(msg.find("undoing the update failed too (injected undo failure)") != std::string::npos);
+  CHECK(undo_failures > 1);  // the steps after the failed one ran
+  CHECK(net.species()->version() == 0);
+}
+
 TEST_CASE("a module of another particle moves with a warning naming both") {
   Warnings w;
   auto a = nyto::make_particle<NetImpl>();

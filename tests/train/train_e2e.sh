@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of `nyto train` (CTest label `train`).
 #   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
-# CASE: run-MODEL-MODE | resume | determinism | errors | diverge. Exit 77 (skipped) without the data.
+# CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge. Exit 77 (skipped)
+# without the data.
 set -uo pipefail
 nyto=$1 src=$2 work=$3 case=$4
 data=${NYTO_TEST_DATA:-/usr/share/datasets/fashion-mnist}
@@ -107,6 +108,16 @@ resume)
     fail "pso resumed run: $(cat "$dir/pb.out")"
   same "$dir/pa.pt" "$dir/pb.pt" || fail "pso: resumed final swarm differs"
   ;;
+pso-one-member)
+  # One member: its swarm is a copy of the seed, not a view (a view made gbest alias x: E0501).
+  "$nyto" train --data "$data" --particles 1 --mode pso --model mlp --hidden 16 --batches 4 \
+    --eval-every 2 --eval-size 200 --threads 2 --save "$dir/one.pt" >"$dir/out" 2>&1
+  rc=$?
+  cat "$dir/out"
+  [ $rc -eq 0 ] || fail "exit status $rc"
+  tail -n 1 "$dir/out" | grep -Eq '^test accuracy: [01]\.[0-9]{4} \(best member 0\)$' ||
+    fail "last line is not 'test accuracy: 0.XXXX (best member 0)'"
+  ;;
 determinism)
   args=("${small[@]}" --model mlp --hidden 64 --batches 15 --swarm-every 4 --set beta=0.01)
   "$nyto" train "${args[@]}" --seed 5 --save "$dir/1.pt" >"$dir/1.out" 2>&1 || fail "run 1: $(cat "$dir/1.out")"
@@ -143,6 +154,11 @@ errors)
   expect_exit 2 "E0101" -- --data "$data" --rule "$dir/unknown.nyto"
   expect_exit 2 "'v'" -- --data "$data" --rule "$src/examples/rules/pso.nyto"
   expect_exit 2 "does not assign 'x'" -- --data "$data" --rule "$dir/nox.nyto"
+  # A rule may not assign what the trainer binds as an input only (gbest is the best member).
+  printf 'x = x + 0.5*(gbest - x)\ngbest = x\n' >"$dir/gbest.nyto"
+  expect_exit 2 "gbest.nyto:2:1: error\[E0205\]: cannot assign to 'gbest'" -- --data "$data" --rule "$dir/gbest.nyto"
+  printf 'v = 0.5*v + rand()*(gbest - x)\nx = x + v\npbest = x\n' >"$dir/pbest.nyto"
+  expect_exit 2 "error\[E0205\]: cannot assign to 'pbest'" -- --data "$data" --mode pso --rule "$dir/pbest.nyto"
   expect_exit 2 "no such.nyto" -- --data "$data" --rule "$dir/no such.nyto"
   expect_exit 2 "has no param 'gamma'" -- --data "$data" --set gamma=1
   expect_exit 2 "NAME=VALUE" -- --data "$data" --set alpha
