@@ -22,8 +22,8 @@ namespace {
 
 // ---------------------------------------------------------------- fault injection
 
-enum Op { kOpen, kWrite, kFsync, kClose, kRename, kOps };
-constexpr const char* kOpNames[kOps] = {"open", "write", "fsync", "close", "rename"};
+enum Op { kOpen, kWrite, kFsync, kClose, kRename, kSwap, kOps };
+constexpr const char* kOpNames[kOps] = {"open", "write", "fsync", "close", "rename", "swap"};
 constexpr int kShort = -1;  // a "short" write, not an errno
 
 struct Fault {
@@ -48,7 +48,7 @@ Seam& seam() {
 std::vector<Fault> parse_faults(const std::string& spec) {
   static const std::map<std::string, int> kinds = {
       {"enospc", ENOSPC}, {"eio", EIO},       {"edquot", EDQUOT}, {"eacces", EACCES},
-      {"erofs", EROFS},   {"exdev", EXDEV}, {"short", kShort}};
+      {"erofs", EROFS},   {"exdev", EXDEV}, {"einval", EINVAL}, {"short", kShort}};
   std::vector<Fault> out;
   size_t b = 0;
   while (b < spec.size()) {
@@ -58,8 +58,8 @@ std::vector<Fault> parse_faults(const std::string& spec) {
     b = e + 1;
     auto bad = [&](const std::string& why) {
       return Error("fault injection '" + item + "': " + why +
-                   " (expected OP:KIND[@N[+]], OP open|write|fsync|close|rename, KIND "
-                   "enospc|eio|edquot|eacces|erofs|exdev|short)");
+                   " (expected OP:KIND[@N[+]], OP open|write|fsync|close|rename|swap, KIND "
+                   "enospc|eio|edquot|eacces|erofs|exdev|einval|short)");
     };
     size_t colon = item.find(':');
     if (colon == std::string::npos) throw bad("no ':'");
@@ -137,7 +137,7 @@ int sys_rename(const std::string& from, const std::string& to) {
 
 /// Swaps two existing entries in one step; EINVAL/ENOSYS where the file system cannot.
 int sys_exchange(const std::string& a, const std::string& b) {
-  if (int e = injected(kRename)) return fail_with(e);
+  if (int e = injected(kSwap)) return fail_with(e);
   return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE);
 }
 

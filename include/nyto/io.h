@@ -109,9 +109,11 @@ class Commit {
 
 namespace testing {
 /// Fault injection for tests: makes OS calls of write_file and Commit fail. `spec` is a
-/// comma-separated list of OP:KIND[@N[+]] -- OP one of open, write, fsync, close, rename; KIND one
-/// of enospc, eio, edquot, eacces, erofs, exdev (that errno), or short (write only: the call writes
-/// half its bytes, which the writer must resume); @N: the N-th call of OP from now (default 1);
+/// comma-separated list of OP:KIND[@N[+]] -- OP one of open, write, fsync, close, rename (a plain
+/// rename), swap (the commit's exchange of a target with its new content); KIND one of enospc,
+/// eio, edquot, eacces, erofs, exdev, einval (that errno; swap:einval makes the commit fall back to
+/// moving the old content aside first), or short (write only: the call writes half its bytes,
+/// which the writer must resume); @N: the N-th call of OP from now (default 1);
 /// @N+: the N-th and every later one. "" clears it. NYTO_FAULT sets it at the first write of a
 /// process. Throws nyto::Error for a malformed spec. Not thread-safe against concurrent writes.
 void set_fault(const std::string& spec);
