@@ -390,19 +390,19 @@ void save_particle(const AnyParticle& particle, const std::string& path, Format 
   }
   ParamTree* tree = tree_of(particle);
   if (!tree || !tree->script)
-    throw IOError("cannot write '" + path + "' as TorchScript: the particle was not loaded from "
-                  "a TorchScript model (save it as a nyto checkpoint)");
+    throw IOError("cannot write '" + io::shown_path(path) + "' as TorchScript: the particle was "
+                  "not loaded from a TorchScript model (save it as a nyto checkpoint)");
   torch::jit::Module out;
   try {
     out = script_module(particle);
   } catch (const Error& e) {
-    throw IOError("cannot write '" + path + "': " + e.what());
+    throw IOError("cannot write '" + io::shown_path(path) + "': " + e.what());
   }
   io::write_file(path, [&](io::FileWriter& w) {
     try {
       torch::jit::ExportModule(out, w.function());
     } catch (const c10::Error& e) {
-      throw IOError("cannot write '" + path + "': " + what_of(e));
+      throw IOError("cannot write '" + io::shown_path(path) + "': " + what_of(e));
     }
   });
 }

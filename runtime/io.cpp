@@ -164,8 +164,9 @@ std::map<std::string, std::string>& staged_names() {
   return m;
 }
 
-/// `path` as the user knows it: a path in a staged temporary entry is shown in its target.
-std::string display(std::string path) {
+}  // namespace
+
+std::string shown_path(std::string path) {
   std::lock_guard<std::mutex> lock(names_mu);
   // A commit may stage inside another's staged entry: map until no staged name is left.
   for (bool mapped = true; mapped;) {
@@ -182,8 +183,10 @@ std::string display(std::string path) {
   return path;
 }
 
+namespace {
+
 IOError cannot_write(const std::string& path, int err) {
-  return IOError("cannot write '" + display(path) + "': " + std::strerror(err));
+  return IOError("cannot write '" + shown_path(path) + "': " + std::strerror(err));
 }
 
 /// Flushes a directory's entries to disk; errors are ignored (some file systems refuse).

@@ -109,7 +109,7 @@ void save_archive(torch::serialize::OutputArchive& ar, const std::string& path) 
     try {
       ar.save_to(w.function());
     } catch (const c10::Error& e) {
-      throw IOError("cannot write '" + path + "': " + e.what_without_backtrace());
+      throw IOError("cannot write '" + io::shown_path(path) + "': " + e.what_without_backtrace());
     }
   });
 }

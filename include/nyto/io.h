@@ -57,6 +57,11 @@ class FileWriter {
 /// `path` is left as it was.
 void write_file(const std::string& path, const std::function<void(FileWriter&)>& fill);
 
+/// `path` as the user named it: a path in an entry staged by a Commit is shown in its target
+/// (e.g. "swarm/member-000.pt" for a file in the staged directory of "swarm"); any other path as
+/// it is. For messages about a file being written. Never throws.
+std::string shown_path(std::string path);
+
 /// True when `a` and `b` name the same file or directory: the same device and inode when both
 /// exist, else the same path once made absolute and canonical (symbolic links, "." and ".."
 /// resolved as far as the path exists; trailing '/' ignored). Never throws.
