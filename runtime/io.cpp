@@ -394,8 +394,8 @@ void Commit::commit() {
       ok = sys_rename(e.target, e.tmp) == 0;
       if (!ok) remove_quietly(e.target);
     } else if (e.state == Entry::Moved) {
-      remove_quietly(e.target);
-      ok = sys_rename(e.aside, e.target) == 0;
+      // The new content goes back to its staged name (a directory cannot be renamed over).
+      ok = (sys_rename(e.target, e.tmp) == 0 || errno == ENOENT) && sys_rename(e.aside, e.target) == 0;
       if (!ok) lost += "; the old '" + e.target + "' is kept as '" + e.aside + "'";
     }
     if (!ok && e.state == Entry::Swapped) {  // keep the old content where it is
