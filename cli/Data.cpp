@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <nyto/errors.h>
+#include <nyto/io.h>
 #include <sys/stat.h>
 #include <torch/data/datasets/mnist.h>
 #include <unistd.h>
@@ -36,37 +37,34 @@ uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
   return h;
 }
 
-// Decompresses `gz` to `out` (write beside, then rename).
+// Decompresses `gz` to `out` with io::write_file: a failure leaves no partial file in the cache.
 void gunzip(const std::string& gz, const std::string& out) {
   gzFile in = gzopen(gz.c_str(), "rb");
   if (!in) throw IOError("cannot open '" + gz + "'");
-  std::string tmp = out + ".tmp-" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) {
+  bool read_failed = false;
+  try {
+    io::write_file(out, [&](io::FileWriter& w) {
+      std::vector<char> buf(1 << 20);
+      for (;;) {
+        int n = gzread(in, buf.data(), unsigned(buf.size()));
+        if (n < 0) {
+          int errnum = 0;
+          const char* zmsg = gzerror(in, &errnum);
+          read_failed = true;
+          throw IOError("cannot decompress '" + gz + "': " +
+                        (errnum != Z_OK && zmsg ? zmsg : "read failed") +
+                        " (the file is corrupt or truncated)");
+        }
+        if (n == 0) break;
+        w.write(buf.data(), size_t(n));
+      }
+    });
+  } catch (const IOError& e) {
     gzclose(in);
-    throw IOError("cannot write '" + tmp + "' (set NYTO_CACHE_DIR to a writable directory)");
+    if (read_failed) throw;
+    throw IOError(std::string(e.what()) + " (set NYTO_CACHE_DIR to a writable directory)");
   }
-  std::vector<char> buf(1 << 20);
-  bool ok = true;
-  for (;;) {
-    int n = gzread(in, buf.data(), unsigned(buf.size()));
-    if (n < 0) {
-      ok = false;
-      break;
-    }
-    if (n == 0) break;
-    if (std::fwrite(buf.data(), 1, size_t(n), f) != size_t(n)) ok = false;
-  }
-  int errnum = 0;
-  const char* zmsg = gzerror(in, &errnum);
-  std::string why = ok ? "" : (errnum != Z_OK && zmsg ? zmsg : "read or write failed");
   gzclose(in);
-  if (std::fclose(f) != 0) ok = false;
-  if (!ok || std::rename(tmp.c_str(), out.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot decompress '" + gz + "': " + (why.empty() ? "write failed" : why) +
-                  " (the file is corrupt or truncated)");
-  }
 }
 
 // The directory that holds the four plain IDX files: `dir` itself, or the cache.

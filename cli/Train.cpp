@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
+#include <nyto/io.h>
 #include <nyto/rule.h>
 #include <nyto/swarm.h>
 #include <torch/optim/sgd.h>
@@ -66,24 +67,6 @@ uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
-// Writes `text` to `path` atomically (write beside, then rename).
-void write_text_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw IOError("cannot write '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write '" + path + "': rename failed");
-  }
-}
-
 std::string fmt_time(double s) {
   int64_t t = int64_t(s);
   if (t >= 3600) return fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60);
@@ -127,6 +110,7 @@ class Trainer {
   bool load_checkpoint();
   void write_metrics() const;
   void write_plot() const;
+  void check_outputs() const;
   void progress(bool force);
   void check_finite(const char* what, double value, int64_t member);
   void clear_progress();
@@ -180,13 +164,39 @@ void Trainer::validate_flags() {
     throw UsageError("rule file '" + o_.rule + "' does not exist or is not a file");
   if (!o_.plot.empty() && std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw Error("--plot needs gnuplot, which is not installed (apt-get install gnuplot-nox)");
-  for (const std::string& out : {o_.metrics, o_.plot, o_.save}) {
-    if (out.empty()) continue;
-    fs::path parent = fs::path(out).parent_path();
-    if (!parent.empty() && !fs::is_directory(parent))
-      throw UsageError("cannot write '" + out + "': directory '" + parent.string() + "' does not exist");
-  }
+  check_outputs();
   n_ = o_.particles;
+}
+
+// Every output path is checked before training, so that a run never ends unable to save its
+// result: a path of the wrong kind (a directory for a file, a file for --checkpoint DIR), a missing
+// parent directory, or two outputs naming one file is a usage error (exit 2); a directory that
+// refuses new files (permissions, a read-only file system) is an I/O error (exit 1).
+void Trainer::check_outputs() const {
+  std::vector<std::pair<std::string, std::string>> files;  // (flag, path)
+  if (!o_.metrics.empty()) files.emplace_back("--metrics", o_.metrics);
+  if (!o_.plot.empty()) files.emplace_back("--plot", o_.plot);
+  if (!o_.save.empty()) files.emplace_back("--save", o_.save);
+  std::error_code ec;
+  if (!o_.checkpoint.empty()) {
+    if (fs::exists(o_.checkpoint, ec) && !fs::is_directory(o_.checkpoint, ec))
+      throw UsageError("--checkpoint " + o_.checkpoint + ": it exists and is not a directory");
+    for (const char* f : {"checkpoint.pt", "swarm.pt"})
+      files.emplace_back("--checkpoint", (fs::path(o_.checkpoint) / f).string());
+  }
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto& [flag, out] = files[i];
+    if (fs::is_directory(out, ec))
+      throw UsageError(flag + " " + out + ": it is a directory (give a file name)");
+    fs::path parent = fs::path(out).parent_path();
+    if (flag != "--checkpoint" && !parent.empty() && !fs::is_directory(parent, ec))
+      throw UsageError("cannot write '" + out + "': directory '" + parent.string() + "' does not exist");
+    io::check_writable(out, flag == "--checkpoint");  // the checkpoint directory may be created
+    for (size_t j = 0; j < i; ++j)
+      if (io::same_file(out, files[j].second))
+        throw UsageError(flag + " " + out + ": it is the file that " + files[j].first + " writes (" +
+                         files[j].second + ")");
+  }
 }
 
 void Trainer::compile_rule() {
@@ -505,17 +515,13 @@ void Trainer::save_checkpoint() {
   ar.write("rows", at::tensor(flat, at::kDouble).reshape({int64_t(rows_.size()), 5}));
   // One file holds everything, written beside and renamed: a kill leaves the old or the new one.
   std::string path = (fs::path(o_.checkpoint) / "checkpoint.pt").string();
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
-    ar.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write checkpoint '" + path + "': " + e.what_without_backtrace());
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write checkpoint '" + path + "': rename failed");
-  }
+  io::write_file(path, [&](io::FileWriter& w) {
+    try {
+      ar.save_to(w.function());
+    } catch (const c10::Error& e) {
+      throw IOError("cannot write checkpoint '" + path + "': " + e.what_without_backtrace());
+    }
+  });
 }
 
 bool Trainer::load_checkpoint() {
@@ -597,7 +603,7 @@ void Trainer::write_metrics() const {
   std::string csv = "step,member,train_loss,test_loss,test_accuracy\n";
   for (const auto& r : rows_)
     csv += fmt::format("{},{},{:.6f},{:.6f},{:.4f}\n", r.step, r.member, r.train_loss, r.test_loss, r.test_acc);
-  write_text_atomic(o_.metrics, csv);
+  io::write_file(o_.metrics, [&](io::FileWriter& w) { w.write(csv); });
 }
 
 void Trainer::write_plot() const {
@@ -606,8 +612,11 @@ void Trainer::write_plot() const {
     for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
     return q + "'";
   };
+  // gnuplot draws into a staged file, which replaces the plot once it is complete.
+  io::Commit commit;
+  std::string png = commit.stage(o_.plot);
   std::string script = "set terminal pngcairo size 960,600 noenhanced\n";
-  script += "set output " + quote(o_.plot) + "\n";
+  script += "set output " + quote(png) + "\n";
   script += fmt::format("set title 'nyto train: {} {}, {} members'\n", o_.model, o_.mode, n_);
   script += "set xlabel 'step'\nset ylabel 'test accuracy'\nset key bottom right\nset grid\n";
   for (int64_t i = 0; i < n_; ++i) {
@@ -620,14 +629,14 @@ void Trainer::write_plot() const {
   for (int64_t i = 0; i < n_; ++i)
     script += fmt::format("{}$m{} with linespoints title 'member {}'", i ? ", " : "", i, i);
   script += "\n";
-  std::string tmp = o_.plot + ".gp-" + std::to_string(::getpid());
-  write_text_atomic(tmp, script);
-  std::remove(o_.plot.c_str());
-  int rc = std::system(("gnuplot " + quote(tmp) + " 2>&1").c_str());
-  std::remove(tmp.c_str());
+  std::string gp = png + ".gp";
+  io::write_file(gp, [&](io::FileWriter& w) { w.write(script); });
+  int rc = std::system(("gnuplot " + quote(gp) + " 2>&1").c_str());
   std::error_code ec;
-  if (rc != 0 || !fs::is_regular_file(o_.plot) || fs::file_size(o_.plot, ec) == 0)
+  fs::remove(gp, ec);
+  if (rc != 0 || !fs::is_regular_file(png) || fs::file_size(png, ec) == 0)
     throw IOError("gnuplot could not draw '" + o_.plot + "' (exit status " + std::to_string(rc) + ")");
+  commit.commit();
 }
 
 void Trainer::clear_progress() {
@@ -736,8 +745,12 @@ void Trainer::run() {
   }
   // The members as reported: a PSO member's result is its personal best.
   const AnySwarm& result = pso_ ? pbest_ : x_;
-  if (!o_.save.empty()) result.save(o_.save);
-  if (!o_.checkpoint.empty()) result.save((fs::path(o_.checkpoint) / "swarm.pt").string());
+  {
+    io::Commit commit;  // both files, or neither
+    if (!o_.save.empty()) result.save(commit.stage(o_.save));
+    if (!o_.checkpoint.empty()) result.save(commit.stage((fs::path(o_.checkpoint) / "swarm.pt").string()));
+    commit.commit();
+  }
   if (!o_.plot.empty()) write_plot();
   fmt::print("trained in {} ({} steps this run)\n", fmt_time(elapsed()), step_ - start_step_);
   fmt::print("test accuracy: {:.4f} (best member {})\n", fin[size_t(best)].test_acc, best);

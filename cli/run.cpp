@@ -4,13 +4,13 @@
 // Applies a rule to particles and swarms loaded from files and writes the results. A PATH is a
 // nyto checkpoint, a TorchScript archive (torch.jit.save), a nyto swarm checkpoint, or a
 // directory of model files (a swarm, one member per file, sorted by name). Everything is checked,
-// loaded and computed before the first write, and outputs are staged in temporary files that are
-// renamed into place only once every one of them was written: a failed run writes nothing.
+// loaded and computed before the first write, and outputs are staged beside their targets and put
+// in place together (an io::Commit): a failed run changes no file.
 #include <ATen/Parallel.h>
 #include <nyto/any_module.h>
 #include <nyto/errors.h>
+#include <nyto/io.h>
 #include <nyto/rule.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -18,7 +18,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,44 +74,6 @@ struct Loaded : LoadedModels {
   AnyParticle representative() const { return is_swarm() ? swarm.member(0) : particle; }
 };
 
-/// One output written to a temporary place, renamed over its target on commit.
-struct Staged {
-  std::string tmp, target;
-  bool dir = false;
-};
-
-void discard(const std::vector<Staged>& staged) {
-  for (const auto& s : staged) {
-    std::error_code ec;
-    fs::remove_all(s.tmp, ec);
-  }
-}
-
-void commit(const std::vector<Staged>& staged) {
-  for (const auto& s : staged) {
-    std::error_code ec;
-    if (!s.dir || !fs::exists(s.target, ec)) {
-      fs::rename(s.tmp, s.target, ec);
-      if (ec) throw IOError("cannot write '" + s.target + "': " + ec.message());
-      continue;
-    }
-    if (!fs::is_directory(s.target, ec))
-      throw IOError("cannot write swarm '" + s.target + "': it exists and is not a directory");
-    for (const auto& e : fs::directory_iterator(s.tmp)) {
-      fs::rename(e.path(), fs::path(s.target) / e.path().filename(), ec);
-      if (ec) throw IOError("cannot write '" + (fs::path(s.target) / e.path().filename()).string() +
-                            "': " + ec.message());
-    }
-    fs::remove_all(s.tmp, ec);
-  }
-}
-
-std::string staging_name(const std::string& target) {
-  std::string t = target;
-  while (t.size() > 1 && t.back() == '/') t.pop_back();
-  return t + ".nyto-tmp-" + std::to_string(::getpid());
-}
-
 void run_command(const RunArgs& a) {
   // 1. The command line, checked before anything is read.
   std::map<std::string, std::string> loads, saves;
@@ -122,14 +83,14 @@ void run_command(const RunArgs& a) {
     if (!loads.emplace(name, path).second) throw UsageError("--load " + name + " is given twice");
     load_order.push_back(name);
   }
-  std::set<std::string> save_targets;
   for (const auto& arg : a.saves) {
     auto [name, path] = split_arg(arg, "--save", "PATH");
+    // The same file under two spellings (keep.pt, ./keep.pt, $PWD/keep.pt, a link) is one target.
+    for (const auto& [other, other_path] : saves)
+      if (io::same_file(path, other_path))
+        throw UsageError("--save " + arg + ": '" + path + "' is the file that --save " + other +
+                         "=" + other_path + " writes");
     if (!saves.emplace(name, path).second) throw UsageError("--save " + name + " is given twice");
-    std::string norm = fs::path(path).lexically_normal().string();
-    while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
-    if (!save_targets.insert(norm).second)
-      throw UsageError("--save " + arg + ": two outputs would be written to '" + path + "'");
   }
   std::map<std::string, double> sets;
   for (const auto& arg : a.sets) {
@@ -240,8 +201,8 @@ void run_command(const RunArgs& a) {
       std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o
                 << "=PATH)\n";
 
-  // 6. Stage every output, then rename them all into place. Targets of the wrong kind are refused
-  // first, so that the renames, the only step that cannot be undone, do not fail halfway.
+  // 6. Stage every output beside its target, then put them all in place as one commit (all or
+  // none; see io::Commit). Targets of the wrong kind are refused before anything is written.
   struct Plan {
     std::string name, path;
     const Value* value;
@@ -264,36 +225,23 @@ void run_command(const RunArgs& a) {
     std::error_code ec;
     if (!p.dir && fs::is_directory(path, ec))
       throw IOError("cannot write '" + name + "' to '" + path + "': it is a directory");
-    if (p.dir && fs::exists(path, ec) && !fs::is_directory(path, ec))
-      throw IOError("cannot write swarm '" + name + "' to '" + path +
-                    "': it exists and is not a directory");
+    if (p.dir) check_swarm_dir_target(path);
     plans.push_back(p);
   }
-  std::vector<Staged> staged;
-  try {
-    for (const auto& p : plans) {
-      staged.push_back({staging_name(p.path), p.path, p.dir});
-      const std::string& tmp = staged.back().tmp;
-      if (p.value->kind() == Value::Kind::Particle) {
-        save_particle(p.value->particle(), tmp);
-      } else if (!p.dir) {
-        p.value->swarm().save(tmp);
-      } else {
-        const AnySwarm& sw = p.value->swarm();
-        save_swarm_dir(sw, tmp, p.layout ? p.layout->members : std::vector<std::string>{},
-                       format_of(sw.member(0)));
-      }
+  io::Commit commit;
+  for (const auto& p : plans) {
+    std::string staged = commit.stage(p.path, p.dir);
+    if (p.value->kind() == Value::Kind::Particle) {
+      save_particle(p.value->particle(), staged);
+    } else if (!p.dir) {
+      p.value->swarm().save(staged);
+    } else {
+      const AnySwarm& sw = p.value->swarm();
+      save_swarm_dir(sw, staged, p.layout ? p.layout->members : std::vector<std::string>{},
+                     format_of(sw.member(0)));
     }
-  } catch (...) {
-    discard(staged);
-    throw;
   }
-  try {
-    commit(staged);
-  } catch (...) {
-    discard(staged);
-    throw;
-  }
+  commit.commit();
 }
 
 }  // namespace

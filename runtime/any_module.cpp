@@ -2,10 +2,11 @@
 // parameter paths (ParamTree), nyto checkpoints and TorchScript archives in and out.
 #include <ATen/ATen.h>
 #include <nyto/any_module.h>
+#include <nyto/io.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/nn/cloneable.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -205,25 +206,6 @@ void copy_values(const AnyParticle& dst, const AnyParticle& src) {
   }
 }
 
-/// Writes to `path` through `write(tmp)` and a rename.
-template <class F>
-void write_atomically(const std::string& path, F write) {
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
-    write(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write '" + path + "': " + what_of(e));
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write '" + path + "': rename failed");
-  }
-}
-
 }  // namespace
 
 FileKind inspect_file(const std::string& path) {
@@ -408,20 +390,20 @@ void save_particle(const AnyParticle& particle, const std::string& path, Format 
   }
   ParamTree* tree = tree_of(particle);
   if (!tree || !tree->script)
-    throw IOError("cannot write '" + path + "' as TorchScript: the particle was not loaded from "
-                  "a TorchScript model (save it as a nyto checkpoint)");
+    throw IOError("cannot write '" + io::shown_path(path) + "' as TorchScript: the particle was "
+                  "not loaded from a TorchScript model (save it as a nyto checkpoint)");
   torch::jit::Module out;
   try {
     out = script_module(particle);
   } catch (const Error& e) {
-    throw IOError("cannot write '" + path + "': " + e.what());
+    throw IOError("cannot write '" + io::shown_path(path) + "': " + e.what());
   }
-  write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw IOError("cannot write '" + path + "': cannot create '" + tmp + "'");
-    out.save(f);  // through a stream, so the archive's folder is not named after the temp file
-    f.close();
-    if (!f) throw IOError("cannot write '" + path + "': write failed");
+  io::write_file(path, [&](io::FileWriter& w) {
+    try {
+      torch::jit::ExportModule(out, w.function());
+    } catch (const c10::Error& e) {
+      throw IOError("cannot write '" + io::shown_path(path) + "': " + what_of(e));
+    }
   });
 }
 
@@ -430,10 +412,11 @@ void save_swarm_dir(const AnySwarm& swarm, const std::string& dir,
   if (!names.empty() && int64_t(names.size()) != swarm.size())
     throw ShapeError("save_swarm_dir: " + std::to_string(names.size()) + " names for " +
                      std::to_string(swarm.size()) + " members");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir))
-    throw IOError("cannot create directory '" + dir + "'" + (ec ? ": " + ec.message() : ""));
+  check_swarm_dir_target(dir);
+  // The members go to a new directory beside `dir`, which then replaces it in one step: a
+  // failure leaves `dir` as it was, and no stale member of an older swarm survives.
+  io::Commit commit;
+  std::string staged = commit.stage(dir, true);
   for (int64_t i = 0; i < swarm.size(); ++i) {
     std::string name;
     if (names.empty()) {
@@ -443,8 +426,34 @@ void save_swarm_dir(const AnySwarm& swarm, const std::string& dir,
     } else {
       name = names[size_t(i)];
     }
-    save_particle(swarm.member(i), (fs::path(dir) / name).string(), format);
+    save_particle(swarm.member(i), (fs::path(staged) / name).string(), format);
   }
+  commit.commit();
+}
+
+void check_swarm_dir_target(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir, ec))) return;
+  if (!fs::is_directory(dir, ec))
+    throw IOError("cannot write swarm '" + dir + "': it exists and is not a directory");
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    std::string why;
+    if (name[0] == '.' && name.find(".nyto-tmp-") != std::string::npos) continue;  // a crash's leftover
+    if (!e.is_regular_file(ec) || name[0] == '.') {
+      why = "'" + name + "' is not a model file";
+    } else {
+      try {
+        inspect_file(e.path().string());
+      } catch (const Error&) {
+        why = "'" + name + "' is not a model file";
+      }
+    }
+    if (!why.empty())
+      throw IOError("cannot write swarm '" + dir + "': the directory exists and is not a swarm (" +
+                    why + "); remove it or choose another directory");
+  }
+  if (ec) throw IOError("cannot write swarm '" + dir + "': " + ec.message());
 }
 
 bool same_structure(const AnyParticle& a, const AnyParticle& b) {

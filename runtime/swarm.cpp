@@ -1,11 +1,10 @@
 // Swarms, and saving and loading particles and swarms with LibTorch serialization.
 #include <ATen/ATen.h>
+#include <nyto/io.h>
 #include <nyto/swarm.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <fstream>
 #include <functional>
 
@@ -110,18 +109,13 @@ namespace {
 constexpr const char* kFormatKey = "nyto_format";
 
 void save_archive(torch::serialize::OutputArchive& ar, const std::string& path) {
-  // Write beside the target, then rename: a crash never leaves a half-written file in its place.
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
-    ar.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write '" + path + "': " + e.what_without_backtrace());
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IOError("cannot write '" + path + "': rename failed");
-  }
+  io::write_file(path, [&](io::FileWriter& w) {
+    try {
+      ar.save_to(w.function());
+    } catch (const c10::Error& e) {
+      throw IOError("cannot write '" + io::shown_path(path) + "': " + e.what_without_backtrace());
+    }
+  });
 }
 
 torch::serialize::InputArchive open_archive(const std::string& path, const std::string& kind) {

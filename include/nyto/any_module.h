@@ -71,7 +71,7 @@ LoadedModels load_models(const std::string& path);
 /// template (loaded from TorchScript, or built from such a particle), else Nyto.
 Format format_of(const AnyParticle& particle);
 
-/// Writes `particle` to `path` atomically (write a temporary file, rename). Nyto: a checkpoint as
+/// Writes `particle` to `path` with io::write_file (a temporary file beside it, renamed over it). Nyto: a checkpoint as
 /// AnyParticle::save. TorchScript: a copy of the particle's TorchScript template with the
 /// particle's parameter and buffer values, loadable by Python's torch.jit.load. Throws IOError if
 /// the file cannot be written, or for TorchScript when the particle has no template.
@@ -87,10 +87,19 @@ inline void save_particle(const AnyParticle& particle, const std::string& path) 
 torch::jit::Module script_module(const AnyParticle& particle);
 
 /// Writes member i of `swarm` to `dir`/`names[i]` with save_particle (default names
-/// member-000.pt, member-001.pt, ...), creating `dir` if needed. Throws IOError; ShapeError if
-/// `names` is given with another length than the swarm size.
+/// member-000.pt, member-001.pt, ...) as one commit (nyto/io.h): the members are written to a new
+/// directory beside `dir`, which then replaces `dir` as a whole, so a failure leaves `dir` as it
+/// was and no file of an older swarm remains. An existing `dir` must be a swarm directory (see
+/// check_swarm_dir_target). Throws IOError; ShapeError if `names` is given with another length
+/// than the swarm size.
 void save_swarm_dir(const AnySwarm& swarm, const std::string& dir,
                     const std::vector<std::string>& names, Format format);
+
+/// Throws IOError unless a swarm may be saved to the directory `dir` by save_swarm_dir: `dir`
+/// does not exist, or it is a directory holding only model files (nyto checkpoints or TorchScript
+/// archives, e.g. a swarm saved before), all of which the new swarm replaces. A directory holding
+/// anything else (another file, a subdirectory, a hidden file) is refused, naming the entry.
+void check_swarm_dir_target(const std::string& dir);
 
 /// Whether two particles have the same parameter paths, shapes and dtypes, in the same order.
 bool same_structure(const AnyParticle& a, const AnyParticle& b);

@@ -4,6 +4,7 @@
 #include <nyto/any_module.h>
 #include <nyto/errors.h>
 #include <nyto/expr.h>
+#include <nyto/io.h>
 #include <nyto/param_config.h>
 #include <nyto/particle.h>
 #include <nyto/species.h>

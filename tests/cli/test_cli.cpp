@@ -51,9 +51,10 @@ struct Scratch {
   ~Scratch() { fs::remove_all(dir); }
   std::string operator/(const std::string& name) const { return (dir / name).string(); }
 
-  /// Runs `nyto ARGS` (a shell command line tail), capturing stdout and stderr.
-  Result nyto(const std::string& args) const {
-    std::string cmd = kNyto + " " + args + " >" + (*this / ".out") + " 2>" + (*this / ".err");
+  /// Runs `nyto ARGS` (a shell command line tail), capturing stdout and stderr; `prefix` goes
+  /// before the command (e.g. "NYTO_FAULT=write:eio " or "cd DIR && ").
+  Result nyto(const std::string& args, const std::string& prefix = "") const {
+    std::string cmd = prefix + kNyto + " " + args + " >" + (*this / ".out") + " 2>" + (*this / ".err");
     int status = std::system(cmd.c_str());
     Result r;
     r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -467,4 +468,144 @@ TEST_CASE("diagnostics: a NUL byte is shown, not a cut; CR-only lines are counte
   CHECK(cr.err.find("cr.nyto:2:8: error[E0001]: unexpected end of line; expected an expression\n"
                     "y = 2 +\n"
                     "       ^\n") != std::string::npos);
+
+namespace {
+/// A 64 KiB tmpfs mounted at `dir` and filled to the last byte (needs root; else not mounted).
+struct FullDisk {
+  std::string dir;
+  bool mounted = false;
+  explicit FullDisk(const std::string& d) : dir(d) {
+    fs::create_directory(dir);
+    mounted = std::system(("mount -t tmpfs -o size=64k tmpfs '" + dir + "' 2>/dev/null").c_str()) == 0;
+  }
+  void fill() const {
+    std::system(("cat /dev/zero > '" + dir + "/filler' 2>/dev/null").c_str());
+  }
+  ~FullDisk() {
+    if (mounted) std::system(("umount '" + dir + "'").c_str());
+  }
+};
+
+bool has_temp_name(const std::string& text) { return text.find(".nyto-tmp") != std::string::npos; }
+}  // namespace
+
+TEST_CASE("nyto run: a failed write (full disk, I/O error, failed rename) exits 1, names the "
+          "target and the OS's reason, changes no file and leaves nothing beside") {
+  Scratch s;
+  write_particles(s);
+  write_rule(s, "two.nyto", "a2 = ft_a + 1\nb2 = ft_b * 2\n");
+  const std::string two = "run " + (s / "two.nyto") + " --load ft_a=" + (s / "ft_a.pt") +
+                          " --load ft_b=" + (s / "ft_b.pt");
+  fs::copy_file(s / "base.pt", s / "a2.pt");
+  fs::copy_file(s / "base.pt", s / "b2.pt");
+  const std::string saves = " --save a2=" + (s / "a2.pt") + " --save b2=" + (s / "b2.pt");
+
+  SUBCASE("faults injected at each step of writing and committing two outputs") {
+    // Staging writes a2 then b2 (renames 1, 2); the commit swaps a2 (swap 1), then b2 (swap 2):
+    // a failure of the second swap must put the first target back.
+    struct Case {
+      std::string spec, reason;
+    } cases[] = {{"write:enospc@3", "No space left on device"}, {"write:eio@2+", "Input/output error"},
+                 {"fsync:eio@2", "Input/output error"},         {"close:edquot", "Disk quota exceeded"},
+                 {"open:eacces@2", "Permission denied"},        {"rename:exdev@2", "Invalid cross-device link"},
+                 {"swap:eio@1", "Input/output error"},          {"swap:eio@2", "Input/output error"},
+                 {"swap:einval@1+,rename:eio@6", "Input/output error"}};
+    for (const auto& c : cases) {
+      INFO(c.spec);
+      auto before = s.snapshot();
+      auto r = s.nyto(two + saves, "NYTO_FAULT=" + c.spec + " ");
+      INFO("stderr: " << r.err);
+      CHECK(r.rc == 1);
+      CHECK(r.err.find("nyto: error: cannot write '" + s.dir.string() + "/") == 0);
+      CHECK(r.err.find(c.reason) != std::string::npos);
+      CHECK_FALSE(has_temp_name(r.err));
+      CHECK(s.snapshot() == before);
+    }
+    auto r = s.nyto(two + saves);  // and without a fault, both are written
+    CHECK(r.rc == 0);
+    check_close(load_values(s / "a2.pt"), values_of(nyto::load_particle(s / "ft_a.pt") + 1.0));
+  }
+
+  SUBCASE("a full disk (a 64 KiB tmpfs): exit 1, no abort, the old file intact") {
+    FullDisk disk(s / "disk");
+    if (!disk.mounted) {
+      MESSAGE("skipped: cannot mount a tmpfs (needs root)");
+      return;
+    }
+    fs::copy_file(s / "base.pt", s / "disk/keep.pt");
+    disk.fill();
+    auto before = s.snapshot();
+    auto r = s.nyto(two + " --save a2=" + (s / "a2.pt") + " --save b2=" + (s / "disk/keep.pt"));
+    INFO("stderr: " << r.err);
+    CHECK(r.rc == 1);
+    CHECK(r.err == "nyto: error: cannot write '" + (s / "disk/keep.pt") + "': No space left on device\n");
+    CHECK(s.snapshot() == before);
+    // The REPL's :save likewise: an error, the session goes on, the file is intact.
+    std::ofstream(s / "cmds") << ":load n " << (s / "base.pt") << "\nn = n * 2\n:save n "
+                              << (s / "disk/keep.pt") << "\n:new pop n swarm=3\n:save pop "
+                              << (s / "disk/pop") << " format=torchscript\n:save pop "
+                              << (s / "disk/pop.pt") << "\n";
+    before = s.snapshot();
+    r = s.nyto("repl < " + (s / "cmds"));
+    INFO("repl: " << r.out << r.err);
+    CHECK(r.out.find("error: cannot write '" + (s / "disk/keep.pt") + "': No space left on device") !=
+          std::string::npos);
+    CHECK(r.out.find("error: cannot write '" + (s / "disk/pop.pt") + "': No space left on device") !=
+          std::string::npos);
+    CHECK(s.snapshot() == before);
+  }
+
+  SUBCASE("one output file under two spellings is refused before anything is written") {
+    auto before = s.snapshot();
+    auto r = s.nyto(two + " --save a2=keep.pt --save b2=" + (s / "keep.pt"), "cd " + s.dir.string() + " && ");
+    INFO("stderr: " << r.err);
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("'" + (s / "keep.pt") + "' is the file that --save a2=keep.pt writes") !=
+          std::string::npos);
+    CHECK(s.snapshot() == before);
+  }
+
+  SUBCASE("--save into a missing directory: the OS's reason, no temporary name") {
+    auto r = s.nyto(two + " --save a2=" + (s / "a2.pt") + " --save b2=" + (s / "no/such/b2.pt"));
+    CHECK(r.rc == 1);
+    CHECK(r.err == "nyto: error: cannot write '" + (s / "no/such/b2.pt") + "': No such file or directory\n");
+  }
+}
+
+TEST_CASE("nyto run and the REPL: a swarm directory is replaced as a whole, a directory that is "
+          "not a swarm is refused, and a failed save leaves no directory") {
+  Scratch s;
+  write_particles(s);
+  write_rule(s, "double.nyto", "y = x * 2\n");
+  fs::create_directory(s / "pop");
+  for (int i = 0; i < 5; ++i) fs::copy_file(s / "mixed.pt", s / ("pop/m" + std::to_string(i) + ".pt"));
+  auto r = s.nyto("run " + (s / "double.nyto") + " --load x=" + (s / "swarm") + " --save y=" + (s / "pop"));
+  INFO("stderr: " << r.err);
+  REQUIRE(r.rc == 0);
+  std::vector<std::string> names;
+  nyto::AnySwarm y = nyto::load_swarm(s / "pop", &names);  // no stale member of another structure
+  CHECK(names == std::vector<std::string>{"m0.pt", "m1.pt", "m2.pt"});
+  for (int i = 0; i < 3; ++i)
+    check_close(values_of(y.member(i)), values_of(nyto::load_particle(s / ("swarm/m" + std::to_string(i) + ".pt")) * 2.0));
+
+  fs::create_directory(s / "notes");
+  std::ofstream(s / "notes/readme.txt") << "mine\n";
+  auto before = s.snapshot();
+  r = s.nyto("run " + (s / "double.nyto") + " --load x=" + (s / "swarm") + " --save y=" + (s / "notes"));
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("cannot write swarm '" + (s / "notes") +
+                   "': the directory exists and is not a swarm ('readme.txt' is not a model file)") !=
+        std::string::npos);
+  CHECK(s.snapshot() == before);
+
+  // The REPL: a failed :save of a swarm as TorchScript creates no directory.
+  std::ofstream(s / "cmds") << ":load n " << (s / "base.pt") << "\n:new pop n swarm=3\n:save pop "
+                            << (s / "ts") << " format=torchscript\n";
+  before = s.snapshot();
+  r = s.nyto("repl < " + (s / "cmds"));
+  INFO("repl: " << r.out << r.err);
+  CHECK(r.out.find("error: cannot write '" + (s / "ts") + "/member-000.pt' as TorchScript") != std::string::npos);
+  fs::remove(s / "cmds");
+  before.erase(s / "cmds");
+  CHECK(s.snapshot() == before);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of `nyto train` (CTest label `train`).
 #   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
-# CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge. Exit 77 (skipped)
+# CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge | outputs.
+# Exit 77 (skipped)
 # without the data.
 set -uo pipefail
 nyto=$1 src=$2 work=$3 case=$4
@@ -183,6 +184,53 @@ diverge)
   grep -q "^nyto: warning: the training loss of member [01] is NaN at step [0-9]* (is --lr 1e30 too large?); training goes on$" \
     "$dir/err" || fail "no NaN warning naming member, step and --lr"
   grep -q warning "$dir/out" && fail "the warning went to stdout"
+  ;;
+outputs)
+  # Every output path is checked before training (exit 2: a path of the wrong kind, a missing
+  # directory, two outputs naming one file; exit 1: the OS refuses); a failed write exits 1 with
+  # the target and the OS's reason, keeps the old file and leaves no temporary file.
+  quick=(--data "$data" --particles 2 --batches 2 --eval-every 0 --eval-size 100 --threads 1 --hidden 8)
+  # expect_early CODE PATTERN -- ARGS...: as expect_exit, and no training step was run.
+  expect_early() {
+    expect_exit "$@"
+    if grep -q "^step \|trained in" "$dir/out"; then fail "nyto train ${*:4} trained before failing"; fi
+  }
+  no_temp() { [ -z "$(find "$1" -name '*tmp*')" ] || fail "temporary files left in $1: $(find "$1" -name '*tmp*')"; }
+  mkdir -p "$dir/adir" && : >"$dir/afile"
+  expect_early 2 "--save $dir/adir: it is a directory" -- "${quick[@]}" --save "$dir/adir"
+  expect_early 2 "--metrics $dir/adir: it is a directory" -- "${quick[@]}" --metrics "$dir/adir"
+  expect_early 2 "--checkpoint $dir/afile: it exists and is not a directory" -- "${quick[@]}" --checkpoint "$dir/afile"
+  mkdir -p "$dir/ckd/checkpoint.pt"
+  expect_early 2 "--checkpoint $dir/ckd/checkpoint.pt: it is a directory" -- "${quick[@]}" --checkpoint "$dir/ckd"
+  expect_early 2 "it is the file that --metrics writes" -- "${quick[@]}" --save "$dir/x.pt" --metrics "$dir/adir/../x.pt"
+  expect_early 2 "directory '$dir/none' does not exist" -- "${quick[@]}" --save "$dir/none/x.pt"
+  if mkdir -p "$dir/ro" && mount -t tmpfs -o ro,size=64k tmpfs "$dir/ro" 2>/dev/null; then
+    expect_early 1 "cannot write '$dir/ro/m.csv': Read-only file system" -- "${quick[@]}" --metrics "$dir/ro/m.csv"
+    expect_early 1 "cannot write '$dir/ro/ck/checkpoint.pt': Read-only file system" -- "${quick[@]}" --checkpoint "$dir/ro/ck"
+    umount "$dir/ro"
+  else
+    echo "note: cannot mount a read-only tmpfs (needs root): read-only checks skipped"
+  fi
+  if mkdir -p "$dir/disk" && mount -t tmpfs -o size=64k tmpfs "$dir/disk" 2>/dev/null; then
+    echo old >"$dir/disk/old.pt"
+    cat /dev/zero >"$dir/disk/filler" 2>/dev/null
+    expect_exit 1 "cannot write '$dir/disk/old.pt': No space left on device" -- "${quick[@]}" --save "$dir/disk/old.pt"
+    expect_exit 1 "No space left on device" -- "${quick[@]}" --checkpoint "$dir/disk/ck"
+    [ "$(cat "$dir/disk/old.pt")" = old ] || fail "a failed --save changed the old file"
+    no_temp "$dir/disk"
+    umount "$dir/disk"
+  else
+    echo "note: cannot mount a tmpfs (needs root): full-disk checks skipped"
+  fi
+  # --save and the checkpoint's swarm.pt are one commit: when swarm.pt cannot be put in place (its
+  # rename is the 4th: checkpoint.pt, then the staged --save and swarm.pt, then swarm.pt), the old
+  # --save file comes back.
+  echo old >"$dir/old.pt"
+  NYTO_FAULT=rename:eio@4 expect_exit 1 "cannot write '$dir/ck/swarm.pt': Input/output error; no output was changed" \
+    -- "${quick[@]}" --save "$dir/old.pt" --checkpoint "$dir/ck"
+  [ "$(cat "$dir/old.pt")" = old ] || fail "--save was replaced though the commit failed"
+  [ ! -e "$dir/ck/swarm.pt" ] || fail "ck/swarm.pt was written though the commit failed"
+  no_temp "$dir"
   ;;
 *)
   echo "unknown case $case"; exit 2 ;;
