@@ -22,6 +22,13 @@ struct FrontendOptions {
   std::optional<std::vector<std::string>> known_names;
 };
 
+/// Limits on the size of one rule (docs/language.md, "Limits"); beyond them analysis stops with
+/// E0403 at the statement or call that crosses the limit. Random call sites: a site's Philox call
+/// number is a 16-bit field of the counter (backend/Random.h), so there are at most 65,536.
+constexpr size_t kMaxStatements = 1'000'000;
+constexpr size_t kMaxIrNodes = 4'000'000;
+constexpr int32_t kMaxRandomSites = 65'536;
+
 /// What analysis produces besides diagnostics. Meaningful only when no diagnostic was added.
 struct Lowered {
   ir::Graph graph;

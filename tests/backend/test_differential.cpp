@@ -193,6 +193,33 @@ TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}
   CHECK(st.inexact == 0);
 }
 
+// A kernel with more than a few Philox calls per element is "large" (backend/llvm/Codegen.cpp,
+// kInlinePhiloxCalls): its draws come from helper functions instead of inlined rounds, and its
+// transcendentals from per-width helpers. Same bit-identity, on rules of 50-200 random sites and a
+// few hundred ops, both dtypes and both code shapes (AVX-512 masked tail, AVX2 scalar tail).
+TEST_CASE("differential: llvm == interp on large kernels (50-200 random sites)") {
+  llvm_backend::JitEngine host_engine, avx2_engine(llvm_backend::JitOptions{32, false});
+  int old_threads = at::get_num_threads();
+  Stats st;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    RandomRuleOptions o;
+    o.inputs = 1 + int(seed % 4);
+    o.params = int(seed % 3);
+    o.outputs = 1 + int(seed % 3);
+    o.ops = 200 + int(seed * 37 % 200);
+    o.rand_sites = 50 + int(seed * 53 % 150);
+    o.special_constants = seed % 3 == 0;
+    llvm_backend::JitEngine& engine = seed % 2 ? avx2_engine : host_engine;
+    differential<float>(engine, 7000 + seed, o, st);
+    differential<double>(engine, 7000 + seed, o, st);
+  }
+  at::set_num_threads(old_threads);
+  MESSAGE(st.rules << " rule runs, " << st.compared << " values compared (" << st.finite
+                   << " finite), " << st.inexact << " not bit-identical");
+  CHECK(st.finite * 2 > st.compared);
+  CHECK(st.inexact == 0);
+}
+
 // The aten backend computes with LibTorch's kernels. On the operations IEEE 754 rounds exactly
 // (+ - * / sqrt, abs, neg, floor, ceil, min, max, sign, comparisons, select) and on the random
 // draws (Random.h code, shared) it must be bit-identical to the interpreter.

@@ -68,7 +68,7 @@ TEST_CASE("PSO: statements see earlier assignments, in-place targets") {
         "out v = %17 -> input v\n"
         "out x = %18 -> input x\n");
   // The AST dump shows literals as written.
-  CHECK(compile_source(pso, "pso.nyto").ast_dump.find("    Number 0.729 @2:12\n") != std::string::npos);
+  CHECK(compile_source(pso, "pso.nyto").ast_dump().find("    Number 0.729 @2:12\n") != std::string::npos);
 }
 
 TEST_CASE("APSO") {
@@ -232,7 +232,7 @@ TEST_CASE("input first-use spans, AST dump") {
   CHECK(r.input_first_use[0].col == 7);
   CHECK(r.input_first_use[1].col == 11);
   CHECK(r.param_spans.at(0).col == 7);
-  CHECK(r.ast_dump ==
+  CHECK(r.ast_dump() ==
         "Program\n"
         "  Param w @1:1\n"
         "    Number 1 @1:11\n"
