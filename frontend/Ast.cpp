@@ -1,5 +1,6 @@
 #include "frontend/Ast.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -47,7 +48,11 @@ void dump_expr(std::ostringstream& os, const Expr& root, int root_depth) {
   while (!todo.empty()) {
     auto [e, depth] = todo.back();
     todo.pop_back();
-    os << std::string(size_t(depth) * 2, ' ');
+    // Past kMaxIndent levels the depth is written instead of ever more spaces, so the dump of
+    // a long chain stays linear in its length.
+    constexpr int kMaxIndent = 40;
+    os << std::string(size_t(std::min(depth, kMaxIndent)) * 2, ' ');
+    if (depth > kMaxIndent) os << "[" << depth << "] ";
     switch (e->kind) {
       case ExprKind::Number: os << "Number " << format_number(e->number); break;
       case ExprKind::Name: os << "Name " << e->name; break;

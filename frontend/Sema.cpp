@@ -111,8 +111,8 @@ class Analyzer {
     bool bare_reported = false;
     bool has_effect = false;
     for (const Stmt& s : program.statements) {
-      if (size_t(&s - program.statements.data()) == kMaxStatements) {
-        too_large(s.span, "more than " + with_commas(kMaxStatements) + " statements");
+      if (size_t(&s - program.statements.data()) == options_.limits.statements) {
+        too_large(s.span, "more than " + with_commas(options_.limits.statements) + " statements");
         break;
       }
       if (limit_hit_) break;
@@ -144,8 +144,8 @@ class Analyzer {
           }
           break;
       }
-      if (out_.graph.nodes.size() > kMaxIrNodes && !limit_hit_)
-        too_large(s.span, "more than " + with_commas(kMaxIrNodes) + " operations");
+      if (out_.graph.nodes.size() > options_.limits.ir_nodes && !limit_hit_)
+        too_large(s.span, "more than " + with_commas(options_.limits.ir_nodes) + " operations");
     }
     if (limit_hit_) return std::move(out_);
     if (!has_effect && !bare_reported && !options_.repl) {
@@ -507,9 +507,9 @@ class Analyzer {
         r.is_const = false;
         r.nonconst_span = e.span;
         r.nonconst_what = "'" + e.name + "()'";
-        if (out_.graph.rand_sites == kMaxRandomSites) {
+        if (!in_param_ && out_.graph.rand_sites == options_.limits.random_sites) {
           if (!limit_hit_)
-            too_large(e.span, "more than " + with_commas(size_t(kMaxRandomSites)) +
+            too_large(e.span, "more than " + with_commas(size_t(options_.limits.random_sites)) +
                                   " rand() and randn() calls");
           return error_val();
         }
@@ -575,6 +575,8 @@ const std::vector<std::string>& builtin_function_names() {
 
 Lowered analyze(const Program& program, const FrontendOptions& options,
                 std::vector<Diagnostic>& diagnostics) {
+  if (options.limits.random_sites < 0 || options.limits.random_sites > Limits{}.random_sites)
+    throw std::invalid_argument("FrontendOptions::limits.random_sites must be in [0, 65536]");
   std::vector<Diagnostic> found;
   Analyzer analyzer(options, found);
   Lowered lowered = analyzer.run(program);
