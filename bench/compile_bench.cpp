@@ -10,8 +10,6 @@
 //
 // Each line is one cold run (a fresh JitEngine per process, the cases in order). Usage:
 //   nyto_bench_compile [--case terms|sin|check] [--n N]   (default: every case at every size)
-#include <time.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +17,7 @@
 #include <vector>
 
 #include "backend/llvm/LlvmBackend.h"
+#include "bench/bench_util.h"
 #include "frontend/Frontend.h"
 #include "ir/Passes.h"
 
@@ -27,23 +26,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+using bench::load_avg;
+using bench::process_cpu_ms;
+
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
-double process_cpu_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-double load_avg() {
-  double l = -1;
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
-}
-
 std::string terms_rule(int n) {
   std::string s = "y = x";
   for (int i = 0; i < n; ++i) s += " + rand()*randn()";
