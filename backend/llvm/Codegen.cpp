@@ -7,7 +7,12 @@
 //   void k(const FlatArgs* a, i64 member, i64 begin, i64 end)
 //   entry:  load row pointers, params, scalars; compute every uniform (Scalar) node once, in double
 //   vloop:  for i in [begin, vend) step W: W-wide loads, the Elem nodes, W-wide stores
-//   tail:   for i in [vend, end): the same body with scalars
+//   tail:   for i in [vend, end): the same body with scalars (or one lane-masked vector iteration)
+//
+// Internal helpers, emitted once per module and never inlined, keep the body's size (and the
+// time LLVM takes on it) linear in the rule: nyto.<libm name>.W does a vector's lanes of one libm
+// function; in a large kernel (kInlinePhiloxCalls) nyto.draw.W.KK does the Philox rounds and the
+// draws of one Philox call.
 //
 // Numerics (ir/IR.h): uniform nodes in double, Elem nodes in the dtype, fptrunc (round to nearest)
 // where a double meets the dtype. No fast-math flags anywhere, so LLVM neither contracts to FMA

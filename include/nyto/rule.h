@@ -96,7 +96,8 @@ class Rule {
   /// group is float64, else float32); an input missing from `bindings` counts as a float32
   /// swarm. Throws Error for another stage name.
   std::string emit(const std::string& stage, const Bindings& bindings = {}) const;
-  /// The IR after every pass of the pipeline, with per-pass times.
+  /// The IR after every pass of the pipeline, with per-pass times (the pipeline is run again to
+  /// print it; compiling a rule prints nothing).
   std::string pass_trace() const;
 
   struct Impl;
