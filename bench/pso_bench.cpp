@@ -24,6 +24,7 @@
 #include "backend/aten/AtenBackend.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
+#include "bench/bench_util.h"
 #include "tests/backend/Rules.h"
 
 namespace nyto::bench {
@@ -63,13 +64,9 @@ std::vector<std::vector<int64_t>> mlp(std::vector<int64_t> widths) {
   return s;
 }
 
-// CPU time of the whole process (all threads), ms: on a shared machine wall time alone says
-// little, so every line also reports CPU ms per call (load_avg tells how shared it was).
-double process_cpu_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
+using bench::load_avg;
+using bench::process_cpu_ms;
+
 double g_cpu_ms = 0;  // CPU ms per call of the last median_ms()
 
 // Median wall time of one call of `fn` in ms: `samples` samples of `batch` calls each.
@@ -87,15 +84,6 @@ double median_ms(const std::function<void()>& fn, int samples, int batch, int wa
   std::sort(cpu.begin(), cpu.end());
   g_cpu_ms = cpu[cpu.size() / 2];
   return t[t.size() / 2];
-}
-
-double load_avg() {
-  double l = -1;
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
 }
 
 void print_line(const Case& c, const char* impl, int threads, double ms) {

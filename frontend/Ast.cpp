@@ -1,8 +1,11 @@
 #include "frontend/Ast.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 namespace nyto::frontend {
 
@@ -39,20 +42,40 @@ std::string format_number(double v) {
 
 void at(std::ostringstream& os, const Span& s) { os << " @" << s.line << ":" << s.col << "\n"; }
 
-void dump_expr(std::ostringstream& os, const Expr& e, int depth) {
-  os << std::string(size_t(depth) * 2, ' ');
-  switch (e.kind) {
-    case ExprKind::Number: os << "Number " << format_number(e.number); break;
-    case ExprKind::Name: os << "Name " << e.name; break;
-    case ExprKind::Unary: os << "Unary " << op_spelling(e.unary_op); break;
-    case ExprKind::Binary: os << "Binary " << op_spelling(e.binary_op); break;
-    case ExprKind::Call: os << "Call " << e.name; break;
+// Preorder with an explicit stack: long operator chains are deep along their left operands.
+void dump_expr(std::ostringstream& os, const Expr& root, int root_depth) {
+  std::vector<std::pair<const Expr*, int>> todo{{&root, root_depth}};
+  while (!todo.empty()) {
+    auto [e, depth] = todo.back();
+    todo.pop_back();
+    // Past kMaxIndent levels the depth is written instead of ever more spaces, so the dump of
+    // a long chain stays linear in its length.
+    constexpr int kMaxIndent = 40;
+    os << std::string(size_t(std::min(depth, kMaxIndent)) * 2, ' ');
+    if (depth > kMaxIndent) os << "[" << depth << "] ";
+    switch (e->kind) {
+      case ExprKind::Number: os << "Number " << format_number(e->number); break;
+      case ExprKind::Name: os << "Name " << e->name; break;
+      case ExprKind::Unary: os << "Unary " << op_spelling(e->unary_op); break;
+      case ExprKind::Binary: os << "Binary " << op_spelling(e->binary_op); break;
+      case ExprKind::Call: os << "Call " << e->name; break;
+    }
+    at(os, e->span);
+    for (size_t i = e->args.size(); i-- > 0;) todo.push_back({e->args[i].get(), depth + 1});
   }
-  at(os, e.span);
-  for (const auto& a : e.args) dump_expr(os, *a, depth + 1);
 }
 
 }  // namespace
+
+Expr::~Expr() {
+  std::vector<std::unique_ptr<Expr>> pending = std::move(args);
+  while (!pending.empty()) {
+    std::unique_ptr<Expr> e = std::move(pending.back());
+    pending.pop_back();
+    for (auto& a : e->args) pending.push_back(std::move(a));
+    e->args.clear();
+  }  // each e is freed here with no children left, so no destructor recurses
+}
 
 std::string dump(const Program& program) {
   std::ostringstream os;

@@ -29,6 +29,14 @@ struct Expr {
   BinaryOp binary_op = BinaryOp::Add;       // Binary
   Span op_span;                             // Unary, Binary: the operator token
   std::vector<std::unique_ptr<Expr>> args;  // Unary: 1, Binary: 2, Call: the arguments
+  int nesting = 1;  // levels of nesting (parser's limit, E0003); an operator chain counts as one
+
+  Expr() = default;
+  Expr(Expr&&) = default;
+  Expr& operator=(Expr&&) = default;
+  /// Frees the subtree without recursion: a chain `a + b + c + ...` of a million operators is a
+  /// million levels deep along its left operands.
+  ~Expr();
 };
 
 enum class StmtKind { Param, Let, Assign, Expr };

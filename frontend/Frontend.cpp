@@ -8,10 +8,10 @@ FrontendResult compile_source(std::string_view text, std::string filename,
                               const FrontendOptions& options) {
   FrontendResult r;
   r.source = std::make_shared<const Source>(std::move(filename), std::string(text));
-  Program program = parse(*r.source, r.diagnostics);
+  auto program = std::make_shared<Program>(parse(*r.source, r.diagnostics));
   if (!r.diagnostics.empty()) return r;
-  r.ast_dump = dump(program);
-  Lowered lowered = analyze(program, options, r.diagnostics);
+  r.ast = program;
+  Lowered lowered = analyze(*program, options, r.diagnostics);
   if (!r.diagnostics.empty()) return r;
   r.graph = std::move(lowered.graph);
   r.input_first_use = std::move(lowered.input_first_use);

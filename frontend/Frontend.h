@@ -26,8 +26,10 @@ struct FrontendResult {
   std::vector<Diagnostic> diagnostics;
   /// The script as compiled, for rendering these diagnostics and later bind-time ones.
   std::shared_ptr<const Source> source;
-  /// `--emit ast`: the indented tree (empty after a syntax error).
-  std::string ast_dump;
+  /// The syntax tree (null after a syntax error).
+  std::shared_ptr<const Program> ast;
+  /// `--emit ast`: the indented tree (empty after a syntax error), made on demand.
+  std::string ast_dump() const { return ast ? dump(*ast) : std::string(); }
   /// The rule in SSA form: inputs in first-use order, params with folded defaults, one output
   /// per assigned name (its final value; `target` = input index for in-place updates).
   ir::Graph graph;

@@ -10,7 +10,6 @@
 #include <string_view>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
 
 #include "NytoLexer.h"
 #include "NytoParser.h"
@@ -27,7 +26,7 @@ using grammar::NytoParser;
 constexpr int kMaxSyntaxErrors = 20;
 constexpr int kMaxRecoveries = 50;
 constexpr int kMaxRuleDepth = 600;   // ANTLR rule frames (about 6 per parenthesis level)
-constexpr int kMaxAstDepth = 1000;   // AST levels (long a+b+c+... chains are left-deep)
+constexpr int kMaxAstDepth = 1000;   // AST nesting levels (a chain a+b+c+... counts as one)
 
 struct StopParsing {};
 
@@ -392,24 +391,23 @@ class TreeConverter {
                               const std::vector<antlr4::Token*>& ops, F&& sub) {
     if (operands.empty() || operands.size() != ops.size() + 1)
       internal_error("operator chain with mismatched operands");
+    // A chain is one level of nesting however long it is: semantic analysis walks it as a loop
+    // (Sema.cpp, binary), so only its operands' own nesting counts toward kMaxAstDepth.
     std::unique_ptr<Expr> e = sub(operands[0]);
-    int depth = depth_of(*e);
+    int operand_depth = depth_of(*e);
     for (size_t i = 0; i < ops.size(); ++i) {
       auto rhs = sub(operands[i + 1]);
-      depth = std::max(depth, depth_of(*rhs)) + 1;
-      e = binary(binary_op(ops[i]->getType()), ops[i], std::move(e), std::move(rhs), depth);
-      depths_[e.get()] = depth;
+      operand_depth = std::max(operand_depth, depth_of(*rhs));
+      e = binary(binary_op(ops[i]->getType()), ops[i], std::move(e), std::move(rhs), operand_depth + 1);
+      e->nesting = operand_depth + 1;
     }
     return e;
   }
 
-  int depth_of(const Expr& e) const {
-    auto it = depths_.find(&e);
-    return it == depths_.end() ? 1 : it->second;
-  }
-  void set_depth(const Expr& e, int d, antlr4::Token* at) {
+  static int depth_of(const Expr& e) { return e.nesting; }
+  void set_depth(Expr& e, int d, antlr4::Token* at) {
     check_depth(d, at);
-    depths_[&e] = d;
+    e.nesting = d;
   }
 
   std::unique_ptr<Expr> expr(NytoParser::ExprContext* ctx) {
@@ -441,7 +439,7 @@ class TreeConverter {
     int depth = std::max(depth_of(*base), depth_of(*exponent)) + 1;
     antlr4::Token* tok = ctx->POW()->getSymbol();
     auto e = binary(BinaryOp::Pow, tok, std::move(base), std::move(exponent), depth);
-    depths_[e.get()] = depth;
+    e->nesting = depth;
     return e;
   }
 
@@ -490,7 +488,6 @@ class TreeConverter {
   }
 
   Collector& c_;
-  std::unordered_map<const Expr*, int> depths_;
 };
 
 }  // namespace

@@ -111,6 +111,11 @@ class Analyzer {
     bool bare_reported = false;
     bool has_effect = false;
     for (const Stmt& s : program.statements) {
+      if (size_t(&s - program.statements.data()) == options_.limits.statements) {
+        too_large(s.span, "more than " + with_commas(options_.limits.statements) + " statements");
+        break;
+      }
+      if (limit_hit_) break;
       switch (s.kind) {
         case StmtKind::Param: param(s); break;
         case StmtKind::Let: let(s); break;
@@ -139,7 +144,10 @@ class Analyzer {
           }
           break;
       }
+      if (out_.graph.nodes.size() > options_.limits.ir_nodes && !limit_hit_)
+        too_large(s.span, "more than " + with_commas(options_.limits.ir_nodes) + " operations");
     }
+    if (limit_hit_) return std::move(out_);
     if (!has_effect && !bare_reported && !options_.repl) {
       Span at = program.statements.empty() ? Span{1, 1, 1} : program.statements.back().span;
       error("E0402", at,
@@ -165,6 +173,21 @@ class Analyzer {
 
   void error(const char* code, Span span, std::string message) {
     diags_.push_back({code, span, std::move(message)});
+  }
+
+  // E0403, once: the rule is beyond a size limit of the compiler; analysis stops here.
+  void too_large(Span span, const std::string& what) {
+    limit_hit_ = true;
+    error("E0403", span,
+          "this rule is too large to compile: " + what + "; split it into several rules");
+  }
+  static std::string with_commas(size_t n) {
+    std::string digits = std::to_string(n), out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+      if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+      out += digits[i];
+    }
+    return out;
   }
 
   static const char* describe(Kind k) {
@@ -414,8 +437,18 @@ class Analyzer {
     return r;
   }
 
+  // Walks the left operands as a loop, not by recursion: `a + b + c + ...` is as deep as it is
+  // long (the parser limits nesting, not chain length).
   Val binary(const Expr& e) {
-    Val a = expr(*e.args[0]);
+    std::vector<const Expr*> spine{&e};
+    while (spine.back()->args[0]->kind == ExprKind::Binary) spine.push_back(spine.back()->args[0].get());
+    Val acc = expr(*spine.back()->args[0]);
+    for (auto it = spine.rbegin(); it != spine.rend(); ++it) acc = binary_step(**it, acc);
+    return acc;
+  }
+
+  // Binary `e` whose left operand has the value `a`.
+  Val binary_step(const Expr& e, const Val& a) {
     Val b = expr(*e.args[1]);
     bool compare = is_comparison(e.binary_op);
     const char* where = compare ? "in a comparison" : "in arithmetic";
@@ -481,6 +514,12 @@ class Analyzer {
         r.is_const = false;
         r.nonconst_span = e.span;
         r.nonconst_what = "'" + e.name + "()'";
+        if (!in_param_ && out_.graph.rand_sites == options_.limits.random_sites) {
+          if (!limit_hit_)
+            too_large(e.span, "more than " + with_commas(size_t(options_.limits.random_sites)) +
+                                  " rand() and randn() calls");
+          return error_val();
+        }
         if (!in_param_) r.node = builder_.rand(f->kind == Builtin::Randn);
         return r;
       case Builtin::Unary:
@@ -527,6 +566,7 @@ class Analyzer {
   std::unordered_map<std::string, Binding> env_;
   std::vector<std::string> output_order_;
   bool in_param_ = false;
+  bool limit_hit_ = false;  // E0403 reported: stop analysing
 };
 
 }  // namespace
@@ -542,6 +582,8 @@ const std::vector<std::string>& builtin_function_names() {
 
 Lowered analyze(const Program& program, const FrontendOptions& options,
                 std::vector<Diagnostic>& diagnostics) {
+  if (options.limits.random_sites < 0 || options.limits.random_sites > Limits{}.random_sites)
+    throw std::invalid_argument("FrontendOptions::limits.random_sites must be in [0, 65536]");
   std::vector<Diagnostic> found;
   Analyzer analyzer(options, found);
   Lowered lowered = analyzer.run(program);

@@ -34,14 +34,18 @@ FusedKernel fuse(const Graph& g) {
   out.params = src.params;
   out.rand_sites = src.rand_sites;
   std::vector<NodeId> map(src.nodes.size(), -1);
-  for (size_t input = 0; input < src.inputs.size(); ++input)
-    for (size_t i = 0; i < src.nodes.size(); ++i)
-      if (src.nodes[i].op == Op::Input && size_t(src.nodes[i].index) == input) {
-        NYTO_INTERNAL_ASSERT(map[i] == -1, "fuse: input loaded twice");
-        out.nodes.push_back(src.nodes[i]);
-        map[i] = NodeId(out.nodes.size() - 1);
-        k.loads.push_back(map[i]);
-      }
+  std::vector<NodeId> input_node(src.inputs.size(), -1);  // the Input node of each input index
+  for (size_t i = 0; i < src.nodes.size(); ++i)
+    if (src.nodes[i].op == Op::Input) {
+      NYTO_INTERNAL_ASSERT(input_node[src.nodes[i].index] == -1, "fuse: input loaded twice");
+      input_node[src.nodes[i].index] = NodeId(i);
+    }
+  for (NodeId i : input_node)
+    if (i >= 0) {
+      out.nodes.push_back(src.nodes[i]);
+      map[i] = NodeId(out.nodes.size() - 1);
+      k.loads.push_back(map[i]);
+    }
   for (size_t i = 0; i < src.nodes.size(); ++i) {
     if (src.nodes[i].op == Op::Input) continue;
     Node n = src.nodes[i];

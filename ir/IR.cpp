@@ -42,7 +42,13 @@ uint64_t hash_node(const Node& n) {
   uint64_t h = mix(uint64_t(n.op), uint64_t(n.type));
   for (NodeId a : n.args) h = mix(h, uint64_t(uint32_t(a)));
   h = mix(h, bits);
-  return mix(h, uint64_t(uint32_t(n.index)));
+  h = mix(h, uint64_t(uint32_t(n.index)));
+  // Finalizer (splitmix64): the table indexes by the low bits, which mix() alone spreads poorly.
+  h ^= h >> 30;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 27;
+  h *= 0x94D049BB133111EBull;
+  return h ^ (h >> 31);
 }
 bool same_node(const Node& a, const Node& b) {
   return a.op == b.op && a.type == b.type && a.args[0] == b.args[0] && a.args[1] == b.args[1] &&
@@ -50,6 +56,7 @@ bool same_node(const Node& a, const Node& b) {
          a.index == b.index;
 }
 Type join(Type a, Type b) { return (a == Type::Elem || b == Type::Elem) ? Type::Elem : Type::Scalar; }
+bool is_random_op(Op op) { return op == Op::Rand || op == Op::Randn; }
 bool is_compare(Op op) {
   return op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge || op == Op::Eq ||
          op == Op::Ne;
@@ -57,7 +64,45 @@ bool is_compare(Op op) {
 }  // namespace
 
 Builder::Builder(Graph& g) : g_(g) {
-  for (NodeId i = 0; i < NodeId(g_.nodes.size()); ++i) table_.emplace_back(hash_node(g_.nodes[i]), i);
+  size_t cap = 64;
+  while (cap < 2 * g_.nodes.size() + 2) cap *= 2;
+  slot_id_.assign(cap, -1);
+  slot_hash_.assign(cap, 0);
+  // A graph built elsewhere may hold duplicates; the first of them is the one add() returns.
+  for (NodeId i = 0; i < NodeId(g_.nodes.size()); ++i) {
+    uint64_t h = hash_node(g_.nodes[i]);
+    if (!is_random_op(g_.nodes[i].op) && find(g_.nodes[i], h) < 0) insert(i, h);
+  }
+}
+
+NodeId Builder::find(const Node& n, uint64_t h) const {
+  const size_t mask = slot_id_.size() - 1;
+  for (size_t i = size_t(h) & mask; slot_id_[i] >= 0; i = (i + 1) & mask)
+    if (slot_hash_[i] == h && same_node(g_.nodes[slot_id_[i]], n)) return slot_id_[i];
+  return -1;
+}
+
+void Builder::insert(NodeId id, uint64_t h) {
+  if (2 * (used_ + 1) > slot_id_.size()) {  // grow: re-place every entry by its stored hash
+    std::vector<NodeId> ids(slot_id_.size() * 2, -1);
+    std::vector<uint64_t> hashes(ids.size(), 0);
+    const size_t mask = ids.size() - 1;
+    for (size_t k = 0; k < slot_id_.size(); ++k) {
+      if (slot_id_[k] < 0) continue;
+      size_t i = size_t(slot_hash_[k]) & mask;
+      while (ids[i] >= 0) i = (i + 1) & mask;
+      ids[i] = slot_id_[k];
+      hashes[i] = slot_hash_[k];
+    }
+    slot_id_.swap(ids);
+    slot_hash_.swap(hashes);
+  }
+  const size_t mask = slot_id_.size() - 1;
+  size_t i = size_t(h) & mask;
+  while (slot_id_[i] >= 0) i = (i + 1) & mask;
+  slot_id_[i] = id;
+  slot_hash_[i] = h;
+  ++used_;
 }
 
 NodeId Builder::add(const Node& n) {
@@ -69,14 +114,13 @@ NodeId Builder::add(const Node& n) {
     if (!used && n.args[i] != -1)
       throw std::logic_error("nyto internal error (this is a bug in nyto): IR node has too many arguments");
   }
-  bool random = n.op == Op::Rand || n.op == Op::Randn;
+  bool random = is_random_op(n.op);
   uint64_t h = hash_node(n);
   if (!random)
-    for (auto& [hh, id] : table_)
-      if (hh == h && same_node(g_.nodes[id], n)) return id;
+    if (NodeId found = find(n, h); found >= 0) return found;
   g_.nodes.push_back(n);
   NodeId id = NodeId(g_.nodes.size() - 1);
-  table_.emplace_back(h, id);
+  if (!random) insert(id, h);  // a random node is never looked up
   return id;
 }
 
@@ -119,6 +163,26 @@ NodeId Builder::select(NodeId m, NodeId a, NodeId b) {
   n.args[1] = a;
   n.args[2] = b;
   return add(n);
+}
+
+bool same_graph(const Graph& a, const Graph& b) {
+  if (a.rand_sites != b.rand_sites || a.nodes.size() != b.nodes.size() ||
+      a.inputs.size() != b.inputs.size() || a.params.size() != b.params.size() ||
+      a.outputs.size() != b.outputs.size())
+    return false;
+  for (size_t i = 0; i < a.nodes.size(); ++i)
+    if (!same_node(a.nodes[i], b.nodes[i])) return false;
+  for (size_t i = 0; i < a.inputs.size(); ++i)
+    if (a.inputs[i].name != b.inputs[i].name) return false;
+  for (size_t i = 0; i < a.params.size(); ++i)
+    if (a.params[i].name != b.params[i].name ||
+        std::memcmp(&a.params[i].default_value, &b.params[i].default_value, sizeof(double)) != 0)
+      return false;
+  for (size_t i = 0; i < a.outputs.size(); ++i)
+    if (a.outputs[i].name != b.outputs[i].name || a.outputs[i].node != b.outputs[i].node ||
+        a.outputs[i].target != b.outputs[i].target)
+      return false;
+  return true;
 }
 
 // Shortest text that reads back to the same double (std::to_chars), so goldens show 0.729, not

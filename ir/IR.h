@@ -97,7 +97,8 @@ struct Graph {
 };
 
 // Hash-consing builder: identical (op, args, attr) nodes are one node, so CSE of what is built
-// through it is free. Constant folding and simplification are separate passes.
+// through it is free. Constant folding and simplification are separate passes. Each add is O(1)
+// expected (a hash table of the nodes built so far), so building or rebuilding a graph is linear.
 class Builder {
  public:
   explicit Builder(Graph& g);
@@ -110,10 +111,19 @@ class Builder {
   NodeId select(NodeId m, NodeId a, NodeId b);
   NodeId add(const Node& n);  // general entry: validates arity/args, infers nothing
  private:
+  NodeId find(const Node& n, uint64_t hash) const;  // the node equal to n, or -1
+  void insert(NodeId id, uint64_t hash);
   Graph& g_;
-  struct Impl;
-  std::vector<std::pair<uint64_t, NodeId>> table_;  // implementation detail of the hash-consing
+  // Open addressing with linear probing (no allocation per node): slot -> node id (-1 = empty)
+  // and that node's hash; the capacity is a power of two, at most half full.
+  std::vector<NodeId> slot_id_;
+  std::vector<uint64_t> slot_hash_;
+  size_t used_ = 0;
 };
+
+// True when a and b have the same nodes (bit-equal attributes), inputs, params, outputs and
+// rand_sites: the optimizer's fixpoint test, linear in the graph's size.
+bool same_graph(const Graph& a, const Graph& b);
 
 // The readable text form, one node a line, e.g.
 //   %3 = mul %1, %2 : elem

@@ -51,7 +51,6 @@ struct Rule::Impl {
   frontend::FrontendResult fe;
   ir::FusedKernel fused;
   RuleSignature sig;
-  std::string trace;
 };
 
 namespace {
@@ -95,12 +94,7 @@ Rule compile(std::string_view source, const std::string& name, const CompileOpti
   opts.read_only = options.read_only;
   impl->fe = frontend::compile_source(source, name, opts);
   if (!impl->fe.ok) throw CompileError(frontend::render_all(impl->fe));
-  std::ostringstream trace;
-  ir::PassOptions po;
-  po.print_after = &trace;
-  po.timings = &trace;
-  impl->fused = ir::optimize(impl->fe.graph, po);
-  impl->trace = trace.str();
+  impl->fused = ir::optimize(impl->fe.graph);
   const ir::Graph& g = impl->fe.graph;
   for (const auto& in : g.inputs) impl->sig.inputs.push_back(in.name);
   for (const auto& out : g.outputs) impl->sig.outputs.push_back(out.name);
@@ -143,10 +137,19 @@ Rule compile_file(const std::string& path, const std::optional<std::vector<std::
 
 const std::string& Rule::name() const { return impl_->name; }
 const RuleSignature& Rule::signature() const { return impl_->sig; }
-std::string Rule::pass_trace() const { return impl_->trace; }
+std::string Rule::pass_trace() const {
+  // Printed on demand by running the pipeline again (it is deterministic): printing the whole IR
+  // after every pass on every compile made compile time grow with the trace, not the rule.
+  std::ostringstream trace;
+  ir::PassOptions po;
+  po.print_after = &trace;
+  po.timings = &trace;
+  ir::optimize(impl_->fe.graph, po);
+  return trace.str();
+}
 
 std::string Rule::emit(const std::string& stage, const Bindings& bindings, Backend backend) const {
-  if (stage == "ast") return impl_->fe.ast_dump;
+  if (stage == "ast") return impl_->fe.ast_dump();
   if (stage == "ir") return ir::print(impl_->fe.graph);
   if (stage == "ir-opt") return ir::print(impl_->fused);
   if (stage == "llvm") {

@@ -7,7 +7,12 @@
 //   void k(const FlatArgs* a, i64 member, i64 begin, i64 end)
 //   entry:  load row pointers, params, scalars; compute every uniform (Scalar) node once, in double
 //   vloop:  for i in [begin, vend) step W: W-wide loads, the Elem nodes, W-wide stores
-//   tail:   for i in [vend, end): the same body with scalars
+//   tail:   for i in [vend, end): the same body with scalars (or one lane-masked vector iteration)
+//
+// Internal helpers, emitted once per module and never inlined, keep the body's size (and the
+// time LLVM takes on it) linear in the rule: nyto.<libm name>.W does a vector's lanes of one libm
+// function; in a large kernel (kInlinePhiloxCalls) nyto.draw.W.KK does the Philox rounds and the
+// draws of one Philox call.
 //
 // Numerics (ir/IR.h): uniform nodes in double, Elem nodes in the dtype, fptrunc (round to nearest)
 // where a double meets the dtype. No fast-math flags anywhere, so LLVM neither contracts to FMA
@@ -20,6 +25,7 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <array>
 #include <map>
 #include <stdexcept>
 
@@ -116,6 +122,12 @@ Domains analyze(const ir::Graph& g, const KernelSpec& spec) {
 
 using ir::NodeId;
 
+// Up to this many Philox calls per element, their ten rounds are inlined in the loop body (LICM
+// then hoists the uniform part, which matters for small memory-bound kernels such as PSO). Beyond
+// it the kernel is "large": Philox and Box-Muller become helper functions called once per site, so
+// compile time grows linearly with the number of random sites instead of with the rounds.
+constexpr size_t kInlinePhiloxCalls = 4;
+
 class Codegen {
  public:
   Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked)
@@ -126,6 +138,12 @@ class Codegen {
     i32_ = llvm::Type::getInt32Ty(ctx);
     i64_ = llvm::Type::getInt64Ty(ctx);
     ptr_ = llvm::PointerType::get(ctx, 0);
+    for (const ir::Node& n : g.nodes)
+      if (n.op == Op::Rand || n.op == Op::Randn) {
+        rng::Slot slot = rng::site_slot(uint32_t(n.index), spec.dtype == DType::F64);
+        call_kinds_[slot.call][slot.word / 2] = n.op == Op::Randn ? 'n' : 'u';
+      }
+    large_ = call_kinds_.size() > kInlinePhiloxCalls;
   }
 
   std::unique_ptr<llvm::Module> build(const std::string& name) {
@@ -264,10 +282,8 @@ class Codegen {
     ctr1_ = b_.CreateTrunc(member_, i32_, "c1");
     ctr2_ = b_.CreateTrunc(invocation, i32_, "c2");
     group_shl_ = b_.CreateShl(group, 16, "group.shl");
-    for (int r = 0; r < 10; ++r) {
-      round_key_[0][r] = r == 0 ? key0_ : b_.CreateAdd(round_key_[0][r - 1], b_.getInt32(rng::kPhiloxW0));
-      round_key_[1][r] = r == 0 ? key1_ : b_.CreateAdd(round_key_[1][r - 1], b_.getInt32(rng::kPhiloxW1));
-    }
+    round_keys(key0_, key1_, round_key_);
+    if (large_) store_philox_key();
 
     size_t n = g_.nodes.size();
     uni_.assign(n, nullptr);
@@ -354,6 +370,7 @@ class Codegen {
     };
     index_ = index;
     calls_.clear();
+    drawn_.clear();
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!dom_.varying[i]) continue;
       const ir::Node& nd = g_.nodes[i];
@@ -471,9 +488,32 @@ class Codegen {
   // is expf, ...). The calls are `nobuiltin`: LLVM must not fold or rewrite them (it would turn
   // pow(x, -1) into 1/x, or constant-fold with its own APFloat code), so every transcendental
   // result is bit-identical to the interpreter's. They stay scalar: glibc's vector libmvec
-  // variants are not bit-identical to the scalar ones.
+  // variants are not bit-identical to the scalar ones. On a vector, the lanes are done by a helper
+  // `nyto.<name>.W` emitted once per module, so each use costs one call in the kernel body, not W
+  // calls with every live vector spilled around each.
   llvm::Value* libm_call(const char* name, std::vector<llvm::Value*> xs) {
-    llvm::Type* t = xs[0]->getType()->getScalarType();
+    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(xs[0]->getType());
+    if (!vt) return libm_scalar_call(name, xs);
+    std::string helper = std::string("nyto.") + name + "." + std::to_string(vt->getNumElements());
+    llvm::Function* f = mod_->getFunction(helper);
+    if (!f) {
+      std::vector<llvm::Type*> params(xs.size(), vt);
+      f = helper_function(llvm::FunctionType::get(vt, params, false), helper);
+      auto ip = b_.saveIP();
+      b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+      llvm::Value* r = llvm::PoisonValue::get(vt);
+      for (unsigned l = 0; l < vt->getNumElements(); ++l) {
+        std::vector<llvm::Value*> lane;
+        for (llvm::Argument& x : f->args()) lane.push_back(b_.CreateExtractElement(&x, l));
+        r = b_.CreateInsertElement(r, libm_scalar_call(name, lane), l);
+      }
+      b_.CreateRet(r);
+      b_.restoreIP(ip);
+    }
+    return b_.CreateCall(f, xs);
+  }
+  llvm::Value* libm_scalar_call(const char* name, const std::vector<llvm::Value*>& xs) {
+    llvm::Type* t = xs[0]->getType();
     std::vector<llvm::Type*> params(xs.size(), t);
     auto callee = mod_->getOrInsertFunction(name, llvm::FunctionType::get(t, params, false));
     if (auto* f = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
@@ -481,20 +521,9 @@ class Codegen {
       f->addFnAttr(llvm::Attribute::WillReturn);
       f->setOnlyAccessesInaccessibleMemory();  // errno at most
     }
-    auto call = [&](const std::vector<llvm::Value*>& args) {
-      llvm::CallInst* c = b_.CreateCall(callee, args);
-      c->addFnAttr(llvm::Attribute::NoBuiltin);
-      return c;
-    };
-    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(xs[0]->getType());
-    if (!vt) return call(xs);
-    llvm::Value* r = llvm::PoisonValue::get(vt);
-    for (unsigned l = 0; l < vt->getNumElements(); ++l) {
-      std::vector<llvm::Value*> lane;
-      for (llvm::Value* x : xs) lane.push_back(b_.CreateExtractElement(x, l));
-      r = b_.CreateInsertElement(r, call(lane), l);
-    }
-    return r;
+    llvm::CallInst* c = b_.CreateCall(callee, xs);
+    c->addFnAttr(llvm::Attribute::NoBuiltin);
+    return c;
   }
 
   // ---- random numbers: Philox4x32-10, bit for bit backend/Random.h ---------------------------
@@ -509,19 +538,33 @@ class Codegen {
   // don't-care; only low halves are ever used (masked before each multiply, truncated at the end).
   // The element word differs per lane; the other words and the keys are uniform, so LICM hoists
   // the uniform part of the first two rounds out of the loop.
-  Words philox(llvm::Value* c0, uint32_t call, int w) {
+  // The uniform inputs of one Philox call: round keys (k + round * W mod 2^32) and counter words
+  // c1..c3, all i32 scalars.
+  struct PhiloxKey {
+    llvm::Value* k[2][10];
+    llvm::Value* c1;
+    llvm::Value* c2;
+    llvm::Value* c3;
+  };
+  // Round keys from the two key words, as i32 adds at the insertion point.
+  void round_keys(llvm::Value* k0, llvm::Value* k1, llvm::Value* (&out)[2][10]) {
+    for (int r = 0; r < 10; ++r) {
+      out[0][r] = r == 0 ? k0 : b_.CreateAdd(out[0][r - 1], b_.getInt32(rng::kPhiloxW0));
+      out[1][r] = r == 0 ? k1 : b_.CreateAdd(out[1][r - 1], b_.getInt32(rng::kPhiloxW1));
+    }
+  }
+  Words philox_rounds(llvm::Value* c0, const PhiloxKey& key, int w) {
     llvm::Type* t64 = vec(i64_, w);
     llvm::Type* t32 = vec(i32_, w);
     auto wide = [&](llvm::Value* v32) { return splat(b_.CreateZExt(v32, i64_), w); };
-    llvm::Value* c1 = wide(ctr1_);
-    llvm::Value* c2 = wide(ctr2_);
-    llvm::Value* c3 = wide(b_.CreateOr(group_shl_, b_.getInt32(call)));
+    llvm::Value* c1 = wide(key.c1);
+    llvm::Value* c2 = wide(key.c2);
+    llvm::Value* c3 = wide(key.c3);
     llvm::Constant* low = ci64(0xFFFFFFFFull, w);
     c0 = b_.CreateZExt(c0, t64);
     for (int round = 0; round < 10; ++round) {
-      // Round keys: k + round * W (mod 2^32), computed once in the entry block.
-      llvm::Value* k0 = wide(round_key_[0][round]);
-      llvm::Value* k1 = wide(round_key_[1][round]);
+      llvm::Value* k0 = wide(key.k[0][round]);
+      llvm::Value* k1 = wide(key.k[1][round]);
       llvm::Value* p0 = b_.CreateMul(b_.CreateAnd(c0, low), ci64(rng::kPhiloxM0, w));
       llvm::Value* p1 = b_.CreateMul(b_.CreateAnd(c2, low), ci64(rng::kPhiloxM1, w));
       llvm::Value* hi0 = b_.CreateLShr(p0, 32);
@@ -533,19 +576,100 @@ class Codegen {
     return {{b_.CreateTrunc(c0, t32), b_.CreateTrunc(c1, t32), b_.CreateTrunc(c2, t32),
              b_.CreateTrunc(c3, t32)}};
   }
+  Words philox(llvm::Value* c0, uint32_t call, int w) {
+    PhiloxKey key{{}, ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(call))};
+    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
+    return philox_rounds(c0, key, w);
+  }
+  // The uniform Philox words of a large kernel, stored once in the entry block: i32 k0, k1, c1,
+  // c2, group << 16 (backend/Random.h key layout).
+  void store_philox_key() {
+    llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
+    philox_key_ = b_.CreateAlloca(key_ty, nullptr, "philox.key");
+    llvm::Value* words[] = {key0_, key1_, ctr1_, ctr2_, group_shl_};
+    for (unsigned k = 0; k < 5; ++k)
+      b_.CreateStore(words[k], b_.CreateConstInBoundsGEP2_32(key_ty, philox_key_, 0, k));
+  }
+  // Large kernel: the draws of Philox call `call` (the one or two sites it serves, rng::site_slot)
+  // by one call of a helper, which does the ten rounds and the conversions (Box-Muller included).
+  // Its arguments are the element index, a constant and two stack addresses, so nothing per site
+  // is computed before the loop and no constant stays live across the calls (LICM hoisted one
+  // value per site, all live across the loop: register allocation then grew quadratically).
+  void draw_large(uint32_t call, int w) {
+    const std::array<char, 2>& kinds = call_kinds_.at(call);
+    llvm::Type* vt = vec(elem_, w);
+    llvm::Type* buf_ty = llvm::ArrayType::get(vt, 2);
+    llvm::Value*& buf = draw_buf_[w];
+    if (!buf) {
+      auto ip = b_.saveIP();
+      b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+      buf = b_.CreateAlloca(buf_ty, nullptr, "draw.buf");
+      b_.restoreIP(ip);
+    }
+    b_.CreateCall(draw_function(kinds, w), {buf, philox_key_, index_, b_.getInt32(call)});
+    for (int j = 0; j < 2; ++j)
+      if (kinds[j])
+        drawn_[{call, j}] = b_.CreateLoad(vt, b_.CreateConstInBoundsGEP2_32(buf_ty, buf, 0, unsigned(j)));
+  }
+  // void nyto.draw.W.KK(ptr out, ptr key, i64 index, i32 call): Philox4x32-10 for the W elements
+  // index, index + 1, ... (c0 = the element index truncated to 32 bits, as rng::draw), then the
+  // draw of each site of the call (K: u uniform, n normal, _ none) stored to out[0], out[1];
+  // key as store_philox_key.
+  llvm::Function* draw_function(const std::array<char, 2>& kinds, int w) {
+    std::string name = "nyto.draw." + std::to_string(w) + "." + (kinds[0] ? kinds[0] : '_') +
+                       (kinds[1] ? kinds[1] : '_');
+    if (llvm::Function* f = mod_->getFunction(name)) return f;
+    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr_, ptr_, i64_, i32_}, false);
+    llvm::Function* f = helper_function(fty, name);
+    auto ip = b_.saveIP();
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+    llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
+    llvm::Value* kw[5];
+    for (unsigned k = 0; k < 5; ++k)
+      kw[k] = b_.CreateLoad(i32_, b_.CreateConstInBoundsGEP2_32(key_ty, f->getArg(1), 0, k));
+    PhiloxKey key{{}, kw[2], kw[3], b_.CreateOr(kw[4], f->getArg(3))};
+    round_keys(kw[0], kw[1], key.k);
+    llvm::Value* idx = splat(f->getArg(2), w);
+    if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
+    Words words = philox_rounds(b_.CreateTrunc(idx, vec(i32_, w)), key, w);
+    llvm::Type* buf_ty = llvm::ArrayType::get(vec(elem_, w), 2);
+    for (int j = 0; j < 2; ++j)
+      if (kinds[j])
+        b_.CreateStore(draw_from_words(words, j * 2, kinds[j] == 'n', w),
+                       b_.CreateConstInBoundsGEP2_32(buf_ty, f->getArg(0), 0, unsigned(j)));
+    b_.CreateRetVoid();
+    b_.restoreIP(ip);
+    return f;
+  }
+  // An internal, never-inlined helper of the kernel (emitted once per module).
+  llvm::Function* helper_function(llvm::FunctionType* fty, const std::string& name) {
+    llvm::Function* f = llvm::Function::Create(fty, llvm::Function::InternalLinkage, name, *mod_);
+    f->addFnAttr(llvm::Attribute::NoInline);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    f->addFnAttr(llvm::Attribute::NoRecurse);
+    return f;
+  }
 
   llvm::Value* emit_random(const ir::Node& nd, int w) {
+    const rng::Slot slot = rng::site_slot(uint32_t(nd.index), spec_.dtype == DType::F64);
+    if (large_) {
+      std::pair<uint32_t, int> at{slot.call, slot.word / 2};
+      if (!drawn_.count(at)) draw_large(slot.call, w);
+      return drawn_.at(at);
+    }
     // c0 = element index of each lane (truncated to 32 bits, as rng::draw does).
     llvm::Value* idx = splat(index_, w);
     if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
     llvm::Value* c0 = b_.CreateTrunc(idx, vec(i32_, w));
     // Sites paired on one Philox call (rng::site_slot) share its rounds within this body.
-    const rng::Slot slot = rng::site_slot(uint32_t(nd.index), spec_.dtype == DType::F64);
     auto cached = calls_.find(slot.call);
     if (cached == calls_.end()) cached = calls_.emplace(slot.call, philox(c0, slot.call, w)).first;
-    const Words& p = cached->second;
-    const int k = slot.word;
-    bool normal = nd.op == Op::Randn;
+    return draw_from_words(cached->second, slot.word, nd.op == Op::Randn, w);
+  }
+
+  // One draw from the Philox words: uniform or normal, from word k on (float32), from r[0..3]
+  // (float64), exactly as rng::uniform_* / rng::normal_*.
+  llvm::Value* draw_from_words(const Words& p, int k, bool normal, int w) {
     if (spec_.dtype == DType::F32) {
       llvm::Type* t = vec(elem_, w);
       if (!normal)  // float(r[k] >> 8) * 2^-24
@@ -637,6 +761,14 @@ class Codegen {
   llvm::Value *key0_ = nullptr, *key1_ = nullptr, *ctr1_ = nullptr, *ctr2_ = nullptr,
               *group_shl_ = nullptr;
   llvm::Value* round_key_[2][10] = {};
+  bool large_ = false;                       // see kInlinePhiloxCalls
+  // Large kernels (see kInlinePhiloxCalls): per Philox call, the kind of the site drawing from
+  // its words 0-1 and 2-3 ('u' rand, 'n' randn, 0 none); the key on the stack; per width the
+  // draw helper's output buffer; the draws made in the current body, by (call, slot 0 or 1).
+  std::map<uint32_t, std::array<char, 2>> call_kinds_;
+  llvm::Value* philox_key_ = nullptr;
+  std::map<int, llvm::Value*> draw_buf_;
+  std::map<std::pair<uint32_t, int>, llvm::Value*> drawn_;
   std::vector<llvm::Value*> uni_, uni_dt_, row_, out_row_;
 };
 

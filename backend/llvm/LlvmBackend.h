@@ -83,7 +83,8 @@ class JitEngine {
 /// reassociation, no fast-math flags), exp log sin cos tanh pow sigmoid by calling the same libm
 /// functions per lane (`nobuiltin`, so LLVM cannot rewrite or constant-fold them), rand/randn by
 /// the same Philox counter and conversions (backend/Random.h). Verified on 600 random rules x
-/// {f32, f64} (tests/backend/test_differential.cpp).
+/// {f32, f64} and on large kernels of 50-200 random sites (tests/backend/test_differential.cpp).
+/// Compile time grows linearly with the rule (bench/README.md, "Compile time").
 /// The kernel splits (member, range) work into chunks of a vector-width multiple and runs them
 /// on LibTorch's intra-op pool (at::parallel_for); results do not depend on the chunking or the
 /// thread count (random draws use a per-element Philox counter, see backend/Random.h).

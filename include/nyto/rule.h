@@ -105,7 +105,8 @@ class Rule {
   /// swarm. Throws Error for another stage name.
   std::string emit(const std::string& stage, const Bindings& bindings = {},
                    Backend backend = Backend::Llvm) const;
-  /// The IR after every pass of the pipeline, with per-pass times.
+  /// The IR after every pass of the pipeline, with per-pass times (the pipeline is run again to
+  /// print it; compiling a rule prints nothing).
   std::string pass_trace() const;
 
   struct Impl;

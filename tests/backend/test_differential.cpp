@@ -165,14 +165,30 @@ void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRu
     }
 }
 
-}  // namespace
-
-TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}") {
-  // Odd seeds also cover the code shape of AVX2 hosts: 8 lanes (4 for f64), scalar tail loop.
+// llvm == interp on the rules `options(i)` for i in [0, count), seed first + i, float32 and float64.
+// Odd i also cover the code shape of AVX2 hosts: 8 lanes (4 for f64), scalar tail loop.
+template <class Options>
+void llvm_against_interp(uint64_t first, uint64_t count, Options&& options) {
   llvm_backend::JitEngine host_engine, avx2_engine(llvm_backend::JitOptions{32, false});
   int old_threads = at::get_num_threads();
   Stats st;
-  for (uint64_t seed = 0; seed < 600; ++seed) {
+  for (uint64_t i = 0; i < count; ++i) {
+    RandomRuleOptions o = options(i);
+    llvm_backend::JitEngine& engine = i % 2 ? avx2_engine : host_engine;
+    differential<float>(engine, first + i, o, st);
+    differential<double>(engine, first + i, o, st);
+  }
+  at::set_num_threads(old_threads);
+  MESSAGE(st.rules << " rule runs, " << st.compared << " values compared (" << st.finite
+                   << " finite), " << st.inexact << " not bit-identical, max " << st.max_ulp << " ulp");
+  CHECK(st.finite * 2 > st.compared);
+  CHECK(st.inexact == 0);
+}
+
+}  // namespace
+
+TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}") {
+  llvm_against_interp(0, 600, [](uint64_t seed) {
     RandomRuleOptions o;
     o.inputs = 1 + int(seed % 5);
     o.params = int(seed % 4);
@@ -182,15 +198,25 @@ TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}
     o.special_constants = seed % 3 == 0;
     o.tame_domains = seed % 5 != 0;
     o.scalar_input_probability = seed % 4 == 0 ? 0.6 : 0.3;
-    llvm_backend::JitEngine& engine = seed % 2 ? avx2_engine : host_engine;
-    differential<float>(engine, seed, o, st);
-    differential<double>(engine, seed, o, st);
-  }
-  at::set_num_threads(old_threads);
-  MESSAGE(st.rules << " rule runs, " << st.compared << " values compared (" << st.finite
-                   << " finite), " << st.inexact << " not bit-identical, max " << st.max_ulp << " ulp");
-  CHECK(st.finite * 2 > st.compared);
-  CHECK(st.inexact == 0);
+    return o;
+  });
+}
+
+// A kernel with more than a few Philox calls per element is "large" (backend/llvm/Codegen.cpp,
+// kInlinePhiloxCalls): its draws come from helper functions instead of inlined rounds, and its
+// transcendentals from per-width helpers. Same bit-identity, on rules of 50-200 random sites and a
+// few hundred ops, both dtypes and both code shapes (AVX-512 masked tail, AVX2 scalar tail).
+TEST_CASE("differential: llvm == interp on large kernels (50-200 random sites)") {
+  llvm_against_interp(7000, 8, [](uint64_t i) {
+    RandomRuleOptions o;
+    o.inputs = 1 + int(i % 4);
+    o.params = int(i % 3);
+    o.outputs = 1 + int(i % 3);
+    o.ops = 200 + int(i * 37 % 200);
+    o.rand_sites = 50 + int(i * 53 % 150);
+    o.special_constants = i % 3 == 0;
+    return o;
+  });
 }
 
 // The aten backend computes with LibTorch's kernels. On the operations IEEE 754 rounds exactly

@@ -159,6 +159,32 @@ TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
   CHECK(unopt.find("vloop") != std::string::npos);
 }
 
+TEST_CASE("llvm: a large kernel draws through helpers, a small one inlines Philox") {
+  // y = x + rand()*randn() + ... with `terms` terms: 2 * terms sites, `terms` float32 Philox calls.
+  auto terms_rule = [](int terms) {
+    ir::Graph g;
+    g.inputs = {{"x"}};
+    ir::Builder b(g);
+    ir::NodeId y = b.input(0, ir::Type::Elem);
+    for (int t = 0; t < terms; ++t)
+      y = b.binary(ir::Op::Add, y, b.binary(ir::Op::Mul, b.rand(false), b.rand(true)));
+    g.outputs = {{"y", y, -1}};
+    return g;
+  };
+  KernelSpec spec{DType::F32, {BindKind::Swarm}};
+  std::string small = llvm_backend::emit_llvm_ir(terms_rule(4), spec, true);
+  CHECK(small.find("@nyto.draw.") == std::string::npos);
+  std::string large = llvm_backend::emit_llvm_ir(terms_rule(50), spec, true);
+  // One helper per width and site-kind pair, called once per Philox call and body.
+  CHECK(large.find("define internal void @nyto.draw.") != std::string::npos);
+  CHECK(large.find("call void @nyto.draw.") != std::string::npos);
+  // The rounds are in the helper only: the multiplies of 10 rounds x 2 per call would otherwise
+  // appear 50 times per body.
+  size_t muls = 0;
+  for (size_t at = large.find("mul nuw <"); at != std::string::npos; at = large.find("mul nuw <", at + 1)) ++muls;
+  CHECK(muls <= 2 * 10 * 2);
+}
+
 namespace {
 
 // y = op(a, b) (or op(a)) over a particle a and a particle b, dtype T, against `expect` in C++.

@@ -43,6 +43,21 @@ FrontendOptions options_for(const std::string& text) {
   };
   if (first.rfind("# known:", 0) == 0) o.known_names = names_after("# known:");
   if (first.rfind("# read-only:", 0) == 0) o.read_only = names_after("# read-only:");
+  // "# limits: statements=N, ir_nodes=N, random_sites=N": small limits, so an E0403 golden
+  // shows the message without a script of a million statements (the defaults: test_parse.cpp).
+  if (first.rfind("# limits:", 0) == 0) {
+    std::stringstream ss(first.substr(9));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      item.erase(std::remove(item.begin(), item.end(), ' '), item.end());
+      std::string key = item.substr(0, item.find('='));
+      long value = std::stol(item.substr(item.find('=') + 1));
+      if (key == "statements") o.limits.statements = size_t(value);
+      else if (key == "ir_nodes") o.limits.ir_nodes = size_t(value);
+      else if (key == "random_sites") o.limits.random_sites = int32_t(value);
+      else FAIL("unknown limit " << key);
+    }
+  }
   return o;
 }
 
@@ -82,7 +97,7 @@ TEST_CASE("golden diagnostics") {
   // Every compile-time code of docs/diagnostics.md has a golden.
   for (const char* code : {"E0001", "E0002", "E0003", "E0004", "E0005", "E0101", "E0102", "E0103", "E0104",
                            "E0201", "E0202", "E0203", "E0204", "E0301", "E0302", "E0303",
-                           "E0205", "E0401", "E0402"})
+                           "E0205", "E0401", "E0402", "E0403"})
     CHECK_MESSAGE(codes_seen.count(code) == 1, code);
 }
 

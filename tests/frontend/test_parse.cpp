@@ -1,6 +1,8 @@
 // Parsing, precedence and lowering of every construct of docs/language.md, checked on the IR text.
 #include <doctest/doctest.h>
 
+#include <stdexcept>
+
 #include "frontend/Frontend.h"
 
 using nyto::frontend::compile_source;
@@ -68,7 +70,7 @@ TEST_CASE("PSO: statements see earlier assignments, in-place targets") {
         "out v = %17 -> input v\n"
         "out x = %18 -> input x\n");
   // The AST dump shows literals as written.
-  CHECK(compile_source(pso, "pso.nyto").ast_dump.find("    Number 0.729 @2:12\n") != std::string::npos);
+  CHECK(compile_source(pso, "pso.nyto").ast_dump().find("    Number 0.729 @2:12\n") != std::string::npos);
 }
 
 TEST_CASE("APSO") {
@@ -232,7 +234,7 @@ TEST_CASE("input first-use spans, AST dump") {
   CHECK(r.input_first_use[0].col == 7);
   CHECK(r.input_first_use[1].col == 11);
   CHECK(r.param_spans.at(0).col == 7);
-  CHECK(r.ast_dump ==
+  CHECK(r.ast_dump() ==
         "Program\n"
         "  Param w @1:1\n"
         "    Number 1 @1:11\n"
@@ -242,4 +244,83 @@ TEST_CASE("input first-use spans, AST dump") {
         "        Name w @2:5\n"
         "        Name a @2:7\n"
         "      Name b @2:11\n");
+}
+
+// ---- size and nesting limits (docs/diagnostics.md, "Limits") ------------------------------------
+
+namespace {
+std::string repeat(const std::string& s, size_t n) {
+  std::string out;
+  out.reserve(s.size() * n);
+  for (size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
+bool has_code(const nyto::frontend::FrontendResult& r, const std::string& code) {
+  for (const auto& d : r.diagnostics)
+    if (d.code == code) return true;
+  return false;
+}
+}  // namespace
+
+TEST_CASE("an operator chain is one nesting level: a 1000-term rule compiles") {
+  // Was E0003 (the chain counted 1000 levels).
+  auto r = compile_source("y = x" + repeat(" + rand()*randn()", 1000) + "\n", "terms.nyto");
+  INFO(render_all(r));
+  REQUIRE(r.ok);
+  CHECK(r.graph.rand_sites == 2000);
+  CHECK(r.graph.nodes.size() == 4001);
+}
+
+TEST_CASE("a 300,000-term chain: no recursion in analysis, destruction or the AST dump") {
+  auto r = compile_source("y = x" + repeat(" + x", 300000) + "\n", "chain.nyto");
+  INFO(render_all(r));
+  REQUIRE(r.ok);
+  CHECK(r.graph.nodes.size() == 300001);
+  std::string dump = r.ast_dump();
+  CHECK(dump.find("[300002] Name x @1:5\n") != std::string::npos);  // deep lines show their depth
+  CHECK(dump.size() < 100'000'000);
+}
+
+TEST_CASE("100,000-deep nesting is E0003, not a stack overflow") {
+  for (std::string text : {"y = " + repeat("(", 100000) + "x" + repeat(")", 100000),
+                           "y = " + repeat("-(", 100000) + "x" + repeat(")", 100000),
+                           "y = " + repeat("-", 100000) + "x", "y = " + repeat("sin(", 100000) + "x" + repeat(")", 100000),
+                           "y = x" + repeat(" ** x", 100000)}) {
+    auto r = compile_source(text + "\n", "deep.nyto");
+    CHECK(!r.ok);
+    CHECK(has_code(r, "E0003"));
+  }
+}
+
+TEST_CASE("size limits: E0403 past the default number of random sites, not before") {
+  std::string at_limit = "y = x" + repeat(" + rand()", 65536) + "\n";
+  auto ok = compile_source(at_limit, "sites.nyto");
+  INFO(render_all(ok));
+  CHECK(ok.ok);
+  CHECK(ok.graph.rand_sites == 65536);
+  auto r = compile_source("y = x" + repeat(" + rand()", 65536) + " + randn()\n", "sites.nyto");
+  REQUIRE(r.diagnostics.size() == 1);
+  CHECK(r.diagnostics[0].code == "E0403");
+  CHECK(r.diagnostics[0].message ==
+        "this rule is too large to compile: more than 65,536 rand() and randn() calls; split it "
+        "into several rules");
+  CHECK(r.diagnostics[0].span.col == int(5 + 9 * 65536 + 3 + 1));  // at the randn() past the limit
+}
+
+TEST_CASE("size limits: statements and operations, as set by the host") {
+  FrontendOptions o;
+  o.limits.statements = 3;
+  auto r = compile_source("a = x\nb = a\nc = b\nd = c\n", "s.nyto", o);
+  REQUIRE(r.diagnostics.size() == 1);
+  CHECK(r.diagnostics[0].code == "E0403");
+  CHECK(r.diagnostics[0].span.line == 4);
+  CHECK(compile_source("a = x\nb = a\nc = b\n", "s.nyto", o).ok);
+  o = {};
+  o.limits.ir_nodes = 5;
+  r = compile_source("a = x * 2\nb = a + 1\nc = b * b\n", "n.nyto", o);
+  REQUIRE(r.diagnostics.size() == 1);
+  CHECK(r.diagnostics[0].code == "E0403");
+  CHECK(r.diagnostics[0].span.line == 3);
+  o.limits.random_sites = 70000;
+  CHECK_THROWS_AS(compile_source("y = x\n", "n.nyto", o), std::invalid_argument);
 }
