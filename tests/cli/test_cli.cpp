@@ -468,6 +468,7 @@ TEST_CASE("diagnostics: a NUL byte is shown, not a cut; CR-only lines are counte
   CHECK(cr.err.find("cr.nyto:2:8: error[E0001]: unexpected end of line; expected an expression\n"
                     "y = 2 +\n"
                     "       ^\n") != std::string::npos);
+}
 
 namespace {
 /// A 64 KiB tmpfs mounted at `dir` and filled to the last byte (needs root; else not mounted).
