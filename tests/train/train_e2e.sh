@@ -148,6 +148,26 @@ errors)
     echo garbage | gzip >"$dir/bad/$f.gz"
   done
   expect_exit 1 "$dir/bad" -- --data "$dir/bad"
+  # Truncated or inconsistent data: exit 1 naming the file, and nothing partial cached.
+  raw() { if [ -f "$data/$1.gz" ]; then gzip -dc "$data/$1.gz"; else cat "$data/$1"; fi; }
+  files=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+  for d in cut gz label; do
+    mkdir -p "$dir/$d"
+    for f in "${files[@]}"; do ln -sf "$data/$f"* "$dir/$d/"; done
+  done
+  rm -f "$dir/cut/train-images-idx3-ubyte"*
+  raw train-images-idx3-ubyte | head -c 16 >"$dir/cut/train-images-idx3-ubyte"  # the header only
+  expect_exit 1 "cut/train-images-idx3-ubyte' is not a valid IDX file: its header declares 60000 images" -- \
+    --data "$dir/cut" --batches 1
+  rm -f "$dir/gz/train-images-idx3-ubyte"*
+  raw train-images-idx3-ubyte | gzip -1 | head -c 2000000 >"$dir/gz/train-images-idx3-ubyte.gz"
+  NYTO_CACHE_DIR=$dir/gzcache expect_exit 1 "train-images-idx3-ubyte.gz': unexpected end of file" -- \
+    --data "$dir/gz" --batches 1
+  [ -z "$(find "$dir/gzcache" -name 'train-images*')" ] || fail "a truncated .gz left a file in the cache"
+  rm -f "$dir/label/train-labels-idx1-ubyte"*
+  raw train-labels-idx1-ubyte | python3 -c "import sys; d = bytearray(sys.stdin.buffer.read()); d[8 + 5] = 12; sys.stdout.buffer.write(d)" \
+    >"$dir/label/train-labels-idx1-ubyte"
+  expect_exit 1 "label 12 of image 5 is not a class" -- --data "$dir/label" --batches 1
   ;;
 *)
   echo "unknown case $case"; exit 2 ;;
