@@ -1,5 +1,5 @@
 // Image-classification data for `nyto train`: MNIST-format IDX files (Fashion-MNIST from Debian's
-// dataset-fashion-mnist, or MNIST), gzipped or not, read with LibTorch's MNIST dataset.
+// dataset-fashion-mnist, or MNIST), gzipped or not.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -21,14 +21,18 @@ struct ImageData {
   ImageSet train;  ///< 60,000 images for (Fashion-)MNIST
   ImageSet test;   ///< 10,000 images
   std::string source;  ///< the directory read (for messages)
+  uint64_t digest = 0;  ///< a hash of the four files' contents (the data set's identity)
 };
 
 /// Reads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
 /// t10k-labels-idx1-ubyte from `dir`, each plain or with a .gz suffix. Gzipped files are
 /// decompressed once (zlib) into a cache directory ($NYTO_CACHE_DIR, else $XDG_CACHE_HOME/nyto,
 /// else ~/.cache/nyto) keyed by the files' path, size and time, written atomically.
+/// Every file is checked against its IDX header (magic number, dimensions, 28x28 images, the
+/// file's size), a split's image and label counts against each other, every label in [0, 10);
+/// zlib's status is checked and a file that does not decompress completely is never cached.
 /// Throws UsageError (exit 2) when `dir` or one of the files is missing, naming the path and
-/// the Debian package; IOError (exit 1) for a corrupt file.
+/// the Debian package; IOError (exit 1) for a corrupt or truncated file or a bad label, naming it.
 ImageData load_image_data(const std::string& dir);
 
 }  // namespace nyto::cli

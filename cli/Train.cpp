@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "TrainRules.h"
+#include "cli/Checkpoint.h"
 #include "cli/Commands.h"
 #include "cli/Data.h"
 #include "cli/Limits.h"
@@ -59,7 +60,6 @@ std::vector<std::string> trainer_read_only(const std::string& mode) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr const char* kCheckpointFormat = "nyto-train-checkpoint-1";
 
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
@@ -79,11 +79,6 @@ AnySwarm copy_swarm(const AnySwarm& s) {
   for (size_t g = 0; g < s.storage().size(); ++g) c.storage()[g].copy_(s.storage()[g]);
   return c;
 }
-
-struct MetricRow {
-  int64_t step, member;
-  double train_loss, test_loss, test_acc;
-};
 
 struct Eval {
   double loss = 0, acc = 0;
@@ -464,14 +459,17 @@ void Trainer::evaluate_all(bool final) {
 
 std::string Trainer::config_string() const {
   // What must match for --resume to continue the same run (epochs and --batches may change).
+  // The data set is identified by its contents (a hash of the four files' bytes and the image
+  // counts), not its path: the same files elsewhere resume, changed files do not.
   std::string set;
   for (const auto& [k, v] : params_) set += fmt::format("{}={} ", k, v);
   return fmt::format(
       "model={} hidden={} mode={} particles={} batch_size={} lr={} momentum={} swarm_every={} "
-      "swarm_size={} seed={} eval_every={} eval_size={} fitness_size={} rule={:016x} params={}",
+      "swarm_size={} seed={} eval_every={} eval_size={} fitness_size={} rule={:016x} params={}"
+      " data={}+{}:{:016x}",
       o_.model, o_.model == "mlp" ? o_.hidden : 0, o_.mode, o_.particles, o_.batch_size, o_.lr,
       o_.momentum, o_.swarm_every, o_.swarm_size, o_.seed, o_.eval_every, o_.eval_size,
-      o_.fitness_size, fnv1a(rule_source_), set);
+      o_.fitness_size, fnv1a(rule_source_), set, data_.train.size(), data_.test.size(), data_.digest);
 }
 
 void Trainer::save_checkpoint() {
@@ -479,40 +477,50 @@ void Trainer::save_checkpoint() {
   fs::create_directories(o_.checkpoint, ec);
   if (ec) throw IOError("cannot create checkpoint directory '" + o_.checkpoint + "': " + ec.message());
   torch::serialize::OutputArchive ar;
-  ar.write("format", c10::IValue(std::string(kCheckpointFormat)));
-  ar.write("config", c10::IValue(config_string()));
-  ar.write("step", c10::IValue(step_));
-  ar.write("elapsed", c10::IValue(elapsed()));
-  for (size_t g = 0; g < x_.storage().size(); ++g) ar.write("x_" + std::to_string(g), x_.storage()[g].detach());
+  // Every field but the optimizer states goes through put(), into the digest too.
+  CheckpointDigest digest;
+  auto put = [&](const std::string& key, const c10::IValue& v) {
+    digest.add(key, v);
+    if (v.isTensor())
+      ar.write(key, v.toTensor());
+    else
+      ar.write(key, v);
+  };
+  put("format", c10::IValue(std::string(kCheckpointFormat)));
+  put("config", c10::IValue(config_string()));
+  put("step", c10::IValue(step_));
+  put("elapsed", c10::IValue(elapsed()));
+  for (size_t g = 0; g < x_.storage().size(); ++g) put("x_" + std::to_string(g), x_.storage()[g].detach());
   if (pso_) {
     for (size_t g = 0; g < x_.storage().size(); ++g) {
-      ar.write("v_" + std::to_string(g), v_.storage()[g].detach());
-      ar.write("pbest_" + std::to_string(g), pbest_.storage()[g].detach());
-      ar.write("gbest_" + std::to_string(g), gbest_.storage()[g].detach());
+      put("v_" + std::to_string(g), v_.storage()[g].detach());
+      put("pbest_" + std::to_string(g), pbest_.storage()[g].detach());
+      put("gbest_" + std::to_string(g), gbest_.storage()[g].detach());
     }
-    ar.write("pbest_f", at::tensor(pbest_f_, at::kDouble));
-    ar.write("gbest_f", c10::IValue(gbest_f_));
+    put("pbest_f", at::tensor(pbest_f_, at::kDouble));
+    put("gbest_f", c10::IValue(gbest_f_));
   } else {
-    ar.write("last_loss", at::tensor(last_loss_, at::kDouble));
+    put("last_loss", at::tensor(last_loss_, at::kDouble));
     for (int64_t i = 0; i < n_; ++i) {
       torch::serialize::OutputArchive oa;
       opt_[size_t(i)]->save(oa);
       ar.write("opt_" + std::to_string(i), oa);
     }
   }
-  ar.write("loss_sum", at::tensor(loss_sum_, at::kDouble));
-  ar.write("loss_count", at::tensor(loss_count_, at::kLong));
-  ar.write("has_perm", c10::IValue(perm_.defined()));
-  if (perm_.defined()) ar.write("perm", perm_);
+  put("loss_sum", at::tensor(loss_sum_, at::kDouble));
+  put("loss_count", at::tensor(loss_count_, at::kLong));
+  put("has_perm", c10::IValue(perm_.defined()));
+  if (perm_.defined()) put("perm", perm_);
   std::ostringstream r1, r2;
   r1 << shuffle_rng_;
   r2 << subset_rng_;
-  ar.write("shuffle_rng", c10::IValue(r1.str()));
-  ar.write("subset_rng", c10::IValue(r2.str()));
-  ar.write("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
+  put("shuffle_rng", c10::IValue(r1.str()));
+  put("subset_rng", c10::IValue(r2.str()));
+  put("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
   std::vector<double> flat;
   for (const auto& r : rows_) flat.insert(flat.end(), {double(r.step), double(r.member), r.train_loss, r.test_loss, r.test_acc});
-  ar.write("rows", at::tensor(flat, at::kDouble).reshape({int64_t(rows_.size()), 5}));
+  put("rows", at::tensor(flat, at::kDouble).reshape({int64_t(rows_.size()), 5}));
+  ar.write("digest", c10::IValue(int64_t(digest.value())));
   // One file holds everything, written beside and renamed: a kill leaves the old or the new one.
   std::string path = (fs::path(o_.checkpoint) / "checkpoint.pt").string();
   io::write_file(path, [&](io::FileWriter& w) {
@@ -527,75 +535,76 @@ void Trainer::save_checkpoint() {
 bool Trainer::load_checkpoint() {
   std::string path = (fs::path(o_.checkpoint) / "checkpoint.pt").string();
   if (!fs::exists(path)) return false;
-  torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path);
-  } catch (const c10::Error&) {
-    throw IOError("checkpoint '" + path + "' is corrupt or not a nyto train checkpoint");
-  }
-  auto read_iv = [&](const std::string& key) {
-    c10::IValue v;
-    if (!ar.try_read(key, v)) throw IOError("checkpoint '" + path + "' is corrupt: no '" + key + "'");
-    return v;
-  };
-  auto read_t = [&](const std::string& key) {
-    at::Tensor t;
-    if (!ar.try_read(key, t)) throw IOError("checkpoint '" + path + "' is corrupt: no '" + key + "'");
-    return t;
-  };
-  if (read_iv("format").toStringRef() != kCheckpointFormat)
-    throw IOError("'" + path + "' is not a nyto train checkpoint");
-  std::string theirs = read_iv("config").toStringRef(), mine = config_string();
-  if (theirs != mine) {
+  TrainCheckpoint ck = read_train_checkpoint(path);
+  std::string mine = config_string();
+  if (ck.config != mine) {
     // Name the first differing setting.
-    std::istringstream a(theirs), b(mine);
+    std::istringstream a(ck.config), b(mine);
     std::string ta, tb;
     while (a >> ta && b >> tb)
       if (ta != tb) break;
     throw UsageError("--resume: checkpoint '" + path + "' was made with " + ta + " but this run has " + tb +
-                     "; resume with the same settings (only --epochs, --batches and outputs may change)");
+                     "; resume with the same settings and data (only --epochs, --batches and outputs may change)");
   }
-  auto copy_into = [&](const std::string& prefix, const AnySwarm& s) {
-    for (size_t g = 0; g < s.storage().size(); ++g) {
-      at::Tensor t = read_t(prefix + std::to_string(g));
-      if (t.sizes() != s.storage()[g].sizes()) throw IOError("checkpoint '" + path + "' does not fit the swarm");
-      s.storage()[g].copy_(t);
-    }
+  // The same settings give the same structure; a file that does not fit is corrupt.
+  auto unfit = [&](const std::string& what) {
+    throw IOError("checkpoint '" + path + "' is corrupt: " + what + " does not fit this run's swarm");
   };
+  if (ck.pso != pso_ || int64_t(ck.x.size()) != int64_t(x_.storage().size())) unfit("its mode or structure");
+  for (size_t g = 0; g < ck.x.size(); ++g)
+    if (ck.x[g].sizes() != x_.storage()[g].sizes() || ck.x[g].scalar_type() != x_.storage()[g].scalar_type())
+      unfit("field 'x_" + std::to_string(g) + "'");
+  if (ck.perm.defined() && ck.perm.size(0) != data_.train.size()) unfit("field 'perm'");
   at::NoGradGuard ng;
-  copy_into("x_", x_);
-  if (pso_) {
-    copy_into("v_", v_);
-    copy_into("pbest_", pbest_);
-    for (size_t g = 0; g < gbest_.storage().size(); ++g) gbest_.storage()[g].copy_(read_t("gbest_" + std::to_string(g)));
-    at::Tensor pf = read_t("pbest_f");
-    for (int64_t i = 0; i < n_; ++i) pbest_f_[size_t(i)] = pf[i].item<double>();
-    gbest_f_ = read_iv("gbest_f").toDouble();
-  } else {
-    at::Tensor ll = read_t("last_loss");
-    for (int64_t i = 0; i < n_; ++i) last_loss_[size_t(i)] = ll[i].item<double>();
+  if (!pso_) {
     for (int64_t i = 0; i < n_; ++i) {
-      torch::serialize::InputArchive ia;
-      if (!ar.try_read("opt_" + std::to_string(i), ia))
-        throw IOError("checkpoint '" + path + "' is corrupt: no optimizer state");
-      opt_[size_t(i)]->load(ia);
+      auto& opt = *opt_[size_t(i)];
+      std::string field = "checkpoint '" + path + "' is corrupt: field 'opt_" + std::to_string(i) + "'";
+      try {
+        opt.load(*ck.optimizers[size_t(i)]);
+      } catch (const c10::Error& e) {
+        throw IOError(field + " is not an SGD state: " + e.what_without_backtrace());
+      }
+      // LibTorch restores the options and momentum buffers without checking them.
+      for (const auto& group : opt.param_groups()) {
+        const auto& so = static_cast<const torch::optim::SGDOptions&>(group.options());
+        if (so.lr() != o_.lr || so.momentum() != o_.momentum || so.dampening() != 0 ||
+            so.weight_decay() != 0 || so.nesterov())
+          throw IOError(field + " holds other SGD options than this run's --lr and --momentum");
+        for (const auto& p : group.params()) {
+          auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+          if (it == opt.state().end()) continue;
+          const auto& buf = static_cast<const torch::optim::SGDParamState&>(*it->second).momentum_buffer();
+          if (buf.defined() && (buf.sizes() != p.sizes() || buf.scalar_type() != p.scalar_type()))
+            throw IOError(field + " holds a momentum buffer of another shape than its parameter");
+        }
+      }
     }
   }
-  at::Tensor ls = read_t("loss_sum"), lc = read_t("loss_count");
-  for (int64_t i = 0; i < n_; ++i) loss_sum_[size_t(i)] = ls[i].item<double>(), loss_count_[size_t(i)] = lc[i].item<int64_t>();
-  perm_ = read_iv("has_perm").toBool() ? read_t("perm") : at::Tensor();
-  std::istringstream r1(read_iv("shuffle_rng").toStringRef()), r2(read_iv("subset_rng").toStringRef());
-  r1 >> shuffle_rng_;
-  r2 >> subset_rng_;
+  for (size_t g = 0; g < ck.x.size(); ++g) {
+    x_.storage()[g].copy_(ck.x[g]);
+    if (pso_) {
+      v_.storage()[g].copy_(ck.v[g]);
+      pbest_.storage()[g].copy_(ck.pbest[g]);
+      gbest_.storage()[g].copy_(ck.gbest[g]);
+    }
+  }
+  if (pso_) {
+    pbest_f_ = ck.pbest_f;
+    gbest_f_ = ck.gbest_f;
+  } else {
+    last_loss_ = ck.last_loss;
+  }
+  loss_sum_ = ck.loss_sum;
+  loss_count_ = ck.loss_count;
+  perm_ = ck.perm;
+  shuffle_rng_ = ck.shuffle_rng;
+  subset_rng_ = ck.subset_rng;
   at::Generator gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(read_t("torch_rng"));
-  at::Tensor rows = read_t("rows");
-  rows_.clear();
-  for (int64_t r = 0; r < rows.size(0); ++r)
-    rows_.push_back({int64_t(rows[r][0].item<double>()), int64_t(rows[r][1].item<double>()), rows[r][2].item<double>(),
-                     rows[r][3].item<double>(), rows[r][4].item<double>()});
-  step_ = read_iv("step").toInt();
-  elapsed_before_ = read_iv("elapsed").toDouble();
+  gen.set_state(ck.torch_rng);
+  rows_ = std::move(ck.rows);
+  step_ = ck.step;
+  elapsed_before_ = ck.elapsed;
   return true;
 }
 

@@ -2,6 +2,7 @@
 // parameter paths (ParamTree), nyto checkpoints and TorchScript archives in and out.
 #include <ATen/ATen.h>
 #include <nyto/any_module.h>
+#include <nyto/checked_load.h>
 #include <nyto/io.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/export.h>
@@ -90,23 +91,13 @@ ParamTree* tree_of(const AnyParticle& p) { return dynamic_cast<ParamTree*>(p.mod
 
 std::string what_of(const c10::Error& e) { return e.what_without_backtrace(); }
 
-/// torch::jit::load on the CPU; IOError for a missing or unreadable file.
+/// The module of a nyto checkpoint or TorchScript archive, every tensor checked
+/// (load_module_checked); IOError for a directory, a missing, unreadable or corrupt file.
 torch::jit::Module load_jit(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec))
     throw IOError("'" + path + "' is a directory, not a particle file");
-  if (!std::ifstream(path).good())
-    throw IOError("cannot open '" + path + "': no such file or not readable");
-  try {
-    return torch::jit::load(path, c10::Device(c10::kCPU));
-  } catch (const c10::Error& e) {
-    std::string msg = what_of(e);
-    if (msg.find("constants.pkl") != std::string::npos || msg.find("code/") != std::string::npos)
-      throw IOError("'" + path + "' is a PyTorch file but not a TorchScript archive; save the "
-                    "model with torch.jit.save(torch.jit.script(model), path)");
-    throw IOError("'" + path + "' is neither a nyto checkpoint nor a TorchScript archive "
-                  "(corrupt, truncated or another format)");
-  }
+  return load_module_checked(path, "neither a nyto checkpoint nor a TorchScript archive");
 }
 
 /// The "nyto_format" tag of a checkpoint, or "" for a TorchScript model.

@@ -1,5 +1,6 @@
 // Swarms, and saving and loading particles and swarms with LibTorch serialization.
 #include <ATen/ATen.h>
+#include <nyto/checked_load.h>
 #include <nyto/io.h>
 #include <nyto/swarm.h>
 #include <torch/serialize/input-archive.h>
@@ -119,15 +120,8 @@ void save_archive(torch::serialize::OutputArchive& ar, const std::string& path) 
 }
 
 torch::serialize::InputArchive open_archive(const std::string& path, const std::string& kind) {
-  if (!std::ifstream(path).good())
-    throw IOError("cannot open '" + path + "': no such file or not readable");
   torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path);
-  } catch (const c10::Error& e) {
-    throw IOError("'" + path + "' is not a readable nyto " + kind +
-                  " file (corrupt, truncated or another format)");
-  }
+  load_archive_checked(ar, path, "not a readable nyto " + kind + " file");
   c10::IValue format;
   if (!ar.try_read(kFormatKey, format) || !format.isString())
     throw IOError("'" + path + "' is not a nyto " + kind + " file (no format tag)");

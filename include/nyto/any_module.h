@@ -13,7 +13,8 @@
 // the particle (they view the flat storage), and saving writes a copy of the template with the
 // particle's parameter and buffer values, so the model's code and other attributes survive.
 // Every particle built from it (clone(), operations, rule outputs) keeps the template too.
-// Tensors are loaded on the CPU, with the dtypes of the file.
+// Tensors are loaded on the CPU, with the dtypes of the file, each checked against the data the
+// file holds for it before use (load_module_checked, <nyto/checked_load.h>).
 #pragma once
 
 #include <nyto/swarm.h>

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/archive_patch.h"
 #include "tests/runtime/models.h"
 
 namespace fs = std::filesystem;
@@ -207,4 +208,85 @@ TEST_CASE("bad files: IOError with a clear message") {
                        nyto::IOError);
   auto p = nyto::make_particle<NetImpl>();
   CHECK_THROWS_AS(nyto::save_particle(p, s / "no/such/dir/p.pt", nyto::Format::Nyto), nyto::IOError);
+}
+
+// The message of the IOError `f` throws (else a description of what happened instead).
+template <class F>
+std::string io_error(F f) {
+  try {
+    f();
+  } catch (const nyto::IOError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("not an IOError: ") + e.what();
+  }
+  return "no exception";
+}
+
+TEST_CASE("a tensor reaching beyond its data: IOError naming the file and the tensor") {
+  using namespace std::string_literals;
+  Scratch s;
+  // In the pickle, a [8, 4] float tensor is "(K\x08K\x04t" (sizes), "K tQ" its storage of 32
+  // elements, "K\x00(" its storage offset.
+  torch::jit::Module m("M");
+  m.register_parameter("w", at::ones({8, 4}), false);
+  m.define("def forward(self, x):\n  return x + self.w\n");
+  struct Case {
+    std::string from, to, message;
+  };
+  const Case cases[] = {
+      {"(K\x08K\x04t"s, "(K\x08J\x00\x00\x00\x10t"s, "tensor 'w' of shape [8, 268435456]"},
+      {"(K\x08K\x04t"s, "(K\x08K\x05t"s, "'w' of shape [8, 5] (Float, strides [4, 1], storage offset 0) "
+                                         "needs 132 bytes of its storage, which holds 128"},
+      {"K\x00("s, "K\x01("s, "storage offset 1) needs 132 bytes"},
+      {"K tQ"s, "J\x00\x00\x00\x10tQ"s, "tensor 'w' claims a storage of 1073741824 bytes but the file holds 128"},
+      {"(K\x04K\x01t"s, "(K\x04J\x00\x00\x00\x10t"s, "'w' of shape [8, 4] (Float, strides [4, 268435456]"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.message);
+    std::string ts = s / "m.pt";
+    m.save(ts);
+    nyto::test::patch_archive(ts, "data.pkl", c.from, c.to);
+    std::string msg = io_error([&] { nyto::load_particle(ts); });
+    CHECK(msg.find("'" + ts + "' is corrupt: tensor") != std::string::npos);
+    CHECK(msg.find(c.message) != std::string::npos);
+    CHECK_THROWS_AS(nyto::load_models(ts), nyto::IOError);
+  }
+  // nyto particle and swarm checkpoints (param_0 is w; a swarm's is [2, 8, 4]).
+  m.save(s / "m.pt");
+  auto p = nyto::load_particle(s / "m.pt");
+  nyto::save_particle(p, s / "p.ckpt", nyto::Format::Nyto);
+  nyto::test::patch_archive(s / "p.ckpt", "data.pkl", "(K\x08K\x04t"s, "(K\x08K\x05t"s);
+  CHECK_THROWS_WITH_AS(nyto::load_particle(s / "p.ckpt"), doctest::Contains("tensor 'param_0' of shape [8, 5]"),
+                       nyto::IOError);
+  nyto::AnySwarm(p, 2).save(s / "s.ckpt");
+  nyto::test::patch_archive(s / "s.ckpt", "data.pkl", "(K\x02K\x08K\x04t"s, "(K\x02K\x08K\x05t"s);
+  CHECK_THROWS_WITH_AS(nyto::load_swarm(s / "s.ckpt"), doctest::Contains("tensor 'param_0' of shape [2, 8, 5]"),
+                       nyto::IOError);
+  CHECK_THROWS_AS(nyto::load_models(s / "s.ckpt"), nyto::IOError);
+}
+
+TEST_CASE("damaged code or debug records: IOError, never an internal error or a crash") {
+  Scratch s;
+  torch::jit::Module m = script_net(1.0);
+  std::string ts = s / "net.pt";
+  // The code declares another attribute than the pickle holds (LibTorch threw std::out_of_range
+  // "Argument passed to at() was not in the map", an internal error).
+  m.save(ts);
+  nyto::test::patch_archive(ts, "code/__torch__.py", "fc : __torch__.Fc", "fq : __torch__.Fc");
+  std::string msg = io_error([&] { nyto::load_particle(ts); });
+  CHECK(msg.find("'" + ts + "' is neither a nyto checkpoint nor a TorchScript archive") != std::string::npos);
+  // Debug records are not read: a damaged one does not matter.
+  m.save(ts);
+  caffe2::serialize::PyTorchStreamReader reader(ts);
+  std::string debug;
+  for (const auto& r : reader.getAllRecords())
+    if (r.size() > 10 && r.substr(r.size() - 10) == ".debug_pkl") debug = r;
+  REQUIRE(!debug.empty());
+  auto [data, size] = reader.getRecord(debug);
+  std::string bytes(static_cast<const char*>(data.get()), size);
+  nyto::test::patch_archive(ts, debug, bytes.substr(2, 8), std::string(8, '\xff'));
+  auto p = nyto::load_particle(ts);
+  nyto::save_particle(p, s / "out.pt");
+  CHECK(nyto::load_particle(s / "out.pt").params().size() == 3);
 }

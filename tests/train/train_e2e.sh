@@ -18,7 +18,8 @@ fails=0
 same() { python3 "$src/tests/train/same_archive.py" "$1" "$2"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # Small, fast runs: 3 members, 20 steps, periodic evaluations on 500 test images.
-small=(--data "$data" --particles 3 --eval-every 5 --eval-size 500 --threads 2)
+opts=(--particles 3 --eval-every 5 --eval-size 500 --threads 2)
+small=(--data "$data" "${opts[@]}")
 
 # expect_exit CODE PATTERN -- ARGS...: runs nyto train ARGS, checks exit code and that stderr
 # (or stdout) contains PATTERN.
@@ -88,6 +89,42 @@ resume)
   cmp "$dir/a.csv" "$dir/b.csv" || fail "resumed metrics differ from the uninterrupted ones"
   # Resuming with another setting is refused, naming it.
   expect_exit 2 "momentum=0.9" -- "${base[@]}" --checkpoint "$dir/b" --resume --momentum 0.5
+  # A damaged checkpoint is refused naming the field (a digit of the shuffle RNG's state made a
+  # letter), or by its digest (the digit changed to another digit: still a valid state).
+  cp "$dir/b/checkpoint.pt" "$dir/good.pt"
+  for how in letter digit; do
+    python3 - "$dir/good.pt" "$dir/b/checkpoint.pt" "$how" <<'PY'
+import sys, zipfile
+src, out, how = sys.argv[1:4]
+with zipfile.ZipFile(src) as zi, zipfile.ZipFile(out, "w") as zo:
+    for info in zi.infolist():
+        d = zi.read(info.filename)
+        if info.filename.endswith("/data.pkl"):
+            k = d.index(b"shuffle_rng") + 40  # inside the state's text
+            while not d[k:k + 1].isdigit():
+                k += 1
+            new = b"x" if how == "letter" else bytes([ord("0") + (d[k] - ord("0") + 1) % 10])
+            d = d[:k] + new + d[k + 1:]
+        zo.writestr(info, d)
+PY
+    want="field 'shuffle_rng' is not a random number generator's state"
+    [ "$how" = digit ] && want="do not match their digest"
+    expect_exit 1 "$want" -- "${args[@]}" --checkpoint "$dir/b" --resume
+  done
+  cp "$dir/good.pt" "$dir/b/checkpoint.pt"
+  # Other data (one label changed) under another path: refused, naming the data set.
+  mkdir -p "$dir/other"
+  for f in train-images-idx3-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do ln -sf "$data/$f"* "$dir/other/"; done
+  if [ -f "$data/train-labels-idx1-ubyte.gz" ]; then gzip -dc "$data/train-labels-idx1-ubyte.gz"; else cat "$data/train-labels-idx1-ubyte"; fi |
+    python3 -c "import sys; d = bytearray(sys.stdin.buffer.read()); d[8] = (d[8] + 1) % 10; sys.stdout.buffer.write(d)" \
+      >"$dir/other/train-labels-idx1-ubyte"
+  expect_exit 2 "made with data=60000+10000:" -- --data "$dir/other" "${opts[@]}" "${args[@]:${#small[@]}}" \
+    --checkpoint "$dir/b" --resume
+  # The same files under another path resume.
+  mkdir -p "$dir/same"
+  for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do ln -sf "$data/$f"* "$dir/same/"; done
+  "$nyto" train --data "$dir/same" "${opts[@]}" "${args[@]:${#small[@]}}" --checkpoint "$dir/b" --resume >"$dir/same.out" 2>&1 ||
+    fail "resume with the same data elsewhere: $(cat "$dir/same.out")"
   # The same with a kill from outside, at whatever moment the first checkpoint is seen (it may
   # land in the middle of writing the next one: checkpoints are written beside and renamed).
   eargs=("${base[@]}" --batches 60 --momentum 0.9)
@@ -172,6 +209,26 @@ errors)
     echo garbage | gzip >"$dir/bad/$f.gz"
   done
   expect_exit 1 "$dir/bad" -- --data "$dir/bad"
+  # Truncated or inconsistent data: exit 1 naming the file, and nothing partial cached.
+  raw() { if [ -f "$data/$1.gz" ]; then gzip -dc "$data/$1.gz"; else cat "$data/$1"; fi; }
+  files=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+  for d in cut gz label; do
+    mkdir -p "$dir/$d"
+    for f in "${files[@]}"; do ln -sf "$data/$f"* "$dir/$d/"; done
+  done
+  rm -f "$dir/cut/train-images-idx3-ubyte"*
+  raw train-images-idx3-ubyte | head -c 16 >"$dir/cut/train-images-idx3-ubyte"  # the header only
+  expect_exit 1 "cut/train-images-idx3-ubyte' is not a valid IDX file: its header declares 60000 images" -- \
+    --data "$dir/cut" --batches 1
+  rm -f "$dir/gz/train-images-idx3-ubyte"*
+  raw train-images-idx3-ubyte | gzip -1 | head -c 2000000 >"$dir/gz/train-images-idx3-ubyte.gz"
+  NYTO_CACHE_DIR=$dir/gzcache expect_exit 1 "train-images-idx3-ubyte.gz': unexpected end of file" -- \
+    --data "$dir/gz" --batches 1
+  [ -z "$(find "$dir/gzcache" -name 'train-images*')" ] || fail "a truncated .gz left a file in the cache"
+  rm -f "$dir/label/train-labels-idx1-ubyte"*
+  raw train-labels-idx1-ubyte | python3 -c "import sys; d = bytearray(sys.stdin.buffer.read()); d[8 + 5] = 12; sys.stdout.buffer.write(d)" \
+    >"$dir/label/train-labels-idx1-ubyte"
+  expect_exit 1 "label 12 of image 5 is not a class" -- --data "$dir/label" --batches 1
   ;;
 diverge)
   # A learning rate that makes the loss NaN: one warning on stderr naming member, step and --lr;

@@ -1,0 +1,221 @@
+// Reading `nyto train`'s checkpoint strictly (cli/Checkpoint.h).
+#include "cli/Checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/core.h>
+#include <nyto/checked_load.h>
+#include <nyto/errors.h>
+#include <torch/serialize/input-archive.h>
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+namespace nyto::cli {
+
+void CheckpointDigest::bytes(const void* p, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) h_ = (h_ ^ b[i]) * 1099511628211ull;
+}
+
+void CheckpointDigest::add(const std::string& key, const c10::IValue& v) {
+  bytes(key.data(), key.size() + 1);  // with its terminating NUL: keys cannot run together
+  char tag = v.isString() ? 's' : v.isInt() ? 'i' : v.isDouble() ? 'd' : v.isBool() ? 'b' : v.isTensor() ? 't' : '?';
+  bytes(&tag, 1);
+  if (v.isString()) {
+    const std::string& s = v.toStringRef();
+    uint64_t n = s.size();
+    bytes(&n, sizeof n);
+    bytes(s.data(), s.size());
+  } else if (v.isInt()) {
+    int64_t i = v.toInt();
+    bytes(&i, sizeof i);
+  } else if (v.isDouble()) {
+    double d = v.toDouble();
+    bytes(&d, sizeof d);
+  } else if (v.isBool()) {
+    char b = v.toBool();
+    bytes(&b, 1);
+  } else if (v.isTensor()) {
+    at::Tensor t = v.toTensor().detach().contiguous();
+    int8_t dtype = int8_t(t.scalar_type());
+    bytes(&dtype, 1);
+    int64_t dim = t.dim();
+    bytes(&dim, sizeof dim);
+    for (int64_t s : t.sizes()) bytes(&s, sizeof s);
+    bytes(t.data_ptr(), t.nbytes());
+  }
+}
+
+namespace {
+
+/// Reads one checkpoint; every accessor throws IOError naming the file and the field.
+class Reader {
+ public:
+  explicit Reader(const std::string& path) : path_(path) {
+    load_archive_checked(ar_, path, "not a readable nyto train checkpoint");
+  }
+
+  [[noreturn]] void bad(const std::string& key, const std::string& why) const {
+    throw IOError("checkpoint '" + path_ + "' is corrupt: field '" + key + "' " + why);
+  }
+  bool has(const std::string& key) {
+    c10::IValue v;
+    return ar_.try_read(key, v);
+  }
+  c10::IValue value(const std::string& key) {
+    c10::IValue v;
+    if (!ar_.try_read(key, v)) bad(key, "is missing");
+    return v;
+  }
+  std::string str(const std::string& key) {
+    c10::IValue v = value(key);
+    if (!v.isString()) bad(key, "is not a string");
+    return v.toStringRef();
+  }
+  int64_t integer(const std::string& key, int64_t lo) {
+    c10::IValue v = value(key);
+    if (!v.isInt()) bad(key, "is not an integer");
+    if (v.toInt() < lo) bad(key, fmt::format("is {}, below {}", v.toInt(), lo));
+    return v.toInt();
+  }
+  double real(const std::string& key) {
+    c10::IValue v = value(key);
+    if (!v.isDouble()) bad(key, "is not a number");
+    return v.toDouble();
+  }
+  bool boolean(const std::string& key) {
+    c10::IValue v = value(key);
+    if (!v.isBool()) bad(key, "is not a boolean");
+    return v.toBool();
+  }
+  /// A tensor of `dtype` (or any floating dtype for Undefined) and, where given, `dim` dims.
+  at::Tensor tensor(const std::string& key, c10::ScalarType dtype, int64_t dim = -1) {
+    c10::IValue v = value(key);
+    if (!v.isTensor() || !v.toTensor().defined()) bad(key, "is not a tensor");
+    at::Tensor t = v.toTensor().detach();
+    bool type_ok = dtype == c10::ScalarType::Undefined ? at::isFloatingType(t.scalar_type()) : t.scalar_type() == dtype;
+    if (!type_ok)
+      bad(key, std::string("is ") + c10::toString(t.scalar_type()) + ", not " +
+                   (dtype == c10::ScalarType::Undefined ? "floating point" : c10::toString(dtype)));
+    if (dim >= 0 && t.dim() != dim) bad(key, fmt::format("has {} dimensions, not {}", t.dim(), dim));
+    return t;
+  }
+  /// A tensor shaped exactly `shape`.
+  at::Tensor shaped(const std::string& key, c10::ScalarType dtype, c10::IntArrayRef shape) {
+    at::Tensor t = tensor(key, dtype);
+    auto dims = [](c10::IntArrayRef d) {
+      std::string s;
+      for (int64_t x : d) s += (s.empty() ? "" : ", ") + std::to_string(x);
+      return "[" + s + "]";
+    };
+    if (t.sizes() != shape) bad(key, "has shape " + dims(t.sizes()) + ", not " + dims(shape));
+    return t;
+  }
+  std::vector<double> doubles(const std::string& key, int64_t n) {
+    at::Tensor t = shaped(key, at::kDouble, {n}).contiguous();
+    return {t.data_ptr<double>(), t.data_ptr<double>() + n};
+  }
+  /// A random number engine's state, written by operator<<: the whole text must be consumed.
+  void engine(const std::string& key, std::mt19937_64& rng) {
+    std::istringstream in(str(key));
+    in >> rng;
+    if (in.fail()) bad(key, "is not a random number generator's state");
+    in >> std::ws;
+    if (!in.eof()) bad(key, "has text after a random number generator's state");
+  }
+  void check_digest() {
+    CheckpointDigest d;
+    for (const std::string& key : ar_.keys()) {
+      c10::IValue v;
+      if (key == "digest" || !ar_.try_read(key, v) || v.isObject()) continue;
+      d.add(key, v);
+    }
+    if (uint64_t(integer("digest", INT64_MIN)) != d.value())
+      throw IOError("checkpoint '" + path_ + "' is corrupt: its fields do not match their digest "
+                    "(the file was changed or damaged)");
+  }
+  torch::serialize::InputArchive& archive() { return ar_; }
+
+ private:
+  std::string path_;
+  torch::serialize::InputArchive ar_;
+};
+
+}  // namespace
+
+TrainCheckpoint read_train_checkpoint(const std::string& path) {
+  Reader r(path);
+  TrainCheckpoint ck;
+  std::string format = r.str("format");
+  if (format == "nyto-train-checkpoint-1")
+    throw IOError("checkpoint '" + path + "' was written by an older nyto, which did not record the "
+                  "data set; it cannot be resumed (remove it, or choose another --checkpoint)");
+  if (format != kCheckpointFormat) throw IOError("'" + path + "' is not a nyto train checkpoint");
+  ck.config = r.str("config");
+  ck.step = r.integer("step", 0);
+  ck.elapsed = r.real("elapsed");
+  if (!std::isfinite(ck.elapsed) || ck.elapsed < 0) r.bad("elapsed", "is not a duration");
+  for (size_t g = 0; r.has("x_" + std::to_string(g)); ++g) {
+    std::string k = "x_" + std::to_string(g);
+    ck.x.push_back(r.tensor(k, c10::ScalarType::Undefined, 2));
+    if (ck.x.back().size(0) < 1) r.bad(k, "has no members");
+    if (ck.x.back().size(0) != ck.x[0].size(0)) r.bad(k, "has another member count than x_0");
+  }
+  if (ck.x.empty()) r.bad("x_0", "is missing");
+  const int64_t n = ck.x[0].size(0);
+  ck.pso = r.has("v_0");
+  if (ck.pso) {
+    for (size_t g = 0; g < ck.x.size(); ++g) {
+      std::string s = std::to_string(g);
+      ck.v.push_back(r.shaped("v_" + s, ck.x[g].scalar_type(), ck.x[g].sizes()));
+      ck.pbest.push_back(r.shaped("pbest_" + s, ck.x[g].scalar_type(), ck.x[g].sizes()));
+      ck.gbest.push_back(r.shaped("gbest_" + s, ck.x[g].scalar_type(), {ck.x[g].size(1)}));
+    }
+    ck.pbest_f = r.doubles("pbest_f", n);
+    ck.gbest_f = r.real("gbest_f");
+  } else {
+    ck.last_loss = r.doubles("last_loss", n);
+    for (int64_t i = 0; i < n; ++i) {
+      std::string k = "opt_" + std::to_string(i);
+      auto ia = std::make_shared<torch::serialize::InputArchive>();
+      if (!r.archive().try_read(k, *ia)) r.bad(k, "is missing");
+      // LibTorch reads archives without it in its pre-1.5 format, indexing without bounds checks.
+      c10::IValue version;
+      if (!ia->try_read("pytorch_version", version)) r.bad(k, "is not an optimizer state of LibTorch >= 1.5");
+      ck.optimizers.push_back(std::move(ia));
+    }
+  }
+  ck.loss_sum = r.doubles("loss_sum", n);
+  at::Tensor lc = r.shaped("loss_count", at::kLong, {n}).contiguous();
+  ck.loss_count.assign(lc.data_ptr<int64_t>(), lc.data_ptr<int64_t>() + n);
+  for (int64_t c : ck.loss_count)
+    if (c < 0) r.bad("loss_count", "holds a negative count");
+  if (r.boolean("has_perm")) {
+    ck.perm = r.tensor("perm", at::kLong, 1);
+    if (!at::equal(std::get<0>(ck.perm.sort()), at::arange(ck.perm.size(0), at::kLong)))
+      r.bad("perm", "is not a permutation");
+  }
+  r.engine("shuffle_rng", ck.shuffle_rng);
+  r.engine("subset_rng", ck.subset_rng);
+  ck.torch_rng = r.tensor("torch_rng", at::kByte, 1);
+  try {
+    at::detail::createCPUGenerator().set_state(ck.torch_rng);
+  } catch (const c10::Error&) {
+    r.bad("torch_rng", "is not a state of LibTorch's CPU generator");
+  }
+  at::Tensor rows = r.tensor("rows", at::kDouble, 2);
+  if (rows.size(1) != 5) r.bad("rows", "does not have 5 columns");
+  rows = rows.contiguous();
+  const double* p = rows.data_ptr<double>();
+  for (int64_t i = 0; i < rows.size(0); ++i, p += 5) {
+    if (!(p[0] >= 0 && p[0] == std::floor(p[0]) && p[0] < 9e15)) r.bad("rows", "holds a bad step");
+    if (!(p[1] >= 0 && p[1] == std::floor(p[1]) && p[1] < double(n))) r.bad("rows", "holds a bad member");
+    ck.rows.push_back({int64_t(p[0]), int64_t(p[1]), p[2], p[3], p[4]});
+  }
+  r.check_digest();
+  return ck;
+}
+
+}  // namespace nyto::cli

@@ -1,0 +1,306 @@
+// Loading LibTorch archives with every tensor checked against the data the file holds for it
+// (include/nyto/checked_load.h).
+#include <ATen/ATen.h>
+#include <c10/core/CPUAllocator.h>
+#include <caffe2/serialize/inline_container.h>
+#include <nyto/checked_load.h>
+#include <nyto/errors.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/serialization/import.h>
+#include <torch/serialize/input-archive.h>
+
+#include <fstream>
+#include <sstream>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "runtime/detail.h"
+
+namespace nyto {
+namespace {
+
+// LibTorch 1.13's unpickler gives a storage the byte size the file's pickle declares (numel x
+// item size), whatever the size of the record it reads the data from, so a storage can claim
+// more bytes than it has. The archive reader allocates every record through the CPU allocator:
+// while a file loads, this wrapper of that allocator notes the size of every allocation, so a
+// storage's claim is checked against the memory really behind it. Installed only during a load;
+// never freed, since storages made during a load keep a pointer to their allocator.
+class SizeLog final : public c10::Allocator {
+ public:
+  explicit SizeLog(c10::Allocator* inner) : inner_(inner) {}
+  c10::DataPtr allocate(size_t n) const override {
+    c10::DataPtr p = inner_->allocate(n);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (active_) sizes_[p.get()] = n;
+    return p;
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return inner_->raw_deleter(); }
+
+  /// The size of the newest allocation at `p` during this load; false if none.
+  bool size_at(const void* p, size_t& n) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sizes_.find(p);
+    if (it == sizes_.end()) return false;
+    n = it->second;
+    return true;
+  }
+
+  /// Installs the log as LibTorch's CPU allocator for its lifetime (one load at a time).
+  class Scope {
+   public:
+    Scope() : lock_(load_mutex()), log_(instance()) {
+      log_.start();
+      c10::SetCPUAllocator(&log_, kPriority);
+    }
+    ~Scope() {
+      c10::SetCPUAllocator(log_.inner_, kPriority);
+      log_.stop();
+    }
+    const SizeLog& log() const { return log_; }
+
+   private:
+    static constexpr uint8_t kPriority = 255;  // above any registered allocator's
+    static std::mutex& load_mutex() {
+      static std::mutex m;
+      return m;
+    }
+    std::lock_guard<std::mutex> lock_;
+    SizeLog& log_;
+  };
+
+ private:
+  static SizeLog& instance() {
+    static SizeLog* log = new SizeLog(c10::GetCPUAllocator());
+    return *log;
+  }
+  void start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    sizes_.clear();
+    active_ = true;
+  }
+  void stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    sizes_.clear();
+    active_ = false;
+  }
+
+  c10::Allocator* inner_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<const void*, size_t> sizes_;
+  bool active_ = false;
+};
+
+std::string ints_str(c10::IntArrayRef v) { return detail::shape_str(v.vec()); }
+
+/// The one check of a loaded tensor: dense, on the CPU, every element inside its storage, and
+/// the storage no larger than the memory the file's record filled. Throws IOError naming the
+/// file and the tensor.
+void check_tensor(const at::Tensor& t, const std::string& file, const std::string& name,
+                  const SizeLog& log) {
+  if (!t.defined()) return;  // None: holds nothing
+  auto bad = [&](const std::string& why) {
+    throw IOError("'" + file + "' is corrupt: tensor '" + name + "' " + why);
+  };
+  if (t.layout() != at::kStrided || !t.has_storage())
+    bad("is not a dense tensor (sparse, quantized and other layouts are not supported)");
+  if (!t.device().is_cpu()) bad("is not on the CPU");
+  const int64_t item = int64_t(t.dtype().itemsize());
+  if (item <= 0) bad("has no element type");
+  const c10::Storage& storage = t.storage();
+  const size_t nbytes = storage.nbytes();
+  size_t real = 0;
+  if (nbytes > 0 && (!storage.data() || !log.size_at(storage.data(), real) || real < nbytes))
+    bad("claims a storage of " + std::to_string(nbytes) + " bytes but the file holds " +
+        (storage.data() && log.size_at(storage.data(), real) ? std::to_string(real) : "none") +
+        " for it");
+  c10::IntArrayRef sizes = t.sizes(), strides = t.strides();
+  const int64_t offset = t.storage_offset();
+  auto layout = [&] {
+    return "of shape " + ints_str(sizes) + " (" + std::string(c10::toString(t.scalar_type())) +
+           ", strides " + ints_str(strides) + ", storage offset " + std::to_string(offset) + ")";
+  };
+  if (offset < 0) bad(layout() + " has a negative storage offset");
+  // The largest element index, offset + sum((size - 1) * stride), without overflow.
+  int64_t numel = 1, last = offset;
+  bool overflow = false;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] < 0) bad(layout() + " has a negative size");
+    if (strides[d] < 0) bad(layout() + " has a negative stride");
+    int64_t reach = 0;
+    overflow |= __builtin_mul_overflow(numel, sizes[d], &numel);
+    if (sizes[d] > 0) {
+      overflow |= __builtin_mul_overflow(sizes[d] - 1, strides[d], &reach);
+      overflow |= __builtin_add_overflow(last, reach, &last);
+    }
+  }
+  int64_t bytes = 0;
+  overflow |= __builtin_mul_overflow(numel, item, &bytes);
+  if (overflow) bad(layout() + " is too large");
+  if (numel == 0) return;  // no element is ever read
+  int64_t end = 0;  // one past the last byte read
+  if (__builtin_add_overflow(last, int64_t(1), &end) || __builtin_mul_overflow(end, item, &end))
+    bad(layout() + " is too large");
+  if (uint64_t(end) > nbytes)
+    bad(layout() + " needs " + std::to_string(end) + " bytes of its storage, which holds " +
+        std::to_string(nbytes));
+}
+
+/// check_tensor on every tensor reachable from `root` (tuples, lists, dicts, objects' attributes),
+/// named by its path from `root_name`. Iterative, and each container once: a file's nesting and
+/// shared references cannot exhaust the stack.
+void check_value(const c10::IValue& root, const std::string& file, const std::string& root_name,
+                 const SizeLog& log) {
+  std::vector<std::pair<c10::IValue, std::string>> todo{{root, root_name}};
+  std::unordered_set<const void*> seen;
+  while (!todo.empty()) {
+    auto [v, name] = std::move(todo.back());
+    todo.pop_back();
+    auto sub = [&, name = name](const std::string& key) { return name.empty() ? key : name + key; };
+    if (v.isTensor()) {
+      check_tensor(v.toTensor(), file, name, log);
+    } else if (v.isObject()) {
+      auto obj = v.toObject();
+      if (!seen.insert(obj.get()).second) continue;
+      auto type = obj->type();
+      for (size_t i = 0; i < obj->slots().size(); ++i) {
+        std::string attr = type && i < type->numAttributes() ? type->getAttributeName(i) : std::to_string(i);
+        todo.emplace_back(obj->getSlot(i), name.empty() ? attr : name + "." + attr);
+      }
+    } else if (v.isTuple()) {
+      if (!seen.insert(v.internalToPointer()).second) continue;
+      const auto& elems = v.toTupleRef().elements();
+      for (size_t i = 0; i < elems.size(); ++i) todo.emplace_back(elems[i], sub("[" + std::to_string(i) + "]"));
+    } else if (v.isList()) {
+      if (!seen.insert(v.internalToPointer()).second) continue;
+      auto elems = v.toListRef();
+      for (size_t i = 0; i < elems.size(); ++i) todo.emplace_back(elems[i], sub("[" + std::to_string(i) + "]"));
+    } else if (v.isGenericDict()) {
+      if (!seen.insert(v.internalToPointer()).second) continue;
+      size_t i = 0;
+      for (const auto& e : v.toGenericDict()) {
+        std::string key = e.key().isString() ? e.key().toStringRef() : "#" + std::to_string(i);
+        todo.emplace_back(e.key(), sub("{key " + key + "}"));
+        todo.emplace_back(e.value(), sub("[" + key + "]"));
+        ++i;
+      }
+    } else if (v.isEnum()) {
+      todo.emplace_back(v.toEnumHolder()->value(), name);
+    }
+  }
+}
+
+/// Compiles every function of the module's code and checks its tensor constants.
+void check_code(const torch::jit::Module& m, const std::string& file, const SizeLog& log) {
+  for (torch::jit::Function* f : m._ivalue()->compilation_unit()->get_functions()) {
+    f->ensure_defined();
+    auto* gf = dynamic_cast<torch::jit::GraphFunction*>(f);
+    if (!gf || !gf->graph()) continue;
+    std::vector<torch::jit::Block*> blocks{gf->graph()->block()};
+    while (!blocks.empty()) {
+      torch::jit::Block* b = blocks.back();
+      blocks.pop_back();
+      for (torch::jit::Node* n : b->nodes()) {
+        if (n->kind() == c10::prim::Constant)
+          if (auto iv = torch::jit::toIValue(n->output()))
+            check_value(*iv, file, "constant of " + f->qualname().qualifiedName(), log);
+        for (torch::jit::Block* s : n->blocks()) blocks.push_back(s);
+      }
+    }
+  }
+}
+
+/// The first line of LibTorch's message (the rest is a source excerpt or a C++ backtrace).
+std::string first_line(const std::string& s) {
+  std::string line = s.substr(0, s.find('\n'));
+  return line.size() > 300 ? line.substr(0, 300) + "..." : line;
+}
+
+/// Runs `load` (LibTorch reading `path`) under a size log; any failure other than our own
+/// nyto::Error becomes an IOError naming the file.
+template <class F>
+void guarded(const std::string& path, const std::string& not_what, F load) {
+  std::string why;
+  try {
+    SizeLog::Scope scope;
+    load(scope.log());
+    return;
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    why = first_line(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    why = "it declares more data than fits in memory";
+  } catch (const std::exception& e) {
+    why = first_line(e.what());
+  } catch (...) {
+    why = "unknown failure";
+  }
+  std::string hint;
+  if (why.find("constants.pkl") != std::string::npos || why.find("code/") != std::string::npos)
+    hint = "; a PyTorch file written by torch.save is not a TorchScript archive: save the model "
+           "with torch.jit.save(torch.jit.script(model), path)";
+  throw IOError("'" + path + "' is " + not_what + " (corrupt, truncated or another format): " + why +
+                hint);
+}
+
+void check_readable(const std::string& path) {
+  if (!std::ifstream(path).good())
+    throw IOError("cannot open '" + path + "': no such file or not readable");
+}
+
+/// The archive at `path` copied without its records of debug information (*.debug_pkl: source
+/// ranges of the code, which LibTorch unpickles lazily, when printing a message or saving the
+/// module, and trusts: a damaged one corrupts the heap). They are optional for LibTorch; nyto
+/// never needs them. Through LibTorch's own zip reader and writer, the format version kept.
+std::istringstream without_debug_records(const std::string& path) {
+  caffe2::serialize::PyTorchStreamReader reader(path);
+  std::string out;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+    out.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  writer.setMinVersion(reader.version());
+  for (const std::string& name : reader.getAllRecords()) {
+    if (name == "version" || c10::string_view(name).ends_with(".debug_pkl")) continue;
+    auto [data, size] = reader.getRecord(name);
+    writer.writeRecord(name, data.get(), size);
+  }
+  writer.writeEndOfFile();
+  return std::istringstream(std::move(out));
+}
+
+}  // namespace
+
+torch::jit::Module load_module_checked(const std::string& path, const std::string& not_what) {
+  check_readable(path);
+  torch::jit::Module m;
+  guarded(path, not_what, [&](const SizeLog& log) {
+    std::istringstream in = without_debug_records(path);
+    m = torch::jit::load(in, c10::Device(c10::kCPU));
+    check_value(m._ivalue(), path, "", log);
+    check_code(m, path, log);
+  });
+  return m;
+}
+
+void load_archive_checked(torch::serialize::InputArchive& ar, const std::string& path,
+                          const std::string& not_what) {
+  check_readable(path);
+  guarded(path, not_what, [&](const SizeLog& log) {
+    std::istringstream in = without_debug_records(path);
+    ar.load_from(in, c10::Device(c10::kCPU));
+    for (const std::string& key : ar.keys()) {
+      c10::IValue v;
+      if (ar.try_read(key, v)) check_value(v, path, key, log);
+    }
+  });
+}
+
+}  // namespace nyto
