@@ -32,6 +32,13 @@ using ir::testing::RandomRuleOptions;
 namespace {
 
 constexpr int64_t kUlpTolerance = 0;
+// Rules per test case: a fifth under sanitizers (tests/CMakeLists.txt), where fuzz/fuzz_pipeline
+// carries on the search.
+#ifdef NYTO_TEST_SANITIZED
+constexpr uint64_t kRuleScale = 5;
+#else
+constexpr uint64_t kRuleScale = 1;
+#endif
 
 template <class T>
 int64_t ulp_distance(T a, T b) {
@@ -108,7 +115,7 @@ TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}
   llvm_backend::JitEngine host_engine, avx2_engine(llvm_backend::JitOptions{32, false});
   int old_threads = at::get_num_threads();
   Stats st;
-  for (uint64_t seed = 0; seed < 600; ++seed) {
+  for (uint64_t seed = 0; seed < 600 / kRuleScale; ++seed) {
     RandomRuleOptions o;
     o.inputs = 1 + int(seed % 5);
     o.params = int(seed % 4);
@@ -136,7 +143,7 @@ TEST_CASE("differential: aten == interp, bit for bit, on 300 random rules of exa
   llvm_backend::JitEngine unused;
   int old_threads = at::get_num_threads();
   Stats st;
-  for (uint64_t seed = 0; seed < 300; ++seed) {
+  for (uint64_t seed = 0; seed < 300 / kRuleScale; ++seed) {
     RandomRuleOptions o;
     o.inputs = 1 + int(seed % 5);
     o.params = int(seed % 4);
