@@ -51,10 +51,11 @@ if [ "$mode" = "--fuzz" ]; then
     work=build-san/fuzz-work/$target
     mkdir -p "$work/corpus"
     before=$(ls "$work" | grep -cE '^(crash|leak|timeout|oom)-' || true)
-    # Targets that JIT-compile keep memory in LLVM between inputs: a leak check after each input
-    # (a full heap scan) would leave them a few executions a minute; leaks are still checked at exit.
+    # HEAVY targets (fuzz/CMakeLists.txt) keep memory between inputs or handle tens of MB per
+    # input: a leak check after each input (a full heap scan) would leave them a few executions a
+    # minute; leaks are still checked at exit.
     leaks=1
-    case "$target" in pipeline | repl) leaks=0 ;; esac
+    grep -q "^nyto_add_fuzzer($target HEAVY" fuzz/CMakeLists.txt && leaks=0
     set +e
     "build-san/fuzz/fuzz_$target" -max_total_time="$2" -timeout=60 -rss_limit_mb=4096 \
       -detect_leaks=$leaks -close_fd_mask=1 -print_final_stats=1 -artifact_prefix="$work/" \

@@ -62,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     nyto::cli::ImageData d = nyto::cli::load_image_data(dir);
     for (const auto* set : {&d.train, &d.test}) {
-      sink = sink + set->images.to(at::kDouble).sum().item<double>();
+      sink = sink + set->images.sum().item<double>();
       sink = sink + double(set->labels.sum().item<int64_t>());
     }
   } catch (const nyto::Error&) {
