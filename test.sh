@@ -1,26 +1,77 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test through CTest.
-#   ./test.sh          Release build in build/, all tests
-#   ./test.sh --asan   the same under AddressSanitizer + LeakSanitizer, in build-asan/
-#   ./test.sh --all    both
+#   ./test.sh              both builds below, every test in each (what CI runs)
+#   ./test.sh --plain      the Release build in build/ (gcc), every test
+#   ./test.sh --asan       the sanitizer build in build-san/ (clang-14: AddressSanitizer,
+#                          UndefinedBehaviorSanitizer, LeakSanitizer, and the libFuzzer targets of
+#                          fuzz/): every test, and each fuzz target replays its corpus
+#   ./test.sh --fuzz SECS  the sanitizer build, then each fuzz target fuzzes for SECS seconds
+#                          (new inputs and crashes in build-san/fuzz-work/NAME/); prints
+#                          executions, coverage and crashes per target, exits 1 on a crash
+#   ./test.sh --all        the same as no option
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh
 
+usage() {
+  echo "usage: ./test.sh [--plain | --asan | --all | --fuzz SECONDS]" >&2
+  exit 2
+}
 mode=${1:-}
 case "$mode" in
-  "" | --asan | --all) ;;
-  *) echo "usage: ./test.sh [--asan | --all]" >&2; exit 2 ;;
+  "" | --plain | --asan | --all) [ $# -le 1 ] || usage ;;
+  --fuzz) [ $# -eq 2 ] && [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || usage ;;
+  *) usage ;;
 esac
 
 nyto_install_packages
 
-if [ "$mode" != "--asan" ]; then
+# Any UB report is fatal (the code is built with -fno-sanitize-recover); print its stack.
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=1
+
+san_build() {
+  # Benchmarks are not built: their timings mean nothing under sanitizers.
+  nyto_build build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 \
+    -DCMAKE_CXX_COMPILER=clang++-14 -DNYTO_SANITIZE=ON -DNYTO_FUZZ=ON -DNYTO_BUILD_BENCH=OFF
+}
+
+if [ "$mode" = "" ] || [ "$mode" = "--all" ] || [ "$mode" = "--plain" ]; then
   nyto_build build -DCMAKE_BUILD_TYPE=Release
   ctest --test-dir build --output-on-failure -j 2
 fi
-if [ "$mode" = "--asan" ] || [ "$mode" = "--all" ]; then
-  # Benchmarks are not built: their timings mean nothing under ASan.
-  nyto_build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNYTO_SANITIZE=ON -DNYTO_BUILD_BENCH=OFF
-  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j 2
+if [ "$mode" = "" ] || [ "$mode" = "--all" ] || [ "$mode" = "--asan" ]; then
+  san_build
+  ctest --test-dir build-san --output-on-failure -j 2
+fi
+if [ "$mode" = "--fuzz" ]; then
+  san_build
+  failed=0
+  for target in $(sed -n 's/^set(NYTO_FUZZ_TARGETS \(.*\))$/\1/p' fuzz/CMakeLists.txt); do
+    work=build-san/fuzz-work/$target
+    mkdir -p "$work/corpus"
+    before=$(ls "$work" | grep -cE '^(crash|leak|timeout|oom)-' || true)
+    # HEAVY targets (fuzz/CMakeLists.txt) keep memory between inputs or handle tens of MB per
+    # input: a leak check after each input (a full heap scan) would leave them a few executions a
+    # minute; leaks are still checked at exit.
+    leaks=1
+    grep -q "^nyto_add_fuzzer($target HEAVY" fuzz/CMakeLists.txt && leaks=0
+    set +e
+    "build-san/fuzz/fuzz_$target" -max_total_time="$2" -timeout=60 -rss_limit_mb=4096 \
+      -detect_leaks=$leaks -close_fd_mask=1 -print_final_stats=1 -artifact_prefix="$work/" \
+      "$work/corpus" "fuzz/corpus/$target" > "$work/log" 2>&1
+    rc=$?
+    set -e
+    after=$(ls "$work" | grep -cE '^(crash|leak|timeout|oom)-' || true)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
+    cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$work/log" | tail -1)
+    printf '%-17s %10s execs  %-22s crashes: %d\n' "$target" "${execs:-?}" "${cov:-cov: ? ft: ?}" \
+      $((after - before))
+    if [ $rc -ne 0 ]; then
+      failed=1
+      grep -E '^==[0-9]+==ERROR|^SUMMARY|nyto fuzz:|runtime error' "$work/log" | head -5 | sed 's/^/    /'
+      ls -t "$work" | grep -E '^(crash|leak|timeout|oom)-' | head -1 | sed "s|^|    input: $work/|"
+    fi
+  done
+  exit $failed
 fi

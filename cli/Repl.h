@@ -58,6 +58,23 @@ const std::vector<std::string>& language_words();
 /// line.
 int paren_balance(const std::string& line);
 
+/// Joins plain input lines into complete inputs (a statement continues while a parenthesis is
+/// open) and hands each to a session, numbering lines from 1: how `nyto repl` reads a standard
+/// input that is not a terminal (and what fuzz/fuzz_repl.cpp drives).
+class LineFeeder {
+ public:
+  explicit LineFeeder(ReplSession& session) : session_(session) {}
+  /// One line, without its '\n' (a trailing '\r' is dropped). Returns false after `:quit`.
+  bool feed(std::string line);
+  /// End of input: hands over an input left incomplete by an unclosed parenthesis.
+  void finish();
+
+ private:
+  ReplSession& session_;
+  std::string input_;
+  int line_no_ = 0, first_ = 1;
+};
+
 /// Reads standard input until `:quit` or end of input. Returns the exit code (0).
 int run_repl(const ReplConfig& config);
 

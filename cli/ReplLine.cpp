@@ -122,25 +122,35 @@ Read read_tty_line(const char* prompt, std::string& line) {
 
 }  // namespace
 
+bool LineFeeder::feed(std::string line) {
+  ++line_no_;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (input_.empty()) first_ = line_no_;
+  input_ += line;
+  input_ += '\n';
+  if (paren_balance(input_) > 0) return true;
+  bool go_on = session_.handle(input_, first_);
+  input_.clear();
+  return go_on;
+}
+
+void LineFeeder::finish() {
+  if (!input_.empty()) session_.handle(input_, first_);
+  input_.clear();
+}
+
 int run_repl(const ReplConfig& config) {
   ReplSession session(config, std::cout, config.interactive ? std::cerr : std::cout);
   if (!config.interactive) {
     // No prompts, no colours: a transcript in, its output out (errors in order with the rest).
-    std::string line, input;
-    int line_no = 0, first = 1;
+    LineFeeder feeder(session);
+    std::string line;
     while (std::getline(std::cin, line)) {
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (input.empty()) first = line_no;
-      input += line;
-      input += '\n';
-      if (paren_balance(input) > 0) continue;
-      bool go_on = session.handle(input, first);
+      bool go_on = feeder.feed(std::move(line));
       std::cout.flush();
-      input.clear();
       if (!go_on) return 0;
     }
-    if (!input.empty()) session.handle(input, first);  // an unclosed parenthesis at the end
+    feeder.finish();
     std::cout.flush();
     return 0;
   }

@@ -22,6 +22,7 @@
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
 #include "ir/Passes.h"
+#include "tests/backend/RandomBindings.h"
 #include "tests/ir/RandomRules.h"
 
 using namespace nyto;
@@ -31,6 +32,13 @@ using ir::testing::RandomRuleOptions;
 namespace {
 
 constexpr int64_t kUlpTolerance = 0;
+// Rules per test case: a fifth under sanitizers (tests/CMakeLists.txt), where fuzz/fuzz_pipeline
+// carries on the search.
+#ifdef NYTO_TEST_SANITIZED
+constexpr uint64_t kRuleScale = 5;
+#else
+constexpr uint64_t kRuleScale = 1;
+#endif
 
 template <class T>
 int64_t ulp_distance(T a, T b) {
@@ -61,86 +69,21 @@ void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRu
   ir::Graph g = random_rule(seed, o);
   // Half of the rules go through the optimizer first (what the runtime compiles).
   ir::Graph compiled = seed % 2 ? ir::optimize(g, {}).graph : g;
-  std::vector<bool> elem = ir::testing::elem_inputs(g);
-  const int64_t members = 1 + int64_t(rng() % 4);
-  const int64_t row = 1 + int64_t(rng() % (rng() % 4 == 0 ? 3000 : 120));
-  // Random sorted disjoint ranges inside [0, row).
-  std::vector<std::pair<int64_t, int64_t>> ranges;
-  for (int64_t at = int64_t(rng() % 3); at < row;) {
-    int64_t len = 1 + int64_t(rng() % uint64_t(row));
-    ranges.push_back({at, std::min(row, at + len)});
-    at += len + int64_t(rng() % 5);
-  }
-  KernelSpec spec{sizeof(T) == 4 ? DType::F32 : DType::F64, {}};
-  KernelArgs a;
-  a.members = members;
-  a.ranges = ranges;
-  a.seed = rng();
-  a.invocation = rng() % 1000;
-  a.group = uint32_t(rng() % 4);
-  const double specials[] = {0.0, -0.0, 1.0, -2.5, 1e30, -1e-30, std::numeric_limits<double>::infinity(),
-                             std::numeric_limits<double>::quiet_NaN()};
-  auto value = [&]() {
-    if (rng() % 8 == 0) return specials[rng() % 8];
-    return (double(rng() % 2001) - 1000.0) / 250.0;
-  };
-  std::vector<std::vector<T>> data(g.inputs.size());
-  std::vector<std::vector<double>> member_scalars(g.inputs.size());
-  // Outputs stored in place into their target input half of the time; the target must then be a
-  // swarm (one row per member) or the only member, as the runtime guarantees.
-  bool in_place = rng() % 2 == 0;
-  std::vector<int> target_of_input(g.inputs.size(), -1);
-  if (in_place)
-    for (size_t k = 0; k < g.outputs.size(); ++k)
-      if (g.outputs[k].target >= 0 && elem[g.outputs[k].target]) target_of_input[g.outputs[k].target] = int(k);
-  for (size_t i = 0; i < g.inputs.size(); ++i) {
-    int kind = elem[i] ? 2 + int(rng() % 2) : int(rng() % 4);
-    if (target_of_input[i] >= 0 && members > 1) kind = int(BindKind::Swarm);
-    spec.kinds.push_back(BindKind(kind));
-    a.in_stride.push_back(kind == int(BindKind::Swarm) ? row : 0);
-    a.scalar.push_back(value());
-    data[i].resize(members * row);
-    for (auto& v : data[i]) v = T(value());
-    member_scalars[i].resize(members);
-    for (auto& v : member_scalars[i]) v = value();
-  }
-  for (auto& p : g.params) a.params.push_back(rng() % 3 == 0 ? value() : p.default_value);
-  a.out_stride.assign(g.outputs.size(), row);
+  // Outputs stored in place into their target input half of the time.
+  const bool in_place = rng() % 2 == 0;
+  test::RandomBindings<T> b(g, rng, in_place, 120, 3000);
+  const int64_t members = b.members, row = b.row;
 
-  auto run = [&](const Kernel& k, std::vector<std::vector<T>>& in, std::vector<std::vector<T>>& out) {
-    KernelArgs b = a;
-    b.in.clear();
-    b.out.clear();
-    for (size_t i = 0; i < g.inputs.size(); ++i) {
-      switch (spec.kinds[i]) {
-        case BindKind::Scalar: b.in.push_back(nullptr); break;
-        case BindKind::MemberScalar: b.in.push_back(member_scalars[i].data()); break;
-        default: b.in.push_back(in[i].data());
-      }
-    }
-    out.assign(g.outputs.size(), std::vector<T>(members * row, T(-123)));
-    for (size_t k = 0; k < g.outputs.size(); ++k) {
-      int t = g.outputs[k].target;
-      bool here = in_place && t >= 0 && target_of_input[t] == int(k);
-      b.out.push_back(here ? (void*)in[t].data() : (void*)out[k].data());
-    }
-    k.run(b);
-    for (size_t k = 0; k < g.outputs.size(); ++k) {
-      int t = g.outputs[k].target;
-      if (in_place && t >= 0 && target_of_input[t] == int(k)) out[k] = in[t];
-    }
-  };
-
-  auto want_k = interp::compile(g, spec);
+  auto want_k = interp::compile(g, b.spec);
   std::unique_ptr<Kernel> got_k =
-      candidate ? candidate(compiled, spec) : llvm_backend::compile(engine, compiled, spec);
+      candidate ? candidate(compiled, b.spec) : llvm_backend::compile(engine, compiled, b.spec);
   auto* lk = dynamic_cast<llvm_backend::LlvmKernel*>(got_k.get());
   int threads = 1 + int(rng() % 2);
   at::set_num_threads(threads);
   if (rng() % 2 && lk) lk->set_chunk_elements(16 * (1 + int64_t(rng() % 8)));  // boundaries everywhere
-  std::vector<std::vector<T>> in_w = data, in_g = data, want, got;
-  run(*want_k, in_w, want);
-  run(*got_k, in_g, got);
+  std::vector<std::vector<T>> want, got;
+  b.run(*want_k, want);
+  b.run(*got_k, got);
   st.rules++;
   for (size_t k = 0; k < want.size(); ++k)
     for (size_t e = 0; e < want[k].size(); ++e) {
@@ -188,7 +131,7 @@ void llvm_against_interp(uint64_t first, uint64_t count, Options&& options) {
 }  // namespace
 
 TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}") {
-  llvm_against_interp(0, 600, [](uint64_t seed) {
+  llvm_against_interp(0, 600 / kRuleScale, [](uint64_t seed) {
     RandomRuleOptions o;
     o.inputs = 1 + int(seed % 5);
     o.params = int(seed % 4);
@@ -226,7 +169,7 @@ TEST_CASE("differential: aten == interp, bit for bit, on 300 random rules of exa
   llvm_backend::JitEngine unused;
   int old_threads = at::get_num_threads();
   Stats st;
-  for (uint64_t seed = 0; seed < 300; ++seed) {
+  for (uint64_t seed = 0; seed < 300 / kRuleScale; ++seed) {
     RandomRuleOptions o;
     o.inputs = 1 + int(seed % 5);
     o.params = int(seed % 4);

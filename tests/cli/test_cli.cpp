@@ -88,7 +88,9 @@ std::map<std::string, at::Tensor> load_values(const std::string& path) {
 void check_close(const std::map<std::string, at::Tensor>& got,
                  const std::map<std::string, at::Tensor>& want) {
   REQUIRE(got.size() == want.size());
-  for (const auto& [k, w] : want) {
+  for (const auto& entry : want) {
+    const auto& k = entry.first;  // not a structured binding: C++17 lambdas (INFO) cannot capture one
+    const auto& w = entry.second;
     INFO("parameter " << k);
     REQUIRE(got.count(k));
     CHECK(at::allclose(got.at(k), w, 1e-6, 1e-6));

@@ -94,8 +94,10 @@ TEST_CASE("every admitted simplification is exact on NaN, inf, -0 (f32, f64, sca
       {"min(x,x)", [&](Builder& b, NodeId x) { return b.binary(Op::Min, x, x); }},
       {"max(x,x)", [&](Builder& b, NodeId x) { return b.binary(Op::Max, x, x); }},
   };
-  for (const auto& [name, f] : safe)
+  for (const auto& entry : safe)
     for (const Config& cf : kConfigs) {
+      const auto& name = entry.first;  // not a structured binding: C++17 lambdas (INFO) cannot capture one
+      const auto& f = entry.second;
       ir::Graph g = rule(f, cf.x_type);
       ir::Graph s = ir::dce(ir::simplify(g));
       INFO(name, " dtype ", int(cf.dt), " kind ", int(cf.kind));
