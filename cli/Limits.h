@@ -1,5 +1,5 @@
 // Bounds on the sizes a user may ask for (zoo model widths, swarm sizes), shared by `nyto train`
-// and the REPL. No LibTorch here: train.cpp's flag wiring includes it.
+// and the REPL. No LibTorch here: cmd_train.cpp's flag wiring includes it.
 #pragma once
 
 #include <unistd.h>

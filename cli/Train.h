@@ -4,7 +4,7 @@
 //           but the best is moved by the rule (x, gbest) -- nytorch's documented algorithm;
 //   pso     gradient-free PSO: the rule moves x, v given pbest, gbest; fitness = loss on a fixed
 //           batch of training images.
-// No LibTorch in this header: the CLI wiring (train.cpp) stays cheap to compile.
+// No LibTorch in this header: the CLI wiring (cmd_train.cpp) stays cheap to compile.
 #pragma once
 
 #include <cstdint>
