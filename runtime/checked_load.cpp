@@ -12,6 +12,9 @@
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/serialize/input-archive.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <mutex>
@@ -255,6 +258,143 @@ void check_readable(const std::string& path) {
     throw IOError("cannot open '" + path + "': no such file or not readable");
 }
 
+/// Checks the pickle `bytes` (record `record` of an archive) the way Python's pickletools reads
+/// it: every opcode known, every length within the record, every line ended, every pop on a
+/// stack that holds enough values above its mark, every memo read of a key written before, one
+/// STOP at the end. LibTorch's unpickler trusts all of these (1.13: a BINPERSID, REDUCE or BUILD
+/// on an empty stack crashed it; a string length of 2 GB in a 4 KB file allocated 2 GB before
+/// reading). Values' types are not checked here: LibTorch checks those (c10::Error). Throws
+/// std::runtime_error, which guarded() turns into an IOError naming the file.
+void check_pickle(const std::string& record, const char* bytes, size_t size) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes);
+  size_t at = 0;
+  std::vector<size_t> frames{0};  // values on the stack above each mark (frames.back(): current)
+  std::unordered_set<uint64_t> memo;
+  auto fail = [&](size_t where, const std::string& why) {
+    throw std::runtime_error("record '" + record + "' is not a valid pickle: " + why + " (byte " +
+                             std::to_string(where) + ")");
+  };
+  auto need = [&](size_t op_at, size_t n) {
+    if (frames.back() < n)
+      fail(op_at, "an operation needs " + std::to_string(n) + " value(s) on the stack, it holds " +
+                      std::to_string(frames.back()));
+  };
+  auto uint_le = [&](size_t op_at, int n) {
+    if (size - at < size_t(n)) fail(op_at, "an argument runs past the end");
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= uint64_t(b[at + size_t(i)]) << (8 * i);
+    at += size_t(n);
+    return v;
+  };
+  auto skip = [&](size_t op_at, uint64_t n) {
+    if (n > size - at) fail(op_at, "a length of " + std::to_string(n) + " bytes runs past the end");
+    at += size_t(n);
+  };
+  auto line = [&](size_t op_at) {
+    const void* nl = std::memchr(b + at, '\n', size - at);
+    if (!nl) fail(op_at, "a line is not ended");
+    std::string text(bytes + at, static_cast<const char*>(nl));
+    at = size_t(static_cast<const char*>(nl) - bytes) + 1;
+    return text;
+  };
+  auto pop_mark = [&](size_t op_at) {
+    if (frames.size() < 2) fail(op_at, "an operation needs a mark, there is none");
+    size_t n = frames.back();
+    frames.pop_back();
+    return n;
+  };
+  auto push = [&] { ++frames.back(); };
+  auto pop = [&](size_t n) { frames.back() -= n; };
+  while (at < size) {
+    size_t op_at = at;
+    unsigned char op = b[at++];
+    switch (op) {
+      case '(': frames.push_back(0); break;                                   // MARK
+      case '.':                                                               // STOP
+        need(op_at, 1);
+        if (at != size) fail(op_at, "bytes follow the end (STOP)");
+        return;
+      case '0': need(op_at, 1); pop(1); break;                                // POP
+      case '1': pop_mark(op_at); break;                                       // POP_MARK
+      case '2': need(op_at, 1); push(); break;                                // DUP
+      case 'F': case 'I': case 'L': case 'S': case 'V': case 'P':             // text arguments
+        line(op_at); push(); break;
+      case 'J': uint_le(op_at, 4); push(); break;                             // BININT
+      case 'K': uint_le(op_at, 1); push(); break;                             // BININT1
+      case 'M': uint_le(op_at, 2); push(); break;                             // BININT2
+      case 'G': uint_le(op_at, 8); push(); break;                             // BINFLOAT
+      case 'N': case 0x88: case 0x89:                                         // NONE, NEWTRUE/FALSE
+      case '}': case ']': case ')': case 0x8f:                                // EMPTY_*
+        push(); break;
+      case 'Q': need(op_at, 1); break;                                        // BINPERSID
+      case 'R': case 'b': case 0x81: case 'a': case 0x93:                     // REDUCE, BUILD, NEWOBJ,
+        need(op_at, 2); pop(1); break;                                        // APPEND, STACK_GLOBAL
+      case 0x92: need(op_at, 3); pop(2); break;                               // NEWOBJ_EX
+      case 's': need(op_at, 3); pop(2); break;                                // SETITEM
+      case 'T': case 'X': case 'B': skip(op_at, uint_le(op_at, 4)); push(); break;  // 4-byte length
+      case 'U': case 'C': case 0x8c: skip(op_at, uint_le(op_at, 1)); push(); break; // 1-byte length
+      case 0x8d: case 0x8e: skip(op_at, uint_le(op_at, 8)); push(); break;    // 8-byte length
+      case 0x8a: skip(op_at, uint_le(op_at, 1)); push(); break;               // LONG1
+      case 0x8b: skip(op_at, uint_le(op_at, 4)); push(); break;               // LONG4
+      case 'c': line(op_at); line(op_at); push(); break;                      // GLOBAL
+      case 'l': case 't': case 0x91: pop_mark(op_at); push(); break;          // LIST, TUPLE, FROZENSET
+      case 'd': case 'o': case 'i': {                                         // DICT, OBJ, INST
+        if (op == 'i') line(op_at), line(op_at);
+        size_t n = pop_mark(op_at);
+        if (op == 'd' && n % 2) fail(op_at, "a dictionary of an odd number of values");
+        if (op == 'o' && n == 0) fail(op_at, "an object without a class");
+        push();
+        break;
+      }
+      case 'e': case 'u': case 0x90: {                                        // APPENDS, SETITEMS, ADDITEMS
+        size_t n = pop_mark(op_at);
+        if (op == 'u' && n % 2) fail(op_at, "SETITEMS of an odd number of values");
+        need(op_at, 1);
+        break;
+      }
+      case 'g': {                                                             // GET
+        std::string key = line(op_at);
+        char* end = nullptr;
+        uint64_t k = std::strtoull(key.c_str(), &end, 10);
+        if (key.empty() || *end || !memo.count(k)) fail(op_at, "a memo read of a key never written");
+        push();
+        break;
+      }
+      case 'h': case 'j':                                                     // BINGET, LONG_BINGET
+        if (!memo.count(uint_le(op_at, op == 'h' ? 1 : 4))) fail(op_at, "a memo read of a key never written");
+        push();
+        break;
+      case 'p': {                                                             // PUT
+        std::string key = line(op_at);
+        need(op_at, 1);
+        memo.insert(std::strtoull(key.c_str(), nullptr, 10));
+        break;
+      }
+      case 'q': case 'r': {                                                   // BINPUT, LONG_BINPUT
+        uint64_t k = uint_le(op_at, op == 'q' ? 1 : 4);
+        need(op_at, 1);
+        memo.insert(k);
+        break;
+      }
+      case 0x94: need(op_at, 1); memo.insert(memo.size()); break;             // MEMOIZE
+      case 0x85: need(op_at, 1); break;                                       // TUPLE1
+      case 0x86: need(op_at, 2); pop(1); break;                               // TUPLE2
+      case 0x87: need(op_at, 3); pop(2); break;                               // TUPLE3
+      case 0x80: uint_le(op_at, 1); break;                                    // PROTO
+      case 0x95: uint_le(op_at, 8); break;                                    // FRAME
+      case 0x82: uint_le(op_at, 1); push(); break;                            // EXT1
+      case 0x83: uint_le(op_at, 2); push(); break;                            // EXT2
+      case 0x84: uint_le(op_at, 4); push(); break;                            // EXT4
+      default: {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", unsigned(op));
+        fail(op_at, std::string("unknown opcode ") + hex);
+      }
+    }
+  }
+  fail(size, "it ends without STOP");
+}
+
 /// The archive at `path` copied without its records of debug information (*.debug_pkl: source
 /// ranges of the code, which LibTorch unpickles lazily, when printing a message or saving the
 /// module, and trusts: a damaged one corrupts the heap). They are optional for LibTorch; nyto
@@ -270,6 +410,7 @@ std::istringstream without_debug_records(const std::string& path) {
   for (const std::string& name : reader.getAllRecords()) {
     if (name == "version" || c10::string_view(name).ends_with(".debug_pkl")) continue;
     auto [data, size] = reader.getRecord(name);
+    if (c10::string_view(name).ends_with(".pkl")) check_pickle(name, static_cast<const char*>(data.get()), size);
     writer.writeRecord(name, data.get(), size);
   }
   writer.writeEndOfFile();

@@ -290,3 +290,37 @@ TEST_CASE("damaged code or debug records: IOError, never an internal error or a 
   nyto::save_particle(p, s / "out.pt");
   CHECK(nyto::load_particle(s / "out.pt").params().size() == 3);
 }
+
+TEST_CASE("a damaged pickle (stack underflow, a length past the end): IOError, never a crash") {
+  Scratch s;
+  torch::jit::Module m = script_net(1.0);
+  std::string ts = s / "net.pt";
+  // Byte 2 of constants.pkl ("\x80\x02" then ")" EMPTY_TUPLE): BINPERSID, REDUCE or BUILD on an
+  // empty stack crashed LibTorch 1.13's unpickler (a segmentation fault).
+  for (char op : {'Q', 'R', 'b'}) {
+    INFO("opcode " << op);
+    m.save(ts);
+    nyto::test::patch_archive(ts, "constants.pkl", std::string("\x80\x02)", 3), std::string("\x80\x02", 2) + op);
+    std::string msg = io_error([&] { nyto::load_particle(ts); });
+    CHECK(msg.find("record 'constants.pkl' is not a valid pickle: an operation needs") != std::string::npos);
+    CHECK(msg.find("(byte 2)") != std::string::npos);
+  }
+  // A string whose declared length (BINUNICODE, 4 bytes) is 2 GB in a small file: LibTorch
+  // allocated the 2 GB before reading.
+  m.save(ts);
+  caffe2::serialize::PyTorchStreamReader reader(ts);
+  auto [data, size] = reader.getRecord("data.pkl");
+  std::string pkl(static_cast<const char*>(data.get()), size);
+  auto x = pkl.find('X');
+  REQUIRE(x != std::string::npos);
+  nyto::test::patch_archive(ts, "data.pkl", pkl.substr(x, 5), std::string("X\xff\xff\xff\x7f", 5));
+  std::string msg = io_error([&] { nyto::load_particle(ts); });
+  CHECK(msg.find("is not a valid pickle: a length of 2147483647 bytes runs past the end") != std::string::npos);
+  // The particle and swarm checkpoints of nyto go through the same check.
+  m.save(ts);
+  auto p = nyto::load_particle(ts);
+  std::string ck = s / "ck.pt";
+  nyto::save_particle(p, ck);
+  nyto::test::patch_archive(ck, "data.pkl", std::string("\x80\x02", 2), std::string("\x80\x02Q", 3));
+  CHECK(io_error([&] { nyto::load_particle(ck); }).find("is not a valid pickle") != std::string::npos);
+}
