@@ -328,6 +328,7 @@ struct ReplSession::Impl {
   std::map<std::string, Value> vars;
   uint64_t seed = 0;
   uint64_t invocation = 0;  // statements run since the last :seed: the Philox invocation key
+  int64_t internal_errors = 0;
   AnyParticle scratch;      // lazily made 1-element float64 particle
 
   Impl(const ReplConfig& c, std::ostream& o, std::ostream& e) : config(c), out(o), err(e) {
@@ -886,9 +887,12 @@ bool ReplSession::handle(const std::string& input, int first_line) {
   } catch (const std::filesystem::filesystem_error& e) {
     s.report(e.what());
   } catch (const std::exception& e) {
+    ++s.internal_errors;
     s.report(std::string("internal error (this is a bug in nyto): ") + e.what());
   }
   return true;
 }
+
+int64_t ReplSession::internal_errors() const { return impl_->internal_errors; }
 
 }  // namespace nyto::cli

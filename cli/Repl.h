@@ -40,6 +40,9 @@ class ReplSession {
   /// when a parenthesis was open). `first_line` numbers its first line for diagnostics.
   /// Returns false after `:quit`.
   bool handle(const std::string& input, int first_line);
+  /// How many inputs so far failed with an exception nyto did not expect (reported as "internal
+  /// error (this is a bug in nyto)"); the fuzz target fails on any.
+  int64_t internal_errors() const;
   /// Completion candidates: session names, built-in functions, keywords.
   std::vector<std::string> names() const;
 
