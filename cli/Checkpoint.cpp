@@ -15,8 +15,7 @@
 namespace nyto::cli {
 
 void CheckpointDigest::bytes(const void* p, size_t n) {
-  const auto* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) h_ = (h_ ^ b[i]) * 1099511628211ull;
+  h_ = fnv1a(p, n, h_);
 }
 
 void CheckpointDigest::add(const std::string& key, const c10::IValue& v) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/Hash.h"
+
 namespace torch::serialize {
 class InputArchive;
 }
@@ -66,7 +68,7 @@ class CheckpointDigest {
 
  private:
   void bytes(const void* p, size_t n);
-  uint64_t h_ = 1469598103934665603ull;
+  uint64_t h_ = kFnvOffset;
 };
 
 }  // namespace nyto::cli

@@ -30,6 +30,7 @@
 #include "cli/Checkpoint.h"
 #include "cli/Commands.h"
 #include "cli/Data.h"
+#include "cli/Hash.h"
 #include "cli/Limits.h"
 #include "cli/Zoo.h"
 
@@ -60,12 +61,6 @@ std::vector<std::string> trainer_read_only(const std::string& mode) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 std::string fmt_time(double s) {
   int64_t t = int64_t(s);
