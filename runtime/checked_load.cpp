@@ -7,11 +7,14 @@
 #include <nyto/errors.h>
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/frontend/parser.h>
+#include <torch/csrc/jit/frontend/tree_views.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/serialize/input-archive.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -395,6 +398,83 @@ void check_pickle(const std::string& record, const char* bytes, size_t size) {
   fail(size, "it ends without STOP");
 }
 
+/// Checks a code record (`code/**.py`: the TorchScript source of the archive's classes) for what
+/// LibTorch 1.13's importer (import_source.cpp) reads without checking that it is there: it reads
+/// an absent part of a class-body statement through a null pointer (a segmentation fault, found by
+/// fuzz/fuzz_models). Parses the record as that importer does and refuses, in a class body:
+///   - `x = 3` (an attribute or constant without its type) in a Module, plain or NamedTuple class;
+///   - `__parameters__ : T` (and `__buffers__`, `__forward_hooks__`, `__forward_pre_hooks__`) or
+///     `__annotations__["x"] : T` without their value (`__annotations__ = ...` is skipped by LibTorch);
+///   - `A : int` without its value in an Enum;
+///   - a method without parameters in an Interface or ModuleInterface.
+/// A record it cannot parse is left alone: LibTorch parses it first and reports the error itself.
+/// Throws std::runtime_error, which guarded() turns into an IOError naming the file.
+void check_code_record(const std::string& record, const char* data, size_t size) {
+  using namespace torch::jit;
+  std::string text(data, size);
+  std::vector<ClassDef> classes;
+  try {
+    Parser p(std::make_shared<Source>(text, record, 1));
+    Lexer& L = p.lexer();
+    if (L.cur().kind == TK_IDENT && L.cur().text() == "op_version_set") {  // older archives
+      L.next();
+      L.expect('=');
+      L.expect(TK_NUMBER);
+      L.expect(TK_NEWLINE);
+    }
+    while (L.cur().kind != TK_EOF) {
+      while (L.nextIf(TK_IMPORT))
+        while (L.cur().kind != TK_EOF && !L.nextIf(TK_NEWLINE)) L.next();
+      if (L.cur().kind == TK_CLASS_DEF)
+        classes.emplace_back(p.parseClass());
+      else if (L.cur().kind == TK_DEF)
+        p.parseFunction(/*is_method=*/false);
+      else
+        return;
+    }
+  } catch (const std::exception&) {
+    return;
+  }
+  for (const ClassDef& c : classes) {
+    std::string super;
+    if (c.superclass().present()) {
+      if (c.superclass().get().kind() != TK_VAR) continue;  // LibTorch refuses it
+      super = Var(c.superclass().get()).name().name();
+    }
+    const bool is_interface = super == "Interface" || super == "ModuleInterface";
+    for (const Stmt& s : c.body()) {
+      auto bad = [&](const std::string& what) {
+        size_t line = 1 + size_t(std::count(text.begin(), text.begin() + std::min(s.range().start(), text.size()), '\n'));
+        throw std::runtime_error("code record '" + record + "' is damaged: line " + std::to_string(line) +
+                                 ", in class '" + c.name().name() + "': " + what);
+      };
+      if (s.kind() == TK_DEF) {
+        if (is_interface && Def(s).decl().params().size() == 0) bad("a method without parameters");
+        continue;
+      }
+      if (s.kind() != TK_ASSIGN) continue;
+      Assign a(s);
+      if (a.lhs_list().size() != 1) continue;  // LibTorch refuses it
+      Expr lhs = a.lhs();
+      std::string name = lhs.kind() == TK_VAR ? Var(lhs).name().name() : "";
+      const bool has_type = a.type().present(), has_value = a.rhs().present();
+      if (super == "Enum") {
+        if (!has_value) bad("the enum value '" + name + "' has no value");
+      } else if (super == "NamedTuple") {
+        if (!has_type) bad("the field '" + name + "' has no type");
+      } else if (!is_interface) {
+        if (name == "__annotations__") continue;  // the importer skips it
+        if (lhs.kind() == TK_SUBSCRIPT || name == "__parameters__" || name == "__buffers__" ||
+            name == "__forward_hooks__" || name == "__forward_pre_hooks__") {
+          if (!has_value) bad("an assignment without its value");
+        } else if (lhs.kind() == TK_VAR && !has_type) {
+          bad("the attribute '" + name + "' has no type");
+        }
+      }
+    }
+  }
+}
+
 /// The archive at `path` copied without its records of debug information (*.debug_pkl: source
 /// ranges of the code, which LibTorch unpickles lazily, when printing a message or saving the
 /// module, and trusts: a damaged one corrupts the heap). They are optional for LibTorch; nyto
@@ -411,6 +491,8 @@ std::istringstream without_debug_records(const std::string& path) {
     if (name == "version" || c10::string_view(name).ends_with(".debug_pkl")) continue;
     auto [data, size] = reader.getRecord(name);
     if (c10::string_view(name).ends_with(".pkl")) check_pickle(name, static_cast<const char*>(data.get()), size);
+    if (c10::string_view(name).starts_with("code/") && c10::string_view(name).ends_with(".py"))
+      check_code_record(name, static_cast<const char*>(data.get()), size);
     writer.writeRecord(name, data.get(), size);
   }
   writer.writeEndOfFile();

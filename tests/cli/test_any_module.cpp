@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "tests/archive_patch.h"
 #include "tests/runtime/models.h"
@@ -289,6 +290,35 @@ TEST_CASE("damaged code or debug records: IOError, never an internal error or a 
   auto p = nyto::load_particle(ts);
   nyto::save_particle(p, s / "out.pt");
   CHECK(nyto::load_particle(s / "out.pt").params().size() == 3);
+}
+
+TEST_CASE("a class body the importer would read past (no type, no value): IOError, never a crash") {
+  Scratch s;
+  std::string ts = s / "net.pt";
+  // LibTorch 1.13's importer read the absent type or value of such a statement through a null
+  // pointer (a segmentation fault, found by fuzz/fuzz_models).
+  struct Case {
+    std::string from, to, message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"fc : __torch__.Fc", "fc = __torch__.Fc", "in class 'Net': the attribute 'fc' has no type"},
+           {"offset : Tensor", "offset = 1", "in class 'Net': the attribute 'offset' has no type"},
+           {"class Fc(Module):", "class Fc(NamedTuple):\n  q = 1", "in class 'Fc': the field 'q' has no type"},
+           {"__buffers__ = [\"offset\", ]", "__buffers__ : List[str]", "in class 'Net': an assignment without its value"},
+       }) {
+    CAPTURE(c.to);
+    script_net(1.0).save(ts);
+    nyto::test::patch_archive(ts, "code/__torch__.py", c.from, c.to);
+    std::string msg = io_error([&] { nyto::load_particle(ts); });
+    CHECK(msg.find("'" + ts + "' is neither a nyto checkpoint nor a TorchScript archive") != std::string::npos);
+    CHECK(msg.find("code record 'code/__torch__.py' is damaged: line ") != std::string::npos);
+    CHECK(msg.find(c.message) != std::string::npos);
+    CHECK_THROWS_AS(nyto::load_models(ts), nyto::IOError);
+  }
+  // The same statements where they are valid load as before: a typed attribute and a constant.
+  script_net(1.0).save(ts);
+  nyto::test::patch_archive(ts, "code/__torch__.py", "offset : Tensor", "offset : Tensor\n  k : Final[int] = 3");
+  CHECK(nyto::load_particle(ts).params().size() == 3);
 }
 
 TEST_CASE("a damaged pickle (stack underflow, a length past the end): IOError, never a crash") {
