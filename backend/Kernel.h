@@ -25,6 +25,17 @@ enum class BindKind : uint8_t {
   Swarm,         // one row per member: in[i][m * in_stride[i] + e]
 };
 
+/// The IR type of an input bound this way (ir::specialize_inputs): the axes the binding varies along.
+constexpr ir::Type bind_type(BindKind k) {
+  switch (k) {
+    case BindKind::Scalar: return ir::Type::Scalar;
+    case BindKind::MemberScalar: return ir::Type::MemberScalar;
+    case BindKind::Particle: return ir::Type::Elem;
+    case BindKind::Swarm: break;
+  }
+  return ir::Type::Swarm;
+}
+
 struct KernelSpec {
   DType dtype = DType::F32;
   std::vector<BindKind> kinds;  // one per Graph::inputs

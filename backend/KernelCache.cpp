@@ -27,7 +27,7 @@ std::string structural_key(const ir::Graph& g) {
   put(s, uint64_t(g.nodes.size()));
   for (const ir::Node& n : g.nodes) {
     put(s, uint8_t(n.op));
-    put(s, uint8_t(n.type));
+    put(s, n.type.bits());
     for (ir::NodeId a : n.args) put(s, a);
     uint64_t bits;
     std::memcpy(&bits, &n.value, sizeof bits);

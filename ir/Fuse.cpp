@@ -22,7 +22,7 @@ FusedKernel fuse(const Graph& g) {
   for (const Node& n : g.nodes)
     if (n.op == Op::Input) {
       duplicate |= seen[n.index]++ > 0;
-      if (n.type == Type::Elem) types[n.index] = Type::Elem;
+      if (n.type.element) types[n.index] = Type::Elem;
     }
   const Graph src = duplicate ? cse(specialize_inputs(g, types)) : g;
 

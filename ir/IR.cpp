@@ -39,7 +39,7 @@ uint64_t mix(uint64_t h, uint64_t v) {
 uint64_t hash_node(const Node& n) {
   uint64_t bits;
   std::memcpy(&bits, &n.value, sizeof bits);
-  uint64_t h = mix(uint64_t(n.op), uint64_t(n.type));
+  uint64_t h = mix(uint64_t(n.op), uint64_t(n.type.bits()));
   for (NodeId a : n.args) h = mix(h, uint64_t(uint32_t(a)));
   h = mix(h, bits);
   h = mix(h, uint64_t(uint32_t(n.index)));
@@ -55,12 +55,7 @@ bool same_node(const Node& a, const Node& b) {
          a.args[2] == b.args[2] && std::memcmp(&a.value, &b.value, sizeof a.value) == 0 &&
          a.index == b.index;
 }
-Type join(Type a, Type b) { return (a == Type::Elem || b == Type::Elem) ? Type::Elem : Type::Scalar; }
 bool is_random_op(Op op) { return op == Op::Rand || op == Op::Randn; }
-bool is_compare(Op op) {
-  return op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge || op == Op::Eq ||
-         op == Op::Ne;
-}
 }  // namespace
 
 Builder::Builder(Graph& g) : g_(g) {
@@ -140,29 +135,33 @@ NodeId Builder::param(int32_t index) {
   return add(n);
 }
 NodeId Builder::rand(bool normal) {
-  Node n{normal ? Op::Randn : Op::Rand, Type::Elem};
+  Node n{normal ? Op::Randn : Op::Rand, Type::Swarm};
   n.index = g_.rand_sites++;
   return add(n);
 }
 NodeId Builder::unary(Op op, NodeId a) {
-  Node n{op, g_.nodes.at(a).type};
+  Node n{op};
   n.args[0] = a;
-  return add(n);
+  return add(typed(n));
 }
 NodeId Builder::binary(Op op, NodeId a, NodeId b) {
-  Type t = join(g_.nodes.at(a).type, g_.nodes.at(b).type);
-  Node n{op, is_compare(op) ? Type::Mask : t};
+  Node n{op};
   n.args[0] = a;
   n.args[1] = b;
-  return add(n);
+  return add(typed(n));
 }
 NodeId Builder::select(NodeId m, NodeId a, NodeId b) {
-  // A Mask does not record whether it varies per element, so a select is conservatively Elem.
-  Node n{Op::Select, Type::Elem};
+  Node n{Op::Select};
   n.args[0] = m;
   n.args[1] = a;
   n.args[2] = b;
-  return add(n);
+  return add(typed(n));
+}
+Node Builder::typed(Node n) const {
+  Type args[3];
+  for (int a = 0; a < op_arity(n.op); ++a) args[a] = g_.nodes.at(n.args[a]).type;
+  n.type = infer_type(n.op, n.type, args);
+  return n;
 }
 
 bool same_graph(const Graph& a, const Graph& b) {
@@ -196,8 +195,13 @@ std::string print_number(double v) {
   return std::string(buf, r.ptr);
 }
 
+std::string type_name(Type t) {
+  std::string s = t.member ? "member " : "";
+  if (!t.mask) return s + (t.element ? "elem" : "scalar");
+  return s + (t.element ? "mask" : "scalar mask");
+}
+
 std::string print_node(const Graph& g, NodeId i) {
-  static const char* type_names[] = {"scalar", "elem", "mask"};
   std::ostringstream os;
   const Node& n = g.nodes.at(i);
   std::string name = op_name(n.op);
@@ -212,7 +216,7 @@ std::string print_node(const Graph& g, NodeId i) {
     default:
       for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
   }
-  os << " : " << type_names[int(n.type)];
+  os << " : " << type_name(n.type);
   return os.str();
 }
 

@@ -6,9 +6,9 @@
 //
 // Model: a rule is a pure elementwise function. For every member m of the bound swarm (or the one
 // particle) and every element e of the operational part of the flat storage, each node has one
-// value. Scalar-typed nodes are the same for every element (they may still differ per member when
-// an input is bound to a per-member scalar vector). The graph has no control flow: statements are
-// already in SSA form (each assignment is a new node; later statements refer to it).
+// value; its Type says along which of the two axes (member, element) that value varies. The graph
+// has no control flow: statements are already in SSA form (each assignment is a new node; later
+// statements refer to it).
 #pragma once
 
 #include <cstdint>
@@ -18,13 +18,14 @@
 namespace nyto::ir {
 
 // X-macro of every node kind: X(Name, arity). Arity -1 = variable (none here yet).
-// Numerics: Scalar-typed nodes (constants, params, scalar inputs and arithmetic on them only) are
-// computed in double, once per member; an Elem node computes in the kernel's dtype, converting a
-// Scalar operand to that dtype (round to nearest) where it meets an Elem one. Constant folding in
-// double is therefore exact with respect to every backend. No FMA contraction, no reassociation.
+// Numerics: nodes without the element axis (constants, params, scalar and per-member inputs and
+// arithmetic, comparisons and selects on them only) are computed in double, once per member; a
+// node with the element axis computes in the kernel's dtype, converting an operand without it to
+// that dtype (round to nearest) where the two meet. Constant folding in double is therefore exact
+// with respect to every backend. No FMA contraction, no reassociation.
 // Semantics are those of C++ on the dtype (IEEE float32/float64, round to nearest):
 //   Min/Max propagate NaN (like torch.minimum/maximum); Sign(x) is -1, 0 or 1 (NaN stays NaN);
-//   Pow follows std::pow; Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a Mask;
+//   Pow follows std::pow; Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a mask;
 //   Select(m, a, b) = m ? a : b.  Clamp and lerp are lowered by the frontend:
 //   clamp(x, lo, hi) = Min(Max(x, lo), hi); lerp(a, b, t) = a + t * (b - a).
 #define NYTO_IR_OPS(X)                                                                           \
@@ -53,9 +54,39 @@ constexpr int kNumOps = 0 NYTO_IR_OPS(NYTO_IR_COUNT);
 const char* op_name(Op op);  // "add", "rand", ... (lower case, used by the text form)
 int op_arity(Op op);
 
-// Scalar: one value per member (uniform across elements). Elem: one value per element
-// (a particle value). Mask: a boolean per element (or per member when both sides are scalar).
-enum class Type : uint8_t { Scalar, Elem, Mask };
+// A node's type: what its value is (a number or a mask) and along which axes of the iteration
+// space (member m of the swarm, element e of the storage) it varies. A value without the element
+// axis is computed in double, one with it in the kernel's dtype (the numerics rule above); a mask
+// is a boolean, compared in the dtype when either operand has the element axis.
+//   Scalar        {}                  a constant, a param, a scalar input: the same everywhere
+//   MemberScalar  {member}            a per-member vector input: one double per member
+//   Elem          {element}           a particle value: the same for every member
+//   Swarm         {member, element}   a swarm value, a random draw
+// The frontend does not know how the host binds an input: it types an input by its uses (Elem or
+// Scalar); specialize_inputs() retypes a graph for a binding (bind_type in backend/Kernel.h),
+// which adds the member axis where a swarm or a per-member vector is bound.
+struct Type {
+  bool mask = false;     // a boolean (a comparison), else a number
+  bool member = false;   // varies per member
+  bool element = false;  // varies per element
+  static const Type Scalar, MemberScalar, Elem, Swarm;
+  /// The same axes, as a mask / as a number.
+  constexpr Type as_mask() const { return {true, member, element}; }
+  constexpr Type as_value() const { return {false, member, element}; }
+  /// The axes of both (a value of the kind of `this`).
+  constexpr Type join(Type o) const { return {mask, member || o.member, element || o.element}; }
+  constexpr uint8_t bits() const { return uint8_t(mask) | uint8_t(member) << 1 | uint8_t(element) << 2; }
+  friend constexpr bool operator==(Type a, Type b) { return a.bits() == b.bits(); }
+  friend constexpr bool operator!=(Type a, Type b) { return !(a == b); }
+};
+inline constexpr Type Type::Scalar{false, false, false};
+inline constexpr Type Type::MemberScalar{false, true, false};
+inline constexpr Type Type::Elem{false, false, true};
+inline constexpr Type Type::Swarm{false, true, true};
+
+/// "scalar", "member scalar", "elem", "member elem", or "mask" / "scalar mask" / "member mask" /
+/// "member scalar mask" for masks (the text form's type names).
+std::string type_name(Type t);
 
 using NodeId = int32_t;
 
@@ -96,6 +127,13 @@ struct Graph {
   int32_t rand_sites = 0;  // number of Rand/Randn call sites (their attr.index < rand_sites)
 };
 
+/// The type a node of kind `op` has given its arguments' types: the only source of types (the
+/// Builder, verify() and specialize_inputs() all use it). Const/Param Scalar; Input `input_type`;
+/// Rand/Randn Swarm (a draw differs per member and element); unary ops their argument's type;
+/// binary ops and Select a value with the axes of all arguments; comparisons a mask with the axes
+/// of both operands.
+Type infer_type(Op op, Type input_type, const Type* arg_types);
+
 // Hash-consing builder: identical (op, args, attr) nodes are one node, so CSE of what is built
 // through it is free. Constant folding and simplification are separate passes. Each add is O(1)
 // expected (a hash table of the nodes built so far), so building or rebuilding a graph is linear.
@@ -111,6 +149,7 @@ class Builder {
   NodeId select(NodeId m, NodeId a, NodeId b);
   NodeId add(const Node& n);  // general entry: validates arity/args, infers nothing
  private:
+  Node typed(Node n) const;  // n with the type infer_type gives it from its arguments
   NodeId find(const Node& n, uint64_t hash) const;  // the node equal to n, or -1
   void insert(NodeId id, uint64_t hash);
   Graph& g_;

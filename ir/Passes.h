@@ -20,13 +20,8 @@ namespace nyto::ir {
 /// Throws std::logic_error("nyto internal error ...") on the first violation.
 void verify(const Graph& g);
 
-/// The type a node of kind `op` has given its arguments' types (the Builder's rule):
-/// Const/Param Scalar, Rand/Randn Elem, Input as given, unary = its argument, arithmetic = Elem
-/// if any argument is Elem else Scalar, comparisons Mask, Select Elem.
-Type infer_type(Op op, Type input_type, const Type* arg_types);
-
-/// Retypes a graph for a binding: Input i gets `input_types[i]` (Scalar for a Scalar or
-/// MemberScalar binding, Elem for Particle or Swarm) and every node's type is re-inferred. An input
+/// Retypes a graph for a binding: Input i gets `input_types[i]` (bind_type of its BindKind,
+/// backend/Kernel.h) and every node's type is re-inferred (infer_type, IR.h). An input
 /// the frontend typed Scalar may be bound to a particle (IR.h); backends specialize on this
 /// retyped graph so the numerics rule (Scalar in double, Elem in dtype) follows the binding.
 /// Node ids are unchanged (nothing is merged), so `k.graph = specialize_inputs(k.graph, types)`

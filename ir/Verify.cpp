@@ -15,13 +15,13 @@ Type infer_type(Op op, Type input_type, const Type* args) {
     case Op::Param: return Type::Scalar;
     case Op::Input: return input_type;
     case Op::Rand:
-    case Op::Randn: return Type::Elem;
-    case Op::Select: return Type::Elem;  // as Builder::select: a Mask may vary per element
+    case Op::Randn: return Type::Swarm;  // keyed by (member, element): varies along both
+    case Op::Select: return args[0].as_value().join(args[1]).join(args[2]);
     default: break;
   }
-  if (is_compare_op(op)) return Type::Mask;
+  if (is_compare_op(op)) return args[0].as_mask().join(args[1]);
   if (op_arity(op) == 1) return args[0];
-  return (args[0] == Type::Elem || args[1] == Type::Elem) ? Type::Elem : Type::Scalar;
+  return args[0].join(args[1]);
 }
 
 namespace {
@@ -44,7 +44,7 @@ void verify(const Graph& g) {
                              at(i, n) + "argument not defined before use (order or range)");
         arg_types[a] = g.nodes[n.args[a]].type;
         bool want_mask = n.op == Op::Select && a == 0;
-        NYTO_INTERNAL_ASSERT((arg_types[a] == Type::Mask) == want_mask,
+        NYTO_INTERNAL_ASSERT(arg_types[a].mask == want_mask,
                              at(i, n) + (want_mask ? "select condition is not a mask"
                                                    : "a mask used as a value"));
       } else {
@@ -61,7 +61,7 @@ void verify(const Graph& g) {
       case Op::Input:
         NYTO_INTERNAL_ASSERT(n.index >= 0 && size_t(n.index) < g.inputs.size(),
                              at(i, n) + "input index out of range");
-        NYTO_INTERNAL_ASSERT(n.type != Type::Mask, at(i, n) + "an input cannot be a mask");
+        NYTO_INTERNAL_ASSERT(!n.type.mask, at(i, n) + "an input cannot be a mask");
         break;
       case Op::Param:
         NYTO_INTERNAL_ASSERT(n.index >= 0 && size_t(n.index) < g.params.size(),
@@ -84,7 +84,7 @@ void verify(const Graph& g) {
   for (const Output& o : g.outputs) {
     NYTO_INTERNAL_ASSERT(o.node >= 0 && size_t(o.node) < g.nodes.size(),
                          "output " + o.name + ": node out of range");
-    NYTO_INTERNAL_ASSERT(g.nodes[o.node].type != Type::Mask, "output " + o.name + " is a mask");
+    NYTO_INTERNAL_ASSERT(!g.nodes[o.node].type.mask, "output " + o.name + " is a mask");
     NYTO_INTERNAL_ASSERT(o.target >= -1 && o.target < int32_t(g.inputs.size()),
                          "output " + o.name + ": target out of range");
     NYTO_INTERNAL_ASSERT(o.target == -1 || targets.insert(o.target).second,
@@ -105,7 +105,7 @@ Graph specialize_inputs(const Graph& g, const std::vector<Type>& input_types) {
     Type in = n.type;
     if (n.op == Op::Input) {
       in = input_types.at(n.index);
-      NYTO_INTERNAL_ASSERT(in != Type::Mask, "specialize_inputs: an input cannot be a mask");
+      NYTO_INTERNAL_ASSERT(!in.mask, "specialize_inputs: an input cannot be a mask");
     }
     n.type = infer_type(n.op, in, args);
   }

@@ -187,7 +187,7 @@ void run(const ir::Graph& graph, const Call& call) {
     ir::internal_error("aten backend: call does not match the graph");
   std::vector<ir::Type> types;
   for (BindKind k : call.kinds)
-    types.push_back(k == BindKind::Particle || k == BindKind::Swarm ? ir::Type::Elem : ir::Type::Scalar);
+    types.push_back(bind_type(k));
   ir::Graph g = ir::specialize_inputs(graph, types);
   at::NoGradGuard no_grad;
   Evaluator ev(g, call, call.out[0].options());

@@ -61,10 +61,10 @@ class InterpKernel final : public Kernel {
   void run_typed(const KernelArgs& a) const {
     const size_t n = g_.nodes.size();
     // One slot per node; a node uses the slot of its type (IR.h numerics rule).
-    std::vector<double> s(n);  // Scalar nodes, in double
-    std::vector<T> e(n);       // Elem nodes, in the dtype
+    std::vector<double> s(n);  // values without the element axis, in double
+    std::vector<T> e(n);       // values with the element axis, in the dtype
     std::vector<char> m(n);    // Mask nodes
-    auto as_t = [&](NodeId id) { return g_.nodes[id].type == Type::Scalar ? T(s[id]) : e[id]; };
+    auto as_t = [&](NodeId id) { return g_.nodes[id].type.element ? e[id] : T(s[id]); };
     const rng::Key key{a.seed, a.invocation, a.group};
 
     for (int64_t member = 0; member < a.members; ++member)
@@ -99,20 +99,25 @@ class InterpKernel final : public Kernel {
                   e[i] = rng::draw_f64(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
                 break;
               }
-              case Op::Select: e[i] = m[x] ? as_t(nd.args[1]) : as_t(nd.args[2]); break;
+              case Op::Select:
+                if (nd.type.element)
+                  e[i] = m[x] ? as_t(nd.args[1]) : as_t(nd.args[2]);
+                else
+                  s[i] = m[x] ? s[nd.args[1]] : s[nd.args[2]];
+                break;
               default:
                 if (ir::is_compare_op(nd.op)) {
-                  // Compared in double only when both sides are Scalar, else in the dtype.
-                  bool scalar = g_.nodes[x].type == Type::Scalar && g_.nodes[y].type == Type::Scalar;
+                  // Compared in double when neither side has the element axis, else in the dtype.
+                  bool scalar = !nd.type.element;
                   m[i] = scalar ? ir::eval_compare<double>(nd.op, s[x], s[y])
                                 : ir::eval_compare<T>(nd.op, as_t(x), as_t(y));
                 } else if (ir::op_arity(nd.op) == 1) {
-                  if (nd.type == Type::Scalar)
+                  if (!nd.type.element)
                     s[i] = ir::eval_unary<double>(nd.op, s[x]);
                   else
                     e[i] = ir::eval_unary<T>(nd.op, e[x]);
                 } else {
-                  if (nd.type == Type::Scalar)
+                  if (!nd.type.element)
                     s[i] = ir::eval_binary<double>(nd.op, s[x], s[y]);
                   else
                     e[i] = ir::eval_binary<T>(nd.op, as_t(x), as_t(y));
@@ -136,7 +141,7 @@ std::unique_ptr<nyto::Kernel> compile(const ir::Graph& g, const KernelSpec& spec
                        "interp::compile: KernelSpec::kinds needs one BindKind per input");
   std::vector<Type> types;
   for (BindKind k : spec.kinds)
-    types.push_back(k == BindKind::Scalar || k == BindKind::MemberScalar ? Type::Scalar : Type::Elem);
+    types.push_back(bind_type(k));
   ir::Graph typed = ir::specialize_inputs(g, types);
   ir::verify(typed);
   return std::make_unique<InterpKernel>(std::move(typed), spec);

@@ -46,7 +46,7 @@ using ir::NodeId;
 ir::Graph specialize(const ir::Graph& g, const KernelSpec& spec) {
   std::vector<ir::Type> types;
   for (BindKind k : spec.kinds)
-    types.push_back(k == BindKind::Scalar || k == BindKind::MemberScalar ? ir::Type::Scalar : ir::Type::Elem);
+    types.push_back(bind_type(k));
   ir::Graph typed = ir::specialize_inputs(g, types);
   ir::verify(typed);
   return typed;
@@ -76,50 +76,6 @@ void check_graph(const ir::Graph& g, const KernelSpec& spec) {
 
 namespace {
 
-bool is_compare(Op op) {
-  return op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge || op == Op::Eq ||
-         op == Op::Ne;
-}
-
-// Which nodes vary per element, and which compute in the kernel dtype (the rest: double).
-struct Domains {
-  std::vector<bool> varying;  // differs per element (needs the loop)
-  std::vector<bool> in_dtype; // arithmetic in the dtype; for a Mask: its operands compared in dtype
-};
-
-// `g` is already retyped for the binding (ir::specialize_inputs), exactly as the interpreter
-// does: a node computes in the dtype iff it is typed Elem; a comparison compares in double only
-// when both operands are Scalar. Varying = depends on a Particle/Swarm input or a random draw.
-Domains analyze(const ir::Graph& g, const KernelSpec& spec) {
-  size_t n = g.nodes.size();
-  Domains d{std::vector<bool>(n), std::vector<bool>(n)};
-  for (size_t i = 0; i < n; ++i) {
-    const ir::Node& nd = g.nodes[i];
-    bool var = false;
-    switch (nd.op) {
-      case Op::Const:
-      case Op::Param: break;
-      case Op::Input: {
-        BindKind k = spec.kinds[nd.index];
-        var = k == BindKind::Particle || k == BindKind::Swarm;
-        break;
-      }
-      case Op::Rand:
-      case Op::Randn: var = true; break;
-      default:
-        for (int a = 0; a < ir::op_arity(nd.op); ++a) var = var || d.varying[nd.args[a]];
-    }
-    bool dt = nd.type == ir::Type::Elem;
-    if (is_compare(nd.op))
-      dt = g.nodes[nd.args[0]].type == ir::Type::Elem || g.nodes[nd.args[1]].type == ir::Type::Elem;
-    if (var && !dt && nd.type != ir::Type::Mask)
-      internal_error("IR node varies per element but is typed Scalar after specialize_inputs");
-    d.varying[i] = var;
-    d.in_dtype[i] = dt;
-  }
-  return d;
-}
-
 using ir::NodeId;
 
 // Up to this many Philox calls per element, their ten rounds are inlined in the loop body (LICM
@@ -132,7 +88,7 @@ class Codegen {
  public:
   Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked)
       : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(masked && width > 1),
-        dom_(analyze(g, spec)), b_(ctx) {
+        b_(ctx) {
     f64_ = llvm::Type::getDoubleTy(ctx);
     elem_ = spec.dtype == DType::F32 ? llvm::Type::getFloatTy(ctx) : f64_;
     i32_ = llvm::Type::getInt32Ty(ctx);
@@ -253,6 +209,11 @@ class Codegen {
   }
   llvm::Constant* ci32(uint32_t v, int w) { return llvm::ConstantInt::get(vec(i32_, w), v); }
   llvm::Constant* ci64(uint64_t v, int w) { return llvm::ConstantInt::get(vec(i64_, w), v); }
+  // The IR's numerics rule (ir/IR.h), from the type of the graph specialized for the binding: a
+  // node with the element axis varies per element (it is computed in the loop) and computes in the
+  // dtype; every other node is computed once, before the loop, in double. A comparison's type has
+  // the element axis exactly when one of its operands does, so it compares in the dtype then.
+  bool elem(NodeId id) const { return g_.nodes[id].type.element; }
   int elem_bytes() const { return spec_.dtype == DType::F32 ? 4 : 8; }
 
   llvm::Value* load_field(llvm::Value* args, int field, llvm::Type* ty, const char* name) {
@@ -303,7 +264,7 @@ class Codegen {
     }
     for (size_t i = 0; i < n; ++i) {
       const ir::Node& nd = g_.nodes[i];
-      if (dom_.varying[i]) continue;
+      if (elem(NodeId(i))) continue;
       llvm::Value* v = nullptr;
       if (nd.op == Op::Input) {
         BindKind k = spec_.kinds[nd.index];
@@ -314,10 +275,10 @@ class Codegen {
           llvm::Value* base = load_at(ptr_, in, nd.index, nm + ".base");
           v = b_.CreateLoad(f64_, b_.CreateGEP(f64_, base, member_), nm);
         }
-        if (dom_.in_dtype[i]) v = to_elem(v);
+        if (elem(NodeId(i))) v = to_elem(v);
       } else if (nd.op == Op::Param) {
         v = load_at(f64_, params, nd.index, "p" + std::to_string(nd.index));
-        if (dom_.in_dtype[i]) v = to_elem(v);
+        if (elem(NodeId(i))) v = to_elem(v);
       } else {
         v = emit_op(NodeId(i), 1, [&](NodeId a, bool want_dtype) {
           return want_dtype ? uniform_dtype(a) : uni_[a];
@@ -334,7 +295,7 @@ class Codegen {
     }
     // Dtype copies of uniform values used by per-element code, made here so they are computed once.
     for (size_t i = 0; i < n; ++i)
-      if (!dom_.varying[i] && g_.nodes[i].type != ir::Type::Mask && !is_compare(g_.nodes[i].op))
+      if (!elem(NodeId(i)) && !g_.nodes[i].type.mask)
         uniform_dtype(NodeId(i));
   }
 
@@ -345,7 +306,7 @@ class Codegen {
   llvm::Value* uniform_dtype(NodeId id) {
     if (!uni_dt_[id]) {
       llvm::Value* v = uni_[id];
-      if (v->getType() == f64_ && !dom_.in_dtype[id]) {
+      if (v->getType() == f64_ && !elem(id)) {
         auto ip = b_.saveIP();
         llvm::Instruction* def = llvm::dyn_cast<llvm::Instruction>(v);
         if (def) b_.SetInsertPoint(def->getParent(), std::next(def->getIterator()));
@@ -362,8 +323,8 @@ class Codegen {
     std::vector<llvm::Value*> val(g_.nodes.size(), nullptr);
     // Each uniform operand is splatted from its entry-block value (LICM-free by construction).
     auto arg = [&](NodeId a, bool want_dtype) -> llvm::Value* {
-      if (dom_.varying[a]) return val[a];
-      llvm::Value* u = want_dtype && g_.nodes[a].type != ir::Type::Mask && !is_compare(g_.nodes[a].op)
+      if (elem(a)) return val[a];
+      llvm::Value* u = want_dtype && !g_.nodes[a].type.mask
                            ? uniform_dtype(a)
                            : uni_[a];
       return splat(u, w);
@@ -372,7 +333,7 @@ class Codegen {
     calls_.clear();
     drawn_.clear();
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
-      if (!dom_.varying[i]) continue;
+      if (!elem(NodeId(i))) continue;
       const ir::Node& nd = g_.nodes[i];
       if (nd.op == Op::Input) {
         auto* p = b_.CreateGEP(elem_, row_[nd.index], index);
@@ -389,7 +350,7 @@ class Codegen {
     for (size_t o = 0; o < g_.outputs.size(); ++o) {
       NodeId id = g_.outputs[o].node;
       llvm::Value* v;
-      if (g_.nodes[id].type == ir::Type::Mask || is_compare(g_.nodes[id].op)) {
+      if (g_.nodes[id].type.mask) {
         v = b_.CreateSelect(arg(id, true), cfp(elem_, 1.0, w), cfp(elem_, 0.0, w));
       } else {
         v = arg(id, true);
@@ -408,7 +369,7 @@ class Codegen {
   template <class Get>
   llvm::Value* emit_op(NodeId id, int w, Get get) {
     const ir::Node& nd = g_.nodes[id];
-    bool dt = dom_.in_dtype[id];
+    bool dt = elem(id);
     llvm::Type* fty = dt ? elem_ : f64_;
     auto A = [&](int k) { return get(nd.args[k], dt); };
     switch (nd.op) {
@@ -749,7 +710,6 @@ class Codegen {
   const KernelSpec& spec_;
   int width_;
   bool masked_;
-  Domains dom_;
   llvm::IRBuilder<> b_;
   llvm::Module* mod_ = nullptr;
   llvm::Function* fn_ = nullptr;

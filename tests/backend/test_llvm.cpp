@@ -203,7 +203,7 @@ void check_op(JitEngine& engine, ir::Op op, std::function<T(T, T)> expect, bool 
     y = b.binary(op, a, c);
   else
     y = b.select(b.binary(ir::Op::Lt, a, c), a, c);
-  if (g.nodes[y].type == ir::Type::Mask)  // masks are not outputs: store it as 1 / 0
+  if (g.nodes[y].type.mask)  // masks are not outputs: store it as 1 / 0
     y = b.select(y, b.constant(1), b.constant(0));
   g.outputs = {{"y", y, -1}};
   KernelSpec spec{sizeof(T) == 4 ? DType::F32 : DType::F64, {BindKind::Particle, BindKind::Particle}};

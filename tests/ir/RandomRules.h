@@ -57,7 +57,7 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
   };
   auto add_value = [&](NodeId id) {
     note(id);
-    if (g.nodes[id].type == Type::Mask)
+    if (g.nodes[id].type.mask)
       masks.push_back(id);
     else if (std::find(values.begin(), values.end(), id) == values.end())
       values.push_back(id);

@@ -78,7 +78,7 @@ void check_binary(const std::vector<BinaryCase>& cases) {
     g.inputs = {{"x"}, {"y"}};
     ir::Builder b(g);
     ir::NodeId r = b.binary(c.op, b.input(0, Type::Elem), b.input(1, Type::Elem));
-    if (g.nodes[r].type == Type::Mask) r = b.select(r, b.constant(1), b.constant(0));
+    if (g.nodes[r].type.mask) r = b.select(r, b.constant(1), b.constant(0));
     g.outputs = {{"z", r}};
     T got = run_particles<T>(g, {{T(c.x)}, {T(c.y)}})[0];
     INFO(ir::op_name(c.op), "(", c.x, ", ", c.y, ") = ", got, ", want ", c.want, " on ",

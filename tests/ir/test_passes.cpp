@@ -59,17 +59,17 @@ kernel(v, x, pbest, gbest; params w = 0.729, c1 = 1.49445, c2 = 1.49445; rand si
         %5 = param c1 : scalar
         %6 = param c2 : scalar
         %7 = mul %4, %0 : elem
-        %8 = rand site 0 : elem
-        %9 = mul %5, %8 : elem
+        %8 = rand site 0 : member elem
+        %9 = mul %5, %8 : member elem
         %10 = sub %2, %1 : elem
-        %11 = mul %9, %10 : elem
-        %12 = rand site 1 : elem
-        %13 = mul %6, %12 : elem
+        %11 = mul %9, %10 : member elem
+        %12 = rand site 1 : member elem
+        %13 = mul %6, %12 : member elem
         %14 = sub %3, %1 : elem
-        %15 = mul %13, %14 : elem
-        %16 = add %7, %11 : elem
-        %17 = add %16, %15 : elem
-        %18 = add %1, %17 : elem
+        %15 = mul %13, %14 : member elem
+        %16 = add %7, %11 : member elem
+        %17 = add %16, %15 : member elem
+        %18 = add %1, %17 : member elem
   store v = %17 -> input v (in place)
   store x = %18 -> input x (in place)
 }
@@ -91,19 +91,19 @@ input 3 gbest
 %3 = param c1 : scalar
 %4 = param c2 : scalar
 %5 = mul %2, %0 : elem
-%6 = rand site 0 : elem
-%7 = mul %3, %6 : elem
+%6 = rand site 0 : member elem
+%7 = mul %3, %6 : member elem
 %8 = input pbest : elem
 %9 = sub %8, %1 : elem
-%10 = mul %7, %9 : elem
-%11 = rand site 1 : elem
-%12 = mul %4, %11 : elem
+%10 = mul %7, %9 : member elem
+%11 = rand site 1 : member elem
+%12 = mul %4, %11 : member elem
 %13 = input gbest : elem
 %14 = sub %13, %1 : elem
-%15 = mul %12, %14 : elem
-%16 = add %5, %10 : elem
-%17 = add %16, %15 : elem
-%18 = add %1, %17 : elem
+%15 = mul %12, %14 : member elem
+%16 = add %5, %10 : member elem
+%17 = add %16, %15 : member elem
+%18 = add %1, %17 : member elem
 out v = %17 -> input v
 out x = %18 -> input x
 )"));
@@ -140,15 +140,15 @@ input 0 x
 %3 = const 3 : scalar
 %4 = const 4 : scalar
 %5 = param w : scalar
-%6 = rand site 0 : elem
+%6 = rand site 0 : member elem
 %7 = const 7 : scalar
 %8 = mul %0, %7 : elem
 %9 = const nan : scalar
 %10 = const inf : scalar
 %11 = const -0 : scalar
-%12 = mul %6, %2 : elem
-%13 = lt %1, %2 : mask
-%14 = select %13, %3, %4 : elem
+%12 = mul %6, %2 : member elem
+%13 = lt %1, %2 : scalar mask
+%14 = select %13, %3, %4 : scalar
 %15 = mul %5, %2 : scalar
 %16 = const 0.30000000000000004 : scalar
 out y = %8
@@ -169,15 +169,15 @@ input 0 x
 %2 = const 2 : scalar
 %3 = const 3 : scalar
 %4 = const 4 : scalar
-%5 = rand site 0 : elem
+%5 = rand site 0 : member elem
 %6 = const 7 : scalar
 %7 = mul %0, %6 : elem
 %8 = const nan : scalar
 %9 = const inf : scalar
 %10 = const -0 : scalar
-%11 = mul %5, %2 : elem
-%12 = lt %1, %2 : mask
-%13 = select %12, %3, %4 : elem
+%11 = mul %5, %2 : member elem
+%12 = lt %1, %2 : scalar mask
+%13 = select %12, %3, %4 : scalar
 %14 = const 1.458 : scalar
 %15 = const 0.30000000000000004 : scalar
 out y = %7
@@ -197,15 +197,15 @@ input 0 x
 %2 = const 2 : scalar
 %3 = const 3 : scalar
 %4 = const 4 : scalar
-%5 = rand site 0 : elem
+%5 = rand site 0 : member elem
 %6 = const 7 : scalar
 %7 = mul %0, %6 : elem
 %8 = const nan : scalar
 %9 = const inf : scalar
 %10 = const -0 : scalar
-%11 = mul %5, %2 : elem
-%12 = lt %1, %2 : mask
-%13 = select %12, %3, %4 : elem
+%11 = mul %5, %2 : member elem
+%12 = lt %1, %2 : scalar mask
+%13 = select %12, %3, %4 : scalar
 %14 = const 0.30000000000000004 : scalar
 out y = %7
 out n = %8
@@ -312,21 +312,21 @@ TEST_CASE("cse: identical nodes merge, rand() sites never do") {
   NodeId x2 = node(Op::Input, Type::Elem);
   NodeId e1 = node(Op::Exp, Type::Elem, x1);
   NodeId e2 = node(Op::Exp, Type::Elem, x2);
-  NodeId r0 = node(Op::Rand, Type::Elem, -1, -1, 0);
-  NodeId r1 = node(Op::Rand, Type::Elem, -1, -1, 1);
-  NodeId s1 = node(Op::Add, Type::Elem, e1, r0);
-  NodeId s2 = node(Op::Add, Type::Elem, e2, r1);
-  g.outputs = {{"a", s1}, {"b", s2}, {"c", node(Op::Mul, Type::Elem, s1, s2)}};
+  NodeId r0 = node(Op::Rand, Type::Swarm, -1, -1, 0);
+  NodeId r1 = node(Op::Rand, Type::Swarm, -1, -1, 1);
+  NodeId s1 = node(Op::Add, Type::Swarm, e1, r0);
+  NodeId s2 = node(Op::Add, Type::Swarm, e2, r1);
+  g.outputs = {{"a", s1}, {"b", s2}, {"c", node(Op::Mul, Type::Swarm, s1, s2)}};
   verify(g);
   CHECK(print(cse(g)) == golden(R"(
 input 0 x
 %0 = input x : elem
 %1 = exp %0 : elem
-%2 = rand site 0 : elem
-%3 = rand site 1 : elem
-%4 = add %1, %2 : elem
-%5 = add %1, %3 : elem
-%6 = mul %4, %5 : elem
+%2 = rand site 0 : member elem
+%3 = rand site 1 : member elem
+%4 = add %1, %2 : member elem
+%5 = add %1, %3 : member elem
+%6 = mul %4, %5 : member elem
 out a = %4
 out b = %5
 out c = %6
@@ -347,8 +347,8 @@ TEST_CASE("dce: dead nodes go, rand site numbers stay") {
 input 0 x
 input 1 unused
 %0 = input x : elem
-%1 = rand site 1 : elem
-%2 = mul %0, %1 : elem
+%1 = rand site 1 : member elem
+%2 = mul %0, %1 : member elem
 out y = %2
 )"));
   CHECK(d.rand_sites == 2);  // not renumbered: the live draw keeps its stream
@@ -518,17 +518,17 @@ kernel(v, x, pbest, gbest; params w = 0.729, c1 = 1.49445, c2 = 1.49445; rand si
         %4 = const 0.729 : scalar
         %5 = const 1.49445 : scalar
         %6 = mul %4, %0 : elem
-        %7 = rand site 0 : elem
-        %8 = mul %5, %7 : elem
+        %7 = rand site 0 : member elem
+        %8 = mul %5, %7 : member elem
         %9 = sub %2, %1 : elem
-        %10 = mul %8, %9 : elem
-        %11 = rand site 1 : elem
-        %12 = mul %5, %11 : elem
+        %10 = mul %8, %9 : member elem
+        %11 = rand site 1 : member elem
+        %12 = mul %5, %11 : member elem
         %13 = sub %3, %1 : elem
-        %14 = mul %12, %13 : elem
-        %15 = add %6, %10 : elem
-        %16 = add %15, %14 : elem
-        %17 = add %1, %16 : elem
+        %14 = mul %12, %13 : member elem
+        %15 = add %6, %10 : member elem
+        %16 = add %15, %14 : member elem
+        %17 = add %1, %16 : member elem
   store v = %16 -> input v (in place)
   store x = %17 -> input x (in place)
 }
