@@ -5,7 +5,8 @@ Ring (lbest) topology: Kennedy: "Small worlds and mega-minds", CEC 1999; Kennedy
 "Population structure and particle swarm performance", CEC 2002. Inertia form (Shi & Eberhart
 1998) with the constriction constants of Clerc & Kennedy: "The particle swarm - explosion,
 stability, and convergence in a multidimensional complex space", IEEE TEC 6 (2002):
-w = chi = 0.729, c1 = c2 = chi * 2.05 = 1.49445 (as examples/rules/pso.nyto).
+w = chi = 0.729 (0.72984 for phi = 4.1, rounded as usual), c1 = c2 = chi * 2.05 = 1.49445, as
+examples/rules/pso.nyto.
 Tell and ask as evosax 0.3.1, evosax/algorithms/population_based/pso.py (class PSO) with the
 swarm's best replaced by the ring neighbourhood's:
 - a personal best is replaced when the new fitness is lower or EQUAL;
