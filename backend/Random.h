@@ -6,7 +6,9 @@
 //   counter = (c0 = element index in the member's flat storage group,
 //              c1 = member index in the swarm (0 for a particle),
 //              c2 = low 32 bits of the invocation number,
-//              c3 = (storage group << 16) | Philox call of the site, see site_slot)
+//              c3 = (storage group << 16) | Philox call of the site, see site_slot; calls stay
+//                   below 0x8000 (at most 32,768 sites): the upper half of the field keys the
+//                   draws of language version 1, docs/language.md "Random numbers")
 // so nothing depends on thread count, chunking or vector width.
 //
 // One Philox call gives four 32-bit words and costs ten rounds: the whole price of a draw. A

@@ -583,7 +583,7 @@ const std::vector<std::string>& builtin_function_names() {
 Lowered analyze(const Program& program, const FrontendOptions& options,
                 std::vector<Diagnostic>& diagnostics) {
   if (options.limits.random_sites < 0 || options.limits.random_sites > Limits{}.random_sites)
-    throw std::invalid_argument("FrontendOptions::limits.random_sites must be in [0, 65536]");
+    throw std::invalid_argument("FrontendOptions::limits.random_sites must be in [0, 32768]");
   std::vector<Diagnostic> found;
   Analyzer analyzer(options, found);
   Lowered lowered = analyzer.run(program);

@@ -14,11 +14,12 @@ namespace nyto::frontend {
 
 /// Limits on the size of one rule (docs/diagnostics.md, "Limits"); beyond one, analysis stops with
 /// E0403 at the statement or call that crosses it. Random call sites: a site's Philox call number
-/// is a 16-bit field of the counter (backend/Random.h), so there can be at most 65,536.
+/// is a 16-bit field of the counter (backend/Random.h) whose upper half keys the draws of language
+/// version 1 (keyed and member draws, docs/language.md), so there can be at most 32,768.
 struct Limits {
   size_t statements = 1'000'000;
   size_t ir_nodes = 4'000'000;     // IR nodes as lowered (before optimization)
-  int32_t random_sites = 65'536;   // rand() and randn() calls; at most 65,536
+  int32_t random_sites = 32'768;   // rand() and randn() calls; at most 32,768
 };
 
 /// How the host compiles a script.
@@ -32,7 +33,7 @@ struct FrontendOptions {
   /// Names the host binds as inputs only (the trainer's gbest, pbest, loss...): an assignment to
   /// one is an error (E0205), since the run would write into the host's value.
   std::vector<std::string> read_only;
-  /// Size limits (E0403). Hosts may lower them; raising random_sites above 65,536 is an error of
+  /// Size limits (E0403). Hosts may lower them; raising random_sites above 32,768 is an error of
   /// the host (std::invalid_argument).
   Limits limits;
 };

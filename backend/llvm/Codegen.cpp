@@ -67,7 +67,7 @@ void check_graph(const ir::Graph& g, const KernelSpec& spec) {
     if (n.op == Op::Param && (n.index < 0 || size_t(n.index) >= g.params.size()))
       internal_error("IR param index out of range");
     if ((n.op == Op::Rand || n.op == Op::Randn) && (n.index < 0 || n.index >= g.rand_sites ||
-                                                    n.index > 0xFFFF))
+                                                    n.index > 0x7FFF))
       internal_error("IR random site out of range");
   }
   for (const ir::Output& o : g.outputs)

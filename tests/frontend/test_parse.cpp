@@ -293,18 +293,18 @@ TEST_CASE("100,000-deep nesting is E0003, not a stack overflow") {
 }
 
 TEST_CASE("size limits: E0403 past the default number of random sites, not before") {
-  std::string at_limit = "y = x" + repeat(" + rand()", 65536) + "\n";
+  std::string at_limit = "y = x" + repeat(" + rand()", 32768) + "\n";
   auto ok = compile_source(at_limit, "sites.nyto");
   INFO(render_all(ok));
   CHECK(ok.ok);
-  CHECK(ok.graph.rand_sites == 65536);
-  auto r = compile_source("y = x" + repeat(" + rand()", 65536) + " + randn()\n", "sites.nyto");
+  CHECK(ok.graph.rand_sites == 32768);
+  auto r = compile_source("y = x" + repeat(" + rand()", 32768) + " + randn()\n", "sites.nyto");
   REQUIRE(r.diagnostics.size() == 1);
   CHECK(r.diagnostics[0].code == "E0403");
   CHECK(r.diagnostics[0].message ==
-        "this rule is too large to compile: more than 65,536 rand() and randn() calls; split it "
+        "this rule is too large to compile: more than 32,768 rand() and randn() calls; split it "
         "into several rules");
-  CHECK(r.diagnostics[0].span.col == int(5 + 9 * 65536 + 3 + 1));  // at the randn() past the limit
+  CHECK(r.diagnostics[0].span.col == int(5 + 9 * 32768 + 3 + 1));  // at the randn() past the limit
 }
 
 TEST_CASE("size limits: statements and operations, as set by the host") {
