@@ -14,7 +14,7 @@ namespace {
 using ir::NodeId;
 using ir::Op;
 
-enum class Builtin { Unary, Min, Max, Clamp, Lerp, Where, Rand, Randn };
+enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, Member };
 
 struct FunctionInfo {
   const char* name;
@@ -36,13 +36,16 @@ const FunctionInfo kFunctions[] = {
     {"sign", Builtin::Unary, Op::Sign, "x", 1},
     {"floor", Builtin::Unary, Op::Floor, "x", 1},
     {"ceil", Builtin::Unary, Op::Ceil, "x", 1},
-    {"min", Builtin::Min, Op::Min, "a, b", 2},
-    {"max", Builtin::Max, Op::Max, "a, b", 2},
+    {"min", Builtin::Binary, Op::Min, "a, b", 2},
+    {"max", Builtin::Binary, Op::Max, "a, b", 2},
+    {"mod", Builtin::Binary, Op::Mod, "a, b", 2},
     {"clamp", Builtin::Clamp, Op::Min, "x, lo, hi", 3},
     {"lerp", Builtin::Lerp, Op::Add, "a, b, t", 3},
     {"where", Builtin::Where, Op::Select, "mask, a, b", 3},
     {"rand", Builtin::Rand, Op::Rand, "", 0},
     {"randn", Builtin::Randn, Op::Randn, "", 0},
+    {"member", Builtin::Member, Op::Member, "", 0},
+    {"members", Builtin::Member, Op::Members, "", 0},
 };
 
 const FunctionInfo* find_function(const std::string& name) {
@@ -522,13 +525,19 @@ class Analyzer {
         }
         if (!in_param_) r.node = builder_.rand(f->kind == Builtin::Randn);
         return r;
+      case Builtin::Member:
+        // Known only when the rule runs: never a constant (a param's default cannot use it).
+        r.is_const = false;
+        r.nonconst_span = e.span;
+        r.nonconst_what = "'" + e.name + "()'";
+        if (!in_param_) r.node = f->op == Op::Member ? builder_.member() : builder_.members();
+        return r;
       case Builtin::Unary:
         merge_const(r, {&args[0]});
         if (r.is_const) r.cval = fold_unary(f->op, args[0].cval);
         r.node = build_unary(f->op, args[0]);
         return r;
-      case Builtin::Min:
-      case Builtin::Max:
+      case Builtin::Binary:
         merge_const(r, {&args[0], &args[1]});
         if (r.is_const) r.cval = fold_binary(f->op, args[0].cval, args[1].cval);
         r.node = build_binary(f->op, args[0], args[1]);

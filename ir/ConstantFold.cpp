@@ -16,9 +16,10 @@ Graph constant_fold(const Graph& g, bool bind_params, const std::vector<double>&
     if (n.op == Op::Param && bind_params)
       return b.constant(param_values.empty() ? g.params.at(n.index).default_value
                                              : param_values[n.index]);
-    // Only Scalar nodes fold: this excludes Rand/Randn (Elem), Select (Elem) and comparisons
-    // (Mask, which has no constant node kind). Leaves (Input, Param) have no arguments to test.
-    if (n.type != Type::Scalar || is_leaf(n.op)) return b.add(n);
+    // Only Scalar nodes fold: this excludes random draws and member values (they vary), masks
+    // (there is no constant mask) and so a select (its condition is a mask). Leaves (Input,
+    // Param, Members: known when the kernel runs) have no arguments to test.
+    if (n.type != Type::Scalar || is_leaf(n.op) || n.op == Op::Select) return b.add(n);
     double v[2] = {0, 0};
     for (int a = 0; a < op_arity(n.op); ++a) {
       const Node& arg = out.nodes[n.args[a]];

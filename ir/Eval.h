@@ -41,6 +41,15 @@ T sign_of(T x) {
   return x;
 }
 
+/// Floored modulo, the sign of b (Python's float a % b, numpy.mod): fmod, then b added where the
+/// remainder's sign differs from b's; a zero remainder takes b's sign. mod(x, 0) is NaN.
+template <class T>
+T floored_mod(T a, T b) {
+  T r = std::fmod(a, b);
+  if (r != T(0)) return (r < T(0)) != (b < T(0)) ? r + b : r;  // NaN != 0 too: stays NaN
+  return std::copysign(T(0), b);
+}
+
 /// A unary op on T. Throws an internal error for a non-unary op.
 template <class T>
 T eval_unary(Op op, T x) {
@@ -72,6 +81,7 @@ T eval_binary(Op op, T a, T b) {
     case Op::Pow: return std::pow(a, b);  // std::pow(float, float) is powf
     case Op::Min: return ieee_minimum(a, b);
     case Op::Max: return ieee_maximum(a, b);
+    case Op::Mod: return floored_mod(a, b);
     default: internal_error(std::string("eval_binary: not an arithmetic op: ") + op_name(op));
   }
 }

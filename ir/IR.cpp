@@ -139,6 +139,8 @@ NodeId Builder::rand(bool normal) {
   n.index = g_.rand_sites++;
   return add(n);
 }
+NodeId Builder::member() { return add(typed(Node{Op::Member})); }
+NodeId Builder::members() { return add(typed(Node{Op::Members})); }
 NodeId Builder::unary(Op op, NodeId a) {
   Node n{op};
   n.args[0] = a;

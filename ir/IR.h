@@ -26,6 +26,8 @@ namespace nyto::ir {
 // Semantics are those of C++ on the dtype (IEEE float32/float64, round to nearest):
 //   Min/Max propagate NaN (like torch.minimum/maximum); Sign(x) is -1, 0 or 1 (NaN stays NaN);
 //   Pow follows std::pow; Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a mask;
+//   Mod(a, b) is the floored modulo (Python's a % b: the sign of b; fmod, then + b where the signs
+//   differ; a zero result takes b's sign);
 //   Select(m, a, b) = m ? a : b.  Clamp and lerp are lowered by the frontend:
 //   clamp(x, lo, hi) = Min(Max(x, lo), hi); lerp(a, b, t) = a + t * (b - a).
 #define NYTO_IR_OPS(X)                                                                           \
@@ -34,9 +36,11 @@ namespace nyto::ir {
   X(Param, 0)   /* attr.index: index into Graph::params (scalar hyper-parameter)         */      \
   X(Rand, 0)    /* attr.index: random call site (0, 1, ...), uniform [0, 1)              */      \
   X(Randn, 0)   /* attr.index: random call site, standard normal                         */      \
+  X(Member, 0)  /* this member's index, 0-based (member scalar)                          */      \
+  X(Members, 0) /* the number of members M of the run (scalar)                           */      \
   X(Neg, 1) X(Abs, 1) X(Sqrt, 1) X(Exp, 1) X(Log, 1) X(Sin, 1) X(Cos, 1) X(Tanh, 1)               \
   X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1)                                                \
-  X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2)                          \
+  X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2) X(Mod, 2)               \
   X(Lt, 2) X(Le, 2) X(Gt, 2) X(Ge, 2) X(Eq, 2) X(Ne, 2)                                          \
   X(Select, 3)
 
@@ -129,7 +133,8 @@ struct Graph {
 
 /// The type a node of kind `op` has given its arguments' types: the only source of types (the
 /// Builder, verify() and specialize_inputs() all use it). Const/Param Scalar; Input `input_type`;
-/// Rand/Randn Swarm (a draw differs per member and element); unary ops their argument's type;
+/// Rand/Randn Swarm (a draw differs per member and element); Member MemberScalar; Members Scalar
+/// (one count for the run, known when it runs); unary ops their argument's type;
 /// binary ops and Select a value with the axes of all arguments; comparisons a mask with the axes
 /// of both operands.
 Type infer_type(Op op, Type input_type, const Type* arg_types);
@@ -144,6 +149,8 @@ class Builder {
   NodeId input(int32_t index, Type type);
   NodeId param(int32_t index);
   NodeId rand(bool normal);  // a fresh call site each time: never merged
+  NodeId member();           // Op::Member
+  NodeId members();          // Op::Members
   NodeId unary(Op op, NodeId a);
   NodeId binary(Op op, NodeId a, NodeId b);
   NodeId select(NodeId m, NodeId a, NodeId b);

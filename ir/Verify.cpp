@@ -16,6 +16,8 @@ Type infer_type(Op op, Type input_type, const Type* args) {
     case Op::Input: return input_type;
     case Op::Rand:
     case Op::Randn: return Type::Swarm;  // keyed by (member, element): varies along both
+    case Op::Member: return Type::MemberScalar;
+    case Op::Members: return Type::Scalar;
     case Op::Select: return args[0].as_value().join(args[1]).join(args[2]);
     default: break;
   }

@@ -74,6 +74,12 @@ class Evaluator {
     switch (n.op) {
       case Op::Const: return Value{false, std::vector<double>(N, n.value), {}};
       case Op::Param: return Value{false, std::vector<double>(N, c_.params.at(n.index)), {}};
+      case Op::Member: {
+        std::vector<double> m(N);
+        for (int64_t i = 0; i < N; ++i) m[i] = double(i);
+        return Value{false, std::move(m), {}};
+      }
+      case Op::Members: return Value{false, std::vector<double>(N, double(N)), {}};
       case Op::Input: {
         const at::Tensor& t = c_.in[n.index];
         switch (c_.kinds[n.index]) {
@@ -143,6 +149,12 @@ class Evaluator {
         return tensor(at::where(x < y, x, at::where(y < x, y, at::where(x == y, at::where(at::signbit(x), x, y), at::where(at::isnan(x), x, y)))));
       case Op::Max:
         return tensor(at::where(x > y, x, at::where(y > x, y, at::where(x == y, at::where(at::signbit(x), y, x), at::where(at::isnan(x), x, y)))));
+      case Op::Mod: {  // ir::floored_mod: fmod, + y where the signs differ, a zero takes y's sign
+        at::Tensor r = at::fmod(x, y);
+        at::Tensor fix = at::ne(r, 0).logical_and(at::ne(at::lt(r, 0), at::lt(y, 0)));
+        r = at::where(fix, at::add(r, y), r);
+        return tensor(at::where(at::eq(r, 0), at::copysign(at::zeros_like(r), y), r));
+      }
       case Op::Lt: return tensor(at::lt(x, y));
       case Op::Le: return tensor(at::le(x, y));
       case Op::Gt: return tensor(at::gt(x, y));

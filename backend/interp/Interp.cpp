@@ -78,6 +78,8 @@ class InterpKernel final : public Kernel {
             switch (nd.op) {
               case Op::Const: s[i] = nd.value; break;
               case Op::Param: s[i] = a.params[nd.index]; break;
+              case Op::Member: s[i] = double(member); break;
+              case Op::Members: s[i] = double(a.members); break;
               case Op::Input: {
                 const int k = nd.index;
                 switch (spec_.kinds[k]) {

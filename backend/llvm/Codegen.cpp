@@ -217,8 +217,9 @@ class Codegen {
   int elem_bytes() const { return spec_.dtype == DType::F32 ? 4 : 8; }
 
   llvm::Value* load_field(llvm::Value* args, int field, llvm::Type* ty, const char* name) {
-    // FlatArgs: 6 pointers, then seed (i64), invocation (i64), group (i32).
-    auto* st = llvm::StructType::get(ctx_, {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_, i64_, i32_});
+    // FlatArgs (LlvmBackend.h, which static_asserts this layout): 6 pointers, then seed (i64),
+    // invocation (i64), group (i32), members (i64).
+    auto* st = llvm::StructType::get(ctx_, {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_, i64_, i32_, i64_});
     return b_.CreateLoad(ty, b_.CreateStructGEP(st, args, unsigned(field)), name);
   }
   llvm::Value* load_at(llvm::Type* ty, llvm::Value* array, int64_t index, const std::string& name) {
@@ -236,6 +237,7 @@ class Codegen {
     llvm::Value* seed = load_field(args, 6, i64_, "seed");
     llvm::Value* invocation = load_field(args, 7, i64_, "invocation");
     llvm::Value* group = load_field(args, 8, i32_, "group");
+    members_ = load_field(args, 9, i64_, "members");
 
     // Philox key and the uniform counter words (backend/Random.h key layout).
     key0_ = b_.CreateTrunc(seed, i32_, "k0");
@@ -279,6 +281,10 @@ class Codegen {
       } else if (nd.op == Op::Param) {
         v = load_at(f64_, params, nd.index, "p" + std::to_string(nd.index));
         if (elem(NodeId(i))) v = to_elem(v);
+      } else if (nd.op == Op::Member) {
+        v = b_.CreateSIToFP(member_, f64_, "member.f");
+      } else if (nd.op == Op::Members) {
+        v = b_.CreateSIToFP(members_, f64_, "members.f");
       } else {
         v = emit_op(NodeId(i), 1, [&](NodeId a, bool want_dtype) {
           return want_dtype ? uniform_dtype(a) : uni_[a];
@@ -404,6 +410,19 @@ class Codegen {
       case Op::Mul: return b_.CreateFMul(A(0), A(1));
       case Op::Div: return b_.CreateFDiv(A(0), A(1));
       case Op::Pow: return libm_call(fty == f64_ ? "pow" : "powf", {A(0), A(1)});
+      case Op::Mod: {
+        // ir::floored_mod: r = fmod(a, b) (LLVM's frem is C's fmod); r + b where r != 0 (or NaN)
+        // and the signs of r and b differ; a zero remainder takes b's sign.
+        llvm::Value* a = A(0);
+        llvm::Value* bb = A(1);
+        llvm::Value* zero = cfp(fty, 0.0, w);
+        llvm::Value* r = b_.CreateFRem(a, bb);
+        llvm::Value* differ = b_.CreateXor(b_.CreateFCmpOLT(r, zero), b_.CreateFCmpOLT(bb, zero));
+        llvm::Value* nonzero = b_.CreateFCmpUNE(r, zero);
+        llvm::Value* fixed = b_.CreateSelect(differ, b_.CreateFAdd(r, bb), r);
+        llvm::Value* signed_zero = b_.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, zero, bb);
+        return b_.CreateSelect(nonzero, fixed, signed_zero);
+      }
       case Op::Min:
       case Op::Max: {
         // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
@@ -436,7 +455,9 @@ class Codegen {
         return b_.CreateSelect(m, get(nd.args[1], dt), get(nd.args[2], dt));
       }
       case Op::Input:
-      case Op::Param: break;
+      case Op::Param:
+      case Op::Member:
+      case Op::Members: break;
     }
     internal_error(std::string("LLVM codegen: unexpected node ") + ir::op_name(nd.op));
   }
@@ -716,6 +737,7 @@ class Codegen {
   llvm::Type *f64_, *elem_, *i32_, *i64_;
   llvm::PointerType* ptr_;
   llvm::Value* member_ = nullptr;
+  llvm::Value* members_ = nullptr;
   llvm::Value* index_ = nullptr;
   std::map<uint32_t, Words> calls_;  // Philox calls emitted in the current body, by call number
   llvm::Value *key0_ = nullptr, *key1_ = nullptr, *ctr1_ = nullptr, *ctr2_ = nullptr,

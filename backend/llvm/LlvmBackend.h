@@ -5,6 +5,7 @@
 // here, at the boundary: no C++ exception ever crosses LLVM code.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -108,6 +109,12 @@ struct FlatArgs {
   uint64_t seed;
   uint64_t invocation;
   uint32_t group;
+  int64_t members;            // M, the value of Op::Members
 };
+// Codegen.cpp's load_field declares this layout to LLVM as the struct
+// {ptr x 6, i64, i64, i32, i64} with the C ABI's alignment; these pin the two together.
+static_assert(offsetof(FlatArgs, seed) == 6 * sizeof(void*) && offsetof(FlatArgs, group) == 6 * sizeof(void*) + 16 &&
+                  offsetof(FlatArgs, members) == 6 * sizeof(void*) + 24 && sizeof(FlatArgs) == 6 * sizeof(void*) + 32,
+              "FlatArgs must match the struct type of Codegen.cpp's load_field");
 
 }  // namespace nyto::llvm_backend

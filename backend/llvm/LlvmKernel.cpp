@@ -45,7 +45,7 @@ void LlvmKernel::run(const KernelArgs& a) const {
   if (a.members < 0) bad("negative member count");
   FlatArgs flat{a.in.data(),  a.in_stride.data(),  a.scalar.data(), a.params.data(),
                 a.out.data(), a.out_stride.data(), a.seed,          a.invocation,
-                a.group};
+                a.group, a.members};
   int64_t total = 0;
   for (auto& r : a.ranges) {
     if (r.first < 0 || r.second < r.first) bad("bad element range");

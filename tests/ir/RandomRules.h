@@ -76,6 +76,8 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
     add_value(b.param(j));
   }
   for (int s = 0; s < opt.rand_sites; ++s) add_value(b.rand(s % 2 == 1));
+  add_value(b.member());  // member values (language v1): per member, and the member count
+  add_value(b.members());
   std::vector<double> pool = {0.5, 2, -1.5, 3, 0.25, 1, 0, -1, 10, 0.1};
   if (opt.special_constants) {
     pool.push_back(std::numeric_limits<double>::quiet_NaN());

@@ -6,6 +6,10 @@
 
 #include <torch/nn/modules/batchnorm.h>
 
+#include <array>
+#include <cmath>
+#include <limits>
+
 #include "runtime/detail.h"
 #include "tests/runtime/models.h"
 
@@ -265,6 +269,63 @@ TEST_CASE("two storage groups: float32 and float64 both computed") {
     CHECK(y->b[1][1].item<double>() == 7);
     CHECK(y->c[0].item<double>() == 10);
   }
+}
+
+TEST_CASE("member(), members() and mod(): per-member values on every backend and thread count") {
+  auto seed = nyto::make_particle<MixedImpl>();
+  const int64_t M = 5;
+  auto rule = nyto::compile("y = x*0 + member()*10 + members()*1000 + mod(member() - 3, 4)*100000");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten})
+    for (int threads : {1, 2}) {
+      CAPTURE(int(b));
+      CAPTURE(threads);
+      at::set_num_threads(threads);
+      nyto::RunOptions opt;
+      opt.backend = b;
+      nyto::AnySwarm y = rule.run({{"x", Swarm<MixedImpl>(seed, M)}}, opt).at("y").swarm();
+      for (int64_t m = 0; m < M; ++m) {
+        double want = 10.0 * double(m) + 1000.0 * double(M) + 100000.0 * double((m - 3 + 4) % 4);
+        Particle<MixedImpl> ym(y.member(m));
+        CHECK(ym->a[3].item<double>() == want);     // float32 group
+        CHECK(ym->b[1][0].item<double>() == want);  // float64 group
+      }
+    }
+  at::set_num_threads(1);
+}
+
+TEST_CASE("mod(a, b) is Python's floored modulo, in double and in the dtype, on every backend") {
+  // (a, b, a % b as Python computes it); NaN where Python raises or gives nan.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const std::vector<std::array<double, 3>> cases = {
+      {5.5, 2, 1.5},  {-5.5, 2, 0.5}, {5.5, -2, -0.5}, {-5.5, -2, -1.5}, {4, 2, 0},
+      {-4, 2, 0},     {4, -2, -0.0},  {-4, -2, -0.0},  {1, 0, nan},      {inf, 2, nan},
+      {3, inf, 3},    {-3, inf, inf}, {3, -inf, -inf}, {nan, 2, nan},    {7, 7, 0}};
+  std::vector<double> a, b;
+  for (const auto& c : cases) a.push_back(c[0]), b.push_back(c[1]);
+  auto seed = nyto::make_particle<MixedImpl>();
+  Swarm<MixedImpl> x(seed, int64_t(cases.size()));
+  // In double (no element axis; where() keeps a -0, which x*0 + ... would not), then in each
+  // group's dtype (x*0 + a has the element axis).
+  for (std::string src : {"y = where(x > -1, mod(a, b), x)", "y = mod(x*0 + a, b)"})
+    for (Backend be : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+      CAPTURE(src);
+      CAPTURE(int(be));
+      nyto::RunOptions opt;
+      opt.backend = be;
+      nyto::AnySwarm y = nyto::compile(src).run({{"x", x}, {"a", a}, {"b", b}}, opt).at("y").swarm();
+      for (size_t i = 0; i < cases.size(); ++i) {
+        CAPTURE(i);
+        Particle<MixedImpl> yi(y.member(int64_t(i)));
+        for (double got : {yi->a[0].item<double>(), yi->b[0][0].item<double>()}) {
+          if (std::isnan(cases[i][2])) {
+            CHECK(std::isnan(got));
+          } else {
+            CHECK(got == cases[i][2]);
+            CHECK(std::signbit(got) == std::signbit(cases[i][2]));
+          }
+        }
+      }
+    }
 }
 
 namespace {
