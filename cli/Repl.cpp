@@ -113,23 +113,6 @@ bool is_identifier(const std::string& s) {
 
 using frontend::edit_distance;
 
-/// The shortest text that reads back to v.
-std::string number(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  int p = 1;
-  for (; p <= 17; ++p) {
-    std::snprintf(buf, sizeof buf, "%.*g", p, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  // 2050, not 2.05e+03: enough digits for %g to stay positional up to 1e17.
-  double mag = std::fabs(v);
-  if (std::strchr(buf, 'e') && mag >= 1 && mag < 1e17)
-    std::snprintf(buf, sizeof buf, "%.*g", std::max(p, int(std::floor(std::log10(mag))) + 1), v);
-  return buf;
-}
-
 std::string stat(double v) {
   if (v == 0) v = 0;  // -0 (a minimum of x*0) shows as 0
   char buf[64];
@@ -236,7 +219,7 @@ std::string kind_text(const Value& v) {
 /// A one-line summary of a value: the number for a scalar; kind, species, parameter count and
 /// statistics over the operational parameters for a particle or a swarm.
 std::string summary(const Value& v) {
-  if (v.kind() == Value::Kind::Scalar) return number(v.scalar());
+  if (v.kind() == Value::Kind::Scalar) return number_text(v.scalar());
   if (!is_array(v)) return kind_text(v);
   AnyParticle rep = representative(v);
   int64_t total = param_count(rep), operational = 0;
