@@ -778,3 +778,22 @@ TEST_CASE("per-member vectors: a wrong length, no swarm, a param, a bad number o
   }
 }
 
+TEST_CASE("REPL :load of a 1-D tensor saved by torch.save: a per-member vector") {
+  Scratch s;
+  write_particles(s);
+  torch_save(at::tensor({1, 2, 3}, at::kLong), s / "f.pt");
+  torch_save(at::zeros({3, 1}), s / "matrix.pt");
+  std::ofstream(s / "in.txt") << ":load x " << (s / "swarm") << "\n:load f " << (s / "f.pt") << "\n:load m "
+                              << (s / "matrix.pt") << "\n:ls\nx = x + f\n:save x " << (s / "out") << " format=nyto\n";
+  auto r = s.nyto("repl < " + (s / "in.txt"));
+  INFO(r.out << r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("f: vector of 3 values: 1,2,3 (torch.save)") != std::string::npos);
+  CHECK(r.out.find("error: '" + (s / "matrix.pt") + "' holds a tensor of shape [3, 1]") != std::string::npos);
+  CHECK(r.out.find("f     vector[3]") != std::string::npos);
+  CHECK(r.out.find("\nm ") == std::string::npos);  // the failed :load bound nothing
+  std::vector<std::map<std::string, at::Tensor>> got;
+  nyto::AnySwarm out = nyto::load_swarm(s / "out");
+  for (int64_t i = 0; i < out.size(); ++i) got.push_back(values_of(out.member(i)));
+  check_added(got, members_of(s / "swarm"), {1, 2, 3});
+}
