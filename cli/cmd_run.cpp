@@ -146,12 +146,15 @@ void run_command(const RunArgs& a) {
   std::vector<std::string> params;
   for (const auto& [name, v] : rule.params()) params.push_back(name);
   const auto inputs = rule.inputs();
+  auto reads = [&](const std::string& name) {
+    return std::find(inputs.begin(), inputs.end(), name) != inputs.end();
+  };
+  const std::string inputs_note = inputs.empty() ? std::string(" (it reads no input)")
+                                                 : " (its inputs: " + join(inputs) + ")";
   // A load the rule cannot read: a param takes a number, and an output the rule assigns without
   // reading it would only be overwritten (and, bound, updated in place).
   for (const auto& name : load_order) {
-    if (std::find(inputs.begin(), inputs.end(), name) != inputs.end()) continue;
-    std::string inputs_note = inputs.empty() ? std::string(" (it reads no input)")
-                                             : " (its inputs: " + join(inputs) + ")";
+    if (reads(name)) continue;
     if (std::find(params.begin(), params.end(), name) != params.end())
       throw UsageError("--load " + name + ": '" + name + "' is a param of the rule " + rule.name() +
                        ", a number: set it with --set " + name + "=VALUE; --load binds an input" +
@@ -164,9 +167,7 @@ void run_command(const RunArgs& a) {
 
   // A per-member vector binds an input; a param is one number.
   for (const auto& [name, v] : vectors) {
-    if (std::find(inputs.begin(), inputs.end(), name) != inputs.end()) continue;
-    std::string inputs_note = inputs.empty() ? std::string(" (it reads no input)")
-                                             : " (its inputs: " + join(inputs) + ")";
+    if (reads(name)) continue;
     if (std::find(params.begin(), params.end(), name) != params.end())
       throw UsageError("--set " + name + ": '" + name + "' is a param of the rule " + rule.name() +
                        ", one number for every member: give a single VALUE; a list of values "
@@ -180,7 +181,7 @@ void run_command(const RunArgs& a) {
   Bindings bindings;
   for (const auto& [name, v] : sets) {
     bool is_param = std::find(params.begin(), params.end(), name) != params.end();
-    bool is_input = std::find(inputs.begin(), inputs.end(), name) != inputs.end();
+    bool is_input = reads(name);
     if (is_input && !is_param)
       bindings.emplace(name, Value(v));
     else
@@ -192,7 +193,7 @@ void run_command(const RunArgs& a) {
   std::map<std::string, Loaded> loaded;
   std::vector<AnyParticle> species_reps;
   for (const auto& name : load_order) {
-    if (std::find(inputs.begin(), inputs.end(), name) == inputs.end())
+    if (!reads(name))
       std::cerr << "nyto: warning: --load " << name << " is not used by the rule " << rule.name()
                 << "\n";
     if (is_vector_file(loads[name])) {  // a tensor saved by torch.save: a per-member vector
@@ -223,11 +224,10 @@ void run_command(const RunArgs& a) {
   // anything is computed, to name the flag that gave the wrong number of values.
   std::vector<std::pair<std::string, int64_t>> swarms;  // (name, members) read by the rule
   for (const auto& name : load_order)
-    if (auto l = loaded.find(name); l != loaded.end() && l->second.is_swarm() &&
-                                    std::find(inputs.begin(), inputs.end(), name) != inputs.end())
+    if (auto l = loaded.find(name); l != loaded.end() && l->second.is_swarm() && reads(name))
       swarms.emplace_back(name, l->second.swarm.size());
   for (auto& [name, v] : vectors) {
-    if (std::find(inputs.begin(), inputs.end(), name) == inputs.end()) continue;  // warned above
+    if (!reads(name)) continue;  // warned above
     const std::string count = std::to_string(v.values.size()) + " value" +
                               (v.values.size() == 1 ? "" : "s");
     if (swarms.empty())

@@ -623,9 +623,9 @@ void torch_save(const c10::IValue& v, const std::string& path) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-/// Member i of the swarm directory `dir` (as loaded), parameter by parameter.
-std::vector<std::map<std::string, at::Tensor>> members_of(const std::string& dir) {
-  nyto::AnySwarm sw = nyto::load_swarm(dir);
+/// Member i of the swarm at `path` (a directory or a swarm checkpoint), parameter by parameter.
+std::vector<std::map<std::string, at::Tensor>> members_of(const std::string& path) {
+  nyto::AnySwarm sw = nyto::load_swarm(path);
   std::vector<std::map<std::string, at::Tensor>> out;
   for (int64_t i = 0; i < sw.size(); ++i) out.push_back(values_of(sw.member(i)));
   return out;
@@ -672,10 +672,7 @@ TEST_CASE("nyto run --set NAME=V1,V2,...: a per-member vector, member i gets val
   r = s.nyto("run " + (s / "scaled.nyto") + " --load x=" + (s / "swarm.ckpt") + " --set f=1,2,3 --set a=0.5 --save x=" +
              (s / "out.ckpt"));
   REQUIRE(r.rc == 0);
-  std::vector<std::map<std::string, at::Tensor>> got;
-  nyto::AnySwarm out = nyto::load_swarm(s / "out.ckpt");
-  for (int64_t i = 0; i < out.size(); ++i) got.push_back(values_of(out.member(i)));
-  check_added(got, in, {0.5, 1, 1.5});
+  check_added(members_of(s / "out.ckpt"), in, {0.5, 1, 1.5});
 }
 
 TEST_CASE("nyto run --load NAME=FILE of a 1-D tensor saved by torch.save: a per-member vector") {
@@ -792,8 +789,5 @@ TEST_CASE("REPL :load of a 1-D tensor saved by torch.save: a per-member vector")
   CHECK(r.out.find("error: '" + (s / "matrix.pt") + "' holds a tensor of shape [3, 1]") != std::string::npos);
   CHECK(r.out.find("f     vector[3]") != std::string::npos);
   CHECK(r.out.find("\nm ") == std::string::npos);  // the failed :load bound nothing
-  std::vector<std::map<std::string, at::Tensor>> got;
-  nyto::AnySwarm out = nyto::load_swarm(s / "out");
-  for (int64_t i = 0; i < out.size(); ++i) got.push_back(values_of(out.member(i)));
-  check_added(got, members_of(s / "swarm"), {1, 2, 3});
+  check_added(members_of(s / "out"), members_of(s / "swarm"), {1, 2, 3});
 }
