@@ -1,12 +1,16 @@
 // Numbers given on the command line (--seed, --set) or to the REPL (:seed, :set, :new seed=),
-// parsed one way everywhere. No CLI11 here: the REPL's translation unit does not need it.
+// parsed one way everywhere, and numbers written back as text that parser reads. No CLI11 here:
+// the REPL's translation unit does not need it.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace nyto::cli {
 
@@ -34,6 +38,63 @@ inline std::string number_error(const std::string& s, double* out) {
   if (errno == ERANGE && std::isinf(d)) return "'" + s + "' is beyond the range of a double";
   *out = d;
   return "";
+}
+
+/// Parses `s` as one number or, when it holds a comma, as comma-separated numbers (a per-member
+/// vector: "3,1,4,2"; spaces around a number are ignored), each read as number_error reads one,
+/// into `*out` (one element for a single number); returns why it is not, naming the bad part
+/// ("'x' (value 2 of 3) is not a number"), or "". `*vector` says whether a comma was given.
+inline std::string numbers_error(const std::string& s, std::vector<double>* out, bool* vector) {
+  std::vector<double> values;
+  *vector = s.find(',') != std::string::npos;
+  if (!*vector) {
+    double d = 0;
+    if (std::string why = number_error(s, &d); !why.empty()) return why;
+    *out = {d};
+    return "";
+  }
+  const size_t count = size_t(std::count(s.begin(), s.end(), ',')) + 1;
+  size_t begin = 0;
+  for (size_t i = 1; i <= count; ++i) {
+    size_t end = std::min(s.find(',', begin), s.size());
+    std::string part = s.substr(begin, end - begin);
+    part.erase(0, part.find_first_not_of(" \t"));
+    part.erase(part.find_last_not_of(" \t") + 1);
+    const std::string nth = "value " + std::to_string(i) + " of " + std::to_string(count);
+    double d = 0;
+    if (part.empty()) return nth + " is empty";
+    if (std::string why = number_error(part, &d); !why.empty())  // "'x' is not a number"
+      return "'" + part + "' (" + nth + ")" + why.substr(part.size() + 2);
+    values.push_back(d);
+    begin = end + 1;
+  }
+  *out = std::move(values);
+  return "";
+}
+
+/// The shortest text that number_error reads back to `v` exactly: 0.1, 2050 (not 2.05e+03),
+/// 1e+300, inf, -inf, nan.
+inline std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  int p = 1;
+  for (; p <= 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  // 2050, not 2.05e+03: enough digits for %g to stay positional up to 1e17.
+  double mag = std::fabs(v);
+  if (std::strchr(buf, 'e') && mag >= 1 && mag < 1e17)
+    std::snprintf(buf, sizeof buf, "%.*g", std::max(p, int(std::floor(std::log10(mag))) + 1), v);
+  return buf;
+}
+
+/// `values` as number_text writes each, joined by `separator` (",": what numbers_error reads).
+inline std::string numbers_text(const std::vector<double>& values, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < values.size(); ++i) out += (i ? separator : "") + number_text(values[i]);
+  return out;
 }
 
 /// The values a numeric option accepts: an interval of finite numbers, open or closed at each end,

@@ -4,6 +4,7 @@
 
 #include "cli/Limits.h"
 #include "cli/Parse.h"
+#include "cli/Vectors.h"
 #include "cli/Zoo.h"
 #include "frontend/Source.h"
 
@@ -113,23 +114,6 @@ bool is_identifier(const std::string& s) {
 
 using frontend::edit_distance;
 
-/// The shortest text that reads back to v.
-std::string number(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  int p = 1;
-  for (; p <= 17; ++p) {
-    std::snprintf(buf, sizeof buf, "%.*g", p, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  // 2050, not 2.05e+03: enough digits for %g to stay positional up to 1e17.
-  double mag = std::fabs(v);
-  if (std::strchr(buf, 'e') && mag >= 1 && mag < 1e17)
-    std::snprintf(buf, sizeof buf, "%.*g", std::max(p, int(std::floor(std::log10(mag))) + 1), v);
-  return buf;
-}
-
 std::string stat(double v) {
   if (v == 0) v = 0;  // -0 (a minimum of x*0) shows as 0
   char buf[64];
@@ -226,18 +210,33 @@ bool is_array(const Value& v) {
 std::string kind_text(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::Scalar: return "scalar";
-    case Value::Kind::MemberScalars: return "scalars[" + std::to_string(v.member_scalars().size()) + "]";
+    case Value::Kind::MemberScalars: return "vector[" + std::to_string(v.member_scalars().size()) + "]";
     case Value::Kind::Particle: return "particle";
     case Value::Kind::Swarm: return "swarm[" + std::to_string(v.swarm().size()) + "]";
   }
   return "?";
 }
 
-/// A one-line summary of a value: the number for a scalar; kind, species, parameter count and
-/// statistics over the operational parameters for a particle or a swarm.
+/// The values of a per-member vector as `:new NAME vector` and `:set` read them ("3,1,4,2"), the
+/// first 8 only of a longer one ("3,1,4,1,5,9,2,6,...").
+std::string vector_values(const std::vector<double>& values) {
+  constexpr size_t kShown = 8;
+  if (values.size() <= kShown) return numbers_text(values, ",");
+  return numbers_text(std::vector<double>(values.begin(), values.begin() + kShown), ",") + ",...";
+}
+
+std::string vector_head(const std::vector<double>& values) {
+  return "vector of " + std::to_string(values.size()) + " value" + (values.size() == 1 ? "" : "s");
+}
+
+/// A one-line summary of a value: the number for a scalar; length and values for a per-member
+/// vector; kind, species, parameter count and statistics over the operational parameters for a
+/// particle or a swarm.
 std::string summary(const Value& v) {
-  if (v.kind() == Value::Kind::Scalar) return number(v.scalar());
-  if (!is_array(v)) return kind_text(v);
+  if (v.kind() == Value::Kind::Scalar) return number_text(v.scalar());
+  if (v.kind() == Value::Kind::MemberScalars)
+    return vector_head(v.member_scalars()) +
+           (v.member_scalars().empty() ? "" : ": " + vector_values(v.member_scalars()));
   AnyParticle rep = representative(v);
   int64_t total = param_count(rep), operational = 0;
   for (const auto& info : rep.params())
@@ -300,9 +299,11 @@ const char* kHelp =
     "                               swarm=N init=copies|rand|randn (a swarm of N members)\n"
     "  :new NAME OTHER [k=v ...]    a copy of session particle OTHER, of its species (or of\n"
     "                               member=I of swarm OTHER); swarm=N init=... as above\n"
+    "  :new NAME vector V1,V2,...   a per-member vector: one number per member of a swarm\n"
     "  :load NAME PATH              a particle from a nyto checkpoint or TorchScript file, or a\n"
     "                               swarm (swarm checkpoint, directory of particle files); it\n"
-    "                               joins the species of a session value of its structure\n"
+    "                               joins the species of a session value of its structure; or\n"
+    "                               a per-member vector (a 1-D tensor saved by torch.save)\n"
     "  :save NAME PATH [format=nyto|torchscript]\n"
     "                               write a particle (as loaded, by default) or a swarm\n"
     "  :ls                          names, kind, species, parameter count\n"
@@ -312,7 +313,8 @@ const char* kHelp =
     "  :ir STMT                     the optimized IR of a statement\n"
     "  :llvm STMT                   its LLVM IR for the session's values\n"
     "  :time STMT                   run it and show compile and run times\n"
-    "  :set NAME=VALUE              set a session scalar (overrides a param)\n"
+    "  :set NAME=VALUE              set a session scalar (overrides a param); NAME=V1,V2,...\n"
+    "                               a per-member vector\n"
     "  :seed S                      key of the random draws; reseeds :new and restarts the count\n"
     "  :quit                        leave (also Ctrl-D)\n"
     "The model zoo:%MODELS%\n";
@@ -413,6 +415,13 @@ struct ReplSession::Impl {
         if (v.kind() == Value::Kind::Swarm && !swarm_size) swarm_size = v.swarm().size();
       }
     }
+    // A per-member vector has one value per member of the statement's swarm: without a swarm
+    // there are no members to give them to.
+    for (const auto& name : sig.inputs)
+      if (const Value& v = vars.at(name); v.kind() == Value::Kind::MemberScalars && !swarm_size)
+        throw Error("'" + name + "' is a per-member " + vector_head(v.member_scalars()) +
+                    ": a statement reads it with a swarm of as many members (e.g. x = x + " +
+                    name + "); :show " + name + " shows its values");
     std::map<std::string, AnyParticle> scratch_out;
     for (const auto& name : sig.outputs) {
       if (!arrays) {
@@ -450,11 +459,14 @@ struct ReplSession::Impl {
         // `a = a * net` with a session scalar a: say what to do in a session.
         for (const auto& name : sig.outputs) {
           auto it = bindings.find(name);
-          if (arrays && it != bindings.end() && it->second.kind() == Value::Kind::Scalar) {
+          if (arrays && it != bindings.end() && !is_array(it->second)) {
             std::string msg = e.what();
             if (!msg.empty() && msg.back() != '\n') msg += '\n';
-            throw BindError(msg + "note: '" + name + "' holds a scalar in this session and this "
-                            "statement makes a particle of it; assign the result to another name");
+            throw BindError(msg + "note: '" + name + "' holds a " +
+                            (it->second.kind() == Value::Kind::Scalar ? "scalar"
+                                                                      : "per-member vector") +
+                            " in this session and this statement makes a particle of it; "
+                            "assign the result to another name");
           }
         }
         throw;
@@ -509,10 +521,34 @@ struct ReplSession::Impl {
 
   // ---- meta-commands
 
+  /// `:new NAME vector V1,V2,...`: a per-member vector (spaces after the commas allowed).
+  void cmd_new_vector(const std::vector<std::string>& a) {
+    const std::string& name = a[1];
+    std::string text;
+    for (size_t i = 3; i < a.size(); ++i) text += (i > 3 ? " " : "") + a[i];
+    if (text.empty())
+      throw Error("usage: :new NAME vector V1,V2,... (one number per member of a swarm)");
+    std::vector<double> values;
+    bool several = false;
+    if (std::string why = numbers_error(text, &values, &several); !why.empty())
+      throw Error(":new " + name + " vector " + text + ": " + why);
+    vars.insert_or_assign(name, Value(std::move(values)));
+    out << name << ": " << summary(vars.at(name)) << "\n";
+  }
+
   void cmd_new(const std::vector<std::string>& a) {
     if (a.size() < 3) throw Error("usage: :new NAME MODEL [option=value ...]; the zoo has " + zoo_help());
     const std::string& name = a[1];
     check_new_name(name);
+    // `vector` makes a per-member vector, unless it names a session particle or swarm that the
+    // rest (options key=value only) copies.
+    if (a[2] == "vector") {
+      auto from = vars.find(a[2]);
+      bool copy = from != vars.end() && is_array(from->second) &&
+                  std::all_of(a.begin() + 3, a.end(),
+                              [](const std::string& w) { return w.find('=') != std::string::npos; });
+      if (!copy) return cmd_new_vector(a);
+    }
     std::map<std::string, std::string> options;
     for (size_t i = 3; i < a.size(); ++i) {
       size_t eq = a[i].find('=');
@@ -616,6 +652,8 @@ struct ReplSession::Impl {
         rows.push_back({name, kind_text(v), species_name(rep.species()),
                         std::to_string(param_count(rep)) +
                             (v.kind() == Value::Kind::Swarm ? " each" : "")});
+      } else if (v.kind() == Value::Kind::MemberScalars) {
+        rows.push_back({name, kind_text(v), "-", vector_values(v.member_scalars())});
       } else {
         rows.push_back({name, kind_text(v), "-", summary(v)});
       }
@@ -626,6 +664,19 @@ struct ReplSession::Impl {
   void cmd_show(const std::vector<std::string>& a) {
     if (a.size() != 2) throw Error("usage: :show NAME");
     const Value& v = lookup(a[1]);
+    if (v.kind() == Value::Kind::MemberScalars) {
+      // Statistics, then every member's value.
+      const std::vector<double>& values = v.member_scalars();
+      out << a[1] << ": " << vector_head(values);
+      if (!values.empty())  // (:load of an empty tensor)
+        out << ": " << stats_text(stats_of({at::tensor(at::ArrayRef<double>(values), at::kDouble)}));
+      out << "\n";
+      std::vector<std::vector<std::string>> rows;
+      for (size_t k = 0; k < values.size(); ++k)
+        rows.push_back({"  member " + std::to_string(k), number_text(values[k])});
+      out << table(rows);
+      return;
+    }
     if (!is_array(v)) {
       out << a[1] << " = " << summary(v) << "\n";
       return;
@@ -666,7 +717,8 @@ struct ReplSession::Impl {
     if (a.size() < 3)
       throw Error("usage: :config NAME [PATH] operational=BOOL clone=BOOL");
     const Value& v = lookup(a[1]);
-    if (!is_array(v)) throw Error("'" + a[1] + "' is a scalar; :config takes a particle or a swarm");
+    if (!is_array(v))
+      throw Error("'" + a[1] + "' is a " + kind_text(v) + "; :config takes a particle or a swarm");
     std::string path;
     std::optional<bool> operational, clone;
     for (size_t i = 2; i < a.size(); ++i) {
@@ -710,14 +762,15 @@ struct ReplSession::Impl {
     if (eq == std::string::npos) throw Error("usage: :set NAME=VALUE");
     std::string name = text.substr(0, eq), value = text.substr(eq + 1);
     check_new_name(name);
-    double d = 0;
-    if (std::string why = number_error(value, &d); !why.empty())
+    std::vector<double> values;
+    bool vector = false;
+    if (std::string why = numbers_error(value, &values, &vector); !why.empty())
       throw Error(":set " + name + "=" + value + ": " + why);
     auto it = vars.find(name);
-    if (it != vars.end() && it->second.kind() != Value::Kind::Scalar)
+    if (it != vars.end() && is_array(it->second))
       throw Error("'" + name + "' is a " + kind_text(it->second) +
-                  ", not a scalar; :set only sets scalars");
-    vars.insert_or_assign(name, Value(d));
+                  ", not a number; :set only sets scalars and per-member vectors");
+    vars.insert_or_assign(name, vector ? Value(std::move(values)) : Value(values[0]));
   }
 
   void cmd_seed(const std::vector<std::string>& a) {
@@ -741,10 +794,16 @@ struct ReplSession::Impl {
 
   void cmd_load(const std::vector<std::string>& a) {
     if (a.size() != 3) throw Error("usage: :load NAME PATH (a nyto checkpoint, a TorchScript file, "
-                                   "a nyto swarm checkpoint or a directory of particle files)");
+                                   "a nyto swarm checkpoint, a directory of particle files or a "
+                                   "1-D tensor saved by torch.save)");
     const std::string& name = a[1];
     const std::string& path = a[2];
     check_new_name(name);
+    if (is_vector_file(path)) {
+      vars.insert_or_assign(name, Value(load_vector_file(path)));
+      out << name << ": " << summary(vars.at(name)) << " (torch.save)\n";
+      return;
+    }
     bool swarm = false;
     std::string what;
     struct stat st;
@@ -794,7 +853,7 @@ struct ReplSession::Impl {
       else
         v.swarm().save(a[2]);
     } else {
-      throw Error("'" + a[1] + "' is a scalar; :save takes a particle or a swarm");
+      throw Error("'" + a[1] + "' is a " + kind_text(v) + "; :save takes a particle or a swarm");
     }
   }
 

@@ -2,8 +2,9 @@
 //          [--backend llvm|interp|aten] [--threads N]
 //
 // Applies a rule to particles and swarms loaded from files and writes the results. A PATH is a
-// nyto checkpoint, a TorchScript archive (torch.jit.save), a nyto swarm checkpoint, or a
-// directory of model files (a swarm, one member per file, sorted by name). Everything is checked,
+// nyto checkpoint, a TorchScript archive (torch.jit.save), a nyto swarm checkpoint, a
+// directory of model files (a swarm, one member per file, sorted by name), or a 1-D tensor saved
+// by torch.save (a per-member vector, as --set NAME=V1,V2,...). Everything is checked,
 // loaded and computed before the first write, and outputs are staged beside their targets and put
 // in place together (an io::Commit): a failed run changes no file.
 #include <ATen/Parallel.h>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "cli/Commands.h"
+#include "cli/Vectors.h"
 #include "frontend/Source.h"
 
 namespace fs = std::filesystem;
@@ -67,6 +69,13 @@ std::string join(const std::vector<std::string>& v) {
   return r.empty() ? "none" : r;
 }
 
+/// A per-member vector given by --set NAME=V1,V2,... or --load NAME=FILE (a 1-D tensor), and how
+/// its messages name where it came from ("--set f: ", "--load f: 'f.pt' holds ").
+struct MemberVector {
+  std::vector<double> values;
+  std::string flag;
+};
+
 /// A particle or swarm read from a --load PATH, and how to write it back.
 struct Loaded : LoadedModels {
   std::string path;
@@ -92,14 +101,22 @@ void run_command(const RunArgs& a) {
                          "=" + other_path + " writes");
     if (!saves.emplace(name, path).second) throw UsageError("--save " + name + " is given twice");
   }
+  // --set NAME=VALUE: a number; NAME=V1,V2,... a per-member vector, bound with those of --load
+  // once the swarms are loaded (step 5).
   std::map<std::string, double> sets;
+  std::map<std::string, MemberVector> vectors;
   for (const auto& arg : a.sets) {
     auto [name, text] = split_arg(arg, "--set", "VALUE");
-    double v = 0;
-    if (std::string why = number_error(text, &v); !why.empty())
+    std::vector<double> values;
+    bool vector = false;
+    if (std::string why = numbers_error(text, &values, &vector); !why.empty())
       throw UsageError("--set " + arg + ": " + why);
     if (loads.count(name)) throw UsageError("'" + name + "' is given both by --load and by --set");
-    if (!sets.emplace(name, v).second) throw UsageError("--set " + name + " is given twice");
+    if (sets.count(name) || vectors.count(name)) throw UsageError("--set " + name + " is given twice");
+    if (vector)
+      vectors.emplace(name, MemberVector{std::move(values), "--set " + name + ": "});
+    else
+      sets.emplace(name, values[0]);
   }
   RunOptions options;
   options.seed = a.seed;
@@ -112,6 +129,7 @@ void run_command(const RunArgs& a) {
   // 2. The rule: its inputs must be among the names the command line binds.
   std::vector<std::string> known = load_order;
   for (const auto& [name, v] : sets) known.push_back(name);
+  for (const auto& [name, v] : vectors) known.push_back(name);
   Rule rule = [&] {
     try {
       return compile_file(a.file, known);
@@ -128,12 +146,15 @@ void run_command(const RunArgs& a) {
   std::vector<std::string> params;
   for (const auto& [name, v] : rule.params()) params.push_back(name);
   const auto inputs = rule.inputs();
+  auto reads = [&](const std::string& name) {
+    return std::find(inputs.begin(), inputs.end(), name) != inputs.end();
+  };
+  const std::string inputs_note = inputs.empty() ? std::string(" (it reads no input)")
+                                                 : " (its inputs: " + join(inputs) + ")";
   // A load the rule cannot read: a param takes a number, and an output the rule assigns without
   // reading it would only be overwritten (and, bound, updated in place).
   for (const auto& name : load_order) {
-    if (std::find(inputs.begin(), inputs.end(), name) != inputs.end()) continue;
-    std::string inputs_note = inputs.empty() ? std::string(" (it reads no input)")
-                                             : " (its inputs: " + join(inputs) + ")";
+    if (reads(name)) continue;
     if (std::find(params.begin(), params.end(), name) != params.end())
       throw UsageError("--load " + name + ": '" + name + "' is a param of the rule " + rule.name() +
                        ", a number: set it with --set " + name + "=VALUE; --load binds an input" +
@@ -144,12 +165,23 @@ void run_command(const RunArgs& a) {
                        "=PATH; --load binds an input" + inputs_note);
   }
 
+  // A per-member vector binds an input; a param is one number.
+  for (const auto& [name, v] : vectors) {
+    if (reads(name)) continue;
+    if (std::find(params.begin(), params.end(), name) != params.end())
+      throw UsageError("--set " + name + ": '" + name + "' is a param of the rule " + rule.name() +
+                       ", one number for every member: give a single VALUE; a list of values "
+                       "binds a per-member vector to an input" + inputs_note);
+    throw UsageError("--set " + name + ": the rule " + rule.name() + " reads no input '" + name +
+                     "' to bind a per-member vector to" + inputs_note + did_you_mean(name, inputs));
+  }
+
   // 3. Scalars: --set of a param overrides its default; of an input binds it. Any other name is
   // left to the rule, which reports E0504 with a suggestion.
   Bindings bindings;
   for (const auto& [name, v] : sets) {
     bool is_param = std::find(params.begin(), params.end(), name) != params.end();
-    bool is_input = std::find(inputs.begin(), inputs.end(), name) != inputs.end();
+    bool is_input = reads(name);
     if (is_input && !is_param)
       bindings.emplace(name, Value(v));
     else
@@ -161,9 +193,18 @@ void run_command(const RunArgs& a) {
   std::map<std::string, Loaded> loaded;
   std::vector<AnyParticle> species_reps;
   for (const auto& name : load_order) {
-    if (std::find(inputs.begin(), inputs.end(), name) == inputs.end())
+    if (!reads(name))
       std::cerr << "nyto: warning: --load " << name << " is not used by the rule " << rule.name()
                 << "\n";
+    if (is_vector_file(loads[name])) {  // a tensor saved by torch.save: a per-member vector
+      try {
+        vectors.emplace(name, MemberVector{load_vector_file(loads[name]),
+                                           "--load " + name + ": '" + loads[name] + "' holds "});
+      } catch (const BindError& e) {  // a tensor of another shape or dtype, or no tensor
+        throw BindError("--load " + name + ": " + e.what());
+      }
+      continue;
+    }
     Loaded l(load_models(loads[name]), loads[name]);
     AnyParticle rep = l.representative();
     auto same = std::find_if(species_reps.begin(), species_reps.end(),
@@ -179,7 +220,28 @@ void run_command(const RunArgs& a) {
     loaded.emplace(name, std::move(l));
   }
 
-  // 5. The run: checks everything before it writes; a failure changes nothing.
+  // 5. Per-member vectors: one value per member of the swarms the rule reads, checked here, before
+  // anything is computed, to name the flag that gave the wrong number of values.
+  std::vector<std::pair<std::string, int64_t>> swarms;  // (name, members) read by the rule
+  for (const auto& name : load_order)
+    if (auto l = loaded.find(name); l != loaded.end() && l->second.is_swarm() && reads(name))
+      swarms.emplace_back(name, l->second.swarm.size());
+  for (auto& [name, v] : vectors) {
+    if (!reads(name)) continue;  // warned above
+    const std::string count = std::to_string(v.values.size()) + " value" +
+                              (v.values.size() == 1 ? "" : "s");
+    if (swarms.empty())
+      throw UsageError(v.flag + count + ", one per swarm member, but the rule " + rule.name() +
+                       " is bound to no swarm (--load NAME=DIR or a swarm checkpoint binds one); "
+                       "a single number binds a scalar");
+    for (const auto& [swarm, members] : swarms)
+      if (int64_t(v.values.size()) != members)
+        throw UsageError(v.flag + count + " for a swarm of " + std::to_string(members) +
+                         " member" + (members == 1 ? "" : "s") + " ('" + swarm + "')");
+    bindings.emplace(name, Value(std::move(v.values)));
+  }
+
+  // 6. The run: checks everything before it writes; a failure changes nothing.
   std::map<std::string, Value> results;
   try {
     results = rule.run(bindings, options);
@@ -196,12 +258,22 @@ void run_command(const RunArgs& a) {
     if (!note.empty() && !what.empty() && what.back() != '\n') what += '\n';
     throw SpeciesError(what + note);
   }
+  // A result: new (returned), or an input updated in place (bound).
+  auto value_of = [&](const std::string& name) -> const Value* {
+    auto r = results.find(name);
+    if (r != results.end()) return &r->second;
+    auto b = bindings.find(name);
+    return b != bindings.end() ? &b->second : nullptr;
+  };
+  auto is_number = [](const Value* v) {
+    return v && (v->kind() == Value::Kind::Scalar || v->kind() == Value::Kind::MemberScalars);
+  };
   for (const auto& o : outputs)
-    if (!saves.count(o))
+    if (!saves.count(o) && !is_number(value_of(o)))  // numbers are printed (step 8)
       std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o
                 << "=PATH)\n";
 
-  // 6. Stage every output beside its target, then put them all in place as one commit (all or
+  // 7. Stage every output beside its target, then put them all in place as one commit (all or
   // none; see io::Commit). Targets of the wrong kind are refused before anything is written.
   struct Plan {
     std::string name, path;
@@ -211,14 +283,16 @@ void run_command(const RunArgs& a) {
   };
   std::vector<Plan> plans;
   for (const auto& [name, path] : saves) {
-    auto r = results.find(name);
-    Plan p{name, path, r != results.end() ? &r->second : &bindings.at(name), nullptr, false};
+    Plan p{name, path, value_of(name), nullptr, false};
+    if (!p.value) throw std::logic_error("the rule's result '" + name + "' is missing");
     if (p.value->kind() == Value::Kind::Swarm) {
       p.layout = loaded.count(name) ? &loaded.at(name) : nullptr;
       // A new swarm is laid out as the first loaded swarm of its size.
       for (size_t i = 0; !p.layout && i < load_order.size(); ++i) {
-        const Loaded& l = loaded.at(load_order[i]);
-        if (l.is_swarm() && l.swarm.size() == p.value->swarm().size()) p.layout = &l;
+        auto l = loaded.find(load_order[i]);  // none for a per-member vector
+        if (l != loaded.end() && l->second.is_swarm() &&
+            l->second.swarm.size() == p.value->swarm().size())
+          p.layout = &l->second;
       }
       p.dir = !(p.layout && p.layout->swarm_file);
     }
@@ -231,7 +305,13 @@ void run_command(const RunArgs& a) {
   io::Commit commit;
   for (const auto& p : plans) {
     std::string staged = commit.stage(p.path, p.dir);
-    if (p.value->kind() == Value::Kind::Particle) {
+    if (is_number(p.value)) {
+      // A text file, one number per line (as printed: each reads back exactly).
+      std::vector<double> values = p.value->kind() == Value::Kind::Scalar
+                                       ? std::vector<double>{p.value->scalar()}
+                                       : p.value->member_scalars();
+      io::write_file(staged, [&](io::FileWriter& w) { w.write(numbers_text(values, "\n") + "\n"); });
+    } else if (p.value->kind() == Value::Kind::Particle) {
       save_particle(p.value->particle(), staged);
     } else if (!p.dir) {
       p.value->swarm().save(staged);
@@ -242,6 +322,16 @@ void run_command(const RunArgs& a) {
     }
   }
   commit.commit();
+
+  // 8. Scalar and per-member-vector results, once everything is written: "name = 0.5",
+  // "name = 3,1,4,2" (text that --set reads back exactly).
+  for (const auto& o : outputs) {
+    const Value* v = value_of(o);
+    if (v && v->kind() == Value::Kind::Scalar)
+      std::cout << o << " = " << number_text(v->scalar()) << "\n";
+    else if (v && v->kind() == Value::Kind::MemberScalars)
+      std::cout << o << " = " << numbers_text(v->member_scalars(), ",") << "\n";
+  }
 }
 
 }  // namespace
@@ -254,13 +344,17 @@ void add_run(CLI::App& app) {
   cmd->add_option("FILE", a->file, "rule script (.nyto)")->required();
   cmd->add_option("--load,-l", a->loads,
                   "NAME=PATH: bind input NAME to a model file (nyto checkpoint or TorchScript "
-                  "archive) or to a swarm (a directory of model files, or a nyto swarm checkpoint)")
+                  "archive), to a swarm (a directory of model files, or a nyto swarm checkpoint) "
+                  "or to a per-member vector (a 1-D tensor saved by torch.save)")
       ->allow_extra_args(false);
   cmd->add_option("--save,-s", a->saves,
                   "NAME=PATH: write the rule's result NAME (a new output or an input updated in "
-                  "place) in the format it was loaded from; a swarm to a directory")
+                  "place) in the format it was loaded from; a swarm to a directory; a number or "
+                  "per-member vector as text, one number per line")
       ->allow_extra_args(false);
-  cmd->add_option("--set", a->sets, "NAME=VALUE: override a param default or bind a scalar input")
+  cmd->add_option("--set", a->sets,
+                  "NAME=VALUE: override a param default or bind a scalar input; NAME=V1,V2,...: "
+                  "bind a per-member vector (one value per swarm member)")
       ->allow_extra_args(false);
   cmd->add_option("--seed", a->seed, "seed of rand() and randn()")->check(seed_validator())->capture_default_str();
   cmd->add_option("--backend", a->backend, "llvm (JIT), interp (reference) or aten (LibTorch ops)")

@@ -12,12 +12,14 @@
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/serialization/import.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/serialize/input-archive.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <mutex>
@@ -524,6 +526,31 @@ void load_archive_checked(torch::serialize::InputArchive& ar, const std::string&
       if (ar.try_read(key, v)) check_value(v, path, key, log);
     }
   });
+}
+
+bool is_pickle_archive(const std::string& path) {
+  try {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return false;
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (!reader.hasRecord("data.pkl") || reader.hasRecord("constants.pkl")) return false;
+    for (const std::string& name : reader.getAllRecords())
+      if (c10::string_view(name).starts_with("code/")) return false;
+    return true;
+  } catch (...) {  // not a zip archive LibTorch reads: not a pickle archive
+    return false;
+  }
+}
+
+c10::IValue load_pickle_checked(const std::string& path, const std::string& not_what) {
+  check_readable(path);
+  c10::IValue v;
+  guarded(path, not_what, [&](const SizeLog& log) {
+    std::string bytes = without_debug_records(path).str();
+    v = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    check_value(v, path, "data", log);
+  });
+  return v;
 }
 
 }  // namespace nyto

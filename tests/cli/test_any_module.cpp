@@ -4,8 +4,10 @@
 
 #include <ATen/ATen.h>
 #include <nyto/any_module.h>
+#include <nyto/checked_load.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -353,4 +355,44 @@ TEST_CASE("a damaged pickle (stack underflow, a length past the end): IOError, n
   nyto::save_particle(p, ck);
   nyto::test::patch_archive(ck, "data.pkl", std::string("\x80\x02", 2), std::string("\x80\x02Q", 3));
   CHECK(io_error([&] { nyto::load_particle(ck); }).find("is not a valid pickle") != std::string::npos);
+}
+
+TEST_CASE("values saved by torch.save: told apart from models, loaded with every tensor checked") {
+  using namespace std::string_literals;
+  Scratch s;
+  auto save = [](const c10::IValue& v, const std::string& path) {  // as Python's torch.save
+    std::vector<char> bytes = torch::jit::pickle_save(v);
+    std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  };
+  save(at::tensor({1.0f, 2.0f, 3.0f}), s / "t.pt");
+  script_net(1.0).save(s / "net.pt");
+  nyto::save_particle(nyto::load_particle(s / "net.pt"), s / "net.ckpt", nyto::Format::Nyto);
+  std::ofstream(s / "text.pt") << "not an archive";
+  CHECK(nyto::is_pickle_archive(s / "t.pt"));
+  for (const std::string& other : {s / "net.pt", s / "net.ckpt", s / "text.pt", s / "missing.pt", s.dir.string()}) {
+    CAPTURE(other);
+    CHECK(!nyto::is_pickle_archive(other));
+  }
+  c10::IValue v = nyto::load_pickle_checked(s / "t.pt", "not a value");
+  REQUIRE(v.isTensor());
+  CHECK(at::equal(v.toTensor(), at::tensor({1.0f, 2.0f, 3.0f})));
+  // A tensor in a container is checked too: its data record cut to 4 of its 12 bytes.
+  c10::impl::GenericList list(c10::AnyType::get());
+  list.push_back(at::tensor({1.0f, 2.0f, 3.0f}));
+  save(list, s / "list.pt");
+  const float three[] = {1.0f, 2.0f, 3.0f};
+  nyto::test::patch_archive(s / "list.pt", "data/0", std::string(reinterpret_cast<const char*>(three), 12),
+                            std::string(reinterpret_cast<const char*>(three), 4));
+  CHECK_THROWS_WITH_AS(nyto::load_pickle_checked(s / "list.pt", "not a value"),
+                       doctest::Contains("is corrupt: tensor 'data[0]' claims a storage of 12 bytes but the file holds 4"),
+                       nyto::IOError);
+  // A damaged pickle: BINPERSID on an empty stack (LibTorch's unpickler would crash).
+  save(at::tensor({1.0f}), s / "bad.pt");
+  nyto::test::patch_archive(s / "bad.pt", "data.pkl", "\x80\x02"s, "\x80\x02Q"s);
+  const std::string bad_message = "'" + (s / "bad.pt") + "' is not a value (corrupt, truncated or another "
+                                  "format): record 'data.pkl' is not a valid pickle";
+  CHECK_THROWS_WITH_AS(nyto::load_pickle_checked(s / "bad.pt", "not a value"),
+                       doctest::Contains(bad_message.c_str()), nyto::IOError);
+  CHECK_THROWS_WITH_AS(nyto::load_pickle_checked(s / "missing.pt", "not a value"), doctest::Contains("cannot open"),
+                       nyto::IOError);
 }

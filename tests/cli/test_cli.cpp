@@ -7,6 +7,7 @@
 #include <nyto/particle.h>
 #include <nyto/swarm.h>
 #include <sys/stat.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/archive_patch.h"
 #include "tests/runtime/models.h"
 
 namespace fs = std::filesystem;
@@ -611,4 +613,181 @@ TEST_CASE("nyto run and the REPL: a swarm directory is replaced as a whole, a di
   fs::remove(s / "cmds");
   before.erase(s / "cmds");
   CHECK(s.snapshot() == before);
+}
+
+namespace {
+
+/// Writes `v` as Python's torch.save does (torch::pickle_save writes the same zip format).
+void torch_save(const c10::IValue& v, const std::string& path) {
+  std::vector<char> bytes = torch::jit::pickle_save(v);
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+/// Member i of the swarm at `path` (a directory or a swarm checkpoint), parameter by parameter.
+std::vector<std::map<std::string, at::Tensor>> members_of(const std::string& path) {
+  nyto::AnySwarm sw = nyto::load_swarm(path);
+  std::vector<std::map<std::string, at::Tensor>> out;
+  for (int64_t i = 0; i < sw.size(); ++i) out.push_back(values_of(sw.member(i)));
+  return out;
+}
+
+/// Checks that member i of `got` is member i of `in` plus `add[i]`.
+void check_added(const std::vector<std::map<std::string, at::Tensor>>& got,
+                 const std::vector<std::map<std::string, at::Tensor>>& in, const std::vector<double>& add) {
+  REQUIRE(got.size() == add.size());
+  REQUIRE(in.size() == add.size());
+  for (size_t i = 0; i < add.size(); ++i) {
+    INFO("member " << i);
+    std::map<std::string, at::Tensor> want;
+    for (const auto& entry : in[i]) want[entry.first] = entry.second + add[i];
+    check_close(got[i], want);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("nyto run --set NAME=V1,V2,...: a per-member vector, member i gets value i, on every "
+          "backend") {
+  Scratch s;
+  write_particles(s);  // swarm/: 3 members
+  write_rule(s, "add.nyto", "x = x + f\n");
+  const auto in = members_of(s / "swarm");
+  for (std::string backend : {"llvm", "interp", "aten"}) {
+    INFO("backend " << backend);
+    auto r = s.nyto("run " + (s / "add.nyto") + " --load x=" + (s / "swarm") + " --set f=1,2,3 --save x=" +
+                    (s / "out_" + backend) + " --backend " + backend);
+    REQUIRE(r.rc == 0);
+    CHECK(r.err.empty());
+    CHECK(r.out.empty());
+    check_added(members_of(s / ("out_" + backend)), in, {1, 2, 3});
+  }
+  // Each value read as --set NAME=VALUE reads one (hexadecimal, exponents), spaces allowed.
+  auto r = s.nyto("run " + (s / "add.nyto") + " --load x=" + (s / "swarm") + " --set 'f=0x1p-1, -2,1e1' --save x=" +
+                  (s / "out"));
+  REQUIRE(r.rc == 0);
+  check_added(members_of(s / "out"), in, {0.5, -2, 10});
+  // A swarm checkpoint and a param with the vector: x = x + a*f.
+  nyto::load_swarm(s / "swarm").save(s / "swarm.ckpt");
+  write_rule(s, "scaled.nyto", "param a = 1\nx = x + a*f\n");
+  r = s.nyto("run " + (s / "scaled.nyto") + " --load x=" + (s / "swarm.ckpt") + " --set f=1,2,3 --set a=0.5 --save x=" +
+             (s / "out.ckpt"));
+  REQUIRE(r.rc == 0);
+  check_added(members_of(s / "out.ckpt"), in, {0.5, 1, 1.5});
+}
+
+TEST_CASE("nyto run --load NAME=FILE of a 1-D tensor saved by torch.save: a per-member vector") {
+  Scratch s;
+  write_particles(s);
+  write_rule(s, "add.nyto", "x = x + f\n");
+  const auto in = members_of(s / "swarm");
+  struct Case {
+    std::string what;
+    at::Tensor t;
+    std::vector<double> want;
+  };
+  const Case cases[] = {
+      {"float32", at::tensor({1.0f, 2.0f, 3.0f}), {1, 2, 3}},
+      {"float64", at::tensor({0.25, -1.5, 1e3}, at::kDouble), {0.25, -1.5, 1e3}},
+      {"int64", at::tensor({int64_t(-2), int64_t(0), int64_t(7)}), {-2, 0, 7}},
+      {"int32", at::tensor({5, 6, 7}, at::kInt), {5, 6, 7}},
+      {"float16", at::tensor({0.5, 1.5, 2.5}).to(at::kHalf), {0.5, 1.5, 2.5}},
+      // A view: its storage holds 6 values, of which it reads every other one from the second.
+      {"strided view", at::arange(6, at::kDouble).slice(0, 1, 6, 2), {1, 3, 5}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    torch_save(c.t, s / "f.pt");
+    auto r = s.nyto("run " + (s / "add.nyto") + " --load x=" + (s / "swarm") + " --load f=" + (s / "f.pt") +
+                    " --save x=" + (s / "out"));
+    REQUIRE(r.rc == 0);
+    CHECK(r.err.empty());
+    check_added(members_of(s / "out"), in, c.want);
+  }
+}
+
+TEST_CASE("per-member vectors: a wrong length, no swarm, a param, a bad number or file: exit 2 "
+          "(1 for a damaged file) naming it, nothing written") {
+  Scratch s;
+  write_particles(s);
+  write_rule(s, "add.nyto", "x = x + f\n");
+  write_rule(s, "param.nyto", "param a = 1\nx = x + a*f\n");
+  const std::string add = "run " + (s / "add.nyto") + " --load x=" + (s / "swarm");
+  const std::string save = " --save x=" + (s / "out");
+  torch_save(at::tensor({1.0, 2.0}, at::kDouble), s / "two.pt");
+  torch_save(at::zeros({2, 3}), s / "matrix.pt");
+  torch_save(at::scalar_tensor(3.0), s / "zero_d.pt");
+  torch_save(at::tensor({1, 0, 1}).to(at::kBool), s / "bool.pt");
+  torch_save(at::tensor({1.0, 2.0, 3.0}).to(at::kComplexFloat), s / "complex.pt");
+  c10::Dict<std::string, at::Tensor> dict;
+  dict.insert("w", at::zeros({3}));
+  dict.insert("b", at::zeros({3}));
+  torch_save(dict, s / "dict.pt");
+  // A damaged file: its pickle declares 3 float32 values, its data record holds 1.
+  torch_save(at::tensor({1.0f, 2.0f, 3.0f}), s / "damaged.pt");
+  const float three[] = {1.0f, 2.0f, 3.0f};
+  nyto::test::patch_archive(s / "damaged.pt", "data/0", std::string(reinterpret_cast<const char*>(three), 12),
+                            std::string(reinterpret_cast<const char*>(three), 4));
+  std::ofstream(s / "text.pt") << "not a tensor";
+  struct Case {
+    std::string what, args;
+    int rc;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"too few values", add + " --set f=1,2" + save, 2, "--set f: 2 values for a swarm of 3 members ('x')"},
+      {"too many values", add + " --set f=1,2,3,4" + save, 2, "--set f: 4 values for a swarm of 3 members ('x')"},
+      {"a bad number", add + " --set f=1,zz,3" + save, 2, "--set f=1,zz,3: 'zz' (value 2 of 3) is not a number"},
+      {"an empty value", add + " --set f=1,,3" + save, 2, "--set f=1,,3: value 2 of 3 is empty"},
+      {"a trailing comma", add + " --set f=1,2," + save, 2, "--set f=1,2,: value 3 of 3 is empty"},
+      {"beyond double", add + " --set f=1,1e999,3" + save, 2,
+       "--set f=1,1e999,3: '1e999' (value 2 of 3) is beyond the range of a double"},
+      {"no swarm", "run " + (s / "add.nyto") + " --load x=" + (s / "base.pt") + " --set f=1,2,3 --save x=" +
+                       (s / "out.pt"), 2, "--set f: 3 values, one per swarm member, but the rule " + (s / "add.nyto") + " is bound to no swarm"},
+      {"a vector for a param", "run " + (s / "param.nyto") + " --load x=" + (s / "swarm") + " --set f=1,2,3 --set a=1,2,3" + save,
+       2, "--set a: 'a' is a param of the rule " + (s / "param.nyto") + ", one number for every member"},
+      {"a vector the rule does not read", add + " --set f=1,2,3 --set g=1,2,3" + save, 2,
+       "--set g: the rule " + (s / "add.nyto") + " reads no input 'g' to bind a per-member vector to (its inputs: 'x', 'f')"},
+      {"a file of another length", add + " --load f=" + (s / "two.pt") + save, 2,
+       "--load f: '" + (s / "two.pt") + "' holds 2 values for a swarm of 3 members ('x')"},
+      {"a file and no swarm", "run " + (s / "add.nyto") + " --load x=" + (s / "base.pt") + " --load f=" + (s / "two.pt") +
+                                  " --save x=" + (s / "out.pt"), 2, "holds 2 values, one per swarm member, but the rule"},
+      {"a 2-D tensor", add + " --load f=" + (s / "matrix.pt") + save, 2,
+       "--load f: '" + (s / "matrix.pt") + "' holds a tensor of shape [2, 3]; a per-member vector is a 1-D tensor"},
+      {"a 0-D tensor", add + " --load f=" + (s / "zero_d.pt") + save, 2, "holds a tensor of shape []"},
+      {"a bool tensor", add + " --load f=" + (s / "bool.pt") + save, 2, "holds a tensor of dtype Bool"},
+      {"a complex tensor", add + " --load f=" + (s / "complex.pt") + save, 2, "holds a tensor of dtype ComplexFloat"},
+      {"a dict", add + " --load f=" + (s / "dict.pt") + save, 2, "holds a value of type Dict[str, Tensor] saved by torch.save, not a tensor"},
+      {"a damaged file", add + " --load f=" + (s / "damaged.pt") + save, 1,
+       "'" + (s / "damaged.pt") + "' is corrupt: tensor 'data' claims a storage of 12 bytes but the file holds 4"},
+      {"neither a tensor nor a model", add + " --load f=" + (s / "text.pt") + save, 1,
+       "neither a nyto checkpoint nor a TorchScript archive"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    auto before = s.snapshot();
+    auto r = s.nyto(c.args);
+    INFO(r.err);
+    CHECK(r.rc == c.rc);
+    CHECK(r.err.find(c.message) != std::string::npos);
+    CHECK(r.err.find("internal error") == std::string::npos);
+    CHECK(r.err.find("nyto: error: ") == 0);
+    CHECK(s.snapshot() == before);
+  }
+}
+
+TEST_CASE("REPL :load of a 1-D tensor saved by torch.save: a per-member vector") {
+  Scratch s;
+  write_particles(s);
+  torch_save(at::tensor({1, 2, 3}, at::kLong), s / "f.pt");
+  torch_save(at::zeros({3, 1}), s / "matrix.pt");
+  std::ofstream(s / "in.txt") << ":load x " << (s / "swarm") << "\n:load f " << (s / "f.pt") << "\n:load m "
+                              << (s / "matrix.pt") << "\n:ls\nx = x + f\n:save x " << (s / "out") << " format=nyto\n";
+  auto r = s.nyto("repl < " + (s / "in.txt"));
+  INFO(r.out << r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("f: vector of 3 values: 1,2,3 (torch.save)") != std::string::npos);
+  CHECK(r.out.find("error: '" + (s / "matrix.pt") + "' holds a tensor of shape [3, 1]") != std::string::npos);
+  CHECK(r.out.find("f     vector[3]") != std::string::npos);
+  CHECK(r.out.find("\nm ") == std::string::npos);  // the failed :load bound nothing
+  check_added(members_of(s / "out"), members_of(s / "swarm"), {1, 2, 3});
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """TorchScript round trip: models scripted and saved by Python's torch (torch.jit.save), run
-through `nyto run`, loaded back by torch.jit.load and compared with the values computed here.
+through `nyto run`, loaded back by torch.jit.load and compared with the values computed here; and
+per-member vectors saved by torch.save.
 
 usage: torchscript_roundtrip.py NYTO_BINARY RULES_DIR
 Exits 77 (CTest SKIP_RETURN_CODE) when torch cannot be imported.
@@ -164,6 +165,31 @@ with tempfile.TemporaryDirectory() as tmp:
         before = snapshot(tmp)
         rc, err = nyto("run", os.path.join(RULES, "merge.nyto"), *args,
                        "--save", "merged=" + P("merged2.pt"))
+        check(rc == code and message in err, f"{what}: exit {rc} (want {code}), '{message}' in: {err.strip()}")
+        check(snapshot(tmp) == before, f"{what}: nothing written")
+
+    # 6. Per-member vectors saved by torch.save: member i of the swarm gets value i.
+    with open(P("add.nyto"), "w") as fh:
+        fh.write("x = x + f\n")
+    for dtype in [torch.float32, torch.float64, torch.int64, torch.float16]:
+        f = torch.tensor([1, -2, 3], dtype=dtype)
+        torch.save(f, P("f.pt"))
+        rc, err = nyto("run", P("add.nyto"), "--load", "x=" + P("swarm"), "--load", "f=" + P("f.pt"),
+                       "--save", "x=" + P("added"))
+        check(rc == 0, f"a {dtype} vector of torch.save exits 0 ({err.strip()})")
+        for i in range(3):
+            xs = params(P("swarm", f"member{i}.pt"))
+            check(close(params(P("added", f"member{i}.pt")), {k: v + float(f[i]) for k, v in xs.items()}),
+                  f"{dtype}: member {i} + f[{i}]")
+    torch.save(torch.ones(2, 3), P("matrix.pt"))
+    torch.save(torch.ones(4), P("four.pt"))
+    for what, code, message, path in [
+            ("a 2-D tensor", 2, "holds a tensor of shape [2, 3]", P("matrix.pt")),
+            ("4 values for 3 members", 2, "holds 4 values for a swarm of 3 members ('x')", P("four.pt")),
+            ("a state_dict", 1, "torch.jit.save(torch.jit.script(model), path)", P("state_dict.pt"))]:
+        before = snapshot(tmp)
+        rc, err = nyto("run", P("add.nyto"), "--load", "x=" + P("swarm"), "--load", "f=" + path,
+                       "--save", "x=" + P("added2"))
         check(rc == code and message in err, f"{what}: exit {rc} (want {code}), '{message}' in: {err.strip()}")
         check(snapshot(tmp) == before, f"{what}: nothing written")
 
