@@ -1,5 +1,6 @@
-// (c) The particle loaders on any file: TorchScript archives (runtime/any_module.cpp) and nyto
-// particle and swarm checkpoints (runtime/particle.cpp, swarm.cpp), through load_models (which
+// (c) The particle loaders on any file: TorchScript archives (runtime/any_module.cpp), nyto
+// particle and swarm checkpoints (runtime/particle.cpp, swarm.cpp) and values of torch.save
+// (load_pickle_checked, for per-member vectors), through load_models (which
 // detects the kind) and through AnyParticle::load / AnySwarm::load into a small zoo MLP. A load
 // either throws a nyto::Error or gives values that are read in full (so ASan sees any byte
 // beyond the data). See FuzzUtil.h for the input format (a zip, or records packed into one).
@@ -9,12 +10,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <nyto/any_module.h>
+#include <nyto/checked_load.h>
 #include <nyto/errors.h>
 #include <nyto/particle.h>
 #include <nyto/swarm.h>
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "cli/Zoo.h"
 #include "fuzz/FuzzUtil.h"
@@ -83,6 +86,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const Error&) {
   } catch (const std::exception& e) {
     fuzz::internal_error(e, "AnySwarm::load");
+  }
+  // A value of torch.save (nyto run --load f=FILE of a 1-D tensor): every tensor in it is read.
+  try {
+    if (is_pickle_archive(path)) {
+      std::vector<c10::IValue> todo{load_pickle_checked(path, "a torch.save file")};
+      while (!todo.empty()) {
+        c10::IValue v = std::move(todo.back());
+        todo.pop_back();
+        if (v.isTensor() && v.toTensor().defined())
+          sink = sink + v.toTensor().to(at::kDouble).sum().item<double>();
+        else if (v.isList())
+          for (const c10::IValue& e : v.toListRef()) todo.push_back(e);
+        else if (v.isTuple())
+          for (const c10::IValue& e : v.toTupleRef().elements()) todo.push_back(e);
+        else if (v.isGenericDict())
+          for (const auto& e : v.toGenericDict()) todo.push_back(e.value());
+      }
+    }
+  } catch (const Error&) {
+  } catch (const std::exception& e) {
+    fuzz::internal_error(e, "load_pickle_checked");
   }
   return 0;
 }

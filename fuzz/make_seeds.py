@@ -70,6 +70,8 @@ with tempfile.TemporaryDirectory() as tmp:
         put("models", f + ".rec", records(os.path.join(tmp, f)))
         put("models", f, open(os.path.join(tmp, f), "rb").read())
     script = os.path.join(tmp, "ts.pt")
+    vector = os.path.join(tmp, "vector.pt")  # torch.save values (load_pickle_checked)
+    nested = os.path.join(tmp, "nested.pt")
     # torch.jit.script reads the class's source: it must come from a file.
     with open(os.path.join(tmp, "net.py"), "w") as f:
         f.write(f"""
@@ -83,11 +85,15 @@ class Net(torch.nn.Module):
         return torch.relu(self.fc1(x)) + self.offset
 torch.manual_seed(0)
 torch.jit.save(torch.jit.script(Net()), {script!r})
+torch.save(torch.tensor([3.0, 1.0, 4.0, 2.0]), {vector!r})
+torch.save([torch.arange(3, dtype=torch.int64), {{"a": torch.ones(2, dtype=torch.float64)}}], {nested!r})
 """)
     r = subprocess.run(["/usr/bin/python3", os.path.join(tmp, "net.py")], stderr=subprocess.DEVNULL)
     if r.returncode == 0:
         put("models", "torchscript.pt.rec", records(script))
         put("models", "torchscript.pt", open(script, "rb").read())
+        for f in (vector, nested):
+            put("models", os.path.basename(f) + ".rec", records(f))
     else:
         print("make_seeds: no Python torch: TorchScript seeds left out", file=sys.stderr)
 
