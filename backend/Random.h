@@ -212,4 +212,14 @@ inline double draw_f64(const Key& k, uint32_t site, bool normal, uint32_t member
   return normal ? normal_f64(p) : uniform_f64(p);
 }
 
+// Member draw of random call site `site` (mrand() if !normal, else mrandn(); language version 1):
+// one double per member, shared by all its elements and storage groups. Counter (0, member,
+// invocation, 0xFFFF0000 | site): storage groups are below 0xFFFF and sites below 0x8000, so no
+// element draw shares it (docs/language.md, "Random numbers").
+inline double member_draw(const Key& k, uint32_t site, bool normal, uint32_t member) {
+  Philox4 p = philox4x32_10(0, member, uint32_t(k.invocation), 0xFFFF0000u | site, uint32_t(k.seed),
+                            uint32_t(k.seed >> 32));
+  return normal ? normal_f64(p) : uniform_f64(p);
+}
+
 }  // namespace nyto::rng

@@ -14,7 +14,7 @@ namespace {
 using ir::NodeId;
 using ir::Op;
 
-enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, Member };
+enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, MRand, Member };
 
 struct FunctionInfo {
   const char* name;
@@ -44,6 +44,8 @@ const FunctionInfo kFunctions[] = {
     {"where", Builtin::Where, Op::Select, "mask, a, b", 3},
     {"rand", Builtin::Rand, Op::Rand, "", 0},
     {"randn", Builtin::Randn, Op::Randn, "", 0},
+    {"mrand", Builtin::MRand, Op::MRand, "", 0},
+    {"mrandn", Builtin::MRand, Op::MRandn, "", 0},
     {"member", Builtin::Member, Op::Member, "", 0},
     {"members", Builtin::Member, Op::Members, "", 0},
 };
@@ -514,6 +516,7 @@ class Analyzer {
     switch (f->kind) {
       case Builtin::Rand:
       case Builtin::Randn:
+      case Builtin::MRand:
         r.is_const = false;
         r.nonconst_span = e.span;
         r.nonconst_what = "'" + e.name + "()'";
@@ -523,7 +526,9 @@ class Analyzer {
                                   " rand() and randn() calls");
           return error_val();
         }
-        if (!in_param_) r.node = builder_.rand(f->kind == Builtin::Randn);
+        if (!in_param_)
+          r.node = f->kind == Builtin::MRand ? builder_.member_rand(f->op == Op::MRandn)
+                                             : builder_.rand(f->kind == Builtin::Randn);
         return r;
       case Builtin::Member:
         // Known only when the rule runs: never a constant (a param's default cannot use it).

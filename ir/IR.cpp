@@ -55,7 +55,9 @@ bool same_node(const Node& a, const Node& b) {
          a.args[2] == b.args[2] && std::memcmp(&a.value, &b.value, sizeof a.value) == 0 &&
          a.index == b.index;
 }
-bool is_random_op(Op op) { return op == Op::Rand || op == Op::Randn; }
+bool is_random_op(Op op) {
+  return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
+}
 }  // namespace
 
 Builder::Builder(Graph& g) : g_(g) {
@@ -139,6 +141,11 @@ NodeId Builder::rand(bool normal) {
   n.index = g_.rand_sites++;
   return add(n);
 }
+NodeId Builder::member_rand(bool normal) {
+  Node n{normal ? Op::MRandn : Op::MRand, Type::MemberScalar};
+  n.index = g_.rand_sites++;
+  return add(n);
+}
 NodeId Builder::member() { return add(typed(Node{Op::Member})); }
 NodeId Builder::members() { return add(typed(Node{Op::Members})); }
 NodeId Builder::unary(Op op, NodeId a) {
@@ -214,7 +221,9 @@ std::string print_node(const Graph& g, NodeId i) {
     case Op::Input: os << " " << g.inputs.at(n.index).name; break;
     case Op::Param: os << " " << g.params.at(n.index).name; break;
     case Op::Rand:
-    case Op::Randn: os << " site " << n.index; break;
+    case Op::Randn:
+    case Op::MRand:
+    case Op::MRandn: os << " site " << n.index; break;
     default:
       for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
   }

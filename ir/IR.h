@@ -36,6 +36,8 @@ namespace nyto::ir {
   X(Param, 0)   /* attr.index: index into Graph::params (scalar hyper-parameter)         */      \
   X(Rand, 0)    /* attr.index: random call site (0, 1, ...), uniform [0, 1)              */      \
   X(Randn, 0)   /* attr.index: random call site, standard normal                         */      \
+  X(MRand, 0)   /* attr.index: random call site; one uniform double per member           */      \
+  X(MRandn, 0)  /* attr.index: random call site; one standard normal double per member   */      \
   X(Member, 0)  /* this member's index, 0-based (member scalar)                          */      \
   X(Members, 0) /* the number of members M of the run (scalar)                           */      \
   X(Neg, 1) X(Abs, 1) X(Sqrt, 1) X(Exp, 1) X(Log, 1) X(Sin, 1) X(Cos, 1) X(Tanh, 1)               \
@@ -133,7 +135,7 @@ struct Graph {
 
 /// The type a node of kind `op` has given its arguments' types: the only source of types (the
 /// Builder, verify() and specialize_inputs() all use it). Const/Param Scalar; Input `input_type`;
-/// Rand/Randn Swarm (a draw differs per member and element); Member MemberScalar; Members Scalar
+/// Rand/Randn Swarm (a draw differs per member and element); MRand/MRandn and Member MemberScalar; Members Scalar
 /// (one count for the run, known when it runs); unary ops their argument's type;
 /// binary ops and Select a value with the axes of all arguments; comparisons a mask with the axes
 /// of both operands.
@@ -149,6 +151,7 @@ class Builder {
   NodeId input(int32_t index, Type type);
   NodeId param(int32_t index);
   NodeId rand(bool normal);  // a fresh call site each time: never merged
+  NodeId member_rand(bool normal);  // Op::MRand / MRandn: a fresh call site each time
   NodeId member();           // Op::Member
   NodeId members();          // Op::Members
   NodeId unary(Op op, NodeId a);

@@ -16,6 +16,8 @@ Type infer_type(Op op, Type input_type, const Type* args) {
     case Op::Input: return input_type;
     case Op::Rand:
     case Op::Randn: return Type::Swarm;  // keyed by (member, element): varies along both
+    case Op::MRand:
+    case Op::MRandn:
     case Op::Member: return Type::MemberScalar;
     case Op::Members: return Type::Scalar;
     case Op::Select: return args[0].as_value().join(args[1]).join(args[2]);
@@ -71,6 +73,8 @@ void verify(const Graph& g) {
         break;
       case Op::Rand:
       case Op::Randn:
+      case Op::MRand:
+      case Op::MRandn:
         NYTO_INTERNAL_ASSERT(n.index >= 0 && n.index < g.rand_sites,
                              at(i, n) + "rand site >= rand_sites");
         NYTO_INTERNAL_ASSERT(sites.insert(n.index).second, at(i, n) + "rand site used twice");

@@ -80,6 +80,14 @@ class Evaluator {
         return Value{false, std::move(m), {}};
       }
       case Op::Members: return Value{false, std::vector<double>(N, double(N)), {}};
+      case Op::MRand:
+      case Op::MRandn: {
+        const rng::Key key{c_.seed, c_.invocation, c_.group};
+        std::vector<double> d(N);
+        for (int64_t m = 0; m < N; ++m)
+          d[m] = rng::member_draw(key, uint32_t(n.index), n.op == Op::MRandn, uint32_t(m));
+        return Value{false, std::move(d), {}};
+      }
       case Op::Input: {
         const at::Tensor& t = c_.in[n.index];
         switch (c_.kinds[n.index]) {

@@ -79,6 +79,10 @@ class InterpKernel final : public Kernel {
               case Op::Const: s[i] = nd.value; break;
               case Op::Param: s[i] = a.params[nd.index]; break;
               case Op::Member: s[i] = double(member); break;
+              case Op::MRand:
+              case Op::MRandn:
+                s[i] = rng::member_draw(key, uint32_t(nd.index), nd.op == Op::MRandn, uint32_t(member));
+                break;
               case Op::Members: s[i] = double(a.members); break;
               case Op::Input: {
                 const int k = nd.index;

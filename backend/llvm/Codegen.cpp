@@ -66,8 +66,8 @@ void check_graph(const ir::Graph& g, const KernelSpec& spec) {
       internal_error("IR input index out of range");
     if (n.op == Op::Param && (n.index < 0 || size_t(n.index) >= g.params.size()))
       internal_error("IR param index out of range");
-    if ((n.op == Op::Rand || n.op == Op::Randn) && (n.index < 0 || n.index >= g.rand_sites ||
-                                                    n.index > 0x7FFF))
+    if ((n.op == Op::Rand || n.op == Op::Randn || n.op == Op::MRand || n.op == Op::MRandn) &&
+        (n.index < 0 || n.index >= g.rand_sites || n.index > 0x7FFF))
       internal_error("IR random site out of range");
   }
   for (const ir::Output& o : g.outputs)
@@ -382,6 +382,8 @@ class Codegen {
       case Op::Const: return cfp(fty, dt && spec_.dtype == DType::F32 ? double(float(nd.value)) : nd.value, w);
       case Op::Rand:
       case Op::Randn: return emit_random(nd, w);
+      case Op::MRand:
+      case Op::MRandn: return emit_member_draw(nd);
       case Op::Neg: return b_.CreateFNeg(A(0));
       case Op::Abs: return unary_intrinsic(llvm::Intrinsic::fabs, A(0));
       case Op::Sqrt: return unary_intrinsic(llvm::Intrinsic::sqrt, A(0));
@@ -650,16 +652,21 @@ class Codegen {
   }
 
   // One draw from the Philox words: uniform or normal, from word k on (float32), from r[0..3]
-  // (float64), exactly as rng::uniform_* / rng::normal_*.
+  // (float64), exactly as rng::uniform_* / rng::normal_*. In the kernel's dtype unless `f64`
+  // forces double (member draws are doubles whatever the dtype).
   llvm::Value* draw_from_words(const Words& p, int k, bool normal, int w) {
-    if (spec_.dtype == DType::F32) {
-      llvm::Type* t = vec(elem_, w);
+    return draw_from_words(p, k, normal, w, spec_.dtype == DType::F64);
+  }
+  llvm::Value* draw_from_words(const Words& p, int k, bool normal, int w, bool f64) {
+    if (!f64) {
+      llvm::Type* ft = llvm::Type::getFloatTy(ctx_);
+      llvm::Type* t = vec(ft, w);
       if (!normal)  // float(r[k] >> 8) * 2^-24
-        return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k], 8), t), cfp(elem_, 0x1p-24, w));
+        return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k], 8), t), cfp(ft, 0x1p-24, w));
       llvm::Value* u1 = b_.CreateFMul(
-          b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(p.r[k], 8), ci32(1, w)), t), cfp(elem_, 0x1p-24, w));
-      llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k + 1], 8), t), cfp(elem_, 0x1p-24, w));
-      return box_muller(u1, u2, w);
+          b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(p.r[k], 8), ci32(1, w)), t), cfp(ft, 0x1p-24, w));
+      llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k + 1], 8), t), cfp(ft, 0x1p-24, w));
+      return box_muller(u1, u2, w, false);
     }
     llvm::Type* t = vec(f64_, w);
     llvm::Type* t64 = vec(i64_, w);
@@ -671,13 +678,21 @@ class Codegen {
     llvm::Value* u1 =
         b_.CreateFMul(b_.CreateUIToFP(b_.CreateAdd(bits53(p.r[0], p.r[1]), ci64(1, w)), t), cfp(f64_, 0x1p-53, w));
     llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(bits53(p.r[2], p.r[3]), t), cfp(f64_, 0x1p-53, w));
-    return box_muller(u1, u2, w);
+    return box_muller(u1, u2, w, true);
+  }
+
+  // mrand() / mrandn(): one double per member (rng::member_draw), computed once before the loop.
+  llvm::Value* emit_member_draw(const ir::Node& nd) {
+    PhiloxKey key{{}, ctr1_, ctr2_, b_.getInt32(0xFFFF0000u | uint32_t(nd.index))};
+    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
+    Words words = philox_rounds(b_.getInt32(0), key, 1);
+    return draw_from_words(words, 0, nd.op == Op::MRandn, 1, true);
   }
 
   // sqrt(-2 log u1) * cos(2 pi u2) with rng::log_f32/64 and rng::cos2pi_f32/64, op for op.
-  llvm::Value* box_muller(llvm::Value* u1, llvm::Value* u2, int w) {
-    bool f32 = spec_.dtype == DType::F32;
-    llvm::Type* et = elem_;
+  llvm::Value* box_muller(llvm::Value* u1, llvm::Value* u2, int w, bool f64) {
+    bool f32 = !f64;
+    llvm::Type* et = f64 ? f64_ : llvm::Type::getFloatTy(ctx_);
     auto c = [&](double v) { return cfp(et, v, w); };
     auto horner = [&](llvm::Value* z, const auto* coef, int n) {
       llvm::Value* p = c(double(coef[n - 1]));

@@ -75,7 +75,9 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
     g.params.push_back({"p" + std::to_string(j), -2.0 + 0.5 * double(below(9))});
     add_value(b.param(j));
   }
-  for (int s = 0; s < opt.rand_sites; ++s) add_value(b.rand(s % 2 == 1));
+  // Every third site is a member draw (mrand(), mrandn(); language v1).
+  for (int s = 0; s < opt.rand_sites; ++s)
+    add_value(s % 3 == 2 ? b.member_rand(s % 2 == 1) : b.rand(s % 2 == 1));
   add_value(b.member());  // member values (language v1): per member, and the member count
   add_value(b.members());
   std::vector<double> pool = {0.5, 2, -1.5, 3, 0.25, 1, 0, -1, 10, 0.1};

@@ -312,11 +312,15 @@ b = 0*x + randn()
 c = randn() - rand() + 0*x
 d = 0*x + randn()
 e = 0*x + rand()
+f = 0*x + mrand()
+h = mrandn() + 0*x
 """
 # Per output, its draws as (random site, normal?): one draw, or the first minus the second. Sites
 # count in source order, left to right (`nyto compile --emit ir` shows "rand site N").
 OUTPUTS = [("a", [(0, False)]), ("b", [(1, True)]), ("c", [(2, True), (3, False)]),
-           ("d", [(4, True)]), ("e", [(5, False)])]
+           ("d", [(4, True)]), ("e", [(5, False)]),
+           # member draws (version 1): one double per member, rounded to the dtype once
+           ("f", [(6, False, "member")]), ("h", [(7, True, "member")])]
 
 
 def layout(model):
@@ -342,10 +346,13 @@ def compare_run(saved, lay, seed, worst, counted):
                 got = got.detach().numpy().reshape(-1)
                 g, off, dt = lay[pname]
                 elem = off + np.arange(got.size)
-                draw = [R.v0_draw(seed, 0, g, s, normal, member, elem, dt) for s, normal in sites]
+                members = len(saved[name])
+                draw = [np.full(got.size, R.member_draw(seed, 0, s[0], s[1], members)[member]).astype(dt)
+                        if len(s) == 3 else R.v0_draw(seed, 0, g, s[0], s[1], member, elem, dt)
+                        for s in sites]
                 want = draw[0] if len(draw) == 1 else draw[0] - draw[1]
                 where = f"{name}.{pname} member {member}"
-                if any(normal for _, normal in sites):
+                if any(s[1] for s in sites):
                     ulp = int(R.ulp_distance(got, want).max())
                     worst[np.dtype(dt).name] = max(worst[np.dtype(dt).name], ulp)
                     counted["normal"] += got.size
