@@ -5,6 +5,7 @@
 #include "cli/Limits.h"
 #include "cli/Parse.h"
 #include "cli/Vectors.h"
+#include <nyto/checked_load.h>
 #include "cli/Zoo.h"
 #include "frontend/Source.h"
 
@@ -799,7 +800,7 @@ struct ReplSession::Impl {
     const std::string& name = a[1];
     const std::string& path = a[2];
     check_new_name(name);
-    if (is_vector_file(path)) {
+    if (is_pickle_archive(path)) {
       vars.insert_or_assign(name, Value(load_vector_file(path)));
       out << name << ": " << summary(vars.at(name)) << " (torch.save)\n";
       return;

@@ -10,8 +10,6 @@
 
 namespace nyto::cli {
 
-bool is_vector_file(const std::string& path) { return is_pickle_archive(path); }
-
 std::vector<double> load_vector_file(const std::string& path) {
   c10::IValue v;
   try {

@@ -8,11 +8,8 @@
 
 namespace nyto::cli {
 
-/// Whether `path` is a file of a value saved by torch.save (or torch::pickle_save) rather than a
-/// model (nyto::is_pickle_archive): what load_vector_file reads.
-bool is_vector_file(const std::string& path);
-
-/// The values of the 1-D tensor that torch.save wrote to `path`, of any floating or integer dtype,
+/// The values of the 1-D tensor that torch.save wrote to `path` (a file for which
+/// nyto::is_pickle_archive holds), of any floating or integer dtype,
 /// converted to double. Throws IOError naming the file when it cannot be read or is damaged (every
 /// tensor is checked against the data the file holds, nyto::load_pickle_checked); BindError when
 /// it holds anything else: a tensor of another shape or of a bool or complex dtype, or a value

@@ -25,6 +25,7 @@
 
 #include "cli/Commands.h"
 #include "cli/Vectors.h"
+#include <nyto/checked_load.h>
 #include "frontend/Source.h"
 
 namespace fs = std::filesystem;
@@ -196,7 +197,7 @@ void run_command(const RunArgs& a) {
     if (!reads(name))
       std::cerr << "nyto: warning: --load " << name << " is not used by the rule " << rule.name()
                 << "\n";
-    if (is_vector_file(loads[name])) {  // a tensor saved by torch.save: a per-member vector
+    if (is_pickle_archive(loads[name])) {  // a tensor saved by torch.save: a per-member vector
       try {
         vectors.emplace(name, MemberVector{load_vector_file(loads[name]),
                                            "--load " + name + ": '" + loads[name] + "' holds "});

@@ -102,9 +102,6 @@ bool eval_compare(Op op, T a, T b) {
 
 /// Op classes, from the X-macro's grouping in IR.h.
 inline bool is_leaf(Op op) { return op_arity(op) == 0; }
-inline bool is_random(Op op) {
-  return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
-}
 inline bool is_compare_op(Op op) {
   return op == Op::Lt || op == Op::Le || op == Op::Gt || op == Op::Ge || op == Op::Eq ||
          op == Op::Ne;

@@ -55,9 +55,6 @@ bool same_node(const Node& a, const Node& b) {
          a.args[2] == b.args[2] && std::memcmp(&a.value, &b.value, sizeof a.value) == 0 &&
          a.index == b.index;
 }
-bool is_random_op(Op op) {
-  return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
-}
 }  // namespace
 
 Builder::Builder(Graph& g) : g_(g) {
@@ -68,7 +65,7 @@ Builder::Builder(Graph& g) : g_(g) {
   // A graph built elsewhere may hold duplicates; the first of them is the one add() returns.
   for (NodeId i = 0; i < NodeId(g_.nodes.size()); ++i) {
     uint64_t h = hash_node(g_.nodes[i]);
-    if (!is_random_op(g_.nodes[i].op) && find(g_.nodes[i], h) < 0) insert(i, h);
+    if (!is_random(g_.nodes[i].op) && find(g_.nodes[i], h) < 0) insert(i, h);
   }
 }
 
@@ -111,7 +108,7 @@ NodeId Builder::add(const Node& n) {
     if (!used && n.args[i] != -1)
       throw std::logic_error("nyto internal error (this is a bug in nyto): IR node has too many arguments");
   }
-  bool random = is_random_op(n.op);
+  bool random = is_random(n.op);
   uint64_t h = hash_node(n);
   if (!random)
     if (NodeId found = find(n, h); found >= 0) return found;
@@ -137,14 +134,14 @@ NodeId Builder::param(int32_t index) {
   return add(n);
 }
 NodeId Builder::rand(bool normal) {
-  Node n{normal ? Op::Randn : Op::Rand, Type::Swarm};
+  Node n{normal ? Op::Randn : Op::Rand};
   n.index = g_.rand_sites++;
-  return add(n);
+  return add(typed(n));
 }
 NodeId Builder::member_rand(bool normal) {
-  Node n{normal ? Op::MRandn : Op::MRand, Type::MemberScalar};
+  Node n{normal ? Op::MRandn : Op::MRand};
   n.index = g_.rand_sites++;
-  return add(n);
+  return add(typed(n));
 }
 NodeId Builder::member() { return add(typed(Node{Op::Member})); }
 NodeId Builder::members() { return add(typed(Node{Op::Members})); }

@@ -59,6 +59,10 @@ constexpr int kNumOps = 0 NYTO_IR_OPS(NYTO_IR_COUNT);
 
 const char* op_name(Op op);  // "add", "rand", ... (lower case, used by the text form)
 int op_arity(Op op);
+/// A random draw with its own call site (attr.index < Graph::rand_sites): never merged by CSE.
+inline bool is_random(Op op) {
+  return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
+}
 
 // A node's type: what its value is (a number or a mask) and along which axes of the iteration
 // space (member m of the swarm, element e of the storage) it varies. A value without the element

@@ -481,7 +481,7 @@ void check_code_record(const std::string& record, const char* data, size_t size)
 /// ranges of the code, which LibTorch unpickles lazily, when printing a message or saving the
 /// module, and trusts: a damaged one corrupts the heap). They are optional for LibTorch; nyto
 /// never needs them. Through LibTorch's own zip reader and writer, the format version kept.
-std::istringstream without_debug_records(const std::string& path) {
+std::string without_debug_records(const std::string& path) {
   caffe2::serialize::PyTorchStreamReader reader(path);
   std::string out;
   caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
@@ -498,7 +498,7 @@ std::istringstream without_debug_records(const std::string& path) {
     writer.writeRecord(name, data.get(), size);
   }
   writer.writeEndOfFile();
-  return std::istringstream(std::move(out));
+  return out;
 }
 
 }  // namespace
@@ -507,7 +507,7 @@ torch::jit::Module load_module_checked(const std::string& path, const std::strin
   check_readable(path);
   torch::jit::Module m;
   guarded(path, not_what, [&](const SizeLog& log) {
-    std::istringstream in = without_debug_records(path);
+    std::istringstream in(without_debug_records(path));
     m = torch::jit::load(in, c10::Device(c10::kCPU));
     check_value(m._ivalue(), path, "", log);
     check_code(m, path, log);
@@ -519,7 +519,7 @@ void load_archive_checked(torch::serialize::InputArchive& ar, const std::string&
                           const std::string& not_what) {
   check_readable(path);
   guarded(path, not_what, [&](const SizeLog& log) {
-    std::istringstream in = without_debug_records(path);
+    std::istringstream in(without_debug_records(path));
     ar.load_from(in, c10::Device(c10::kCPU));
     for (const std::string& key : ar.keys()) {
       c10::IValue v;
@@ -546,7 +546,7 @@ c10::IValue load_pickle_checked(const std::string& path, const std::string& not_
   check_readable(path);
   c10::IValue v;
   guarded(path, not_what, [&](const SizeLog& log) {
-    std::string bytes = without_debug_records(path).str();
+    const std::string bytes = without_debug_records(path);
     v = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
     check_value(v, path, "data", log);
   });

@@ -66,8 +66,7 @@ void check_graph(const ir::Graph& g, const KernelSpec& spec) {
       internal_error("IR input index out of range");
     if (n.op == Op::Param && (n.index < 0 || size_t(n.index) >= g.params.size()))
       internal_error("IR param index out of range");
-    if ((n.op == Op::Rand || n.op == Op::Randn || n.op == Op::MRand || n.op == Op::MRandn) &&
-        (n.index < 0 || n.index >= g.rand_sites || n.index > 0x7FFF))
+    if (ir::is_random(n.op) && (n.index < 0 || n.index >= g.rand_sites || n.index > 0x7FFF))
       internal_error("IR random site out of range");
   }
   for (const ir::Output& o : g.outputs)
@@ -277,10 +276,8 @@ class Codegen {
           llvm::Value* base = load_at(ptr_, in, nd.index, nm + ".base");
           v = b_.CreateLoad(f64_, b_.CreateGEP(f64_, base, member_), nm);
         }
-        if (elem(NodeId(i))) v = to_elem(v);
       } else if (nd.op == Op::Param) {
         v = load_at(f64_, params, nd.index, "p" + std::to_string(nd.index));
-        if (elem(NodeId(i))) v = to_elem(v);
       } else if (nd.op == Op::Member) {
         v = b_.CreateSIToFP(member_, f64_, "member.f");
       } else if (nd.op == Op::Members) {
@@ -312,7 +309,7 @@ class Codegen {
   llvm::Value* uniform_dtype(NodeId id) {
     if (!uni_dt_[id]) {
       llvm::Value* v = uni_[id];
-      if (v->getType() == f64_ && !elem(id)) {
+      if (v->getType() == f64_) {
         auto ip = b_.saveIP();
         llvm::Instruction* def = llvm::dyn_cast<llvm::Instruction>(v);
         if (def) b_.SetInsertPoint(def->getParent(), std::next(def->getIterator()));
