@@ -308,6 +308,12 @@ void check_pickle(const std::string& record, const char* bytes, size_t size) {
     frames.pop_back();
     return n;
   };
+  // LibTorch's memo is a vector indexed by key (a key of 2^31 allocated 32 GB): picklers number
+  // memo entries 0, 1, 2, ... in order, so a key past the next number is refused.
+  auto put = [&](size_t op_at, uint64_t k) {
+    if (k > memo.size()) fail(op_at, "a memo key out of order (" + std::to_string(k) + ")");
+    memo.insert(k);
+  };
   auto push = [&] { ++frames.back(); };
   auto pop = [&](size_t n) { frames.back() -= n; };
   while (at < size) {
@@ -372,13 +378,13 @@ void check_pickle(const std::string& record, const char* bytes, size_t size) {
       case 'p': {                                                             // PUT
         std::string key = line(op_at);
         need(op_at, 1);
-        memo.insert(std::strtoull(key.c_str(), nullptr, 10));
+        put(op_at, std::strtoull(key.c_str(), nullptr, 10));
         break;
       }
       case 'q': case 'r': {                                                   // BINPUT, LONG_BINPUT
         uint64_t k = uint_le(op_at, op == 'q' ? 1 : 4);
         need(op_at, 1);
-        memo.insert(k);
+        put(op_at, k);
         break;
       }
       case 0x94: need(op_at, 1); memo.insert(memo.size()); break;             // MEMOIZE

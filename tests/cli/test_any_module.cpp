@@ -348,6 +348,19 @@ TEST_CASE("a damaged pickle (stack underflow, a length past the end): IOError, n
   nyto::test::patch_archive(ts, "data.pkl", pkl.substr(x, 5), std::string("X\xff\xff\xff\x7f", 5));
   std::string msg = io_error([&] { nyto::load_particle(ts); });
   CHECK(msg.find("is not a valid pickle: a length of 2147483647 bytes runs past the end") != std::string::npos);
+  // A memo key of 2^31 (LONG_BINPUT): LibTorch sized its memo vector by the key (32 GB; found by
+  // fuzz/fuzz_models). A valid pickler numbers memo entries in order.
+  m.save(ts);
+  {
+    caffe2::serialize::PyTorchStreamReader r2(ts);
+    auto [d2, n2] = r2.getRecord("data.pkl");
+    std::string p2(static_cast<const char*>(d2.get()), n2);
+    auto q = p2.find(std::string("q\x00", 2));
+    REQUIRE(q != std::string::npos);
+    nyto::test::patch_archive(ts, "data.pkl", p2.substr(q, 2), std::string("r\x00\x00\x00\x80", 5));
+  }
+  CHECK(io_error([&] { nyto::load_particle(ts); }).find("is not a valid pickle: a memo key out of order (2147483648)") !=
+        std::string::npos);
   // The particle and swarm checkpoints of nyto go through the same check.
   m.save(ts);
   auto p = nyto::load_particle(ts);
