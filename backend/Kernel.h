@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -53,6 +55,22 @@ struct KernelArgs {
   uint64_t seed = 0;                                // see backend/Random.h for the key layout
   uint64_t invocation = 0;
   uint32_t group = 0;
+};
+
+/// Thrown by Kernel::run, before anything is written, when a member read (ir::Op::MRead) gets an
+/// index that is not an integer in [0, members) for some member. `site` is the read's attr.index
+/// (the runtime maps it to the source); the first failing member in member order is reported.
+class MemberIndexError : public std::runtime_error {
+ public:
+  MemberIndexError(int32_t site, int64_t member, double index, int64_t members)
+      : std::runtime_error("member read " + std::to_string(site) + ": index " +
+                           std::to_string(index) + " at member " + std::to_string(member) +
+                           " is not an integer in [0, " + std::to_string(members) + ")"),
+        site(site), member(member), index(index), members(members) {}
+  int32_t site;
+  int64_t member;
+  double index;
+  int64_t members;
 };
 
 // A runnable kernel, produced by a backend from (Graph, KernelSpec). Thread-safe to run.

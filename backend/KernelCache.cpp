@@ -1,5 +1,7 @@
 #include "backend/KernelCache.h"
 
+#include "backend/Staged.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -78,6 +80,14 @@ void KernelCache::set_factory(Backend backend, Factory factory) {
   impl_->factories[uint8_t(backend)] = std::move(factory);
 }
 
+std::unique_ptr<Kernel> compile_llvm(llvm_backend::JitEngine& engine, const ir::Graph& graph,
+                                     const KernelSpec& spec) {
+  if (!staged::needed(graph, spec)) return llvm_backend::compile(engine, graph, spec);
+  return staged::compile(graph, spec, [&engine](const ir::Graph& g, const KernelSpec& s) {
+    return llvm_backend::compile(engine, g, s);
+  });
+}
+
 std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const KernelSpec& spec,
                                                Backend backend) {
   std::string key = structural_key(graph);
@@ -113,7 +123,7 @@ std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const Ker
     if (factory)
       kernel = factory(graph, spec);
     else if (backend == Backend::Llvm)
-      kernel = llvm_backend::compile(jit(), graph, spec);
+      kernel = compile_llvm(jit(), graph, spec);
     else
       kernel = interp::compile(graph, spec);
     promise.set_value(kernel);

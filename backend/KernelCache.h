@@ -34,6 +34,12 @@ class JitEngine;
 /// Names and parameter defaults are not part of it (parameters are passed at run time).
 uint64_t structural_hash(const ir::Graph& graph);
 
+/// The llvm kernel for (graph, spec) on `engine`: the staged driver (backend/Staged.h) over llvm
+/// stage kernels when the rule's values cross members (ir::needs_schedule), else one fused llvm
+/// kernel. Throws what llvm_backend::compile throws.
+std::unique_ptr<Kernel> compile_llvm(llvm_backend::JitEngine& engine, const ir::Graph& graph,
+                                     const KernelSpec& spec);
+
 /// Thread-safe cache of kernels. Concurrent requests for one key compile once; the others wait.
 class KernelCache {
  public:

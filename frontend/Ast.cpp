@@ -59,6 +59,7 @@ void dump_expr(std::ostringstream& os, const Expr& root, int root_depth) {
       case ExprKind::Unary: os << "Unary " << op_spelling(e->unary_op); break;
       case ExprKind::Binary: os << "Binary " << op_spelling(e->binary_op); break;
       case ExprKind::Call: os << "Call " << e->name; break;
+      case ExprKind::Index: os << "Index " << e->name; break;
     }
     at(os, e->span);
     for (size_t i = e->args.size(); i-- > 0;) todo.push_back({e->args[i].get(), depth + 1});

@@ -10,7 +10,7 @@
 
 namespace nyto::frontend {
 
-enum class ExprKind { Number, Name, Unary, Binary, Call };
+enum class ExprKind { Number, Name, Unary, Binary, Call, Index };
 enum class UnaryOp { Neg, Plus };
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Lt, Le, Gt, Ge, Eq, Ne };
 
@@ -23,12 +23,12 @@ struct Expr {
   ExprKind kind;
   Span span;                                // the whole expression
   double number = 0.0;                      // Number
-  std::string name;                         // Name, Call (the function)
-  Span name_span;                           // Call: the function name only
+  std::string name;                         // Name, Call (the function), Index (the swarm)
+  Span name_span;                           // Call: the function name only; Index: the swarm
   UnaryOp unary_op = UnaryOp::Neg;          // Unary
   BinaryOp binary_op = BinaryOp::Add;       // Binary
   Span op_span;                             // Unary, Binary: the operator token
-  std::vector<std::unique_ptr<Expr>> args;  // Unary: 1, Binary: 2, Call: the arguments
+  std::vector<std::unique_ptr<Expr>> args;  // Unary: 1, Binary: 2, Call: the arguments, Index: 1
   int nesting = 1;  // levels of nesting (parser's limit, E0003); an operator chain counts as one
 
   Expr() = default;

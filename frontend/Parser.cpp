@@ -103,7 +103,7 @@ class LexerErrors : public antlr4::BaseErrorListener {
     std::string what = ch == 0xFFFD ? "invalid UTF-8 byte" : "character " + describe_char(ch);
     c_.add("E0002", c_.source().span_at(at),
            "unexpected " + what + "; nyto scripts use only names, numbers, operators, "
-           "parentheses, commas, ';' and '#' comments");
+           "parentheses, brackets (x[i]), commas, ';' and '#' comments");
   }
 
  private:
@@ -231,7 +231,7 @@ class SyntaxErrorStrategy : public antlr4::DefaultErrorStrategy {
       return false;
     size_t before = p->getTokenStream()->get(at->getTokenIndex() - 1)->getType();
     return before == NytoParser::NAME || before == NytoParser::NUMBER ||
-           before == NytoParser::RPAREN;
+           before == NytoParser::RPAREN || before == NytoParser::RBRACK;
   }
 
   // Newlines inside parentheses do not end a statement, so a forgotten ')' surfaces lines
@@ -476,6 +476,16 @@ class TreeConverter {
         depth = std::max(depth, depth_of(*e->args.back()) + 1);
       }
       set_depth(*e, depth, ctx->getStart());
+      return e;
+    }
+    if (auto* x = dynamic_cast<NytoParser::IndexExprContext*>(ctx)) {
+      auto e = std::make_unique<Expr>();
+      e->kind = ExprKind::Index;
+      e->span = span(ctx);
+      e->name = need(x->NAME())->getText();
+      e->name_span = span(x->NAME());
+      e->args.push_back(expr(need(x->expr())));
+      set_depth(*e, depth_of(*e->args.back()) + 1, ctx->getStart());
       return e;
     }
     if (auto* p = dynamic_cast<NytoParser::ParenExprContext*>(ctx)) {

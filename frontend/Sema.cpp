@@ -14,7 +14,7 @@ namespace {
 using ir::NodeId;
 using ir::Op;
 
-enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, MRand, Member };
+enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, MRand, Member, MReduce };
 
 struct FunctionInfo {
   const char* name;
@@ -48,6 +48,10 @@ const FunctionInfo kFunctions[] = {
     {"mrandn", Builtin::MRand, Op::MRandn, "", 0},
     {"member", Builtin::Member, Op::Member, "", 0},
     {"members", Builtin::Member, Op::Members, "", 0},
+    {"msum", Builtin::MReduce, Op::MSum, "x", 1},
+    {"mmean", Builtin::MReduce, Op::Div, "x", 1},  // msum(x) / members()
+    {"mmin", Builtin::MReduce, Op::MMin, "x", 1},
+    {"mmax", Builtin::MReduce, Op::MMax, "x", 1},
 };
 
 const FunctionInfo* find_function(const std::string& name) {
@@ -72,6 +76,12 @@ struct Val {
   // When not constant: the leaf that makes it so, for E0201.
   Span nonconst_span;
   std::string nonconst_what;
+  // Shape facts known before binding (docs/language.md, "Shapes"): `member` = may vary per
+  // member (it reads an input, which may be a swarm, or member(), a draw, ...); `elem` = surely
+  // varies per element (it reads rand() or randn()). Inputs are neither surely per-element nor
+  // surely per-member: that is decided when the host binds them.
+  bool member = false;
+  bool elem = false;
 };
 
 // Param defaults fold with the IR's own semantics (ir/Eval.h), so a folded default is exactly
@@ -329,6 +339,7 @@ class Analyzer {
       case ExprKind::Unary: return unary(e);
       case ExprKind::Binary: return binary(e);
       case ExprKind::Call: return call(e);
+      case ExprKind::Index: return index(e);
     }
     internal_error("unknown expression kind");
   }
@@ -388,6 +399,7 @@ class Analyzer {
     Binding b{Kind::Input, e.span, {}, index};
     b.val.ty = known ? Ty::Value : Ty::Error;
     b.val.node = builder_.input(index, ir::Type::Elem);
+    b.val.member = true;  // it may be bound to a swarm or a per-member vector
     env_.emplace(e.name, b);
     Val v = b.val;
     v.nonconst_span = e.span;
@@ -397,6 +409,7 @@ class Analyzer {
 
   // Propagates constness and the first non-constant leaf from operands to a result.
   static void merge_const(Val& r, std::initializer_list<const Val*> args) {
+    for (const Val* a : args) r.member = r.member || a->member, r.elem = r.elem || a->elem;
     r.is_const = true;
     for (const Val* a : args) {
       if (!a->is_const) {
@@ -529,6 +542,8 @@ class Analyzer {
         if (!in_param_)
           r.node = f->kind == Builtin::MRand ? builder_.member_rand(f->op == Op::MRandn)
                                              : builder_.rand(f->kind == Builtin::Randn);
+        r.member = true;
+        r.elem = f->kind != Builtin::MRand;
         return r;
       case Builtin::Member:
         // Known only when the rule runs: never a constant (a param's default cannot use it).
@@ -536,7 +551,29 @@ class Analyzer {
         r.nonconst_span = e.span;
         r.nonconst_what = "'" + e.name + "()'";
         if (!in_param_) r.node = f->op == Op::Member ? builder_.member() : builder_.members();
+        r.member = f->op == Op::Member;
         return r;
+      case Builtin::MReduce: {
+        const Val& a = args[0];
+        if (!a.member) {
+          error("E0304", e.args[0]->span,
+                "'" + e.name + "' reduces over the members, but this value is the same for every "
+                "member (it reads no input, member() or random draw, or it is already reduced); "
+                "apply '" + e.name + "' to a swarm value, or drop it");
+          return error_val();
+        }
+        r.is_const = false;
+        r.nonconst_span = e.span;
+        r.nonconst_what = "'" + e.name + "(...)'";
+        r.elem = a.elem;  // the member axis is gone; the element axis stays
+        if (!in_param_ && a.node >= 0) {
+          if (f->op == Op::Div)  // mmean(x) = msum(x) / members()
+            r.node = builder_.binary(Op::Div, builder_.member_reduce(Op::MSum, a.node), builder_.members());
+          else
+            r.node = builder_.member_reduce(f->op, a.node);
+        }
+        return r;
+      }
       case Builtin::Unary:
         merge_const(r, {&args[0]});
         if (r.is_const) r.cval = fold_unary(f->op, args[0].cval);
@@ -571,6 +608,92 @@ class Analyzer {
         return r;
     }
     internal_error("unknown builtin kind");
+  }
+
+  // `id` rebuilt with its inputs typed as scalars: the frontend types an input as a particle
+  // value (Elem) until bound, but a member index reads scalars or per-member vectors (a particle
+  // bound there is E0507 at bind time). `id` has no random draw (E0306 was checked).
+  NodeId without_element_axis(NodeId id) {
+    const ir::Graph& g = out_.graph;
+    if (!g.nodes[id].type.element) return id;
+    std::vector<char> reach(size_t(id) + 1, 0);
+    std::vector<NodeId> todo{id};
+    while (!todo.empty()) {
+      NodeId n = todo.back();
+      todo.pop_back();
+      if (reach[size_t(n)] || !g.nodes[n].type.element) continue;
+      reach[size_t(n)] = 1;
+      for (int a = 0; a < ir::op_arity(g.nodes[n].op); ++a) todo.push_back(g.nodes[n].args[a]);
+    }
+    std::vector<NodeId> map(size_t(id) + 1, -1);
+    for (NodeId n = 0; n <= id; ++n) {
+      if (!reach[size_t(n)]) continue;
+      ir::Node c = g.nodes[n];  // a copy: the builder may grow the node vector
+      if (c.op == Op::Input) {
+        map[size_t(n)] = builder_.input(c.index, ir::Type::Scalar);
+        continue;
+      }
+      NodeId args[3] = {-1, -1, -1};
+      for (int a = 0; a < ir::op_arity(c.op); ++a)
+        args[a] = map[size_t(c.args[a])] >= 0 ? map[size_t(c.args[a])] : c.args[a];
+      if (c.op == Op::Select)
+        map[size_t(n)] = builder_.select(args[0], args[1], args[2]);
+      else if (ir::is_member_reduce(c.op))
+        map[size_t(n)] = builder_.member_reduce(c.op, args[0]);
+      else if (c.op == Op::MRead)
+        map[size_t(n)] = builder_.member_read(args[0], args[1], c.index);
+      else if (ir::op_arity(c.op) == 1)
+        map[size_t(n)] = builder_.unary(c.op, args[0]);
+      else
+        map[size_t(n)] = builder_.binary(c.op, args[0], args[1]);
+    }
+    return map[size_t(id)];
+  }
+
+  // x[i]: member i of swarm x (or entry i of a per-member vector x), at the same element. x is a
+  // name: the value it has at this statement (an input, or what an earlier statement assigned).
+  Val index(const Expr& e) {
+    Expr ref;
+    ref.kind = ExprKind::Name;
+    ref.name = e.name;
+    ref.span = e.name_span;
+    Val x = name(ref);
+    Val i = expr(*e.args[0]);
+    if (x.ty == Ty::Error || i.ty == Ty::Error) return error_val();
+    bool bad = false;
+    if (x.ty == Ty::Mask || !x.member) {
+      auto it = env_.find(e.name);
+      std::string what = x.ty == Ty::Mask ? "a mask"
+                         : it != env_.end() && it->second.kind == Kind::Param
+                             ? "a param, the same for every member"
+                             : "the same for every member (it reads no input, member() or "
+                               "random draw, or it is reduced over the members)";
+      error("E0305", e.name_span,
+            "'" + e.name + "' is " + what + "; x[i] reads member i of a swarm or entry i of a "
+            "per-member vector");
+      bad = true;
+    }
+    if (reject_mask(i, *e.args[0], "as a member index")) bad = true;
+    if (!bad && i.elem) {
+      error("E0306", e.args[0]->span,
+            "a member index must be the same for every element of a member, but this one varies "
+            "per element (it uses rand() or randn()); use a scalar, member(), mrand() or a "
+            "per-member vector");
+      bad = true;
+    }
+    if (bad) return error_val();
+    Val r;
+    r.ty = Ty::Value;
+    r.is_const = false;
+    r.nonconst_span = e.span;
+    r.nonconst_what = "'" + e.name + "[...]'";
+    r.member = i.member;  // x[0] is the same for every member; x[member() + 1] is not
+    r.elem = x.elem;
+    if (!in_param_ && x.node >= 0 && i.node >= 0) {
+      r.node = builder_.member_read(x.node, without_element_axis(i.node), int32_t(out_.read_spans.size()));
+      out_.read_spans.push_back(e.span);
+    }
+    return r;
   }
 
   const FrontendOptions& options_;

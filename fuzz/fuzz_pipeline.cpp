@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "backend/KernelCache.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "frontend/Frontend.h"
@@ -49,7 +50,7 @@ void differential(const ir::Graph& g, const std::string& shown, uint64_t key, bo
   ir::Graph optimized = ir::optimize(g).graph;
   test::RandomBindings<T> b(g, rng, in_place, 40);
   std::unique_ptr<Kernel> want_k = interp::compile(g, b.spec);
-  std::unique_ptr<Kernel> got_k = llvm_backend::compile(engine(avx2), optimized, b.spec);
+  std::unique_ptr<Kernel> got_k = compile_llvm(engine(avx2), optimized, b.spec);
   std::vector<std::vector<T>> want, got;
   b.run(*want_k, want);
   b.run(*got_k, got);

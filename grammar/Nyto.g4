@@ -1,4 +1,4 @@
-// The nyto rule language, version 0 (see docs/language.md). Precedence is spelled out as one rule
+// The nyto rule language, versions 0 and 1 (see docs/language.md). Precedence is spelled out as one rule
 // per level rather than with ANTLR's left-recursive alternatives so that the frontend walks
 // binary chains iteratively (deep `a+b+c+...` chains then cost no parser recursion) and the
 // precedence of unary minus against `**` is visible here: `-x**2` is `-(x**2)`.
@@ -55,6 +55,7 @@ power
 primary
   : NUMBER                                  # numberExpr
   | NAME LPAREN (expr (COMMA expr)*)? RPAREN   # callExpr
+  | NAME LBRACK expr RBRACK                  # indexExpr
   | NAME                                    # nameExpr
   | LPAREN expr RPAREN                      # parenExpr
   ;
@@ -70,6 +71,8 @@ NAME : [A-Za-z_] [A-Za-z0-9_]* ;
 
 LPAREN : '(' { ++paren_depth; } ;
 RPAREN : ')' { if (paren_depth > 0) --paren_depth; } ;
+LBRACK : '[' { ++paren_depth; } ;
+RBRACK : ']' { if (paren_depth > 0) --paren_depth; } ;
 COMMA  : ',' ;
 SEMI   : ';' ;
 POW    : '**' ;

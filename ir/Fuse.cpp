@@ -13,17 +13,26 @@ namespace nyto::ir {
 
 FusedKernel fuse(const Graph& g) {
   verify(g);
-  // One load per input: if an input has both a Scalar and an Elem Input node, retype them as one
-  // Elem node (the value loaded is the same; only how its users compute would differ, and bound
-  // to a particle it is Elem anyway). After retyping they are identical, and cse() merges them.
+  // One load per input: if an input has both a Scalar and an Elem Input node, they become one
+  // node, Elem (the value loaded is the same; only how its users compute would differ, and bound
+  // to a particle it is Elem anyway), unless the input is read by a member index, which must not
+  // have the element axis: then Scalar. Every backend retypes for the binding anyway
+  // (specialize_inputs); after retyping the nodes are identical, and cse() merges them.
   std::vector<int> seen(g.inputs.size(), 0);
-  std::vector<Type> types(g.inputs.size(), Type::Scalar);
   bool duplicate = false;
   for (const Node& n : g.nodes)
-    if (n.op == Op::Input) {
-      duplicate |= seen[n.index]++ > 0;
-      if (n.type.element) types[n.index] = Type::Elem;
+    if (n.op == Op::Input) duplicate |= seen[n.index]++ > 0;
+  std::vector<Type> types(g.inputs.size(), Type::Elem);
+  if (duplicate) {
+    std::vector<char> in_index(g.nodes.size(), 0);
+    for (size_t i = g.nodes.size(); i-- > 0;) {
+      const Node& n = g.nodes[i];
+      if (n.op == Op::MRead) in_index[n.args[1]] = 1;
+      if (in_index[i])
+        for (int a = 0; a < op_arity(n.op); ++a) in_index[n.args[a]] = 1;
+      if (in_index[i] && n.op == Op::Input) types[n.index] = n.type;
     }
+  }
   const Graph src = duplicate ? cse(specialize_inputs(g, types)) : g;
 
   // Loads first, in input order, then everything else in its (topological) order. Inputs are

@@ -143,6 +143,19 @@ NodeId Builder::member_rand(bool normal) {
   n.index = g_.rand_sites++;
   return add(typed(n));
 }
+NodeId Builder::member_reduce(Op op, NodeId a) {
+  if (!is_member_reduce(op))
+    throw std::logic_error("nyto internal error (this is a bug in nyto): not a member reduction");
+  Node n{op};
+  n.args[0] = a;
+  return add(typed(n));
+}
+NodeId Builder::member_read(NodeId src, NodeId index, int32_t site) {
+  Node n{Op::MRead};
+  n.args[0] = src, n.args[1] = index;
+  n.index = site;
+  return add(typed(n));
+}
 NodeId Builder::member() { return add(typed(Node{Op::Member})); }
 NodeId Builder::members() { return add(typed(Node{Op::Members})); }
 NodeId Builder::unary(Op op, NodeId a) {
@@ -221,6 +234,7 @@ std::string print_node(const Graph& g, NodeId i) {
     case Op::Randn:
     case Op::MRand:
     case Op::MRandn: os << " site " << n.index; break;
+    case Op::MRead: os << " %" << n.args[0] << "[%" << n.args[1] << "] read " << n.index; break;
     default:
       for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
   }

@@ -28,7 +28,14 @@ namespace nyto::ir {
 //   Pow follows std::pow; Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a mask;
 //   Mod(a, b) is the floored modulo (Python's a % b: the sign of b; fmod, then + b where the signs
 //   differ; a zero result takes b's sign);
-//   Select(m, a, b) = m ? a : b.  Clamp and lerp are lowered by the frontend:
+//   Select(m, a, b) = m ? a : b.
+//   MSum(a) = a(0) + a(1) + ... + a(M-1), added left to right in member order (so the bits do not
+//   depend on threads or backend); MMin/MMax fold Min/Max the same way; mmean is MSum / Members.
+//   With M = 0 the reductions are never evaluated (there is nothing to write).
+//   MRead(x, i) at member m = x at member i(m), same element; i has no element axis and must be
+//   an integer in [0, M) for every member, checked before anything is written (a run-time error
+//   naming the read site, attr.index, which the frontend maps to the source).
+//   Clamp and lerp are lowered by the frontend:
 //   clamp(x, lo, hi) = Min(Max(x, lo), hi); lerp(a, b, t) = a + t * (b - a).
 #define NYTO_IR_OPS(X)                                                                           \
   X(Const, 0)   /* attr.value: the literal, in double                                    */      \
@@ -40,6 +47,10 @@ namespace nyto::ir {
   X(MRandn, 0)  /* attr.index: random call site; one standard normal double per member   */      \
   X(Member, 0)  /* this member's index, 0-based (member scalar)                          */      \
   X(Members, 0) /* the number of members M of the run (scalar)                           */      \
+  X(MSum, 1)    /* sum over the members, in member order 0..M-1 (drops the member axis) */      \
+  X(MMin, 1)    /* minimum over the members (IEEE minimum, as Min)                       */      \
+  X(MMax, 1)    /* maximum over the members (IEEE maximum, as Max)                       */      \
+  X(MRead, 2)   /* args (src, index); attr.index: read site. src at member `index`       */      \
   X(Neg, 1) X(Abs, 1) X(Sqrt, 1) X(Exp, 1) X(Log, 1) X(Sin, 1) X(Cos, 1) X(Tanh, 1)               \
   X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1)                                                \
   X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2) X(Mod, 2)               \
@@ -59,6 +70,11 @@ constexpr int kNumOps = 0 NYTO_IR_OPS(NYTO_IR_COUNT);
 
 const char* op_name(Op op);  // "add", "rand", ... (lower case, used by the text form)
 int op_arity(Op op);
+/// A reduction over the member axis: MSum, MMin, MMax.
+inline bool is_member_reduce(Op op) { return op == Op::MSum || op == Op::MMin || op == Op::MMax; }
+/// A node whose value at member m needs other members' values (a reduction or a member read):
+/// where the block-outer, member-inner schedule splits into stages (ir/Schedule.h).
+inline bool crosses_members(Op op) { return is_member_reduce(op) || op == Op::MRead; }
 /// A random draw with its own call site (attr.index < Graph::rand_sites): never merged by CSE.
 inline bool is_random(Op op) {
   return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
@@ -105,7 +121,7 @@ struct Node {
   Type type;
   NodeId args[3] = {-1, -1, -1};
   double value = 0.0;  // Const only
-  int32_t index = 0;   // Input, Param, Rand, Randn
+  int32_t index = 0;   // Input, Param, random draws (site), MRead (read site)
 };
 
 // A name the host binds. `type` is what the frontend inferred for how the rule uses it; an input
@@ -142,7 +158,8 @@ struct Graph {
 /// Rand/Randn Swarm (a draw differs per member and element); MRand/MRandn and Member MemberScalar; Members Scalar
 /// (one count for the run, known when it runs); unary ops their argument's type;
 /// binary ops and Select a value with the axes of all arguments; comparisons a mask with the axes
-/// of both operands.
+/// of both operands; member reductions their argument's axes without the member axis; MRead the
+/// element axis of its source and the member axis of its index.
 Type infer_type(Op op, Type input_type, const Type* arg_types);
 
 // Hash-consing builder: identical (op, args, attr) nodes are one node, so CSE of what is built
@@ -156,6 +173,8 @@ class Builder {
   NodeId param(int32_t index);
   NodeId rand(bool normal);  // a fresh call site each time: never merged
   NodeId member_rand(bool normal);  // Op::MRand / MRandn: a fresh call site each time
+  NodeId member_reduce(Op op, NodeId a);  // MSum, MMin, MMax
+  NodeId member_read(NodeId src, NodeId index, int32_t site);  // Op::MRead
   NodeId member();           // Op::Member
   NodeId members();          // Op::Members
   NodeId unary(Op op, NodeId a);

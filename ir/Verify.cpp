@@ -21,6 +21,10 @@ Type infer_type(Op op, Type input_type, const Type* args) {
     case Op::Member: return Type::MemberScalar;
     case Op::Members: return Type::Scalar;
     case Op::Select: return args[0].as_value().join(args[1]).join(args[2]);
+    case Op::MSum:
+    case Op::MMin:
+    case Op::MMax: return {false, false, args[0].element};
+    case Op::MRead: return {false, args[1].member, args[0].element};
     default: break;
   }
   if (is_compare_op(op)) return args[0].as_mask().join(args[1]);
@@ -78,6 +82,11 @@ void verify(const Graph& g) {
         NYTO_INTERNAL_ASSERT(n.index >= 0 && n.index < g.rand_sites,
                              at(i, n) + "rand site >= rand_sites");
         NYTO_INTERNAL_ASSERT(sites.insert(n.index).second, at(i, n) + "rand site used twice");
+        break;
+      case Op::MRead:
+        NYTO_INTERNAL_ASSERT(n.index >= 0, at(i, n) + "negative read site");
+        NYTO_INTERNAL_ASSERT(!arg_types[1].element,
+                             at(i, n) + "a member index varies per element");
         break;
       default:
         NYTO_INTERNAL_ASSERT(n.index == 0, at(i, n) + "index set on a node without one");

@@ -284,7 +284,7 @@ void bring_up_to_date(const Operand& op) {
 std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOptions& options) const {
   const Impl& r = *impl_;
   auto locate = [&r](const char* code, detail::Site site, const std::string& message) {
-    const auto& spans = site.output ? r.fe.output_spans : r.fe.input_first_use;
+    const auto& spans = site.read ? r.fe.read_spans : site.output ? r.fe.output_spans : r.fe.input_first_use;
     return located(r, code, spans.at(site.index), message);
   };
   return detail::run_graph(r.fused.graph, r.name, locate, bindings, options);
@@ -375,8 +375,28 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                                  (sized ? "swarm '" + sized->name + "' has "
                                         : std::string("rule runs ")) +
                                  std::to_string(members) + " member" + (members == 1 ? "" : "s")));
+  // The graph typed for this binding: which values vary per member (docs/language.md, "Shapes").
+  std::vector<ir::Type> bound_types;
+  for (const Operand& op : in) bound_types.push_back(bind_type(op.kind));
+  const ir::Graph typed = ir::specialize_inputs(g, bound_types);
+  for (const ir::Node& n : typed.nodes) {
+    if (n.op != ir::Op::MRead) continue;
+    const ir::Node& src = typed.nodes[n.args[0]];
+    if (src.op == ir::Op::Input && !src.type.member)
+      throw BindError(locate("E0506", {false, size_t(n.index), true},
+                             "'" + in[size_t(src.index)].name + "' is bound to " +
+                                 (in[size_t(src.index)].kind == BindKind::Scalar ? "a scalar" : "a particle") +
+                                 ", which has no members; x[i] reads member i of a swarm or entry i "
+                                 "of a per-member vector"));
+    if (typed.nodes[n.args[1]].type.element)
+      throw BindError(locate("E0507", {false, size_t(n.index), true},
+                             "this member index varies per element, because an input it reads is "
+                             "bound to a particle or swarm; bind scalars or per-member vectors to "
+                             "what a member index reads"));
+  }
+  auto varies_per_member = [&](size_t o) { return typed.nodes[g.outputs[o].node].type.member; };
   for (size_t o = 0; o < g.outputs.size(); ++o) {
-    if (in_place[o] && targets[o].particle && members > 1)
+    if (in_place[o] && targets[o].particle && members > 1 && varies_per_member(o))
       throw BindError(locate("E0501", {true, o},
                               "'" + g.outputs[o].name + "' is a single particle but the rule "
                               "computes one value per member of swarm '" + sized->name +
@@ -443,15 +463,21 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     if (in_place[o]) continue;
     Operand t;
     t.name = g.outputs[o].name;
-    if (sized) {
+    if (sized && varies_per_member(o)) {
       // Member i takes its non-operational values and buffers from the operand's member i.
       AnySwarm s = ref->swarm ? AnySwarm(detail::new_swarm_like(*ref->swarm))
                               : AnySwarm(AnyParticle(ref->particle), members);
       t.kind = BindKind::Swarm, t.swarm = s.detail_state();
       results.emplace(t.name, Value(s));
     } else {
+      // One value per element (the rule reduced over the members, or nothing in it varies per
+      // member): a particle, its structure taken from the first particle or member bound.
       t.kind = BindKind::Particle;
-      t.particle = detail::new_like(*ref->particle, detail::empty_storage(species));
+      if (!ref->particle && ref->swarm->members.empty())
+        throw BindError(locate("E0501", {true, o}, "'" + t.name + "' would take its structure from "
+                                                   "swarm '" + ref->name + "', which has no members"));
+      const detail::ParticleState& like = ref->particle ? *ref->particle : *ref->swarm->members[0];
+      t.particle = detail::new_like(like, detail::empty_storage(species));
       results.emplace(t.name, Value(AnyParticle(t.particle)));
     }
     targets[o] = std::move(t);
@@ -479,6 +505,17 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   }
 
   uint64_t invocation = options.invocation ? *options.invocation : next_invocation++;
+  // A member index out of range is found by the first group's prelude, before any write (every
+  // group computes the same indices).
+  auto index_error = [&](const MemberIndexError& e) {
+    std::ostringstream idx;
+    idx << e.index;
+    return RunError(locate("E0601", {false, size_t(e.site), true},
+                           "member index " + idx.str() + " (at member " + std::to_string(e.member) +
+                               ") is not an integer in [0, " + std::to_string(e.members) +
+                               "): the swarm has " + std::to_string(e.members) + " member" +
+                               (e.members == 1 ? "" : "s") + "; nothing was written"));
+  };
   for (int grp = 0; grp < int(species.groups().size()); ++grp) {
     auto ranges = species.operational_ranges(grp);
     if (ranges.empty()) continue;
@@ -511,7 +548,11 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         const at::Tensor& s = t.storage(grp);
         c.out.push_back(t.swarm ? s : s.unsqueeze(0));
       }
-      aten_backend::run(g, c);
+      try {
+        aten_backend::run(g, c);
+      } catch (const MemberIndexError& e) {
+        throw index_error(e);
+      }
       continue;
     }
     KernelArgs a;
@@ -535,7 +576,11 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       a.out.push_back(s.data_ptr());
       a.out_stride.push_back(t.swarm ? s.size(1) : 0);
     }
-    kernels[size_t(grp)]->run(a);
+    try {
+      kernels[size_t(grp)]->run(a);
+    } catch (const MemberIndexError& e) {
+      throw index_error(e);
+    }
   }
   return results;
 }

@@ -17,6 +17,7 @@ namespace nyto::detail {
 struct Site {
   bool output;
   size_t index;
+  bool read = false;  // a member read x[i]: `index` is its read site (ir::Op::MRead)
 };
 /// Renders a bind-time error (code such as "E0501") about `site`: located for scripts, plain for
 /// C++ expressions.

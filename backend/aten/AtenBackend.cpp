@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <string>
 
 #include "backend/Random.h"
@@ -50,7 +51,11 @@ class Evaluator {
       at::Tensor dst = c_.out[o];
       at::Tensor view = dst.dim() == 1 ? dst.narrow(0, begin, len).unsqueeze(0)
                                        : dst.narrow(1, begin, len);
-      view.copy_(src[o].expand({c_.members, len}));
+      // A value without the member axis may still come as one row per member (a per-member
+      // scalar that is the same for all): any row is the value.
+      at::Tensor v = src[o];
+      if (view.size(0) == 1 && v.size(0) > 1) v = v.narrow(0, 0, 1);
+      view.copy_(v.expand({view.size(0), len}));
     }
   }
 
@@ -103,6 +108,10 @@ class Evaluator {
       }
       case Op::Rand:
       case Op::Randn: return tensor(draws(n.op == Op::Randn, uint32_t(n.index)));
+      case Op::MSum:
+      case Op::MMin:
+      case Op::MMax: return member_fold(n.op, vals_[n.args[0]]);
+      case Op::MRead: return member_read(n, vals_[n.args[0]], vals_[n.args[1]]);
       default: break;
     }
     const Value* a[3] = {nullptr, nullptr, nullptr};
@@ -151,12 +160,8 @@ class Evaluator {
       case Op::Mul: return tensor(at::mul(x, y));
       case Op::Div: return tensor(at::div(x, y));
       case Op::Pow: return tensor(at::pow(x, y));
-      // IEEE 754-2019 minimum/maximum as ir/Eval.h: NaN wins, and -0 < +0 (at::minimum keeps
-      // whichever zero comes first).
-      case Op::Min:
-        return tensor(at::where(x < y, x, at::where(y < x, y, at::where(x == y, at::where(at::signbit(x), x, y), at::where(at::isnan(x), x, y)))));
-      case Op::Max:
-        return tensor(at::where(x > y, x, at::where(y > x, y, at::where(x == y, at::where(at::signbit(x), y, x), at::where(at::isnan(x), x, y)))));
+      case Op::Min: return tensor(minimum(x, y));
+      case Op::Max: return tensor(maximum(x, y));
       case Op::Mod: {  // ir::floored_mod: fmod, + y where the signs differ, a zero takes y's sign
         at::Tensor r = at::fmod(x, y);
         at::Tensor fix = at::ne(r, 0).logical_and(at::ne(at::lt(r, 0), at::lt(y, 0)));
@@ -172,6 +177,53 @@ class Evaluator {
       default: break;
     }
     ir::internal_error(std::string("aten backend: unhandled op ") + ir::op_name(n.op));
+  }
+
+  // IEEE 754-2019 minimum/maximum as ir/Eval.h: NaN wins, and -0 < +0 (at::minimum keeps
+  // whichever zero comes first).
+  static at::Tensor minimum(const at::Tensor& x, const at::Tensor& y) {
+    return at::where(x < y, x, at::where(y < x, y, at::where(x == y, at::where(at::signbit(x), x, y), at::where(at::isnan(x), x, y))));
+  }
+  static at::Tensor maximum(const at::Tensor& x, const at::Tensor& y) {
+    return at::where(x > y, x, at::where(y > x, y, at::where(x == y, at::where(at::signbit(x), y, x), at::where(at::isnan(x), x, y))));
+  }
+
+  // msum/mmin/mmax: folded left to right over members 0..M-1 (IR.h), one row at a time, so the
+  // bits are those of the other backends (at::sum would choose its own order).
+  Value member_fold(Op op, const Value& x) const {
+    const int64_t N = c_.members;
+    const Op f = op == Op::MSum ? Op::Add : op == Op::MMin ? Op::Min : Op::Max;
+    if (!x.is_tensor) {
+      double acc = x.s[0];
+      for (int64_t m = 1; m < N; ++m) acc = ir::eval_binary<double>(f, acc, x.s[size_t(m)]);
+      return Value{false, std::vector<double>(size_t(N), acc), {}};
+    }
+    auto row = [&](int64_t m) { return x.t.size(0) == 1 ? x.t[0] : x.t[m]; };
+    at::Tensor acc = row(0).clone();
+    for (int64_t m = 1; m < N; ++m)
+      acc = f == Op::Add ? at::add(acc, row(m)) : f == Op::Min ? minimum(acc, row(m)) : maximum(acc, row(m));
+    return tensor(acc.unsqueeze(0));
+  }
+
+  // x[i]: member i(m) of x for each member m; every index checked before anything is written
+  // (all nodes of a range are evaluated before its outputs are stored, and the indices are the
+  // same for every range).
+  Value member_read(const Node& n, const Value& x, const Value& idx) const {
+    const int64_t N = c_.members;
+    std::vector<int64_t> rows(static_cast<size_t>(N));
+    for (int64_t m = 0; m < N; ++m) {
+      const double v = idx.s[size_t(m)];
+      if (!(v >= 0 && v < double(N) && v == std::floor(v))) throw MemberIndexError(n.index, m, v, N);
+      rows[size_t(m)] = int64_t(v);
+    }
+    if (!x.is_tensor) {
+      std::vector<double> r(static_cast<size_t>(N));
+      for (int64_t m = 0; m < N; ++m) r[size_t(m)] = x.s[size_t(rows[size_t(m)])];
+      return Value{false, std::move(r), {}};
+    }
+    if (x.t.size(0) == 1) return x;  // no member axis: every member holds the same value
+    at::Tensor index = at::tensor(rows, at::kLong).to(x.t.device());
+    return tensor(at::index_select(x.t, 0, index));
   }
 
   // The draws of backend/Random.h for this range, computed on the CPU in the group's dtype.
@@ -209,6 +261,7 @@ void run(const ir::Graph& graph, const Call& call) {
   for (BindKind k : call.kinds)
     types.push_back(bind_type(k));
   ir::Graph g = ir::specialize_inputs(graph, types);
+  if (call.members == 0) return;
   at::NoGradGuard no_grad;
   Evaluator ev(g, call, call.out[0].options());
   for (auto [b, e] : call.ranges)

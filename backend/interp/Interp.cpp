@@ -1,11 +1,13 @@
-// The reference interpreter. Kept deliberately naive (no vectorization, no hoisting of Scalar
-// nodes out of the element loop: recomputing a Scalar node per element in double gives the same
-// value every time), so it is easy to trust. The op semantics come from ir/Eval.h, which constant
+// The reference interpreter. Kept deliberately naive (no vectorization, no blocking: every
+// element node is evaluated for every member at one element, then that element's outputs are
+// stored), so it is easy to trust. The op semantics come from ir/Eval.h, which constant
 // folding shares.
 #include "backend/interp/Interp.h"
 
+#include <cmath>
 #include <vector>
 
+#include "backend/Prelude.h"
 #include "backend/Random.h"
 #include "ir/Error.h"
 #include "ir/Eval.h"
@@ -57,82 +59,88 @@ class InterpKernel final : public Kernel {
                                                     g_.outputs[o].name);
   }
 
+  // The values without the element axis come from the prelude (backend/Prelude.h), which checks
+  // every member index before anything is written. Then, per element, every element node is
+  // evaluated for all members before any output of that element is stored: member reductions and
+  // reads see the whole swarm at that element, and an output that aliases its input (in place)
+  // or is read by another member (x[i]) is still the old value.
   template <class T>
   void run_typed(const KernelArgs& a) const {
     const size_t n = g_.nodes.size();
-    // One slot per node; a node uses the slot of its type (IR.h numerics rule).
-    std::vector<double> s(n);  // values without the element axis, in double
-    std::vector<T> e(n);       // values with the element axis, in the dtype
-    std::vector<char> m(n);    // Mask nodes
-    auto as_t = [&](NodeId id) { return g_.nodes[id].type.element ? e[id] : T(s[id]); };
+    const int64_t M = a.members;
+    if (M == 0) return;
+    const PreludeValues pre = evaluate_prelude(g_, spec_.kinds, a);
+    // One slot per (node, member); a node uses the slot of its type (IR.h numerics rule).
+    std::vector<double> s(n * M);  // values without the element axis, in double
+    std::vector<T> e(n * M);       // values with the element axis, in the dtype
+    std::vector<char> mk(n * M);   // masks
+    auto at = [M](NodeId id, int64_t m) { return size_t(id) * size_t(M) + size_t(m); };
+    for (size_t i = 0; i < n * size_t(M); ++i) s[i] = pre.v[i], mk[i] = pre.v[i] != 0;
+    auto as_t = [&](NodeId id, int64_t m) {
+      return g_.nodes[id].type.element ? e[at(id, m)] : T(s[at(id, m)]);
+    };
     const rng::Key key{a.seed, a.invocation, a.group};
 
-    for (int64_t member = 0; member < a.members; ++member)
-      for (const auto& [begin, end] : a.ranges)
-        for (int64_t el = begin; el < end; ++el) {
-          // Loads and compute for (member, el): every input is read before any output is
-          // written, so an output aliasing its input (in place) sees the old value.
-          for (size_t i = 0; i < n; ++i) {
-            const ir::Node& nd = g_.nodes[i];
-            const NodeId x = nd.args[0], y = nd.args[1];
-            switch (nd.op) {
-              case Op::Const: s[i] = nd.value; break;
-              case Op::Param: s[i] = a.params[nd.index]; break;
-              case Op::Member: s[i] = double(member); break;
-              case Op::MRand:
-              case Op::MRandn:
-                s[i] = rng::member_draw(key, uint32_t(nd.index), nd.op == Op::MRandn, uint32_t(member));
-                break;
-              case Op::Members: s[i] = double(a.members); break;
-              case Op::Input: {
-                const int k = nd.index;
-                switch (spec_.kinds[k]) {
-                  case BindKind::Scalar: s[i] = a.scalar[k]; break;
-                  case BindKind::MemberScalar: s[i] = static_cast<const double*>(a.in[k])[member]; break;
-                  case BindKind::Particle: e[i] = static_cast<const T*>(a.in[k])[el]; break;
-                  case BindKind::Swarm:
-                    e[i] = static_cast<const T*>(a.in[k])[member * a.in_stride[k] + el];
-                    break;
-                }
-                break;
-              }
-              case Op::Rand:
-              case Op::Randn: {
-                const bool normal = nd.op == Op::Randn;
-                if constexpr (sizeof(T) == 4)
-                  e[i] = rng::draw_f32(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
-                else
-                  e[i] = rng::draw_f64(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
-                break;
-              }
-              case Op::Select:
-                if (nd.type.element)
-                  e[i] = m[x] ? as_t(nd.args[1]) : as_t(nd.args[2]);
-                else
-                  s[i] = m[x] ? s[nd.args[1]] : s[nd.args[2]];
-                break;
-              default:
-                if (ir::is_compare_op(nd.op)) {
-                  // Compared in double when neither side has the element axis, else in the dtype.
-                  bool scalar = !nd.type.element;
-                  m[i] = scalar ? ir::eval_compare<double>(nd.op, s[x], s[y])
-                                : ir::eval_compare<T>(nd.op, as_t(x), as_t(y));
-                } else if (ir::op_arity(nd.op) == 1) {
-                  if (!nd.type.element)
-                    s[i] = ir::eval_unary<double>(nd.op, s[x]);
-                  else
-                    e[i] = ir::eval_unary<T>(nd.op, e[x]);
-                } else {
-                  if (!nd.type.element)
-                    s[i] = ir::eval_binary<double>(nd.op, s[x], s[y]);
-                  else
-                    e[i] = ir::eval_binary<T>(nd.op, as_t(x), as_t(y));
-                }
+    auto eval = [&](int64_t el) {
+      for (size_t i = 0; i < n; ++i) {
+        const ir::Node& nd = g_.nodes[i];
+        if (!nd.type.element) continue;
+        const NodeId x = nd.args[0], y = nd.args[1];
+        for (int64_t member = 0; member < M; ++member) {
+          const size_t me = at(NodeId(i), member);
+          switch (nd.op) {
+            case Op::Input: {
+              const int k = nd.index;
+              e[me] = spec_.kinds[k] == BindKind::Particle
+                          ? static_cast<const T*>(a.in[k])[el]
+                          : static_cast<const T*>(a.in[k])[member * a.in_stride[k] + el];
+              break;
             }
+            case Op::Rand:
+            case Op::Randn: {
+              const bool normal = nd.op == Op::Randn;
+              if constexpr (sizeof(T) == 4)
+                e[me] = rng::draw_f32(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
+              else
+                e[me] = rng::draw_f64(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
+              break;
+            }
+            case Op::MSum:
+            case Op::MMin:
+            case Op::MMax: {
+              // Folded left to right in member order 0..M-1 (IR.h).
+              const Op f = nd.op == Op::MSum ? Op::Add : nd.op == Op::MMin ? Op::Min : Op::Max;
+              T acc = as_t(x, 0);
+              for (int64_t k = 1; k < M; ++k) acc = ir::eval_binary<T>(f, acc, as_t(x, k));
+              e[me] = acc;
+              break;
+            }
+            case Op::MRead:  // the index was checked by the prelude
+              e[me] = as_t(x, int64_t(s[at(y, member)]));
+              break;
+            case Op::Select:
+              e[me] = mk[at(x, member)] ? as_t(nd.args[1], member) : as_t(nd.args[2], member);
+              break;
+            default:
+              if (ir::is_compare_op(nd.op))
+                mk[me] = ir::eval_compare<T>(nd.op, as_t(x, member), as_t(y, member));
+              else if (ir::op_arity(nd.op) == 1)
+                e[me] = ir::eval_unary<T>(nd.op, e[at(x, member)]);
+              else
+                e[me] = ir::eval_binary<T>(nd.op, as_t(x, member), as_t(y, member));
           }
-          for (size_t o = 0; o < g_.outputs.size(); ++o)
-            static_cast<T*>(a.out[o])[member * a.out_stride[o] + el] = as_t(g_.outputs[o].node);
         }
+      }
+    };
+
+    for (const auto& [begin, end] : a.ranges)
+      for (int64_t el = begin; el < end; ++el) {
+        eval(el);
+        for (size_t o = 0; o < g_.outputs.size(); ++o)
+          for (int64_t member = 0; member < M; ++member)
+            static_cast<T*>(a.out[o])[member * a.out_stride[o] + el] =
+                as_t(g_.outputs[o].node, member);
+      }
   }
 
   ir::Graph g_;  // retyped for the binding

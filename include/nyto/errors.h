@@ -37,4 +37,10 @@ struct BindError : Error {
   using Error::Error;
 };
 
+/// A rule's run-time check failed before anything was written: a member index (`x[i]`) that is
+/// not an integer in [0, members) for some member. Nothing the rule would write was changed.
+struct RunError : Error {
+  using Error::Error;
+};
+
 }  // namespace nyto

@@ -23,15 +23,16 @@ namespace nyto::test {
 
 template <class T>
 struct RandomBindings {
-  /// Draws everything from `rng`: 1-4 members, rows of 1..max_row elements (1..big_row one time
+  /// Draws everything from `rng`: 1-4 members (or `members_` when > 0), rows of 1..max_row elements (1..big_row one time
   /// in four), sorted disjoint ranges. Inputs typed Elem get Particle or Swarm, others any kind;
   /// with `in_place`, each output with an Elem target stores into it (a Swarm then, unless there
   /// is one member, as the runtime guarantees).
   RandomBindings(const ir::Graph& g, std::mt19937_64& rng, bool in_place_, int64_t max_row,
-                 int64_t big_row = 0)
+                 int64_t big_row = 0, int64_t members_ = 0)
       : graph(g), in_place(in_place_) {
     const std::vector<bool> elem = ir::testing::elem_inputs(g);
     members = 1 + int64_t(rng() % 4);
+    if (members_ > 0) members = members_;
     row = 1 + int64_t(rng() % uint64_t(big_row > 0 && rng() % 4 == 0 ? big_row : max_row));
     for (int64_t at = int64_t(rng() % 3); at < row;) {
       int64_t len = 1 + int64_t(rng() % uint64_t(row));

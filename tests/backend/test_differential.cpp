@@ -17,6 +17,8 @@
 #include <limits>
 #include <random>
 
+#include "backend/KernelCache.h"
+#include "backend/Staged.h"
 #include "backend/aten/AtenBackend.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
@@ -64,19 +66,20 @@ using Candidate = std::function<std::unique_ptr<Kernel>(const ir::Graph&, const 
 
 template <class T>
 void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRuleOptions& o, Stats& st,
-                  const Candidate& candidate = {}, int64_t tolerance = kUlpTolerance) {
+                  const Candidate& candidate = {}, int64_t tolerance = kUlpTolerance,
+                  int64_t members_ = 0) {
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + sizeof(T));
   ir::Graph g = random_rule(seed, o);
   // Half of the rules go through the optimizer first (what the runtime compiles).
   ir::Graph compiled = seed % 2 ? ir::optimize(g, {}).graph : g;
   // Outputs stored in place into their target input half of the time.
   const bool in_place = rng() % 2 == 0;
-  test::RandomBindings<T> b(g, rng, in_place, 120, 3000);
+  test::RandomBindings<T> b(g, rng, in_place, 120, 3000, members_);
   const int64_t members = b.members, row = b.row;
 
   auto want_k = interp::compile(g, b.spec);
   std::unique_ptr<Kernel> got_k =
-      candidate ? candidate(compiled, b.spec) : llvm_backend::compile(engine, compiled, b.spec);
+      candidate ? candidate(compiled, b.spec) : compile_llvm(engine, compiled, b.spec);
   auto* lk = dynamic_cast<llvm_backend::LlvmKernel*>(got_k.get());
   int threads = 1 + int(rng() % 2);
   at::set_num_threads(threads);
@@ -145,6 +148,31 @@ TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}
   });
 }
 
+// Language v1's member constructs (msum, mmin, mmax, x[i], member(), mrand()) on the swarm sizes
+// the staged schedule must get right: one member (no other row), a few, and more than a block
+// holds at once (64 members: fewer elements per block).
+TEST_CASE("differential: llvm == interp with 1, 2, 3, 7 and 64 members") {
+  llvm_backend::JitEngine engine;
+  int old_threads = at::get_num_threads();
+  Stats st;
+  const int64_t sizes[] = {1, 2, 3, 7, 64};
+  for (uint64_t seed = 0; seed < 100 / kRuleScale; ++seed) {
+    RandomRuleOptions o;
+    o.inputs = 1 + int(seed % 4);
+    o.params = int(seed % 3);
+    o.outputs = 1 + int(seed % 3);
+    o.ops = 40 + int(seed % 40);
+    o.rand_sites = int(seed % 4);
+    o.only_ops = {ir::Op::Add, ir::Op::Mul, ir::Op::Sub, ir::Op::Mod, ir::Op::Min, ir::Op::Lt,
+                  ir::Op::Select, ir::Op::MSum, ir::Op::MMin, ir::Op::MMax, ir::Op::MRead, ir::Op::Exp};
+    differential<float>(engine, 9000 + seed, o, st, {}, kUlpTolerance, sizes[seed % 5]);
+    differential<double>(engine, 9000 + seed, o, st, {}, kUlpTolerance, sizes[seed % 5]);
+  }
+  at::set_num_threads(old_threads);
+  MESSAGE(st.rules << " rule runs, " << st.compared << " values compared, " << st.inexact << " not bit-identical");
+  CHECK(st.inexact == 0);
+}
+
 // A kernel with more than a few Philox calls per element is "large" (backend/llvm/Codegen.cpp,
 // kInlinePhiloxCalls): its draws come from helper functions instead of inlined rounds, and its
 // transcendentals from per-width helpers. Same bit-identity, on rules of 50-200 random sites and a
@@ -160,6 +188,34 @@ TEST_CASE("differential: llvm == interp on large kernels (50-200 random sites)")
     o.special_constants = i % 3 == 0;
     return o;
   });
+}
+
+// The staged driver (backend/Staged.h) over interpreter stage kernels against the plain
+// interpreter: the schedule (stages, temporaries, crossings, broadcast stores) checked apart from
+// LLVM's code generation, on the random rules of the first test (member sums, member reads).
+TEST_CASE("differential: staged schedule over interp kernels == interp") {
+  llvm_backend::JitEngine unused;
+  Stats st;
+  size_t staged = 0;
+  for (uint64_t seed = 0; seed < 300 / kRuleScale; ++seed) {
+    RandomRuleOptions o;
+    o.inputs = 1 + int(seed % 5);
+    o.params = int(seed % 4);
+    o.outputs = 1 + int(seed % 3);
+    o.ops = 10 + int(seed % 70);
+    o.rand_sites = int(seed % 5);
+    o.special_constants = seed % 3 == 0;
+    auto candidate = [&](const ir::Graph& g, const KernelSpec& spec) -> std::unique_ptr<Kernel> {
+      if (!staged::needed(g, spec)) return interp::compile(g, spec);
+      ++staged;
+      return staged::compile(g, spec, interp::compile);
+    };
+    differential<float>(unused, seed, o, st, candidate, 0);
+    differential<double>(unused, seed, o, st, candidate, 0);
+  }
+  MESSAGE(st.rules << " rule runs (" << staged << " staged), " << st.compared << " values compared");
+  CHECK(staged * 2 > st.rules);
+  CHECK(st.inexact == 0);
 }
 
 // The aten backend computes with LibTorch's kernels. On the operations IEEE 754 rounds exactly
@@ -179,7 +235,8 @@ TEST_CASE("differential: aten == interp, bit for bit, on 300 random rules of exa
     o.special_constants = seed % 3 == 0;
     o.only_ops = {ir::Op::Neg, ir::Op::Abs, ir::Op::Sqrt, ir::Op::Sign, ir::Op::Floor, ir::Op::Ceil,
                   ir::Op::Add, ir::Op::Sub, ir::Op::Mul, ir::Op::Div, ir::Op::Min, ir::Op::Max,
-                  ir::Op::Lt, ir::Op::Le, ir::Op::Gt, ir::Op::Ge, ir::Op::Eq, ir::Op::Ne, ir::Op::Select};
+                  ir::Op::Lt, ir::Op::Le, ir::Op::Gt, ir::Op::Ge, ir::Op::Eq, ir::Op::Ne, ir::Op::Select,
+                  ir::Op::MSum, ir::Op::MMin, ir::Op::MMax, ir::Op::MRead};
     differential<float>(unused, seed, o, st, aten_backend::compile, 0);
     differential<double>(unused, seed, o, st, aten_backend::compile, 0);
   }

@@ -151,11 +151,11 @@ TEST_CASE("source: UTF-8 in comments is fine, columns count characters, CRLF and
   CHECK(r.diagnostics[1].span.col == 9);
   CHECK(render_all(r) ==
         "u.nyto:1:5: error[E0002]: unexpected character U+00FC; nyto scripts use only names, "
-        "numbers, operators, parentheses, commas, ';' and '#' comments\n"
+        "numbers, operators, parentheses, brackets (x[i]), commas, ';' and '#' comments\n"
         "y = \xc3\xbc + \xc3\xbc\n"
         "    ^\n"
         "u.nyto:1:9: error[E0002]: unexpected character U+00FC; nyto scripts use only names, "
-        "numbers, operators, parentheses, commas, ';' and '#' comments\n"
+        "numbers, operators, parentheses, brackets (x[i]), commas, ';' and '#' comments\n"
         "y = \xc3\xbc + \xc3\xbc\n"
         "        ^\n");
   auto bad = compile_source("y = x\nz = \xff", "b.nyto");

@@ -7,7 +7,7 @@
 //
 // The same (seed, options) always gives the same graph (std::mt19937_64 and only integer draws
 // mapped by hand, so no dependence on the standard library's distributions). Every op of
-// NYTO_IR_OPS appears once `ops` >= 26 (ops are taken from a shuffled cycle over all of them),
+// NYTO_IR_OPS appears once `ops` >= 30 (ops are taken from a shuffled cycle over all of them),
 // nested: operands prefer values not used yet, and the leftover roots are summed, so every node,
 // input, param and rand site reaches an output (a few extra add/select nodes close the DAG).
 // Input i is named "in<i>", param j "p<j>", output k "out<k>"; inputs flagged Scalar by the
@@ -131,6 +131,7 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
   }
   order.resize(std::max(0, opt.ops));
 
+  int32_t read_sites = 0;
   for (Op op : order) {
     if (op == Op::Select) {
       NodeId m;
@@ -148,6 +149,27 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
       NodeId a = operand();
       NodeId c = operand();
       add_value(b.select(m, a, c));
+    } else if (is_member_reduce(op)) {
+      add_value(b.member_reduce(op, operand()));
+    } else if (op == Op::MRead) {
+      // x[i] with a valid index: i = mod(floor(s), members()) of a value s without the element
+      // axis that reads no input (member(), a param, mrand(), ...: a Scalar input may be bound
+      // to a particle, see elem_inputs()), 0 where s is not finite.
+      NodeId src = operand();
+      std::vector<char> reads_input(g.nodes.size(), 0);
+      for (size_t i = 0; i < g.nodes.size(); ++i) {
+        reads_input[i] = g.nodes[i].op == Op::Input;
+        for (int a = 0; a < op_arity(g.nodes[i].op); ++a) reads_input[i] |= reads_input[g.nodes[i].args[a]];
+      }
+      std::vector<NodeId> uniform;
+      for (NodeId v : values)
+        if (!g.nodes[v].type.element && !reads_input[v]) uniform.push_back(v);
+      NodeId s = uniform[below(uniform.size())];
+      used[s] = 1;
+      NodeId finite = note(b.binary(Op::Lt, note(b.unary(Op::Abs, s)), note(b.constant(1e9))));
+      NodeId safe = note(b.select(finite, s, note(b.constant(0))));
+      NodeId index = note(b.binary(Op::Mod, note(b.unary(Op::Floor, safe)), note(b.members())));
+      add_value(b.member_read(src, index, read_sites++));
     } else if (op_arity(op) == 2 && op != Op::Lt && op != Op::Le && op != Op::Gt && op != Op::Ge &&
                op != Op::Eq && op != Op::Ne) {
       NodeId a = operand();

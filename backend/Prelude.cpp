@@ -1,0 +1,87 @@
+#include "backend/Prelude.h"
+
+#include <cmath>
+
+#include "backend/Random.h"
+#include "ir/Error.h"
+#include "ir/Eval.h"
+
+namespace nyto {
+
+using ir::NodeId;
+using ir::Op;
+
+namespace {
+void check_index(const ir::Node& n, int64_t member, double idx, int64_t M) {
+  if (!(idx >= 0 && idx < double(M) && idx == std::floor(idx))) throw MemberIndexError(n.index, member, idx, M);
+}
+}  // namespace
+
+PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& kinds,
+                               const KernelArgs& a) {
+  PreludeValues p;
+  const int64_t M = a.members;
+  p.members = M;
+  p.v.assign(g.nodes.size() * size_t(M), 0.0);
+  const rng::Key key{a.seed, a.invocation, a.group};
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    if (n.type.element) {
+      if (n.op == Op::MRead)  // its index has no element axis: already evaluated, checked here
+        for (int64_t m = 0; m < M; ++m) check_index(n, m, p.at(n.args[1], m), M);
+      continue;
+    }
+    double* out = p.v.data() + i * size_t(M);
+    auto arg = [&](int k, int64_t m) { return p.at(n.args[k], m); };
+    for (int64_t m = 0; m < M; ++m) {
+      double& r = out[m];
+      switch (n.op) {
+        case Op::Const: r = n.value; break;
+        case Op::Param: r = a.params[n.index]; break;
+        case Op::Member: r = double(m); break;
+        case Op::Members: r = double(M); break;
+        case Op::MRand:
+        case Op::MRandn: r = rng::member_draw(key, uint32_t(n.index), n.op == Op::MRandn, uint32_t(m)); break;
+        case Op::Input:
+          NYTO_INTERNAL_ASSERT(kinds[n.index] == BindKind::Scalar || kinds[n.index] == BindKind::MemberScalar,
+                               "prelude: an array input without the element axis");
+          r = kinds[n.index] == BindKind::Scalar ? a.scalar[n.index]
+                                                 : static_cast<const double*>(a.in[n.index])[m];
+          break;
+        case Op::MSum:
+        case Op::MMin:
+        case Op::MMax: {
+          // Folded left to right in member order (IR.h); the same value for every member.
+          const Op f = n.op == Op::MSum ? Op::Add : n.op == Op::MMin ? Op::Min : Op::Max;
+          if (m > 0) {
+            r = out[0];
+            break;
+          }
+          double acc = arg(0, 0);
+          for (int64_t k = 1; k < M; ++k) acc = ir::eval_binary<double>(f, acc, arg(0, k));
+          r = acc;
+          break;
+        }
+        case Op::MRead: {
+          const double idx = arg(1, m);
+          check_index(n, m, idx, M);
+          r = arg(0, int64_t(idx));
+          break;
+        }
+        case Op::Select: r = arg(0, m) != 0 ? arg(1, m) : arg(2, m); break;
+        default:
+          if (ir::is_compare_op(n.op))
+            r = ir::eval_compare<double>(n.op, arg(0, m), arg(1, m)) ? 1.0 : 0.0;
+          else if (ir::op_arity(n.op) == 1)
+            r = ir::eval_unary<double>(n.op, arg(0, m));
+          else if (ir::op_arity(n.op) == 2)
+            r = ir::eval_binary<double>(n.op, arg(0, m), arg(1, m));
+          else
+            NYTO_INTERNAL_ASSERT(false, std::string("prelude: unexpected op ") + ir::op_name(n.op));
+      }
+    }
+  }
+  return p;
+}
+
+}  // namespace nyto

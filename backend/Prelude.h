@@ -1,0 +1,34 @@
+// The scalar prelude of a kernel run: every node without the element axis (constants, params,
+// scalar and per-member inputs, member(), members(), mrand(), member reductions of per-member
+// values, member reads of per-member vectors and the arithmetic on them), evaluated once per
+// run for all members, in double (ir/IR.h's numerics rule), before the element loop.
+//
+// It is where every member index (ir::Op::MRead) is checked: a run fails here, before anything is
+// written. Shared by the interpreter and the staged driver (backend/Staged.h), so the per-member
+// scalar work of all backends is one piece of code; the element work is not shared (the
+// interpreter stays the independent oracle of the llvm kernels).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/Kernel.h"
+#include "ir/IR.h"
+
+namespace nyto {
+
+/// The values of a graph's nodes without the element axis, for each of `members` members.
+/// Nodes with the element axis have no entry (their slots hold 0).
+struct PreludeValues {
+  int64_t members = 0;
+  std::vector<double> v;  // node * members + member; a mask is 0 or 1
+  double at(ir::NodeId node, int64_t member) const { return v[size_t(node) * size_t(members) + size_t(member)]; }
+};
+
+/// Evaluates the prelude of `g` (typed for `kinds`, ir::specialize_inputs) with the run's
+/// arguments. Throws MemberIndexError (backend/Kernel.h) for the first bad index, in node order,
+/// then member order. With members == 0 nothing is evaluated.
+PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& kinds,
+                               const KernelArgs& args);
+
+}  // namespace nyto

@@ -1,0 +1,213 @@
+#include "backend/Staged.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/Prelude.h"
+#include "ir/Error.h"
+#include "ir/Eval.h"
+#include "ir/Passes.h"
+#include "ir/Schedule.h"
+
+namespace nyto::staged {
+
+namespace {
+
+using ir::Op;
+using ir::StageInput;
+
+std::vector<ir::Type> bind_types(const KernelSpec& spec) {
+  std::vector<ir::Type> t;
+  for (BindKind k : spec.kinds) t.push_back(bind_type(k));
+  return t;
+}
+
+BindKind kind_of(const StageInput& in, const KernelSpec& rule) {
+  switch (in.from) {
+    case StageInput::From::Input: return rule.kinds.at(size_t(in.index));
+    case StageInput::From::Prelude: return in.member ? BindKind::MemberScalar : BindKind::Scalar;
+    case StageInput::From::Temp: break;
+  }
+  return in.member ? BindKind::Swarm : BindKind::Particle;
+}
+
+// A pointer to element 0 of a block buffer whose first entry is element `first`: kernels index
+// their arrays by the element's index in the member's storage (the random stream is keyed by it),
+// so a block temporary is addressed through a base `first` elements before it. Only elements of
+// the block are ever accessed through it.
+void* rebase(void* block, int64_t first, size_t elem_size) {
+  return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) - uintptr_t(first) * elem_size);
+}
+
+class StagedKernel final : public Kernel {
+ public:
+  StagedKernel(ir::Schedule s, KernelSpec spec, std::vector<std::unique_ptr<Kernel>> kernels,
+               std::vector<bool> per_member_store)
+      : s_(std::move(s)), spec_(std::move(spec)), kernels_(std::move(kernels)),
+        per_member_store_(std::move(per_member_store)) {}
+
+  void run(const KernelArgs& a) const override {
+    if (a.members <= 0) return;
+    const PreludeValues pre = evaluate_prelude(s_.graph, spec_.kinds, a);  // may throw: nothing written yet
+    if (spec_.dtype == DType::F32)
+      run_typed<float>(a, pre);
+    else
+      run_typed<double>(a, pre);
+  }
+
+ private:
+  // Elements per block: the temporaries of one block ([M x B] values each) stay within a few
+  // hundred KiB, so a stage reads back what the stage before wrote from L2, not memory.
+  static int64_t block_size(int64_t members) {
+    int64_t b = std::clamp<int64_t>(32768 / std::max<int64_t>(members, 1), 64, 4096);
+    return b / 64 * 64;
+  }
+
+  template <class T>
+  void run_typed(const KernelArgs& a, const PreludeValues& pre) const {
+    const int64_t M = a.members, B = block_size(M);
+    std::vector<std::pair<int64_t, int64_t>> blocks;
+    for (const auto& [begin, end] : a.ranges)
+      for (int64_t b = begin; b < end; b += B) blocks.emplace_back(b, std::min(end, b + B));
+    if (blocks.empty()) return;
+
+    at::parallel_for(0, int64_t(blocks.size()), 1, [&](int64_t lo, int64_t hi) {
+      // This thread's temporaries and the argument blocks of every kernel, reused across blocks.
+      std::vector<std::vector<T>> temps(s_.temps.size());
+      for (size_t t = 0; t < temps.size(); ++t) temps[t].resize(size_t(s_.temps[t].member ? M * B : B));
+      std::vector<KernelArgs> ka(kernels_.size());
+      for (size_t k = 0; k < kernels_.size(); ++k) {
+        const ir::StageKernel& sk = s_.kernels[k];
+        KernelArgs& c = ka[k];
+        c.members = sk.per_member ? M : 1;
+        c.ranges.assign(1, {0, 0});
+        c.params = a.params;
+        c.seed = a.seed, c.invocation = a.invocation, c.group = a.group;
+        c.in.assign(sk.inputs.size(), nullptr);
+        c.in_stride.assign(sk.inputs.size(), 0);
+        c.scalar.assign(sk.inputs.size(), 0.0);
+        c.out.assign(sk.outputs.size(), nullptr);
+        c.out_stride.assign(sk.outputs.size(), 0);
+        for (size_t i = 0; i < sk.inputs.size(); ++i) {
+          const StageInput& in = sk.inputs[i];
+          if (in.from == StageInput::From::Input) {
+            c.in[i] = a.in[size_t(in.index)];
+            c.in_stride[i] = a.in_stride[size_t(in.index)];
+          } else if (in.from == StageInput::From::Prelude) {
+            if (in.member)
+              c.in[i] = pre.v.data() + size_t(in.index) * size_t(M);
+            else
+              c.scalar[i] = pre.at(in.index, 0);
+          } else {
+            c.in_stride[i] = in.member ? B : 0;
+          }
+        }
+        for (size_t o = 0; o < sk.outputs.size(); ++o) {
+          const ir::StageOutput& out = sk.outputs[o];
+          if (out.temp) {
+            c.out_stride[o] = s_.temps[size_t(out.index)].member ? B : 0;
+          } else {
+            c.out[o] = a.out[size_t(out.index)];
+            c.out_stride[o] = a.out_stride[size_t(out.index)];
+          }
+        }
+      }
+      for (int64_t bi = lo; bi < hi; ++bi) {
+        const auto [b0, b1] = blocks[size_t(bi)];
+        const int64_t len = b1 - b0;
+        for (const ir::Stage& st : s_.stages) {
+          for (const ir::Crossing& c : st.crossings) cross<T>(c, temps, pre, M, B, len);
+          for (int ki : {st.invariant, st.member}) {
+            if (ki < 0) continue;
+            const ir::StageKernel& sk = s_.kernels[size_t(ki)];
+            KernelArgs& c = ka[size_t(ki)];
+            c.ranges[0] = {b0, b1};
+            for (size_t i = 0; i < sk.inputs.size(); ++i)
+              if (sk.inputs[i].from == StageInput::From::Temp)
+                c.in[i] = rebase(temps[size_t(sk.inputs[i].index)].data(), b0, sizeof(T));
+            for (size_t o = 0; o < sk.outputs.size(); ++o)
+              if (sk.outputs[o].temp) c.out[o] = rebase(temps[size_t(sk.outputs[o].index)].data(), b0, sizeof(T));
+            kernels_[size_t(ki)]->run(c);
+          }
+        }
+        // An output stored once (its value has no member axis) into rows the caller laid out
+        // per member: the other rows get row 0's values.
+        for (size_t o = 0; o < a.out.size(); ++o)
+          if (!per_member_store_[o] && !s_.graph.nodes[s_.graph.outputs[o].node].type.member &&
+              a.out_stride[o] != 0) {
+            T* base = static_cast<T*>(a.out[o]) + b0;
+            for (int64_t m = 1; m < M; ++m)
+              std::memcpy(base + m * a.out_stride[o], base, size_t(len) * sizeof(T));
+          }
+      }
+    });
+  }
+
+  // One member-crossing node over the block's first `len` elements (row stride B).
+  template <class T>
+  void cross(const ir::Crossing& c, std::vector<std::vector<T>>& temps, const PreludeValues& pre,
+             int64_t M, int64_t B, int64_t len) const {
+    const bool src_member = s_.temps[size_t(c.src)].member;
+    const T* src = temps[size_t(c.src)].data();
+    T* dst = temps[size_t(c.dst)].data();
+    auto row = [&](int64_t m) { return src + (src_member ? m * B : 0); };
+    if (c.op == Op::MRead) {
+      const bool dst_member = s_.temps[size_t(c.dst)].member;
+      for (int64_t m = 0; m < (dst_member ? M : 1); ++m)
+        std::memcpy(dst + m * B, row(int64_t(pre.at(c.index, m))), size_t(len) * sizeof(T));
+      return;
+    }
+    // A fold in member order 0..M-1, element by element (the loop over elements is innermost so
+    // it vectorizes; each element still adds its members in order).
+    std::memcpy(dst, row(0), size_t(len) * sizeof(T));
+    for (int64_t m = 1; m < M; ++m) {
+      const T* r = row(m);
+      if (c.op == Op::MSum)
+        for (int64_t e = 0; e < len; ++e) dst[e] = dst[e] + r[e];
+      else if (c.op == Op::MMin)
+        for (int64_t e = 0; e < len; ++e) dst[e] = ir::ieee_minimum(dst[e], r[e]);
+      else
+        for (int64_t e = 0; e < len; ++e) dst[e] = ir::ieee_maximum(dst[e], r[e]);
+    }
+  }
+
+  ir::Schedule s_;
+  KernelSpec spec_;
+  std::vector<std::unique_ptr<Kernel>> kernels_;
+  std::vector<bool> per_member_store_;
+};
+
+}  // namespace
+
+std::vector<bool> per_member_store(const ir::Graph& typed, const KernelSpec& spec) {
+  std::vector<bool> r;
+  for (const ir::Output& o : typed.outputs)
+    r.push_back(o.target >= 0 ? spec.kinds.at(size_t(o.target)) == BindKind::Swarm
+                              : typed.nodes[o.node].type.member);
+  return r;
+}
+
+bool needed(const ir::Graph& g, const KernelSpec& spec) {
+  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec));
+  return ir::needs_schedule(typed, per_member_store(typed, spec));
+}
+
+std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const CompileFn& compile) {
+  NYTO_INTERNAL_ASSERT(spec.kinds.size() == g.inputs.size(), "staged::compile: one BindKind per input");
+  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec));
+  std::vector<bool> store = per_member_store(typed, spec);
+  ir::Schedule s = ir::schedule(typed, store);
+  // Every stage kernel is compiled before the first run, so a failure leaves nothing half done.
+  std::vector<std::unique_ptr<Kernel>> kernels;
+  for (const ir::StageKernel& k : s.kernels) {
+    KernelSpec ks;
+    ks.dtype = spec.dtype;
+    for (const StageInput& in : k.inputs) ks.kinds.push_back(kind_of(in, spec));
+    kernels.push_back(compile(k.graph, ks));
+  }
+  return std::make_unique<StagedKernel>(std::move(s), spec, std::move(kernels), std::move(store));
+}
+
+}  // namespace nyto::staged

@@ -1,0 +1,33 @@
+// The driver of the staged schedule (ir/Schedule.h): runs a rule whose values cross members as
+// one pass over blocks of elements, with each stage's elementwise kernels compiled by a backend
+// (llvm in practice; interp in tests, to check the driver against the naive interpreter).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "backend/Kernel.h"
+#include "ir/IR.h"
+
+namespace nyto::staged {
+
+/// Compiles one stage kernel (an elementwise graph) for a spec: a backend's compile function.
+using CompileFn = std::function<std::unique_ptr<Kernel>(const ir::Graph&, const KernelSpec&)>;
+
+/// Per output of `g`: whether it is stored for every member. An in-place output follows its
+/// target's binding (a swarm: yes); a new output is a swarm exactly when its value varies per
+/// member (runtime/rule.cpp makes it so). `g` is typed for `spec` (ir::specialize_inputs).
+std::vector<bool> per_member_store(const ir::Graph& typed, const KernelSpec& spec);
+
+/// Whether `g` bound as `spec` needs the staged driver (ir::needs_schedule).
+bool needed(const ir::Graph& g, const KernelSpec& spec);
+
+/// The staged kernel for (g, spec): the prelude (backend/Prelude.h), then per block of elements
+/// the stages' crossings (member sums in member order 0..M-1, member reads from the block's
+/// temporaries) and kernels, each compiled by `compile`. Results are bit-identical to the
+/// interpreter's whatever the thread count (blocks are independent; a block runs on one
+/// thread). Throws what `compile` throws; run() throws MemberIndexError before any write.
+std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const CompileFn& compile);
+
+}  // namespace nyto::staged
