@@ -194,19 +194,37 @@ bool needed(const ir::Graph& g, const KernelSpec& spec) {
   return ir::needs_schedule(typed, per_member_store(typed, spec));
 }
 
-std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const CompileFn& compile) {
-  NYTO_INTERNAL_ASSERT(spec.kinds.size() == g.inputs.size(), "staged::compile: one BindKind per input");
+namespace {
+ir::Schedule schedule_of(const ir::Graph& g, const KernelSpec& spec, std::vector<bool>* store_out = nullptr) {
+  NYTO_INTERNAL_ASSERT(spec.kinds.size() == g.inputs.size(), "staged: one BindKind per input");
   ir::Graph typed = ir::specialize_inputs(g, bind_types(spec));
   std::vector<bool> store = per_member_store(typed, spec);
   ir::Schedule s = ir::schedule(typed, store);
+  if (store_out) *store_out = std::move(store);
+  return s;
+}
+KernelSpec stage_spec(const ir::StageKernel& k, const KernelSpec& spec) {
+  KernelSpec ks;
+  ks.dtype = spec.dtype;
+  for (const StageInput& in : k.inputs) ks.kinds.push_back(kind_of(in, spec));
+  return ks;
+}
+}  // namespace
+
+std::string describe(const ir::Graph& g, const KernelSpec& spec) { return ir::print(schedule_of(g, spec)); }
+
+std::vector<std::pair<ir::Graph, KernelSpec>> stage_kernels(const ir::Graph& g, const KernelSpec& spec) {
+  std::vector<std::pair<ir::Graph, KernelSpec>> r;
+  for (const ir::StageKernel& k : schedule_of(g, spec).kernels) r.emplace_back(k.graph, stage_spec(k, spec));
+  return r;
+}
+
+std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const CompileFn& compile) {
+  std::vector<bool> store;
+  ir::Schedule s = schedule_of(g, spec, &store);
   // Every stage kernel is compiled before the first run, so a failure leaves nothing half done.
   std::vector<std::unique_ptr<Kernel>> kernels;
-  for (const ir::StageKernel& k : s.kernels) {
-    KernelSpec ks;
-    ks.dtype = spec.dtype;
-    for (const StageInput& in : k.inputs) ks.kinds.push_back(kind_of(in, spec));
-    kernels.push_back(compile(k.graph, ks));
-  }
+  for (const ir::StageKernel& k : s.kernels) kernels.push_back(compile(k.graph, stage_spec(k, spec)));
   return std::make_unique<StagedKernel>(std::move(s), spec, std::move(kernels), std::move(store));
 }
 

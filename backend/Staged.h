@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/Kernel.h"
@@ -22,6 +24,12 @@ std::vector<bool> per_member_store(const ir::Graph& typed, const KernelSpec& spe
 
 /// Whether `g` bound as `spec` needs the staged driver (ir::needs_schedule).
 bool needed(const ir::Graph& g, const KernelSpec& spec);
+
+/// The schedule of (g, spec) as text (ir::print(Schedule)): `nyto compile --emit ir-opt`.
+std::string describe(const ir::Graph& g, const KernelSpec& spec);
+
+/// Each stage kernel's graph and spec, as compile() compiles them (`--emit llvm`).
+std::vector<std::pair<ir::Graph, KernelSpec>> stage_kernels(const ir::Graph& g, const KernelSpec& spec);
 
 /// The staged kernel for (g, spec): the prelude (backend/Prelude.h), then per block of elements
 /// the stages' crossings (member sums in member order 0..M-1, member reads from the block's

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "backend/KernelCache.h"
+#include "backend/Staged.h"
 #include "backend/aten/AtenBackend.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "frontend/Frontend.h"
@@ -151,30 +152,68 @@ std::string Rule::pass_trace() const {
 std::string Rule::emit(const std::string& stage, const Bindings& bindings, Backend backend) const {
   if (stage == "ast") return impl_->fe.ast_dump();
   if (stage == "ir") return ir::print(impl_->fe.graph);
-  if (stage == "ir-opt") return ir::print(impl_->fused);
-  if (stage == "llvm") {
-    // As run() would: each input's kind, and the groups of the first particle or swarm bound.
-    KernelSpec spec;
-    std::shared_ptr<Species> sp;
-    for (const auto& in : impl_->fused.graph.inputs) {
-      auto it = bindings.find(in.name);
-      BindKind kind = BindKind::Swarm;
-      if (it != bindings.end()) {
-        const Value& v = it->second;
-        switch (v.kind()) {
-          case Value::Kind::Scalar: kind = BindKind::Scalar; break;
-          case Value::Kind::MemberScalars: kind = BindKind::MemberScalar; break;
-          case Value::Kind::Particle: kind = BindKind::Particle; break;
-          case Value::Kind::Swarm: kind = BindKind::Swarm; break;
-        }
-        if (!sp && v.kind() == Value::Kind::Particle) sp = v.particle().species();
-        if (!sp && v.kind() == Value::Kind::Swarm) sp = v.swarm().species();
-      }
-      spec.kinds.push_back(kind);
+  // As run() would: each input's kind, and the groups of the first particle or swarm bound. An
+  // unbound input is taken as the rule suggests: a scalar where it is read as one, a swarm where
+  // a member construct (msum, x[i], ...) reads it, else a particle.
+  const ir::Graph& fg = impl_->fused.graph;
+  std::vector<char> per_member(fg.nodes.size(), 0);
+  for (size_t i = fg.nodes.size(); i-- > 0;) {
+    const ir::Node& n = fg.nodes[i];
+    if (ir::crosses_members(n.op)) per_member[size_t(n.args[0])] = 1;
+    if (per_member[i])
+      for (int a = 0; a < ir::op_arity(n.op); ++a) per_member[size_t(n.args[a])] = 1;
+  }
+  const bool v1 = std::any_of(fg.nodes.begin(), fg.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); });
+  KernelSpec spec;
+  std::shared_ptr<Species> sp;
+  std::string assumed;
+  for (const auto& in : fg.inputs) {
+    auto it = bindings.find(in.name);
+    size_t index = size_t(&in - fg.inputs.data());
+    BindKind kind = v1 ? BindKind::Particle : BindKind::Swarm;
+    for (size_t i = 0; i < fg.nodes.size(); ++i) {
+      const ir::Node& n = fg.nodes[i];
+      if (n.op != ir::Op::Input || size_t(n.index) != index) continue;
+      if (!n.type.element) kind = BindKind::Scalar;
+      else if (per_member[i]) kind = BindKind::Swarm;
     }
+    if (it != bindings.end()) {
+      const Value& v = it->second;
+      switch (v.kind()) {
+        case Value::Kind::Scalar: kind = BindKind::Scalar; break;
+        case Value::Kind::MemberScalars: kind = BindKind::MemberScalar; break;
+        case Value::Kind::Particle: kind = BindKind::Particle; break;
+        case Value::Kind::Swarm: kind = BindKind::Swarm; break;
+      }
+      if (!sp && v.kind() == Value::Kind::Particle) sp = v.particle().species();
+      if (!sp && v.kind() == Value::Kind::Swarm) sp = v.swarm().species();
+    } else {
+      static const char* names[] = {"a scalar", "a per-member vector", "a particle", "a swarm"};
+      assumed += std::string(assumed.empty() ? "" : ", ") + in.name + " as " + names[int(kind)];
+    }
+    spec.kinds.push_back(kind);
+  }
+  const bool staged = staged::needed(impl_->fused.graph, spec);
+  if (stage == "ir-opt") {
+    std::string text = ir::print(impl_->fused);
+    if (staged)
+      text += "\n; the member loop (docs/language.md, \"Cost\")" +
+              (assumed.empty() ? std::string() : ", with unbound inputs taken as bound: " + assumed) +
+              "\n" + staged::describe(impl_->fused.graph, spec);
+    return text;
+  }
+  if (stage == "llvm") {
     auto kernel_ir = [&](DType dtype) {
       spec.dtype = dtype;
       try {
+        if (staged) {
+          std::string text;
+          int k = 0;
+          for (const auto& [kg, ks] : staged::stage_kernels(impl_->fused.graph, spec))
+            text += "; stage kernel " + std::to_string(k++) + " (see --emit ir-opt)\n" +
+                    llvm_backend::emit_llvm_ir(kg, ks, /*optimized=*/true);
+          return text;
+        }
         return llvm_backend::emit_llvm_ir(impl_->fused.graph, spec, /*optimized=*/true);
       } catch (const llvm_backend::JitError& e) {
         throw Error(std::string("LLVM failed: ") + e.what());
