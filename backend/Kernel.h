@@ -57,20 +57,22 @@ struct KernelArgs {
   uint32_t group = 0;
 };
 
-/// Thrown by Kernel::run, before anything is written, when a member read (ir::Op::MRead) gets an
-/// index that is not an integer in [0, members) for some member. `site` is the read's attr.index
-/// (the runtime maps it to the source); the first failing member in member order is reported.
+/// Thrown by Kernel::run, before anything is written, when a checked argument is out of range for
+/// some member: a member read's index (ir::Op::MRead) not an integer in [0, members), or a keyed
+/// draw's key (ir::Op::KRand/KRandn; `key` 0 for k, 1 for j) not an integer in [0, 2^32). `site`
+/// is the node's check site (the runtime maps it to the source); the first failure in node order,
+/// then member order, is reported.
 class MemberIndexError : public std::runtime_error {
  public:
-  MemberIndexError(int32_t site, int64_t member, double index, int64_t members)
-      : std::runtime_error("member read " + std::to_string(site) + ": index " +
-                           std::to_string(index) + " at member " + std::to_string(member) +
-                           " is not an integer in [0, " + std::to_string(members) + ")"),
-        site(site), member(member), index(index), members(members) {}
+  MemberIndexError(int32_t site, int64_t member, double index, int64_t members, int key = -1)
+      : std::runtime_error("check site " + std::to_string(site) + ": value " + std::to_string(index) +
+                           " at member " + std::to_string(member) + " is out of range"),
+        site(site), member(member), index(index), members(members), key(key) {}
   int32_t site;
   int64_t member;
-  double index;
+  double index;     // the offending value
   int64_t members;
+  int key;          // -1: a member index; 0 / 1: key k / j of a keyed draw
 };
 
 // A runnable kernel, produced by a backend from (Graph, KernelSpec). Thread-safe to run.

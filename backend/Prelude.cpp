@@ -29,6 +29,12 @@ PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& 
     if (n.type.element) {
       if (n.op == Op::MRead)  // its index has no element axis: already evaluated, checked here
         for (int64_t m = 0; m < M; ++m) check_index(n, m, p.at(n.args[1], m), M);
+      if (ir::is_keyed(n.op))
+        for (int key = 0; key < 2; ++key)
+          for (int64_t m = 0; m < M; ++m) {
+            const double v = p.at(n.args[key], m);
+            if (!(v >= 0 && v < 0x1p32 && v == std::floor(v))) throw MemberIndexError(n.index, m, v, M, key);
+          }
       continue;
     }
     double* out = p.v.data() + i * size_t(M);

@@ -222,4 +222,21 @@ inline double member_draw(const Key& k, uint32_t site, bool normal, uint32_t mem
   return normal ? normal_f64(p) : uniform_f64(p);
 }
 
+// Keyed draw rand(k, j) / randn(k, j) (language version 1): counter (element, j, k,
+// group << 16 | 0x8000 | normal). No invocation, member or site: the same (seed, k, j) gives the
+// same noise in any rule and run; bit 15 of c3 is never set by a v0 site (below 0x8000) and the
+// 0xFFFF group of member draws is no storage group's. float32 uses words 0 (and 1).
+inline Philox4 keyed(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
+  return philox4x32_10(element, key_j, key_k, (k.group << 16) | 0x8000u | uint32_t(normal), uint32_t(k.seed),
+                       uint32_t(k.seed >> 32));
+}
+inline float keyed_f32(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
+  Philox4 p = keyed(k, key_k, key_j, normal, element);
+  return normal ? normal_f32(p, 0) : uniform_f32(p, 0);
+}
+inline double keyed_f64(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
+  Philox4 p = keyed(k, key_k, key_j, normal, element);
+  return normal ? normal_f64(p) : uniform_f64(p);
+}
+
 }  // namespace nyto::rng

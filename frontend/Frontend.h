@@ -40,7 +40,8 @@ struct FrontendResult {
   std::vector<Span> param_spans;
   /// Parallel to graph.outputs: the name in the last assignment.
   std::vector<Span> output_spans;
-  /// By read site (ir::Op::MRead's attr.index): the `x[i]` it came from, for run-time index errors.
+  /// By check site (attr.index of ir::Op::MRead, KRand, KRandn): the `x[i]` or `rand(k, j)` it came
+  /// from, for run-time errors about its index or keys (E0601).
   std::vector<Span> read_spans;
   /// REPL mode: a bare expression was evaluated; its value is the output named "_".
   bool has_expression_result = false;

@@ -498,14 +498,18 @@ class Analyzer {
       error("E0103", e.name_span, msg);
       return error_val();
     }
-    if (int(args.size()) != f->arity) {
-      std::string takes = f->arity == 0   ? "takes no arguments"
+    const bool keyed = (f->kind == Builtin::Rand || f->kind == Builtin::Randn) && args.size() == 2;
+    if (int(args.size()) != f->arity && !keyed) {
+      std::string takes = f->kind == Builtin::Rand || f->kind == Builtin::Randn
+                              ? "takes no arguments (a fresh draw) or 2 (k, j: keyed noise)"
+                          : f->arity == 0 ? "takes no arguments"
                           : f->arity == 1 ? "takes 1 argument (" + std::string(f->args) + ")"
                                           : "takes " + std::to_string(f->arity) + " arguments (" +
                                                 f->args + ")";
       error("E0104", e.span,
             "'" + e.name + "' " + takes + " but was given " + std::to_string(args.size()) +
-                "; write " + e.name + "(" + f->args + ")");
+                "; write " + e.name + "(" + f->args + ")" +
+                (f->kind == Builtin::Rand || f->kind == Builtin::Randn ? " or " + e.name + "(k, j)" : ""));
       return error_val();
     }
     bool broken = false;
@@ -523,6 +527,7 @@ class Analyzer {
         broken = reject_mask(args[i], *e.args[i], std::string("as an argument of '" + e.name + "'").c_str()) || broken;
     }
     if (broken) return error_val();
+    if (keyed) return keyed_draw(e, f->kind == Builtin::Randn, args);
 
     Val r;
     r.ty = Ty::Value;
@@ -610,6 +615,44 @@ class Analyzer {
     internal_error("unknown builtin kind");
   }
 
+  // rand(k, j) / randn(k, j): keyed noise, the same particle for the same (seed, k, j) in any rule
+  // and run. The keys must not vary per element; constant keys are checked here, the others
+  // before the run writes anything (E0601).
+  Val keyed_draw(const Expr& e, bool normal, const std::vector<Val>& args) {
+    bool bad = false;
+    for (int k = 0; k < 2; ++k) {
+      const Val& a = args[size_t(k)];
+      const Expr& at = *e.args[size_t(k)];
+      const char* which = k == 0 ? "k" : "j";
+      if (a.elem) {
+        error("E0307", at.span,
+              std::string("the key ") + which + " of '" + e.name + "(k, j)' varies per element (it "
+              "uses rand() or randn()); keys are scalars or per-member values such as member() or "
+              "a generation number, and every element of the particle is keyed by them");
+        bad = true;
+      } else if (a.is_const && !(a.cval >= 0 && a.cval < 0x1p32 && a.cval == std::floor(a.cval))) {
+        error("E0307", at.span,
+              std::string("the key ") + which + " of '" + e.name + "(k, j)' is " +
+                  ir::print_number(a.cval) + "; keys are integers in [0, 4294967295]");
+        bad = true;
+      }
+    }
+    if (bad) return error_val();
+    Val r;
+    r.ty = Ty::Value;
+    r.is_const = false;
+    r.nonconst_span = e.span;
+    r.nonconst_what = "'" + e.name + "(k, j)'";
+    r.member = args[0].member || args[1].member;
+    r.elem = true;
+    if (!in_param_ && args[0].node >= 0 && args[1].node >= 0) {
+      r.node = builder_.keyed_rand(normal, without_element_axis(args[0].node),
+                                   without_element_axis(args[1].node), int32_t(out_.read_spans.size()));
+      out_.read_spans.push_back(e.span);
+    }
+    return r;
+  }
+
   // `id` rebuilt with its inputs typed as scalars: the frontend types an input as a particle
   // value (Elem) until bound, but a member index reads scalars or per-member vectors (a particle
   // bound there is E0507 at bind time). `id` has no random draw (E0306 was checked).
@@ -642,6 +685,8 @@ class Analyzer {
         map[size_t(n)] = builder_.member_reduce(c.op, args[0]);
       else if (c.op == Op::MRead)
         map[size_t(n)] = builder_.member_read(args[0], args[1], c.index);
+      else if (ir::is_keyed(c.op))
+        map[size_t(n)] = builder_.keyed_rand(c.op == Op::KRandn, args[0], args[1], c.index);
       else if (ir::op_arity(c.op) == 1)
         map[size_t(n)] = builder_.unary(c.op, args[0]);
       else

@@ -44,7 +44,7 @@ struct Lowered {
   std::vector<Span> input_first_use;  // parallel to graph.inputs: where each is first read
   std::vector<Span> param_spans;      // parallel to graph.params: the declared name
   std::vector<Span> output_spans;     // parallel to graph.outputs: the last assignment's name
-  std::vector<Span> read_spans;       // by read site (ir::Op::MRead's index): the x[i] read
+  std::vector<Span> read_spans;       // by check site (MRead, KRand/KRandn attr.index): x[i], rand(k, j)
   bool has_expression_result = false; // REPL: an output "_" holds a bare expression's value
 };
 

@@ -156,6 +156,12 @@ NodeId Builder::member_read(NodeId src, NodeId index, int32_t site) {
   n.index = site;
   return add(typed(n));
 }
+NodeId Builder::keyed_rand(bool normal, NodeId k, NodeId j, int32_t site) {
+  Node n{normal ? Op::KRandn : Op::KRand};
+  n.args[0] = k, n.args[1] = j;
+  n.index = site;
+  return add(typed(n));
+}
 NodeId Builder::member() { return add(typed(Node{Op::Member})); }
 NodeId Builder::members() { return add(typed(Node{Op::Members})); }
 NodeId Builder::unary(Op op, NodeId a) {
@@ -234,7 +240,9 @@ std::string print_node(const Graph& g, NodeId i) {
     case Op::Randn:
     case Op::MRand:
     case Op::MRandn: os << " site " << n.index; break;
-    case Op::MRead: os << " %" << n.args[0] << "[%" << n.args[1] << "] read " << n.index; break;
+    case Op::MRead: os << " %" << n.args[0] << "[%" << n.args[1] << "] check " << n.index; break;
+    case Op::KRand:
+    case Op::KRandn: os << " key %" << n.args[0] << ", %" << n.args[1] << " check " << n.index; break;
     default:
       for (int a = 0; a < op_arity(n.op); ++a) os << (a ? ", %" : " %") << n.args[a];
   }

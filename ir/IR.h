@@ -35,6 +35,9 @@ namespace nyto::ir {
 //   MRead(x, i) at member m = x at member i(m), same element; i has no element axis and must be
 //   an integer in [0, M) for every member, checked before anything is written (a run-time error
 //   naming the read site, attr.index, which the frontend maps to the source).
+//   KRand(k, j), KRandn(k, j): the draw of backend/Random.h's keyed layout for element e, keyed by
+//   (seed, group, k, j, e) only; k and j have no element axis and must be integers in [0, 2^32)
+//   for every member, checked before anything is written.
 //   Clamp and lerp are lowered by the frontend:
 //   clamp(x, lo, hi) = Min(Max(x, lo), hi); lerp(a, b, t) = a + t * (b - a).
 #define NYTO_IR_OPS(X)                                                                           \
@@ -50,7 +53,9 @@ namespace nyto::ir {
   X(MSum, 1)    /* sum over the members, in member order 0..M-1 (drops the member axis) */      \
   X(MMin, 1)    /* minimum over the members (IEEE minimum, as Min)                       */      \
   X(MMax, 1)    /* maximum over the members (IEEE maximum, as Max)                       */      \
-  X(MRead, 2)   /* args (src, index); attr.index: read site. src at member `index`       */      \
+  X(MRead, 2)   /* args (src, index); attr.index: check site. src at member `index`      */      \
+  X(KRand, 2)   /* args (k, j); attr.index: check site. keyed uniform [0, 1), rand(k, j) */      \
+  X(KRandn, 2)  /* args (k, j); attr.index: check site. keyed standard normal            */      \
   X(Neg, 1) X(Abs, 1) X(Sqrt, 1) X(Exp, 1) X(Log, 1) X(Sin, 1) X(Cos, 1) X(Tanh, 1)               \
   X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1)                                                \
   X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2) X(Mod, 2)               \
@@ -75,6 +80,12 @@ inline bool is_member_reduce(Op op) { return op == Op::MSum || op == Op::MMin ||
 /// A node whose value at member m needs other members' values (a reduction or a member read):
 /// where the block-outer, member-inner schedule splits into stages (ir/Schedule.h).
 inline bool crosses_members(Op op) { return is_member_reduce(op) || op == Op::MRead; }
+/// A keyed draw rand(k, j) / randn(k, j): a pure function of (seed, k, j, group, element), so two
+/// identical ones are one draw (CSE may merge them), unlike rand() and randn().
+inline bool is_keyed(Op op) { return op == Op::KRand || op == Op::KRandn; }
+/// A node whose run-time arguments are checked before anything is written (MRead's index, a keyed
+/// draw's keys); attr.index is its check site, which the frontend maps to the source.
+inline bool is_checked(Op op) { return op == Op::MRead || is_keyed(op); }
 /// A random draw with its own call site (attr.index < Graph::rand_sites): never merged by CSE.
 inline bool is_random(Op op) {
   return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
@@ -175,6 +186,7 @@ class Builder {
   NodeId member_rand(bool normal);  // Op::MRand / MRandn: a fresh call site each time
   NodeId member_reduce(Op op, NodeId a);  // MSum, MMin, MMax
   NodeId member_read(NodeId src, NodeId index, int32_t site);  // Op::MRead
+  NodeId keyed_rand(bool normal, NodeId k, NodeId j, int32_t site);  // Op::KRand / KRandn
   NodeId member();           // Op::Member
   NodeId members();          // Op::Members
   NodeId unary(Op op, NodeId a);

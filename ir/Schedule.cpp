@@ -15,7 +15,7 @@ bool needs_schedule(const Graph& g, const std::vector<bool>& per_member_store) {
                        "needs_schedule: one store flag per output expected");
   bool any_member = false;
   for (const Node& n : g.nodes) {
-    if (crosses_members(n.op)) return true;
+    if (crosses_members(n.op) || is_keyed(n.op)) return true;  // keys are checked by the prelude
     any_member = any_member || n.type.member;
   }
   if (!any_member) return false;

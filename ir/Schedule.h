@@ -87,7 +87,7 @@ struct Schedule {
 };
 
 /// Whether a graph specialized for a binding needs the staged schedule: it has a member-crossing
-/// node, or an output without the member axis is stored once (`per_member_store[o]` false) while
+/// node or a keyed draw (whose keys the prelude checks), or an output without the member axis is stored once (`per_member_store[o]` false) while
 /// other values vary per member (then the one store must not be repeated by every member).
 bool needs_schedule(const Graph& g, const std::vector<bool>& per_member_store);
 

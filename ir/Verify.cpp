@@ -25,6 +25,8 @@ Type infer_type(Op op, Type input_type, const Type* args) {
     case Op::MMin:
     case Op::MMax: return {false, false, args[0].element};
     case Op::MRead: return {false, args[1].member, args[0].element};
+    case Op::KRand:
+    case Op::KRandn: return {false, args[0].member || args[1].member, true};
     default: break;
   }
   if (is_compare_op(op)) return args[0].as_mask().join(args[1]);
@@ -84,9 +86,15 @@ void verify(const Graph& g) {
         NYTO_INTERNAL_ASSERT(sites.insert(n.index).second, at(i, n) + "rand site used twice");
         break;
       case Op::MRead:
-        NYTO_INTERNAL_ASSERT(n.index >= 0, at(i, n) + "negative read site");
+        NYTO_INTERNAL_ASSERT(n.index >= 0, at(i, n) + "negative check site");
         NYTO_INTERNAL_ASSERT(!arg_types[1].element,
                              at(i, n) + "a member index varies per element");
+        break;
+      case Op::KRand:
+      case Op::KRandn:
+        NYTO_INTERNAL_ASSERT(n.index >= 0, at(i, n) + "negative check site");
+        NYTO_INTERNAL_ASSERT(!arg_types[0].element && !arg_types[1].element,
+                             at(i, n) + "a draw key varies per element");
         break;
       default:
         NYTO_INTERNAL_ASSERT(n.index == 0, at(i, n) + "index set on a node without one");

@@ -419,6 +419,12 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   for (const Operand& op : in) bound_types.push_back(bind_type(op.kind));
   const ir::Graph typed = ir::specialize_inputs(g, bound_types);
   for (const ir::Node& n : typed.nodes) {
+    if (ir::is_keyed(n.op) &&
+        (typed.nodes[n.args[0]].type.element || typed.nodes[n.args[1]].type.element))
+      throw BindError(locate("E0507", {false, size_t(n.index), true},
+                             "a key of this draw varies per element, because an input it reads is "
+                             "bound to a particle or swarm; bind scalars or per-member vectors to "
+                             "what a key reads"));
     if (n.op != ir::Op::MRead) continue;
     const ir::Node& src = typed.nodes[n.args[0]];
     if (src.op == ir::Op::Input && !src.type.member)
@@ -549,6 +555,11 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   auto index_error = [&](const MemberIndexError& e) {
     std::ostringstream idx;
     idx << e.index;
+    if (e.key >= 0)
+      return RunError(locate("E0601", {false, size_t(e.site), true},
+                             std::string("key ") + (e.key == 0 ? "k" : "j") + " = " + idx.str() +
+                                 " (at member " + std::to_string(e.member) +
+                                 ") is not an integer in [0, 4294967295]; nothing was written"));
     return RunError(locate("E0601", {false, size_t(e.site), true},
                            "member index " + idx.str() + " (at member " + std::to_string(e.member) +
                                ") is not an integer in [0, " + std::to_string(e.members) +

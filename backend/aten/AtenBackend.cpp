@@ -42,7 +42,7 @@ class Evaluator {
     for (size_t o = 0; o < g_.outputs.size(); ++o) {
       src[o] = as_tensor(vals_[g_.outputs[o].node], opts_.dtype());
       for (const at::Tensor& out : c_.out)
-        if (src[o].is_alias_of(out)) {
+        if (shares_memory(src[o], out)) {
           src[o] = src[o].clone(at::MemoryFormat::Contiguous);
           break;
         }
@@ -112,6 +112,8 @@ class Evaluator {
       case Op::MMin:
       case Op::MMax: return member_fold(n.op, vals_[n.args[0]]);
       case Op::MRead: return member_read(n, vals_[n.args[0]], vals_[n.args[1]]);
+      case Op::KRand:
+      case Op::KRandn: return tensor(keyed_draws(n, vals_[n.args[0]].s, vals_[n.args[1]].s));
       default: break;
     }
     const Value* a[3] = {nullptr, nullptr, nullptr};
@@ -179,6 +181,16 @@ class Evaluator {
     ir::internal_error(std::string("aten backend: unhandled op ") + ir::op_name(n.op));
   }
 
+  // Whether two tensors' storages overlap: is_alias_of compares storages, but tensors wrapped
+  // around the same memory by separate from_blob calls (the Kernel ABI wrapper) have separate ones.
+  static bool shares_memory(const at::Tensor& a, const at::Tensor& b) {
+    if (a.is_alias_of(b)) return true;
+    if (!a.has_storage() || !b.has_storage() || a.device() != b.device()) return false;
+    auto* a0 = static_cast<const char*>(a.storage().data());
+    auto* b0 = static_cast<const char*>(b.storage().data());
+    return a0 && b0 && a0 < b0 + b.storage().nbytes() && b0 < a0 + a.storage().nbytes();
+  }
+
   // IEEE 754-2019 minimum/maximum as ir/Eval.h: NaN wins, and -0 < +0 (at::minimum keeps
   // whichever zero comes first).
   static at::Tensor minimum(const at::Tensor& x, const at::Tensor& y) {
@@ -224,6 +236,27 @@ class Evaluator {
     if (x.t.size(0) == 1) return x;  // no member axis: every member holds the same value
     at::Tensor index = at::tensor(rows, at::kLong).to(x.t.device());
     return tensor(at::index_select(x.t, 0, index));
+  }
+
+  // rand(k, j) / randn(k, j) for this range (backend/Random.h's keyed layout), keys checked.
+  at::Tensor keyed_draws(const Node& n, const std::vector<double>& k, const std::vector<double>& j) const {
+    const rng::Key key{c_.seed, c_.invocation, c_.group};
+    const bool f64 = opts_.dtype() == at::kDouble, normal = n.op == Op::KRandn;
+    for (int w = 0; w < 2; ++w)
+      for (int64_t m = 0; m < c_.members; ++m) {
+        const double v = (w == 0 ? k : j)[size_t(m)];
+        if (!(v >= 0 && v < 0x1p32 && v == std::floor(v))) throw MemberIndexError(n.index, m, v, c_.members, w);
+      }
+    at::Tensor t = at::empty({c_.members, len_}, at::TensorOptions().dtype(f64 ? at::kDouble : at::kFloat));
+    for (int64_t m = 0; m < c_.members; ++m)
+      for (int64_t e = 0; e < len_; ++e) {
+        const uint32_t kk = uint32_t(k[size_t(m)]), kj = uint32_t(j[size_t(m)]), el = uint32_t(begin_ + e);
+        if (f64)
+          t.data_ptr<double>()[m * len_ + e] = rng::keyed_f64(key, kk, kj, normal, el);
+        else
+          t.data_ptr<float>()[m * len_ + e] = rng::keyed_f32(key, kk, kj, normal, el);
+      }
+    return t.to(opts_.device(), opts_.dtype());
   }
 
   // The draws of backend/Random.h for this range, computed on the CPU in the group's dtype.

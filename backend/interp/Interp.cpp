@@ -105,6 +105,16 @@ class InterpKernel final : public Kernel {
                 e[me] = rng::draw_f64(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
               break;
             }
+            case Op::KRand:
+            case Op::KRandn: {  // keys checked by the prelude
+              const bool normal = nd.op == Op::KRandn;
+              const uint32_t kk = uint32_t(s[at(x, member)]), kj = uint32_t(s[at(y, member)]);
+              if constexpr (sizeof(T) == 4)
+                e[me] = rng::keyed_f32(key, kk, kj, normal, uint32_t(el));
+              else
+                e[me] = rng::keyed_f64(key, kk, kj, normal, uint32_t(el));
+              break;
+            }
             case Op::MSum:
             case Op::MMin:
             case Op::MMax: {

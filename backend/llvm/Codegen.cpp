@@ -381,6 +381,8 @@ class Codegen {
       case Op::Randn: return emit_random(nd, w);
       case Op::MRand:
       case Op::MRandn: return emit_member_draw(nd);
+      case Op::KRand:
+      case Op::KRandn: return emit_keyed_draw(nd, w);
       case Op::Neg: return b_.CreateFNeg(A(0));
       case Op::Abs: return unary_intrinsic(llvm::Intrinsic::fabs, A(0));
       case Op::Sqrt: return unary_intrinsic(llvm::Intrinsic::sqrt, A(0));
@@ -684,6 +686,20 @@ class Codegen {
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
     Words words = philox_rounds(b_.getInt32(0), key, 1);
     return draw_from_words(words, 0, nd.op == Op::MRandn, 1, true);
+  }
+
+  // rand(k, j) / randn(k, j): rng::keyed for each lane's element. The keys are uniform doubles,
+  // integers in [0, 2^32) (the prelude checked them), so fptoui is exact.
+  llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
+    auto key_word = [&](NodeId a) { return b_.CreateTrunc(b_.CreateFPToUI(uni_[a], i64_), i32_); };
+    const bool normal = nd.op == Op::KRandn;
+    PhiloxKey key{{}, key_word(nd.args[1]), key_word(nd.args[0]),
+                  b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))};
+    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
+    llvm::Value* idx = splat(index_, w);
+    if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
+    Words words = philox_rounds(b_.CreateTrunc(idx, vec(i32_, w)), key, w);
+    return draw_from_words(words, 0, normal, w);
   }
 
   // sqrt(-2 log u1) * cos(2 pi u2) with rng::log_f32/64 and rng::cos2pi_f32/64, op for op.

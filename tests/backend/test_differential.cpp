@@ -164,7 +164,8 @@ TEST_CASE("differential: llvm == interp with 1, 2, 3, 7 and 64 members") {
     o.ops = 40 + int(seed % 40);
     o.rand_sites = int(seed % 4);
     o.only_ops = {ir::Op::Add, ir::Op::Mul, ir::Op::Sub, ir::Op::Mod, ir::Op::Min, ir::Op::Lt,
-                  ir::Op::Select, ir::Op::MSum, ir::Op::MMin, ir::Op::MMax, ir::Op::MRead, ir::Op::Exp};
+                  ir::Op::Select, ir::Op::MSum, ir::Op::MMin, ir::Op::MMax, ir::Op::MRead, ir::Op::KRandn,
+                  ir::Op::Exp};
     differential<float>(engine, 9000 + seed, o, st, {}, kUlpTolerance, sizes[seed % 5]);
     differential<double>(engine, 9000 + seed, o, st, {}, kUlpTolerance, sizes[seed % 5]);
   }
@@ -236,7 +237,7 @@ TEST_CASE("differential: aten == interp, bit for bit, on 300 random rules of exa
     o.only_ops = {ir::Op::Neg, ir::Op::Abs, ir::Op::Sqrt, ir::Op::Sign, ir::Op::Floor, ir::Op::Ceil,
                   ir::Op::Add, ir::Op::Sub, ir::Op::Mul, ir::Op::Div, ir::Op::Min, ir::Op::Max,
                   ir::Op::Lt, ir::Op::Le, ir::Op::Gt, ir::Op::Ge, ir::Op::Eq, ir::Op::Ne, ir::Op::Select,
-                  ir::Op::MSum, ir::Op::MMin, ir::Op::MMax, ir::Op::MRead};
+                  ir::Op::MSum, ir::Op::MMin, ir::Op::MMax, ir::Op::MRead, ir::Op::KRand, ir::Op::KRandn};
     differential<float>(unused, seed, o, st, aten_backend::compile, 0);
     differential<double>(unused, seed, o, st, aten_backend::compile, 0);
   }

@@ -151,11 +151,12 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
       add_value(b.select(m, a, c));
     } else if (is_member_reduce(op)) {
       add_value(b.member_reduce(op, operand()));
-    } else if (op == Op::MRead) {
+    } else if (op == Op::MRead || is_keyed(op)) {
       // x[i] with a valid index: i = mod(floor(s), members()) of a value s without the element
       // axis that reads no input (member(), a param, mrand(), ...: a Scalar input may be bound
-      // to a particle, see elem_inputs()), 0 where s is not finite.
-      NodeId src = operand();
+      // to a particle, see elem_inputs()), 0 where s is not finite. Keys of rand(k, j) alike,
+      // mod 7 (and the generation-like constant 3 for j half the time).
+      NodeId src = op == Op::MRead ? operand() : -1;
       std::vector<char> reads_input(g.nodes.size(), 0);
       for (size_t i = 0; i < g.nodes.size(); ++i) {
         reads_input[i] = g.nodes[i].op == Op::Input;
@@ -168,8 +169,12 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
       used[s] = 1;
       NodeId finite = note(b.binary(Op::Lt, note(b.unary(Op::Abs, s)), note(b.constant(1e9))));
       NodeId safe = note(b.select(finite, s, note(b.constant(0))));
-      NodeId index = note(b.binary(Op::Mod, note(b.unary(Op::Floor, safe)), note(b.members())));
-      add_value(b.member_read(src, index, read_sites++));
+      NodeId bound = op == Op::MRead ? note(b.members()) : note(b.constant(7));
+      NodeId index = note(b.binary(Op::Mod, note(b.unary(Op::Floor, safe)), bound));
+      if (op == Op::MRead)
+        add_value(b.member_read(src, index, read_sites++));
+      else
+        add_value(b.keyed_rand(op == Op::KRandn, index, chance(0.5) ? note(b.constant(3)) : index, read_sites++));
     } else if (op_arity(op) == 2 && op != Op::Lt && op != Op::Le && op != Op::Gt && op != Op::Ge &&
                op != Op::Eq && op != Op::Ne) {
       NodeId a = operand();

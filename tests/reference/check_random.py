@@ -314,13 +314,18 @@ d = 0*x + randn()
 e = 0*x + rand()
 f = 0*x + mrand()
 h = mrandn() + 0*x
+u = 0*x + rand(member(), 3)
+z = randn(5, member() + 1) + 0*x
 """
 # Per output, its draws as (random site, normal?): one draw, or the first minus the second. Sites
 # count in source order, left to right (`nyto compile --emit ir` shows "rand site N").
 OUTPUTS = [("a", [(0, False)]), ("b", [(1, True)]), ("c", [(2, True), (3, False)]),
            ("d", [(4, True)]), ("e", [(5, False)]),
            # member draws (version 1): one double per member, rounded to the dtype once
-           ("f", [(6, False, "member")]), ("h", [(7, True, "member")])]
+           ("f", [(6, False, "member")]), ("h", [(7, True, "member")]),
+           # keyed draws (version 1): (k, j) of member m, no site, no invocation
+           ("u", [(lambda m: m, lambda m: 3, False, "keyed")]),
+           ("z", [(lambda m: 5, lambda m: m + 1, True, "keyed")])]
 
 
 def layout(model):
@@ -347,12 +352,16 @@ def compare_run(saved, lay, seed, worst, counted):
                 g, off, dt = lay[pname]
                 elem = off + np.arange(got.size)
                 members = len(saved[name])
-                draw = [np.full(got.size, R.member_draw(seed, 0, s[0], s[1], members)[member]).astype(dt)
-                        if len(s) == 3 else R.v0_draw(seed, 0, g, s[0], s[1], member, elem, dt)
-                        for s in sites]
+                def one(s):
+                    if len(s) == 4:
+                        return R.keyed_draw(seed, s[0](member), s[1](member), g, s[2], elem, dt)
+                    if len(s) == 3:
+                        return np.full(got.size, R.member_draw(seed, 0, s[0], s[1], members)[member]).astype(dt)
+                    return R.v0_draw(seed, 0, g, s[0], s[1], member, elem, dt)
+                draw = [one(s) for s in sites]
                 want = draw[0] if len(draw) == 1 else draw[0] - draw[1]
                 where = f"{name}.{pname} member {member}"
-                if any(s[1] for s in sites):
+                if any(s[2] if len(s) == 4 else s[1] for s in sites):
                     ulp = int(R.ulp_distance(got, want).max())
                     worst[np.dtype(dt).name] = max(worst[np.dtype(dt).name], ulp)
                     counted["normal"] += got.size
