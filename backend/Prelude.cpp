@@ -1,6 +1,9 @@
 #include "backend/Prelude.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 
 #include "backend/Random.h"
 #include "ir/Error.h"
@@ -16,6 +19,49 @@ void check_index(const ir::Node& n, int64_t member, double idx, int64_t M) {
   if (!(idx >= 0 && idx < double(M) && idx == std::floor(idx))) throw MemberIndexError(n.index, member, idx, M);
 }
 }  // namespace
+
+void member_ranks(const double* f, int64_t M, bool centered, double* out) {
+  // scipy's rankdata(f, "average") - 1 with NaN as +inf (tests/reference/ranks.py).
+  std::vector<double> v(f, f + M);
+  for (double& x : v)
+    if (std::isnan(x)) x = std::numeric_limits<double>::infinity();
+  std::vector<int64_t> order(static_cast<size_t>(M));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return v[size_t(a)] < v[size_t(b)]; });
+  for (int64_t lo = 0; lo < M;) {
+    int64_t hi = lo + 1;
+    while (hi < M && v[size_t(order[size_t(hi)])] == v[size_t(order[size_t(lo)])]) ++hi;
+    const double r = double(lo + hi - 1) / 2.0;
+    for (int64_t i = lo; i < hi; ++i) out[order[size_t(i)]] = r;
+    lo = hi;
+  }
+  if (centered)
+    for (int64_t i = 0; i < M; ++i) out[i] = M == 1 ? 0.0 : out[i] / double(M - 1) - 0.5;
+}
+
+int64_t member_arg_best(const double* f, int64_t M, bool max) {
+  int64_t best = 0;
+  const double worst = max ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  auto value = [&](int64_t i) { return std::isnan(f[i]) ? worst : f[i]; };
+  for (int64_t i = 1; i < M; ++i)
+    if (max ? value(i) > value(best) : value(i) < value(best)) best = i;
+  return best;
+}
+
+int64_t pick_member(uint64_t seed, uint64_t invocation, int64_t M, int64_t m, int32_t k) {
+  NYTO_INTERNAL_ASSERT(k >= 0 && k < M - 1, "pick: too few members (checked at bind time)");
+  // The other members in ascending order, then steps 0..k of a partial Fisher-Yates shuffle.
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < M; ++i)
+    if (i != m) order.push_back(i);
+  const rng::Key key{seed, invocation, 0};
+  for (int64_t i = 0; i <= k; ++i) {
+    const double u = rng::pick_uniform(key, uint32_t(i), uint32_t(m));
+    const int64_t r = std::min<int64_t>(i + int64_t(std::floor(u * double(M - 1 - i))), M - 2);
+    std::swap(order[size_t(i)], order[size_t(r)]);
+  }
+  return order[size_t(k)];
+}
 
 PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& kinds,
                                const KernelArgs& a) {
@@ -68,6 +114,16 @@ PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& 
           r = acc;
           break;
         }
+        case Op::Rank:
+        case Op::CRank:
+          if (m == 0) member_ranks(p.v.data() + size_t(n.args[0]) * size_t(M), M, n.op == Op::CRank, out);
+          break;
+        case Op::ArgMin:
+        case Op::ArgMax:
+          r = m > 0 ? out[0]
+                    : double(member_arg_best(p.v.data() + size_t(n.args[0]) * size_t(M), M, n.op == Op::ArgMax));
+          break;
+        case Op::Pick: r = double(pick_member(a.seed, a.invocation, M, m, n.index)); break;
         case Op::MRead: {
           const double idx = arg(1, m);
           check_index(n, m, idx, M);

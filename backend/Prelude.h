@@ -25,6 +25,13 @@ struct PreludeValues {
   double at(ir::NodeId node, int64_t member) const { return v[size_t(node) * size_t(members) + size_t(member)]; }
 };
 
+/// rank(f) (centered: centered_rank(f)) of the M per-member values f into out (ir/IR.h).
+void member_ranks(const double* f, int64_t M, bool centered, double* out);
+/// argmin(f) / argmax(f) (max) of the M per-member values f (ir/IR.h): NaN never wins.
+int64_t member_arg_best(const double* f, int64_t M, bool max);
+/// pick(k) of member m among M (ir/IR.h's shuffle); needs k < M - 1.
+int64_t pick_member(uint64_t seed, uint64_t invocation, int64_t M, int64_t m, int32_t k);
+
 /// Evaluates the prelude of `g` (typed for `kinds`, ir::specialize_inputs) with the run's
 /// arguments. Throws MemberIndexError (backend/Kernel.h) for the first bad index, in node order,
 /// then member order. With members == 0 nothing is evaluated.

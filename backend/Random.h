@@ -222,6 +222,13 @@ inline double member_draw(const Key& k, uint32_t site, bool normal, uint32_t mem
   return normal ? normal_f64(p) : uniform_f64(p);
 }
 
+// pick(k) (language version 1): the uniform of step `step` of member `member`'s partial
+// Fisher-Yates shuffle, counter (step, member, invocation, 0xFFFF8000); ir/IR.h states the shuffle.
+inline double pick_uniform(const Key& k, uint32_t step, uint32_t member) {
+  return uniform_f64(philox4x32_10(step, member, uint32_t(k.invocation), 0xFFFF8000u, uint32_t(k.seed),
+                                   uint32_t(k.seed >> 32)));
+}
+
 // Keyed draw rand(k, j) / randn(k, j) (language version 1): counter (element, j, k,
 // group << 16 | 0x8000 | normal). No invocation, member or site: the same (seed, k, j) gives the
 // same noise in any rule and run; bit 15 of c3 is never set by a v0 site (below 0x8000) and the

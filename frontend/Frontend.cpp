@@ -18,6 +18,7 @@ FrontendResult compile_source(std::string_view text, std::string filename,
   r.param_spans = std::move(lowered.param_spans);
   r.output_spans = std::move(lowered.output_spans);
   r.read_spans = std::move(lowered.read_spans);
+  r.pick_spans = std::move(lowered.pick_spans);
   r.has_expression_result = lowered.has_expression_result;
   r.ok = true;
   return r;

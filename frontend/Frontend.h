@@ -43,6 +43,8 @@ struct FrontendResult {
   /// By check site (attr.index of ir::Op::MRead, KRand, KRandn): the `x[i]` or `rand(k, j)` it came
   /// from, for run-time errors about its index or keys (E0601).
   std::vector<Span> read_spans;
+  /// By k: the first `pick(k)`, for E0508 (too few members for it).
+  std::vector<Span> pick_spans;
   /// REPL mode: a bare expression was evaluated; its value is the output named "_".
   bool has_expression_result = false;
 };

@@ -14,7 +14,7 @@ namespace {
 using ir::NodeId;
 using ir::Op;
 
-enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, MRand, Member, MReduce };
+enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, MRand, Member, MReduce, MRank, Pick };
 
 struct FunctionInfo {
   const char* name;
@@ -52,6 +52,11 @@ const FunctionInfo kFunctions[] = {
     {"mmean", Builtin::MReduce, Op::Div, "x", 1},  // msum(x) / members()
     {"mmin", Builtin::MReduce, Op::MMin, "x", 1},
     {"mmax", Builtin::MReduce, Op::MMax, "x", 1},
+    {"rank", Builtin::MRank, Op::Rank, "f", 1},
+    {"centered_rank", Builtin::MRank, Op::CRank, "f", 1},
+    {"argmin", Builtin::MRank, Op::ArgMin, "f", 1},
+    {"argmax", Builtin::MRank, Op::ArgMax, "f", 1},
+    {"pick", Builtin::Pick, Op::Pick, "k", 1},
 };
 
 const FunctionInfo* find_function(const std::string& name) {
@@ -558,6 +563,54 @@ class Analyzer {
         if (!in_param_) r.node = f->op == Op::Member ? builder_.member() : builder_.members();
         r.member = f->op == Op::Member;
         return r;
+      case Builtin::MRank: {
+        // Per-member scalar work across the members: a per-member value, not a particle value.
+        const Val& a = args[0];
+        if (a.elem) {
+          error("E0308", e.args[0]->span,
+                "'" + e.name + "' ranks one value per member, but this one varies per element (it "
+                "uses rand() or randn()); rank a per-member value such as a fitness vector f");
+          return error_val();
+        }
+        if (!a.member) {
+          error("E0304", e.args[0]->span,
+                "'" + e.name + "' compares the members, but this value is the same for every "
+                "member (it reads no input, member() or random draw, or it is already reduced); "
+                "apply '" + e.name + "' to a per-member value such as a fitness vector f");
+          return error_val();
+        }
+        r.is_const = false;
+        r.nonconst_span = e.span;
+        r.nonconst_what = "'" + e.name + "(...)'";
+        r.member = f->op == Op::Rank || f->op == Op::CRank;
+        if (!in_param_ && a.node >= 0) {
+          ir::Node n{f->op};
+          n.args[0] = without_element_axis(a.node);
+          r.node = builder_.add_typed(n);
+        }
+        return r;
+      }
+      case Builtin::Pick: {
+        const Val& a = args[0];
+        if (!a.is_const || !(a.cval >= 0 && a.cval < 1e6 && a.cval == std::floor(a.cval))) {
+          error("E0309", e.args[0]->span,
+                a.is_const ? "pick(k) needs k to be an integer from 0 on (k < 1,000,000), not " +
+                                 ir::print_number(a.cval)
+                           : "pick(k) needs a constant k (a number, a param or a let of numbers): "
+                             "pick(0), pick(1), ... are distinct members chosen once per run, and "
+                             "which ones a member gets must not depend on " + a.nonconst_what);
+          return error_val();
+        }
+        r.is_const = false;
+        r.nonconst_span = e.span;
+        r.nonconst_what = "'pick(...)'";
+        r.member = true;
+        if (!in_param_) {
+          r.node = builder_.pick(int32_t(a.cval));
+          if (out_.pick_spans.size() <= size_t(a.cval)) out_.pick_spans.resize(size_t(a.cval) + 1, e.span);
+        }
+        return r;
+      }
       case Builtin::MReduce: {
         const Val& a = args[0];
         if (!a.member) {

@@ -45,6 +45,7 @@ struct Lowered {
   std::vector<Span> param_spans;      // parallel to graph.params: the declared name
   std::vector<Span> output_spans;     // parallel to graph.outputs: the last assignment's name
   std::vector<Span> read_spans;       // by check site (MRead, KRand/KRandn attr.index): x[i], rand(k, j)
+  std::vector<Span> pick_spans;       // by k: the first pick(k)
   bool has_expression_result = false; // REPL: an output "_" holds a bare expression's value
 };
 

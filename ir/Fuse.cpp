@@ -15,8 +15,8 @@ FusedKernel fuse(const Graph& g) {
   verify(g);
   // One load per input: if an input has both a Scalar and an Elem Input node, they become one
   // node, Elem (the value loaded is the same; only how its users compute would differ, and bound
-  // to a particle it is Elem anyway), unless the input is read by a member index, which must not
-  // have the element axis: then Scalar. Every backend retypes for the binding anyway
+  // to a particle it is Elem anyway), unless the input is read by a member index, a draw key or a
+  // ranking, which must not have the element axis: then Scalar. Every backend retypes for the binding anyway
   // (specialize_inputs); after retyping the nodes are identical, and cse() merges them.
   std::vector<int> seen(g.inputs.size(), 0);
   bool duplicate = false;
@@ -28,6 +28,8 @@ FusedKernel fuse(const Graph& g) {
     for (size_t i = g.nodes.size(); i-- > 0;) {
       const Node& n = g.nodes[i];
       if (n.op == Op::MRead) in_index[n.args[1]] = 1;
+      if (is_keyed(n.op)) in_index[n.args[0]] = in_index[n.args[1]] = 1;
+      if (is_member_scalar_op(n.op)) in_index[n.args[0]] = 1;
       if (in_index[i])
         for (int a = 0; a < op_arity(n.op); ++a) in_index[n.args[a]] = 1;
       if (in_index[i] && n.op == Op::Input) types[n.index] = n.type;

@@ -162,6 +162,13 @@ NodeId Builder::keyed_rand(bool normal, NodeId k, NodeId j, int32_t site) {
   n.index = site;
   return add(typed(n));
 }
+NodeId Builder::add_typed(const Node& n) { return add(typed(n)); }
+
+NodeId Builder::pick(int32_t k) {
+  Node n{Op::Pick};
+  n.index = k;
+  return add(typed(n));
+}
 NodeId Builder::member() { return add(typed(Node{Op::Member})); }
 NodeId Builder::members() { return add(typed(Node{Op::Members})); }
 NodeId Builder::unary(Op op, NodeId a) {
@@ -241,6 +248,7 @@ std::string print_node(const Graph& g, NodeId i) {
     case Op::MRand:
     case Op::MRandn: os << " site " << n.index; break;
     case Op::MRead: os << " %" << n.args[0] << "[%" << n.args[1] << "] check " << n.index; break;
+    case Op::Pick: os << " " << n.index; break;
     case Op::KRand:
     case Op::KRandn: os << " key %" << n.args[0] << ", %" << n.args[1] << " check " << n.index; break;
     default:

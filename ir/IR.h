@@ -38,6 +38,13 @@ namespace nyto::ir {
 //   KRand(k, j), KRandn(k, j): the draw of backend/Random.h's keyed layout for element e, keyed by
 //   (seed, group, k, j, e) only; k and j have no element axis and must be integers in [0, 2^32)
 //   for every member, checked before anything is written.
+//   Rank(f), CRank(f), ArgMin(f), ArgMax(f): f without the element axis (a per-member value);
+//   rank = scipy's rankdata(f, "average") - 1 with NaN ranked as +inf; CRank = Rank / (M - 1) -
+//   0.5 (0 when M = 1), evosax's centered ranks; ArgMin/ArgMax the first member index of the
+//   smallest / largest value, NaN treated as +inf / -inf (it never wins unless all are NaN: 0).
+//   Pick (attr.index = k): for member m, entry k of a partial Fisher-Yates shuffle of the other
+//   members in ascending order, step i drawing u_i = uniform_f64 of Philox counter (i, m,
+//   invocation, 0xFFFF8000): r = min(i + floor(u_i (M - 1 - i)), M - 2). Needs k < M - 1.
 //   Clamp and lerp are lowered by the frontend:
 //   clamp(x, lo, hi) = Min(Max(x, lo), hi); lerp(a, b, t) = a + t * (b - a).
 #define NYTO_IR_OPS(X)                                                                           \
@@ -55,6 +62,11 @@ namespace nyto::ir {
   X(MMax, 1)    /* maximum over the members (IEEE maximum, as Max)                       */      \
   X(MRead, 2)   /* args (src, index); attr.index: check site. src at member `index`      */      \
   X(KRand, 2)   /* args (k, j); attr.index: check site. keyed uniform [0, 1), rand(k, j) */      \
+  X(Rank, 1)    /* 0-based ascending rank of a per-member value, ties averaged           */      \
+  X(CRank, 1)   /* centered rank: rank / (M - 1) - 0.5, 0 when M = 1                     */      \
+  X(ArgMin, 1)  /* first member with the smallest value (NaN never wins): a scalar       */      \
+  X(ArgMax, 1)  /* first member with the largest value (NaN never wins): a scalar        */      \
+  X(Pick, 0)    /* attr.index = k: the k-th of a random choice among the other members   */      \
   X(KRandn, 2)  /* args (k, j); attr.index: check site. keyed standard normal            */      \
   X(Neg, 1) X(Abs, 1) X(Sqrt, 1) X(Exp, 1) X(Log, 1) X(Sin, 1) X(Cos, 1) X(Tanh, 1)               \
   X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1)                                                \
@@ -77,9 +89,17 @@ const char* op_name(Op op);  // "add", "rand", ... (lower case, used by the text
 int op_arity(Op op);
 /// A reduction over the member axis: MSum, MMin, MMax.
 inline bool is_member_reduce(Op op) { return op == Op::MSum || op == Op::MMin || op == Op::MMax; }
-/// A node whose value at member m needs other members' values (a reduction or a member read):
-/// where the block-outer, member-inner schedule splits into stages (ir/Schedule.h).
-inline bool crosses_members(Op op) { return is_member_reduce(op) || op == Op::MRead; }
+/// Per-member scalar work across the members (rank, centered_rank, argmin, argmax): computed by
+/// the prelude, on values without the element axis.
+inline bool is_member_scalar_op(Op op) {
+  return op == Op::Rank || op == Op::CRank || op == Op::ArgMin || op == Op::ArgMax;
+}
+/// A node whose value at member m needs other members' values (a reduction, a member read, a
+/// ranking or pick): where the block-outer, member-inner schedule splits into stages
+/// (ir/Schedule.h), or prelude work for values without the element axis.
+inline bool crosses_members(Op op) {
+  return is_member_reduce(op) || op == Op::MRead || is_member_scalar_op(op) || op == Op::Pick;
+}
 /// A keyed draw rand(k, j) / randn(k, j): a pure function of (seed, k, j, group, element), so two
 /// identical ones are one draw (CSE may merge them), unlike rand() and randn().
 inline bool is_keyed(Op op) { return op == Op::KRand || op == Op::KRandn; }
@@ -187,12 +207,14 @@ class Builder {
   NodeId member_reduce(Op op, NodeId a);  // MSum, MMin, MMax
   NodeId member_read(NodeId src, NodeId index, int32_t site);  // Op::MRead
   NodeId keyed_rand(bool normal, NodeId k, NodeId j, int32_t site);  // Op::KRand / KRandn
+  NodeId pick(int32_t k);    // Op::Pick
   NodeId member();           // Op::Member
   NodeId members();          // Op::Members
   NodeId unary(Op op, NodeId a);
   NodeId binary(Op op, NodeId a, NodeId b);
   NodeId select(NodeId m, NodeId a, NodeId b);
   NodeId add(const Node& n);  // general entry: validates arity/args, infers nothing
+  NodeId add_typed(const Node& n);  // add() of n typed by infer_type from its arguments
  private:
   Node typed(Node n) const;  // n with the type infer_type gives it from its arguments
   NodeId find(const Node& n, uint64_t hash) const;  // the node equal to n, or -1

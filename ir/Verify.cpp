@@ -18,7 +18,12 @@ Type infer_type(Op op, Type input_type, const Type* args) {
     case Op::Randn: return Type::Swarm;  // keyed by (member, element): varies along both
     case Op::MRand:
     case Op::MRandn:
-    case Op::Member: return Type::MemberScalar;
+    case Op::Member:
+    case Op::Pick:
+    case Op::Rank:
+    case Op::CRank: return Type::MemberScalar;
+    case Op::ArgMin:
+    case Op::ArgMax: return Type::Scalar;
     case Op::Members: return Type::Scalar;
     case Op::Select: return args[0].as_value().join(args[1]).join(args[2]);
     case Op::MSum:
@@ -89,6 +94,14 @@ void verify(const Graph& g) {
         NYTO_INTERNAL_ASSERT(n.index >= 0, at(i, n) + "negative check site");
         NYTO_INTERNAL_ASSERT(!arg_types[1].element,
                              at(i, n) + "a member index varies per element");
+        break;
+      case Op::Pick: NYTO_INTERNAL_ASSERT(n.index >= 0, at(i, n) + "negative pick index"); break;
+      case Op::Rank:
+      case Op::CRank:
+      case Op::ArgMin:
+      case Op::ArgMax:
+        NYTO_INTERNAL_ASSERT(!arg_types[0].element, at(i, n) + "ranks a value that varies per element");
+        NYTO_INTERNAL_ASSERT(n.index == 0, at(i, n) + "index set on a node without one");
         break;
       case Op::KRand:
       case Op::KRandn:

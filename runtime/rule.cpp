@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "backend/KernelCache.h"
+#include "backend/Prelude.h"
 #include "backend/Staged.h"
 #include "backend/aten/AtenBackend.h"
 #include "backend/llvm/LlvmBackend.h"
@@ -323,7 +324,8 @@ void bring_up_to_date(const Operand& op) {
 std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOptions& options) const {
   const Impl& r = *impl_;
   auto locate = [&r](const char* code, detail::Site site, const std::string& message) {
-    const auto& spans = site.read ? r.fe.read_spans : site.output ? r.fe.output_spans : r.fe.input_first_use;
+    const auto& spans = site.pick ? r.fe.pick_spans : site.read ? r.fe.read_spans
+                        : site.output ? r.fe.output_spans : r.fe.input_first_use;
     return located(r, code, spans.at(site.index), message);
   };
   return detail::run_graph(r.fused.graph, r.name, locate, bindings, options);
@@ -386,6 +388,21 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   };
   for (size_t i = 0; i < in.size(); ++i) check_operand(in[i], {false, i});
 
+  // The graph typed for this binding: which values vary per member (docs/language.md, "Shapes").
+  std::vector<ir::Type> bound_types;
+  for (const Operand& op : in) bound_types.push_back(bind_type(op.kind));
+  const ir::Graph typed = ir::specialize_inputs(g, bound_types);
+  // An output without the element axis is a value (a scalar, or a per-member vector when it
+  // varies per member), returned by run() unless its name is bound to a particle or swarm, which
+  // then gets it in every element (as in version 0).
+  std::vector<bool> value_out(g.outputs.size(), false);
+  for (size_t o = 0; o < g.outputs.size(); ++o) {
+    value_out[o] = !typed.nodes[size_t(g.outputs[o].node)].type.element;
+    auto it = bindings.find(g.outputs[o].name);
+    if (value_out[o] && it != bindings.end() &&
+        (it->second.kind() == Value::Kind::Particle || it->second.kind() == Value::Kind::Swarm))
+      value_out[o] = false;
+  }
   // Outputs: in place when bound, else new.
   std::vector<Operand> targets(g.outputs.size());
   std::vector<bool> in_place(g.outputs.size(), false);
@@ -393,7 +410,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     const std::string& name = g.outputs[o].name;
     detail::Site span{true, o};
     auto it = bindings.find(name);
-    if (it == bindings.end()) continue;
+    if (it == bindings.end() || value_out[o]) continue;
     // Checked where it stays: check_operand keeps pointers to the operands it has seen (ref,
     // sized), which must outlive this loop (a local here was read after its scope; ASan).
     targets[o] = resolve(name, it->second);
@@ -405,8 +422,16 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     check_operand(t, span);
     in_place[o] = true;
   }
+  // Without a swarm, the first per-member vector says how many members the rule runs for.
+  if (!sized)
+    for (const Operand& op : in)
+      if (op.member_scalars) {
+        members = int64_t(op.member_scalars->size());
+        break;
+      }
   for (size_t i = 0; i < in.size(); ++i)
-    if (in[i].member_scalars && int64_t(in[i].member_scalars->size()) != members)
+    if (in[i].member_scalars && int64_t(in[i].member_scalars->size()) != members &&
+        (sized || &in[i] != &*std::find_if(in.begin(), in.end(), [](const Operand& op) { return op.member_scalars; })))
       throw BindError(locate("E0501", {false, i},
                              "'" + in[i].name + "' has " +
                                  std::to_string(in[i].member_scalars->size()) +
@@ -414,17 +439,40 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                                  (sized ? "swarm '" + sized->name + "' has "
                                         : std::string("rule runs ")) +
                                  std::to_string(members) + " member" + (members == 1 ? "" : "s")));
-  // The graph typed for this binding: which values vary per member (docs/language.md, "Shapes").
-  std::vector<ir::Type> bound_types;
-  for (const Operand& op : in) bound_types.push_back(bind_type(op.kind));
-  const ir::Graph typed = ir::specialize_inputs(g, bound_types);
+  // Values that must be the same for every element of a member (a member index, a draw key, what
+  // rank() and argmin() compare) but read an input bound to a particle or swarm.
+  auto element_input = [&](ir::NodeId root) -> int32_t {
+    std::vector<ir::NodeId> todo{root};
+    std::vector<char> seen(typed.nodes.size(), 0);
+    while (!todo.empty()) {
+      ir::NodeId id = todo.back();
+      todo.pop_back();
+      if (seen[size_t(id)] || !typed.nodes[size_t(id)].type.element) continue;
+      seen[size_t(id)] = 1;
+      const ir::Node& x = typed.nodes[size_t(id)];
+      if (x.op == ir::Op::Input) return x.index;
+      for (int a = 0; a < ir::op_arity(x.op); ++a) todo.push_back(x.args[a]);
+    }
+    return -1;
+  };
   for (const ir::Node& n : typed.nodes) {
-    if (ir::is_keyed(n.op) &&
-        (typed.nodes[n.args[0]].type.element || typed.nodes[n.args[1]].type.element))
-      throw BindError(locate("E0507", {false, size_t(n.index), true},
-                             "a key of this draw varies per element, because an input it reads is "
-                             "bound to a particle or swarm; bind scalars or per-member vectors to "
-                             "what a key reads"));
+    std::vector<std::pair<ir::NodeId, const char*>> uniform_args;
+    if (n.op == ir::Op::MRead) uniform_args.push_back({n.args[1], "a member index x[i]"});
+    if (ir::is_keyed(n.op)) uniform_args = {{n.args[0], "a key of rand(k, j)"}, {n.args[1], "a key of rand(k, j)"}};
+    if (ir::is_member_scalar_op(n.op)) uniform_args.push_back({n.args[0], "what rank(), centered_rank(), argmin() and argmax() compare"});
+    for (auto [arg, what] : uniform_args) {
+      int32_t i = element_input(arg);
+      if (i >= 0)
+        throw BindError(locate("E0507", {false, size_t(i)},
+                               "'" + in[size_t(i)].name + "' is bound to a " +
+                                   (in[size_t(i)].kind == BindKind::Swarm ? "swarm" : "particle") + ", but it is read by " +
+                                   what + ", which must be one value per member; bind a scalar or a per-member vector"));
+    }
+    if (n.op == ir::Op::Pick && n.index >= members - 1)
+      throw BindError(locate("E0508", {false, size_t(n.index), false, true},
+                             "pick(" + std::to_string(n.index) + ") chooses among the other members, so it needs at "
+                             "least " + std::to_string(n.index + 2) + " members, but the rule runs on " +
+                             std::to_string(members)));
     if (n.op != ir::Op::MRead) continue;
     const ir::Node& src = typed.nodes[n.args[0]];
     if (src.op == ir::Op::Input && !src.type.member)
@@ -433,11 +481,6 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                                  (in[size_t(src.index)].kind == BindKind::Scalar ? "a scalar" : "a particle") +
                                  ", which has no members; x[i] reads member i of a swarm or entry i "
                                  "of a per-member vector"));
-    if (typed.nodes[n.args[1]].type.element)
-      throw BindError(locate("E0507", {false, size_t(n.index), true},
-                             "this member index varies per element, because an input it reads is "
-                             "bound to a particle or swarm; bind scalars or per-member vectors to "
-                             "what a member index reads"));
   }
   auto varies_per_member = [&](size_t o) { return typed.nodes[g.outputs[o].node].type.member; };
   for (size_t o = 0; o < g.outputs.size(); ++o) {
@@ -446,11 +489,91 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                               "'" + g.outputs[o].name + "' is a single particle but the rule "
                               "computes one value per member of swarm '" + sized->name +
                               "'; bind a swarm to it"));
-    if (!in_place[o] && !ref)
+    if (!in_place[o] && !ref && !value_out[o])
       throw BindError(locate("E0501", {true, o},
                               "'" + g.outputs[o].name + "' is a new particle but no input is a "
                               "particle or swarm to take its structure from"));
   }
+  uint64_t invocation = options.invocation ? *options.invocation : next_invocation++;
+  // A member index or draw key out of range is found by the prelude, before any write.
+  auto index_error = [&](const MemberIndexError& e) {
+    std::ostringstream idx;
+    idx << e.index;
+    if (e.key >= 0)
+      return RunError(locate("E0601", {false, size_t(e.site), true},
+                             std::string("key ") + (e.key == 0 ? "k" : "j") + " = " + idx.str() +
+                                 " (at member " + std::to_string(e.member) +
+                                 ") is not an integer in [0, 4294967295]; nothing was written"));
+    return RunError(locate("E0601", {false, size_t(e.site), true},
+                           "member index " + idx.str() + " (at member " + std::to_string(e.member) +
+                               ") is not an integer in [0, " + std::to_string(e.members) +
+                               "): the swarm has " + std::to_string(e.members) + " member" +
+                               (e.members == 1 ? "" : "s") + "; nothing was written"));
+  };
+
+  // Value outputs: computed by the prelude (backend/Prelude.h) now, which also checks every member
+  // index and key before anything is written; the kernels compute the other outputs only.
+  std::map<std::string, Value> results;
+  const bool any_value = std::find(value_out.begin(), value_out.end(), true) != value_out.end();
+  if (any_value) {
+    KernelArgs pa;
+    pa.members = members;
+    pa.params = params;
+    pa.seed = options.seed, pa.invocation = invocation;
+    std::vector<BindKind> kinds;
+    for (const Operand& op : in) {
+      kinds.push_back(op.kind);
+      pa.scalar.push_back(op.scalar);
+      pa.in.push_back(op.member_scalars ? op.member_scalars->data() : nullptr);
+    }
+    PreludeValues pre;
+    try {
+      pre = evaluate_prelude(typed, kinds, pa);
+    } catch (const MemberIndexError& e) {
+      throw index_error(e);
+    }
+    for (size_t o = 0; o < g.outputs.size(); ++o) {
+      if (!value_out[o]) continue;
+      const ir::NodeId id = g.outputs[o].node;
+      if (typed.nodes[size_t(id)].type.member) {
+        std::vector<double> v(static_cast<size_t>(members));
+        for (int64_t m = 0; m < members; ++m) v[size_t(m)] = pre.at(id, m);
+        results.insert_or_assign(g.outputs[o].name, Value(std::move(v)));
+      } else {
+        results.insert_or_assign(g.outputs[o].name, Value(members > 0 ? pre.at(id, 0) : 0.0));
+      }
+    }
+  }
+  if (!ref) return results;  // only value outputs, nothing bound to compute on
+  // The graph the kernels run: without the value outputs.
+  ir::Graph kernel_graph_storage;
+  // ref and sized may point into `targets`: its buffer stays alive (and unmoved) here.
+  std::vector<Operand> rule_targets;
+  if (any_value) {
+    kernel_graph_storage = g;
+    kernel_graph_storage.outputs.clear();
+    std::vector<Operand> kt;
+    std::vector<bool> kp;
+    for (size_t o = 0; o < g.outputs.size(); ++o)
+      if (!value_out[o]) {
+        kernel_graph_storage.outputs.push_back(g.outputs[o]);
+        kt.push_back(targets[o]);
+        kp.push_back(in_place[o]);
+      }
+    kernel_graph_storage = ir::dce(kernel_graph_storage);
+    rule_targets = std::move(targets);
+    targets = std::move(kt);
+    in_place = std::move(kp);
+    if (targets.empty()) return results;
+  }
+  const ir::Graph& kg = any_value ? kernel_graph_storage : g;
+  const ir::Graph kg_typed = any_value ? ir::specialize_inputs(kg, bound_types) : ir::Graph();
+  const ir::Graph& kt = any_value ? kg_typed : typed;
+  std::vector<size_t> site_of_output;  // kernel graph output -> rule output (for locate)
+  for (size_t o = 0; o < g.outputs.size(); ++o)
+    if (!value_out[o]) site_of_output.push_back(o);
+  auto kernel_varies_per_member = [&](size_t o) { return kt.nodes[size_t(kg.outputs[o].node)].type.member; };
+
   const Species& species = *ref->species();
   // A rule computes in floating point and writes into storage of the parameter's own dtype, so
   // an integer (or bool, complex) operational parameter would silently truncate `x*0.5 + 1` (and
@@ -469,8 +592,8 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       if (in_place[a] && in_place[b])
         for (size_t grp = 0; grp < species.groups().size(); ++grp)
           if (overlaps(targets[a].storage(int(grp)), targets[b].storage(int(grp))))
-            throw BindError(locate("E0501", {true, b},
-                                   "'" + g.outputs[a].name + "' and '" + g.outputs[b].name +
+            throw BindError(locate("E0501", {true, site_of_output[b]},
+                                   "'" + kg.outputs[a].name + "' and '" + kg.outputs[b].name +
                                        "' are bound to the same storage; outputs updated in "
                                        "place must be distinct particles or swarms"));
 
@@ -491,7 +614,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     for (const auto& op : in) spec.kinds.push_back(op.kind);
     try {
       if (detail::fault_hook) detail::fault_hook("compile kernel");
-      kernels[grp] = cache.get(g, spec, options.backend);
+      kernels[grp] = cache.get(kg, spec, options.backend);
     } catch (const llvm_backend::JitError& e) {
       throw Error(std::string("LLVM could not compile rule ") + rule_name + ": " + e.what());
     }
@@ -503,12 +626,11 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     if (in_place[o]) bring_up_to_date(targets[o]);
 
   // Fresh outputs.
-  std::map<std::string, Value> results;
-  for (size_t o = 0; o < g.outputs.size(); ++o) {
+  for (size_t o = 0; o < kg.outputs.size(); ++o) {
     if (in_place[o]) continue;
     Operand t;
-    t.name = g.outputs[o].name;
-    if (sized && varies_per_member(o)) {
+    t.name = kg.outputs[o].name;
+    if (sized && kernel_varies_per_member(o)) {
       // Member i takes its non-operational values and buffers from the operand's member i.
       AnySwarm s = ref->swarm ? AnySwarm(detail::new_swarm_like(*ref->swarm))
                               : AnySwarm(AnyParticle(ref->particle), members);
@@ -519,7 +641,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       // member): a particle, its structure taken from the first particle or member bound.
       t.kind = BindKind::Particle;
       if (!ref->particle && ref->swarm->members.empty())
-        throw BindError(locate("E0501", {true, o}, "'" + t.name + "' would take its structure from "
+        throw BindError(locate("E0501", {true, site_of_output[o]}, "'" + t.name + "' would take its structure from "
                                                    "swarm '" + ref->name + "', which has no members"));
       const detail::ParticleState& like = ref->particle ? *ref->particle : *ref->swarm->members[0];
       t.particle = detail::new_like(like, detail::empty_storage(species));
@@ -549,23 +671,6 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     }
   }
 
-  uint64_t invocation = options.invocation ? *options.invocation : next_invocation++;
-  // A member index out of range is found by the first group's prelude, before any write (every
-  // group computes the same indices).
-  auto index_error = [&](const MemberIndexError& e) {
-    std::ostringstream idx;
-    idx << e.index;
-    if (e.key >= 0)
-      return RunError(locate("E0601", {false, size_t(e.site), true},
-                             std::string("key ") + (e.key == 0 ? "k" : "j") + " = " + idx.str() +
-                                 " (at member " + std::to_string(e.member) +
-                                 ") is not an integer in [0, 4294967295]; nothing was written"));
-    return RunError(locate("E0601", {false, size_t(e.site), true},
-                           "member index " + idx.str() + " (at member " + std::to_string(e.member) +
-                               ") is not an integer in [0, " + std::to_string(e.members) +
-                               "): the swarm has " + std::to_string(e.members) + " member" +
-                               (e.members == 1 ? "" : "s") + "; nothing was written"));
-  };
   for (int grp = 0; grp < int(species.groups().size()); ++grp) {
     auto ranges = species.operational_ranges(grp);
     if (ranges.empty()) continue;
@@ -599,7 +704,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         c.out.push_back(t.swarm ? s : s.unsqueeze(0));
       }
       try {
-        aten_backend::run(g, c);
+        aten_backend::run(kg, c);
       } catch (const MemberIndexError& e) {
         throw index_error(e);
       }

@@ -17,7 +17,8 @@ namespace nyto::detail {
 struct Site {
   bool output;
   size_t index;
-  bool read = false;  // a member read x[i]: `index` is its read site (ir::Op::MRead)
+  bool read = false;  // a checked node (x[i], rand(k, j)): `index` is its check site
+  bool pick = false;  // pick(k): `index` is k
 };
 /// Renders a bind-time error (code such as "E0501") about `site`: located for scripts, plain for
 /// C++ expressions.

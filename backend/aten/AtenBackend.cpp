@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "backend/Prelude.h"
 #include "backend/Random.h"
 #include "ir/Error.h"
 #include "ir/Eval.h"
@@ -112,6 +113,21 @@ class Evaluator {
       case Op::MMin:
       case Op::MMax: return member_fold(n.op, vals_[n.args[0]]);
       case Op::MRead: return member_read(n, vals_[n.args[0]], vals_[n.args[1]]);
+      case Op::Rank:
+      case Op::CRank: {
+        std::vector<double> r(static_cast<size_t>(N));
+        member_ranks(vals_[n.args[0]].s.data(), N, n.op == Op::CRank, r.data());
+        return Value{false, std::move(r), {}};
+      }
+      case Op::ArgMin:
+      case Op::ArgMax:
+        return Value{false, std::vector<double>(static_cast<size_t>(N),
+                                                double(member_arg_best(vals_[n.args[0]].s.data(), N, n.op == Op::ArgMax))), {}};
+      case Op::Pick: {
+        std::vector<double> r(static_cast<size_t>(N));
+        for (int64_t m = 0; m < N; ++m) r[size_t(m)] = double(pick_member(c_.seed, c_.invocation, N, m, n.index));
+        return Value{false, std::move(r), {}};
+      }
       case Op::KRand:
       case Op::KRandn: return tensor(keyed_draws(n, vals_[n.args[0]].s, vals_[n.args[1]].s));
       default: break;

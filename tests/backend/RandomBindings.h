@@ -33,6 +33,8 @@ struct RandomBindings {
     const std::vector<bool> elem = ir::testing::elem_inputs(g);
     members = 1 + int64_t(rng() % 4);
     if (members_ > 0) members = members_;
+    for (const ir::Node& n : g.nodes)  // pick(k) chooses among the other members: k + 2 at least
+      if (n.op == ir::Op::Pick) members = std::max<int64_t>(members, n.index + 2);
     row = 1 + int64_t(rng() % uint64_t(big_row > 0 && rng() % 4 == 0 ? big_row : max_row));
     for (int64_t at = int64_t(rng() % 3); at < row;) {
       int64_t len = 1 + int64_t(rng() % uint64_t(row));

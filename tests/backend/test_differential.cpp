@@ -144,6 +144,7 @@ TEST_CASE("differential: llvm == interp on 600 random rules x {float32, float64}
     o.special_constants = seed % 3 == 0;
     o.tame_domains = seed % 5 != 0;
     o.scalar_input_probability = seed % 4 == 0 ? 0.6 : 0.3;
+    o.population = seed % 4 >= 2;  // half the rules fused (version 0 shape), half staged
     return o;
   });
 }
@@ -187,6 +188,7 @@ TEST_CASE("differential: llvm == interp on large kernels (50-200 random sites)")
     o.ops = 200 + int(i * 37 % 200);
     o.rand_sites = 50 + int(i * 53 % 150);
     o.special_constants = i % 3 == 0;
+    o.population = i % 4 >= 2;
     return o;
   });
 }

@@ -39,6 +39,9 @@ struct RandomRuleOptions {
                              // keeps most values finite so comparisons are informative
   bool in_place = true;      // outputs store into distinct Elem inputs while there are some left
   std::vector<Op> only_ops;  // if not empty: the operations to draw from (leaves always appear)
+  bool population = true;    // also the ops that cross members or are keyed (msum, x[i], rank,
+                             // pick, rand(k, j)): such rules run staged (ir/Schedule.h); without
+                             // them a rule is one fused kernel
 };
 
 /// The random rule for `seed`. Throws nothing for valid options; the result passes ir::verify.
@@ -80,6 +83,7 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
     add_value(s % 3 == 2 ? b.member_rand(s % 2 == 1) : b.rand(s % 2 == 1));
   add_value(b.member());  // member values (language v1): per member, and the member count
   add_value(b.members());
+  if (opt.population) add_value(b.pick(0));  // needs 2 members (RandomBindings sees to it)
   std::vector<double> pool = {0.5, 2, -1.5, 3, 0.25, 1, 0, -1, 10, 0.1};
   if (opt.special_constants) {
     pool.push_back(std::numeric_limits<double>::quiet_NaN());
@@ -117,7 +121,8 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
   // Every op with arguments, in a shuffled cycle so each appears before any repeats.
   std::vector<Op> all;
   for (int k = 0; k < kNumOps; ++k)
-    if (op_arity(Op(k)) > 0 && (opt.only_ops.empty() || std::find(opt.only_ops.begin(),
+    if (op_arity(Op(k)) > 0 && (opt.population || !(crosses_members(Op(k)) || is_keyed(Op(k)))) &&
+        (opt.only_ops.empty() || std::find(opt.only_ops.begin(),
                                                                    opt.only_ops.end(),
                                                                    Op(k)) != opt.only_ops.end()))
       all.push_back(Op(k));
@@ -151,6 +156,20 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
       add_value(b.select(m, a, c));
     } else if (is_member_reduce(op)) {
       add_value(b.member_reduce(op, operand()));
+    } else if (is_member_scalar_op(op)) {
+      // rank(f) and friends of a per-member value that reads no input (see MRead below).
+      std::vector<char> reads_input(g.nodes.size(), 0);
+      for (size_t i = 0; i < g.nodes.size(); ++i) {
+        reads_input[i] = g.nodes[i].op == Op::Input;
+        for (int a = 0; a < op_arity(g.nodes[i].op); ++a) reads_input[i] |= reads_input[g.nodes[i].args[a]];
+      }
+      std::vector<NodeId> uniform;
+      for (NodeId v : values)
+        if (!g.nodes[v].type.element && !reads_input[v]) uniform.push_back(v);
+      Node n{op};
+      n.args[0] = uniform[below(uniform.size())];
+      used[n.args[0]] = 1;
+      add_value(b.add_typed(n));
     } else if (op == Op::MRead || is_keyed(op)) {
       // x[i] with a valid index: i = mod(floor(s), members()) of a value s without the element
       // axis that reads no input (member(), a param, mrand(), ...: a Scalar input may be bound

@@ -7,6 +7,7 @@
 #include <torch/nn/modules/batchnorm.h>
 
 #include <array>
+#include <set>
 #include <cmath>
 #include <limits>
 
@@ -415,7 +416,10 @@ TEST_CASE("bad bindings: located errors, nothing changed") {
   msg = error_of([&] { two.run({{"x", a}, {"v", a}}); });
   CHECK(contains(msg, "<rule>:2:1: error[E0501]: 'x' and 'v' are bound to the same storage"));
 
-  auto fresh = nyto::compile("y = k * 2");
+  // A value without the element axis is a scalar output (language v1); a particle value needs a
+  // particle or swarm bound to take its structure from.
+  CHECK(nyto::compile("y = k * 2").run({{"k", 1.5}}).at("y").scalar() == 3.0);
+  auto fresh = nyto::compile("y = k * rand()");
   msg = error_of([&] { fresh.run({{"k", 1.0}}); });
   CHECK(contains(msg, "no input is a particle or swarm"));
   CHECK(at::equal(a.storage()[0], before));
@@ -612,4 +616,57 @@ TEST_CASE("keyed noise: the same (seed, k, j) is the same particle in any rule a
     CHECK(msg.find("randn(1, j)") != std::string::npos);
   }
   CHECK(at::equal(flat(x.member(0)), before));
+}
+
+TEST_CASE("rank, centered_rank, argmin, argmax and pick; scalar and per-member outputs are returned") {
+  const int64_t M = 5;
+  Swarm<MixedImpl> x = distinct_swarm(M, 5);
+  const std::vector<double> f = {3, 1, 4, 1, std::nan("")};  // a tie, and a NaN that ranks last
+  auto rule = nyto::compile(
+      "s = msum(f)\nmean = mmean(f)\nrk = rank(f)\ncr = centered_rank(f)\nlo = argmin(f)\n"
+      "hi = argmax(f)\nbest = x[argmin(f)]\na = pick(0)\nb = pick(1)\nc = pick(2)");
+  std::vector<nyto::AnyParticle> before;
+  for (int64_t m = 0; m < M; ++m) before.push_back(x.member(m));
+  for (Backend be : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(be));
+    nyto::RunOptions opt;
+    opt.backend = be;
+    opt.seed = 42;
+    opt.invocation = 3;
+    auto out = rule.run({{"x", x}, {"f", f}}, opt);
+    CHECK(std::isnan(out.at("s").scalar()));
+    CHECK(out.at("rk").member_scalars() == std::vector<double>{2, 0.5, 3, 0.5, 4});
+    CHECK(out.at("cr").member_scalars() == std::vector<double>{0, -0.375, 0.25, -0.375, 0.5});
+    CHECK(out.at("lo").scalar() == 1);
+    CHECK(out.at("hi").scalar() == 2);
+    auto best = params_of(out.at("best").particle());
+    auto want = params_of(x.member(1));
+    for (size_t k = 0; k < best.size(); ++k) CHECK(at::equal(best[k], want[k]));
+    const auto &a = out.at("a").member_scalars(), &b = out.at("b").member_scalars(),
+               &c = out.at("c").member_scalars();
+    for (int64_t m = 0; m < M; ++m) {
+      std::set<double> three = {a[m], b[m], c[m]};
+      CHECK(three.size() == 3);
+      CHECK(three.count(double(m)) == 0);
+      for (double v : three) CHECK((v >= 0 && v < M && v == std::floor(v)));
+    }
+    // The same seed and invocation give the same picks on every backend.
+    static std::vector<double> first_a;
+    if (be == Backend::Llvm) first_a = a;
+    CHECK(a == first_a);
+  }
+  // Without a swarm, a per-member vector sets the member count; pick needs enough members.
+  auto only = nyto::compile("total = msum(f)\nr = centered_rank(f)").run({{"f", std::vector<double>{2, 7, 1}}});
+  CHECK(only.at("total").scalar() == 10);
+  CHECK(only.at("r").member_scalars() == std::vector<double>{0, 0.5, -0.5});
+  CHECK_NOTHROW(nyto::compile("y = x[pick(3)]").run({{"x", x}}));  // 5 members: pick(3) is the last
+  try {
+    nyto::compile("y = x[pick(4)]").run({{"x", x}});
+    FAIL("no error");
+  } catch (const nyto::BindError& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("error[E0508]") != std::string::npos);
+    CHECK(msg.find("needs at least 6 members, but the rule runs on 5") != std::string::npos);
+    CHECK(msg.find("y = x[pick(4)]") != std::string::npos);
+  }
 }
