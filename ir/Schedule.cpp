@@ -47,30 +47,37 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
     level[i] = l;
     max_level = std::max(max_level, l);
   }
-  // An input is loaded where it is first needed rather than in stage 0, unless an output stored
-  // into it comes earlier: a load must not follow a store to the same memory. (mu in OpenAI-ES
-  // is read and written in the last stage: no temporary carries it there.)
+  // As late as possible: a value is computed in the last stage it can be, the one of its first
+  // user (a crossing's source one stage before it), so what a later stage needs is recomputed or
+  // loaded there instead of carried in a temporary (DE's rand() < CR, OpenAI-ES's noise and mu).
+  // An output's store stays where its value is computed. Levels only move later, never past a
+  // user, so every argument still comes first. An input is loaded no later than the first store
+  // into it: a load must not follow a store to the same memory.
   {
     const int kNever = max_level + 1;
-    std::vector<int> first_use(n, kNever);
-    for (size_t i = 0; i < n; ++i) {
+    std::vector<int> late(n, kNever);
+    std::vector<char> is_output(n, 0);
+    for (const Output& o : g.outputs) is_output[size_t(o.node)] = 1;
+    for (size_t i = n; i-- > 0;) {
       const Node& nd = g.nodes[i];
       if (!nd.type.element) continue;
+      int l = late[i] == kNever ? max_level : late[i];
+      if (is_output[i] || crosses_members(nd.op)) l = level[i];  // outputs and crossings stay
+      if (nd.op != Op::Input) level[i] = std::max(level[i], std::min(l, max_level));
       for (int a = 0; a < op_arity(nd.op); ++a) {
         NodeId arg = nd.args[a];
-        if (g.nodes[arg].op == Op::Input)
-          first_use[arg] = std::min(first_use[arg], crosses_members(nd.op) ? level[i] - 1 : level[i]);
+        if (!g.nodes[arg].type.element) continue;
+        late[arg] = std::min(late[arg], crosses_members(nd.op) ? level[i] - 1 : level[i]);
       }
     }
     std::vector<int> first_store(g.inputs.size(), kNever);
     for (const Output& o : g.outputs) {
       const int l = g.nodes[o.node].type.element ? level[o.node] : 0;
-      if (g.nodes[o.node].op == Op::Input) first_use[o.node] = std::min(first_use[o.node], l);
       if (o.target >= 0) first_store[o.target] = std::min(first_store[o.target], l);
     }
     for (size_t i = 0; i < n; ++i)
-      if (g.nodes[i].op == Op::Input && g.nodes[i].type.element)
-        level[i] = std::min({first_use[i], first_store[g.nodes[i].index], max_level});
+      if (g.nodes[i].op == Op::Input && g.nodes[i].type.element && !is_output[i])
+        level[i] = std::min({late[i] == kNever ? max_level : late[i], first_store[g.nodes[i].index], max_level});
   }
   // Home kernel of each element node: 2*level + (varies per member); -1 for a crossing (driver).
   std::vector<int> home(n, -1);
