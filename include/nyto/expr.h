@@ -11,20 +11,27 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <type_traits>
 
 namespace nyto {
 
-enum class ExprOp : uint8_t { Add, Sub, Mul, Div, Pow, Neg };
+enum class ExprOp : uint8_t { Add, Sub, Mul, Div, Pow, Neg, Min, Max };
 
 namespace detail {
+struct SwarmState;
+
 struct ExprNode {
-  enum class Kind : uint8_t { Particle, Scalar, Unary, Binary };
+  // Swarm, Vector and MemberReduce: member expressions (nyto/member_expr.h).
+  enum class Kind : uint8_t { Particle, Scalar, Unary, Binary, Swarm, Vector, MemberReduce };
   Kind kind;
   ExprOp op = ExprOp::Add;
   std::shared_ptr<ParticleState> particle;  // Kind::Particle
   double value = 0;                         // Kind::Scalar
-  std::shared_ptr<const ExprNode> a, b;     // Unary (a), Binary (a, b)
+  std::shared_ptr<const ExprNode> a, b;     // Unary (a), Binary (a, b), MemberReduce (a)
+  std::shared_ptr<SwarmState> swarm;        // Kind::Swarm
+  std::vector<double> values;               // Kind::Vector: one per member
+  bool member = false;                      // varies per member (a swarm or vector below)
   std::shared_ptr<Species> species;         // of its particles; null for a number
 };
 using ExprPtr = std::shared_ptr<const ExprNode>;

@@ -72,3 +72,5 @@ class Swarm : public AnySwarm {
 };
 
 }  // namespace nyto
+
+#include <nyto/member_expr.h>

@@ -670,3 +670,37 @@ TEST_CASE("rank, centered_rank, argmin, argmax and pick; scalar and per-member o
     CHECK(msg.find("y = x[pick(4)]") != std::string::npos);
   }
 }
+
+TEST_CASE("C++ member expressions: mu -= lr * nyto::msum(w * (eps - mu)) is one staged kernel") {
+  const int64_t M = 4;
+  Swarm<MixedImpl> eps = distinct_swarm(M, 21);
+  Particle<MixedImpl> mu = Particle<MixedImpl>(eps.member(0)).clone();
+  const std::vector<double> w = {0.5, -1, 2, 0.25};
+  auto mu0 = params_of(mu);
+  std::vector<std::vector<at::Tensor>> rows;
+  for (int64_t m = 0; m < M; ++m) rows.push_back(params_of(eps.member(m)));
+  mu -= 0.1 * nyto::msum(w * (eps - mu));
+  auto now = params_of(mu);
+  for (size_t k = 0; k < now.size(); ++k) {
+    // Folded in member order in the parameter's dtype, as the rule language defines it.
+    at::Tensor acc = (rows[0][k] - mu0[k]) * w[0];
+    for (int64_t m = 1; m < M; ++m) acc = acc + (rows[m][k] - mu0[k]) * w[size_t(m)];
+    CHECK(at::allclose(now[k], mu0[k] - 0.1 * acc, 1e-6, 1e-6));
+  }
+  // mmean / mmin / mmax of a swarm, and a member expression evaluated as a swarm.
+  Particle<MixedImpl> mean(nyto::mmean(eps).eval());
+  Particle<MixedImpl> hi(nyto::mmax(eps).eval());
+  for (size_t k = 0; k < now.size(); ++k) {
+    at::Tensor s = rows[0][k], h = rows[0][k];
+    for (int64_t m = 1; m < M; ++m) s = s + rows[m][k], h = at::maximum(h, rows[m][k]);
+    CHECK(at::equal(params_of(mean)[k], s / double(M)));
+    CHECK(at::equal(params_of(hi)[k], h));
+  }
+  nyto::AnySwarm scaled = (w * eps).eval();
+  for (int64_t m = 0; m < M; ++m)
+    for (size_t k = 0; k < now.size(); ++k)
+      CHECK(at::equal(params_of(scaled.member(m))[k], rows[m][k] * w[size_t(m)]));
+  // Mistakes: a per-member expression used as a particle; a vector of the wrong length.
+  CHECK_THROWS_AS(nyto::AnyParticle(nyto::AnyExpr(nyto::MemberExpr(eps).node())), nyto::Error);
+  CHECK_THROWS_AS((std::vector<double>{1, 2} * eps).eval(), nyto::BindError);
+}
