@@ -50,17 +50,30 @@ int64_t member_arg_best(const double* f, int64_t M, bool max) {
 
 int64_t pick_member(uint64_t seed, uint64_t invocation, int64_t M, int64_t m, int32_t k) {
   NYTO_INTERNAL_ASSERT(k >= 0 && k < M - 1, "pick: too few members (checked at bind time)");
-  // The other members in ascending order, then steps 0..k of a partial Fisher-Yates shuffle.
-  std::vector<int64_t> order;
-  for (int64_t i = 0; i < M; ++i)
-    if (i != m) order.push_back(i);
+  // Steps 0..k of a partial Fisher-Yates shuffle of the other members in ascending order (slot i
+  // holds i, or i + 1 from m on), without materializing the M - 1 slots: only the slots a step
+  // swapped differ from that, and there are at most 2 (k + 1) of them.
+  std::vector<std::pair<int64_t, int64_t>> changed;  // (slot, member)
+  changed.reserve(size_t(2 * k + 2));
+  auto get = [&](int64_t slot) {
+    for (const auto& [s, v] : changed)
+      if (s == slot) return v;
+    return slot < m ? slot : slot + 1;
+  };
+  auto set = [&](int64_t slot, int64_t v) {
+    for (auto& [s, old] : changed)
+      if (s == slot) return void(old = v);
+    changed.emplace_back(slot, v);
+  };
   const rng::Key key{seed, invocation, 0};
   for (int64_t i = 0; i <= k; ++i) {
     const double u = rng::pick_uniform(key, uint32_t(i), uint32_t(m));
     const int64_t r = std::min<int64_t>(i + int64_t(std::floor(u * double(M - 1 - i))), M - 2);
-    std::swap(order[size_t(i)], order[size_t(r)]);
+    const int64_t a = get(i), b = get(r);
+    set(i, b);
+    set(r, a);
   }
-  return order[size_t(k)];
+  return get(k);
 }
 
 PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& kinds,

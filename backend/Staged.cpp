@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "backend/Prelude.h"
 #include "ir/Error.h"
@@ -67,7 +68,11 @@ class StagedKernel final : public Kernel {
 
   template <class T>
   void run_typed(const KernelArgs& a, const PreludeValues& pre) const {
-    const int64_t M = a.members, B = block_size(M);
+    // A block never exceeds the longest range (rounded up to whole vectors): a tiny swarm does
+    // not pay for temporaries the size of a big one's.
+    int64_t longest = 0;
+    for (const auto& [begin, end] : a.ranges) longest = std::max(longest, end - begin);
+    const int64_t M = a.members, B = std::min(block_size(M), (longest + 63) / 64 * 64);
     std::vector<std::pair<int64_t, int64_t>> blocks;
     for (const auto& [begin, end] : a.ranges)
       for (int64_t b = begin; b < end; b += B) blocks.emplace_back(b, std::min(end, b + B));
@@ -75,8 +80,9 @@ class StagedKernel final : public Kernel {
 
     at::parallel_for(0, int64_t(blocks.size()), 1, [&](int64_t lo, int64_t hi) {
       // This thread's temporaries and the argument blocks of every kernel, reused across blocks.
-      std::vector<std::vector<T>> temps(s_.temps.size());
-      for (size_t t = 0; t < temps.size(); ++t) temps[t].resize(size_t(s_.temps[t].member ? M * B : B));
+      // Uninitialized: every element a stage reads was written by an earlier one in this block.
+      std::vector<std::unique_ptr<T[]>> temps(s_.temps.size());
+      for (size_t t = 0; t < temps.size(); ++t) temps[t].reset(new T[size_t(s_.temps[t].member ? M * B : B)]);
       std::vector<KernelArgs> ka(kernels_.size());
       for (size_t k = 0; k < kernels_.size(); ++k) {
         const ir::StageKernel& sk = s_.kernels[k];
@@ -126,9 +132,9 @@ class StagedKernel final : public Kernel {
             c.ranges[0] = {b0, b1};
             for (size_t i = 0; i < sk.inputs.size(); ++i)
               if (sk.inputs[i].from == StageInput::From::Temp)
-                c.in[i] = rebase(temps[size_t(sk.inputs[i].index)].data(), b0, sizeof(T));
+                c.in[i] = rebase(temps[size_t(sk.inputs[i].index)].get(), b0, sizeof(T));
             for (size_t o = 0; o < sk.outputs.size(); ++o)
-              if (sk.outputs[o].temp) c.out[o] = rebase(temps[size_t(sk.outputs[o].index)].data(), b0, sizeof(T));
+              if (sk.outputs[o].temp) c.out[o] = rebase(temps[size_t(sk.outputs[o].index)].get(), b0, sizeof(T));
             kernels_[size_t(ki)]->run(c);
           }
         }
@@ -147,11 +153,11 @@ class StagedKernel final : public Kernel {
 
   // One member-crossing node over the block's first `len` elements (row stride B).
   template <class T>
-  void cross(const ir::Crossing& c, std::vector<std::vector<T>>& temps, const PreludeValues& pre,
+  void cross(const ir::Crossing& c, std::vector<std::unique_ptr<T[]>>& temps, const PreludeValues& pre,
              int64_t M, int64_t B, int64_t len) const {
     const bool src_member = s_.temps[size_t(c.src)].member;
-    const T* src = temps[size_t(c.src)].data();
-    T* dst = temps[size_t(c.dst)].data();
+    const T* src = temps[size_t(c.src)].get();
+    T* dst = temps[size_t(c.dst)].get();
     auto row = [&](int64_t m) { return src + (src_member ? m * B : 0); };
     if (c.op == Op::MRead) {
       const bool dst_member = s_.temps[size_t(c.dst)].member;

@@ -53,6 +53,7 @@ struct Rule::Impl {
   frontend::FrontendResult fe;
   ir::FusedKernel fused;
   RuleSignature sig;
+  mutable detail::BindPlanCache plans;  // of fused.graph
 };
 
 namespace {
@@ -328,12 +329,12 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
                         : site.output ? r.fe.output_spans : r.fe.input_first_use;
     return located(r, code, spans.at(site.index), message);
   };
-  return detail::run_graph(r.fused.graph, r.name, locate, bindings, options);
+  return detail::run_graph(r.fused.graph, r.name, locate, bindings, options, &r.plans);
 }
 
 std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::string& rule_name,
                                                const Locator& locate, const Bindings& bindings,
-                                               const RunOptions& options) {
+                                               const RunOptions& options, BindPlanCache* plans) {
 
   // Params: defaults, then overrides by name.
   std::vector<double> params;
@@ -389,20 +390,52 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   for (size_t i = 0; i < in.size(); ++i) check_operand(in[i], {false, i});
 
   // The graph typed for this binding: which values vary per member (docs/language.md, "Shapes").
-  std::vector<ir::Type> bound_types;
-  for (const Operand& op : in) bound_types.push_back(bind_type(op.kind));
-  const ir::Graph typed = ir::specialize_inputs(g, bound_types);
   // An output without the element axis is a value (a scalar, or a per-member vector when it
   // varies per member), returned by run() unless its name is bound to a particle or swarm, which
   // then gets it in every element (as in version 0).
-  std::vector<bool> value_out(g.outputs.size(), false);
-  for (size_t o = 0; o < g.outputs.size(); ++o) {
-    value_out[o] = !typed.nodes[size_t(g.outputs[o].node)].type.element;
-    auto it = bindings.find(g.outputs[o].name);
-    if (value_out[o] && it != bindings.end() &&
-        (it->second.kind() == Value::Kind::Particle || it->second.kind() == Value::Kind::Swarm))
-      value_out[o] = false;
+  std::string plan_key;
+  for (const Operand& op : in) plan_key += char('0' + int(op.kind));
+  plan_key += '/';
+  for (const auto& o : g.outputs) {
+    auto it = bindings.find(o.name);
+    plan_key += it == bindings.end() ? 'n'
+                : it->second.kind() == Value::Kind::Particle || it->second.kind() == Value::Kind::Swarm ? 'a'
+                                                                                                          : 'v';
   }
+  std::shared_ptr<const BindPlan> plan;
+  if (plans) {
+    std::lock_guard<std::mutex> lock(plans->mu);
+    auto it = plans->plans.find(plan_key);
+    if (it != plans->plans.end()) plan = it->second;
+  }
+  if (!plan) {
+    auto p = std::make_shared<BindPlan>();
+    std::vector<ir::Type> bound_types;
+    for (const Operand& op : in) bound_types.push_back(bind_type(op.kind));
+    p->typed = ir::specialize_inputs(g, bound_types);
+    p->value_out.assign(g.outputs.size(), false);
+    bool any = false;
+    for (size_t o = 0; o < g.outputs.size(); ++o) {
+      p->value_out[o] = !p->typed.nodes[size_t(g.outputs[o].node)].type.element &&
+                        plan_key[in.size() + 1 + o] != 'a';
+      any = any || p->value_out[o];
+    }
+    if (any) {
+      p->kernel_graph = g;
+      p->kernel_graph.outputs.clear();
+      for (size_t o = 0; o < g.outputs.size(); ++o)
+        if (!p->value_out[o]) p->kernel_graph.outputs.push_back(g.outputs[o]);
+      p->kernel_graph = ir::dce(p->kernel_graph);
+      p->kernel_typed = ir::specialize_inputs(p->kernel_graph, bound_types);
+    }
+    plan = p;
+    if (plans) {
+      std::lock_guard<std::mutex> lock(plans->mu);
+      if (plans->plans.size() < 64) plans->plans.emplace(plan_key, plan);
+    }
+  }
+  const ir::Graph& typed = plan->typed;
+  const std::vector<bool>& value_out = plan->value_out;
   // Outputs: in place when bound, else new.
   std::vector<Operand> targets(g.outputs.size());
   std::vector<bool> in_place(g.outputs.size(), false);
@@ -546,29 +579,23 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   }
   if (!ref) return results;  // only value outputs, nothing bound to compute on
   // The graph the kernels run: without the value outputs.
-  ir::Graph kernel_graph_storage;
   // ref and sized may point into `targets`: its buffer stays alive (and unmoved) here.
   std::vector<Operand> rule_targets;
   if (any_value) {
-    kernel_graph_storage = g;
-    kernel_graph_storage.outputs.clear();
     std::vector<Operand> kt;
     std::vector<bool> kp;
     for (size_t o = 0; o < g.outputs.size(); ++o)
       if (!value_out[o]) {
-        kernel_graph_storage.outputs.push_back(g.outputs[o]);
         kt.push_back(targets[o]);
         kp.push_back(in_place[o]);
       }
-    kernel_graph_storage = ir::dce(kernel_graph_storage);
     rule_targets = std::move(targets);
     targets = std::move(kt);
     in_place = std::move(kp);
     if (targets.empty()) return results;
   }
-  const ir::Graph& kg = any_value ? kernel_graph_storage : g;
-  const ir::Graph kg_typed = any_value ? ir::specialize_inputs(kg, bound_types) : ir::Graph();
-  const ir::Graph& kt = any_value ? kg_typed : typed;
+  const ir::Graph& kg = any_value ? plan->kernel_graph : g;
+  const ir::Graph& kt = any_value ? plan->kernel_typed : typed;
   std::vector<size_t> site_of_output;  // kernel graph output -> rule output (for locate)
   for (size_t o = 0; o < g.outputs.size(); ++o)
     if (!value_out[o]) site_of_output.push_back(o);

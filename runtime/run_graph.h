@@ -7,6 +7,9 @@
 
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include "ir/IR.h"
@@ -24,9 +27,24 @@ struct Site {
 /// C++ expressions.
 using Locator = std::function<std::string(const char* code, Site site, const std::string& message)>;
 
-/// Runs `g` (optimized, fused) with `bindings` by input/output name; see Rule::run.
+/// What a run derives from the graph and the kinds of its bindings alone (the graph typed for
+/// them, which outputs are values, the graph the kernels run), kept per kind of binding so a
+/// rule run every generation derives it once (a few microseconds of a tiny swarm's step).
+struct BindPlan {
+  ir::Graph typed;              // specialize_inputs for the inputs' kinds
+  std::vector<bool> value_out;  // per output: a value (no element axis, not bound to an array)
+  ir::Graph kernel_graph;       // without the value outputs (when there are any)
+  ir::Graph kernel_typed;       // kernel_graph typed
+};
+struct BindPlanCache {
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<const BindPlan>> plans;
+};
+
+/// Runs `g` (optimized, fused) with `bindings` by input/output name; see Rule::run. `plans`, when
+/// given, must belong to `g` (it is keyed by binding kinds only).
 std::map<std::string, Value> run_graph(const ir::Graph& g, const std::string& rule_name,
                                        const Locator& locate, const Bindings& bindings,
-                                       const RunOptions& options);
+                                       const RunOptions& options, BindPlanCache* plans = nullptr);
 
 }  // namespace nyto::detail
