@@ -416,31 +416,14 @@ struct ReplSession::Impl {
         if (v.kind() == Value::Kind::Swarm && !swarm_size) swarm_size = v.swarm().size();
       }
     }
-    // A per-member vector has one value per member of the statement's swarm: without a swarm
-    // there are no members to give them to.
-    for (const auto& name : sig.inputs)
-      if (const Value& v = vars.at(name); v.kind() == Value::Kind::MemberScalars && !swarm_size)
-        throw Error("'" + name + "' is a per-member " + vector_head(v.member_scalars()) +
-                    ": a statement reads it with a swarm of as many members (e.g. x = x + " +
-                    name + "); :show " + name + " shows its values");
-    std::map<std::string, AnyParticle> scratch_out;
+    // Outputs: a value without the element axis comes back as a number or a per-member vector
+    // (language v1); a particle or swarm result updates a session value of its species and shape
+    // in place, and replaces anything else, as a name is rebound in Python.
     for (const auto& name : sig.outputs) {
-      if (!arrays) {
-        // Scalars only: every result goes through a 1-element float64 particle.
-        auto it = bindings.find(name);
-        double init = it != bindings.end() ? it->second.scalar() : 0.0;
-        AnyParticle p = new_scratch(init);
-        scratch_out.emplace(name, p);
-        bindings.erase(name);
-        bindings.emplace(name, Value(p));
-        continue;
-      }
-      if (bindings.count(name)) continue;  // read and written: updated in place (or an error)
+      if (!arrays || bindings.count(name)) continue;  // read and written: in place (or an error)
       auto it = vars.find(name);
       if (it == vars.end() || !is_array(it->second)) continue;  // a new particle
       const Value& old = it->second;
-      // An existing particle/swarm of the right species and shape is updated in place; anything
-      // else is replaced by the new result, as a name is rebound in Python.
       bool fits = representative(old).species() == species &&
                   (swarm_size ? old.kind() == Value::Kind::Swarm && old.swarm().size() == swarm_size
                               : old.kind() == Value::Kind::Particle);
@@ -479,10 +462,7 @@ struct ReplSession::Impl {
     // Success: commit.
     for (const auto& [name, value] : sig.params) vars.insert_or_assign(name, Value(value));
     for (const auto& name : sig.outputs) {
-      if (!arrays) {
-        at::NoGradGuard no_grad;
-        vars.insert_or_assign(name, Value(scratch_out.at(name).storage()[0][0].item<double>()));
-      } else if (auto it = results.find(name); it != results.end()) {
+      if (auto it = results.find(name); it != results.end()) {
         vars.insert_or_assign(name, it->second);
       }  // else updated in place
     }

@@ -227,14 +227,19 @@ void run_command(const RunArgs& a) {
   for (const auto& name : load_order)
     if (auto l = loaded.find(name); l != loaded.end() && l->second.is_swarm() && reads(name))
       swarms.emplace_back(name, l->second.swarm.size());
+  std::string first_vector;
+  int64_t first_length = 0;
   for (auto& [name, v] : vectors) {
     if (!reads(name)) continue;  // warned above
     const std::string count = std::to_string(v.values.size()) + " value" +
                               (v.values.size() == 1 ? "" : "s");
-    if (swarms.empty())
-      throw UsageError(v.flag + count + ", one per swarm member, but the rule " + rule.name() +
-                       " is bound to no swarm (--load NAME=DIR or a swarm checkpoint binds one); "
-                       "a single number binds a scalar");
+    // Without a swarm the vectors say how many members the rule runs for: they must agree.
+    if (swarms.empty()) {
+      if (first_vector.empty()) first_vector = name, first_length = int64_t(v.values.size());
+      if (int64_t(v.values.size()) != first_length)
+        throw UsageError(v.flag + count + " but '" + first_vector + "' has " + std::to_string(first_length) +
+                         "; the per-member vectors of a rule bound to no swarm give its member count and must agree");
+    }
     for (const auto& [swarm, members] : swarms)
       if (int64_t(v.values.size()) != members)
         throw UsageError(v.flag + count + " for a swarm of " + std::to_string(members) +

@@ -520,8 +520,10 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     if (in_place[o] && targets[o].particle && members > 1 && varies_per_member(o))
       throw BindError(locate("E0501", {true, o},
                               "'" + g.outputs[o].name + "' is a single particle but the rule "
-                              "computes one value per member of swarm '" + sized->name +
-                              "'; bind a swarm to it"));
+                              "computes one value per member of " +
+                              (sized ? "swarm '" + sized->name + "'"
+                                     : std::to_string(members) + " members (per-member vectors)") +
+                              "; bind a swarm to it"));
     if (!in_place[o] && !ref && !value_out[o])
       throw BindError(locate("E0501", {true, o},
                               "'" + g.outputs[o].name + "' is a new particle but no input is a "
@@ -657,7 +659,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     if (in_place[o]) continue;
     Operand t;
     t.name = kg.outputs[o].name;
-    if (sized && kernel_varies_per_member(o)) {
+    if ((sized || members > 1) && kernel_varies_per_member(o)) {
       // Member i takes its non-operational values and buffers from the operand's member i.
       AnySwarm s = ref->swarm ? AnySwarm(detail::new_swarm_like(*ref->swarm))
                               : AnySwarm(AnyParticle(ref->particle), members);
