@@ -7,9 +7,10 @@ usage: check_rules.py NYTO_BINARY [--quick]
 
 The model is float32 (a vector of 3 and a Linear(7, 5): three parameter tensors, P = 43 elements,
 one storage group). Swarms of M = 8 members are written as directories of TorchScript files (one
-member per file), particles as single files, per-member vectors with --set f=v1,v2,... and
-scalars with --set; nyto's results (TorchScript files, a directory for a swarm, and a text file of
-one number per line for a per-member vector) are read back and flattened in nyto's storage layout.
+member per file), particles as single files, per-member vectors with --set f=v1,v2,... (case 1) or
+as 1-D tensors saved by torch.save (case 2), scalars with --set; nyto's results (TorchScript files,
+a directory for a swarm, and a text file of one number per line for a per-member vector) are read
+back and flattened in nyto's storage layout.
 Each rule runs for two cases (seed, fitness, state): every fitness vector has distinct values and
 a tie, placed where ties decide: inside CEM's elite and across its boundary, in GA tournaments
 (checked), in lbest PSO neighbourhoods; DE and lbest PSO also get a trial as good as its parent
@@ -129,6 +130,7 @@ class Case:
         self.rule, self.what, self.seed = rule, what, seed
         self.swarms, self.particles = swarms or {}, particles or {}
         self.vectors, self.scalars = vectors or {}, scalars or {}
+        self.vector_files = False  # bind the vectors as torch.save files (--load), not --set
         self.want = {}
 
     def f64(self, name):
@@ -166,6 +168,7 @@ def cases():
     tied_tournaments = set()  # GA: parents (0: first, 2: second) chosen between tied members
     for n, (seed, f, pf) in enumerate(zip(SEEDS, (F1, F2), (PF1, PF2))):
         what = f"case {n + 1}, seed {seed:#x}"
+        first = len(out)
 
         c = Case("openai_es", what, seed, particles={"mu": vector(rng)}, vectors={"f": f},
                  scalars={"g": 3 + n})
@@ -215,6 +218,8 @@ def cases():
         c.want = {"x": ("swarm", x), "v": ("swarm", v), "pbest": ("swarm", pbest),
                   "pf": ("vector", pf1)}
         out.append(c)
+        for c in out[first:]:
+            c.vector_files = n == 1
     check(tied_tournaments == {0, 2}, "ga: the cases hold tournaments between tied members, "
           "for the first and for the second parent")
     return out
@@ -246,7 +251,14 @@ def run(nyto, files, tmp, case, backend, tag):
         if not os.path.exists(path):
             files.particle(path, flat)
         args += ["--load", f"{name}={path}"]
-    for name, v in list(case.vectors.items()) + list(case.scalars.items()):
+    for name, v in case.vectors.items():
+        if case.vector_files:
+            path = os.path.join(base, f"in-{name}.pt")
+            torch.save(torch.tensor(v, dtype=torch.float64), path)
+            args += ["--load", f"{name}={path}"]
+        else:
+            args += ["--set", f"{name}={numbers(v)}"]
+    for name, v in case.scalars.items():
         args += ["--set", f"{name}={numbers(v)}"]
     outs = {}
     for name, (kind, _) in case.want.items():
