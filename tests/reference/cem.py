@@ -1,5 +1,5 @@
 """Cross-entropy method with a separable Gaussian, one generation, in numpy: the reference of
-examples/rules-v1/cem.nyto.
+examples/rules/cem.nyto.
 
 Rubinstein: "The Cross-Entropy Method for Combinatorial and Continuous Optimization", Methodology
 and Computing in Applied Probability 1 (1999); de Boer, Kroese, Mannor, Rubinstein: "A Tutorial on

@@ -445,20 +445,27 @@ def test_nyto(nyto, quick):
     return True
 
 
-def main():
+def command_line(usage):
+    """(NYTO_BINARY, quick) from the arguments NYTO_BINARY [--quick]; else prints `usage` and
+    exits 2. Makes numpy raise on overflow and invalid operations (in the references, a bug)."""
     args = sys.argv[1:]
     quick = "--quick" in args
     if quick:
         args.remove("--quick")
     if len(args) != 1:
-        print(__doc__)
+        print(usage)
         sys.exit(2)
-    np.seterr(all="raise")  # an overflow or invalid operation in the references is a bug
+    np.seterr(all="raise")
+    return args[0], quick
+
+
+def main():
+    nyto, quick = command_line(__doc__)
     for test in (test_philox, test_log_cos, test_member_draws, test_keyed_draws, test_pick,
                  test_ranks, test_references):
         test()
     with np.errstate(all="ignore"):  # 0*x etc. in torch-made models are fine
-        compared = test_nyto(args[0], quick)
+        compared = test_nyto(nyto, quick)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -1,5 +1,5 @@
 """Differential evolution DE/rand/1/bin, one generation (selection, then new trials), in numpy:
-the reference of examples/rules-v1/de.nyto.
+the reference of examples/rules/de.nyto.
 
 Storn & Price: "Differential Evolution - A Simple and Efficient Heuristic for Global Optimization
 over Continuous Spaces", Journal of Global Optimization 11 (1997). Conventions of evosax 0.3.1,

@@ -1,5 +1,5 @@
 """Genetic algorithm, one generation: binary tournament selection, uniform crossover, Gaussian
-mutation, in numpy: the reference of examples/rules-v1/ga.nyto.
+mutation, in numpy: the reference of examples/rules/ga.nyto.
 
 Selection: binary tournaments (Goldberg & Deb: "A Comparative Analysis of Selection Schemes Used
 in Genetic Algorithms", FOGA 1991; Miller & Goldberg 1995) as EvoTorch 0.6.1 draws them

@@ -1,5 +1,5 @@
 """Local-best PSO on a ring, one generation (personal bests, then the move), in numpy: the
-reference of examples/rules-v1/lbest_pso.nyto.
+reference of examples/rules/lbest_pso.nyto.
 
 Ring (lbest) topology: Kennedy: "Small worlds and mega-minds", CEC 1999; Kennedy & Mendes:
 "Population structure and particle swarm performance", CEC 2002. Inertia form (Shi & Eberhart

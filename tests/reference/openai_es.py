@@ -1,5 +1,5 @@
 """OpenAI-ES, one generation (tell, then ask), in numpy: the reference of
-examples/rules-v1/openai_es.nyto.
+examples/rules/openai_es.nyto.
 
 Salimans, Ho, Chen, Sidor, Sutskever: "Evolution Strategies as a Scalable Alternative to
 Reinforcement Learning", arXiv:1703.03864 (2017). Conventions of evosax 0.3.1,

@@ -1,5 +1,5 @@
 """SNES (separable natural evolution strategy), one generation (tell, then ask), in numpy: the
-reference of examples/rules-v1/snes.nyto.
+reference of examples/rules/snes.nyto.
 
 Schaul, Glasmachers, Schmidhuber: "High Dimensions and Heavy Tails for Natural Evolution
 Strategies", GECCO 2011; Wierstra et al., "Natural Evolution Strategies", JMLR 15 (2014).
