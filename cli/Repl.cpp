@@ -418,8 +418,23 @@ struct ReplSession::Impl {
     }
     // Outputs: a value without the element axis comes back as a number or a per-member vector
     // (language v1); a particle or swarm result updates a session value of its species and shape
-    // in place, and replaces anything else, as a name is rebound in Python.
+    // in place, and replaces anything else, as a name is rebound in Python. A statement on
+    // numbers alone (no particle, swarm or vector) runs on a 1-element float64 scratch particle,
+    // so `rand()` draws one number.
+    bool vectors = false;
+    for (const auto& name : sig.inputs) vectors = vectors || vars.at(name).kind() == Value::Kind::MemberScalars;
+    const bool scalars_only = !arrays && !vectors;
+    std::map<std::string, AnyParticle> scratch_out;
     for (const auto& name : sig.outputs) {
+      if (scalars_only) {
+        auto it = bindings.find(name);
+        double init = it != bindings.end() ? it->second.scalar() : 0.0;
+        AnyParticle p = new_scratch(init);
+        scratch_out.emplace(name, p);
+        bindings.erase(name);
+        bindings.emplace(name, Value(p));
+        continue;
+      }
       if (!arrays || bindings.count(name)) continue;  // read and written: in place (or an error)
       auto it = vars.find(name);
       if (it == vars.end() || !is_array(it->second)) continue;  // a new particle
@@ -462,7 +477,10 @@ struct ReplSession::Impl {
     // Success: commit.
     for (const auto& [name, value] : sig.params) vars.insert_or_assign(name, Value(value));
     for (const auto& name : sig.outputs) {
-      if (auto it = results.find(name); it != results.end()) {
+      if (scalars_only) {
+        at::NoGradGuard no_grad;
+        vars.insert_or_assign(name, Value(scratch_out.at(name).storage()[0][0].item<double>()));
+      } else if (auto it = results.find(name); it != results.end()) {
         vars.insert_or_assign(name, it->second);
       }  // else updated in place
     }

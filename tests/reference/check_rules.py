@@ -14,8 +14,8 @@ back and flattened in nyto's storage layout.
 Each rule runs for two cases (seed, fitness, state): every fitness vector has distinct values and
 a tie, placed where ties decide: inside CEM's elite and across its boundary, in GA tournaments
 (checked), in lbest PSO neighbourhoods; DE and lbest PSO also get a trial as good as its parent
-and a parent of fitness +inf. OpenAI-ES and SNES bind no swarm, with which `nyto run` refuses
-per-member vectors; their runs are then sized by one more statement over a swarm (SIZER below).
+and a parent of fitness +inf. OpenAI-ES and SNES bind no swarm: their per-member vectors give the
+member count, and their per-member result x comes back as a swarm.
 
 Tolerance: per output, element by element, |nyto - reference| <= 1e-6 * scale + 1e-5 * |reference|,
 scale = the largest |reference| of that output: nyto computes in float32 (sums over the members,
@@ -227,14 +227,6 @@ def cases():
 
 # ------------------------------------------------------------------ runs
 
-# nyto's CLI refuses per-member vectors when no swarm is bound ("is bound to no swarm"), and the
-# runtime returns a single particle for a per-member result of such a run, not a swarm. OpenAI-ES
-# and SNES bind no swarm (f, g, mu, sigma), so when the CLI refuses them the check runs their rule
-# with one more statement that reads a swarm of M members and so sizes the run (SIZER): the
-# rule's own statements, draws and outputs are unchanged.
-SIZER = "nyto_sizer = msum(0 * nyto_members)\n"
-
-
 def run(nyto, files, tmp, case, backend, tag):
     """Runs the case on a backend; returns (outputs name -> array or error string, note)."""
     base = os.path.join(tmp, f"{case.rule}-{tag}")
@@ -267,17 +259,6 @@ def run(nyto, files, tmp, case, backend, tag):
         args += ["--save", f"{name}={outs[name]}"]
     note = ""
     r = subprocess.run(args, capture_output=True, text=True)
-    if r.returncode == 2 and "is bound to no swarm" in r.stderr and not case.swarms:
-        note = " (sized by an extra swarm: nyto run binds per-member vectors only with a swarm)"
-        rule = os.path.join(base, case.rule + "-sized.nyto")
-        with open(os.path.join(RULES, case.rule + ".nyto")) as src, open(rule, "w") as dst:
-            dst.write(src.read() + SIZER)
-        sizer = os.path.join(base, "in-nyto_members")
-        if not os.path.exists(sizer):
-            files.swarm(sizer, np.zeros((M, P), np.float32))
-        args[2] = rule
-        r = subprocess.run(args + ["--load", f"nyto_members={sizer}"], capture_output=True,
-                           text=True)
     if r.returncode != 0:
         return f"nyto run exits {r.returncode}: {r.stderr.strip()}", note
     return {name: read_output(path, case.want[name][0]) for name, path in outs.items()}, note
