@@ -475,6 +475,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   // Values that must be the same for every element of a member (a member index, a draw key, what
   // rank() and argmin() compare) but read an input bound to a particle or swarm.
   auto element_input = [&](ir::NodeId root) -> int32_t {
+    if (!typed.nodes[size_t(root)].type.element) return -1;  // the usual case: nothing to find
     std::vector<ir::NodeId> todo{root};
     std::vector<char> seen(typed.nodes.size(), 0);
     while (!todo.empty()) {
