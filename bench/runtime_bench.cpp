@@ -13,6 +13,8 @@
 // Usage: nyto_bench_runtime [--quick]
 #include <ATen/Parallel.h>
 #include <nyto/nyto.h>
+
+#include "bench/bench_api.h"
 #include <time.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -27,29 +29,9 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-using Mlp = torch::nn::Sequential;
 
-Mlp mlp(std::vector<int64_t> widths) {
-  Mlp m;
-  for (size_t i = 0; i + 1 < widths.size(); ++i) {
-    m->push_back(torch::nn::Linear(widths[i], widths[i + 1]));
-    if (i + 2 < widths.size()) m->push_back(torch::nn::ReLU());
-  }
-  return m;
-}
-
-double median_ms(const std::function<void()>& fn, int samples, int batch) {
-  fn();
-  std::vector<double> t;
-  for (int s = 0; s < samples; ++s) {
-    auto t0 = Clock::now();
-    for (int b = 0; b < batch; ++b) fn();
-    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / batch);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using nyto::bench::median_ms;
+using nyto::bench::mlp;
 
 void print(const char* c, const char* impl, int threads, double ms, double bytes) {
   std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, \"gbps\": %.4g}\n",

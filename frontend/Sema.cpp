@@ -426,6 +426,22 @@ class Analyzer {
     }
   }
 
+  // r is known only when the rule runs (a draw, a member value, a reduction...): not a constant,
+  // so a param default cannot use it (E0201 names `what`).
+  static void not_constant(Val& r, const Expr& e, std::string what) {
+    r.is_const = false;
+    r.nonconst_span = e.span;
+    r.nonconst_what = std::move(what);
+  }
+
+  // E0304: a member construct on a value that is the same for every member.
+  void same_for_every_member(const Expr& e, const char* does, const char* advice) {
+    error("E0304", e.args[0]->span,
+          "'" + e.name + "' " + does + ", but this value is the same for every member (it reads no "
+          "input, member() or random draw, or it is already reduced); apply '" + e.name + "' to " +
+          advice);
+  }
+
   bool reject_mask(const Val& v, const Expr& at, const char* where) {
     if (v.ty != Ty::Mask) return false;
     error("E0301", at.span,
@@ -540,9 +556,7 @@ class Analyzer {
       case Builtin::Rand:
       case Builtin::Randn:
       case Builtin::MRand:
-        r.is_const = false;
-        r.nonconst_span = e.span;
-        r.nonconst_what = "'" + e.name + "()'";
+        not_constant(r, e, "'" + e.name + "()'");
         if (!in_param_ && out_.graph.rand_sites == options_.limits.random_sites) {
           if (!limit_hit_)
             too_large(e.span, "more than " + with_commas(size_t(options_.limits.random_sites)) +
@@ -557,9 +571,7 @@ class Analyzer {
         return r;
       case Builtin::Member:
         // Known only when the rule runs: never a constant (a param's default cannot use it).
-        r.is_const = false;
-        r.nonconst_span = e.span;
-        r.nonconst_what = "'" + e.name + "()'";
+        not_constant(r, e, "'" + e.name + "()'");
         if (!in_param_) r.node = f->op == Op::Member ? builder_.member() : builder_.members();
         r.member = f->op == Op::Member;
         return r;
@@ -573,15 +585,10 @@ class Analyzer {
           return error_val();
         }
         if (!a.member) {
-          error("E0304", e.args[0]->span,
-                "'" + e.name + "' compares the members, but this value is the same for every "
-                "member (it reads no input, member() or random draw, or it is already reduced); "
-                "apply '" + e.name + "' to a per-member value such as a fitness vector f");
+          same_for_every_member(e, "compares the members", "a per-member value such as a fitness vector f");
           return error_val();
         }
-        r.is_const = false;
-        r.nonconst_span = e.span;
-        r.nonconst_what = "'" + e.name + "(...)'";
+        not_constant(r, e, "'" + e.name + "(...)'");
         r.member = f->op == Op::Rank || f->op == Op::CRank;
         if (!in_param_ && a.node >= 0) {
           ir::Node n{f->op};
@@ -601,9 +608,7 @@ class Analyzer {
                              "which ones a member gets must not depend on " + a.nonconst_what);
           return error_val();
         }
-        r.is_const = false;
-        r.nonconst_span = e.span;
-        r.nonconst_what = "'pick(...)'";
+        not_constant(r, e, "'pick(...)'");
         r.member = true;
         if (!in_param_) {
           r.node = builder_.pick(int32_t(a.cval));
@@ -614,15 +619,10 @@ class Analyzer {
       case Builtin::MReduce: {
         const Val& a = args[0];
         if (!a.member) {
-          error("E0304", e.args[0]->span,
-                "'" + e.name + "' reduces over the members, but this value is the same for every "
-                "member (it reads no input, member() or random draw, or it is already reduced); "
-                "apply '" + e.name + "' to a swarm value, or drop it");
+          same_for_every_member(e, "reduces over the members", "a swarm value, or drop it");
           return error_val();
         }
-        r.is_const = false;
-        r.nonconst_span = e.span;
-        r.nonconst_what = "'" + e.name + "(...)'";
+        not_constant(r, e, "'" + e.name + "(...)'");
         r.elem = a.elem;  // the member axis is gone; the element axis stays
         if (!in_param_ && a.node >= 0) {
           if (f->op == Op::Div)  // mmean(x) = msum(x) / members()
@@ -693,9 +693,7 @@ class Analyzer {
     if (bad) return error_val();
     Val r;
     r.ty = Ty::Value;
-    r.is_const = false;
-    r.nonconst_span = e.span;
-    r.nonconst_what = "'" + e.name + "(k, j)'";
+    not_constant(r, e, "'" + e.name + "(k, j)'");
     r.member = args[0].member || args[1].member;
     r.elem = true;
     if (!in_param_ && args[0].node >= 0 && args[1].node >= 0) {
@@ -782,9 +780,7 @@ class Analyzer {
     if (bad) return error_val();
     Val r;
     r.ty = Ty::Value;
-    r.is_const = false;
-    r.nonconst_span = e.span;
-    r.nonconst_what = "'" + e.name + "[...]'";
+    not_constant(r, e, "'" + e.name + "[...]'");
     r.member = i.member;  // x[0] is the same for every member; x[member() + 1] is not
     r.elem = x.elem;
     if (!in_param_ && x.node >= 0 && i.node >= 0) {

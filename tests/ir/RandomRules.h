@@ -136,6 +136,19 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
   }
   order.resize(std::max(0, opt.ops));
 
+  // The values without the element axis that read no input: what a member index, a draw key or
+  // a ranking may use (a Scalar input may be bound to a particle, see elem_inputs()).
+  auto uniform_values = [&] {
+    std::vector<char> reads_input(g.nodes.size(), 0);
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      reads_input[i] = g.nodes[i].op == Op::Input;
+      for (int a = 0; a < op_arity(g.nodes[i].op); ++a) reads_input[i] |= reads_input[g.nodes[i].args[a]];
+    }
+    std::vector<NodeId> uniform;
+    for (NodeId v : values)
+      if (!g.nodes[v].type.element && !reads_input[v]) uniform.push_back(v);
+    return uniform;
+  };
   int32_t read_sites = 0;
   for (Op op : order) {
     if (op == Op::Select) {
@@ -158,14 +171,7 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
       add_value(b.member_reduce(op, operand()));
     } else if (is_member_scalar_op(op)) {
       // rank(f) and friends of a per-member value that reads no input (see MRead below).
-      std::vector<char> reads_input(g.nodes.size(), 0);
-      for (size_t i = 0; i < g.nodes.size(); ++i) {
-        reads_input[i] = g.nodes[i].op == Op::Input;
-        for (int a = 0; a < op_arity(g.nodes[i].op); ++a) reads_input[i] |= reads_input[g.nodes[i].args[a]];
-      }
-      std::vector<NodeId> uniform;
-      for (NodeId v : values)
-        if (!g.nodes[v].type.element && !reads_input[v]) uniform.push_back(v);
+      std::vector<NodeId> uniform = uniform_values();
       Node n{op};
       n.args[0] = uniform[below(uniform.size())];
       used[n.args[0]] = 1;
@@ -176,14 +182,7 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
       // to a particle, see elem_inputs()), 0 where s is not finite. Keys of rand(k, j) alike,
       // mod 7 (and the generation-like constant 3 for j half the time).
       NodeId src = op == Op::MRead ? operand() : -1;
-      std::vector<char> reads_input(g.nodes.size(), 0);
-      for (size_t i = 0; i < g.nodes.size(); ++i) {
-        reads_input[i] = g.nodes[i].op == Op::Input;
-        for (int a = 0; a < op_arity(g.nodes[i].op); ++a) reads_input[i] |= reads_input[g.nodes[i].args[a]];
-      }
-      std::vector<NodeId> uniform;
-      for (NodeId v : values)
-        if (!g.nodes[v].type.element && !reads_input[v]) uniform.push_back(v);
+      std::vector<NodeId> uniform = uniform_values();
       NodeId s = uniform[below(uniform.size())];
       used[s] = 1;
       NodeId finite = note(b.binary(Op::Lt, note(b.unary(Op::Abs, s)), note(b.constant(1e9))));
