@@ -644,7 +644,19 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     for (const auto& op : in) spec.kinds.push_back(op.kind);
     try {
       if (detail::fault_hook) detail::fault_hook("compile kernel");
-      kernels[grp] = cache.get(kg, spec, options.backend);
+      const std::string key{char('0' + int(spec.dtype)), char('0' + int(options.backend))};
+      if (plans) {
+        std::lock_guard<std::mutex> lock(plan->kernel_mu);
+        auto it = plan->kernels.find(key);
+        if (it != plan->kernels.end()) kernels[grp] = it->second;
+      }
+      if (!kernels[grp]) {
+        kernels[grp] = cache.get(kg, spec, options.backend);
+        if (plans) {
+          std::lock_guard<std::mutex> lock(plan->kernel_mu);
+          plan->kernels.emplace(key, kernels[grp]);
+        }
+      }
     } catch (const llvm_backend::JitError& e) {
       throw Error(std::string("LLVM could not compile rule ") + rule_name + ": " + e.what());
     }

@@ -14,6 +14,10 @@
 
 #include "ir/IR.h"
 
+namespace nyto {
+class Kernel;
+}
+
 namespace nyto::detail {
 
 /// Which input (output = false) or output of the graph an error is about.
@@ -35,6 +39,11 @@ struct BindPlan {
   std::vector<bool> value_out;  // per output: a value (no element axis, not bound to an array)
   ir::Graph kernel_graph;       // without the value outputs (when there are any)
   ir::Graph kernel_typed;       // kernel_graph typed
+  // The kernels obtained from the kernel cache, by dtype and backend: a run finds its kernel
+  // without serializing the graph into the cache's key. Held by the Rule, like its plans (so,
+  // like a kernel, a Rule must not live in a static object; see backend/KernelCache.h).
+  mutable std::mutex kernel_mu;
+  mutable std::map<std::string, std::shared_ptr<const Kernel>> kernels;
 };
 struct BindPlanCache {
   std::mutex mu;
