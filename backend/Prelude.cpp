@@ -14,11 +14,13 @@ namespace nyto {
 using ir::NodeId;
 using ir::Op;
 
-namespace {
-void check_index(const ir::Node& n, int64_t member, double idx, int64_t M) {
-  if (!(idx >= 0 && idx < double(M) && idx == std::floor(idx))) throw MemberIndexError(n.index, member, idx, M);
+void check_member_index(const ir::Node& n, int64_t m, double v, int64_t M) {
+  if (!(v >= 0 && v < double(M) && v == std::floor(v))) throw MemberIndexError(n.index, m, v, M);
 }
-}  // namespace
+
+void check_key(const ir::Node& n, int key, int64_t m, double v, int64_t M) {
+  if (!(v >= 0 && v < 0x1p32 && v == std::floor(v))) throw MemberIndexError(n.index, m, v, M, key);
+}
 
 void member_ranks(const double* f, int64_t M, bool centered, double* out) {
   // scipy's rankdata(f, "average") - 1 with NaN as +inf (tests/reference/ranks.py).
@@ -87,13 +89,10 @@ PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& 
     const ir::Node& n = g.nodes[i];
     if (n.type.element) {
       if (n.op == Op::MRead)  // its index has no element axis: already evaluated, checked here
-        for (int64_t m = 0; m < M; ++m) check_index(n, m, p.at(n.args[1], m), M);
+        for (int64_t m = 0; m < M; ++m) check_member_index(n, m, p.at(n.args[1], m), M);
       if (ir::is_keyed(n.op))
         for (int key = 0; key < 2; ++key)
-          for (int64_t m = 0; m < M; ++m) {
-            const double v = p.at(n.args[key], m);
-            if (!(v >= 0 && v < 0x1p32 && v == std::floor(v))) throw MemberIndexError(n.index, m, v, M, key);
-          }
+          for (int64_t m = 0; m < M; ++m) check_key(n, key, m, p.at(n.args[key], m), M);
       continue;
     }
     double* out = p.v.data() + i * size_t(M);
@@ -139,7 +138,7 @@ PreludeValues evaluate_prelude(const ir::Graph& g, const std::vector<BindKind>& 
         case Op::Pick: r = double(pick_member(a.seed, a.invocation, M, m, n.index)); break;
         case Op::MRead: {
           const double idx = arg(1, m);
-          check_index(n, m, idx, M);
+          check_member_index(n, m, idx, M);
           r = arg(0, int64_t(idx));
           break;
         }

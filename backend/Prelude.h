@@ -25,6 +25,11 @@ struct PreludeValues {
   double at(ir::NodeId node, int64_t member) const { return v[size_t(node) * size_t(members) + size_t(member)]; }
 };
 
+/// Throws MemberIndexError unless `v`, member m's index of member read `n`, is an integer in
+/// [0, M); check_key the same for key `key` (0: k, 1: j) of keyed draw `n`, in [0, 2^32).
+void check_member_index(const ir::Node& n, int64_t m, double v, int64_t M);
+void check_key(const ir::Node& n, int key, int64_t m, double v, int64_t M);
+
 /// rank(f) (centered: centered_rank(f)) of the M per-member values f into out (ir/IR.h).
 void member_ranks(const double* f, int64_t M, bool centered, double* out);
 /// argmin(f) / argmax(f) (max) of the M per-member values f (ir/IR.h): NaN never wins.

@@ -44,10 +44,12 @@ void* rebase(void* block, int64_t first, size_t elem_size) {
 
 class StagedKernel final : public Kernel {
  public:
+  // broadcast[o]: output o's value has no member axis and is stored once, so rows the caller
+  // laid out per member get a copy of row 0.
   StagedKernel(ir::Schedule s, KernelSpec spec, std::vector<std::unique_ptr<Kernel>> kernels,
-               std::vector<bool> per_member_store)
+               std::vector<bool> broadcast)
       : s_(std::move(s)), spec_(std::move(spec)), kernels_(std::move(kernels)),
-        per_member_store_(std::move(per_member_store)) {}
+        broadcast_(std::move(broadcast)) {}
 
   void run(const KernelArgs& a) const override {
     if (a.members <= 0) return;
@@ -138,11 +140,8 @@ class StagedKernel final : public Kernel {
             kernels_[size_t(ki)]->run(c);
           }
         }
-        // An output stored once (its value has no member axis) into rows the caller laid out
-        // per member: the other rows get row 0's values.
         for (size_t o = 0; o < a.out.size(); ++o)
-          if (!per_member_store_[o] && !s_.graph.nodes[s_.graph.outputs[o].node].type.member &&
-              a.out_stride[o] != 0) {
+          if (broadcast_[o] && a.out_stride[o] != 0) {
             T* base = static_cast<T*>(a.out[o]) + b0;
             for (int64_t m = 1; m < M; ++m)
               std::memcpy(base + m * a.out_stride[o], base, size_t(len) * sizeof(T));
@@ -182,7 +181,7 @@ class StagedKernel final : public Kernel {
   ir::Schedule s_;
   KernelSpec spec_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
-  std::vector<bool> per_member_store_;
+  std::vector<bool> broadcast_;
 };
 
 }  // namespace
@@ -231,7 +230,10 @@ std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, cons
   // Every stage kernel is compiled before the first run, so a failure leaves nothing half done.
   std::vector<std::unique_ptr<Kernel>> kernels;
   for (const ir::StageKernel& k : s.kernels) kernels.push_back(compile(k.graph, stage_spec(k, spec)));
-  return std::make_unique<StagedKernel>(std::move(s), spec, std::move(kernels), std::move(store));
+  std::vector<bool> broadcast(store.size());
+  for (size_t o = 0; o < store.size(); ++o)
+    broadcast[o] = !store[o] && !s.graph.nodes[size_t(s.graph.outputs[o].node)].type.member;
+  return std::make_unique<StagedKernel>(std::move(s), spec, std::move(kernels), std::move(broadcast));
 }
 
 }  // namespace nyto::staged

@@ -240,9 +240,8 @@ class Evaluator {
     const int64_t N = c_.members;
     std::vector<int64_t> rows(static_cast<size_t>(N));
     for (int64_t m = 0; m < N; ++m) {
-      const double v = idx.s[size_t(m)];
-      if (!(v >= 0 && v < double(N) && v == std::floor(v))) throw MemberIndexError(n.index, m, v, N);
-      rows[size_t(m)] = int64_t(v);
+      check_member_index(n, m, idx.s[size_t(m)], N);
+      rows[size_t(m)] = int64_t(idx.s[size_t(m)]);
     }
     if (!x.is_tensor) {
       std::vector<double> r(static_cast<size_t>(N));
@@ -259,10 +258,7 @@ class Evaluator {
     const rng::Key key{c_.seed, c_.invocation, c_.group};
     const bool f64 = opts_.dtype() == at::kDouble, normal = n.op == Op::KRandn;
     for (int w = 0; w < 2; ++w)
-      for (int64_t m = 0; m < c_.members; ++m) {
-        const double v = (w == 0 ? k : j)[size_t(m)];
-        if (!(v >= 0 && v < 0x1p32 && v == std::floor(v))) throw MemberIndexError(n.index, m, v, c_.members, w);
-      }
+      for (int64_t m = 0; m < c_.members; ++m) check_key(n, w, m, (w == 0 ? k : j)[size_t(m)], c_.members);
     at::Tensor t = at::empty({c_.members, len_}, at::TensorOptions().dtype(f64 ? at::kDouble : at::kFloat));
     for (int64_t m = 0; m < c_.members; ++m)
       for (int64_t e = 0; e < len_; ++e) {

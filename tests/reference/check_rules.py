@@ -228,7 +228,7 @@ def cases():
 # ------------------------------------------------------------------ runs
 
 def run(nyto, files, tmp, case, backend, tag):
-    """Runs the case on a backend; returns (outputs name -> array or error string, note)."""
+    """Runs the case on a backend; returns outputs name -> array, or an error string."""
     base = os.path.join(tmp, f"{case.rule}-{tag}")
     os.makedirs(base, exist_ok=True)
     args = [nyto, "run", os.path.join(RULES, case.rule + ".nyto"), "--seed", str(case.seed),
@@ -257,11 +257,10 @@ def run(nyto, files, tmp, case, backend, tag):
         outs[name] = os.path.join(base, f"{backend}-{name}" + (".txt" if kind == "vector" else
                                                                ".pt" if kind == "particle" else ""))
         args += ["--save", f"{name}={outs[name]}"]
-    note = ""
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
-        return f"nyto run exits {r.returncode}: {r.stderr.strip()}", note
-    return {name: read_output(path, case.want[name][0]) for name, path in outs.items()}, note
+        return f"nyto run exits {r.returncode}: {r.stderr.strip()}"
+    return {name: read_output(path, case.want[name][0]) for name, path in outs.items()}
 
 
 def compare(case, got, stats):
@@ -312,9 +311,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for n, case in enumerate(cases()):
             for backend in backends:
-                got, note = run(nyto, files, tmp, case, backend, str(n))
+                got = run(nyto, files, tmp, case, backend, str(n))
                 what = (f"{case.rule} {case.what}, {backend}: {', '.join(case.want)} as the "
-                        f"reference{note}")
+                        "reference")
                 if isinstance(got, str):
                     check(False, f"{what} ({got})")
                     continue
