@@ -229,21 +229,41 @@ inline double pick_uniform(const Key& k, uint32_t step, uint32_t member) {
                                    uint32_t(k.seed >> 32)));
 }
 
-// Keyed draw rand(k, j) / randn(k, j) (language version 1): counter (element, j, k,
-// group << 16 | 0x8000 | normal). No invocation, member or site: the same (seed, k, j) gives the
-// same noise in any rule and run; bit 15 of c3 is never set by a v0 site (below 0x8000) and the
-// 0xFFFF group of member draws is no storage group's. float32 uses words 0 (and 1).
-inline Philox4 keyed(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
-  return philox4x32_10(element, key_j, key_k, (k.group << 16) | 0x8000u | uint32_t(normal), uint32_t(k.seed),
+// Keyed draw rand(k, j) / randn(k, j) (language version 1): G = 4 (float32) or 2 (float64)
+// consecutive elements share one Philox call, counter (element / G, j, k, group << 16 | 0x8000 |
+// normal), and element e takes slot s = e % G of it:
+//   float32 uniform: word s;            float32 normal: Box-Muller on words 2(s/2), 2(s/2)+1,
+//   float64 uniform: words 2s, 2s+1;    float64 normal: Box-Muller on all four words,
+// a normal taking r cos(2 pi u2) for even s and r sin(2 pi u2) for odd s (both outputs of the
+// pair, as ATen's normal_fill does). No invocation, member or site: the same (seed, k, j) gives
+// the same noise in any rule and run; bit 15 of c3 is never set by a v0 site (below 0x8000) and
+// the 0xFFFF group of member draws is no storage group's. Why share calls: ten Philox rounds and
+// a logarithm per element were three quarters of an OpenAI-ES step (bench/README.md).
+inline constexpr uint32_t keyed_per_call(bool f64) { return f64 ? 2u : 4u; }
+inline Philox4 keyed(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t call) {
+  return philox4x32_10(call, key_j, key_k, (k.group << 16) | 0x8000u | uint32_t(normal), uint32_t(k.seed),
                        uint32_t(k.seed >> 32));
 }
+// sin(2 pi u) for u in [0, 1) as cos(2 pi (u - 1/4 mod 1)): the shift is exact for u on the
+// 2^-24 (float) / 2^-53 (double) grid of the uniforms.
+inline float sin2pi_f32(float u) { return cos2pi_f32(u >= 0.25f ? u - 0.25f : u + 0.75f); }
+inline double sin2pi_f64(double u) { return cos2pi_f64(u >= 0.25 ? u - 0.25 : u + 0.75); }
 inline float keyed_f32(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
-  Philox4 p = keyed(k, key_k, key_j, normal, element);
-  return normal ? normal_f32(p, 0) : uniform_f32(p, 0);
+  const uint32_t s = element % 4;
+  Philox4 p = keyed(k, key_k, key_j, normal, element / 4);
+  if (!normal) return uniform_f32(p, int(s));
+  const int w = int(s / 2) * 2;
+  float u1 = float((p.r[w] >> 8) + 1) * 0x1p-24f;
+  float u2 = float(p.r[w + 1] >> 8) * 0x1p-24f;
+  return std::sqrt(-2.0f * log_f32(u1)) * (s % 2 ? sin2pi_f32(u2) : cos2pi_f32(u2));
 }
 inline double keyed_f64(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
-  Philox4 p = keyed(k, key_k, key_j, normal, element);
-  return normal ? normal_f64(p) : uniform_f64(p);
+  const uint32_t s = element % 2;
+  Philox4 p = keyed(k, key_k, key_j, normal, element / 2);
+  if (!normal) return double(((uint64_t(p.r[2 * s]) << 32) | p.r[2 * s + 1]) >> 11) * 0x1p-53;
+  double u1 = double((((uint64_t(p.r[0]) << 32) | p.r[1]) >> 11) + 1) * 0x1p-53;
+  double u2 = double(((uint64_t(p.r[2]) << 32) | p.r[3]) >> 11) * 0x1p-53;
+  return std::sqrt(-2.0 * log_f64(u1)) * (s ? sin2pi_f64(u2) : cos2pi_f64(u2));
 }
 
 }  // namespace nyto::rng

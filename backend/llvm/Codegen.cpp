@@ -99,6 +99,7 @@ class Codegen {
         call_kinds_[slot.call][slot.word / 2] = n.op == Op::Randn ? 'n' : 'u';
       }
     large_ = call_kinds_.size() > kInlinePhiloxCalls;
+    for (const ir::Node& n : g.nodes) has_keyed_ = has_keyed_ || ir::is_keyed(n.op);
   }
 
   std::unique_ptr<llvm::Module> build(const std::string& name) {
@@ -115,8 +116,9 @@ class Codegen {
     args->addAttr(llvm::Attribute::NoCapture);
     member_ = fn_->getArg(1);
     member_->setName("member");
-    auto* begin = fn_->getArg(2);
-    begin->setName("begin");
+    auto* begin_arg = fn_->getArg(2);
+    begin_arg->setName("begin");
+    llvm::Value* begin = begin_arg;
     auto* end = fn_->getArg(3);
     end->setName("end");
 
@@ -126,6 +128,26 @@ class Codegen {
 
     auto* exit = llvm::BasicBlock::Create(ctx_, "exit", fn_);
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
+    if (width_ > 1 && has_keyed_) {
+      // A keyed draw takes 4 (float32) or 2 (float64) consecutive elements from one Philox call
+      // (rng::keyed_f32): the elements before the first multiple of 4 run as scalars, so every
+      // vector iteration's lanes cover whole calls and each call's rounds are done once.
+      llvm::Value* up = b_.CreateAnd(b_.CreateAdd(begin, b_.getInt64(3)), b_.getInt64(~uint64_t(3)), "aligned");
+      llvm::Value* pend = b_.CreateSelect(b_.CreateICmpSLT(up, end), up, end, "pro.end");
+      auto* pro = llvm::BasicBlock::Create(ctx_, "pro", fn_, tail_check);
+      auto* pro_done = llvm::BasicBlock::Create(ctx_, "pro.done", fn_, tail_check);
+      llvm::BasicBlock* from = b_.GetInsertBlock();
+      b_.CreateCondBr(b_.CreateICmpSLT(begin, pend), pro, pro_done);
+      b_.SetInsertPoint(pro);
+      auto* p = b_.CreatePHI(i64_, 2, "p");
+      p->addIncoming(begin, from);
+      emit_body(p, 1, nullptr);
+      llvm::Value* pn = b_.CreateAdd(p, b_.getInt64(1), "p.next", true, true);
+      p->addIncoming(pn, b_.GetInsertBlock());
+      b_.CreateCondBr(b_.CreateICmpSLT(pn, pend), pro, pro_done)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+      b_.SetInsertPoint(pro_done);
+      begin = pend;
+    }
     llvm::Value* vend = begin;
     if (width_ > 1) {
       // vend = begin + (end - begin) / W * W  (end >= begin by contract)
@@ -133,10 +155,11 @@ class Codegen {
       llvm::Value* nv = b_.CreateAnd(n, b_.getInt64(~uint64_t(width_ - 1)), "n.vec");
       vend = b_.CreateAdd(begin, nv, "vend");
       auto* vloop = llvm::BasicBlock::Create(ctx_, "vloop", fn_, tail_check);
+      llvm::BasicBlock* from = b_.GetInsertBlock();
       b_.CreateCondBr(b_.CreateICmpSLT(begin, vend), vloop, tail_check);
       b_.SetInsertPoint(vloop);
       auto* i = b_.CreatePHI(i64_, 2, "i");
-      i->addIncoming(begin, entry);
+      i->addIncoming(begin, from);
       emit_body(i, width_, nullptr);
       llvm::Value* next = b_.CreateAdd(i, b_.getInt64(width_), "i.next", true, true);
       i->addIncoming(next, b_.GetInsertBlock());
@@ -688,22 +711,122 @@ class Codegen {
     return draw_from_words(words, 0, nd.op == Op::MRandn, 1, true);
   }
 
-  // rand(k, j) / randn(k, j): rng::keyed for each lane's element. The keys are uniform doubles,
-  // integers in [0, 2^32) (the prelude checked them), so fptoui is exact.
+  // rand(k, j) / randn(k, j): rng::keyed_f32 / keyed_f64. The keys are uniform doubles, integers
+  // in [0, 2^32) (the prelude checked them), so fptoui is exact. G = 4 (float32) or 2 (float64)
+  // elements share a Philox call. In a vector iteration (its first element a multiple of 4: the
+  // prologue of build()) the W lanes need W/G calls: their rounds run on W/G lanes, then one
+  // shuffle puts the G draws of each call on its G lanes, and a normal's two outputs r cos and
+  // r sin share one logarithm and square root. Scalars (and widths that are not a multiple of 2G)
+  // do each lane's call and select its slot: the same operations, so the same bits.
   llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
     auto key_word = [&](NodeId a) { return b_.CreateTrunc(b_.CreateFPToUI(uni_[a], i64_), i32_); };
-    const bool normal = nd.op == Op::KRandn;
+    const bool normal = nd.op == Op::KRandn, f64 = spec_.dtype == DType::F64;
+    const int G = int(rng::keyed_per_call(f64)), log_g = f64 ? 1 : 2;
     PhiloxKey key{{}, key_word(nd.args[1]), key_word(nd.args[0]),
                   b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))};
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
-    llvm::Value* idx = splat(index_, w);
-    if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
-    Words words = philox_rounds(b_.CreateTrunc(idx, vec(i32_, w)), key, w);
-    return draw_from_words(words, 0, normal, w);
+    // Element indices are 32-bit counters (rng::keyed_f32 takes uint32_t): call = e32 >> log G.
+    if (w > 1 && w % (2 * G) == 0) {
+      const int q = w / G;
+      llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index_, i32_), uint64_t(log_g));
+      llvm::Value* c0 = b_.CreateAnd(b_.CreateAdd(splat(first, q), iota32(q)), ci32(0xFFFFFFFFu >> log_g, q));
+      Words r = philox_rounds(c0, key, q);
+      // Lane G t + s of the result is entry s q + t of `all` (layout [slot 0 | slot 1 | ...]).
+      std::vector<int> order(static_cast<size_t>(w));
+      for (int t = 0; t < q; ++t)
+        for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = sl * q + t;
+      llvm::Value* all;
+      if (!f64 && !normal) {
+        all = uniform_f32_from(concat(concat(r.r[0], r.r[1]), concat(r.r[2], r.r[3])), w);
+      } else if (f64 && !normal) {
+        all = uniform_f64_from(concat(bits53(r.r[0], r.r[1], q), bits53(r.r[2], r.r[3], q)), w);
+      } else {
+        // [cos of every pair | sin of every pair]; float32 pairs are (r0, r1) then (r2, r3).
+        const int pairs = w / 2;
+        llvm::Value *u1, *u2;
+        if (f64) {
+          u1 = u1_f64_from(bits53(r.r[0], r.r[1], q), q);
+          u2 = uniform_f64_from(bits53(r.r[2], r.r[3], q), q);
+        } else {
+          u1 = u1_f32_from(concat(r.r[0], r.r[2]), pairs);
+          u2 = uniform_f32_from(concat(r.r[1], r.r[3]), pairs);
+          // order: slot s of call t is pair (s/2) q + t, cos for even s
+          for (int t = 0; t < q; ++t)
+            for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = (sl % 2) * pairs + (sl / 2) * q + t;
+        }
+        llvm::Value* rad = radius(u1, pairs, f64);
+        all = b_.CreateFMul(concat(rad, rad), cos2pi(concat(u2, quarter_shift(u2, pairs, f64)), w, f64));
+      }
+      return b_.CreateShuffleVector(all, all, order);
+    }
+    llvm::Value* idx = b_.CreateTrunc(splat(index_, w), vec(i32_, w));
+    if (w > 1) idx = b_.CreateAdd(idx, iota32(w));
+    Words r = philox_rounds(b_.CreateLShr(idx, uint64_t(log_g)), key, w);
+    llvm::Value* slot = b_.CreateAnd(idx, ci32(uint32_t(G - 1), w));
+    auto is = [&](uint32_t v) { return b_.CreateICmpEQ(slot, ci32(v, w)); };
+    llvm::Value* odd = b_.CreateICmpNE(b_.CreateAnd(slot, ci32(1, w)), ci32(0, w));
+    if (!f64 && !normal)
+      return uniform_f32_from(b_.CreateSelect(is(0), r.r[0], b_.CreateSelect(is(1), r.r[1], b_.CreateSelect(is(2), r.r[2], r.r[3]))), w);
+    if (f64 && !normal)
+      return uniform_f64_from(bits53(b_.CreateSelect(odd, r.r[2], r.r[0]), b_.CreateSelect(odd, r.r[3], r.r[1]), w), w);
+    llvm::Value *u1, *u2;
+    if (f64) {
+      u1 = u1_f64_from(bits53(r.r[0], r.r[1], w), w);
+      u2 = uniform_f64_from(bits53(r.r[2], r.r[3], w), w);
+    } else {
+      llvm::Value* hi = b_.CreateICmpUGE(slot, ci32(2, w));
+      u1 = u1_f32_from(b_.CreateSelect(hi, r.r[2], r.r[0]), w);
+      u2 = uniform_f32_from(b_.CreateSelect(hi, r.r[3], r.r[1]), w);
+    }
+    return b_.CreateFMul(radius(u1, w, f64), cos2pi(b_.CreateSelect(odd, quarter_shift(u2, w, f64), u2), w, f64));
+  }
+  llvm::Constant* iota32(int w) {
+    std::vector<llvm::Constant*> iota;
+    for (int l = 0; l < w; ++l) iota.push_back(llvm::ConstantInt::get(i32_, uint64_t(l)));
+    return w == 1 ? iota[0] : llvm::ConstantVector::get(iota);
+  }
+  // The lanes of a then those of b (two vectors of one type).
+  llvm::Value* concat(llvm::Value* a, llvm::Value* b) {
+    const int n = int(llvm::cast<llvm::FixedVectorType>(a->getType())->getNumElements());
+    std::vector<int> m(size_t(2 * n));
+    for (int l = 0; l < 2 * n; ++l) m[size_t(l)] = l;
+    return b_.CreateShuffleVector(a, b, m);
+  }
+  // ((hi << 32) | lo) >> 11: the 53 bits of a float64 uniform.
+  llvm::Value* bits53(llvm::Value* hi, llvm::Value* lo, int w) {
+    llvm::Type* t64 = vec(i64_, w);
+    llvm::Value* v = b_.CreateOr(b_.CreateShl(b_.CreateZExt(hi, t64), 32), b_.CreateZExt(lo, t64));
+    return b_.CreateLShr(v, 11);
+  }
+  // The conversions of rng::uniform_f32 / normal_f32 (u1 in (0, 1]) and their float64 twins.
+  llvm::Value* uniform_f32_from(llvm::Value* word, int w) {
+    llvm::Type* ft = llvm::Type::getFloatTy(ctx_);
+    return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(word, 8), vec(ft, w)), cfp(ft, 0x1p-24, w));
+  }
+  llvm::Value* u1_f32_from(llvm::Value* word, int w) {
+    llvm::Type* ft = llvm::Type::getFloatTy(ctx_);
+    return b_.CreateFMul(b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(word, 8), ci32(1, w)), vec(ft, w)),
+                         cfp(ft, 0x1p-24, w));
+  }
+  llvm::Value* uniform_f64_from(llvm::Value* bits, int w) {
+    return b_.CreateFMul(b_.CreateUIToFP(bits, vec(f64_, w)), cfp(f64_, 0x1p-53, w));
+  }
+  llvm::Value* u1_f64_from(llvm::Value* bits, int w) {
+    return b_.CreateFMul(b_.CreateUIToFP(b_.CreateAdd(bits, ci64(1, w)), vec(f64_, w)), cfp(f64_, 0x1p-53, w));
+  }
+  // rng::sin2pi's argument: u - 1/4 mod 1, exact on the uniforms' grid.
+  llvm::Value* quarter_shift(llvm::Value* u, int w, bool f64) {
+    llvm::Type* et = f64 ? f64_ : llvm::Type::getFloatTy(ctx_);
+    return b_.CreateSelect(b_.CreateFCmpOGE(u, cfp(et, 0.25, w)), b_.CreateFSub(u, cfp(et, 0.25, w)),
+                           b_.CreateFAdd(u, cfp(et, 0.75, w)));
   }
 
   // sqrt(-2 log u1) * cos(2 pi u2) with rng::log_f32/64 and rng::cos2pi_f32/64, op for op.
   llvm::Value* box_muller(llvm::Value* u1, llvm::Value* u2, int w, bool f64) {
+    return b_.CreateFMul(radius(u1, w, f64), cos2pi(u2, w, f64));
+  }
+  // sqrt(-2 log u1).
+  llvm::Value* radius(llvm::Value* u1, int w, bool f64) {
     bool f32 = !f64;
     llvm::Type* et = f64 ? f64_ : llvm::Type::getFloatTy(ctx_);
     auto c = [&](double v) { return cfp(et, v, w); };
@@ -740,7 +863,18 @@ class Codegen {
       lg = b_.CreateFAdd(b_.CreateFMul(ef, c(f32 ? double(rng::kLn2F32) : rng::kLn2F64)),
                          b_.CreateFMul(b_.CreateFMul(c(2.0), s), p));
     }
-    // cos(2 pi u2) = -sin(2 pi (1/4 - |u2 - 1/2|))
+    return unary_intrinsic(llvm::Intrinsic::sqrt, b_.CreateFMul(c(-2.0), lg));
+  }
+  // cos(2 pi u2) = -sin(2 pi (1/4 - |u2 - 1/2|))
+  llvm::Value* cos2pi(llvm::Value* u2, int w, bool f64) {
+    bool f32 = !f64;
+    llvm::Type* et = f64 ? f64_ : llvm::Type::getFloatTy(ctx_);
+    auto c = [&](double v) { return cfp(et, v, w); };
+    auto horner = [&](llvm::Value* z, const auto* coef, int n) {
+      llvm::Value* p = c(double(coef[n - 1]));
+      for (int i = n - 2; i >= 0; --i) p = b_.CreateFAdd(b_.CreateFMul(p, z), c(double(coef[i])));
+      return p;
+    };
     llvm::Value* cs;
     {
       llvm::Value* bb = b_.CreateFSub(c(0.25), unary_intrinsic(llvm::Intrinsic::fabs, b_.CreateFSub(u2, c(0.5))));
@@ -750,8 +884,7 @@ class Codegen {
                            : horner(z, rng::kSinCoefF64, int(std::size(rng::kSinCoefF64)));
       cs = b_.CreateFNeg(b_.CreateFMul(x, p));
     }
-    llvm::Value* r = unary_intrinsic(llvm::Intrinsic::sqrt, b_.CreateFMul(c(-2.0), lg));
-    return b_.CreateFMul(r, cs);
+    return cs;
   }
 
   llvm::LLVMContext& ctx_;
@@ -759,6 +892,7 @@ class Codegen {
   const KernelSpec& spec_;
   int width_;
   bool masked_;
+  bool has_keyed_ = false;  // a keyed draw: vector iterations start on a multiple of 4 elements
   llvm::IRBuilder<> b_;
   llvm::Module* mod_ = nullptr;
   llvm::Function* fn_ = nullptr;

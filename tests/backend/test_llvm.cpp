@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "backend/Random.h"
@@ -110,6 +111,78 @@ TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference, e
   }
   }
   // Compile time is a benchmark figure (nyto_bench_pso, case compile-pso), not a test.
+}
+
+// Keyed draws share one Philox call between 4 (float32) / 2 (float64) elements; vector lanes must
+// line up with calls whatever a range's first element, and every width must give rng::keyed's bits.
+template <class T>
+void check_keyed_draws() {
+  constexpr DType dt = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+  ir::Graph g;
+  g.inputs = {{"k"}, {"j"}};
+  ir::Builder b(g);
+  auto k = b.input(0, ir::Type::Scalar), j = b.input(1, ir::Type::MemberScalar);
+  g.outputs = {{"u", b.keyed_rand(false, k, j, 0), -1},
+               {"z", b.keyed_rand(true, k, b.binary(ir::Op::Add, j, b.constant(1)), 1), -1}};
+  const KernelSpec spec{dt, {BindKind::Scalar, BindKind::MemberScalar}};
+  for (llvm_backend::JitOptions o : {llvm_backend::JitOptions{}, llvm_backend::JitOptions{0, true, 1},
+                                     llvm_backend::JitOptions{32, false}, llvm_backend::JitOptions{16, false, 4},
+                                     llvm_backend::JitOptions{8, false, 1}, llvm_backend::JitOptions{4, false}}) {
+    JitEngine engine(o);
+    CAPTURE(engine.vector_width(dt));
+    CAPTURE(engine.interleave());
+    auto kernel = llvm_backend::compile(engine, g, spec);
+    const int64_t M = 2, n = 301;
+    const std::vector<double> js = {5, 4294967294.0};
+    for (auto ranges : std::vector<std::vector<std::pair<int64_t, int64_t>>>{
+             {{0, n}}, {{1, 7}, {9, 150}, {153, n}}, {{2, 3}, {3, 70}, {75, 299}}}) {
+      std::vector<T> u(size_t(M * n), T(-7)), z(size_t(M * n), T(-7));
+      KernelArgs a;
+      a.members = M;
+      a.ranges = ranges;
+      a.in = {nullptr, js.data()};
+      a.in_stride = {0, 0};
+      a.scalar = {17, 0};
+      a.out = {u.data(), z.data()};
+      a.out_stride = {n, n};
+      a.seed = 0x0123456789ABCDEFull, a.group = 3;
+      kernel->run(a);
+      rng::Key key{a.seed, 0, a.group};
+      size_t bad = 0, untouched = 0;
+      std::vector<char> in_range(size_t(n), 0);
+      for (auto [b0, b1] : ranges)
+        for (int64_t e = b0; e < b1; ++e) in_range[size_t(e)] = 1;
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t e = 0; e < n; ++e) {
+          const size_t i = size_t(m * n + e);
+          if (!in_range[size_t(e)]) {
+            untouched += u[i] == T(-7) && z[i] == T(-7);
+            continue;
+          }
+          const uint32_t jm = uint32_t(js[size_t(m)]);
+          T wu, wz;
+          if constexpr (std::is_same_v<T, float>) {
+            wu = rng::keyed_f32(key, 17, jm, false, uint32_t(e));
+            wz = rng::keyed_f32(key, 17, jm + 1, true, uint32_t(e));
+          } else {
+            wu = rng::keyed_f64(key, 17, jm, false, uint32_t(e));
+            wz = rng::keyed_f64(key, 17, jm + 1, true, uint32_t(e));
+          }
+          bad += !same_bits(u[i], wu) || !same_bits(z[i], wz);
+        }
+      CHECK(bad == 0);
+      size_t outside = 0;
+      for (char c : in_range) outside += !c;
+      CHECK(untouched == size_t(M) * outside);
+    }
+  }
+}
+
+TEST_CASE("llvm: keyed draws over unaligned ranges, bit-identical to rng::keyed, every code shape, float32") {
+  check_keyed_draws<float>();
+}
+TEST_CASE("llvm: keyed draws over unaligned ranges, bit-identical to rng::keyed, every code shape, float64") {
+  check_keyed_draws<double>();
 }
 
 TEST_CASE("llvm: threads and chunking never change results") {

@@ -127,20 +127,41 @@ def test_keyed_draws():
         off = np.max(np.abs(corr - np.eye(8)))
         check(off < 5 / np.sqrt(e.size), f"keyed randn(3, j): streams j = 0..7 uncorrelated "
               f"(max |r| {off:.4f}), {name}")
+        lag = np.corrcoef(z[0, 0::2].astype(np.float64), z[0, 1::2].astype(np.float64))[0, 1]
+        check(abs(lag) < 5 / np.sqrt(e.size / 2), f"keyed randn(3, 0): the r cos / r sin halves of a "
+              f"pair uncorrelated (|r| {abs(lag):.4f}), {name}")
         zk = R.keyed_draw(seed, 4, 0, 1, True, e, dtype)
         r = np.corrcoef(z[0].astype(np.float64), zk.astype(np.float64))[0, 1]
         check(abs(r) < 5 / np.sqrt(e.size), f"keyed randn(3, 0) vs randn(4, 0): |r| {abs(r):.4f}")
         moments_ok(R.keyed_draw(seed, 3, 0, 1, False, e, dtype), f"keyed rand(3, 0), {name}",
                    normal=False)
-    # The layout: counter (e, j, k, group << 16 | 0x8000 | normal); no invocation, member or site.
-    w = R.philox4x32_10(e, 11, 3, (1 << 16) | 0x8001, seed, 0)
-    check(np.array_equal(R.keyed_draw(seed, 3, 11, 1, True, e, np.float64), R.normal_f64(w))
-          and np.array_equal(R.keyed_draw(seed, 3, 11, 1, True, e, np.float32), R.normal_f32(w)),
-          "keyed randn(k, j): counter (e, j, k, g<<16 | 0x8000 | 1), words 0-1 for float32")
+    # The layout, from scalar Philox calls: G = 4 (float32) / 2 (float64) elements share the call
+    # with counter (e // G, j, k, group << 16 | 0x8000 | normal); element e takes slot e % G.
     u32 = R.keyed_draw(seed, 3, 11, 0, False, e, np.float32)
     u64 = R.keyed_draw(seed, 3, 11, 0, False, e, np.float64)
-    check(np.array_equal(u32.astype(np.float64), np.floor(u64 * 2.0**24) * 2.0**-24),
-          "keyed rand(k, j): the float32 draw is the float64 draw's top 24 bits")
+    n32 = R.keyed_draw(seed, 3, 11, 1, True, e, np.float32)
+    n64 = R.keyed_draw(seed, 3, 11, 1, True, e, np.float64)
+    ok_u = ok_n = True
+    for c in (0, 1, 77, 2047):
+        wu = words(c, 11, 3, 0x8000, seed, 0)  # group 0
+        wn = words(c, 11, 3, (1 << 16) | 0x8001, seed, 0)
+        for s_ in range(4):  # float32 uniform: word s
+            ok_u &= float(u32[4 * c + s_]) == (wu[s_] >> 8) * 2.0**-24
+        for s_ in range(2):  # float64 uniform: words 2s, 2s+1
+            ok_u &= float(u64[2 * c + s_]) == (((wu[2 * s_] << 32) | wu[2 * s_ + 1]) >> 11) * 2.0**-53
+        for p in range(2):  # float32 normal: the pair (2p, 2p+1) gives r cos and r sin
+            u1 = ((wn[2 * p] >> 8) + 1) * 2.0**-24
+            u2 = (wn[2 * p + 1] >> 8) * 2.0**-24
+            r = np.sqrt(-2.0 * np.log(u1))
+            ok_n &= abs(float(n32[4 * c + 2 * p]) - r * np.cos(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
+            ok_n &= abs(float(n32[4 * c + 2 * p + 1]) - r * np.sin(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
+        u1 = ((((wn[0] << 32) | wn[1]) >> 11) + 1) * 2.0**-53
+        u2 = (((wn[2] << 32) | wn[3]) >> 11) * 2.0**-53
+        r = np.sqrt(-2.0 * np.log(u1))
+        ok_n &= abs(float(n64[2 * c]) - r * np.cos(2 * np.pi * u2)) < 1e-12 * max(1.0, r)
+        ok_n &= abs(float(n64[2 * c + 1]) - r * np.sin(2 * np.pi * u2)) < 1e-12 * max(1.0, r)
+    check(ok_u, "keyed rand(k, j): counter (e // G, j, k, 0x8000) in group 0, word(s) of slot e % G")
+    check(ok_n, "keyed randn(k, j): counter (e // G, j, k, g<<16 | 0x8001), r cos / r sin of a pair")
     check(not np.array_equal(R.keyed_draw(seed, 3, 11, 1, False, e, np.float32), u32),
           "keyed rand(k, j): another storage group gives other draws")
     try:
