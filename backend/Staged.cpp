@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <memory>
 
 #include "backend/Prelude.h"
@@ -54,13 +55,47 @@ class StagedKernel final : public Kernel {
   void run(const KernelArgs& a) const override {
     if (a.members <= 0) return;
     const PreludeValues pre = evaluate_prelude(s_.graph, spec_.kinds, a);  // may throw: nothing written yet
+    const std::vector<DrawPlan> plans = plan_draws(pre);
     if (spec_.dtype == DType::F32)
-      run_typed<float>(a, pre);
+      run_typed<float>(a, pre, plans);
     else
-      run_typed<double>(a, pre);
+      run_typed<double>(a, pre, plans);
   }
 
  private:
+  // One run's plan of a SharedDraw (per stage, in order): the distinct key pairs in order of the
+  // first member holding each, and each member's pair.
+  struct DrawPlan {
+    int64_t distinct = 0;
+    std::vector<int64_t> pair_of;               // per member: index of its key pair, <= member
+    std::vector<std::vector<double>> key_rows;  // per per-member kernel input: its value per pair
+  };
+  std::vector<DrawPlan> plan_draws(const PreludeValues& pre) const {
+    std::vector<DrawPlan> plans;
+    const int64_t M = pre.members;
+    for (const ir::Stage& st : s_.stages)
+      for (const ir::SharedDraw& d : st.draws) {
+        const ir::Node& nd = s_.graph.nodes[size_t(d.node)];
+        DrawPlan p;
+        p.pair_of.resize(size_t(M));
+        std::vector<int64_t> first;  // first member of each pair
+        std::map<std::pair<double, double>, int64_t> seen;
+        for (int64_t m = 0; m < M; ++m) {
+          auto [it, fresh] = seen.try_emplace({pre.at(nd.args[0], m), pre.at(nd.args[1], m)}, p.distinct);
+          if (fresh) first.push_back(m), ++p.distinct;
+          p.pair_of[size_t(m)] = it->second;
+        }
+        for (const StageInput& in : s_.kernels[size_t(d.kernel)].inputs) {
+          std::vector<double> row;
+          if (in.member)
+            for (int64_t f : first) row.push_back(pre.at(in.index, f));
+          p.key_rows.push_back(std::move(row));
+        }
+        plans.push_back(std::move(p));
+      }
+    return plans;
+  }
+
   // Elements per block: the temporaries of one block ([M x B] values each) stay within a few
   // hundred KiB, so a stage reads back what the stage before wrote from L2, not memory.
   static int64_t block_size(int64_t members) {
@@ -69,7 +104,7 @@ class StagedKernel final : public Kernel {
   }
 
   template <class T>
-  void run_typed(const KernelArgs& a, const PreludeValues& pre) const {
+  void run_typed(const KernelArgs& a, const PreludeValues& pre, const std::vector<DrawPlan>& plans) const {
     // A block never exceeds the longest range (rounded up to whole vectors): a tiny swarm does
     // not pay for temporaries the size of a big one's.
     int64_t longest = 0;
@@ -122,10 +157,37 @@ class StagedKernel final : public Kernel {
           }
         }
       }
+      // Shared draws run for the distinct key pairs only: their per-member keys come from the plan.
+      {
+        size_t di = 0;
+        for (const ir::Stage& st : s_.stages)
+          for (const ir::SharedDraw& d : st.draws) {
+            const DrawPlan& p = plans[di++];
+            KernelArgs& c = ka[size_t(d.kernel)];
+            c.members = p.distinct;
+            const auto& ins = s_.kernels[size_t(d.kernel)].inputs;
+            for (size_t i = 0; i < ins.size(); ++i)
+              if (ins[i].member) c.in[i] = p.key_rows[i].data();
+          }
+      }
       for (int64_t bi = lo; bi < hi; ++bi) {
         const auto [b0, b1] = blocks[size_t(bi)];
         const int64_t len = b1 - b0;
+        size_t di = 0;
         for (const ir::Stage& st : s_.stages) {
+          for (const ir::SharedDraw& d : st.draws) {
+            const DrawPlan& p = plans[di++];
+            KernelArgs& c = ka[size_t(d.kernel)];
+            c.ranges[0] = {b0, b1};
+            T* dst = temps[size_t(d.dst)].get();
+            c.out[0] = rebase(dst, b0, sizeof(T));
+            kernels_[size_t(d.kernel)]->run(c);
+            // Row p.pair_of[m] <= m holds member m's draws: copying from the last member down
+            // never overwrites a row before it is read.
+            for (int64_t m = M - 1; m >= 0; --m)
+              if (p.pair_of[size_t(m)] != m)
+                std::memcpy(dst + m * B, dst + p.pair_of[size_t(m)] * B, size_t(len) * sizeof(T));
+          }
           for (const ir::Crossing& c : st.crossings) cross<T>(c, temps, pre, M, B, len);
           for (int ki : {st.invariant, st.member}) {
             if (ki < 0) continue;

@@ -30,6 +30,12 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
                        "schedule: one store flag per output expected");
   const size_t n = g.nodes.size();
   auto element = [&](NodeId id) { return g.nodes[id].type.element; };
+  // Keyed draws whose keys vary per member are done by the driver, once per distinct key pair
+  // (SharedDraw); like any node they are placed as late as their users allow.
+  auto shared_draw = [&](NodeId id) {
+    const Node& nd = g.nodes[id];
+    return is_keyed(nd.op) && nd.type.element && nd.type.member;
+  };
 
   // Stage level of each element node: a crossing is one stage after its source.
   std::vector<int> level(n, 0);
@@ -82,7 +88,7 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
   // Home kernel of each element node: 2*level + (varies per member); -1 for a crossing (driver).
   std::vector<int> home(n, -1);
   for (size_t i = 0; i < n; ++i)
-    if (element(NodeId(i)) && !crosses_members(g.nodes[i].op))
+    if (element(NodeId(i)) && !crosses_members(g.nodes[i].op) && !shared_draw(NodeId(i)))
       home[i] = 2 * level[i] + (g.nodes[i].type.member ? 1 : 0);
   // Store place of each output: the member kernel of its level when it is stored per member
   // (a value without the member axis into a swarm is stored by every member), else its home.
@@ -107,6 +113,10 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
     if (!nd.type.element) continue;
     if (crosses_members(nd.op)) {
       need_temp(nd.args[0]);
+      need_temp(NodeId(i));
+      continue;
+    }
+    if (shared_draw(NodeId(i))) {
       need_temp(NodeId(i));
       continue;
     }
@@ -187,6 +197,38 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
 
   s.stages.resize(size_t(max_level + 1));
   for (size_t i = 0; i < n; ++i) {
+    if (!shared_draw(NodeId(i))) continue;
+    const Node& nd = g.nodes[i];
+    StageKernel k;
+    k.per_member = true;
+    Graph& kg = k.graph;
+    kg.params = g.params;
+    kg.rand_sites = g.rand_sites;
+    Builder b(kg);
+    NodeId key[2];
+    for (int a = 0; a < 2; ++a) {
+      const Node& an = g.nodes[nd.args[a]];
+      if (an.op == Op::Const) {
+        key[a] = b.constant(an.value);
+      } else if (an.op == Op::Param) {
+        key[a] = b.param(an.index);
+      } else if (a == 1 && nd.args[1] == nd.args[0]) {
+        key[1] = key[0];
+      } else {
+        k.inputs.push_back({StageInput::From::Prelude, nd.args[a], an.type.member});
+        kg.inputs.push_back({"%" + std::to_string(nd.args[a])});
+        key[a] = b.input(int32_t(kg.inputs.size() - 1), an.type.as_value());
+      }
+    }
+    Node c = nd;
+    c.args[0] = key[0], c.args[1] = key[1];
+    kg.outputs.push_back({"t" + std::to_string(temp_of[i]), b.add(c), -1});
+    k.outputs.push_back({true, temp_of[i]});
+    verify(kg);
+    s.stages[size_t(level[i])].draws.push_back({NodeId(i), temp_of[i], int(s.kernels.size())});
+    s.kernels.push_back(std::move(k));
+  }
+  for (size_t i = 0; i < n; ++i) {
     const Node& nd = g.nodes[i];
     if (!nd.type.element || !crosses_members(nd.op)) continue;
     Crossing c{NodeId(i), nd.op, temp_of[nd.args[0]], temp_of[i]};
@@ -215,6 +257,9 @@ std::string print(const Schedule& s) {
   for (size_t l = 0; l < s.stages.size(); ++l) {
     const Stage& st = s.stages[l];
     os << "    stage " << l << ":\n";
+    for (const SharedDraw& d : st.draws)
+      os << "      t" << d.dst << " = " << print_node(g, d.node)
+         << "    (once per distinct key pair; members sharing one get a copy)\n";
     for (const Crossing& c : st.crossings) {
       os << "      t" << c.dst << " = ";
       if (c.op == Op::MRead)

@@ -4,7 +4,7 @@
 //
 //   prelude                      every node without the element axis, once per run for all
 //                                members (backend/Prelude.h); checks every member index
-//   for each block of elements:
+//   for each block of elements:   (each stage first does its shared keyed draws, SharedDraw)
 //     stage 0: invariant kernel  element nodes without the member axis, once
 //              member kernel     element nodes with it, for members 0..M-1
 //     stage 1: crossings         msum/mmin/mmax and x[i] of stage-0 values, done by the driver
@@ -74,8 +74,20 @@ struct Crossing {
   NodeId index = -1;
 };
 
+/// A keyed draw rand(k, j) / randn(k, j) whose keys vary per member, computed by the driver:
+/// kernel `kernel` (one per_member StageKernel: the draw of its Prelude key inputs into `dst`) runs
+/// once per distinct key pair, for the first member holding it, and the other members holding it
+/// get a copy of its row. OpenAI-ES's antithetic members m and m + M/2 share their noise, so half
+/// the draws (ten Philox rounds and a logarithm each) are not done.
+struct SharedDraw {
+  NodeId node;
+  int32_t dst;  // a [M x B] temporary
+  int kernel;   // index into Schedule::kernels
+};
+
 struct Stage {
-  std::vector<Crossing> crossings;  // first, in node order
+  std::vector<SharedDraw> draws;    // first, in node order
+  std::vector<Crossing> crossings;  // then these, in node order
   int invariant = -1, member = -1;  // then these kernels (indices into Schedule::kernels), or -1
 };
 

@@ -68,49 +68,47 @@ schedule(mu, f, g; rand sites 0) {
     %20 = mul %5, %3 : scalar
     %23 = mul %3, %12 : member scalar
     %24 = add %2, %10 : scalar
-  temp t0 = %17 [M x B]
-  temp t1 = %18 [B]
-  temp t2 = %22 [B]
+  temp t0 = %16 [M x B]
+  temp t1 = %17 [M x B]
+  temp t2 = %18 [B]
+  temp t3 = %25 [M x B]
+  temp t4 = %22 [B]
   for each block of B elements:
     stage 0:
+      t0 = %16 = krandn key %2, %15 check 0 : member elem    (once per distinct key pair; members sharing one get a copy)
       for each member m:
-        input 0 %2
-        input 1 %15
-        input 2 %14
-        %0 = input %2 : scalar
-        %1 = input %15 : member scalar
-        %2 = krandn key %0, %1 check 0 : member elem
-        %3 = input %14 : member scalar
-        %4 = mul %3, %2 : member elem
-        out t0 = %4
+        input 0 %14
+        input 1 t0
+        %0 = input %14 : member scalar
+        %1 = input t0 : member elem
+        %2 = mul %0, %1 : member elem
+        out t1 = %2
     stage 1:
-      t1 = msum(t0) over members 0..M-1    (%18 = msum %17 : elem)
+      t3 = %25 = krandn key %24, %15 check 1 : member elem    (once per distinct key pair; members sharing one get a copy)
+      t2 = msum(t1) over members 0..M-1    (%18 = msum %17 : elem)
       once:
         input 0 mu
-        input 1 t1
+        input 1 t2
         input 2 %20
         %0 = input mu : elem
         %1 = param lr : scalar
-        %2 = input t1 : elem
+        %2 = input t2 : elem
         %3 = mul %1, %2 : elem
         %4 = input %20 : scalar
         %5 = div %3, %4 : elem
         %6 = sub %0, %5 : elem
-        out t2 = %6
+        out t4 = %6
         out mu = %6
       for each member m:
-        input 0 %24
-        input 1 %15
-        input 2 %23
-        input 3 t2
-        %0 = input %24 : scalar
-        %1 = input %15 : member scalar
-        %2 = krandn key %0, %1 check 1 : member elem
-        %3 = input %23 : member scalar
-        %4 = mul %3, %2 : member elem
-        %5 = input t2 : elem
-        %6 = add %5, %4 : member elem
-        out x = %6
+        input 0 %23
+        input 1 t3
+        input 2 t4
+        %0 = input %23 : member scalar
+        %1 = input t3 : member elem
+        %2 = mul %0, %1 : member elem
+        %3 = input t4 : elem
+        %4 = add %3, %2 : member elem
+        out x = %4
 }
 )"));
 }

@@ -618,6 +618,37 @@ TEST_CASE("keyed noise: the same (seed, k, j) is the same particle in any rule a
   CHECK(at::equal(flat(x.member(0)), before));
 }
 
+TEST_CASE("keyed noise shared by members with equal keys: drawn once, the same on every backend") {
+  // llvm draws a member-varying keyed draw once per distinct key pair and copies it to the other
+  // members holding the pair (backend/Staged.h); interp draws every member's own.
+  Swarm<MixedImpl> x = distinct_swarm(7, 3);
+  auto flat = [](const AnyParticle& p) {
+    std::vector<at::Tensor> v;
+    for (auto& t : params_of(p)) v.push_back(t.reshape(-1).to(at::kDouble));
+    return at::cat(v);
+  };
+  auto rule = nyto::compile(
+      "n = randn(g, mod(member(), 3)) + 0*x\n"
+      "u = x + rand(mod(member(), 2), 4) - msum(randn(g, mod(member(), 3)) * where(member() < 3, 1, 0))\n");
+  nyto::RunOptions opt;
+  opt.seed = 99;
+  std::vector<std::vector<at::Tensor>> got;
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    opt.backend = b;
+    auto out = rule.run({{"x", x}, {"g", 5.0}}, opt);
+    auto n = out.at("n").swarm(), u = out.at("u").swarm();
+    std::vector<at::Tensor> rows;
+    for (int64_t m = 0; m < 7; ++m) rows.push_back(at::cat({flat(n.member(m)), flat(u.member(m))}));
+    for (int64_t m = 3; m < 7; ++m) CHECK(at::equal(flat(n.member(m)), flat(n.member(m - 3))));
+    CHECK(!at::equal(flat(n.member(0)), flat(n.member(1))));
+    CHECK(!at::equal(flat(n.member(1)), flat(n.member(2))));
+    got.push_back(rows);
+  }
+  for (size_t b = 1; b < got.size(); ++b)
+    for (int64_t m = 0; m < 7; ++m) CHECK(at::equal(got[b][size_t(m)], got[0][size_t(m)]));
+}
+
 TEST_CASE("rank, centered_rank, argmin, argmax and pick; scalar and per-member outputs are returned") {
   const int64_t M = 5;
   Swarm<MixedImpl> x = distinct_swarm(M, 5);
