@@ -81,16 +81,29 @@ struct Shape {
   bool masked;
   int loop_width() const { return width * interleave; }
 };
-Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o) {
+Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o, bool keyed = false) {
   int width = host_vector_width(tm, dtype);
   int elem = dtype == DType::F32 ? 4 : 8;
   if (o.vector_bytes > 0) width = std::max(1, std::min(width, o.vector_bytes / elem));
   // Widths are powers of two (the vector loop rounds counts down with a mask).
   while (width & (width - 1)) width &= width - 1;
-  int interleave = std::max(1, std::min(o.interleave, 8));
+  int interleave = std::max(1, std::min(keyed ? o.keyed_interleave : o.interleave, 8));
   while (interleave & (interleave - 1)) interleave &= interleave - 1;
   if (width == 1) interleave = 1;  // the scalar-only shape stays a plain loop
   return {width, interleave, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1};
+}
+// Whether the kernel gets JitOptions::keyed_interleave: it has a keyed draw and little else (the
+// staged driver's shared draw kernels, ir::SharedDraw). A large kernel has independent work to
+// overlap already, and its code (and JIT time) grows with the interleave.
+bool keyed_draw_kernel(const ir::Graph& g) {
+  constexpr int kSmallKernelNodes = 16;
+  bool keyed = false;
+  int nodes = 0;
+  for (const ir::Node& n : g.nodes) {
+    keyed = keyed || ir::is_keyed(n.op);
+    nodes += n.op != ir::Op::Input && n.op != ir::Op::Const && n.op != ir::Op::Param;
+  }
+  return keyed && nodes <= kSmallKernelNodes;
 }
 }  // namespace
 
@@ -178,7 +191,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   auto t0 = std::chrono::steady_clock::now();
   std::string name = "nyto_kernel_" + std::to_string(impl->next_id++);
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options);
+  Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options, keyed_draw_kernel(graph));
   // The loop works on vectors of vector_width * interleave lanes; LLVM's type legalization splits
   // each into `interleave` machine vectors whose dependency chains interleave.
   int width = shape.loop_width();
@@ -215,7 +228,7 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   auto jtmb = host_builder();
   auto tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
   llvm::LLVMContext ctx;
-  Shape shape = kernel_shape(*tm, spec.dtype, options);
+  Shape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
   auto m = build_module(ctx, graph, spec, "nyto_kernel", shape.loop_width(), shape.masked);
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);

@@ -39,6 +39,11 @@ struct JitOptions {
   int interleave = 2;             // vectors per loop iteration (rounded down to a power of two):
                                   // Philox is ten dependent multiply rounds, and two independent
                                   // chains keep the multipliers busy (pso-big, 1 thread: 44 -> 32 ms)
+  int keyed_interleave = 8;       // the same in a small kernel with a keyed draw rand(k, j) (the
+                                  // staged driver's shared draws): its lanes share Philox calls (a
+                                  // quarter of the rounds on a quarter of the lanes), so more
+                                  // vectors per iteration are needed to fill the pipeline (32 x
+                                  // 1,068,810 f32 of randn(g, member()), 1 thread: 51 -> 40 ms)
 };
 
 /// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512; codegen at
