@@ -81,7 +81,9 @@ const std::vector<std::string>& meta_commands() {
 const std::vector<std::string>& language_words() {
   static const std::vector<std::string> w = {
       "abs",  "sqrt", "exp", "log", "sin",  "cos",   "tanh", "sigmoid", "sign", "floor", "ceil",
-      "min",  "max",  "clamp", "lerp", "where", "rand", "randn", "param", "let"};
+      "acos", "asin", "atan", "atan2", "min",  "max",  "mod", "clamp", "lerp", "where", "rand",
+      "randn", "mrand", "mrandn", "member", "members", "msum", "mmean", "mmin", "mmax", "rank",
+      "centered_rank", "argmin", "argmax", "pick", "param", "let"};
   return w;
 }
 

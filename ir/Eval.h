@@ -66,6 +66,9 @@ T eval_unary(Op op, T x) {
     case Op::Sign: return sign_of(x);
     case Op::Floor: return std::floor(x);
     case Op::Ceil: return std::ceil(x);
+    case Op::Acos: return std::acos(x);  // std::acos(float) is acosf, as the llvm backend calls
+    case Op::Asin: return std::asin(x);
+    case Op::Atan: return std::atan(x);
     default: internal_error(std::string("eval_unary: not a unary op: ") + op_name(op));
   }
 }
@@ -82,6 +85,7 @@ T eval_binary(Op op, T a, T b) {
     case Op::Min: return ieee_minimum(a, b);
     case Op::Max: return ieee_maximum(a, b);
     case Op::Mod: return floored_mod(a, b);
+    case Op::Atan2: return std::atan2(a, b);  // atan2(y = a, x = b), C's argument order
     default: internal_error(std::string("eval_binary: not an arithmetic op: ") + op_name(op));
   }
 }

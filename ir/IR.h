@@ -69,8 +69,8 @@ namespace nyto::ir {
   X(Pick, 0)    /* attr.index = k: the k-th of a random choice among the other members   */      \
   X(KRandn, 2)  /* args (k, j); attr.index: check site. keyed standard normal            */      \
   X(Neg, 1) X(Abs, 1) X(Sqrt, 1) X(Exp, 1) X(Log, 1) X(Sin, 1) X(Cos, 1) X(Tanh, 1)               \
-  X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1)                                                \
-  X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2) X(Mod, 2)               \
+  X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1) X(Acos, 1) X(Asin, 1) X(Atan, 1)              \
+  X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2) X(Mod, 2) X(Atan2, 2)   \
   X(Lt, 2) X(Le, 2) X(Gt, 2) X(Ge, 2) X(Eq, 2) X(Ne, 2)                                          \
   X(Select, 3)
 

@@ -169,6 +169,9 @@ class Evaluator {
       case Op::Sign: return tensor(at::where(at::isnan(x), x, at::sign(x)));  // NaN stays NaN
       case Op::Floor: return tensor(at::floor(x));
       case Op::Ceil: return tensor(at::ceil(x));
+      case Op::Acos: return tensor(at::acos(x));
+      case Op::Asin: return tensor(at::asin(x));
+      case Op::Atan: return tensor(at::atan(x));
       default: break;
     }
     at::Tensor y = as_tensor(*a[1], dt);
@@ -178,6 +181,7 @@ class Evaluator {
       case Op::Mul: return tensor(at::mul(x, y));
       case Op::Div: return tensor(at::div(x, y));
       case Op::Pow: return tensor(at::pow(x, y));
+      case Op::Atan2: return tensor(at::atan2(x, y));
       case Op::Min: return tensor(minimum(x, y));
       case Op::Max: return tensor(maximum(x, y));
       case Op::Mod: {  // ir::floored_mod: fmod, + y where the signs differ, a zero takes y's sign

@@ -416,6 +416,9 @@ class Codegen {
       case Op::Floor: return unary_intrinsic(llvm::Intrinsic::floor, A(0));
       case Op::Ceil: return unary_intrinsic(llvm::Intrinsic::ceil, A(0));
       case Op::Tanh: return libm_call(fty == f64_ ? "tanh" : "tanhf", {A(0)});
+      case Op::Acos: return libm_call(fty == f64_ ? "acos" : "acosf", {A(0)});
+      case Op::Asin: return libm_call(fty == f64_ ? "asin" : "asinf", {A(0)});
+      case Op::Atan: return libm_call(fty == f64_ ? "atan" : "atanf", {A(0)});
       case Op::Sigmoid: {
         // 1 / (1 + exp(-x)), the IR.h definition, in this order.
         llvm::Value* e = libm_call(fty == f64_ ? "exp" : "expf", {b_.CreateFNeg(A(0))});
@@ -434,6 +437,7 @@ class Codegen {
       case Op::Mul: return b_.CreateFMul(A(0), A(1));
       case Op::Div: return b_.CreateFDiv(A(0), A(1));
       case Op::Pow: return libm_call(fty == f64_ ? "pow" : "powf", {A(0), A(1)});
+      case Op::Atan2: return libm_call(fty == f64_ ? "atan2" : "atan2f", {A(0), A(1)});
       case Op::Mod: {
         // ir::floored_mod: r = fmod(a, b) (LLVM's frem is C's fmod); r + b where r != 0 (or NaN)
         // and the signs of r and b differ; a zero remainder takes b's sign.

@@ -253,7 +253,8 @@ TEST_CASE("differential: aten == interp, bit for bit, on 300 random rules of exa
 // at a time on values spread over each function's domain. Stated tolerance: 4 ulp.
 TEST_CASE("differential: aten transcendental ops within 4 ulp of interp") {
   constexpr int64_t kAtenUlp = 4;
-  const ir::Op ops[] = {ir::Op::Exp, ir::Op::Log, ir::Op::Sin, ir::Op::Cos, ir::Op::Tanh, ir::Op::Sigmoid, ir::Op::Pow};
+  const ir::Op ops[] = {ir::Op::Exp,  ir::Op::Log,  ir::Op::Sin,  ir::Op::Cos,  ir::Op::Tanh, ir::Op::Sigmoid,
+                        ir::Op::Pow,  ir::Op::Acos, ir::Op::Asin, ir::Op::Atan, ir::Op::Atan2};
   std::mt19937_64 rng(5);
   for (ir::Op op : ops)
     for (DType dt : {DType::F32, DType::F64}) {
@@ -261,14 +262,18 @@ TEST_CASE("differential: aten transcendental ops within 4 ulp of interp") {
       ir::Builder b(g);
       g.inputs = {{"x"}, {"y"}};
       ir::NodeId x = b.input(0, ir::Type::Elem), y = b.input(1, ir::Type::Elem);
-      ir::NodeId r = op == ir::Op::Pow ? b.binary(op, x, y) : b.binary(ir::Op::Add, b.unary(op, x), b.binary(ir::Op::Mul, y, b.constant(0)));
+      const bool binary = op == ir::Op::Pow || op == ir::Op::Atan2;
+      ir::NodeId r = binary ? b.binary(op, x, y) : b.binary(ir::Op::Add, b.unary(op, x), b.binary(ir::Op::Mul, y, b.constant(0)));
       g.outputs = {{"out", r, -1}};
       const int64_t n = 4096;
       std::vector<double> xs(n), ys(n);
       for (int64_t i = 0; i < n; ++i) {
         double u = double(rng() >> 11) * 0x1p-53;
-        xs[i] = op == ir::Op::Log || op == ir::Op::Pow ? std::exp(u * 20 - 10) : u * 40 - 20;
-        ys[i] = op == ir::Op::Pow ? u * 6 - 3 : 1.0;
+        const double v = double(rng() >> 11) * 0x1p-53;
+        xs[i] = op == ir::Op::Log || op == ir::Op::Pow   ? std::exp(u * 20 - 10)
+                : op == ir::Op::Acos || op == ir::Op::Asin ? u * 2 - 1
+                                                           : u * 40 - 20;
+        ys[i] = op == ir::Op::Pow ? u * 6 - 3 : op == ir::Op::Atan2 ? v * 40 - 20 : 1.0;
       }
       auto run = [&](const Kernel& k, auto tag) {
         using T = decltype(tag);

@@ -330,6 +330,15 @@ void check_all_ops() {
   check_op<T>(engine, Op::Sin, [](T a, T) { return std::sin(a); }, false, "sin", as, bs);
   check_op<T>(engine, Op::Cos, [](T a, T) { return std::cos(a); }, false, "cos", as, bs);
   check_op<T>(engine, Op::Tanh, [](T a, T) { return std::tanh(a); }, false, "tanh", as, bs);
+  {
+    // acos and asin are NaN outside [-1, 1]: their inputs scaled into [-1.25, 1.25] mostly.
+    std::vector<T> unit;
+    for (T a : as) unit.push_back(std::isfinite(a) ? a / T(8) : a);
+    check_op<T>(engine, Op::Acos, [](T a, T) { return std::acos(a); }, false, "acos", unit, bs);
+    check_op<T>(engine, Op::Asin, [](T a, T) { return std::asin(a); }, false, "asin", unit, bs);
+  }
+  check_op<T>(engine, Op::Atan, [](T a, T) { return std::atan(a); }, false, "atan", as, bs);
+  check_op<T>(engine, Op::Atan2, [](T a, T b) { return std::atan2(a, b); }, false, "atan2", as, bs);
   check_op<T>(engine, Op::Sigmoid, [](T a, T) { return T(1) / (T(1) + std::exp(-a)); }, false, "sigmoid", as, bs);
   check_op<T>(engine, Op::Sign, [](T a, T) { return a > 0 ? T(1) : a < 0 ? T(-1) : std::isnan(a) ? a : T(0); },
               true, "sign", as, bs);

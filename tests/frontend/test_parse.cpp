@@ -172,6 +172,10 @@ TEST_CASE("built-in functions lower to the IR contract") {
         "%5 = select %2, %0, %4 : elem\nout y = %5\n");
   CHECK(ir_of("y = abs(sqrt(exp(log(sin(cos(tanh(sigmoid(sign(floor(ceil(min(max(x, 1), 2))))))))))))")
             .find("%15 = abs %14 : elem") != std::string::npos);
+  // atan2(y, x) keeps C's argument order.
+  CHECK(ir_of("z = acos(asin(atan(atan2(y, x))))") ==
+        "input 0 y\ninput 1 x\n%0 = input y : elem\n%1 = input x : elem\n%2 = atan2 %0, %1 : elem\n"
+        "%3 = atan %2 : elem\n%4 = asin %3 : elem\n%5 = acos %4 : elem\nout z = %5\n");
 }
 
 TEST_CASE("comparisons produce masks for where") {

@@ -109,6 +109,10 @@ const std::vector<UnaryCase> kUnary = {
     {Op::Floor, 1.5, 1}, {Op::Floor, -0.5, -1}, {Op::Floor, -0.0, -0.0}, {Op::Floor, kInf, kInf},
     {Op::Floor, kNaN, kNaN},
     {Op::Ceil, 1.5, 2}, {Op::Ceil, -0.5, -0.0}, {Op::Ceil, -kInf, -kInf}, {Op::Ceil, kNaN, kNaN},
+    {Op::Acos, 1, 0}, {Op::Acos, 1.5, kNaN}, {Op::Acos, -1.5, kNaN}, {Op::Acos, kNaN, kNaN},
+    {Op::Acos, kInf, kNaN},
+    {Op::Asin, 0, 0}, {Op::Asin, -0.0, -0.0}, {Op::Asin, 2, kNaN}, {Op::Asin, kNaN, kNaN},
+    {Op::Atan, 0, 0}, {Op::Atan, -0.0, -0.0}, {Op::Atan, kNaN, kNaN},
 };
 
 const std::vector<BinaryCase> kBinary = {
@@ -122,6 +126,9 @@ const std::vector<BinaryCase> kBinary = {
     {Op::Pow, 2, 10, 1024}, {Op::Pow, 9, 0.5, 3}, {Op::Pow, 2, -1, 0.5}, {Op::Pow, -8, 1.0 / 3, kNaN},
     {Op::Pow, kNaN, 0, 1}, {Op::Pow, 1, kNaN, 1}, {Op::Pow, -0.0, 0.5, 0}, {Op::Pow, 0, -1, kInf},
     {Op::Pow, -2, 3, -8}, {Op::Pow, kNaN, 1, kNaN},
+    // atan2(y, x): C's argument order and signed zeros
+    {Op::Atan2, 0, 1, 0}, {Op::Atan2, -0.0, 1, -0.0}, {Op::Atan2, 0, 0, 0}, {Op::Atan2, kNaN, 1, kNaN},
+    {Op::Atan2, 1, kNaN, kNaN},
     {Op::Min, 2, 3, 2}, {Op::Min, 3, 2, 2}, {Op::Min, kNaN, 1, kNaN}, {Op::Min, 1, kNaN, kNaN},
     {Op::Min, -0.0, 0, -0.0}, {Op::Min, 0, -0.0, -0.0}, {Op::Min, -kInf, kNaN, kNaN},
     {Op::Max, 2, 3, 3}, {Op::Max, 3, 2, 3}, {Op::Max, kNaN, 1, kNaN}, {Op::Max, 1, kNaN, kNaN},

@@ -23,7 +23,7 @@ TEST_CASE("random_rule: valid, deterministic, every op, nested") {
     o.inputs = 1 + int(seed % 4);
     o.params = int(seed % 3);
     o.outputs = 1 + int(seed % 3);
-    o.ops = 40 + int(seed % 50);
+    o.ops = 48 + int(seed % 50);  // at least one of every op with arguments
     o.rand_sites = int(seed % 4);
     o.special_constants = seed % 2 == 1;
     ir::Graph g = random_rule(seed, o);
