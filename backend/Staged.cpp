@@ -47,7 +47,7 @@ class StagedKernel final : public Kernel {
  public:
   // broadcast[o]: output o's value has no member axis and is stored once, so rows the caller
   // laid out per member get a copy of row 0.
-  StagedKernel(ir::Schedule s, KernelSpec spec, std::vector<std::unique_ptr<Kernel>> kernels,
+  StagedKernel(ir::Schedule s, KernelSpec spec, std::vector<std::shared_ptr<Kernel>> kernels,
                std::vector<bool> broadcast)
       : s_(std::move(s)), spec_(std::move(spec)), kernels_(std::move(kernels)),
         broadcast_(std::move(broadcast)) {}
@@ -242,7 +242,7 @@ class StagedKernel final : public Kernel {
 
   ir::Schedule s_;
   KernelSpec spec_;
-  std::vector<std::unique_ptr<Kernel>> kernels_;
+  std::vector<std::shared_ptr<Kernel>> kernels_;  // identical stage kernels share one
   std::vector<bool> broadcast_;
 };
 
@@ -290,8 +290,20 @@ std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, cons
   std::vector<bool> store;
   ir::Schedule s = schedule_of(g, spec, &store);
   // Every stage kernel is compiled before the first run, so a failure leaves nothing half done.
-  std::vector<std::unique_ptr<Kernel>> kernels;
-  for (const ir::StageKernel& k : s.kernels) kernels.push_back(compile(k.graph, stage_spec(k, spec)));
+  // Stage kernels with the same text and spec (OpenAI-ES's two shared draws) are compiled once.
+  std::vector<std::shared_ptr<Kernel>> kernels;
+  std::map<std::string, std::shared_ptr<Kernel>> seen;
+  for (const ir::StageKernel& k : s.kernels) {
+    const KernelSpec ks = stage_spec(k, spec);
+    ir::Graph unnamed = k.graph;  // names only label the text
+    for (size_t i = 0; i < unnamed.inputs.size(); ++i) unnamed.inputs[i].name = "i" + std::to_string(i);
+    for (size_t o = 0; o < unnamed.outputs.size(); ++o) unnamed.outputs[o].name = "o" + std::to_string(o);
+    std::string key = ir::print(unnamed) + (ks.dtype == DType::F32 ? "f32" : "f64");
+    for (BindKind b : ks.kinds) key += char('0' + int(b));
+    auto [it, fresh] = seen.try_emplace(std::move(key));
+    if (fresh) it->second = compile(k.graph, ks);
+    kernels.push_back(it->second);
+  }
   std::vector<bool> broadcast(store.size());
   for (size_t o = 0; o < store.size(); ++o)
     broadcast[o] = !store[o] && !s.graph.nodes[size_t(s.graph.outputs[o].node)].type.member;
