@@ -52,6 +52,7 @@ void add_check(CLI::App& app);    // nyto check FILE...
 void add_compile(CLI::App& app);  // nyto compile FILE --emit ast|ir|ir-opt|llvm
 void add_run(CLI::App& app);      // nyto run FILE --load NAME=PATH ... --save NAME=PATH ...
 void add_train(CLI::App& app);    // nyto train (Fashion-MNIST)
+void add_eval(CLI::App& app);     // nyto eval --model mlp FILE... (Fashion-MNIST test set)
 void add_repl(CLI::App& app);     // nyto repl
 
 }  // namespace nyto::cli

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   nyto::cli::add_compile(app);
   nyto::cli::add_run(app);
   nyto::cli::add_train(app);
+  nyto::cli::add_eval(app);
   nyto::cli::add_repl(app);
   // Exit codes (docs/cli.md): 2 for the user's mistakes on the command line or in a script, 1 for
   // a failure while running (I/O, a corrupt file, memory), "internal error" only for nyto's bugs.

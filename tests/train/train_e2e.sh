@@ -66,6 +66,31 @@ run-*)
       if (!(loss[20] < loss[5])) { print "train loss did not fall"; bad = 1 }
       exit bad
     }' "$dir/m.csv" || fail "metrics CSV"
+  # nyto eval of the saved swarm: one row per member, whose accuracy on the whole test set is the
+  # one train reported for it at its last evaluation; subsets and classes add up.
+  "$nyto" eval --model "$model" --data "$data" --threads 2 --subset 0-4 --subset 5,6,7,8,9 \
+    --csv "$dir/e.csv" "$dir/final.pt" >"$dir/eval.out" 2>&1 || fail "nyto eval: $(cat "$dir/eval.out")"
+  cat "$dir/eval.out"
+  awk -F, 'NR == FNR { if (FNR > 1) acc[$2] = $5; next }
+    FNR == 1 { if ($0 != "model,all,0-4,5,6,7,8,9,class 0,class 1,class 2,class 3,class 4,class 5,class 6,class 7,class 8,class 9") { print "bad header: " $0; bad = 1 } next }
+    { m = FNR - 2
+      if ($1 != dir "/final.pt[" m "]") { print "bad label: " $1; bad = 1 }
+      if ($2 != acc[m]) { print "member " m ": eval " $2 ", train " acc[m]; bad = 1 }
+      s = 0; for (i = 5; i <= 14; i++) s += $i
+      if ((s / 10 - $2)^2 > 1e-6) { print "classes do not average to the whole: " $0; bad = 1 }
+      if ((($3 + $4) / 2 - $2)^2 > 1e-6) { print "subsets do not average to the whole: " $0; bad = 1 }
+      rows++ }
+    END { if (rows != 3) { print rows " rows, expected 3"; bad = 1 } exit bad }' dir="$dir" "$dir/m.csv" "$dir/e.csv" ||
+    fail "nyto eval's table does not match train's evaluation"
+  # Bad input: a missing file exits 1, a file of another model or a bad subset exits 2.
+  other=$([ "$model" = mlp ] && echo cnn || echo mlp)
+  "$nyto" eval --data "$data" "$dir/missing.pt" >"$dir/out" 2>&1; rc=$?
+  { [ $rc -eq 1 ] && grep -q "missing.pt" "$dir/out"; } || fail "eval of a missing file: exit $rc, $(cat "$dir/out")"
+  "$nyto" eval --model "$other" --data "$data" "$dir/final.pt" >"$dir/out" 2>&1; rc=$?
+  { [ $rc -eq 2 ] && grep -q "is not an* $other of the zoo" "$dir/out"; } ||
+    fail "eval --model $other of a $model: exit $rc, $(cat "$dir/out")"
+  "$nyto" eval --subset 4-2 --data "$data" "$dir/final.pt" >"$dir/out" 2>&1; rc=$?
+  { [ $rc -eq 2 ] && grep -q "the range 4-2 is empty" "$dir/out"; } || fail "eval --subset 4-2: exit $rc, $(cat "$dir/out")"
   ;;
 resume)
   # An uninterrupted run, and one killed by SIGKILL at step 13 (after the checkpoint of step 10,
