@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -224,6 +225,40 @@ ImageData load_image_data(const std::string& dir) {
   d.train.images = ((d.train.images - mean) / std).contiguous();
   d.test.images = ((d.test.images - mean) / std).contiguous();
   return d;
+}
+
+std::vector<int64_t> parse_classes(const std::string& flag, const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return UsageError(flag + " " + text + ": " + why + " (classes are 0 to 9: e.g. 0-4 or 5,7,9)");
+  };
+  auto number = [&](const std::string& s) {
+    if (s.size() != 1 || s[0] < '0' || s[0] > '9') throw bad("'" + s + "' is not a class");
+    return int64_t(s[0] - '0');
+  };
+  std::vector<int64_t> classes;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t dash = item.find('-');
+    if (dash == std::string::npos) {
+      classes.push_back(number(item));
+    } else {
+      int64_t lo = number(item.substr(0, dash)), hi = number(item.substr(dash + 1));
+      if (lo > hi) throw bad("the range " + item + " is empty");
+      for (int64_t c = lo; c <= hi; ++c) classes.push_back(c);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::sort(classes.begin(), classes.end());
+  if (std::adjacent_find(classes.begin(), classes.end()) != classes.end()) throw bad("a class is named twice");
+  return classes;
+}
+
+ImageSet select_classes(const ImageSet& set, const std::vector<int64_t>& classes) {
+  at::Tensor keep = at::isin(set.labels, at::tensor(classes, at::kLong)).nonzero().reshape(-1);
+  return {set.images.index_select(0, keep), set.labels.index_select(0, keep)};
 }
 
 }  // namespace nyto::cli

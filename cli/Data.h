@@ -4,7 +4,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace nyto::cli {
 
@@ -34,5 +36,13 @@ struct ImageData {
 /// Throws UsageError (exit 2) when `dir` or one of the files is missing, naming the path and
 /// the Debian package; IOError (exit 1) for a corrupt or truncated file or a bad label, naming it.
 ImageData load_image_data(const std::string& dir);
+
+/// The classes named by `text`: "0-4", "5,7,9", "3" or a mix ("0-2,7"), sorted. Throws
+/// UsageError (exit 2) naming `flag` for anything else, a class outside 0..9, an empty range or a
+/// class named twice.
+std::vector<int64_t> parse_classes(const std::string& flag, const std::string& text);
+
+/// The images of `set` whose label is one of `classes` (in their order in `set`).
+ImageSet select_classes(const ImageSet& set, const std::vector<int64_t>& classes);
 
 }  // namespace nyto::cli

@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
+#include <nyto/any_module.h>
+#include <nyto/errors.h>
 #include <nyto/io.h>
 #include <nyto/rule.h>
 #include <nyto/swarm.h>
@@ -117,6 +119,8 @@ class Trainer {
   std::unique_ptr<Rule> rule_;
   std::map<std::string, double> params_;
   ImageData data_;
+  std::string classes_text_;   // --classes, normalized ("0,1,2"); empty: every class
+  uint64_t init_digest_ = 0;   // a hash of the --init values; 0 without --init
   AnySwarm x_;
   std::vector<AnyParticle> members_;
   std::vector<Classifier*> nets_;
@@ -249,6 +253,30 @@ void Trainer::build_swarm() {
     const auto& src = fresh.param_tensors();
     const auto& dst = x_.member(i).param_tensors();
     for (size_t k = 0; k < dst.size(); ++k) dst[k].copy_(src[k]);
+  }
+  if (!o_.init.empty()) {
+    // Every file is read and checked before it replaces the initialization: another structure is
+    // a ShapeError naming the parameter (exit 2).
+    LoadedModels m = load_models(o_.init);
+    if (m.is_swarm() && m.swarm.size() != n_)
+      throw UsageError(fmt::format("--init {}: a swarm of {} members for --particles {} (give a single model "
+                                   "file to start every member from it)", o_.init, m.swarm.size(), n_));
+    for (int64_t i = 0; i < n_; ++i) {
+      const AnyParticle& src = m.is_swarm() ? m.swarm.member(i) : m.particle;
+      AnyParticle fit;
+      try {
+        fit = seed.clone_from(src);
+      } catch (const ShapeError& e) {
+        throw ShapeError("--init " + o_.init + " does not hold " + (o_.model == "mlp" ? "an mlp with hidden width " +
+                         std::to_string(o_.hidden) : "a " + o_.model) + ": " + e.what());
+      }
+      const auto& from = fit.param_tensors();
+      const auto& dst = x_.member(i).param_tensors();
+      for (size_t k = 0; k < dst.size(); ++k) dst[k].copy_(from[k]);
+    }
+    // The initial values identify the run for --resume (a path may name other weights later).
+    for (const at::Tensor& s : x_.storage())
+      init_digest_ = fnv1a(s.contiguous().data_ptr(), size_t(s.numel()) * s.element_size(), init_digest_);
   }
   for (int64_t i = 0; i < n_; ++i) {
     members_.push_back(x_.member(i));
@@ -461,10 +489,11 @@ std::string Trainer::config_string() const {
   return fmt::format(
       "model={} hidden={} mode={} particles={} batch_size={} lr={} momentum={} swarm_every={} "
       "swarm_size={} seed={} eval_every={} eval_size={} fitness_size={} rule={:016x} params={}"
-      " data={}+{}:{:016x}",
+      " data={}+{}:{:016x} classes={} init={:016x}",
       o_.model, o_.model == "mlp" ? o_.hidden : 0, o_.mode, o_.particles, o_.batch_size, o_.lr,
       o_.momentum, o_.swarm_every, o_.swarm_size, o_.seed, o_.eval_every, o_.eval_size,
-      o_.fitness_size, fnv1a(rule_source_), set, data_.train.size(), data_.test.size(), data_.digest);
+      o_.fitness_size, fnv1a(rule_source_), set, data_.train.size(), data_.test.size(), data_.digest,
+      classes_text_, init_digest_);
 }
 
 void Trainer::save_checkpoint() {
@@ -699,6 +728,12 @@ void Trainer::run() {
   tty_ = ::isatty(1);
   std::string dir = o_.data.empty() ? kDefaultDataDir : o_.data;
   data_ = load_image_data(dir);
+  if (!o_.classes.empty()) {
+    std::vector<int64_t> classes = parse_classes("--classes", o_.classes);
+    for (int64_t c : classes) classes_text_ += (classes_text_.empty() ? "" : ",") + std::to_string(c);
+    data_.train = select_classes(data_.train, classes);
+    if (data_.train.size() == 0) throw UsageError("--classes " + o_.classes + ": no training image has these labels");
+  }
   steps_per_epoch_ = (data_.train.size() + o_.batch_size - 1) / o_.batch_size;
   total_steps_ = steps_per_epoch_ * o_.epochs;
   if (o_.batches > 0) total_steps_ = std::min(total_steps_, o_.batches);
@@ -707,9 +742,11 @@ void Trainer::run() {
   build_swarm();
   check_rule_binds();
   bool resumed = o_.resume && load_checkpoint();
-  fmt::print("nyto train: {} {} x{} on {} ({} train / {} test images), rule {}, {} steps of batch {}, {} thread{}\n",
-             o_.mode, o_.model, n_, dir, data_.train.size(), data_.test.size(), rule_name_, total_steps_,
-             o_.batch_size, threads_, threads_ == 1 ? "" : "s");
+  fmt::print("nyto train: {} {} x{} on {} ({} train{} / {} test images){}, rule {}, {} steps of batch {}, {} thread{}\n",
+             o_.mode, o_.model, n_, dir, data_.train.size(),
+             classes_text_.empty() ? "" : " of classes " + classes_text_, data_.test.size(),
+             o_.init.empty() ? "" : ", from " + o_.init, rule_name_, total_steps_, o_.batch_size, threads_,
+             threads_ == 1 ? "" : "s");
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
   else if (resumed)

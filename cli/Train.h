@@ -34,6 +34,9 @@ struct TrainOptions {
   int64_t eval_size = 10000;  ///< test images of a periodic evaluation; the last one uses all
   int64_t fitness_size = 1000;  ///< pso: training images of the fixed fitness batch
   std::string data;  ///< empty: kDefaultDataDir
+  std::string init;  ///< start from these weights: a model file (every member) or a swarm of them
+  std::string classes;  ///< train on these classes only ("0-4", "5,7,9"); empty: all
+
   std::string metrics, plot, checkpoint, save;
   bool resume = false;
   int64_t kill_at_step = -1;  ///< testing: SIGKILL ourselves after this step

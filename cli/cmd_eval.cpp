@@ -41,36 +41,6 @@ struct EvalArgs {
   std::vector<std::string> files;
 };
 
-// "0-4", "5,7,9" or "3": the classes of one --subset, each in [0, 10).
-std::vector<int64_t> parse_subset(const std::string& text) {
-  auto bad = [&](const std::string& why) {
-    return UsageError("--subset " + text + ": " + why + " (classes are 0 to 9: e.g. 0-4 or 5,7,9)");
-  };
-  auto number = [&](const std::string& s) {
-    if (s.size() != 1 || s[0] < '0' || s[0] > '9') throw bad("'" + s + "' is not a class");
-    return int64_t(s[0] - '0');
-  };
-  std::vector<int64_t> classes;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    size_t dash = item.find('-');
-    if (dash == std::string::npos) {
-      classes.push_back(number(item));
-    } else {
-      int64_t lo = number(item.substr(0, dash)), hi = number(item.substr(dash + 1));
-      if (lo > hi) throw bad("the range " + item + " is empty");
-      for (int64_t c = lo; c <= hi; ++c) classes.push_back(c);
-    }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  std::sort(classes.begin(), classes.end());
-  if (std::adjacent_find(classes.begin(), classes.end()) != classes.end()) throw bad("a class is named twice");
-  return classes;
-}
-
 // One model to test: its row label and its parameters.
 struct Entry {
   std::string label;
@@ -103,7 +73,7 @@ int64_t hidden_of(const Entry& e) {
 
 void run_eval(const EvalArgs& a) {
   std::vector<std::vector<int64_t>> subsets;
-  for (const std::string& s : a.subsets) subsets.push_back(parse_subset(s));
+  for (const std::string& s : a.subsets) subsets.push_back(parse_classes("--subset", s));
   // Everything is read and checked first: a bad file fails the command before any test.
   std::vector<Entry> entries = load_entries(a.files);
   ZooOptions zo;
@@ -180,7 +150,8 @@ void add_eval(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--hidden", a->hidden, "mlp: hidden width (default: read from the files)")
       ->check(in_interval(integers(1, kMaxHidden)));
-  cmd->add_option("--subset", a->subsets, "a column for these classes, e.g. 0-4 or 5,7,9 (repeatable)");
+  cmd->add_option("--subset", a->subsets, "a column for these classes, e.g. 0-4 or 5,7,9 (repeatable)")
+      ->allow_extra_args(false);  // one value per --subset: the files follow
   cmd->add_option("--data", a->data,
                   "directory of the (Fashion-)MNIST IDX files, gzipped or not (default: /usr/share/datasets/fashion-mnist)");
   cmd->add_option("--csv", a->csv, "also write the table to this CSV file");

@@ -53,6 +53,11 @@ void add_train(CLI::App& app) {
       ->check(in_interval(integers(1, 60000)))
       ->capture_default_str();
   cmd->add_option("--data", opts->data, "directory of the (Fashion-)MNIST IDX files, gzipped or not (default: /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--init", opts->init,
+                  "start from saved weights: a model file (every member) or a swarm of --particles members "
+                  "(member i from member i), anything nyto run --load reads");
+  cmd->add_option("--classes", opts->classes,
+                  "train on these classes only, e.g. 0-4 or 5,7,9 (the test set stays whole)");
   cmd->add_option("--metrics", opts->metrics, "write step,member,train_loss,test_loss,test_accuracy to this CSV");
   cmd->add_option("--plot", opts->plot, "draw test accuracy per member against step to this PNG (gnuplot)");
   cmd->add_option("--checkpoint", opts->checkpoint, "save swarm and trainer state in DIR at each evaluation");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of `nyto train` (CTest label `train`).
 #   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
-# CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge | outputs.
+# CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge | outputs |
+#       init-classes.
 # Exit 77 (skipped)
 # without the data.
 set -uo pipefail
@@ -313,6 +314,42 @@ outputs)
   [ "$(cat "$dir/old.pt")" = old ] || fail "--save was replaced though the commit failed"
   [ ! -e "$dir/ck/swarm.pt" ] || fail "ck/swarm.pt was written though the commit failed"
   no_temp "$dir"
+  ;;
+init-classes)
+  # --init: every member starts from a saved model (or member i from member i of a swarm); with a
+  # learning rate too small to move a float32 weight the result is the file's own model, so nyto
+  # eval gives the same table. --classes trains on a subset of the classes: after training on
+  # class 3 alone the model answers 3.
+  base=(--data "$data" --threads 2 --model mlp --hidden 32 --eval-every 0 --swarm-every 0)
+  "$nyto" train "${base[@]}" --particles 2 --batches 20 --save "$dir/base.pt" >"$dir/out" 2>&1 ||
+    fail "base run: $(cat "$dir/out")"
+  "$nyto" train "${base[@]}" --particles 2 --batches 3 --lr 1e-30 --init "$dir/base.pt" --save "$dir/same.pt" \
+    >"$dir/out" 2>&1 || fail "--init run: $(cat "$dir/out")"
+  grep -q ", from $dir/base.pt," "$dir/out" || fail "--init not reported: $(cat "$dir/out")"
+  "$nyto" eval --data "$data" --csv "$dir/a.csv" "$dir/base.pt" >/dev/null 2>&1 &&
+    "$nyto" eval --data "$data" --csv "$dir/b.csv" "$dir/same.pt" >/dev/null 2>&1 || fail "eval after --init"
+  [ "$(cut -d, -f2- "$dir/a.csv")" = "$(cut -d, -f2- "$dir/b.csv")" ] ||
+    fail "--init with lr 1e-30 changed the models: $(cat "$dir/a.csv" "$dir/b.csv")"
+  # One model file for every member: both members start equal and stay equal (same batches).
+  "$nyto" run /dev/stdin --load x="$dir/base.pt" --save m="$dir/one.pt" <<<'m = x[0] + 0*msum(x)' >"$dir/out" 2>&1 ||
+    fail "nyto run (member 0 of base): $(cat "$dir/out")"
+  "$nyto" train "${base[@]}" --particles 2 --batches 5 --init "$dir/one.pt" --classes 3 --save "$dir/three.pt" \
+    >"$dir/out" 2>&1 || fail "--classes run: $(cat "$dir/out")"
+  grep -q "(6000 train of classes 3 / 10000 test images)" "$dir/out" || fail "--classes 3 not reported: $(cat "$dir/out")"
+  "$nyto" eval --data "$data" --csv "$dir/c.csv" "$dir/three.pt" >"$dir/out" 2>&1 || fail "eval: $(cat "$dir/out")"
+  cat "$dir/out"
+  # Against the base model (a.csv, member 0): class 3 near perfect, the whole worse.
+  awk -F, 'NR == FNR { if (FNR == 2) { base_all = $2; base3 = $6 } next }
+           FNR > 1 { if ($6 < 0.95 || $6 <= base3) { print "class 3 accuracy " $6 " (base " base3 ") after training on class 3"; bad = 1 }
+                     if ($2 >= base_all) { print "overall accuracy " $2 " (base " base_all ") after training on class 3 alone"; bad = 1 }
+                     row[FNR] = $0; sub(/^[^,]*,/, "", row[FNR]) }
+           END { if (row[2] != row[3]) { print "members from one file differ"; bad = 1 } exit bad }' "$dir/a.csv" "$dir/c.csv" ||
+    fail "--classes 3: $(cat "$dir/a.csv" "$dir/c.csv")"
+  # Bad input: a swarm of another size, another structure, a bad class list, a missing file.
+  expect_exit 2 "a swarm of 2 members for --particles 3" -- "${base[@]}" --particles 3 --batches 1 --init "$dir/base.pt"
+  expect_exit 2 "does not hold an mlp with hidden width 64" -- "${base[@]}" --hidden 64 --particles 2 --batches 1 --init "$dir/base.pt"
+  expect_exit 2 "--classes 0-10: '10' is not a class" -- "${base[@]}" --particles 1 --batches 1 --classes 0-10
+  expect_exit 1 "missing.pt" -- "${base[@]}" --particles 1 --batches 1 --init "$dir/missing.pt"
   ;;
 *)
   echo "unknown case $case"; exit 2 ;;
