@@ -410,9 +410,9 @@ TEST_CASE("user mistakes exit 2 with a message, never 'internal error' or a back
       {"repl --threads 4096", "--threads: must be an integer in [1, "},
       {"repl --threads -1", "--threads: must be an integer in [1, "},
       {"bogus", "nyto: error: unknown command 'bogus'\n"
-                "the commands are check, compile, run, train, repl (nyto --help describes them)"},
+                "the commands are check, compile, run, train, eval, repl (nyto --help describes them)"},
       {"chek x.nyto", "unknown command 'chek'; did you mean 'check'?"},
-      {"", "nyto: error: no command given; the commands are check, compile, run, train, repl"},
+      {"", "nyto: error: no command given; the commands are check, compile, run, train, eval, repl"},
       {"--bogus check", "nyto: error: unknown option '--bogus' before the command"},
   };
   for (const auto& c : cases) {
