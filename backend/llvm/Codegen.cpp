@@ -825,6 +825,13 @@ class Codegen {
                            b_.CreateFAdd(u, cfp(et, 0.75, w)));
   }
 
+  // coef[0] + z (coef[1] + z (...)), in Random.h's order (no FMA: none is ever emitted).
+  template <class C>
+  llvm::Value* horner_of(llvm::Value* z, const C* coef, int n, llvm::Type* et, int w) {
+    llvm::Value* p = cfp(et, double(coef[n - 1]), w);
+    for (int i = n - 2; i >= 0; --i) p = b_.CreateFAdd(b_.CreateFMul(p, z), cfp(et, double(coef[i]), w));
+    return p;
+  }
   // sqrt(-2 log u1) * cos(2 pi u2) with rng::log_f32/64 and rng::cos2pi_f32/64, op for op.
   llvm::Value* box_muller(llvm::Value* u1, llvm::Value* u2, int w, bool f64) {
     return b_.CreateFMul(radius(u1, w, f64), cos2pi(u2, w, f64));
@@ -834,11 +841,7 @@ class Codegen {
     bool f32 = !f64;
     llvm::Type* et = f64 ? f64_ : llvm::Type::getFloatTy(ctx_);
     auto c = [&](double v) { return cfp(et, v, w); };
-    auto horner = [&](llvm::Value* z, const auto* coef, int n) {
-      llvm::Value* p = c(double(coef[n - 1]));
-      for (int i = n - 2; i >= 0; --i) p = b_.CreateFAdd(b_.CreateFMul(p, z), c(double(coef[i])));
-      return p;
-    };
+    auto horner = [&](llvm::Value* z, const auto* coef, int n) { return horner_of(z, coef, n, et, w); };
     // log(u1)
     llvm::Value* lg;
     {
@@ -874,11 +877,7 @@ class Codegen {
     bool f32 = !f64;
     llvm::Type* et = f64 ? f64_ : llvm::Type::getFloatTy(ctx_);
     auto c = [&](double v) { return cfp(et, v, w); };
-    auto horner = [&](llvm::Value* z, const auto* coef, int n) {
-      llvm::Value* p = c(double(coef[n - 1]));
-      for (int i = n - 2; i >= 0; --i) p = b_.CreateFAdd(b_.CreateFMul(p, z), c(double(coef[i])));
-      return p;
-    };
+    auto horner = [&](llvm::Value* z, const auto* coef, int n) { return horner_of(z, coef, n, et, w); };
     llvm::Value* cs;
     {
       llvm::Value* bb = b_.CreateFSub(c(0.25), unary_intrinsic(llvm::Intrinsic::fabs, b_.CreateFSub(u2, c(0.5))));
