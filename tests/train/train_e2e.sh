@@ -2,7 +2,7 @@
 # End-to-end tests of `nyto train` (CTest label `train`).
 #   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
 # CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge | outputs |
-#       init-classes.
+#       init-classes | merge-example.
 # Exit 77 (skipped)
 # without the data.
 set -uo pipefail
@@ -350,6 +350,21 @@ init-classes)
   expect_exit 2 "does not hold an mlp with hidden width 64" -- "${base[@]}" --hidden 64 --particles 2 --batches 1 --init "$dir/base.pt"
   expect_exit 2 "--classes 0-10: '10' is not a class" -- "${base[@]}" --particles 1 --batches 1 --classes 0-10
   expect_exit 1 "missing.pt" -- "${base[@]}" --particles 1 --batches 1 --init "$dir/missing.pt"
+  ;;
+merge-example)
+  # examples/merge/run.sh on its small budget: every model in the table, each fine-tuned model
+  # better on its own half than the other one, and the task-arithmetic merge better overall
+  # than either fine-tuned model.
+  "$src/examples/merge/run.sh" --nyto "$nyto" --out "$dir/out" --data "$data" --small >"$dir/log" 2>&1 ||
+    fail "run.sh: $(cat "$dir/log")"
+  cat "$dir/log"
+  awk -F, 'NR > 1 { n = $1; sub(/.*\//, "", n); all[n] = $2; lo[n] = $3; hi[n] = $4; rows++ }
+    END {
+      if (rows != 4) { print rows " rows, expected 4"; exit 1 }
+      a = "ft_0-4.pt[0]"; b = "ft_5-9.pt[0]"; m = "task_arithmetic.pt[0]"
+      if (!(lo[a] > lo[b] && hi[b] > hi[a])) { print "fine-tuned models not better on their own classes"; bad = 1 }
+      if (!(all[m] > all[a] && all[m] > all[b])) { print "merge " all[m] " not above both fine-tuned models"; bad = 1 }
+      exit bad }' "$dir/out/results.csv" || fail "results.csv: $(cat "$dir/out/results.csv")"
   ;;
 *)
   echo "unknown case $case"; exit 2 ;;
