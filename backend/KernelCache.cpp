@@ -57,6 +57,14 @@ uint64_t fnv1a(const std::string& s) {
 
 uint64_t structural_hash(const ir::Graph& graph) { return fnv1a(structural_key(graph)); }
 
+std::string kernel_key(const ir::Graph& graph, const KernelSpec& spec) {
+  std::string key = structural_key(graph);
+  put(key, uint8_t(spec.dtype));
+  put(key, uint64_t(spec.kinds.size()));
+  for (BindKind k : spec.kinds) put(key, uint8_t(k));
+  return key;
+}
+
 struct KernelCache::Impl {
   mutable std::mutex mu;
   std::unordered_map<std::string, std::shared_future<std::shared_ptr<const Kernel>>> map;
@@ -90,10 +98,7 @@ std::unique_ptr<Kernel> compile_llvm(llvm_backend::JitEngine& engine, const ir::
 
 std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const KernelSpec& spec,
                                                Backend backend) {
-  std::string key = structural_key(graph);
-  put(key, uint8_t(spec.dtype));
-  put(key, uint64_t(spec.kinds.size()));
-  for (BindKind k : spec.kinds) put(key, uint8_t(k));
+  std::string key = kernel_key(graph, spec);
   put(key, uint8_t(backend));
 
   std::promise<std::shared_ptr<const Kernel>> promise;

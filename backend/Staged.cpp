@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 
+#include "backend/KernelCache.h"
 #include "backend/Prelude.h"
 #include "ir/Error.h"
 #include "ir/Eval.h"
@@ -290,17 +291,12 @@ std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, cons
   std::vector<bool> store;
   ir::Schedule s = schedule_of(g, spec, &store);
   // Every stage kernel is compiled before the first run, so a failure leaves nothing half done.
-  // Stage kernels with the same text and spec (OpenAI-ES's two shared draws) are compiled once.
+  // Stage kernels with the same structure and spec (OpenAI-ES's two shared draws) compile once.
   std::vector<std::shared_ptr<Kernel>> kernels;
   std::map<std::string, std::shared_ptr<Kernel>> seen;
   for (const ir::StageKernel& k : s.kernels) {
     const KernelSpec ks = stage_spec(k, spec);
-    ir::Graph unnamed = k.graph;  // names only label the text
-    for (size_t i = 0; i < unnamed.inputs.size(); ++i) unnamed.inputs[i].name = "i" + std::to_string(i);
-    for (size_t o = 0; o < unnamed.outputs.size(); ++o) unnamed.outputs[o].name = "o" + std::to_string(o);
-    std::string key = ir::print(unnamed) + (ks.dtype == DType::F32 ? "f32" : "f64");
-    for (BindKind b : ks.kinds) key += char('0' + int(b));
-    auto [it, fresh] = seen.try_emplace(std::move(key));
+    auto [it, fresh] = seen.try_emplace(kernel_key(k.graph, ks));
     if (fresh) it->second = compile(k.graph, ks);
     kernels.push_back(it->second);
   }

@@ -24,6 +24,18 @@ inline torch::nn::Sequential mlp(const std::vector<int64_t>& widths) {
   return m;
 }
 
+/// The swarms the API benches run on: "big", 32 MLPs 784-1024-256-10 (1,068,810 float32
+/// parameters each), and "tiny", 8 MLPs 4-16-3 (131).
+struct SwarmSize {
+  const char* name;
+  int64_t members;
+  std::vector<int64_t> widths;
+};
+inline const std::vector<SwarmSize>& swarm_sizes() {
+  static const std::vector<SwarmSize> sizes = {{"big", 32, {784, 1024, 256, 10}}, {"tiny", 8, {4, 16, 3}}};
+  return sizes;
+}
+
 /// Median over `samples` of the mean time of `batch` calls of fn, in ms (one call first, untimed).
 inline double median_ms(const std::function<void()>& fn, int samples, int batch) {
   using Clock = std::chrono::steady_clock;

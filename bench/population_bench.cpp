@@ -87,12 +87,7 @@ int main(int argc, char** argv) {
   }
   auto es = nyto::compile(kEs, "openai_es.nyto");
   auto de = nyto::compile(kDe, "de.nyto");
-  struct Size {
-    const char* name;
-    int64_t members;
-    std::vector<int64_t> widths;
-  };
-  for (const Size& sz : {Size{"big", 32, {784, 1024, 256, 10}}, Size{"tiny", 8, {4, 16, 3}}}) {
+  for (const nyto::bench::SwarmSize& sz : nyto::bench::swarm_sizes()) {
     const bool big = std::string(sz.name) == "big";
     const int64_t M = sz.members;
     auto seed = nyto::make_particle_from(mlp(sz.widths).ptr());

@@ -51,12 +51,8 @@ x = x + v
 int main(int argc, char** argv) {
   bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   auto pso = nyto::compile(kPso, "pso.nyto");
-  struct Case {
-    const char* name;
-    int64_t members;
-    std::vector<int64_t> widths;
-  };
-  for (const Case& c : {Case{"pso-big", 32, {784, 1024, 256, 10}}, Case{"pso-tiny", 8, {4, 16, 3}}}) {
+  for (const nyto::bench::SwarmSize& c : nyto::bench::swarm_sizes()) {
+    const std::string name = std::string("pso-") + c.name;
     auto seed = nyto::make_particle_from(mlp(c.widths).ptr());
     nyto::AnySwarm x(seed, c.members, nyto::SwarmInit::Randn), v(seed, c.members, nyto::SwarmInit::Randn),
         pbest(seed, c.members, nyto::SwarmInit::Randn);
@@ -66,7 +62,7 @@ int main(int argc, char** argv) {
     for (int t : {2, 1}) {
       at::set_num_threads(t);
       double ms = median_ms([&] { pso.run(b); }, quick ? 3 : big ? 15 : 25, big ? 1 : 2000);
-      print(c.name, "rule", t, ms, bytes);
+      print(name.c_str(), "rule", t, ms, bytes);
     }
   }
 

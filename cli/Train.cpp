@@ -429,18 +429,8 @@ void Trainer::step_pso() {
 }
 
 Eval Trainer::evaluate(Classifier* net, int64_t n) {
-  at::NoGradGuard ng;
-  n = std::min(n, data_.test.size());
-  double loss = 0;
-  int64_t correct = 0;
-  for (int64_t lo = 0; lo < n; lo += 1000) {
-    int64_t hi = std::min(lo + 1000, n);
-    at::Tensor out = net->forward(data_.test.images.slice(0, lo, hi));
-    at::Tensor y = data_.test.labels.slice(0, lo, hi);
-    loss += at::nll_loss(out, y, {}, at::Reduction::Sum).item<double>();
-    correct += out.argmax(1).eq(y).sum().item<int64_t>();
-  }
-  return {loss / double(n), double(correct) / double(n)};
+  const TestResult r = test_classifier(*net, data_.test, n);
+  return {r.loss, double(r.correct) / double(r.images)};
 }
 
 void Trainer::evaluate_all(bool final) {
@@ -827,6 +817,26 @@ void ensure_passive_openmp() {
 }
 
 }  // namespace
+
+TestResult test_classifier(Classifier& net, const ImageSet& test, int64_t n) {
+  at::NoGradGuard ng;
+  n = std::min(n, test.size());
+  double loss = 0;
+  at::Tensor per_class = at::zeros({10}, at::kLong);
+  for (int64_t lo = 0; lo < n; lo += 1000) {
+    int64_t hi = std::min(lo + 1000, n);
+    at::Tensor out = net.forward(test.images.slice(0, lo, hi));
+    at::Tensor y = test.labels.slice(0, lo, hi);
+    loss += at::nll_loss(out, y, {}, at::Reduction::Sum).item<double>();
+    per_class += at::bincount(y.masked_select(out.argmax(1).eq(y)), {}, 10);
+  }
+  TestResult r;
+  r.images = n;
+  r.loss = loss / double(n);
+  for (int64_t c = 0; c < 10; ++c) r.correct_per_class.push_back(per_class[c].item<int64_t>());
+  for (int64_t c : r.correct_per_class) r.correct += c;
+  return r;
+}
 
 void run_training(const TrainOptions& options) {
   ensure_passive_openmp();

@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/Data.h"
+#include "cli/Zoo.h"
+
 namespace nyto::cli {
 
 struct TrainOptions {
@@ -55,6 +58,17 @@ std::vector<TrainerBinding> trainer_bindings(const std::string& mode);
 std::vector<std::string> trainer_inputs(const std::string& mode);
 /// The names a rule must not assign in each mode (the bindings that are not assignable).
 std::vector<std::string> trainer_read_only(const std::string& mode);
+
+/// A classifier on the first `n` images of `test` (all when n exceeds them), in batches of 1,000:
+/// mean NLL loss, and correct answers in all and per class. `nyto train`'s evaluations and
+/// `nyto eval` both use it, so their accuracies agree.
+struct TestResult {
+  int64_t images = 0;
+  double loss = 0;
+  int64_t correct = 0;
+  std::vector<int64_t> correct_per_class;  // 10 entries
+};
+TestResult test_classifier(Classifier& net, const ImageSet& test, int64_t n);
 
 /// Runs the training; prints progress to stdout. Throws UsageError, CompileError, BindError for
 /// the user's mistakes (exit 2), IOError and nyto::Error otherwise.

@@ -26,6 +26,7 @@
 #include "cli/Commands.h"
 #include "cli/Data.h"
 #include "cli/Limits.h"
+#include "cli/Train.h"
 #include "cli/Zoo.h"
 
 namespace nyto::cli {
@@ -107,24 +108,18 @@ void run_eval(const EvalArgs& a) {
   for (const std::string& h : heads) csv += "," + h;
   csv += "\n";
 
-  at::NoGradGuard no_grad;
   for (size_t i = 0; i < entries.size(); ++i) {
-    at::Tensor correct = at::zeros({10}, at::kLong);
-    for (int64_t lo = 0; lo < test.size(); lo += 1000) {
-      const int64_t hi = std::min(lo + 1000, test.size());
-      at::Tensor y = test.labels.slice(0, lo, hi);
-      at::Tensor hit = classify(nets[i], test.images.slice(0, lo, hi)).argmax(1).eq(y);
-      correct += at::bincount(y.masked_select(hit), {}, 10);
-    }
-    std::vector<double> values = {double(correct.sum().item<int64_t>()) / double(test.size())};
+    const TestResult r = test_classifier(classifier(nets[i]), test, test.size());
+    const std::vector<int64_t>& correct = r.correct_per_class;
+    std::vector<double> values = {double(r.correct) / double(r.images)};
     for (const auto& s : subsets) {
       int64_t hit = 0, n = 0;
-      for (int64_t c : s) hit += correct[c].item<int64_t>(), n += per_class[c].item<int64_t>();
+      for (int64_t c : s) hit += correct[size_t(c)], n += per_class[c].item<int64_t>();
       values.push_back(n ? double(hit) / double(n) : 0.0);
     }
     for (int64_t c = 0; c < 10; ++c) {
       const int64_t n = per_class[c].item<int64_t>();
-      values.push_back(n ? double(correct[c].item<int64_t>()) / double(n) : 0.0);
+      values.push_back(n ? double(correct[size_t(c)]) / double(n) : 0.0);
     }
     table += fmt::format("{:<{}}", entries[i].label, label_width);
     csv += entries[i].label;

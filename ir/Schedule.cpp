@@ -24,6 +24,47 @@ bool needs_schedule(const Graph& g, const std::vector<bool>& per_member_store) {
   return false;
 }
 
+namespace {
+// A stage kernel being built from nodes of the scheduled graph `g`: the operands it takes from
+// elsewhere become its inputs, each once (a Const or Param is rebuilt in it instead).
+struct KernelBuild {
+  const Graph& g;
+  const std::vector<int32_t>& temp_of;  // node -> its block temporary, or -1
+  StageKernel k;
+  Builder b{k.graph};
+  std::vector<NodeId> local, prelude_load, temp_load;  // node / temp -> its node in the kernel
+  KernelBuild(const Graph& graph, const std::vector<int32_t>& temps_of, size_t temps, bool per_member)
+      : g(graph), temp_of(temps_of), local(graph.nodes.size(), -1), prelude_load(graph.nodes.size(), -1),
+        temp_load(temps, -1) {
+    k.per_member = per_member;
+    k.graph.params = g.params;
+    k.graph.rand_sites = g.rand_sites;
+  }
+  NodeId add_input(StageInput::From from, int32_t index, Type t, const std::string& name) {
+    k.inputs.push_back({from, index, t.member});
+    k.graph.inputs.push_back({name});
+    NodeId in = b.input(int32_t(k.graph.inputs.size() - 1), t.as_value());
+    return t.mask ? b.binary(Op::Ne, in, b.constant(0)) : in;  // a mask crosses as 1 or 0
+  }
+  // Node `a` of g as an operand in this kernel: computed here, rebuilt, or loaded.
+  NodeId value_of(NodeId a) {
+    if (local[a] >= 0) return local[a];
+    const Node& an = g.nodes[a];
+    if (!an.type.element) {
+      if (an.op == Op::Const) return b.constant(an.value);
+      if (an.op == Op::Param) return b.param(an.index);
+      if (prelude_load[a] < 0)
+        prelude_load[a] = add_input(StageInput::From::Prelude, a, an.type, "%" + std::to_string(a));
+      return prelude_load[a];
+    }
+    int32_t t = temp_of[a];
+    NYTO_INTERNAL_ASSERT(t >= 0, "schedule: a value from another kernel without a temporary");
+    if (temp_load[t] < 0) temp_load[t] = add_input(StageInput::From::Temp, t, an.type, "t" + std::to_string(t));
+    return temp_load[t];
+  }
+};
+}  // namespace
+
 Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
   verify(g);
   NYTO_INTERNAL_ASSERT(per_member_store.size() == g.outputs.size(),
@@ -136,35 +177,11 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
     bool used = std::count(home.begin(), home.end(), key) > 0 ||
                 std::count(place.begin(), place.end(), key) > 0;
     if (!used) continue;
-    StageKernel k;
-    k.per_member = key % 2 == 1;
+    KernelBuild kb(g, temp_of, s.temps.size(), key % 2 == 1);
+    StageKernel& k = kb.k;
     Graph& kg = k.graph;
-    kg.params = g.params;
-    kg.rand_sites = g.rand_sites;
-    Builder b(kg);
-    std::vector<NodeId> local(n, -1), prelude_load(n, -1), temp_load(s.temps.size(), -1);
-    auto add_input = [&](StageInput::From from, int32_t index, Type t, const std::string& name) {
-      k.inputs.push_back({from, index, t.member});
-      kg.inputs.push_back({name});
-      NodeId in = b.input(int32_t(kg.inputs.size() - 1), t.as_value());
-      return t.mask ? b.binary(Op::Ne, in, b.constant(0)) : in;  // a mask crosses as 1 or 0
-    };
-    auto value_of = [&](NodeId a) -> NodeId {
-      if (local[a] >= 0) return local[a];
-      const Node& an = g.nodes[a];
-      if (!an.type.element) {
-        if (an.op == Op::Const) return b.constant(an.value);
-        if (an.op == Op::Param) return b.param(an.index);
-        if (prelude_load[a] < 0)
-          prelude_load[a] = add_input(StageInput::From::Prelude, a, an.type, "%" + std::to_string(a));
-        return prelude_load[a];
-      }
-      int32_t t = temp_of[a];
-      NYTO_INTERNAL_ASSERT(t >= 0, "schedule: a value from another kernel without a temporary");
-      if (temp_load[t] < 0)
-        temp_load[t] = add_input(StageInput::From::Temp, t, an.type, "t" + std::to_string(t));
-      return temp_load[t];
-    };
+    Builder& b = kb.b;
+    std::vector<NodeId>& local = kb.local;
     for (size_t i = 0; i < n; ++i) {
       if (home[i] != key) continue;
       const Node& nd = g.nodes[i];
@@ -175,7 +192,7 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
         continue;
       }
       Node c = nd;
-      for (int a = 0; a < op_arity(nd.op); ++a) c.args[a] = value_of(nd.args[a]);
+      for (int a = 0; a < op_arity(nd.op); ++a) c.args[a] = kb.value_of(nd.args[a]);
       local[i] = b.add(c);
     }
     for (size_t i = 0; i < n; ++i) {
@@ -187,7 +204,7 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
     }
     for (size_t o = 0; o < g.outputs.size(); ++o) {
       if (place[o] != key) continue;
-      kg.outputs.push_back({g.outputs[o].name, value_of(g.outputs[o].node), -1});
+      kg.outputs.push_back({g.outputs[o].name, kb.value_of(g.outputs[o].node), -1});
       k.outputs.push_back({false, int32_t(o)});
     }
     verify(kg);
@@ -199,35 +216,15 @@ Schedule schedule(const Graph& g, const std::vector<bool>& per_member_store) {
   for (size_t i = 0; i < n; ++i) {
     if (!shared_draw(NodeId(i))) continue;
     const Node& nd = g.nodes[i];
-    StageKernel k;
-    k.per_member = true;
-    Graph& kg = k.graph;
-    kg.params = g.params;
-    kg.rand_sites = g.rand_sites;
-    Builder b(kg);
-    NodeId key[2];
-    for (int a = 0; a < 2; ++a) {
-      const Node& an = g.nodes[nd.args[a]];
-      if (an.op == Op::Const) {
-        key[a] = b.constant(an.value);
-      } else if (an.op == Op::Param) {
-        key[a] = b.param(an.index);
-      } else if (a == 1 && nd.args[1] == nd.args[0]) {
-        key[1] = key[0];
-      } else {
-        k.inputs.push_back({StageInput::From::Prelude, nd.args[a], an.type.member});
-        kg.inputs.push_back({"%" + std::to_string(nd.args[a])});
-        key[a] = b.input(int32_t(kg.inputs.size() - 1), an.type.as_value());
-      }
-    }
+    KernelBuild kb(g, temp_of, s.temps.size(), true);
     Node c = nd;
-    c.args[0] = key[0], c.args[1] = key[1];
+    for (int a = 0; a < 2; ++a) c.args[a] = kb.value_of(nd.args[a]);
     c.index = 0;  // the check site: the prelude checks the keys, so draw kernels of one shape are alike
-    kg.outputs.push_back({"t" + std::to_string(temp_of[i]), b.add(c), -1});
-    k.outputs.push_back({true, temp_of[i]});
-    verify(kg);
+    kb.k.graph.outputs.push_back({"t" + std::to_string(temp_of[i]), kb.b.add(c), -1});
+    kb.k.outputs.push_back({true, temp_of[i]});
+    verify(kb.k.graph);
     s.stages[size_t(level[i])].draws.push_back({NodeId(i), temp_of[i], int(s.kernels.size())});
-    s.kernels.push_back(std::move(k));
+    s.kernels.push_back(std::move(kb.k));
   }
   for (size_t i = 0; i < n; ++i) {
     const Node& nd = g.nodes[i];

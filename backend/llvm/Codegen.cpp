@@ -134,18 +134,7 @@ class Codegen {
       // vector iteration's lanes cover whole calls and each call's rounds are done once.
       llvm::Value* up = b_.CreateAnd(b_.CreateAdd(begin, b_.getInt64(3)), b_.getInt64(~uint64_t(3)), "aligned");
       llvm::Value* pend = b_.CreateSelect(b_.CreateICmpSLT(up, end), up, end, "pro.end");
-      auto* pro = llvm::BasicBlock::Create(ctx_, "pro", fn_, tail_check);
-      auto* pro_done = llvm::BasicBlock::Create(ctx_, "pro.done", fn_, tail_check);
-      llvm::BasicBlock* from = b_.GetInsertBlock();
-      b_.CreateCondBr(b_.CreateICmpSLT(begin, pend), pro, pro_done);
-      b_.SetInsertPoint(pro);
-      auto* p = b_.CreatePHI(i64_, 2, "p");
-      p->addIncoming(begin, from);
-      emit_body(p, 1, nullptr);
-      llvm::Value* pn = b_.CreateAdd(p, b_.getInt64(1), "p.next", true, true);
-      p->addIncoming(pn, b_.GetInsertBlock());
-      b_.CreateCondBr(b_.CreateICmpSLT(pn, pend), pro, pro_done)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
-      b_.SetInsertPoint(pro_done);
+      emit_loop(begin, pend, 1, llvm::BasicBlock::Create(ctx_, "pro.done", fn_, tail_check), "pro", "p");
       begin = pend;
     }
     llvm::Value* vend = begin;
@@ -154,40 +143,25 @@ class Codegen {
       llvm::Value* n = b_.CreateSub(end, begin, "n");
       llvm::Value* nv = b_.CreateAnd(n, b_.getInt64(~uint64_t(width_ - 1)), "n.vec");
       vend = b_.CreateAdd(begin, nv, "vend");
-      auto* vloop = llvm::BasicBlock::Create(ctx_, "vloop", fn_, tail_check);
-      llvm::BasicBlock* from = b_.GetInsertBlock();
-      b_.CreateCondBr(b_.CreateICmpSLT(begin, vend), vloop, tail_check);
-      b_.SetInsertPoint(vloop);
-      auto* i = b_.CreatePHI(i64_, 2, "i");
-      i->addIncoming(begin, from);
-      emit_body(i, width_, nullptr);
-      llvm::Value* next = b_.CreateAdd(i, b_.getInt64(width_), "i.next", true, true);
-      i->addIncoming(next, b_.GetInsertBlock());
-      b_.CreateCondBr(b_.CreateICmpSLT(next, vend), vloop, tail_check)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+      emit_loop(begin, vend, width_, tail_check, "vloop", "i");
     } else {
       b_.CreateBr(tail_check);
+      b_.SetInsertPoint(tail_check);
     }
-    b_.SetInsertPoint(tail_check);
-    auto* tail = llvm::BasicBlock::Create(ctx_, "tail", fn_, exit);
-    b_.CreateCondBr(b_.CreateICmpSLT(vend, end), tail, exit);
-    b_.SetInsertPoint(tail);
     if (masked_) {
       // The last < W elements as one lane-masked vector iteration (AVX-512 masks loads and stores
       // natively). Measured: a loop masked in every iteration ran 40% slower than the plain
       // vector loop, so only this remainder is masked.
+      auto* tail = llvm::BasicBlock::Create(ctx_, "tail", fn_, exit);
+      b_.CreateCondBr(b_.CreateICmpSLT(vend, end), tail, exit);
+      b_.SetInsertPoint(tail);
       llvm::Value* rem = splat(b_.CreateSub(end, vend, "rem"), width_);
       emit_body(vend, width_, b_.CreateICmpSLT(iota64(width_), rem, "lanes"));
       b_.CreateBr(exit);
+      b_.SetInsertPoint(exit);
     } else {
-      auto* j = b_.CreatePHI(i64_, 2, "j");
-      j->addIncoming(vend, tail_check);
-      emit_body(j, 1, nullptr);
-      llvm::Value* jn = b_.CreateAdd(j, b_.getInt64(1), "j.next", true, true);
-      j->addIncoming(jn, b_.GetInsertBlock());
-      b_.CreateCondBr(b_.CreateICmpSLT(jn, end), tail, exit)
-          ->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+      emit_loop(vend, end, 1, exit, "tail", "j");
     }
-    b_.SetInsertPoint(exit);
     b_.CreateRetVoid();
 
     std::string err;
@@ -197,6 +171,21 @@ class Codegen {
   }
 
  private:
+  // for (i = lo; i < hi; i += w) emit_body(i, w): entered from the insert point, left in `after`.
+  void emit_loop(llvm::Value* lo, llvm::Value* hi, int w, llvm::BasicBlock* after, const char* name,
+                 const char* index) {
+    auto* loop = llvm::BasicBlock::Create(ctx_, name, fn_, after);
+    llvm::BasicBlock* from = b_.GetInsertBlock();
+    b_.CreateCondBr(b_.CreateICmpSLT(lo, hi), loop, after);
+    b_.SetInsertPoint(loop);
+    auto* i = b_.CreatePHI(i64_, 2, index);
+    i->addIncoming(lo, from);
+    emit_body(i, w, nullptr);
+    llvm::Value* next = b_.CreateAdd(i, b_.getInt64(w), std::string(index) + ".next", true, true);
+    i->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, hi), loop, after)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+    b_.SetInsertPoint(after);
+  }
   // Both loops are final as emitted: the vector loop is already vectorized and the tail must stay
   // scalar (at most W-1 iterations). Telling LoopVectorize/LoopUnroll to leave them alone halves
   // the machine code and the JIT time.
@@ -215,11 +204,14 @@ class Codegen {
     return md;
   }
 
-  llvm::Constant* iota64(int w) {
-    std::vector<llvm::Constant*> iota;
-    for (int l = 0; l < w; ++l) iota.push_back(llvm::ConstantInt::get(i64_, uint64_t(l)));
-    return llvm::ConstantVector::get(iota);
+  // <0, 1, ..., w-1> of integer type t (the scalar 0 when w == 1).
+  llvm::Constant* iota(llvm::Type* t, int w) {
+    std::vector<llvm::Constant*> lanes;
+    for (int l = 0; l < w; ++l) lanes.push_back(llvm::ConstantInt::get(t, uint64_t(l)));
+    return w == 1 ? lanes[0] : llvm::ConstantVector::get(lanes);
   }
+  llvm::Constant* iota64(int w) { return iota(i64_, w); }
+  llvm::Constant* iota32(int w) { return iota(i32_, w); }
 
   // ---- types and constants ------------------------------------------------------------------
   llvm::Type* vec(llvm::Type* t, int w) {
@@ -685,26 +677,12 @@ class Codegen {
   }
   llvm::Value* draw_from_words(const Words& p, int k, bool normal, int w, bool f64) {
     if (!f64) {
-      llvm::Type* ft = llvm::Type::getFloatTy(ctx_);
-      llvm::Type* t = vec(ft, w);
-      if (!normal)  // float(r[k] >> 8) * 2^-24
-        return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k], 8), t), cfp(ft, 0x1p-24, w));
-      llvm::Value* u1 = b_.CreateFMul(
-          b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(p.r[k], 8), ci32(1, w)), t), cfp(ft, 0x1p-24, w));
-      llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(p.r[k + 1], 8), t), cfp(ft, 0x1p-24, w));
-      return box_muller(u1, u2, w, false);
+      if (!normal) return uniform_f32_from(p.r[k], w);
+      return box_muller(u1_f32_from(p.r[k], w), uniform_f32_from(p.r[k + 1], w), w, false);
     }
-    llvm::Type* t = vec(f64_, w);
-    llvm::Type* t64 = vec(i64_, w);
-    auto bits53 = [&](llvm::Value* hi, llvm::Value* lo) {  // ((hi << 32) | lo) >> 11
-      llvm::Value* v = b_.CreateOr(b_.CreateShl(b_.CreateZExt(hi, t64), 32), b_.CreateZExt(lo, t64));
-      return b_.CreateLShr(v, 11);
-    };
-    if (!normal) return b_.CreateFMul(b_.CreateUIToFP(bits53(p.r[0], p.r[1]), t), cfp(f64_, 0x1p-53, w));
-    llvm::Value* u1 =
-        b_.CreateFMul(b_.CreateUIToFP(b_.CreateAdd(bits53(p.r[0], p.r[1]), ci64(1, w)), t), cfp(f64_, 0x1p-53, w));
-    llvm::Value* u2 = b_.CreateFMul(b_.CreateUIToFP(bits53(p.r[2], p.r[3]), t), cfp(f64_, 0x1p-53, w));
-    return box_muller(u1, u2, w, true);
+    if (!normal) return uniform_f64_from(bits53(p.r[0], p.r[1], w), w);
+    return box_muller(u1_f64_from(bits53(p.r[0], p.r[1], w), w), uniform_f64_from(bits53(p.r[2], p.r[3], w), w), w,
+                      true);
   }
 
   // mrand() / mrandn(): one double per member (rng::member_draw), computed once before the loop.
@@ -783,11 +761,6 @@ class Codegen {
       u2 = uniform_f32_from(b_.CreateSelect(hi, r.r[3], r.r[1]), w);
     }
     return b_.CreateFMul(radius(u1, w, f64), cos2pi(b_.CreateSelect(odd, quarter_shift(u2, w, f64), u2), w, f64));
-  }
-  llvm::Constant* iota32(int w) {
-    std::vector<llvm::Constant*> iota;
-    for (int l = 0; l < w; ++l) iota.push_back(llvm::ConstantInt::get(i32_, uint64_t(l)));
-    return w == 1 ? iota[0] : llvm::ConstantVector::get(iota);
   }
   // The lanes of a then those of b (two vectors of one type).
   llvm::Value* concat(llvm::Value* a, llvm::Value* b) {
