@@ -378,7 +378,7 @@ class ParamKernel final : public Kernel {
       const int64_t members = sl.member ? M : 1;
       for (int64_t m = 0; m < members; ++m) {
         if (r.k >= 0) {
-          for (int64_t seg = 0; seg < segments(st, r.slot); ++seg)
+          for (int64_t seg = 0; seg < (st.P == 0 ? 0 : segments(st, r.slot)); ++seg)
             v[size_t(seg * M + m)] =
                 double(value_of<T>(typename Keys<T>::U(st.prefix[size_t(r.slot)][size_t(seg * M + m)])));
           if (segments(st, r.slot) == 0 || st.P == 0) v[size_t(m)] = std::numeric_limits<double>::quiet_NaN();

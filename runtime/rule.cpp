@@ -691,6 +691,11 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                                               "convert the model to one dtype and device, or make the other "
                                               "parameters non-operational"));
   }
+  // A parameter-axis rule's value outputs are computed by a kernel even when no parameter is
+  // operational (psum over nothing is 0): then group 0's kernel runs on no elements.
+  bool values_anyway = param_rule && any_value && !species.groups().empty();
+  for (size_t grp = 0; grp < species.groups().size(); ++grp)
+    values_anyway = values_anyway && species.operational_ranges(int(grp)).empty();
   // Every group's kernel is compiled before the first group is written, so a kernel that fails
   // to compile changes nothing. A group runs on the fused kernel when it is on the CPU in
   // float32/float64 and the aten backend is not asked for; else on ATen ops (no compile step).
@@ -702,7 +707,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   std::vector<std::shared_ptr<const Kernel>> kernels(species.groups().size());
   for (size_t grp = 0; grp < species.groups().size(); ++grp) {
     const StorageGroup& sg = species.groups()[grp];
-    if (species.operational_ranges(int(grp)).empty() || !is_fast(sg)) continue;
+    if ((species.operational_ranges(int(grp)).empty() && !(grp == 0 && values_anyway)) || !is_fast(sg)) continue;
     KernelSpec spec;
     spec.dtype = sg.dtype == at::kDouble ? DType::F64 : DType::F32;
     for (const auto& op : in) spec.kinds.push_back(op.kind);
@@ -780,7 +785,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
 
   for (int grp = 0; grp < int(species.groups().size()); ++grp) {
     auto ranges = species.operational_ranges(grp);
-    if (ranges.empty()) continue;
+    if (ranges.empty() && !(grp == 0 && values_anyway)) continue;
     auto input_storage = [&](size_t i) -> const at::Tensor& {
       if (!snapshots[i].empty() && snapshots[i][grp].defined()) return snapshots[i][grp];
       return in[i].storage(grp);

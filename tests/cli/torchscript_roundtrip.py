@@ -116,6 +116,61 @@ with tempfile.TemporaryDirectory() as tmp:
     x = torch.randn(5, 3)
     check(torch.allclose(merged(x), ref(x), atol=1e-6), "merged model's forward runs in Python")
 
+    # 1b. TIES and SLERP (the parameter axis) on copies fine-tuned here, in Python, from the
+    # base: a few SGD steps each on its own random regression task.
+    os.mkdir(P("ft"))
+    tuned = []
+    for i in range(3):
+        m = torch.jit.load(P("base.pt"))
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        g = torch.Generator().manual_seed(10 + i)
+        for _ in range(5):
+            x, y = torch.randn(16, 3, generator=g), torch.randn(16, 2, generator=g)
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            opt.step()
+        torch.jit.save(m, P("ft", f"{i}.pt"))
+        tuned.append(params(P("ft", f"{i}.pt")))
+    rc, err = nyto("run", os.path.join(RULES, "ties.nyto"), "--load", "base=" + P("base.pt"),
+                   "--load", "ft=" + P("ft"), "--set", "w=1,0.5,2", "--set", "density=0.5",
+                   "--save", "merged=" + P("ties.pt"))
+    check(rc == 0, f"TIES exits 0 ({err.strip()})")
+    w = [1.0, 0.5, 2.0]
+    want = {}
+    for k in b:  # TIES as examples/rules/ties.nyto states it, per tensor
+        deltas = [t[k] - b[k] for t in tuned]
+        kept = []
+        for d in deltas:
+            n = d.numel()
+            kk = min(max(int(0.5 * n), 1), n)
+            thr = d.abs().flatten().sort(descending=True).values[kk - 1]
+            kept.append(torch.where(d.abs() >= thr, d, torch.zeros_like(d)))
+        tau = [wi * d for wi, d in zip(w, kept)]
+        elected = torch.where(sum(tau) >= 0, 1.0, -1.0)
+        agree = [torch.sign(t) == elected for t in tau]
+        den = sum(torch.where(a, torch.tensor(wi), torch.tensor(0.0)) for a, wi in zip(agree, w))
+        num = sum(torch.where(a, t, torch.zeros_like(t)) for a, t in zip(agree, tau))
+        want[k] = b[k] + num / torch.where(den == 0, torch.ones_like(den), den)
+    check(close(params(P("ties.pt")), want), "TIES of models fine-tuned in Python as computed by Python")
+    ties = torch.jit.load(P("ties.pt"))
+    check(ties(torch.randn(4, 3)).shape == (4, 2), "the TIES merge runs forward in Python")
+    rc, err = nyto("run", os.path.join(RULES, "slerp.nyto"), "--load", "a=" + P("ft", "0.pt"),
+                   "--load", "b=" + P("ft", "1.pt"), "--set", "t=0.3", "--save", "merged=" + P("slerp.pt"))
+    check(rc == 0, f"SLERP exits 0 ({err.strip()})")
+    want = {}
+    for k in b:  # mergekit's slerp, per tensor, in float64
+        v0, v1 = tuned[0][k].double(), tuned[1][k].double()
+        n0, n1 = v0 / v0.norm(), v1 / v1.norm()
+        dot = (n0 * n1).sum()
+        if dot.abs() > 0.9995:
+            want[k] = ((1 - 0.3) * v0 + 0.3 * v1).float()
+        else:
+            th = torch.acos(dot)
+            want[k] = (torch.sin(th * 0.7) / torch.sin(th) * v0 + torch.sin(th * 0.3) / torch.sin(th) * v1).float()
+    got = params(P("slerp.pt"))
+    check(got.keys() == want.keys() and all(torch.allclose(got[k], want[k], atol=1e-5, rtol=1e-4) for k in want),
+          "SLERP of models fine-tuned in Python as computed by Python (float32)")
+
     # 2. A swarm directory updated in place (accelerated PSO), written to another directory.
     rc, err = nyto("run", os.path.join(RULES, "apso.nyto"), "--load", "x=" + P("swarm"),
                    "--load", "gbest=" + P("base.pt"), "--set", "alpha=0.25",

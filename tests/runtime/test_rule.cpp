@@ -797,6 +797,23 @@ TEST_CASE("parameter axis: per-tensor and whole-particle reductions of a swarm; 
   at::set_num_threads(1);
 }
 
+TEST_CASE("parameter axis: no operational parameter: empty reductions give their identities") {
+  auto net = nyto::make_particle<NetImpl>();
+  net.set_param_config(false, false, "");
+  for (Backend b : {Backend::Llvm, Backend::Interp}) {
+    nyto::RunOptions opt;
+    opt.backend = b;
+    auto out = nyto::compile("s = psum(x)\nlo = pmin(x)\nhi = pmax(x)\nk = pkth(x, 1)\nn = elems()\ny = x + tsum(x)")
+                   .run({{"x", net}}, opt);
+    CHECK(out.at("s").scalar() == 0);
+    CHECK(out.at("lo").scalar() == INFINITY);
+    CHECK(out.at("hi").scalar() == -INFINITY);
+    CHECK(std::isnan(out.at("k").scalar()));
+    CHECK(out.at("n").scalar() == 0);
+    CHECK(at::equal(Particle<NetImpl>(out.at("y").particle())->l1->weight, net->l1->weight));
+  }
+}
+
 TEST_CASE("parameter axis: bad bindings are located errors (E0507, E0509), nothing changed") {
   auto net = nyto::make_particle<NetImpl>();
   auto mixed = nyto::make_particle<MixedImpl>();
