@@ -41,11 +41,18 @@ constexpr ir::Type bind_type(BindKind k) {
 struct KernelSpec {
   DType dtype = DType::F32;
   std::vector<BindKind> kinds;  // one per Graph::inputs
+  // Per output (or empty: none): a value output, computed by a parameter-axis rule's driver
+  // (backend/ParamAxis.h) into one double per member instead of stored per element.
+  std::vector<bool> values;
 };
 
 struct KernelArgs {
   int64_t members = 1;
   std::vector<std::pair<int64_t, int64_t>> ranges;  // [begin, end) element ranges per member
+  // The parameter tensors (operational, non-empty, in parameter order) as [begin, end) element
+  // ranges covering `ranges`; read by parameter-axis rules only (backend/ParamAxis.h). Empty:
+  // each range is one tensor.
+  std::vector<std::pair<int64_t, int64_t>> tensors;
   std::vector<const void*> in;                      // per input; nullptr for Scalar
   std::vector<int64_t> in_stride;                   // per input; elements between member rows
   std::vector<double> scalar;                       // per input; used for Scalar

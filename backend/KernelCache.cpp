@@ -1,5 +1,6 @@
 #include "backend/KernelCache.h"
 
+#include "backend/ParamAxis.h"
 #include "backend/Staged.h"
 
 #include <cstdlib>
@@ -62,6 +63,8 @@ std::string kernel_key(const ir::Graph& graph, const KernelSpec& spec) {
   put(key, uint8_t(spec.dtype));
   put(key, uint64_t(spec.kinds.size()));
   for (BindKind k : spec.kinds) put(key, uint8_t(k));
+  put(key, uint64_t(spec.values.size()));
+  for (bool v : spec.values) put(key, uint8_t(v));
   return key;
 }
 
@@ -127,6 +130,11 @@ std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const Ker
     std::shared_ptr<const Kernel> kernel;
     if (factory)
       kernel = factory(graph, spec);
+    else if (param_axis::needed(graph))
+      kernel = param_axis::compile(graph, spec, [&](const ir::Graph& g, const KernelSpec& s) -> std::unique_ptr<Kernel> {
+        if (backend == Backend::Llvm) return compile_llvm(jit(), g, s);
+        return interp::compile(g, s);
+      });
     else if (backend == Backend::Llvm)
       kernel = compile_llvm(jit(), graph, spec);
     else

@@ -83,7 +83,8 @@ const std::vector<std::string>& language_words() {
       "abs",  "sqrt", "exp", "log", "sin",  "cos",   "tanh", "sigmoid", "sign", "floor", "ceil",
       "acos", "asin", "atan", "atan2", "min",  "max",  "mod", "clamp", "lerp", "where", "rand",
       "randn", "mrand", "mrandn", "member", "members", "msum", "mmean", "mmin", "mmax", "rank",
-      "centered_rank", "argmin", "argmax", "pick", "param", "let"};
+      "centered_rank", "argmin", "argmax", "pick", "tsum", "tmean", "tmin", "tmax", "psum", "pmean", "pmin",
+      "pmax", "tkth", "pkth", "numel", "elem", "elems", "param", "let"};
   return w;
 }
 

@@ -14,7 +14,7 @@ namespace {
 using ir::NodeId;
 using ir::Op;
 
-enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, MRand, Member, MReduce, MRank, Pick };
+enum class Builtin { Unary, Binary, Clamp, Lerp, Where, Rand, Randn, MRand, Member, MReduce, MRank, Pick, PReduce, PLeaf, Kth };
 
 struct FunctionInfo {
   const char* name;
@@ -61,6 +61,19 @@ const FunctionInfo kFunctions[] = {
     {"argmin", Builtin::MRank, Op::ArgMin, "f", 1},
     {"argmax", Builtin::MRank, Op::ArgMax, "f", 1},
     {"pick", Builtin::Pick, Op::Pick, "k", 1},
+    {"tsum", Builtin::PReduce, Op::TSum, "x", 1},
+    {"tmean", Builtin::PReduce, Op::Numel, "x", 1},  // tsum(x) / numel()
+    {"tmin", Builtin::PReduce, Op::TMin, "x", 1},
+    {"tmax", Builtin::PReduce, Op::TMax, "x", 1},
+    {"psum", Builtin::PReduce, Op::PSum, "x", 1},
+    {"pmean", Builtin::PReduce, Op::Elems, "x", 1},  // psum(x) / elems()
+    {"pmin", Builtin::PReduce, Op::PMin, "x", 1},
+    {"pmax", Builtin::PReduce, Op::PMax, "x", 1},
+    {"numel", Builtin::PLeaf, Op::Numel, "", 0},
+    {"elem", Builtin::PLeaf, Op::Elem, "", 0},
+    {"elems", Builtin::PLeaf, Op::Elems, "", 0},
+    {"tkth", Builtin::Kth, Op::TKth, "x, k", 2},
+    {"pkth", Builtin::Kth, Op::PKth, "x, k", 2},
 };
 
 const FunctionInfo* find_function(const std::string& name) {
@@ -91,6 +104,8 @@ struct Val {
   // surely per-member: that is decided when the host binds them.
   bool member = false;
   bool elem = false;
+  // `tensor` = surely varies per parameter tensor (numel(), tsum(x)): no pkth(x, k) k.
+  bool tensor = false;
 };
 
 // Param defaults fold with the IR's own semantics (ir/Eval.h), so a folded default is exactly
@@ -418,7 +433,8 @@ class Analyzer {
 
   // Propagates constness and the first non-constant leaf from operands to a result.
   static void merge_const(Val& r, std::initializer_list<const Val*> args) {
-    for (const Val* a : args) r.member = r.member || a->member, r.elem = r.elem || a->elem;
+    for (const Val* a : args)
+      r.member = r.member || a->member, r.elem = r.elem || a->elem, r.tensor = r.tensor || a->tensor;
     r.is_const = true;
     for (const Val* a : args) {
       if (!a->is_const) {
@@ -633,6 +649,58 @@ class Analyzer {
             r.node = builder_.binary(Op::Div, builder_.member_reduce(Op::MSum, a.node), builder_.members());
           else
             r.node = builder_.member_reduce(f->op, a.node);
+        }
+        return r;
+      }
+      case Builtin::PReduce: {
+        // A reduction over each tensor (t*) or the whole particle (p*): per member when its
+        // argument may vary per member; tmean/pmean divide by numel()/elems().
+        const Val& a = args[0];
+        const bool tensor = f->op == Op::TSum || f->op == Op::TMin || f->op == Op::TMax || f->op == Op::Numel;
+        not_constant(r, e, "'" + e.name + "(...)'");
+        r.member = a.member;
+        r.tensor = tensor;
+        if (!in_param_ && a.node >= 0) {
+          if (f->op == Op::Numel || f->op == Op::Elems) {
+            const Op sum = f->op == Op::Numel ? Op::TSum : Op::PSum;
+            ir::Node n{sum}, count{f->op};
+            n.args[0] = a.node;
+            r.node = builder_.binary(Op::Div, builder_.add_typed(n), builder_.add_typed(count));
+          } else {
+            ir::Node n{f->op};
+            n.args[0] = a.node;
+            r.node = builder_.add_typed(n);
+          }
+        }
+        return r;
+      }
+      case Builtin::PLeaf:
+        not_constant(r, e, "'" + e.name + "()'");
+        r.elem = f->op == Op::Elem;
+        r.tensor = f->op == Op::Numel;
+        if (!in_param_) r.node = builder_.add_typed(ir::Node{f->op});
+        return r;
+      case Builtin::Kth: {
+        // tkth(x, k) / pkth(x, k): k is one number per tensor (per particle), per member at most.
+        const Val& x = args[0];
+        const Val& k = args[1];
+        const bool particle = f->op == Op::PKth;
+        if (k.elem || (particle && k.tensor)) {
+          error("E0310", e.args[1]->span,
+                "k of '" + e.name + "(x, k)' varies per " + (k.elem ? "element" : "tensor") +
+                    " (it uses " + (k.elem ? "rand(), randn() or elem()" : "numel() or a t* reduction") +
+                    "); k is " + (particle ? "one number per particle, such as density * elems()"
+                                           : "one number per tensor, such as density * numel()"));
+          return error_val();
+        }
+        not_constant(r, e, "'" + e.name + "(...)'");
+        r.member = x.member || k.member;
+        r.tensor = !particle;
+        if (!in_param_ && x.node >= 0 && k.node >= 0) {
+          ir::Node n{f->op};
+          n.args[0] = x.node;
+          n.args[1] = without_element_axis(k.node);
+          r.node = builder_.add_typed(n);
         }
         return r;
       }

@@ -19,8 +19,10 @@ Graph constant_fold(const Graph& g, bool bind_params, const std::vector<double>&
     // Only Scalar nodes fold: this excludes random draws and member values (they vary), masks
     // (there is no constant mask) and so a select (its condition is a mask). Leaves (Input,
     // Param, Members: known when the kernel runs) have no arguments to test.
-    // Member reductions and reads depend on M (and a read is checked at run time): never folded.
-    if (n.type != Type::Scalar || is_leaf(n.op) || n.op == Op::Select || crosses_members(n.op))
+    // Member reductions and reads depend on M (and a read is checked at run time), parameter-axis
+    // reductions on the particle: never folded.
+    if (n.type != Type::Scalar || is_leaf(n.op) || n.op == Op::Select || crosses_members(n.op) ||
+        is_param_axis(n.op))
       return b.add(n);
     double v[2] = {0, 0};
     for (int a = 0; a < op_arity(n.op); ++a) {

@@ -30,6 +30,7 @@ FusedKernel fuse(const Graph& g) {
       if (n.op == Op::MRead) in_index[n.args[1]] = 1;
       if (is_keyed(n.op)) in_index[n.args[0]] = in_index[n.args[1]] = 1;
       if (is_member_scalar_op(n.op)) in_index[n.args[0]] = 1;
+      if (n.op == Op::TKth || n.op == Op::PKth) in_index[n.args[1]] = 1;
       if (in_index[i])
         for (int a = 0; a < op_arity(n.op); ++a) in_index[n.args[a]] = 1;
       if (in_index[i] && n.op == Op::Input) types[n.index] = n.type;

@@ -229,6 +229,7 @@ std::string print_number(double v) {
 
 std::string type_name(Type t) {
   std::string s = t.member ? "member " : "";
+  if (t.tensor) s += "tensor ";
   if (!t.mask) return s + (t.element ? "elem" : "scalar");
   return s + (t.element ? "mask" : "scalar mask");
 }

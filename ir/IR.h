@@ -45,6 +45,21 @@ namespace nyto::ir {
 //   Pick (attr.index = k): for member m, entry k of a partial Fisher-Yates shuffle of the other
 //   members in ascending order, step i drawing u_i = uniform_f64 of Philox counter (i, m,
 //   invocation, 0xFFFF8000): r = min(i + floor(u_i (M - 1 - i)), M - 2). Needs k < M - 1.
+//   Parameter axis (docs/language.md, "Parameter axis"): the operational elements of a member
+//   are split into its parameter tensors (KernelArgs::tensors), P elements in all.
+//   TSum/TMin/TMax(a) reduce a over one tensor's elements, PSum/PMin/PMax over all P, per member.
+//   Sums are in double in a fixed blocked order: per tensor, chunks of kChunk = 1024 elements
+//   from its first element, each chunk summed in 8 lanes (element i of the chunk into lane
+//   i mod 8, each lane left to right), the lanes added as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)),
+//   the chunk sums added left to right; PSum adds the tensor sums in parameter order. Min/Max
+//   fold the same lanes with Min/Max. So every backend but aten and every thread count give
+//   the same bits. A reduction's value is a double, converted to the dtype where it meets an
+//   element value (the numerics rule above). TKth/PKth(e, k): the k-th largest of e (in the
+//   dtype) over the tensor / particle, counting repeated values, NaN above +inf and -0 below
+//   +0; k (no variation within a tensor; PKth: none per tensor) is floored and clamped to
+//   [1, n], NaN counting as 1. Found exactly by a radix select on the value's bits.
+//   Numel: the tensor's element count; Elem: the element's index among the P (0-based);
+//   Elems: P. An empty tensor has no elements and takes part in nothing.
 //   Clamp and lerp are lowered by the frontend:
 //   clamp(x, lo, hi) = Min(Max(x, lo), hi); lerp(a, b, t) = a + t * (b - a).
 #define NYTO_IR_OPS(X)                                                                           \
@@ -72,7 +87,18 @@ namespace nyto::ir {
   X(Sigmoid, 1) X(Sign, 1) X(Floor, 1) X(Ceil, 1) X(Acos, 1) X(Asin, 1) X(Atan, 1)              \
   X(Add, 2) X(Sub, 2) X(Mul, 2) X(Div, 2) X(Pow, 2) X(Min, 2) X(Max, 2) X(Mod, 2) X(Atan2, 2)   \
   X(Lt, 2) X(Le, 2) X(Gt, 2) X(Ge, 2) X(Eq, 2) X(Ne, 2)                                          \
-  X(Select, 3)
+  X(Select, 3)                                                                                   \
+  X(TSum, 1)    /* sum over the elements of each parameter tensor (a tensor scalar)      */      \
+  X(TMin, 1)    /* minimum over each tensor's elements (as Min)                          */      \
+  X(TMax, 1)    /* maximum over each tensor's elements (as Max)                          */      \
+  X(PSum, 1)    /* sum over the particle's operational elements (a scalar per member)    */      \
+  X(PMin, 1)    /* minimum over the particle's operational elements                      */      \
+  X(PMax, 1)    /* maximum over the particle's operational elements                      */      \
+  X(TKth, 2)    /* args (e, k): the k-th largest e within each tensor                    */      \
+  X(PKth, 2)    /* args (e, k): the k-th largest e within the particle                   */      \
+  X(Numel, 0)   /* the number of elements of the current tensor (a tensor scalar)        */      \
+  X(Elem, 0)    /* flat index of the element among the particle's operational elements   */      \
+  X(Elems, 0)   /* the number P of the particle's operational elements (scalar)          */
 
 enum class Op : uint8_t {
 #define NYTO_IR_ENUM(name, arity) name,
@@ -107,6 +133,12 @@ inline bool is_keyed(Op op) { return op == Op::KRand || op == Op::KRandn; }
 /// draw's keys); attr.index is its check site, which the frontend maps to the source.
 inline bool is_checked(Op op) { return op == Op::MRead || is_keyed(op); }
 /// A random draw with its own call site (attr.index < Graph::rand_sites): never merged by CSE.
+/// A reduction or selection along the parameter axis: the rule runs in passes (ir/ParamAxis.h).
+inline bool is_tensor_reduce(Op op) { return op == Op::TSum || op == Op::TMin || op == Op::TMax || op == Op::TKth; }
+inline bool is_particle_reduce(Op op) { return op == Op::PSum || op == Op::PMin || op == Op::PMax || op == Op::PKth; }
+inline bool is_param_reduce(Op op) { return is_tensor_reduce(op) || is_particle_reduce(op); }
+/// A leaf or reduction of the parameter axis, which only the pass driver (ir/ParamAxis.h) runs.
+inline bool is_param_axis(Op op) { return is_param_reduce(op) || op == Op::Numel || op == Op::Elem || op == Op::Elems; }
 inline bool is_random(Op op) {
   return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
 }
@@ -119,6 +151,9 @@ inline bool is_random(Op op) {
 //   MemberScalar  {member}            a per-member vector input: one double per member
 //   Elem          {element}           a particle value: the same for every member
 //   Swarm         {member, element}   a swarm value, a random draw
+// and, with the parameter axis, `tensor`: constant within each parameter tensor but varying
+// across them (numel(), tsum(x)): a *tensor scalar* {tensor} or {member, tensor}. A value with
+// the element axis never carries the tensor bit (one canonical type per set of axes).
 // The frontend does not know how the host binds an input: it types an input by its uses (Elem or
 // Scalar); specialize_inputs() retypes a graph for a binding (bind_type in backend/Kernel.h),
 // which adds the member axis where a swarm or a per-member vector is bound.
@@ -126,13 +161,19 @@ struct Type {
   bool mask = false;     // a boolean (a comparison), else a number
   bool member = false;   // varies per member
   bool element = false;  // varies per element
+  bool tensor = false;   // varies per parameter tensor only (never with `element`)
   static const Type Scalar, MemberScalar, Elem, Swarm;
   /// The same axes, as a mask / as a number.
-  constexpr Type as_mask() const { return {true, member, element}; }
-  constexpr Type as_value() const { return {false, member, element}; }
+  constexpr Type as_mask() const { return {true, member, element, tensor}; }
+  constexpr Type as_value() const { return {false, member, element, tensor}; }
   /// The axes of both (a value of the kind of `this`).
-  constexpr Type join(Type o) const { return {mask, member || o.member, element || o.element}; }
-  constexpr uint8_t bits() const { return uint8_t(mask) | uint8_t(member) << 1 | uint8_t(element) << 2; }
+  constexpr Type join(Type o) const {
+    const bool e = element || o.element;
+    return {mask, member || o.member, e, !e && (tensor || o.tensor)};
+  }
+  constexpr uint8_t bits() const {
+    return uint8_t(mask) | uint8_t(member) << 1 | uint8_t(element) << 2 | uint8_t(tensor) << 3;
+  }
   friend constexpr bool operator==(Type a, Type b) { return a.bits() == b.bits(); }
   friend constexpr bool operator!=(Type a, Type b) { return !(a == b); }
 };

@@ -28,10 +28,22 @@ Type infer_type(Op op, Type input_type, const Type* args) {
     case Op::Select: return args[0].as_value().join(args[1]).join(args[2]);
     case Op::MSum:
     case Op::MMin:
-    case Op::MMax: return {false, false, args[0].element};
-    case Op::MRead: return {false, args[1].member, args[0].element};
+    case Op::MMax: return {false, false, args[0].element, args[0].tensor};
+    case Op::MRead: return Type{false, args[1].member, args[0].element, args[0].tensor}.join(
+                        Type{false, false, false, args[1].tensor});
     case Op::KRand:
     case Op::KRandn: return {false, args[0].member || args[1].member, true};
+    case Op::TSum:
+    case Op::TMin:
+    case Op::TMax: return {false, args[0].member, false, true};
+    case Op::PSum:
+    case Op::PMin:
+    case Op::PMax: return {false, args[0].member, false, false};
+    case Op::TKth: return {false, args[0].member || args[1].member, false, true};
+    case Op::PKth: return {false, args[0].member || args[1].member, false, false};
+    case Op::Numel: return {false, false, false, true};
+    case Op::Elem: return Type::Elem;
+    case Op::Elems: return Type::Scalar;
     default: break;
   }
   if (is_compare_op(op)) return args[0].as_mask().join(args[1]);
@@ -109,9 +121,19 @@ void verify(const Graph& g) {
         NYTO_INTERNAL_ASSERT(!arg_types[0].element && !arg_types[1].element,
                              at(i, n) + "a draw key varies per element");
         break;
+      case Op::TKth:
+        NYTO_INTERNAL_ASSERT(!arg_types[1].element, at(i, n) + "k varies within a tensor");
+        NYTO_INTERNAL_ASSERT(n.index == 0, at(i, n) + "index set on a node without one");
+        break;
+      case Op::PKth:
+        NYTO_INTERNAL_ASSERT(!arg_types[1].element && !arg_types[1].tensor,
+                             at(i, n) + "k varies within the particle");
+        NYTO_INTERNAL_ASSERT(n.index == 0, at(i, n) + "index set on a node without one");
+        break;
       default:
         NYTO_INTERNAL_ASSERT(n.index == 0, at(i, n) + "index set on a node without one");
     }
+    NYTO_INTERNAL_ASSERT(!(n.type.element && n.type.tensor), at(i, n) + "non-canonical type");
     NYTO_INTERNAL_ASSERT(n.type == infer_type(n.op, n.type, arg_types),
                          at(i, n) + "type inconsistent with its arguments");
   }

@@ -84,6 +84,14 @@ std::vector<std::pair<int64_t, int64_t>> Species::operational_ranges(int group) 
   return runs;
 }
 
+std::vector<std::pair<int64_t, int64_t>> Species::tensor_ranges(int group) const {
+  std::vector<std::pair<int64_t, int64_t>> r;
+  for (const auto& p : params_)
+    if (p.group == group && p.config.operational && p.numel > 0) r.emplace_back(p.offset, p.offset + p.numel);
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
 std::vector<int64_t> Species::select(const std::string& name) const {
   std::vector<int64_t> out;
   for (size_t i = 0; i < params_.size(); ++i) {

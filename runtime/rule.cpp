@@ -11,6 +11,7 @@
 
 #include "backend/KernelCache.h"
 #include "backend/Prelude.h"
+#include "backend/ParamAxis.h"
 #include "backend/Staged.h"
 #include "backend/aten/AtenBackend.h"
 #include "backend/llvm/LlvmBackend.h"
@@ -195,9 +196,30 @@ std::string Rule::emit(const std::string& stage, const Bindings& bindings, Backe
     }
     spec.kinds.push_back(kind);
   }
-  const bool staged = staged::needed(impl_->fused.graph, spec);
+  const bool params = param_axis::needed(impl_->fused.graph);
+  if (params) {
+    // As run() would: an output without the element and tensor axes is a value output unless a
+    // particle or swarm is bound to its name.
+    const ir::Graph typed = ir::specialize_inputs(fg, [&] {
+      std::vector<ir::Type> t;
+      for (BindKind k : spec.kinds) t.push_back(bind_type(k));
+      return t;
+    }());
+    for (const ir::Output& o : fg.outputs) {
+      const ir::Type t = typed.nodes[size_t(o.node)].type;
+      auto it = bindings.find(o.name);
+      const bool array = it != bindings.end() && (it->second.kind() == Value::Kind::Particle ||
+                                                  it->second.kind() == Value::Kind::Swarm);
+      spec.values.push_back(!t.element && !t.tensor && !array);
+    }
+  }
+  const bool staged = !params && staged::needed(impl_->fused.graph, spec);
   if (stage == "ir-opt") {
     std::string text = ir::print(impl_->fused);
+    if (params)
+      text += "\n; the passes over the parameter axis (docs/language.md, \"Parameter axis\")" +
+              (assumed.empty() ? std::string() : ", with unbound inputs taken as bound: " + assumed) +
+              "\n" + param_axis::describe(impl_->fused.graph, spec);
     if (staged)
       text += "\n; the member loop (docs/language.md, \"Cost\")" +
               (assumed.empty() ? std::string() : ", with unbound inputs taken as bound: " + assumed) +
@@ -208,6 +230,21 @@ std::string Rule::emit(const std::string& stage, const Bindings& bindings, Backe
     auto kernel_ir = [&](DType dtype) {
       spec.dtype = dtype;
       try {
+        if (params) {
+          std::string text;
+          int p = 0;
+          for (const auto& [pg, ps] : param_axis::pass_kernels(impl_->fused.graph, spec)) {
+            text += "; pass " + std::to_string(p++) + " (see --emit ir-opt)\n";
+            if (!staged::needed(pg, ps)) {
+              text += llvm_backend::emit_llvm_ir(pg, ps, /*optimized=*/true);
+              continue;
+            }
+            int k = 0;
+            for (const auto& [kg, ks] : staged::stage_kernels(pg, ps))
+              text += "; stage kernel " + std::to_string(k++) + "\n" + llvm_backend::emit_llvm_ir(kg, ks, /*optimized=*/true);
+          }
+          return text;
+        }
         if (staged) {
           std::string text;
           int k = 0;
@@ -416,11 +453,13 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     p->value_out.assign(g.outputs.size(), false);
     bool any = false;
     for (size_t o = 0; o < g.outputs.size(); ++o) {
-      p->value_out[o] = !p->typed.nodes[size_t(g.outputs[o].node)].type.element &&
-                        plan_key[in.size() + 1 + o] != 'a';
+      const ir::Type t = p->typed.nodes[size_t(g.outputs[o].node)].type;
+      p->value_out[o] = !t.element && !t.tensor && plan_key[in.size() + 1 + o] != 'a';
       any = any || p->value_out[o];
     }
-    if (any) {
+    // A parameter-axis rule's value outputs are computed by its pass driver (they may need
+    // reductions over the particle), so its kernel keeps them.
+    if (any && !param_axis::needed(g)) {
       p->kernel_graph = g;
       p->kernel_graph.outputs.clear();
       for (size_t o = 0; o < g.outputs.size(); ++o)
@@ -494,6 +533,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     if (n.op == ir::Op::MRead) uniform_args.push_back({n.args[1], "a member index x[i]"});
     if (ir::is_keyed(n.op)) uniform_args = {{n.args[0], "a key of rand(k, j)"}, {n.args[1], "a key of rand(k, j)"}};
     if (ir::is_member_scalar_op(n.op)) uniform_args.push_back({n.args[0], "what rank(), centered_rank(), argmin() and argmax() compare"});
+    if (n.op == ir::Op::TKth || n.op == ir::Op::PKth) uniform_args.push_back({n.args[1], "the k of tkth(x, k) and pkth(x, k)"});
     for (auto [arg, what] : uniform_args) {
       int32_t i = element_input(arg);
       if (i >= 0)
@@ -551,7 +591,12 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   // index and key before anything is written; the kernels compute the other outputs only.
   std::map<std::string, Value> results;
   const bool any_value = std::find(value_out.begin(), value_out.end(), true) != value_out.end();
-  if (any_value) {
+  const bool param_rule = param_axis::needed(g);
+  const bool split = any_value && !param_rule;  // value outputs by the prelude, the rest by kernels
+  if (param_rule && !ref)
+    throw BindError(locate("E0509", {true, 0}, "the rule reduces along the parameter axis (tsum, psum, numel(), ...), "
+                                        "so it needs a particle or swarm bound to take the parameter tensors from"));
+  if (split) {
     KernelArgs pa;
     pa.members = members;
     pa.params = params;
@@ -584,7 +629,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   // The graph the kernels run: without the value outputs.
   // ref and sized may point into `targets`: its buffer stays alive (and unmoved) here.
   std::vector<Operand> rule_targets;
-  if (any_value) {
+  if (split) {
     std::vector<Operand> kt;
     std::vector<bool> kp;
     for (size_t o = 0; o < g.outputs.size(); ++o)
@@ -597,11 +642,15 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     in_place = std::move(kp);
     if (targets.empty()) return results;
   }
-  const ir::Graph& kg = any_value ? plan->kernel_graph : g;
-  const ir::Graph& kt = any_value ? plan->kernel_typed : typed;
+  const ir::Graph& kg = split ? plan->kernel_graph : g;
+  const ir::Graph& kt = split ? plan->kernel_typed : typed;
   std::vector<size_t> site_of_output;  // kernel graph output -> rule output (for locate)
   for (size_t o = 0; o < g.outputs.size(); ++o)
-    if (!value_out[o]) site_of_output.push_back(o);
+    if (!split || !value_out[o]) site_of_output.push_back(o);
+  // A parameter-axis rule's value outputs, one double per member, filled by its kernel.
+  std::vector<std::vector<double>> value_buf(param_rule ? kg.outputs.size() : 0);
+  for (size_t o = 0; o < value_buf.size(); ++o)
+    if (value_out[o]) value_buf[o].assign(size_t(std::max<int64_t>(members, 1)), std::nan(""));
   auto kernel_varies_per_member = [&](size_t o) { return kt.nodes[size_t(kg.outputs[o].node)].type.member; };
 
   const Species& species = *ref->species();
@@ -627,6 +676,21 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                                        "' are bound to the same storage; outputs updated in "
                                        "place must be distinct particles or swarms"));
 
+  // Particle-wide constructs (psum, pkth, elem(), elems()) see one storage group at a time: a
+  // particle whose operational parameters span several (dtypes or devices) is refused.
+  if (param_rule) {
+    int computed = 0;
+    for (size_t grp = 0; grp < species.groups().size(); ++grp) computed += !species.operational_ranges(int(grp)).empty();
+    const auto particle_wide = [](const ir::Node& n) {
+      return ir::is_particle_reduce(n.op) || n.op == ir::Op::Elem || n.op == ir::Op::Elems;
+    };
+    if (computed > 1 && std::any_of(g.nodes.begin(), g.nodes.end(), particle_wide))
+      throw BindError(locate("E0509", {true, 0}, "'" + ref->name + "' keeps its operational parameters in " +
+                                              std::to_string(computed) + " storage groups (dtypes or devices), but "
+                                              "psum, pmean, pmin, pmax, pkth, elem() and elems() reduce over one; "
+                                              "convert the model to one dtype and device, or make the other "
+                                              "parameters non-operational"));
+  }
   // Every group's kernel is compiled before the first group is written, so a kernel that fails
   // to compile changes nothing. A group runs on the fused kernel when it is on the CPU in
   // float32/float64 and the aten backend is not asked for; else on ATen ops (no compile step).
@@ -642,6 +706,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     KernelSpec spec;
     spec.dtype = sg.dtype == at::kDouble ? DType::F64 : DType::F32;
     for (const auto& op : in) spec.kinds.push_back(op.kind);
+    if (param_rule) spec.values = value_out;
     try {
       if (detail::fault_hook) detail::fault_hook("compile kernel");
       const std::string key{char('0' + int(spec.dtype)), char('0' + int(options.backend))};
@@ -669,7 +734,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
 
   // Fresh outputs.
   for (size_t o = 0; o < kg.outputs.size(); ++o) {
-    if (in_place[o]) continue;
+    if (in_place[o] || (param_rule && value_out[o])) continue;
     Operand t;
     t.name = kg.outputs[o].name;
     if ((sized || members > 1) && kernel_varies_per_member(o)) {
@@ -725,12 +790,14 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     auto set_common = [&](auto& c) {
       c.members = members;
       c.ranges = ranges;
+      if (param_rule) c.tensors = species.tensor_ranges(grp);
       c.params = params;
       c.seed = options.seed, c.invocation = invocation, c.group = uint32_t(grp);
     };
     if (!fast) {
       aten_backend::Call c;
       set_common(c);
+      if (param_rule) c.values = value_out;
       for (size_t i = 0; i < in.size(); ++i) {
         c.kinds.push_back(in[i].kind);
         c.scalar.push_back(in[i].scalar);
@@ -741,9 +808,13 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         else
           c.in.emplace_back();
       }
-      for (auto& t : targets) {
-        const at::Tensor& s = t.storage(grp);
-        c.out.push_back(t.swarm ? s : s.unsqueeze(0));
+      for (size_t o = 0; o < targets.size(); ++o) {
+        if (param_rule && value_out[o]) {
+          c.out.push_back(at::from_blob(value_buf[o].data(), {int64_t(value_buf[o].size())}, at::kDouble));
+          continue;
+        }
+        const at::Tensor& s = targets[o].storage(grp);
+        c.out.push_back(targets[o].swarm ? s : s.unsqueeze(0));
       }
       try {
         aten_backend::run(kg, c);
@@ -768,16 +839,28 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         a.in_stride.push_back(0);
       }
     }
-    for (auto& t : targets) {
-      const at::Tensor& s = t.storage(grp);
+    for (size_t o = 0; o < targets.size(); ++o) {
+      if (param_rule && value_out[o]) {
+        a.out.push_back(value_buf[o].data());
+        a.out_stride.push_back(0);
+        continue;
+      }
+      const at::Tensor& s = targets[o].storage(grp);
       a.out.push_back(s.data_ptr());
-      a.out_stride.push_back(t.swarm ? s.size(1) : 0);
+      a.out_stride.push_back(targets[o].swarm ? s.size(1) : 0);
     }
     try {
       kernels[size_t(grp)]->run(a);
     } catch (const MemberIndexError& e) {
       throw index_error(e);
     }
+  }
+  for (size_t o = 0; o < value_buf.size(); ++o) {
+    if (!value_out[o]) continue;
+    if (typed.nodes[size_t(g.outputs[o].node)].type.member)
+      results.insert_or_assign(g.outputs[o].name, Value(std::vector<double>(value_buf[o].begin(), value_buf[o].begin() + members)));
+    else
+      results.insert_or_assign(g.outputs[o].name, Value(value_buf[o][0]));
   }
   return results;
 }

@@ -28,6 +28,11 @@ struct Call {
   std::vector<double> scalar;
   std::vector<double> params;
   std::vector<at::Tensor> out;
+  /// Parameter-axis rules (ir/ParamAxis.h): the parameter tensors as [begin, end) ranges, one per
+  /// operational non-empty tensor in storage order (empty: each range is one tensor), and per
+  /// output whether it is a value output, whose `out` is a [members] float64 tensor to fill.
+  std::vector<std::pair<int64_t, int64_t>> tensors;
+  std::vector<bool> values;
   uint64_t seed = 0;  ///< random key, as backend/Random.h
   uint64_t invocation = 0;
   uint32_t group = 0;

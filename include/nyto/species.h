@@ -67,6 +67,9 @@ class Species {
   /// Operational parameters of one group as sorted, disjoint [begin, end) element ranges, adjacent
   /// parameters merged: what a particle operation walks.
   std::vector<std::pair<int64_t, int64_t>> operational_ranges(int group) const;
+  /// Operational, non-empty parameters of one group as [begin, end) element ranges, one per
+  /// parameter tensor, in storage order: the tensors of the rule language's parameter axis.
+  std::vector<std::pair<int64_t, int64_t>> tensor_ranges(int group) const;
   /// Indices of the parameters a ParamConfig name selects: "" all, a parameter path, or a
   /// submodule path (every parameter under it). Throws NameError if nothing matches.
   std::vector<int64_t> select(const std::string& name) const;

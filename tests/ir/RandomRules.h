@@ -42,6 +42,9 @@ struct RandomRuleOptions {
   bool population = true;    // also the ops that cross members or are keyed (msum, x[i], rank,
                              // pick, rand(k, j)): such rules run staged (ir/Schedule.h); without
                              // them a rule is one fused kernel
+  bool param_axis = false;   // also the parameter-axis ops (tsum, psum, tkth, numel(), elem(),
+                             // ...): such rules run in passes (ir/ParamAxis.h) and need
+                             // KernelArgs::tensors
 };
 
 /// The random rule for `seed`. Throws nothing for valid options; the result passes ir::verify.
@@ -84,6 +87,8 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
   add_value(b.member());  // member values (language v1): per member, and the member count
   add_value(b.members());
   if (opt.population) add_value(b.pick(0));  // needs 2 members (RandomBindings sees to it)
+  if (opt.param_axis)
+    for (Op leaf : {Op::Numel, Op::Elem, Op::Elems}) add_value(b.add_typed(Node{leaf}));
   std::vector<double> pool = {0.5, 2, -1.5, 3, 0.25, 1, 0, -1, 10, 0.1};
   if (opt.special_constants) {
     pool.push_back(std::numeric_limits<double>::quiet_NaN());
@@ -122,6 +127,7 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
   std::vector<Op> all;
   for (int k = 0; k < kNumOps; ++k)
     if (op_arity(Op(k)) > 0 && (opt.population || !(crosses_members(Op(k)) || is_keyed(Op(k)))) &&
+        (opt.param_axis || !is_param_axis(Op(k))) &&
         (opt.only_ops.empty() || std::find(opt.only_ops.begin(),
                                                                    opt.only_ops.end(),
                                                                    Op(k)) != opt.only_ops.end()))
@@ -167,6 +173,19 @@ inline Graph random_rule(uint64_t seed, const RandomRuleOptions& opt = {}) {
       NodeId a = operand();
       NodeId c = operand();
       add_value(b.select(m, a, c));
+    } else if (op == Op::TKth || op == Op::PKth) {
+      // k: a value without the element axis that reads no input (for pkth, not per tensor
+      // either), scaled so it lands anywhere in [1, n] and beyond: k = s * elems() / 4.
+      std::vector<NodeId> uniform;
+      for (NodeId v : uniform_values())
+        if (op == Op::TKth || !g.nodes[v].type.tensor) uniform.push_back(v);
+      NodeId s = uniform[below(uniform.size())];
+      used[s] = 1;
+      Node n{op};
+      n.args[0] = operand();
+      n.args[1] = note(b.binary(Op::Mul, s, note(b.binary(Op::Div, note(b.add_typed(Node{Op::Elems})),
+                                                               note(b.constant(4))))));
+      add_value(b.add_typed(n));
     } else if (is_member_reduce(op)) {
       add_value(b.member_reduce(op, operand()));
     } else if (is_member_scalar_op(op)) {

@@ -735,3 +735,84 @@ TEST_CASE("C++ member expressions: mu -= lr * nyto::msum(w * (eps - mu)) is one 
   CHECK_THROWS_AS(nyto::AnyParticle(nyto::AnyExpr(nyto::MemberExpr(eps).node())), nyto::Error);
   CHECK_THROWS_AS((std::vector<double>{1, 2} * eps).eval(), nyto::BindError);
 }
+
+namespace {
+// A swarm of M NetImpl members with distinct parameters (l1: 2 -> 3, l2: 3 -> 1; four tensors).
+Swarm<NetImpl> net_swarm(int64_t M, uint64_t seed) {
+  Swarm<NetImpl> x(nyto::make_particle<NetImpl>(), M);
+  at::manual_seed(seed);
+  torch::NoGradGuard g;
+  for (int64_t m = 0; m < M; ++m)
+    for (auto& t : Particle<NetImpl>(x.member(m))->parameters()) t.copy_(at::randn(t.sizes()));
+  return x;
+}
+}  // namespace
+
+TEST_CASE("parameter axis: per-tensor and whole-particle reductions of a swarm; ParamConfig; value outputs") {
+  const int64_t M = 3;
+  const std::vector<Backend> backends = {Backend::Llvm, Backend::Interp};
+  for (Backend b : backends)
+    for (int threads : {1, 2}) {
+      CAPTURE(int(b));
+      CAPTURE(threads);
+      at::set_num_threads(threads);
+      nyto::RunOptions opt;
+      opt.backend = b;
+      Swarm<NetImpl> x = net_swarm(M, 3);
+      // l1.bias takes part in nothing: not reduced, not written.
+      x.member(0).set_param_config(false, false, "l1.bias");
+      std::vector<std::vector<at::Tensor>> before;
+      for (int64_t m = 0; m < M; ++m) {
+        std::vector<at::Tensor> ps;
+        for (auto& t : Particle<NetImpl>(x.member(m))->parameters()) ps.push_back(t.detach().clone());
+        before.push_back(ps);
+      }
+      auto rule = nyto::compile(
+          "n = numel()\nnorm = psum(x*x)\nP = elems()\nbig = pmax(abs(x))\n"
+          "x = x / sqrt(tsum(x*x))\n");
+      auto out = rule.run({{"x", x}}, opt);
+      CHECK(out.at("P").scalar() == 6 + 3 + 1);  // l1.weight, l2.weight, l2.bias
+      const std::vector<double> norm = out.at("norm").member_scalars(), big = out.at("big").member_scalars();
+      REQUIRE(norm.size() == size_t(M));
+      Particle<NetImpl> nm(out.at("n").particle());  // numel() does not vary per member
+      for (int64_t m = 0; m < M; ++m) {
+        Particle<NetImpl> xm(x.member(m));
+        const auto& p = before[size_t(m)];  // l1.weight, l1.bias, l2.weight, l2.bias
+        double sq = 0, mx = 0;
+        for (size_t k : {0, 2, 3}) {
+          sq += (p[k].to(at::kDouble) * p[k].to(at::kDouble)).sum().item<double>();
+          mx = std::max(mx, p[k].abs().max().item<double>());
+        }
+        CHECK(norm[size_t(m)] == doctest::Approx(sq).epsilon(1e-6));
+        CHECK(big[size_t(m)] == mx);
+        CHECK(at::allclose(xm->l1->weight, p[0] / p[0].norm(), 1e-6, 1e-6));
+        CHECK(at::equal(xm->l1->bias, p[1]));
+        CHECK(at::allclose(xm->l2->weight, p[2] / p[2].norm(), 1e-6, 1e-6));
+        CHECK(at::allclose(xm->l2->bias, p[3] / p[3].norm(), 1e-6, 1e-6));
+        CHECK(nm->l1->weight[0][0].item<double>() == 6);
+        CHECK(nm->l2->weight[0][2].item<double>() == 3);
+        CHECK(nm->l2->bias[0].item<double>() == 1);
+      }
+    }
+  at::set_num_threads(1);
+}
+
+TEST_CASE("parameter axis: bad bindings are located errors (E0507, E0509), nothing changed") {
+  auto net = nyto::make_particle<NetImpl>();
+  auto mixed = nyto::make_particle<MixedImpl>();
+  std::string msg = error_of([&] { nyto::compile("n = psum(a * a)").run({{"a", 2.0}}); });
+  CHECK(contains(msg, "E0509"));
+  CHECK(contains(msg, "needs a particle or swarm"));
+  auto before = mixed->a.clone();
+  msg = error_of([&] { nyto::compile("x = x / psum(x * x)").run({{"x", mixed}}); });
+  CHECK(contains(msg, "E0509"));
+  CHECK(contains(msg, "2 storage groups"));
+  CHECK(at::equal(mixed->a, before));
+  // Per-tensor reductions work on several groups: each tensor is in one.
+  auto y = Particle<MixedImpl>(nyto::compile("y = x / tsum(x)").run({{"x", mixed}}).at("y").particle());
+  CHECK(y->b[0][0].item<double>() == doctest::Approx(0.25));
+  CHECK(y->c[2].item<double>() == doctest::Approx(1.0 / 3));
+  msg = error_of([&] { nyto::compile("y = where(x >= tkth(x, k), x, 0)").run({{"x", net}, {"k", net}}); });
+  CHECK(contains(msg, "E0507"));
+  CHECK(contains(msg, "the k of tkth"));
+}

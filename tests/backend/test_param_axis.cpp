@@ -1,0 +1,310 @@
+// The parameter axis (ir/ParamAxis.h, backend/ParamAxis.h): the pass driver over llvm kernels
+// against the driver over interpreter kernels, bit for bit, on random rules with every
+// parameter-axis construct (tensors of 1, 7, 1000 and 100,003 elements, several per particle,
+// non-operational gaps between them, 1 to 4 members, 1 and 2 threads); and each construct against
+// a naive reference written here (sums in the documented blocked order, selections by sorting).
+#include "tests/doctest_torch.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "backend/KernelCache.h"
+#include "backend/ParamAxis.h"
+#include "backend/interp/Interp.h"
+#include "backend/llvm/LlvmBackend.h"
+#include "frontend/Frontend.h"
+#include "ir/ParamAxis.h"
+#include "ir/Passes.h"
+#include "tests/backend/RandomBindings.h"
+#include "tests/ir/RandomRules.h"
+
+using namespace nyto;
+
+namespace {
+
+#ifdef NYTO_TEST_SANITIZED
+constexpr uint64_t kRuleScale = 5;
+#else
+constexpr uint64_t kRuleScale = 1;
+#endif
+
+std::unique_ptr<Kernel> llvm_passes(llvm_backend::JitEngine& engine, const ir::Graph& g, const KernelSpec& spec) {
+  return param_axis::compile(g, spec, [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine, pg, ps); });
+}
+std::unique_ptr<Kernel> interp_passes(const ir::Graph& g, const KernelSpec& spec) {
+  return param_axis::compile(g, spec, interp::compile);
+}
+
+// Lays out `b`'s rows as tensors of the given sizes, each after a gap of 0-3 non-operational
+// elements (never written: they keep -123 in fresh outputs and the input in place).
+template <class T>
+void relayout(test::RandomBindings<T>& b, const std::vector<int64_t>& sizes, std::mt19937_64& rng) {
+  b.args.ranges.clear();
+  b.args.tensors.clear();
+  int64_t at = 0;
+  for (int64_t n : sizes) {
+    at += int64_t(rng() % 4);
+    b.args.tensors.push_back({at, at + n});
+    if (!b.args.ranges.empty() && b.args.ranges.back().second == at)
+      b.args.ranges.back().second += n;
+    else
+      b.args.ranges.push_back({at, at + n});
+    at += n;
+  }
+  b.row = at + int64_t(rng() % 3);
+  for (size_t i = 0; i < b.data.size(); ++i) {
+    b.data[i].resize(size_t(b.members * b.row));
+    for (auto& v : b.data[i]) v = T((double(rng() % 2001) - 1000.0) / 250.0);
+    if (rng() % 6 == 0) b.data[i][rng() % b.data[i].size()] = T(std::nan(""));
+    if (b.args.in_stride[i] != 0) b.args.in_stride[i] = b.row;
+  }
+  b.args.out_stride.assign(b.args.out_stride.size(), b.row);
+}
+
+template <class T>
+bool same_bits(T a, T b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("parameter axis: llvm passes == interp passes on random rules, bit for bit") {
+  llvm_backend::JitEngine engine;
+  const int old_threads = at::get_num_threads();
+  const std::vector<std::vector<int64_t>> layouts = {
+      {1}, {7}, {1000}, {1, 7, 1000}, {100003}, {7, 100003, 1}, {1000, 1000, 3, 5000}, {2049, 1, 1023}};
+  size_t runs = 0, compared = 0, passes = 0;
+  for (uint64_t seed = 0; seed < 60 / kRuleScale; ++seed) {
+    ir::testing::RandomRuleOptions o;
+    o.param_axis = true;
+    o.population = seed % 3 == 0;
+    o.inputs = 1 + int(seed % 3);
+    o.params = int(seed % 3);
+    o.outputs = 1 + int(seed % 2);
+    o.ops = 20 + int(seed % 30);
+    o.rand_sites = int(seed % 3);
+    o.only_ops = {ir::Op::Add,  ir::Op::Sub,  ir::Op::Mul,  ir::Op::Div,  ir::Op::Abs,  ir::Op::Sqrt,
+                  ir::Op::Min,  ir::Op::Max,  ir::Op::Ge,   ir::Op::Lt,   ir::Op::Select, ir::Op::TSum,
+                  ir::Op::TMin, ir::Op::TMax, ir::Op::PSum, ir::Op::PMin, ir::Op::PMax, ir::Op::TKth,
+                  ir::Op::PKth, ir::Op::MSum, ir::Op::MRead, ir::Op::Exp};
+    const ir::Graph g = ir::optimize(ir::testing::random_rule(50000 + seed, o), {}).graph;
+    if (!ir::has_param_axis(g)) continue;
+    for (int dt = 0; dt < 2; ++dt) {
+      std::mt19937_64 rng(seed * 7 + uint64_t(dt));
+      auto check = [&](auto tag) {
+        using T = decltype(tag);
+        test::RandomBindings<T> b(g, rng, rng() % 2 == 0, 100, 0, int64_t(1 + seed % 4));
+        relayout(b, layouts[seed % layouts.size()], rng);
+        b.spec.dtype = sizeof(T) == 4 ? DType::F32 : DType::F64;
+        auto want_k = interp_passes(g, b.spec);
+        auto got_k = llvm_passes(engine, g, b.spec);
+        passes += param_axis::pass_kernels(g, b.spec).size();
+        std::vector<std::vector<T>> want, got;
+        at::set_num_threads(1);
+        b.run(*want_k, want);
+        at::set_num_threads(1 + int(seed % 2));
+        b.run(*got_k, got);
+        ++runs;
+        for (size_t k = 0; k < want.size(); ++k)
+          for (size_t e = 0; e < want[k].size(); ++e) {
+            ++compared;
+            if (!same_bits(want[k][e], got[k][e])) {
+              FAIL_CHECK("seed " << seed << " output " << k << " element " << e << ": interp " << want[k][e]
+                                 << ", llvm " << got[k][e] << "\n" << param_axis::describe(g, b.spec));
+              return;
+            }
+          }
+      };
+      if (dt == 0) check(0.0f); else check(0.0);
+    }
+  }
+  at::set_num_threads(old_threads);
+  MESSAGE(runs << " runs, " << passes << " pass kernels, " << compared << " values compared");
+  CHECK(runs >= 60 / kRuleScale);
+  CHECK(passes > runs);  // most rules take more than one pass
+}
+
+namespace {
+
+// A rule from text, optimized as the runtime does.
+ir::Graph rule(const std::string& text) {
+  auto r = frontend::compile_source(text, "test.nyto");
+  REQUIRE_MESSAGE(r.ok, frontend::render_all(r));
+  return ir::optimize(r.graph, {}).graph;
+}
+
+// Runs `g` with input x (members rows of `row`, tensors `tensors`) and value outputs per
+// spec.values; returns output o's row-major values, and `values` receives the value outputs.
+template <class T>
+std::vector<std::vector<T>> run(const Kernel& k, const ir::Graph& g, const std::vector<T>& x, int64_t members,
+                                int64_t row, const std::vector<std::pair<int64_t, int64_t>>& tensors,
+                                const std::vector<bool>& value_out, std::vector<std::vector<double>>* values = nullptr) {
+  KernelArgs a;
+  a.members = members;
+  a.tensors = tensors;
+  for (auto t : tensors) a.ranges.push_back(t);
+  a.in = {x.data()};
+  a.in_stride = {members > 1 ? row : 0};
+  a.scalar = {0};
+  for (auto& p : g.params) a.params.push_back(p.default_value);
+  std::vector<std::vector<T>> out(g.outputs.size(), std::vector<T>(size_t(members * row), T(-123)));
+  std::vector<std::vector<double>> vals(g.outputs.size(), std::vector<double>(size_t(members), -123));
+  for (size_t o = 0; o < g.outputs.size(); ++o) {
+    a.out.push_back(value_out[o] ? static_cast<void*>(vals[o].data()) : static_cast<void*>(out[o].data()));
+    a.out_stride.push_back(row);
+  }
+  k.run(a);
+  if (values) *values = vals;
+  return out;
+}
+
+// The documented order of a tensor sum (ir/IR.h): 1024-element chunks, 8 lanes each.
+template <class T>
+double blocked_sum(const T* x, int64_t n) {
+  double total = -0.0;
+  for (int64_t c = 0; c < n; c += 1024) {
+    double lane[8];
+    std::fill(lane, lane + 8, -0.0);
+    for (int64_t i = c; i < std::min(n, c + 1024); ++i) lane[(i - c) % 8] += double(x[i]);
+    total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  }
+  return total;
+}
+
+// The k-th largest by sorting (NaN above everything, -0 below +0), k floored and clamped.
+template <class T>
+T kth_largest(std::vector<T> v, double k) {
+  std::sort(v.begin(), v.end(), [](T a, T b) {
+    if (std::isnan(a) != std::isnan(b)) return std::isnan(a);
+    if (std::isnan(a)) return false;
+    if (a == b) return !std::signbit(a) && std::signbit(b);  // +0 before -0
+    return a > b;
+  });
+  const double kk = std::isnan(k) ? 1 : std::clamp(std::floor(k), 1.0, double(v.size()));
+  return v[size_t(kk) - 1];
+}
+
+}  // namespace
+
+TEST_CASE("parameter axis: each construct against a naive reference, interp and llvm, 1 and 2 threads") {
+  llvm_backend::JitEngine engine;
+  const int old_threads = at::get_num_threads();
+  // x: 3 members; tensors of 7, 1, 3000 and 100003 elements with a gap of 2 after the first.
+  const std::vector<std::pair<int64_t, int64_t>> tensors = {{0, 7}, {9, 10}, {10, 3010}, {3010, 103013}};
+  const int64_t M = 3, row = 103013;
+  std::mt19937_64 rng(11);
+  std::vector<float> x(size_t(M * row));
+  for (auto& v : x) v = float(int64_t(rng() % 2001) - 1000) / 64.0f;  // many ties
+  x[size_t(row + 5)] = -0.0f;
+  x[size_t(row + 6)] = 0.0f;
+  const ir::Graph g = rule(
+      "param density = 0.2\n"
+      "param k = 3\n"
+      "a = tsum(x*x)\n b = tmin(x) + tmax(x)\n c = tkth(x, density * numel())\n d = tkth(x, k)\n"
+      "e = numel() * 100000 + elem()\n"
+      "f = where(abs(x) >= tkth(abs(x), density * numel()), x, 0)\n"
+      "s = psum(x*x)\n mn = pmin(x)\n mx = pmax(x)\n pk = pkth(x, k)\n pm = pmean(x)\n n = elems()\n");
+  std::vector<bool> value_out;
+  for (const ir::Output& o : g.outputs) value_out.push_back(o.name.size() == 2 || o.name == "s" || o.name == "n");
+  KernelSpec spec{DType::F32, {BindKind::Swarm}};
+  spec.values = value_out;
+  auto out_index = [&](const char* name) {
+    for (size_t o = 0; o < g.outputs.size(); ++o)
+      if (g.outputs[o].name == name) return o;
+    FAIL("no output " << name);
+    return size_t(0);
+  };
+  for (int which = 0; which < 3; ++which) {
+    INFO("kernel " << which);
+    at::set_num_threads(which == 2 ? 2 : 1);
+    auto k = which == 0 ? interp_passes(g, spec) : llvm_passes(engine, g, spec);
+    std::vector<std::vector<double>> vals;
+    auto out = run<float>(*k, g, x, M, row, tensors, value_out, &vals);
+    int64_t P = 0;
+    for (auto [b, e] : tensors) P += e - b;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x.data() + m * row;
+      double psum = -0.0, pmin = INFINITY, pmax = -INFINITY;
+      std::vector<float> all;
+      int64_t elem = 0;
+      for (auto [b, e] : tensors) {
+        const int64_t n = e - b;
+        std::vector<float> sq(static_cast<size_t>(n)), v(xm + b, xm + e), av(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) sq[size_t(i)] = xm[b + i] * xm[b + i], av[size_t(i)] = std::fabs(xm[b + i]);
+        const double tsum = blocked_sum(sq.data(), n);
+        psum += tsum;
+        const float tmin = *std::min_element(v.begin(), v.end()), tmax = *std::max_element(v.begin(), v.end());
+        pmin = std::min<double>(pmin, tmin), pmax = std::max<double>(pmax, tmax);
+        const float c_exact = kth_largest(v, 0.2 * double(n));  // density * numel() is a double
+        const float d = kth_largest(v, 3);
+        const float thr = kth_largest(av, 0.2 * double(n));
+        all.insert(all.end(), v.begin(), v.end());
+        for (int64_t i = 0; i < n; ++i) {
+          const size_t at = size_t(m * row + b + i);
+          REQUIRE(out[out_index("a")][at] == float(tsum));
+          REQUIRE(out[out_index("b")][at] == float(double(tmin) + double(tmax)));
+          REQUIRE(out[out_index("c")][at] == c_exact);
+          REQUIRE(out[out_index("d")][at] == d);
+          // numel() * 100000 is a double, rounded to float32 where it meets elem(), a float32
+          REQUIRE(out[out_index("e")][at] == float(double(n) * 100000) + float(elem + i));
+          REQUIRE(out[out_index("f")][at] == (std::fabs(xm[b + i]) >= thr ? xm[b + i] : 0.0f));
+        }
+        elem += n;
+      }
+      CHECK(out[out_index("a")][size_t(m * row + 7)] == -123);  // the gap is not written
+      CHECK(vals[out_index("s")][size_t(m)] == psum);
+      CHECK(vals[out_index("mn")][size_t(m)] == pmin);
+      CHECK(vals[out_index("mx")][size_t(m)] == pmax);
+      CHECK(vals[out_index("pk")][size_t(m)] == double(kth_largest(all, 3)));
+      CHECK(vals[out_index("n")][0] == double(P));
+      double sum = -0.0;
+      for (auto [b, e] : tensors) sum += blocked_sum(xm + b, e - b);
+      CHECK(vals[out_index("pm")][size_t(m)] == sum / double(P));
+    }
+  }
+  at::set_num_threads(old_threads);
+}
+
+TEST_CASE("parameter axis: tkth and pkth on ties, k = 0, k > n, NaN k, NaN values, -0 and +0") {
+  llvm_backend::JitEngine engine;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  struct Case {
+    std::vector<float> v;
+    double k;
+    float want;
+    const char* what;
+  };
+  const Case cases[] = {
+      {{1, 3, 3, 2}, 2, 3, "ties count with multiplicity: the 2nd largest of 3,3,2,1 is 3"},
+      {{1, 3, 3, 2}, 3, 2, "the 3rd largest of 3,3,2,1 is 2"},
+      {{1, 3, 3, 2}, 0, 3, "k = 0 is clamped to 1: the max"},
+      {{1, 3, 3, 2}, -5, 3, "a negative k is clamped to 1"},
+      {{1, 3, 3, 2}, 10, 1, "k > n is clamped to n: the min"},
+      {{1, 3, 3, 2}, 2.9, 3, "k is floored"},
+      {{1, 3, 3, 2}, nan, 3, "a NaN k counts as 1"},
+      {{1, nan, 3, 2}, 1, nan, "NaN ranks above every number"},
+      {{1, nan, 3, 2}, 2, 3, "the 2nd largest after a NaN"},
+      {{-0.0f, 0.0f}, 1, 0.0f, "+0 ranks above -0"},
+      {{-0.0f, 0.0f}, 2, -0.0f, "-0 is the 2nd"},
+      {{-INFINITY, -1, -INFINITY}, 2, -INFINITY, "infinities are values"},
+  };
+  for (const Case& c : cases) {
+    INFO(std::string(c.what));
+    const int64_t n = int64_t(c.v.size());
+    for (const char* text : {"param k = 0\ny = tkth(x, k)\n", "param k = 0\ny = pkth(x, k) - 0 * numel()\n"}) {
+      ir::Graph g = rule(text);
+      g.params[0].default_value = c.k;
+      KernelSpec spec{DType::F32, {BindKind::Particle}};
+      for (int which = 0; which < 2; ++which) {
+        auto k = which == 0 ? interp_passes(g, spec) : llvm_passes(engine, g, spec);
+        auto out = run<float>(*k, g, c.v, 1, n, {{0, n}}, {false});
+        CHECK_MESSAGE(same_bits(out[0][0], c.want), text << " got " << out[0][0] << " want " << c.want);
+      }
+    }
+  }
+}
