@@ -22,8 +22,10 @@ usage: check_merge.py NYTO_BINARY [--quick]
    - slerp: per tensor, near-colinear and near-anti-colinear pairs (the lerp branch), a zero
      tensor (not normalized), generic pairs; particles, and swarms of pairs;
    - model_stock: N = 3 and N = 2 fine-tuned models, an offset that is 0 on one tensor;
-   - sep_cma_es: generation 0 (h_sigma = 1) and a later one with long paths (h_sigma = 0), a
-     negative diagonal entry, tied fitness (stable order), M = 8 and M = 10; sigma is a value output;
+   - sep_cma_es: generation 0 (h_sigma = 1), a later one with long paths (h_sigma = 0), a
+     negative diagonal entry, tied fitness (stable order), M = 8 and M = 10, and a p_sigma for
+     which SepCMA's h_sigma exponent 2 (g + 2) passes the test where 2 (g + 1) would not; sigma
+     is a value output;
    - pgpe: zero velocity (no clipping) and a fast one (ClipUp clips), tied fitness.
    Every input is exactly representable in float32 and chosen so that no comparison the rules
    make (trimming thresholds, elected signs, rand() < density, |dot| > 0.9995, the h_sigma
@@ -279,30 +281,54 @@ def model_stock_cases(rng):
 F10 = np.array([1.5, -0.5, 2.0, -0.5, 3.25, 0.0, 4.0, 2.0, -1.0, 0.75])  # ties: 1 & 3, 2 & 7
 
 
+def h_sigma_ratio(ps1, g, M, exponent_g=None):
+    """SepCMA's h_sigma test, left / right (h_sigma = 1 below 1); exponent_g replaces g + 2."""
+    k = sep_cma_es.constants(P, M)
+    e = 2 * (g + 2 if exponent_g is None else exponent_g)
+    left = np.linalg.norm(ps1) / np.sqrt(1 - (1 - k["c_sigma"]) ** e)
+    return left / ((1.4 + 2 / (P + 1)) * k["chi_n"])
+
+
 def sep_cma_es_cases(rng):
     out = []
-    for n, (f, g) in enumerate([(F1, 0), (F10, 4)]):
+    # Case 3: g = 0 with p_sigma scaled so that the test passes with SepCMA's exponent
+    # 2 (g + 2) and would fail with 2 (g + 1): it tells the two apart.
+    for n, (f, g) in enumerate([(F1, 0), (F10, 4), (F2, 0)]):
         M = len(f)
         mean = grid(rng.normal(size=P), 2.0**-10)
-        if n == 0:
-            sigma, C = 0.3, np.ones(P, np.float32)
-            ps, pc = np.zeros(P, np.float32), np.zeros(P, np.float32)
-        else:
+        direction = rng.normal(size=P)
+        if n == 1:
             sigma = 0.05
             C = grid(rng.uniform(0.5, 2.0, P), 2.0**-12)
             C[[5, 700]] = -0.25  # a negative diagonal entry: D uses 1e-8 there
-            ps = grid(3 * rng.normal(size=P), 2.0**-12)
             pc = grid(rng.normal(size=P), 2.0**-12)
+        else:
+            sigma, C, pc = 0.3, np.ones(P, np.float32), np.zeros(P, np.float32)
         z = rng.normal(size=(M, P))
         x = grid(mean + sigma * np.sqrt(np.maximum(C, 1e-8)) * z, 2.0**-14)
         d = sep_cma_es.rule_draws(7 + n, g, M, ELEMENTS, np.float32)
-        mean1, sigma1, C1, ps1, pc1, x1, h = sep_cma_es.step(mean, sigma, C, ps, pc, x, f, g, d["z_next"])
-        # the h_sigma test's margin
-        k = sep_cma_es.constants(P, M)
-        left = np.linalg.norm(ps1) / np.sqrt(1 - (1 - k["c_sigma"]) ** (2 * (g + 2)))
-        ratio = left / ((1.4 + 2 / (P + 1)) * k["chi_n"])
-        check(h == (1.0 if n == 0 else 0.0) and abs(ratio - 1) > 1e-3,
+
+        def state(alpha):
+            ps = grid(alpha * direction, 2.0**-12)
+            return ps, sep_cma_es.step(mean, sigma, C, ps, pc, x, f, g, d["z_next"])
+
+        if n == 0:
+            alpha = 0.0
+        elif n == 1:
+            alpha = 3.0
+        else:  # bisect for a test ratio of 0.85
+            lo, hi = 0.0, 10.0
+            for _ in range(50):
+                alpha = (lo + hi) / 2
+                lo, hi = (alpha, hi) if h_sigma_ratio(state(alpha)[1][3], g, M) < 0.85 else (lo, alpha)
+        ps, (mean1, sigma1, C1, ps1, pc1, x1, h) = state(alpha)
+        ratio = h_sigma_ratio(ps1, g, M)
+        check(h == (0.0 if n == 1 else 1.0) and abs(ratio - 1) > 1e-3,
               f"sep_cma_es case {n + 1}: h_sigma = {h:g} (test ratio {ratio:.3g})")
+        if n == 2:
+            wrong = h_sigma_ratio(ps1, g, M, exponent_g=g + 1)
+            check(wrong > 1.05, f"sep_cma_es case 3: with the exponent 2 (g + 1) the ratio would be "
+                  f"{wrong:.3g} (h_sigma 0): the case tells the exponents apart")
         c = Case("sep_cma_es", f"case {n + 1}, M = {M}, g = {g}, h_sigma = {h:g}", 7 + n,
                  particles={"mean": mean, "C": C, "p_sigma": ps, "p_c": pc}, swarms={"x": x},
                  vectors={"f": f}, scalars={"sigma": sigma, "g": g})
