@@ -8,8 +8,10 @@ arcee-ai/mergekit at a6e4028):
   mask keeps an entry with probability density; the kept entries are scaled by
   sum|delta| / sum|masked| unless either sum is below eps = 1e-7 (then left unscaled); density
   >= 1 returns the tensor as is. mergekit draws the mask with torch.bernoulli; here the uniforms
-  are arguments (nyto's rand(): keep where u < density, the comparison in float32 as nyto makes
-  it: a float32 uniform against density rounded to float32).
+  are arguments (nyto's rand(): keep where u < density; the reference compares the float32
+  uniform with density rounded to float32, as docs/language.md's numerics rule rounds a scalar
+  where it meets an element value; check_merge.py asserts that no draw lies between density and
+  its float32 rounding, so the cases do not depend on it).
 - the merge is ties.gta(): `dare_linear` = no consensus, mergekit's defaults rescale = True,
   normalize = False; `dare_ties` = consensus "sum", rescale = True, normalize = False.
 All arithmetic in float64; tensors are lists of arrays.
