@@ -74,45 +74,51 @@ assert all(g == 0 and dt == np.float32 for g, _, dt in LAYOUT.values())
 
 class Files:
     """Writes models with given flat parameters (the scripted module is compiled once) and reads
-    nyto's results back as flat float32 arrays."""
+    nyto's results back as flat float32 arrays, in the storage layout of `model` (default: Net(),
+    one float32 group)."""
 
-    def __init__(self):
-        self.module = torch.jit.script(Net())
+    def __init__(self, model=None):
+        model = Net() if model is None else model
+        self.layout = layout(model)
+        self.P = sum(p.numel() for p in model.parameters())
+        self.module = torch.jit.script(model)
 
     def particle(self, path, flat):
         with torch.no_grad():
             for name, p in self.module.named_parameters():
-                _, off, _ = LAYOUT[name]
+                _, off, _ = self.layout[name]
                 p.copy_(torch.from_numpy(np.asarray(flat[off:off + p.numel()], np.float32))
                         .reshape(p.shape))
         torch.jit.save(self.module, path)
 
     def swarm(self, path, rows):
+        """One file per member; names zero-padded so that nyto's order by name is member order."""
         os.mkdir(path)
+        width = len(str(len(rows) - 1))
         for m, row in enumerate(rows):
-            self.particle(os.path.join(path, f"m{m}.pt"), row)
+            self.particle(os.path.join(path, f"m{m:0{width}d}.pt"), row)
 
+    def read_particle(self, path):
+        flat = np.empty(self.P, np.float32)
+        for name, p in torch.jit.load(path).named_parameters():
+            _, off, _ = self.layout[name]
+            flat[off:off + p.numel()] = p.detach().numpy().reshape(-1)
+        return flat
 
-def read_particle(path):
-    flat = np.empty(P, np.float32)
-    for name, p in torch.jit.load(path).named_parameters():
-        _, off, _ = LAYOUT[name]
-        flat[off:off + p.numel()] = p.detach().numpy().reshape(-1)
-    return flat
-
-
-def read_output(path, kind):
-    """A result as nyto wrote it, or a string saying why it is not of that kind."""
-    if kind == "vector":
-        return np.loadtxt(path, ndmin=1) if os.path.isfile(path) else f"no text file {path}"
-    if kind == "particle":
-        return read_particle(path) if os.path.isfile(path) else f"no particle file {path}"
-    if not os.path.isdir(path):
-        return f"not a swarm directory: {path}"
-    files = sorted(os.listdir(path))
-    if len(files) != M:
-        return f"{len(files)} members in {path}, want {M}"
-    return np.stack([read_particle(os.path.join(path, f)) for f in files])
+    def read_output(self, path, kind, members=M):
+        """A result as nyto wrote it, or a string saying why it is not of that kind. Kinds:
+        "vector" and "value" (text, one number per line), "particle" (a file), "swarm" (a
+        directory of `members` files)."""
+        if kind in ("vector", "value"):
+            return np.loadtxt(path, ndmin=1) if os.path.isfile(path) else f"no text file {path}"
+        if kind == "particle":
+            return self.read_particle(path) if os.path.isfile(path) else f"no particle file {path}"
+        if not os.path.isdir(path):
+            return f"not a swarm directory: {path}"
+        files = sorted(os.listdir(path))
+        if len(files) != members:
+            return f"{len(files)} members in {path}, want {members}"
+        return np.stack([self.read_particle(os.path.join(path, f)) for f in files])
 
 
 def numbers(v):
@@ -228,7 +234,8 @@ def cases():
 # ------------------------------------------------------------------ runs
 
 def run(nyto, files, tmp, case, backend, tag):
-    """Runs the case on a backend; returns outputs name -> array, or an error string."""
+    """Runs the case on a backend; returns outputs name -> array, or an error string. `files`:
+    a Files for the case's model; the case's params go to --set with its scalars."""
     base = os.path.join(tmp, f"{case.rule}-{tag}")
     os.makedirs(base, exist_ok=True)
     args = [nyto, "run", os.path.join(RULES, case.rule + ".nyto"), "--seed", str(case.seed),
@@ -254,19 +261,22 @@ def run(nyto, files, tmp, case, backend, tag):
         args += ["--set", f"{name}={numbers(v)}"]
     outs = {}
     for name, (kind, _) in case.want.items():
-        outs[name] = os.path.join(base, f"{backend}-{name}" + (".txt" if kind == "vector" else
-                                                               ".pt" if kind == "particle" else ""))
+        outs[name] = os.path.join(base, f"{backend}-{name}" + (".txt" if kind in ("vector", "value")
+                                                               else ".pt" if kind == "particle" else ""))
         args += ["--save", f"{name}={outs[name]}"]
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
         return f"nyto run exits {r.returncode}: {r.stderr.strip()}"
-    return {name: read_output(path, case.want[name][0]) for name, path in outs.items()}
+    return {name: files.read_output(path, case.want[name][0], len(case.want[name][1])
+                                    if case.want[name][0] == "swarm" else None)
+            for name, path in outs.items()}
 
 
 def compare(case, got, stats):
     """Differences from the reference beyond the tolerance, as messages; updates stats[rule]
     (largest difference, largest difference / scale, largest fraction of the tolerance used,
-    values compared)."""
+    values compared). "vector" outputs must be equal; particles, swarms and "value" outputs (a
+    number computed from element values) are compared with the float32 tolerance."""
     bad = []
     s = stats.setdefault(case.rule, [0.0, 0.0, 0.0, 0])
     for name, (kind, want) in case.want.items():
