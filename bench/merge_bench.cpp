@@ -26,7 +26,9 @@
 //     clip_grad_norm_ computes over a member's parameter list (eager: one call per member).
 //
 // Every case first runs both from the same inputs and compares (float32 tolerance: |d| <=
-// 1e-6 + 1e-5 |eager|); a mismatch prints "check": "FAIL" and the program exits with 1.
+// 1e-6 + 1e-5 |eager|), and runs the rule at 2 and at 1 thread (same seed and invocation) to see
+// the same bits (rule_threads_1_2_same_bits); a mismatch or a difference in bits prints
+// "check": "FAIL" and the program exits with 1.
 //
 // Memory ("case": ..., "peak_extra_mb"): each (case, impl, threads) again in a child process
 // (this program with --mem-child): inputs set up, one warm call (JIT compile, first touch),
@@ -247,7 +249,27 @@ struct Case {
   std::vector<Impl> impls;
   std::function<Check()> check;
   std::string check_note;
+  std::function<bool()> same_bits;  // the rule's result at 1 thread has the bits of 2 threads
 };
+
+// Runs `prepare` then the rule (seed and invocation fixed) at 2 and at 1 thread; whether `result`
+// holds the same bits after both (sums in a fixed blocked order: docs of ir/IR.h).
+bool same_bits(const nyto::Rule& rule, const nyto::Bindings& b, const std::function<at::Tensor()>& result,
+               const std::function<void()>& prepare) {
+  nyto::RunOptions o;
+  o.seed = 3;
+  o.invocation = 777;
+  at::set_num_threads(2);
+  prepare();
+  rule.run(b, o);
+  const at::Tensor two = result().clone();
+  at::set_num_threads(1);
+  prepare();
+  rule.run(b, o);
+  const bool same = at::equal(two, result());
+  at::set_num_threads(2);
+  return same;
+}
 
 struct World {
   nyto::AnyParticle base;
@@ -312,6 +334,7 @@ Case ties_case() {
     return a;
   };
   c.check_note = "rule vs eager-topk and vs eager (argsort)";
+  c.same_bits = [rule, bind, merged] { return same_bits(*rule, *bind, [merged] { return merged->storage()[0]; }, [] {}); };
   return c;
 }
 
@@ -344,6 +367,7 @@ Case slerp_case() {
     return compare(merged->param_tensors(), *out_e);
   };
   c.check_note = "weights take the sine formula, biases lerp";
+  c.same_bits = [rule, bind, merged] { return same_bits(*rule, *bind, [merged] { return merged->storage()[0]; }, [] {}); };
   return c;
 }
 
@@ -382,6 +406,7 @@ Case dare_case() {
     return compare(merged->param_tensors(), *out_e);
   };
   c.check_note = "eager merge on the rule's own mask (same seed and invocation)";
+  c.same_bits = [rule, bind, merged] { return same_bits(*rule, *bind, [merged] { return merged->storage()[0]; }, [] {}); };
   return c;
 }
 
@@ -430,6 +455,12 @@ Case clip_case(bool total) {
       r.bad += k.bad, r.n += k.n, r.max_abs = std::max(r.max_abs, k.max_abs);
     }
     return r;
+  };
+  c.same_bits = [rule, bind, x, x0] {
+    return same_bits(*rule, *bind, [x] { return x->storage()[0]; }, [x, x0] {
+      at::NoGradGuard no_grad;
+      x->storage()[0].copy_(*x0);
+    });
   };
   c.check_note = total ? "norm of the whole member (psum), clip_grad_norm_ over its 6 tensors"
                        : "norm per tensor (tsum), clip_grad_norm_ per tensor";
@@ -546,11 +577,13 @@ int main(int argc, char** argv) {
     Case c = make_case(name);
     at::set_num_threads(2);
     const Check k = c.check();
-    const bool pass = k.bad == 0;
+    const bool bits = c.same_bits();
+    const bool pass = k.bad == 0 && bits;
     ok = ok && pass;
     std::printf("{\"case\": \"%s\", \"check\": \"%s\", \"elements\": %ld, \"mismatches\": %ld, \"max_abs_diff\": %.3g, "
-                "\"note\": \"%s\"}\n",
-                name.c_str(), pass ? "ok" : "FAIL", long(k.n), long(k.bad), k.max_abs, c.check_note.c_str());
+                "\"rule_threads_1_2_same_bits\": %s, \"note\": \"%s\"}\n",
+                name.c_str(), pass ? "ok" : "FAIL", long(k.n), long(k.bad), k.max_abs, bits ? "true" : "false",
+                c.check_note.c_str());
     std::fflush(stdout);
     for (int t : {2, 1}) {
       if (only_threads > 0 && t != only_threads) continue;
