@@ -21,6 +21,9 @@ namespace {
 using ir::Op;
 using ir::PassInput;
 constexpr int64_t C = ir::kParamChunk;
+// Bytes of one root temporary per block (all members): small enough that what a pass kernel
+// writes is still in L2 when the driver reduces it.
+constexpr int64_t kBlockBytes = 131072;
 
 std::vector<ir::Type> bind_types(const std::vector<BindKind>& kinds) {
   std::vector<ir::Type> t;
@@ -85,9 +88,12 @@ T value_of(typename Keys<T>::U key) {
 }
 
 // One chunk's sum in the order of ir/IR.h: element i into lane i mod 8, lanes paired as a tree.
-// Lanes start at -0, the identity of +, so a sum of -0s stays -0.
+// Lanes start at -0, the identity of +, so a sum of -0s stays -0. The eight lanes are one AVX-512
+// or two AVX2 vectors of doubles: compiled for those too (the library targets baseline x86-64,
+// whose two-lane SSE2 made this loop most of a norm's time), chosen when the process starts.
+// The order, hence the bits, is the same in every version.
 template <class T>
-double chunk_sum(const T* x, int64_t n) {
+inline double chunk_sum_impl(const T* x, int64_t n) {
   double l[8] = {-0.0, -0.0, -0.0, -0.0, -0.0, -0.0, -0.0, -0.0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -95,6 +101,15 @@ double chunk_sum(const T* x, int64_t n) {
   for (int j = 0; i + j < n; ++j) l[j] += double(x[i + j]);
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NYTO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NYTO_CLONES
+#endif
+NYTO_CLONES double chunk_sum_f32(const float* x, int64_t n) { return chunk_sum_impl(x, n); }
+NYTO_CLONES double chunk_sum_f64(const double* x, int64_t n) { return chunk_sum_impl(x, n); }
+inline double chunk_sum(const float* x, int64_t n) { return chunk_sum_f32(x, n); }
+inline double chunk_sum(const double* x, int64_t n) { return chunk_sum_f64(x, n); }
 
 void* rebase(void* block, int64_t first, size_t elem_size) {
   return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) - uintptr_t(first) * elem_size);
@@ -255,7 +270,7 @@ class ParamKernel final : public Kernel {
       return;
     }
 
-    const int64_t B = std::clamp<int64_t>((131072 / std::max<int64_t>(M, 1)) / C * C, C, 16 * C);
+    const int64_t B = std::clamp<int64_t>((kBlockBytes / int64_t(sizeof(T)) / std::max<int64_t>(M, 1)) / C * C, C, 16 * C);
     struct Block { int64_t t, b0, b1; };
     std::vector<Block> blocks;
     for (int64_t t = 0; t < st.T; ++t)

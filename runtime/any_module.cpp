@@ -306,7 +306,18 @@ AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names) {
   std::vector<AnyParticle> ps;
   for (const auto& f : files) {
     std::string fp = (fs::path(path) / f).string();
-    ps.push_back(load_particle(fp));
+    // A swarm checkpoint of one member (what `nyto train --particles 1 --save` writes) is that
+    // member: a directory of them is the swarm of the models each holds.
+    torch::jit::Module m = load_jit(fp);
+    if (nyto_tag(m) == "swarm") {
+      AnySwarm one = swarm_from(m, fp);
+      if (one.size() != 1)
+        throw IOError("'" + fp + "' holds a swarm of " + std::to_string(one.size()) + " members; a " +
+                      "directory of models takes one model per file (a particle, or a swarm of one)");
+      ps.push_back(one.member(0));
+    } else {
+      ps.push_back(particle_from(m, fp));
+    }
     std::string diff = structure_difference(ps.front(), ps.back());
     if (!diff.empty())
       throw ShapeError("the members of swarm '" + path + "' must have one structure, but '" +

@@ -42,14 +42,18 @@ done
 echo "== 3. merge: task arithmetic, t = 0.5"
 "$nyto" run "$here/../rules/merge.nyto" --load base="$out/base.pt" --load ft_a="$out/ft_0-4.pt" \
   --load ft_b="$out/ft_5-9.pt" --set t=0.5 --save merged="$out/task_arithmetic.pt"
+# TIES and DARE read the fine-tuned models as one swarm, a directory of model files, and the
+# base as one particle: nyto train saves a swarm (of one here), whose mean is that model.
 mkdir -p "$out/ft"
 cp "$out/ft_0-4.pt" "$out/ft/0.pt"
 cp "$out/ft_5-9.pt" "$out/ft/1.pt"
+echo "model = mmean(swarm)" >"$out/one.nyto"
+"$nyto" run "$out/one.nyto" --load swarm="$out/base.pt" --save model="$out/base_model.pt"
 echo "== 3. merge: TIES, density 0.2 (the paper's top 20%), weights 1"
-"$nyto" run "$here/../rules/ties.nyto" --load base="$out/base.pt" --load ft="$out/ft" --set w=1,1 \
+"$nyto" run "$here/../rules/ties.nyto" --load base="$out/base_model.pt" --load ft="$out/ft" --set w=1,1 \
   --set density=0.2 --save merged="$out/ties.pt"
 echo "== 3. merge: DARE, density 0.5, weights 0.5, L1 rescale"
-"$nyto" run "$here/../rules/dare.nyto" --load base="$out/base.pt" --load ft="$out/ft" --set w=0.5,0.5 \
+"$nyto" run "$here/../rules/dare.nyto" --load base="$out/base_model.pt" --load ft="$out/ft" --set w=0.5,0.5 \
   --set density=0.5 --seed 1 --save merged="$out/dare.pt"
 echo "== 3. merge: SLERP of the two fine-tuned models, t = 0.5"
 "$nyto" run "$here/../rules/slerp.nyto" --load a="$out/ft_0-4.pt" --load b="$out/ft_5-9.pt" --set t=0.5 \

@@ -353,17 +353,19 @@ init-classes)
   ;;
 merge-example)
   # examples/merge/run.sh on its small budget: every model in the table, each fine-tuned model
-  # better on its own half than the other one, and the task-arithmetic merge better overall
-  # than either fine-tuned model.
+  # better on its own half than the other one, and every merge (task arithmetic, TIES, DARE,
+  # SLERP) better overall than either fine-tuned model.
   "$src/examples/merge/run.sh" --nyto "$nyto" --out "$dir/out" --data "$data" --small >"$dir/log" 2>&1 ||
     fail "run.sh: $(cat "$dir/log")"
   cat "$dir/log"
   awk -F, 'NR > 1 { n = $1; sub(/.*\//, "", n); all[n] = $2; lo[n] = $3; hi[n] = $4; rows++ }
     END {
-      if (rows != 4) { print rows " rows, expected 4"; exit 1 }
-      a = "ft_0-4.pt[0]"; b = "ft_5-9.pt[0]"; m = "task_arithmetic.pt[0]"
+      if (rows != 7) { print rows " rows, expected 7"; exit 1 }
+      a = "ft_0-4.pt[0]"; b = "ft_5-9.pt[0]"
       if (!(lo[a] > lo[b] && hi[b] > hi[a])) { print "fine-tuned models not better on their own classes"; bad = 1 }
-      if (!(all[m] > all[a] && all[m] > all[b])) { print "merge " all[m] " not above both fine-tuned models"; bad = 1 }
+      split("task_arithmetic.pt[0] ties.pt dare.pt slerp.pt[0]", merges, " ")
+      for (i in merges) { m = merges[i]
+        if (!(all[m] > all[a] && all[m] > all[b])) { print "merge " m " " all[m] " not above both fine-tuned models"; bad = 1 } }
       exit bad }' "$dir/out/results.csv" || fail "results.csv: $(cat "$dir/out/results.csv")"
   ;;
 *)
