@@ -2,13 +2,16 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "backend/Prelude.h"
 #include "backend/Random.h"
 #include "ir/Error.h"
 #include "ir/Eval.h"
+#include "ir/ParamAxis.h"
 #include "ir/Passes.h"
 
 namespace nyto::aten_backend {
@@ -34,21 +37,88 @@ class Evaluator {
   void range(int64_t begin, int64_t len) {
     begin_ = begin;
     len_ = len;
+    cur_ = &vals_;
     for (size_t i = 0; i < g_.nodes.size(); ++i) vals_[i] = eval(g_.nodes[i]);
+    store();
+  }
+
+  // A parameter-axis rule (ir/ParamAxis.h): the graph is evaluated node by node over every
+  // tensor (a block per parameter tensor, so a tensor scalar, numel() or tsum(x), is a plain
+  // per-member value within its block), a particle-wide reduction from the blocks of all tensors,
+  // and nothing is stored before every node of every tensor is known (so an output updated in
+  // place is never read back by a reduction). Value outputs are filled last.
+  void particle(std::vector<std::pair<int64_t, int64_t>> tensors) {
+    if (tensors.empty()) tensors.emplace_back(0, 0);  // no element: reductions give identities
+    const size_t T = tensors.size(), n_nodes = g_.nodes.size();
+    seg_.clear();
+    P_ = 0;
+    for (auto [b, e] : tensors) {
+      seg_.push_back({b, e - b, P_});
+      P_ += e - b;
+    }
+    std::vector<std::vector<Value>> vals(T, std::vector<Value>(n_nodes));
+    for (size_t i = 0; i < n_nodes; ++i) {
+      const Node& n = g_.nodes[i];
+      if (ir::is_particle_reduce(n.op)) {
+        const Value v = particle_reduce(n, vals);
+        for (size_t t = 0; t < T; ++t) vals[t][i] = v;
+        continue;
+      }
+      for (size_t t = 0; t < T; ++t) {
+        enter(t, vals);
+        vals[t][i] = eval(n);
+      }
+    }
+    for (size_t t = 0; t < T; ++t) {
+      enter(t, vals);
+      store();
+    }
+    for (size_t o = 0; o < g_.outputs.size(); ++o) {
+      if (!is_value_output(o)) continue;
+      const Value& v = vals[0][size_t(g_.outputs[o].node)];
+      if (v.is_tensor) ir::internal_error("aten backend: a value output varies per element");
+      const at::Tensor& dst = c_.out[o];
+      const int64_t n = std::min<int64_t>(dst.numel(), int64_t(v.s.size()));
+      dst.narrow(0, 0, n).copy_(at::tensor(at::ArrayRef<double>(v.s.data(), size_t(n)), at::kDouble));
+    }
+  }
+
+ private:
+  struct Segment {
+    int64_t begin, len, first;  // storage range, and its first element's index among the P
+  };
+
+  // Makes block t of a parameter-axis rule the current one.
+  void enter(size_t t, std::vector<std::vector<Value>>& vals) {
+    begin_ = seg_[t].begin;
+    len_ = seg_[t].len;
+    first_ = seg_[t].first;
+    cur_ = &vals[t];
+  }
+
+  bool is_value_output(size_t o) const { return o < c_.values.size() && c_.values[o]; }
+
+  // The current block's outputs, once its nodes (and, for a parameter-axis rule, every block's
+  // nodes) are evaluated.
+  void store() {
+    const std::vector<Value>& vals = *cur_;
     // Every result is read before the first write: a result that is an input as it is (a view
     // of its storage, as v in `t = x; x = v; v = t`) is copied when that storage is an output,
     // or writing one output would change another's value (the fused kernels go element by
     // element, so they read every input of an element before storing it).
     std::vector<at::Tensor> src(g_.outputs.size());
     for (size_t o = 0; o < g_.outputs.size(); ++o) {
-      src[o] = as_tensor(vals_[g_.outputs[o].node], opts_.dtype());
+      if (is_value_output(o)) continue;
+      src[o] = as_tensor(vals[g_.outputs[o].node], opts_.dtype());
       for (const at::Tensor& out : c_.out)
         if (shares_memory(src[o], out)) {
           src[o] = src[o].clone(at::MemoryFormat::Contiguous);
           break;
         }
     }
+    const int64_t begin = begin_, len = len_;
     for (size_t o = 0; o < g_.outputs.size(); ++o) {
+      if (is_value_output(o)) continue;
       at::Tensor dst = c_.out[o];
       at::Tensor view = dst.dim() == 1 ? dst.narrow(0, begin, len).unsqueeze(0)
                                        : dst.narrow(1, begin, len);
@@ -60,7 +130,6 @@ class Evaluator {
     }
   }
 
- private:
   // A Scalar value meets an Elem one: rounded once to the dtype, broadcast over the range.
   at::Tensor as_tensor(const Value& v, caffe2::TypeMeta dtype) const {
     if (v.is_tensor) return v.t;
@@ -76,6 +145,7 @@ class Evaluator {
   Value tensor(at::Tensor t) const { return Value{true, {}, std::move(t)}; }
 
   Value eval(const Node& n) {
+    const std::vector<Value>& vals = *cur_;
     const int64_t N = c_.members;
     switch (n.op) {
       case Op::Const: return Value{false, std::vector<double>(N, n.value), {}};
@@ -111,31 +181,43 @@ class Evaluator {
       case Op::Randn: return tensor(draws(n.op == Op::Randn, uint32_t(n.index)));
       case Op::MSum:
       case Op::MMin:
-      case Op::MMax: return member_fold(n.op, vals_[n.args[0]]);
-      case Op::MRead: return member_read(n, vals_[n.args[0]], vals_[n.args[1]]);
+      case Op::MMax: return member_fold(n.op, vals[n.args[0]]);
+      case Op::MRead: return member_read(n, vals[n.args[0]], vals[n.args[1]]);
       case Op::Rank:
       case Op::CRank: {
         std::vector<double> r(static_cast<size_t>(N));
-        member_ranks(vals_[n.args[0]].s.data(), N, n.op == Op::CRank, r.data());
+        member_ranks(vals[n.args[0]].s.data(), N, n.op == Op::CRank, r.data());
         return Value{false, std::move(r), {}};
       }
       case Op::ArgMin:
       case Op::ArgMax:
         return Value{false, std::vector<double>(static_cast<size_t>(N),
-                                                double(member_arg_best(vals_[n.args[0]].s.data(), N, n.op == Op::ArgMax))), {}};
+                                                double(member_arg_best(vals[n.args[0]].s.data(), N, n.op == Op::ArgMax))), {}};
       case Op::Pick: {
         std::vector<double> r(static_cast<size_t>(N));
         for (int64_t m = 0; m < N; ++m) r[size_t(m)] = double(pick_member(c_.seed, c_.invocation, N, m, n.index));
         return Value{false, std::move(r), {}};
       }
       case Op::KRand:
-      case Op::KRandn: return tensor(keyed_draws(n, vals_[n.args[0]].s, vals_[n.args[1]].s));
+      case Op::KRandn: return tensor(keyed_draws(n, vals[n.args[0]].s, vals[n.args[1]].s));
+      case Op::Numel: return Value{false, std::vector<double>(size_t(N), double(len_)), {}};
+      case Op::Elems: return Value{false, std::vector<double>(size_t(N), double(P_)), {}};
+      case Op::Elem:  // the index among the P, an element value in the dtype (rounded once)
+        return tensor(at::arange(first_, first_ + len_, at::TensorOptions().dtype(at::kLong))
+                          .to(at::kDouble).to(opts_.device(), opts_.dtype()).unsqueeze(0));
+      case Op::TSum:
+      case Op::TMin:
+      case Op::TMax: return Value{false, fold(n.op, vals[n.args[0]]), {}};
+      case Op::TKth: {
+        const at::Tensor keys = order_keys(elements(vals[n.args[0]]), false);
+        return Value{false, kth(keys, vals[n.args[1]].s), {}};
+      }
       default: break;
     }
     const Value* a[3] = {nullptr, nullptr, nullptr};
     bool any_tensor = false;
     for (int k = 0; k < ir::op_arity(n.op); ++k) {
-      a[k] = &vals_[n.args[k]];
+      a[k] = &vals[n.args[k]];
       any_tensor = any_tensor || a[k]->is_tensor;
     }
     if (!any_tensor) {  // Scalar in double, per member, with the shared semantics of ir/Eval.h
@@ -199,6 +281,116 @@ class Evaluator {
       default: break;
     }
     ir::internal_error(std::string("aten backend: unhandled op ") + ir::op_name(n.op));
+  }
+
+  // A value as the current block's elements, [1 or members, len_] in the dtype.
+  at::Tensor elements(const Value& v) const {
+    at::Tensor t = as_tensor(v, opts_.dtype());
+    return t.expand({t.size(0), len_});
+  }
+
+  // Per member, the value of row m of a [rows, ...] result with rows 1 or members, as doubles.
+  std::vector<double> per_member(const at::Tensor& r) const {
+    const at::Tensor d = r.to(at::kCPU, at::kDouble).contiguous();
+    std::vector<double> v(size_t(c_.members));
+    for (int64_t m = 0; m < c_.members; ++m) v[size_t(m)] = d.data_ptr<double>()[d.size(0) == 1 ? 0 : m];
+    return v;
+  }
+
+  // The order-preserving integer key of each value's bits (a larger value, a larger key; -0 below
+  // +0), in the signed integer type of the dtype's width; NaN the largest key, or the smallest
+  // when nan_low (so a min or max over the keys propagates NaN). from_keys inverts it (the keys of
+  // NaN give back NaN bits).
+  static at::ScalarType key_type(int64_t element_size) {
+    switch (element_size) {
+      case 2: return at::kShort;
+      case 4: return at::kInt;
+      case 8: return at::kLong;
+      default: ir::internal_error("aten backend: no integer key for a " + std::to_string(element_size) + "-byte dtype");
+    }
+  }
+  static int64_t key_max(at::ScalarType k) {
+    return k == at::kShort ? 32767 : k == at::kInt ? 2147483647 : std::numeric_limits<int64_t>::max();
+  }
+  static at::Tensor order_keys(const at::Tensor& x, bool nan_low) {
+    const at::ScalarType kt = key_type(x.element_size());
+    const int64_t mx = key_max(kt);
+    const at::Tensor bits = x.view(kt);
+    return at::where(bits.lt(0), bits.bitwise_xor(mx), bits).masked_fill(at::isnan(x), nan_low ? -mx - 1 : mx);
+  }
+  at::Tensor from_keys(const at::Tensor& keys) const {
+    const int64_t mx = key_max(keys.scalar_type());
+    return at::where(keys.lt(0), keys.bitwise_xor(mx), keys).view(opts_.dtype().toScalarType());
+  }
+
+  // tsum/tmin/tmax over the current block, per member: sums in float64 (at::sum's order, not the
+  // blocked one of ir/IR.h; a sum of -0s is -0 as there), min/max the IEEE minimum/maximum by
+  // their order-preserving keys (NaN propagates, -0 < +0). No element: the identity.
+  std::vector<double> fold(Op op, const Value& a) const {
+    const bool sum = op == Op::TSum || op == Op::PSum, mn = op == Op::TMin || op == Op::PMin;
+    if (len_ == 0) return std::vector<double>(size_t(c_.members), sum ? -0.0 : mn ? INFINITY : -INFINITY);
+    const at::Tensor x = elements(a);
+    if (!sum) {
+      const at::Tensor keys = order_keys(x, mn);
+      return per_member(from_keys(mn ? keys.amin(1) : keys.amax(1)));
+    }
+    at::Tensor s = x.sum(1, false, at::kDouble);
+    if (s.eq(0).any().item<bool>())  // only -0s add to -0 (IEEE round to nearest)
+      s = at::where(order_keys(x, false).eq(-1).all(1), at::full_like(s, -0.0), s);
+    return per_member(s);
+  }
+
+  // The k-th largest of `keys` ([rows, n] order keys) per member, k floored and clamped to [1, n]
+  // (NaN: 1), exactly (a selection, counting repeated keys): at::kthvalue on the keys.
+  std::vector<double> kth(const at::Tensor& keys, const std::vector<double>& k) const {
+    const int64_t N = c_.members, n = keys.size(1), rows = keys.size(0);
+    if (n == 0) return std::vector<double>(size_t(N), std::numeric_limits<double>::quiet_NaN());
+    std::vector<int64_t> kk(static_cast<size_t>(N));  // k-th largest = (n - k + 1)-th smallest
+    for (int64_t m = 0; m < N; ++m) {
+      const double v = k[size_t(m)];
+      kk[size_t(m)] = n + 1 - (std::isnan(v) ? 1 : int64_t(std::clamp(std::floor(v), 1.0, double(n))));
+    }
+    std::vector<double> r(static_cast<size_t>(N));
+    if (std::all_of(kk.begin(), kk.end(), [&](int64_t x) { return x == kk[0]; }))
+      return per_member(from_keys(std::get<0>(at::kthvalue(keys, kk[0], 1))));
+    for (int64_t m = 0; m < N; ++m) {
+      // Rows of one value for all members: one selection per distinct k.
+      const int64_t row = rows == 1 ? 0 : m;
+      bool done = false;
+      if (rows == 1)
+        for (int64_t j = 0; j < m && !done; ++j)
+          if (kk[size_t(j)] == kk[size_t(m)]) r[size_t(m)] = r[size_t(j)], done = true;
+      if (done) continue;
+      const at::Tensor v = from_keys(std::get<0>(at::kthvalue(keys[row], kk[size_t(m)], 0)));
+      r[size_t(m)] = v.to(at::kCPU, at::kDouble).item<double>();
+    }
+    return r;
+  }
+
+  // psum/pmin/pmax/pkth: over the blocks of every tensor (`vals` holds each block's values).
+  // Sums: the tensors' float64 sums added in parameter order from -0; min/max folded (exact).
+  Value particle_reduce(const Node& n, std::vector<std::vector<Value>>& vals) {
+    const int64_t N = c_.members;
+    const size_t T = seg_.size();
+    if (n.op == Op::PKth) {
+      std::vector<at::Tensor> keys;
+      int64_t rows = 1;
+      for (size_t t = 0; t < T; ++t) {
+        enter(t, vals);
+        keys.push_back(order_keys(elements((*cur_)[size_t(n.args[0])]), false));
+        rows = std::max(rows, keys.back().size(0));
+      }
+      for (at::Tensor& k : keys) k = k.expand({rows, k.size(1)});
+      return Value{false, kth(at::cat(keys, 1), vals[0][size_t(n.args[1])].s), {}};
+    }
+    const Op f = n.op == Op::PSum ? Op::Add : n.op == Op::PMin ? Op::Min : Op::Max;
+    std::vector<double> acc(size_t(N), f == Op::Add ? -0.0 : f == Op::Min ? INFINITY : -INFINITY);
+    for (size_t t = 0; t < T; ++t) {
+      enter(t, vals);
+      const std::vector<double> part = fold(n.op, (*cur_)[size_t(n.args[0])]);
+      for (int64_t m = 0; m < N; ++m) acc[size_t(m)] = ir::eval_binary<double>(f, acc[size_t(m)], part[size_t(m)]);
+    }
+    return Value{false, std::move(acc), {}};
   }
 
   // Whether two tensors' storages overlap: is_alias_of compares storages, but tensors wrapped
@@ -295,7 +487,12 @@ class Evaluator {
   const Call& c_;
   at::TensorOptions opts_;
   std::vector<Value> vals_;
+  std::vector<Value>* cur_ = &vals_;  // the current block's node values
   int64_t begin_ = 0, len_ = 0;
+  // Parameter-axis rules: the blocks (one per tensor), the current one's first element among the
+  // P, and P.
+  std::vector<Segment> seg_;
+  int64_t first_ = 0, P_ = 0;
 };
 
 }  // namespace
@@ -312,6 +509,23 @@ void run(const ir::Graph& graph, const Call& call) {
   ir::Graph g = ir::specialize_inputs(graph, types);
   if (call.members == 0) return;
   at::NoGradGuard no_grad;
+  const bool values = std::find(call.values.begin(), call.values.end(), true) != call.values.end();
+  if (ir::has_param_axis(g) || values) {
+    // The element outputs' options: a value output is a float64 [members] tensor.
+    size_t first = 0;
+    while (first < call.values.size() && call.values[first]) ++first;
+    at::TensorOptions opts = first < call.out.size() ? call.out[first].options() : call.out[0].options();
+    if (first >= call.out.size()) {  // value outputs only: the dtype of a bound array input
+      for (size_t i = 0; i < ni; ++i)
+        if (call.kinds[i] == BindKind::Particle || call.kinds[i] == BindKind::Swarm) opts = call.in[i].options();
+    }
+    std::vector<std::pair<int64_t, int64_t>> tensors;
+    for (auto [b, e] : call.tensors.empty() ? call.ranges : call.tensors)
+      if (e > b) tensors.emplace_back(b, e);
+    Evaluator ev(g, call, opts);
+    ev.particle(std::move(tensors));
+    return;
+  }
   Evaluator ev(g, call, call.out[0].options());
   for (auto [b, e] : call.ranges)
     if (e > b) ev.range(b, e - b);
@@ -320,7 +534,12 @@ void run(const ir::Graph& graph, const Call& call) {
 namespace {
 class AtenKernel : public Kernel {
  public:
-  AtenKernel(ir::Graph g, KernelSpec spec) : g_(std::move(g)), spec_(std::move(spec)) {}
+  AtenKernel(ir::Graph g, KernelSpec spec) : g_(std::move(g)), spec_(std::move(spec)) {
+    std::vector<ir::Type> types;
+    for (BindKind k : spec_.kinds) types.push_back(bind_type(k));
+    const ir::Graph typed = ir::specialize_inputs(g_, types);
+    for (const ir::Output& o : typed.outputs) member_.push_back(typed.nodes[size_t(o.node)].type.member);
+  }
   void run(const KernelArgs& a) const override {
     auto dt = spec_.dtype == DType::F64 ? at::kDouble : at::kFloat;
     int64_t P = 0;
@@ -328,6 +547,8 @@ class AtenKernel : public Kernel {
     Call c;
     c.members = a.members;
     c.ranges = a.ranges;
+    c.tensors = a.tensors;
+    c.values = spec_.values;
     c.kinds = spec_.kinds;
     c.scalar = a.scalar;
     c.params = a.params;
@@ -345,14 +566,20 @@ class AtenKernel : public Kernel {
           break;
       }
     }
-    for (size_t o = 0; o < a.out.size(); ++o)
+    for (size_t o = 0; o < a.out.size(); ++o) {
+      if (o < spec_.values.size() && spec_.values[o]) {  // one double per member, or one
+        c.out.push_back(at::from_blob(a.out[o], {member_[o] ? a.members : 1}, at::kDouble));
+        continue;
+      }
       c.out.push_back(at::from_blob(a.out[o], {a.members, P}, {std::max<int64_t>(a.out_stride[o], 1), 1}, dt));
+    }
     aten_backend::run(g_, c);
   }
 
  private:
   ir::Graph g_;
   KernelSpec spec_;
+  std::vector<bool> member_;  // per output: varies per member
 };
 }  // namespace
 
