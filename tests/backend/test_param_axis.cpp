@@ -3,6 +3,8 @@
 // parameter-axis construct (tensors of 1, 7, 1000 and 100,003 elements, several per particle,
 // non-operational gaps between them, 1 to 4 members, 1 and 2 threads); and each construct against
 // a naive reference written here (sums in the documented blocked order, selections by sorting).
+// The aten backend (its own evaluation, not the pass driver) against both: bit for bit on random
+// rules without sums, sums within the bound backend/aten/AtenBackend.h states.
 #include "tests/doctest_torch.h"
 
 #include <ATen/Parallel.h>
@@ -15,6 +17,7 @@
 
 #include "backend/KernelCache.h"
 #include "backend/ParamAxis.h"
+#include "backend/aten/AtenBackend.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "frontend/Frontend.h"
@@ -129,6 +132,57 @@ TEST_CASE("parameter axis: llvm passes == interp passes on random rules, bit for
   CHECK(passes > runs);  // most rules take more than one pass
 }
 
+TEST_CASE("parameter axis: aten == interp passes on random rules without sums, bit for bit") {
+  // Sums are left out (aten's are within a bound, not in the blocked order), and so is exp (ATen's
+  // is within a few ulp): what remains is exactly rounded or a selection.
+  const std::vector<std::vector<int64_t>> layouts = {
+      {1}, {7}, {1000}, {1, 7, 1000}, {100003}, {7, 100003, 1}, {1000, 1000, 3, 5000}, {2049, 1, 1023}};
+  size_t runs = 0, compared = 0;
+  for (uint64_t seed = 0; seed < 60 / kRuleScale; ++seed) {
+    ir::testing::RandomRuleOptions o;
+    o.param_axis = true;
+    o.population = seed % 3 == 0;
+    o.inputs = 1 + int(seed % 3);
+    o.params = int(seed % 3);
+    o.outputs = 1 + int(seed % 2);
+    o.ops = 20 + int(seed % 30);
+    o.rand_sites = int(seed % 3);
+    o.only_ops = {ir::Op::Add,  ir::Op::Sub,  ir::Op::Mul,  ir::Op::Div,  ir::Op::Abs,  ir::Op::Sqrt,
+                  ir::Op::Min,  ir::Op::Max,  ir::Op::Ge,   ir::Op::Lt,   ir::Op::Select, ir::Op::TMin,
+                  ir::Op::TMax, ir::Op::PMin, ir::Op::PMax, ir::Op::TKth, ir::Op::PKth, ir::Op::MSum,
+                  ir::Op::MRead};
+    const ir::Graph g = ir::optimize(ir::testing::random_rule(70000 + seed, o), {}).graph;
+    if (!ir::has_param_axis(g)) continue;
+    for (int dt = 0; dt < 2; ++dt) {
+      std::mt19937_64 rng(seed * 5 + uint64_t(dt));
+      auto check = [&](auto tag) {
+        using T = decltype(tag);
+        test::RandomBindings<T> b(g, rng, rng() % 2 == 0, 100, 0, int64_t(1 + seed % 4));
+        relayout(b, layouts[seed % layouts.size()], rng);
+        b.spec.dtype = sizeof(T) == 4 ? DType::F32 : DType::F64;
+        auto want_k = interp_passes(g, b.spec);
+        auto got_k = aten_backend::compile(g, b.spec);
+        std::vector<std::vector<T>> want, got;
+        b.run(*want_k, want);
+        b.run(*got_k, got);
+        ++runs;
+        for (size_t k = 0; k < want.size(); ++k)
+          for (size_t e = 0; e < want[k].size(); ++e) {
+            ++compared;
+            if (!same_bits(want[k][e], got[k][e])) {
+              FAIL_CHECK("seed " << seed << " output " << k << " element " << e << ": interp " << want[k][e]
+                                 << ", aten " << got[k][e] << "\n" << ir::print(g));
+              return;
+            }
+          }
+      };
+      if (dt == 0) check(0.0f); else check(0.0);
+    }
+  }
+  MESSAGE(runs << " runs, " << compared << " values compared");
+  CHECK(runs >= 60 / kRuleScale);
+}
+
 namespace {
 
 // A rule from text, optimized as the runtime does.
@@ -219,10 +273,17 @@ TEST_CASE("parameter axis: each construct against a naive reference, interp and 
     FAIL("no output " << name);
     return size_t(0);
   };
-  for (int which = 0; which < 3; ++which) {
-    INFO("kernel " << which);
+  for (int which = 0; which < 4; ++which) {
+    INFO("kernel " << which);  // interp, llvm, llvm on 2 threads, aten
     at::set_num_threads(which == 2 ? 2 : 1);
-    auto k = which == 0 ? interp_passes(g, spec) : llvm_passes(engine, g, spec);
+    const bool aten = which == 3;
+    auto k = which == 0 ? interp_passes(g, spec) : aten ? aten_backend::compile(g, spec) : llvm_passes(engine, g, spec);
+    // aten's sums: within 1e-12 of the sum of |terms| (backend/aten/AtenBackend.h), then rounded
+    // to float32 where stored per element (up to an ulp apart).
+    auto near = [&](double got, double want, double abs_sum, bool rounded) {
+      if (!aten) return got == want;
+      return std::abs(got - want) <= 1e-12 * abs_sum + (rounded ? 0x1p-23 * std::abs(want) : 0.0);
+    };
     std::vector<std::vector<double>> vals;
     auto out = run<float>(*k, g, x, M, row, tensors, value_out, &vals);
     int64_t P = 0;
@@ -236,7 +297,7 @@ TEST_CASE("parameter axis: each construct against a naive reference, interp and 
         const int64_t n = e - b;
         std::vector<float> sq(static_cast<size_t>(n)), v(xm + b, xm + e), av(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) sq[size_t(i)] = xm[b + i] * xm[b + i], av[size_t(i)] = std::fabs(xm[b + i]);
-        const double tsum = blocked_sum(sq.data(), n);
+        const double tsum = blocked_sum(sq.data(), n);  // of positive terms: S = tsum
         psum += tsum;
         const float tmin = *std::min_element(v.begin(), v.end()), tmax = *std::max_element(v.begin(), v.end());
         pmin = std::min<double>(pmin, tmin), pmax = std::max<double>(pmax, tmax);
@@ -246,7 +307,7 @@ TEST_CASE("parameter axis: each construct against a naive reference, interp and 
         all.insert(all.end(), v.begin(), v.end());
         for (int64_t i = 0; i < n; ++i) {
           const size_t at = size_t(m * row + b + i);
-          REQUIRE(out[out_index("a")][at] == float(tsum));
+          REQUIRE(near(out[out_index("a")][at], float(tsum), tsum, true));
           REQUIRE(out[out_index("b")][at] == float(double(tmin) + double(tmax)));
           REQUIRE(out[out_index("c")][at] == c_exact);
           REQUIRE(out[out_index("d")][at] == d);
@@ -257,14 +318,16 @@ TEST_CASE("parameter axis: each construct against a naive reference, interp and 
         elem += n;
       }
       CHECK(out[out_index("a")][size_t(m * row + 7)] == -123);  // the gap is not written
-      CHECK(vals[out_index("s")][size_t(m)] == psum);
+      CHECK(near(vals[out_index("s")][size_t(m)], psum, psum, false));
       CHECK(vals[out_index("mn")][size_t(m)] == pmin);
       CHECK(vals[out_index("mx")][size_t(m)] == pmax);
       CHECK(vals[out_index("pk")][size_t(m)] == double(kth_largest(all, 3)));
       CHECK(vals[out_index("n")][0] == double(P));
-      double sum = -0.0;
+      double sum = -0.0, abs_sum = 0.0;
       for (auto [b, e] : tensors) sum += blocked_sum(xm + b, e - b);
-      CHECK(vals[out_index("pm")][size_t(m)] == sum / double(P));
+      for (auto [b, e] : tensors)
+        for (int64_t i = b; i < e; ++i) abs_sum += std::fabs(double(xm[i]));
+      CHECK(near(vals[out_index("pm")][size_t(m)], sum / double(P), abs_sum / double(P) * (1 + 1e-15), false));
     }
   }
   at::set_num_threads(old_threads);
@@ -300,10 +363,10 @@ TEST_CASE("parameter axis: tkth and pkth on ties, k = 0, k > n, NaN k, NaN value
       ir::Graph g = rule(text);
       g.params[0].default_value = c.k;
       KernelSpec spec{DType::F32, {BindKind::Particle}};
-      for (int which = 0; which < 2; ++which) {
-        auto k = which == 0 ? interp_passes(g, spec) : llvm_passes(engine, g, spec);
+      for (int which = 0; which < 3; ++which) {  // interp, llvm, aten
+        auto k = which == 0 ? interp_passes(g, spec) : which == 1 ? llvm_passes(engine, g, spec) : aten_backend::compile(g, spec);
         auto out = run<float>(*k, g, c.v, 1, n, {{0, n}}, {false});
-        CHECK_MESSAGE(same_bits(out[0][0], c.want), text << " got " << out[0][0] << " want " << c.want);
+        CHECK_MESSAGE(same_bits(out[0][0], c.want), text << " kernel " << which << " got " << out[0][0] << " want " << c.want);
       }
     }
   }
