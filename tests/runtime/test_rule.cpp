@@ -750,7 +750,7 @@ Swarm<NetImpl> net_swarm(int64_t M, uint64_t seed) {
 
 TEST_CASE("parameter axis: per-tensor and whole-particle reductions of a swarm; ParamConfig; value outputs") {
   const int64_t M = 3;
-  const std::vector<Backend> backends = {Backend::Llvm, Backend::Interp};
+  const std::vector<Backend> backends = {Backend::Llvm, Backend::Interp, Backend::Aten};
   for (Backend b : backends)
     for (int threads : {1, 2}) {
       CAPTURE(int(b));
@@ -829,6 +829,12 @@ TEST_CASE("parameter axis: bad bindings are located errors (E0507, E0509), nothi
   auto y = Particle<MixedImpl>(nyto::compile("y = x / tsum(x)").run({{"x", mixed}}).at("y").particle());
   CHECK(y->b[0][0].item<double>() == doctest::Approx(0.25));
   CHECK(y->c[2].item<double>() == doctest::Approx(1.0 / 3));
+  nyto::RunOptions aten;  // the aten backend, group by group (sums of small integers: exact)
+  aten.backend = Backend::Aten;
+  auto ya = Particle<MixedImpl>(nyto::compile("y = x / tsum(x)").run({{"x", mixed}}, aten).at("y").particle());
+  CHECK(at::equal(ya->a, y->a));
+  CHECK(at::equal(ya->b, y->b));
+  CHECK(at::equal(ya->c, y->c));
   msg = error_of([&] { nyto::compile("y = where(x >= tkth(x, k), x, 0)").run({{"x", net}, {"k", net}}); });
   CHECK(contains(msg, "E0507"));
   CHECK(contains(msg, "the k of tkth"));
