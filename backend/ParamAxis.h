@@ -2,7 +2,7 @@
 // tkth, numel(), elem() ... as passes over the particle's tensors, each pass an ordinary kernel
 // (compiled by any backend, staged when its values cross members) run on blocks of whole
 // 1024-element chunks of one tensor, with the reductions done by the driver between blocks:
-//   sums     in double, in the blocked order of ir/IR.h (8 lanes per chunk, chunks in order,
+//   sums     in double, in the blocked order of ir/IR.h (32 lanes per chunk, chunks in order,
 //            tensors in order): the same bits for every backend and thread count;
 //   min/max  IEEE minimum/maximum (order-free);
 //   tkth/pkth  an exact radix select on the order-preserving key of the value's bits: one pass

@@ -49,8 +49,9 @@ namespace nyto::ir {
 //   are split into its parameter tensors (KernelArgs::tensors), P elements in all.
 //   TSum/TMin/TMax(a) reduce a over one tensor's elements, PSum/PMin/PMax over all P, per member.
 //   Sums are in double in a fixed blocked order: per tensor, chunks of kChunk = 1024 elements
-//   from its first element, each chunk summed in 8 lanes (element i of the chunk into lane
-//   i mod 8, each lane left to right), the lanes added as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)),
+//   from its first element, each chunk summed in 32 lanes (element i of the chunk into lane
+//   i mod 32, each lane left to right from -0), the lanes folded in halves (l[j] += l[j + w]
+//   for j < w, w = 16, 8, 4, 2, 1: the sum is l[0]),
 //   the chunk sums added left to right; PSum adds the tensor sums in parameter order. Min/Max
 //   fold the same lanes with Min/Max. So every backend but aten and every thread count give
 //   the same bits. A reduction's value is a double, converted to the dtype where it meets an
