@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -76,67 +77,20 @@ bool same_bits(T a, T b) {
 
 }  // namespace
 
-TEST_CASE("parameter axis: llvm passes == interp passes on random rules, bit for bit") {
-  llvm_backend::JitEngine engine;
-  const int old_threads = at::get_num_threads();
-  const std::vector<std::vector<int64_t>> layouts = {
-      {1}, {7}, {1000}, {1, 7, 1000}, {100003}, {7, 100003, 1}, {1000, 1000, 3, 5000}, {2049, 1, 1023}};
-  size_t runs = 0, compared = 0, passes = 0;
-  for (uint64_t seed = 0; seed < 60 / kRuleScale; ++seed) {
-    ir::testing::RandomRuleOptions o;
-    o.param_axis = true;
-    o.population = seed % 3 == 0;
-    o.inputs = 1 + int(seed % 3);
-    o.params = int(seed % 3);
-    o.outputs = 1 + int(seed % 2);
-    o.ops = 20 + int(seed % 30);
-    o.rand_sites = int(seed % 3);
-    o.only_ops = {ir::Op::Add,  ir::Op::Sub,  ir::Op::Mul,  ir::Op::Div,  ir::Op::Abs,  ir::Op::Sqrt,
-                  ir::Op::Min,  ir::Op::Max,  ir::Op::Ge,   ir::Op::Lt,   ir::Op::Select, ir::Op::TSum,
-                  ir::Op::TMin, ir::Op::TMax, ir::Op::PSum, ir::Op::PMin, ir::Op::PMax, ir::Op::TKth,
-                  ir::Op::PKth, ir::Op::MSum, ir::Op::MRead, ir::Op::Exp};
-    const ir::Graph g = ir::optimize(ir::testing::random_rule(50000 + seed, o), {}).graph;
-    if (!ir::has_param_axis(g)) continue;
-    for (int dt = 0; dt < 2; ++dt) {
-      std::mt19937_64 rng(seed * 7 + uint64_t(dt));
-      auto check = [&](auto tag) {
-        using T = decltype(tag);
-        test::RandomBindings<T> b(g, rng, rng() % 2 == 0, 100, 0, int64_t(1 + seed % 4));
-        relayout(b, layouts[seed % layouts.size()], rng);
-        b.spec.dtype = sizeof(T) == 4 ? DType::F32 : DType::F64;
-        auto want_k = interp_passes(g, b.spec);
-        auto got_k = llvm_passes(engine, g, b.spec);
-        passes += param_axis::pass_kernels(g, b.spec).size();
-        std::vector<std::vector<T>> want, got;
-        at::set_num_threads(1);
-        b.run(*want_k, want);
-        at::set_num_threads(1 + int(seed % 2));
-        b.run(*got_k, got);
-        ++runs;
-        for (size_t k = 0; k < want.size(); ++k)
-          for (size_t e = 0; e < want[k].size(); ++e) {
-            ++compared;
-            if (!same_bits(want[k][e], got[k][e])) {
-              FAIL_CHECK("seed " << seed << " output " << k << " element " << e << ": interp " << want[k][e]
-                                 << ", llvm " << got[k][e] << "\n" << param_axis::describe(g, b.spec));
-              return;
-            }
-          }
-      };
-      if (dt == 0) check(0.0f); else check(0.0);
-    }
-  }
-  at::set_num_threads(old_threads);
-  MESSAGE(runs << " runs, " << passes << " pass kernels, " << compared << " values compared");
-  CHECK(runs >= 60 / kRuleScale);
-  CHECK(passes > runs);  // most rules take more than one pass
-}
+namespace {
 
-TEST_CASE("parameter axis: aten == interp passes on random rules without sums, bit for bit") {
-  // Sums are left out (aten's are within a bound, not in the blocked order), and so is exp (ATen's
-  // is within a few ulp): what remains is exactly rounded or a selection.
-  const std::vector<std::vector<int64_t>> layouts = {
-      {1}, {7}, {1000}, {1, 7, 1000}, {100003}, {7, 100003, 1}, {1000, 1000, 3, 5000}, {2049, 1, 1023}};
+// Tensor layouts of the random-rule tests: sizes 1, 7, 1000 and 100,003, several per particle,
+// chunk boundaries (1024) crossed and just missed.
+const std::vector<std::vector<int64_t>> kLayouts = {
+    {1}, {7}, {1000}, {1, 7, 1000}, {100003}, {7, 100003, 1}, {1000, 1000, 3, 5000}, {2049, 1, 1023}};
+
+// Runs `count` random rules of `ops` (rule seeds first, first + 1, ...) with the interpreter's
+// passes and with `candidate`, float32 and float64, on random bindings laid out as kLayouts, and
+// requires the same bits. `threads(seed)` is the candidate's thread count. Returns the runs.
+using Candidate = std::function<std::unique_ptr<Kernel>(const ir::Graph&, const KernelSpec&)>;
+size_t interp_against(const char* name, uint64_t first, std::vector<ir::Op> ops, const Candidate& candidate,
+                      const std::function<int(uint64_t)>& threads, size_t* compared_out = nullptr) {
+  const int old_threads = at::get_num_threads();
   size_t runs = 0, compared = 0;
   for (uint64_t seed = 0; seed < 60 / kRuleScale; ++seed) {
     ir::testing::RandomRuleOptions o;
@@ -147,31 +101,30 @@ TEST_CASE("parameter axis: aten == interp passes on random rules without sums, b
     o.outputs = 1 + int(seed % 2);
     o.ops = 20 + int(seed % 30);
     o.rand_sites = int(seed % 3);
-    o.only_ops = {ir::Op::Add,  ir::Op::Sub,  ir::Op::Mul,  ir::Op::Div,  ir::Op::Abs,  ir::Op::Sqrt,
-                  ir::Op::Min,  ir::Op::Max,  ir::Op::Ge,   ir::Op::Lt,   ir::Op::Select, ir::Op::TMin,
-                  ir::Op::TMax, ir::Op::PMin, ir::Op::PMax, ir::Op::TKth, ir::Op::PKth, ir::Op::MSum,
-                  ir::Op::MRead};
-    const ir::Graph g = ir::optimize(ir::testing::random_rule(70000 + seed, o), {}).graph;
+    o.only_ops = ops;
+    const ir::Graph g = ir::optimize(ir::testing::random_rule(first + seed, o), {}).graph;
     if (!ir::has_param_axis(g)) continue;
     for (int dt = 0; dt < 2; ++dt) {
-      std::mt19937_64 rng(seed * 5 + uint64_t(dt));
+      std::mt19937_64 rng(seed * 7 + uint64_t(dt) + first);
       auto check = [&](auto tag) {
         using T = decltype(tag);
         test::RandomBindings<T> b(g, rng, rng() % 2 == 0, 100, 0, int64_t(1 + seed % 4));
-        relayout(b, layouts[seed % layouts.size()], rng);
+        relayout(b, kLayouts[seed % kLayouts.size()], rng);
         b.spec.dtype = sizeof(T) == 4 ? DType::F32 : DType::F64;
         auto want_k = interp_passes(g, b.spec);
-        auto got_k = aten_backend::compile(g, b.spec);
+        auto got_k = candidate(g, b.spec);
         std::vector<std::vector<T>> want, got;
+        at::set_num_threads(1);
         b.run(*want_k, want);
+        at::set_num_threads(threads(seed));
         b.run(*got_k, got);
         ++runs;
         for (size_t k = 0; k < want.size(); ++k)
           for (size_t e = 0; e < want[k].size(); ++e) {
             ++compared;
             if (!same_bits(want[k][e], got[k][e])) {
-              FAIL_CHECK("seed " << seed << " output " << k << " element " << e << ": interp " << want[k][e]
-                                 << ", aten " << got[k][e] << "\n" << ir::print(g));
+              FAIL_CHECK("seed " << first + seed << " output " << k << " element " << e << ": interp " << want[k][e]
+                                 << ", " << name << " " << got[k][e] << "\n" << param_axis::describe(g, b.spec));
               return;
             }
           }
@@ -179,6 +132,41 @@ TEST_CASE("parameter axis: aten == interp passes on random rules without sums, b
       if (dt == 0) check(0.0f); else check(0.0);
     }
   }
+  at::set_num_threads(old_threads);
+  if (compared_out) *compared_out = compared;
+  return runs;
+}
+
+}  // namespace
+
+TEST_CASE("parameter axis: llvm passes == interp passes on random rules, bit for bit") {
+  llvm_backend::JitEngine engine;
+  size_t passes = 0, compared = 0;
+  auto llvm = [&](const ir::Graph& g, const KernelSpec& spec) {
+    passes += param_axis::pass_kernels(g, spec).size();
+    return llvm_passes(engine, g, spec);
+  };
+  const size_t runs = interp_against(
+      "llvm", 50000,
+      {ir::Op::Add, ir::Op::Sub, ir::Op::Mul, ir::Op::Div, ir::Op::Abs, ir::Op::Sqrt, ir::Op::Min, ir::Op::Max,
+       ir::Op::Ge, ir::Op::Lt, ir::Op::Select, ir::Op::TSum, ir::Op::TMin, ir::Op::TMax, ir::Op::PSum,
+       ir::Op::PMin, ir::Op::PMax, ir::Op::TKth, ir::Op::PKth, ir::Op::MSum, ir::Op::MRead, ir::Op::Exp},
+      llvm, [](uint64_t seed) { return 1 + int(seed % 2); }, &compared);
+  MESSAGE(runs << " runs, " << passes << " pass kernels, " << compared << " values compared");
+  CHECK(runs >= 60 / kRuleScale);
+  CHECK(passes > runs);  // most rules take more than one pass
+}
+
+TEST_CASE("parameter axis: aten == interp passes on random rules without sums, bit for bit") {
+  // Sums are left out (aten's are within a bound, not in the blocked order), and so is exp (ATen's
+  // is within a few ulp): what remains is exactly rounded or a selection.
+  size_t compared = 0;
+  const size_t runs = interp_against(
+      "aten", 70000,
+      {ir::Op::Add, ir::Op::Sub, ir::Op::Mul, ir::Op::Div, ir::Op::Abs, ir::Op::Sqrt, ir::Op::Min, ir::Op::Max,
+       ir::Op::Ge, ir::Op::Lt, ir::Op::Select, ir::Op::TMin, ir::Op::TMax, ir::Op::PMin, ir::Op::PMax,
+       ir::Op::TKth, ir::Op::PKth, ir::Op::MSum, ir::Op::MRead},
+      aten_backend::compile, [](uint64_t) { return 1; }, &compared);
   MESSAGE(runs << " runs, " << compared << " values compared");
   CHECK(runs >= 60 / kRuleScale);
 }

@@ -37,7 +37,6 @@ Exits 77 (CTest's SKIP_RETURN_CODE) when numpy or torch is missing, 1 when a che
 """
 import os
 import sys
-import tempfile
 
 try:
     import numpy as np
@@ -56,8 +55,8 @@ import pgpe  # noqa: E402
 import sep_cma_es  # noqa: E402
 import slerp  # noqa: E402
 import ties  # noqa: E402
-from check_random import check, command_line, failures, layout  # noqa: E402
-from check_rules import F1, F2, Case, Files, compare, run  # noqa: E402
+from check_random import check, command_line, layout  # noqa: E402
+from check_rules import F1, F2, Case, Files, check_all  # noqa: E402
 
 
 class MergeNet(torch.nn.Module):
@@ -375,29 +374,9 @@ def selftests():
 
 def main():
     nyto, quick = command_line(__doc__)
-    backends = ("llvm", "interp") if quick else ("llvm", "interp", "aten")
     selftests()
     torch.manual_seed(0)
-    files = Files(MergeNet())
-    stats = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for n, case in enumerate(cases()):
-            for backend in backends:
-                got = run(nyto, files, tmp, case, backend, str(n))
-                what = (f"{case.rule} {case.what}, {backend}: {', '.join(case.want)} as the "
-                        "reference")
-                if isinstance(got, str):
-                    check(False, f"{what} ({got})")
-                    continue
-                bad = compare(case, got, stats)
-                check(not bad, what + (f" ({'; '.join(bad[:3])})" if bad else ""))
-    for rule, (mabs, mrel, used, count) in stats.items():
-        print(f"{rule}: largest difference from the reference {mabs:.2g} ({mrel:.2g} of the "
-              f"output's scale), {used:.0%} of the tolerance, over {count} values")
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all merge and parameter-axis rule checks passed")
+    check_all(nyto, quick, Files(MergeNet()), cases(), "all merge and parameter-axis rule checks passed")
 
 
 if __name__ == "__main__":
