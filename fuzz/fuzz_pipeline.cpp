@@ -6,7 +6,8 @@
 //
 // Input layout: byte 0 = flags (bit 0 generator instead of text, bit 1 float64, bit 2 in place,
 // bit 3 the AVX2 code shape: 8 float lanes and a scalar tail), bytes 1-8 = key of the bindings,
-// then the script text (or, for the generator, its options and seed).
+// then the script text (or, for the generator, its options and seed; option byte 5 bit 3: the
+// parameter-axis ops, run in passes).
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "backend/KernelCache.h"
+#include "backend/ParamAxis.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "frontend/Frontend.h"
@@ -49,8 +51,12 @@ void differential(const ir::Graph& g, const std::string& shown, uint64_t key, bo
   std::mt19937_64 rng(key);
   ir::Graph optimized = ir::optimize(g).graph;
   test::RandomBindings<T> b(g, rng, in_place, 40);
-  std::unique_ptr<Kernel> want_k = interp::compile(g, b.spec);
-  std::unique_ptr<Kernel> got_k = compile_llvm(engine(avx2), optimized, b.spec);
+  // A parameter-axis rule (tsum, psum, tkth, ...) runs through the pass driver over each
+  // backend's kernels; each element range of the bindings is then one tensor.
+  const bool passes = param_axis::needed(g);
+  std::unique_ptr<Kernel> want_k = passes ? param_axis::compile(g, b.spec, interp::compile) : interp::compile(g, b.spec);
+  auto llvm = [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine(avx2), pg, ps); };
+  std::unique_ptr<Kernel> got_k = passes ? param_axis::compile(optimized, b.spec, llvm) : llvm(optimized, b.spec);
   std::vector<std::vector<T>> want, got;
   b.run(*want_k, want);
   b.run(*got_k, got);
@@ -95,6 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     o.tame_domains = data[5] & 2;
     o.in_place = data[5] & 4;
     o.scalar_input_probability = double(data[6] % 8) / 8;
+    o.param_axis = data[5] & 8;  // tsum, psum, tkth, numel(), ...: the pass driver
     uint64_t seed = 0;
     std::memcpy(&seed, data + 7, std::min<size_t>(8, size - 7));
     g = ir::testing::random_rule(seed, o);
