@@ -125,6 +125,21 @@ ParamPlan plan_passes(const Graph& g, const std::vector<Type>& input_types, cons
   }
   for (NodeId r : plan.reductions) passes = std::max(passes, pass_of[size_t(r)] + 1);
   passes = std::max(passes, last_elem + 1);
+  // Value outputs are evaluated after the reductions they need. When those include one the
+  // storing pass computes and the values check an index or key (x[i], rand(k, j)), a bad one
+  // would be found after the stores: then the stores move to a pass of their own, after them.
+  bool value_checks = false;
+  {
+    std::vector<char> reach(N, 0);
+    for (size_t o = 0; o < t.outputs.size(); ++o)
+      if (value_out[o]) reach[size_t(t.outputs[o].node)] = 1;
+    for (size_t i = N; i-- > 0;) {
+      if (!reach[i] || is_param_reduce(t.nodes[i].op)) continue;  // a reduction's argument is its pass's
+      value_checks = value_checks || is_checked(t.nodes[i].op);
+      for (int a = 0; a < op_arity(t.nodes[i].op); ++a) reach[size_t(t.nodes[i].args[a])] = 1;
+    }
+  }
+  if (value_checks && last_elem >= 0 && last_val >= passes && last_elem == passes - 1) last_elem = passes++;
 
   auto available_before = [&](int32_t p) {
     std::vector<char> a(plan.reductions.size(), 0);

@@ -815,6 +815,32 @@ TEST_CASE("parameter axis: no operational parameter: empty reductions give their
   }
 }
 
+TEST_CASE("parameter axis: an index checked by a value output fails before the stores") {
+  Swarm<NetImpl> x = net_swarm(3, 5);
+  std::vector<at::Tensor> before;
+  for (int64_t m = 0; m < 3; ++m) before.push_back(Particle<NetImpl>(x.member(m))->l1->weight.clone());
+  // n needs psum, computed by the pass that stores x; f[i] is checked only when n is evaluated.
+  auto rule = nyto::compile("x = x * 2\nn = psum(x * x) * f[i]");
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    std::string msg = error_of([&] {
+      rule.run({{"x", x}, {"f", std::vector<double>{1, 2, 3}}, {"i", 7.0}}, opt);
+    });
+    CHECK(contains(msg, "E0601"));
+    for (int64_t m = 0; m < 3; ++m) CHECK(at::equal(Particle<NetImpl>(x.member(m))->l1->weight, before[size_t(m)]));
+    auto out = rule.run({{"x", x}, {"f", std::vector<double>{1, 2, 3}}, {"i", 1.0}}, opt);
+    const auto n = out.at("n").member_scalars();
+    for (int64_t m = 0; m < 3; ++m) {
+      double sq = 0;
+      for (auto& t : Particle<NetImpl>(x.member(m))->parameters()) sq += (t.to(at::kDouble) * t.to(at::kDouble)).sum().item<double>();
+      CHECK(n[size_t(m)] == doctest::Approx(sq * 2).epsilon(1e-5));  // psum of x (now doubled), times f[1]
+      Particle<NetImpl>(x.member(m))->l1->weight.detach().copy_(before[size_t(m)]);
+    }
+  }
+}
+
 TEST_CASE("parameter axis: bad bindings are located errors (E0507, E0509), nothing changed") {
   auto net = nyto::make_particle<NetImpl>();
   auto mixed = nyto::make_particle<MixedImpl>();
