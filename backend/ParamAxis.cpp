@@ -443,7 +443,17 @@ KernelSpec pass_spec(const ir::Pass& pass, const KernelSpec& spec) {
 
 bool needed(const ir::Graph& g) { return ir::has_param_axis(g); }
 
-std::string describe(const ir::Graph& g, const KernelSpec& spec) { return ir::print(plan_of(g, spec)); }
+std::string describe(const ir::Graph& g, const KernelSpec& spec) {
+  const ir::ParamPlan plan = plan_of(g, spec);
+  std::string text = ir::print(plan);
+  // A pass kernel whose values cross members runs as a member loop: shown as the rule's would be.
+  for (size_t p = 0; p < plan.passes.size(); ++p) {
+    const KernelSpec ks = pass_spec(plan.passes[p], spec);
+    if (staged::needed(plan.passes[p].kernel, ks))
+      text += "; pass " + std::to_string(p) + " runs as this member loop:\n" + staged::describe(plan.passes[p].kernel, ks);
+  }
+  return text;
+}
 
 std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, const KernelSpec& spec) {
   std::vector<std::pair<ir::Graph, KernelSpec>> r;
