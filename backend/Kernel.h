@@ -38,6 +38,24 @@ constexpr ir::Type bind_type(BindKind k) {
   return ir::Type::Swarm;
 }
 
+/// bind_type of each binding kind: the input types a graph is specialized to
+/// (ir::specialize_inputs) for these kinds.
+inline std::vector<ir::Type> bind_types(const std::vector<BindKind>& kinds) {
+  std::vector<ir::Type> t;
+  t.reserve(kinds.size());
+  for (BindKind k : kinds) t.push_back(bind_type(k));
+  return t;
+}
+
+/// For drivers that run a kernel on one block of elements out of a buffer holding only that
+/// block: a pointer `first` elements before `block`. Kernels index their arrays by the element's
+/// index in the member's storage (the random stream is keyed by it), so a block buffer whose
+/// entry 0 is element `first` is passed through this base; only the block's elements are ever
+/// accessed through it.
+inline void* rebase_block(void* block, int64_t first, size_t elem_size) {
+  return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) - uintptr_t(first) * elem_size);
+}
+
 struct KernelSpec {
   DType dtype = DType::F32;
   std::vector<BindKind> kinds;  // one per Graph::inputs

@@ -25,12 +25,6 @@ constexpr int64_t C = ir::kParamChunk;
 // writes is still in L2 when the driver reduces it.
 constexpr int64_t kBlockBytes = 131072;
 
-std::vector<ir::Type> bind_types(const std::vector<BindKind>& kinds) {
-  std::vector<ir::Type> t;
-  for (BindKind k : kinds) t.push_back(bind_type(k));
-  return t;
-}
-
 BindKind kind_of(const PassInput& in) {
   switch (in.from) {
     case PassInput::From::Reduction: return in.member ? BindKind::MemberScalar : BindKind::Scalar;
@@ -115,10 +109,6 @@ NYTO_CLONES double chunk_sum_f32(const float* x, int64_t n) { return chunk_sum_i
 NYTO_CLONES double chunk_sum_f64(const double* x, int64_t n) { return chunk_sum_impl(x, n); }
 inline double chunk_sum(const float* x, int64_t n) { return chunk_sum_f32(x, n); }
 inline double chunk_sum(const double* x, int64_t n) { return chunk_sum_f64(x, n); }
-
-void* rebase(void* block, int64_t first, size_t elem_size) {
-  return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) - uintptr_t(first) * elem_size);
-}
 
 class ParamKernel final : public Kernel {
  public:
@@ -245,6 +235,15 @@ class ParamKernel final : public Kernel {
     const ir::Pass& pass = plan_.passes[size_t(p)];
     const PassRt& rt = passes_[size_t(p)];
     const int64_t M = st.M;
+    // Each selection's state: k still to find, the key prefix chosen so far, the histogram of
+    // the current digit, per segment (tensor, or the particle) and member.
+    for (const ir::PassReduction& r : pass.reductions) {
+      if (r.k < 0) continue;
+      const size_t cells = size_t(segments(st, r.slot) * M);
+      st.krem[size_t(r.slot)].assign(cells, 0);
+      st.prefix[size_t(r.slot)].assign(cells, 0);
+      st.hist[size_t(r.slot)].assign(cells * 2048, 0);
+    }
     // The scalar prelude of every tensor first: it checks each index and key before the pass
     // (the storing one included) writes anything, and gives the k of each selection.
     std::vector<KernelArgs> targs;
@@ -258,9 +257,6 @@ class ParamKernel final : public Kernel {
         const int64_t seg = sl.tensor ? t : 0;
         const int64_t n = sl.tensor ? st.tensors[size_t(t)].second - st.tensors[size_t(t)].first : st.P;
         auto& krem = st.krem[size_t(r.slot)];
-        krem.resize(size_t(segments(st, r.slot) * M));
-        st.prefix[size_t(r.slot)].assign(krem.size(), 0);
-        st.hist[size_t(r.slot)].assign(krem.size() * 2048, 0);
         for (int64_t m = 0; m < M; ++m) {
           const double k = pre.at(r.k, m);
           const double kk = std::isnan(k) ? 1.0 : std::clamp(std::floor(k), 1.0, double(std::max<int64_t>(n, 1)));
@@ -297,18 +293,19 @@ class ParamKernel final : public Kernel {
         for (int32_t r = 0; r < pass.roots; ++r) temps[size_t(r)].resize(size_t((rt.root_member[size_t(r)] ? M : 1) * B));
         std::vector<T> iota(elem_input >= 0 ? size_t(B) : 0);
         std::vector<int64_t> local(2048);
+        KernelArgs c;  // this thread's, reassigned per block (its vectors keep their storage)
         for (int64_t bi = lo; bi < hi; ++bi) {
           const Block& bl = blocks[size_t(bi)];
           const int64_t len = bl.b1 - bl.b0;
-          KernelArgs c = targs[size_t(bl.t)];
+          c = targs[size_t(bl.t)];
           c.ranges.assign(1, {bl.b0, bl.b1});
           if (elem_input >= 0) {
             const int64_t first = st.elem_offset[size_t(bl.t)] + (bl.b0 - st.tensors[size_t(bl.t)].first);
             for (int64_t e = 0; e < len; ++e) iota[size_t(e)] = T(first + e);
-            c.in[size_t(elem_input)] = rebase(iota.data(), bl.b0, sizeof(T));
+            c.in[size_t(elem_input)] = rebase_block(iota.data(), bl.b0, sizeof(T));
           }
           for (int32_t r = 0; r < pass.roots; ++r) {
-            c.out.push_back(rebase(temps[size_t(r)].data(), bl.b0, sizeof(T)));
+            c.out.push_back(rebase_block(temps[size_t(r)].data(), bl.b0, sizeof(T)));
             c.out_stride.push_back(rt.root_member[size_t(r)] ? B : 0);
           }
           if (&kernel == rt.kernel.get())
@@ -398,10 +395,13 @@ class ParamKernel final : public Kernel {
       const int64_t members = sl.member ? M : 1;
       for (int64_t m = 0; m < members; ++m) {
         if (r.k >= 0) {
-          for (int64_t seg = 0; seg < (st.P == 0 ? 0 : segments(st, r.slot)); ++seg)
+          if (st.P == 0) {  // nothing to select from
+            v[size_t(m)] = std::numeric_limits<double>::quiet_NaN();
+            continue;
+          }
+          for (int64_t seg = 0; seg < segments(st, r.slot); ++seg)
             v[size_t(seg * M + m)] =
                 double(value_of<T>(typename Keys<T>::U(st.prefix[size_t(r.slot)][size_t(seg * M + m)])));
-          if (segments(st, r.slot) == 0 || st.P == 0) v[size_t(m)] = std::numeric_limits<double>::quiet_NaN();
           continue;
         }
         const double* part = st.partial[size_t(r.slot)].data() + m * st.chunks;

@@ -21,11 +21,6 @@ namespace {
 using ir::Op;
 using ir::StageInput;
 
-std::vector<ir::Type> bind_types(const KernelSpec& spec) {
-  std::vector<ir::Type> t;
-  for (BindKind k : spec.kinds) t.push_back(bind_type(k));
-  return t;
-}
 
 BindKind kind_of(const StageInput& in, const KernelSpec& rule) {
   switch (in.from) {
@@ -36,13 +31,6 @@ BindKind kind_of(const StageInput& in, const KernelSpec& rule) {
   return in.member ? BindKind::Swarm : BindKind::Particle;
 }
 
-// A pointer to element 0 of a block buffer whose first entry is element `first`: kernels index
-// their arrays by the element's index in the member's storage (the random stream is keyed by it),
-// so a block temporary is addressed through a base `first` elements before it. Only elements of
-// the block are ever accessed through it.
-void* rebase(void* block, int64_t first, size_t elem_size) {
-  return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) - uintptr_t(first) * elem_size);
-}
 
 class StagedKernel final : public Kernel {
  public:
@@ -181,7 +169,7 @@ class StagedKernel final : public Kernel {
             KernelArgs& c = ka[size_t(d.kernel)];
             c.ranges[0] = {b0, b1};
             T* dst = temps[size_t(d.dst)].get();
-            c.out[0] = rebase(dst, b0, sizeof(T));
+            c.out[0] = rebase_block(dst, b0, sizeof(T));
             kernels_[size_t(d.kernel)]->run(c);
             // Row p.pair_of[m] <= m holds member m's draws: copying from the last member down
             // never overwrites a row before it is read.
@@ -197,9 +185,9 @@ class StagedKernel final : public Kernel {
             c.ranges[0] = {b0, b1};
             for (size_t i = 0; i < sk.inputs.size(); ++i)
               if (sk.inputs[i].from == StageInput::From::Temp)
-                c.in[i] = rebase(temps[size_t(sk.inputs[i].index)].get(), b0, sizeof(T));
+                c.in[i] = rebase_block(temps[size_t(sk.inputs[i].index)].get(), b0, sizeof(T));
             for (size_t o = 0; o < sk.outputs.size(); ++o)
-              if (sk.outputs[o].temp) c.out[o] = rebase(temps[size_t(sk.outputs[o].index)].get(), b0, sizeof(T));
+              if (sk.outputs[o].temp) c.out[o] = rebase_block(temps[size_t(sk.outputs[o].index)].get(), b0, sizeof(T));
             kernels_[size_t(ki)]->run(c);
           }
         }
@@ -258,14 +246,14 @@ std::vector<bool> per_member_store(const ir::Graph& typed, const KernelSpec& spe
 }
 
 bool needed(const ir::Graph& g, const KernelSpec& spec) {
-  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec));
+  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
   return ir::needs_schedule(typed, per_member_store(typed, spec));
 }
 
 namespace {
 ir::Schedule schedule_of(const ir::Graph& g, const KernelSpec& spec, std::vector<bool>* store_out = nullptr) {
   NYTO_INTERNAL_ASSERT(spec.kinds.size() == g.inputs.size(), "staged: one BindKind per input");
-  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec));
+  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
   std::vector<bool> store = per_member_store(typed, spec);
   ir::Schedule s = ir::schedule(typed, store);
   if (store_out) *store_out = std::move(store);

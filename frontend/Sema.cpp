@@ -656,7 +656,7 @@ class Analyzer {
         // A reduction over each tensor (t*) or the whole particle (p*): per member when its
         // argument may vary per member; tmean/pmean divide by numel()/elems().
         const Val& a = args[0];
-        const bool tensor = f->op == Op::TSum || f->op == Op::TMin || f->op == Op::TMax || f->op == Op::Numel;
+        const bool tensor = ir::is_tensor_reduce(f->op) || f->op == Op::Numel;  // Numel: tmean
         not_constant(r, e, "'" + e.name + "(...)'");
         r.member = a.member;
         r.tensor = tensor;

@@ -48,13 +48,13 @@ namespace nyto::ir {
 //   Parameter axis (docs/language.md, "Parameter axis"): the operational elements of a member
 //   are split into its parameter tensors (KernelArgs::tensors), P elements in all.
 //   TSum/TMin/TMax(a) reduce a over one tensor's elements, PSum/PMin/PMax over all P, per member.
-//   Sums are in double in a fixed blocked order: per tensor, chunks of kChunk = 1024 elements
+//   Sums are in double in a fixed blocked order: per tensor, chunks of kParamChunk = 1024 elements
 //   from its first element, each chunk summed in 32 lanes (element i of the chunk into lane
 //   i mod 32, each lane left to right from -0), the lanes folded in halves (l[j] += l[j + w]
 //   for j < w, w = 16, 8, 4, 2, 1: the sum is l[0]),
-//   the chunk sums added left to right; PSum adds the tensor sums in parameter order. Min/Max
-//   fold the same lanes with Min/Max. So every backend but aten and every thread count give
-//   the same bits. A reduction's value is a double, converted to the dtype where it meets an
+//   the chunk sums added left to right; PSum adds the tensor sums in parameter order. The
+//   min/max reductions are IEEE minimum/maximum (as Min/Max), which no order changes. So every
+//   backend but aten and every thread count give the same bits. A reduction's value is a double, converted to the dtype where it meets an
 //   element value (the numerics rule above). TKth/PKth(e, k): the k-th largest of e (in the
 //   dtype) over the tensor / particle, counting repeated values, NaN above +inf and -0 below
 //   +0; k (no variation within a tensor; PKth: none per tensor) is floored and clamped to
@@ -133,13 +133,13 @@ inline bool is_keyed(Op op) { return op == Op::KRand || op == Op::KRandn; }
 /// A node whose run-time arguments are checked before anything is written (MRead's index, a keyed
 /// draw's keys); attr.index is its check site, which the frontend maps to the source.
 inline bool is_checked(Op op) { return op == Op::MRead || is_keyed(op); }
-/// A random draw with its own call site (attr.index < Graph::rand_sites): never merged by CSE.
 /// A reduction or selection along the parameter axis: the rule runs in passes (ir/ParamAxis.h).
 inline bool is_tensor_reduce(Op op) { return op == Op::TSum || op == Op::TMin || op == Op::TMax || op == Op::TKth; }
 inline bool is_particle_reduce(Op op) { return op == Op::PSum || op == Op::PMin || op == Op::PMax || op == Op::PKth; }
 inline bool is_param_reduce(Op op) { return is_tensor_reduce(op) || is_particle_reduce(op); }
 /// A leaf or reduction of the parameter axis, which only the pass driver (ir/ParamAxis.h) runs.
 inline bool is_param_axis(Op op) { return is_param_reduce(op) || op == Op::Numel || op == Op::Elem || op == Op::Elems; }
+/// A random draw with its own call site (attr.index < Graph::rand_sites): never merged by CSE.
 inline bool is_random(Op op) {
   return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
 }

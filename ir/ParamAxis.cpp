@@ -1,7 +1,6 @@
 #include "ir/ParamAxis.h"
 
 #include <algorithm>
-#include <map>
 #include <sstream>
 
 #include "ir/Error.h"

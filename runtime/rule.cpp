@@ -200,17 +200,12 @@ std::string Rule::emit(const std::string& stage, const Bindings& bindings, Backe
   if (params) {
     // As run() would: an output without the element and tensor axes is a value output unless a
     // particle or swarm is bound to its name.
-    const ir::Graph typed = ir::specialize_inputs(fg, [&] {
-      std::vector<ir::Type> t;
-      for (BindKind k : spec.kinds) t.push_back(bind_type(k));
-      return t;
-    }());
+    const ir::Graph typed = ir::specialize_inputs(fg, bind_types(spec.kinds));
     for (const ir::Output& o : fg.outputs) {
-      const ir::Type t = typed.nodes[size_t(o.node)].type;
       auto it = bindings.find(o.name);
       const bool array = it != bindings.end() && (it->second.kind() == Value::Kind::Particle ||
                                                   it->second.kind() == Value::Kind::Swarm);
-      spec.values.push_back(!t.element && !t.tensor && !array);
+      spec.values.push_back(detail::is_value_output(typed.nodes[size_t(o.node)].type, array));
     }
   }
   const bool staged = !params && staged::needed(impl_->fused.graph, spec);
@@ -453,13 +448,14 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     p->value_out.assign(g.outputs.size(), false);
     bool any = false;
     for (size_t o = 0; o < g.outputs.size(); ++o) {
-      const ir::Type t = p->typed.nodes[size_t(g.outputs[o].node)].type;
-      p->value_out[o] = !t.element && !t.tensor && plan_key[in.size() + 1 + o] != 'a';
+      p->value_out[o] = is_value_output(p->typed.nodes[size_t(g.outputs[o].node)].type,
+                                        plan_key[in.size() + 1 + o] == 'a');
       any = any || p->value_out[o];
     }
+    p->param_rule = param_axis::needed(g);
     // A parameter-axis rule's value outputs are computed by its pass driver (they may need
     // reductions over the particle), so its kernel keeps them.
-    if (any && !param_axis::needed(g)) {
+    if (any && !p->param_rule) {
       p->kernel_graph = g;
       p->kernel_graph.outputs.clear();
       for (size_t o = 0; o < g.outputs.size(); ++o)
@@ -591,7 +587,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   // index and key before anything is written; the kernels compute the other outputs only.
   std::map<std::string, Value> results;
   const bool any_value = std::find(value_out.begin(), value_out.end(), true) != value_out.end();
-  const bool param_rule = param_axis::needed(g);
+  const bool param_rule = plan->param_rule;
   const bool split = any_value && !param_rule;  // value outputs by the prelude, the rest by kernels
   if (param_rule && !ref)
     throw BindError(locate("E0509", {true, 0}, "the rule reduces along the parameter axis (tsum, psum, numel(), ...), "
@@ -678,9 +674,9 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
 
   // Particle-wide constructs (psum, pkth, elem(), elems()) see one storage group at a time: a
   // particle whose operational parameters span several (dtypes or devices) is refused.
+  int computed = 0;  // storage groups with operational parameters
+  for (size_t grp = 0; grp < species.groups().size(); ++grp) computed += !species.operational_ranges(int(grp)).empty();
   if (param_rule) {
-    int computed = 0;
-    for (size_t grp = 0; grp < species.groups().size(); ++grp) computed += !species.operational_ranges(int(grp)).empty();
     const auto particle_wide = [](const ir::Node& n) {
       return ir::is_particle_reduce(n.op) || n.op == ir::Op::Elem || n.op == ir::Op::Elems;
     };
@@ -693,9 +689,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   }
   // A parameter-axis rule's value outputs are computed by a kernel even when no parameter is
   // operational (psum over nothing is 0): then group 0's kernel runs on no elements.
-  bool values_anyway = param_rule && any_value && !species.groups().empty();
-  for (size_t grp = 0; grp < species.groups().size(); ++grp)
-    values_anyway = values_anyway && species.operational_ranges(int(grp)).empty();
+  const bool values_anyway = param_rule && any_value && computed == 0 && !species.groups().empty();
   // Every group's kernel is compiled before the first group is written, so a kernel that fails
   // to compile changes nothing. A group runs on the fused kernel when it is on the CPU in
   // float32/float64 and the aten backend is not asked for; else on ATen ops (no compile step).

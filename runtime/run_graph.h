@@ -34,9 +34,15 @@ using Locator = std::function<std::string(const char* code, Site site, const std
 /// What a run derives from the graph and the kinds of its bindings alone (the graph typed for
 /// them, which outputs are values, the graph the kernels run), kept per kind of binding so a
 /// rule run every generation derives it once (a few microseconds of a tiny swarm's step).
+/// Whether an output of type `t` is a value output (a number or per-member vector returned in the
+/// result map): it has neither the element nor the tensor axis and no particle or swarm is bound
+/// to its name (then it fills every element instead).
+inline bool is_value_output(ir::Type t, bool bound_to_array) { return !t.element && !t.tensor && !bound_to_array; }
+
 struct BindPlan {
   ir::Graph typed;              // specialize_inputs for the inputs' kinds
-  std::vector<bool> value_out;  // per output: a value (no element axis, not bound to an array)
+  std::vector<bool> value_out;  // per output: is_value_output
+  bool param_rule = false;      // reduces along the parameter axis: runs in passes (ir/ParamAxis.h)
   ir::Graph kernel_graph;       // without the value outputs (when there are any)
   ir::Graph kernel_typed;       // kernel_graph typed
   // The kernels obtained from the kernel cache, by dtype and backend: a run finds its kernel

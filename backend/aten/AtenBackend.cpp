@@ -503,10 +503,7 @@ void run(const ir::Graph& graph, const Call& call) {
       call.params.size() != graph.params.size() || call.out.size() != graph.outputs.size() ||
       call.out.empty())
     ir::internal_error("aten backend: call does not match the graph");
-  std::vector<ir::Type> types;
-  for (BindKind k : call.kinds)
-    types.push_back(bind_type(k));
-  ir::Graph g = ir::specialize_inputs(graph, types);
+  ir::Graph g = ir::specialize_inputs(graph, bind_types(call.kinds));
   if (call.members == 0) return;
   at::NoGradGuard no_grad;
   const bool values = std::find(call.values.begin(), call.values.end(), true) != call.values.end();
@@ -535,9 +532,7 @@ namespace {
 class AtenKernel : public Kernel {
  public:
   AtenKernel(ir::Graph g, KernelSpec spec) : g_(std::move(g)), spec_(std::move(spec)) {
-    std::vector<ir::Type> types;
-    for (BindKind k : spec_.kinds) types.push_back(bind_type(k));
-    const ir::Graph typed = ir::specialize_inputs(g_, types);
+    const ir::Graph typed = ir::specialize_inputs(g_, bind_types(spec_.kinds));
     for (const ir::Output& o : typed.outputs) member_.push_back(typed.nodes[size_t(o.node)].type.member);
   }
   void run(const KernelArgs& a) const override {

@@ -163,10 +163,7 @@ std::unique_ptr<nyto::Kernel> compile(const ir::Graph& g, const KernelSpec& spec
   ir::verify(g);
   NYTO_INTERNAL_ASSERT(spec.kinds.size() == g.inputs.size(),
                        "interp::compile: KernelSpec::kinds needs one BindKind per input");
-  std::vector<Type> types;
-  for (BindKind k : spec.kinds)
-    types.push_back(bind_type(k));
-  ir::Graph typed = ir::specialize_inputs(g, types);
+  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
   ir::verify(typed);
   return std::make_unique<InterpKernel>(std::move(typed), spec);
 }

@@ -44,10 +44,7 @@ using ir::NodeId;
 }
 
 ir::Graph specialize(const ir::Graph& g, const KernelSpec& spec) {
-  std::vector<ir::Type> types;
-  for (BindKind k : spec.kinds)
-    types.push_back(bind_type(k));
-  ir::Graph typed = ir::specialize_inputs(g, types);
+  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
   ir::verify(typed);
   return typed;
 }

@@ -40,6 +40,21 @@ std::string error_of(const std::function<void()>& f) {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
+// Calls f with the run options of every backend at 1 and 2 threads (the thread count set, and
+// captured for the assertions f makes); 1 thread after.
+void on_every_backend(const std::function<void(const nyto::RunOptions&)>& f) {
+  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten})
+    for (int threads : {1, 2}) {
+      CAPTURE(int(b));
+      CAPTURE(threads);
+      at::set_num_threads(threads);
+      nyto::RunOptions opt;
+      opt.backend = b;
+      f(opt);
+    }
+  at::set_num_threads(1);
+}
+
 }  // namespace
 
 TEST_CASE("the rule's signature") {
@@ -276,22 +291,15 @@ TEST_CASE("member(), members() and mod(): per-member values on every backend and
   auto seed = nyto::make_particle<MixedImpl>();
   const int64_t M = 5;
   auto rule = nyto::compile("y = x*0 + member()*10 + members()*1000 + mod(member() - 3, 4)*100000");
-  for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten})
-    for (int threads : {1, 2}) {
-      CAPTURE(int(b));
-      CAPTURE(threads);
-      at::set_num_threads(threads);
-      nyto::RunOptions opt;
-      opt.backend = b;
-      nyto::AnySwarm y = rule.run({{"x", Swarm<MixedImpl>(seed, M)}}, opt).at("y").swarm();
-      for (int64_t m = 0; m < M; ++m) {
-        double want = 10.0 * double(m) + 1000.0 * double(M) + 100000.0 * double((m - 3 + 4) % 4);
-        Particle<MixedImpl> ym(y.member(m));
-        CHECK(ym->a[3].item<double>() == want);     // float32 group
-        CHECK(ym->b[1][0].item<double>() == want);  // float64 group
-      }
+  on_every_backend([&](const nyto::RunOptions& opt) {
+    nyto::AnySwarm y = rule.run({{"x", Swarm<MixedImpl>(seed, M)}}, opt).at("y").swarm();
+    for (int64_t m = 0; m < M; ++m) {
+      double want = 10.0 * double(m) + 1000.0 * double(M) + 100000.0 * double((m - 3 + 4) % 4);
+      Particle<MixedImpl> ym(y.member(m));
+      CHECK(ym->a[3].item<double>() == want);     // float32 group
+      CHECK(ym->b[1][0].item<double>() == want);  // float64 group
     }
-  at::set_num_threads(1);
+  });
 }
 
 TEST_CASE("mod(a, b) is Python's floored modulo, in double and in the dtype, on every backend") {
@@ -486,29 +494,22 @@ TEST_CASE("msum, mmean, mmin, mmax: folded in member order, the same bits on eve
         hi[k] = at::maximum(hi[k], rows[m][k]);
       }
     std::vector<at::Tensor> mu0 = params_of(mu);
-    for (Backend b : {Backend::Llvm, Backend::Interp, Backend::Aten})
-      for (int threads : {1, 2}) {
-        CAPTURE(M);
-        CAPTURE(int(b));
-        CAPTURE(threads);
-        at::set_num_threads(threads);
-        nyto::RunOptions opt;
-        opt.backend = b;
-        auto mu_run = mu.clone();
-        auto out = rule.run({{"x", x}, {"mu", mu_run}}, opt);
-        auto s = params_of(out.at("s").particle()), mean = params_of(out.at("mean").particle());
-        auto l = params_of(out.at("lo").particle()), h = params_of(out.at("hi").particle());
-        auto mun = params_of(mu_run);
-        for (size_t k = 0; k < sum.size(); ++k) {
-          CHECK(at::equal(s[k], sum[k]));
-          CHECK(at::equal(mean[k], sum[k] / double(M)));
-          CHECK(at::equal(l[k], lo[k]));
-          CHECK(at::equal(h[k], hi[k]));
-          CHECK(at::equal(mun[k], mu0[k] + sq[k]));
-        }
+    CAPTURE(M);
+    on_every_backend([&](const nyto::RunOptions& opt) {
+      auto mu_run = mu.clone();
+      auto out = rule.run({{"x", x}, {"mu", mu_run}}, opt);
+      auto s = params_of(out.at("s").particle()), mean = params_of(out.at("mean").particle());
+      auto l = params_of(out.at("lo").particle()), h = params_of(out.at("hi").particle());
+      auto mun = params_of(mu_run);
+      for (size_t k = 0; k < sum.size(); ++k) {
+        CHECK(at::equal(s[k], sum[k]));
+        CHECK(at::equal(mean[k], sum[k] / double(M)));
+        CHECK(at::equal(l[k], lo[k]));
+        CHECK(at::equal(h[k], hi[k]));
+        CHECK(at::equal(mun[k], mu0[k] + sq[k]));
       }
+    });
   }
-  at::set_num_threads(1);
 }
 
 TEST_CASE("x[i] reads another member at the same element; x = x[...] permutes a swarm in place") {
@@ -750,51 +751,43 @@ Swarm<NetImpl> net_swarm(int64_t M, uint64_t seed) {
 
 TEST_CASE("parameter axis: per-tensor and whole-particle reductions of a swarm; ParamConfig; value outputs") {
   const int64_t M = 3;
-  const std::vector<Backend> backends = {Backend::Llvm, Backend::Interp, Backend::Aten};
-  for (Backend b : backends)
-    for (int threads : {1, 2}) {
-      CAPTURE(int(b));
-      CAPTURE(threads);
-      at::set_num_threads(threads);
-      nyto::RunOptions opt;
-      opt.backend = b;
-      Swarm<NetImpl> x = net_swarm(M, 3);
-      // l1.bias takes part in nothing: not reduced, not written.
-      x.member(0).set_param_config(false, false, "l1.bias");
-      std::vector<std::vector<at::Tensor>> before;
-      for (int64_t m = 0; m < M; ++m) {
-        std::vector<at::Tensor> ps;
-        for (auto& t : Particle<NetImpl>(x.member(m))->parameters()) ps.push_back(t.detach().clone());
-        before.push_back(ps);
-      }
-      auto rule = nyto::compile(
-          "n = numel()\nnorm = psum(x*x)\nP = elems()\nbig = pmax(abs(x))\n"
-          "x = x / sqrt(tsum(x*x))\n");
-      auto out = rule.run({{"x", x}}, opt);
-      CHECK(out.at("P").scalar() == 6 + 3 + 1);  // l1.weight, l2.weight, l2.bias
-      const std::vector<double> norm = out.at("norm").member_scalars(), big = out.at("big").member_scalars();
-      REQUIRE(norm.size() == size_t(M));
-      Particle<NetImpl> nm(out.at("n").particle());  // numel() does not vary per member
-      for (int64_t m = 0; m < M; ++m) {
-        Particle<NetImpl> xm(x.member(m));
-        const auto& p = before[size_t(m)];  // l1.weight, l1.bias, l2.weight, l2.bias
-        double sq = 0, mx = 0;
-        for (size_t k : {0, 2, 3}) {
-          sq += (p[k].to(at::kDouble) * p[k].to(at::kDouble)).sum().item<double>();
-          mx = std::max(mx, p[k].abs().max().item<double>());
-        }
-        CHECK(norm[size_t(m)] == doctest::Approx(sq).epsilon(1e-6));
-        CHECK(big[size_t(m)] == mx);
-        CHECK(at::allclose(xm->l1->weight, p[0] / p[0].norm(), 1e-6, 1e-6));
-        CHECK(at::equal(xm->l1->bias, p[1]));
-        CHECK(at::allclose(xm->l2->weight, p[2] / p[2].norm(), 1e-6, 1e-6));
-        CHECK(at::allclose(xm->l2->bias, p[3] / p[3].norm(), 1e-6, 1e-6));
-        CHECK(nm->l1->weight[0][0].item<double>() == 6);
-        CHECK(nm->l2->weight[0][2].item<double>() == 3);
-        CHECK(nm->l2->bias[0].item<double>() == 1);
-      }
+  on_every_backend([&](const nyto::RunOptions& opt) {
+    Swarm<NetImpl> x = net_swarm(M, 3);
+    // l1.bias takes part in nothing: not reduced, not written.
+    x.member(0).set_param_config(false, false, "l1.bias");
+    std::vector<std::vector<at::Tensor>> before;
+    for (int64_t m = 0; m < M; ++m) {
+      std::vector<at::Tensor> ps;
+      for (auto& t : Particle<NetImpl>(x.member(m))->parameters()) ps.push_back(t.detach().clone());
+      before.push_back(ps);
     }
-  at::set_num_threads(1);
+    auto rule = nyto::compile(
+        "n = numel()\nnorm = psum(x*x)\nP = elems()\nbig = pmax(abs(x))\n"
+        "x = x / sqrt(tsum(x*x))\n");
+    auto out = rule.run({{"x", x}}, opt);
+    CHECK(out.at("P").scalar() == 6 + 3 + 1);  // l1.weight, l2.weight, l2.bias
+    const std::vector<double> norm = out.at("norm").member_scalars(), big = out.at("big").member_scalars();
+    REQUIRE(norm.size() == size_t(M));
+    Particle<NetImpl> nm(out.at("n").particle());  // numel() does not vary per member
+    for (int64_t m = 0; m < M; ++m) {
+      Particle<NetImpl> xm(x.member(m));
+      const auto& p = before[size_t(m)];  // l1.weight, l1.bias, l2.weight, l2.bias
+      double sq = 0, mx = 0;
+      for (size_t k : {0, 2, 3}) {
+        sq += (p[k].to(at::kDouble) * p[k].to(at::kDouble)).sum().item<double>();
+        mx = std::max(mx, p[k].abs().max().item<double>());
+      }
+      CHECK(norm[size_t(m)] == doctest::Approx(sq).epsilon(1e-6));
+      CHECK(big[size_t(m)] == mx);
+      CHECK(at::allclose(xm->l1->weight, p[0] / p[0].norm(), 1e-6, 1e-6));
+      CHECK(at::equal(xm->l1->bias, p[1]));
+      CHECK(at::allclose(xm->l2->weight, p[2] / p[2].norm(), 1e-6, 1e-6));
+      CHECK(at::allclose(xm->l2->bias, p[3] / p[3].norm(), 1e-6, 1e-6));
+      CHECK(nm->l1->weight[0][0].item<double>() == 6);
+      CHECK(nm->l2->weight[0][2].item<double>() == 3);
+      CHECK(nm->l2->bias[0].item<double>() == 1);
+    }
+  });
 }
 
 TEST_CASE("parameter axis: no operational parameter: empty reductions give their identities") {
