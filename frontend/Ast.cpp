@@ -87,6 +87,9 @@ std::string dump(const Program& program) {
       case StmtKind::Let: os << "  Let " << s.name; break;
       case StmtKind::Assign: os << "  Assign " << s.name; break;
       case StmtKind::Expr: os << "  Expr"; break;
+      case StmtKind::State:
+        os << "  State " << s.name << (s.state_kind.empty() ? "" : ": " + s.state_kind);
+        break;
     }
     at(os, s.span);
     if (s.value) dump_expr(os, *s.value, 2);

@@ -39,14 +39,17 @@ struct Expr {
   ~Expr();
 };
 
-enum class StmtKind { Param, Let, Assign, Expr };
+enum class StmtKind { Param, Let, Assign, Expr, State };
 
-/// A statement: `param NAME = value`, `let NAME = value`, `NAME = value` or a bare `value`.
+/// A statement: `param NAME = value`, `let NAME = value`, `NAME = value`, a bare `value`, or
+/// `state NAME[: KIND] = value` (a value a generation trainer keeps; `value` is its initial value).
 struct Stmt {
   StmtKind kind;
   Span span;       // the whole statement
   std::string name;
-  Span name_span;  // Param, Let, Assign
+  Span name_span;  // Param, Let, Assign, State
+  std::string state_kind;  // State: "scalar", "vector", "particle", "swarm" as written, or empty
+  Span state_kind_span;    // State: the kind's name, when written
   std::unique_ptr<Expr> value;
 };
 

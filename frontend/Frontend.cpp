@@ -20,6 +20,7 @@ FrontendResult compile_source(std::string_view text, std::string filename,
   r.read_spans = std::move(lowered.read_spans);
   r.pick_spans = std::move(lowered.pick_spans);
   r.has_expression_result = lowered.has_expression_result;
+  r.states = std::move(lowered.states);
   r.ok = true;
   return r;
 }

@@ -45,6 +45,8 @@ struct FrontendResult {
   std::vector<Span> read_spans;
   /// By k: the first `pick(k)`, for E0508 (too few members for it).
   std::vector<Span> pick_spans;
+  /// Every `state` declaration, in source order (in both parts of a generation rule).
+  std::vector<StateInfo> states;
   /// REPL mode: a bare expression was evaluated; its value is the output named "_".
   bool has_expression_result = false;
 };

@@ -103,7 +103,7 @@ class LexerErrors : public antlr4::BaseErrorListener {
     std::string what = ch == 0xFFFD ? "invalid UTF-8 byte" : "character " + describe_char(ch);
     c_.add("E0002", c_.source().span_at(at),
            "unexpected " + what + "; nyto scripts use only names, numbers, operators, "
-           "parentheses, brackets (x[i]), commas, ';' and '#' comments");
+           "parentheses, brackets (x[i]), commas, ':' (state kinds), ';' and '#' comments");
   }
 
  private:
@@ -130,7 +130,8 @@ std::string describe_token(const antlr4::Token* t) {
     case NytoParser::NAME: return "name '" + t->getText() + "'";
     case NytoParser::NUMBER: return "number '" + t->getText() + "'";
     case NytoParser::PARAM:
-    case NytoParser::LET: return "keyword '" + t->getText() + "'";
+    case NytoParser::LET:
+    case NytoParser::STATE: return "keyword '" + t->getText() + "'";
     default: return "'" + t->getText() + "'";
   }
 }
@@ -330,6 +331,15 @@ class TreeConverter {
       s.name = need(l->NAME())->getText();
       s.name_span = span(l->NAME());
       s.value = expr(need(l->expr()));
+    } else if (auto* st = dynamic_cast<NytoParser::StateStmtContext*>(ctx)) {
+      s.kind = StmtKind::State;
+      s.name = need(st->NAME(0))->getText();
+      s.name_span = span(st->NAME(0));
+      if (st->kind != nullptr) {
+        s.state_kind = st->kind->getText();
+        s.state_kind_span = span(st->kind);
+      }
+      s.value = expr(need(st->expr()));
     } else if (auto* a = dynamic_cast<NytoParser::AssignStmtContext*>(ctx)) {
       s.kind = StmtKind::Assign;
       s.name = need(a->NAME())->getText();

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <limits>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace nyto::frontend {
 
@@ -149,6 +151,7 @@ class Analyzer {
   Lowered run(const Program& program) {
     bool bare_reported = false;
     bool has_effect = false;
+    collect_declarations(program);
     for (const Stmt& s : program.statements) {
       if (size_t(&s - program.statements.data()) == options_.limits.statements) {
         too_large(s.span, "more than " + with_commas(options_.limits.statements) + " statements");
@@ -157,12 +160,23 @@ class Analyzer {
       if (limit_hit_) break;
       switch (s.kind) {
         case StmtKind::Param: param(s); break;
-        case StmtKind::Let: let(s); break;
+        case StmtKind::Let:
+          if (!options_.state_init || init_lets_.count(s.name)) let(s);
+          break;
+        case StmtKind::State:
+          state(s);
+          if (options_.state_init) {
+            assign(s.name, s.name_span, s);
+            has_effect = true;
+          }
+          break;
         case StmtKind::Assign:
+          if (options_.state_init) break;
           assign(s.name, s.name_span, s);
           has_effect = true;
           break;
         case StmtKind::Expr:
+          if (options_.state_init) break;
           if (options_.repl) {
             assign("_", s.value->span, s);
             out_.has_expression_result = true;
@@ -187,7 +201,7 @@ class Analyzer {
         too_large(s.span, "more than " + with_commas(options_.limits.ir_nodes) + " operations");
     }
     if (limit_hit_) return std::move(out_);
-    if (!has_effect && !bare_reported && !options_.repl) {
+    if (!has_effect && !bare_reported && !options_.repl && !options_.state_init) {
       Span at = program.statements.empty() ? Span{1, 1, 1} : program.statements.back().span;
       error("E0402", at,
             "this rule has no effect because it assigns nothing; add an assignment such as "
@@ -237,6 +251,64 @@ class Analyzer {
       case Kind::Input: return "an input";
     }
     return "?";
+  }
+
+  // The names of the names `e` reads (inputs, lets, params, swarms indexed), without recursion.
+  static void names_read(const Expr& root, std::unordered_set<std::string>& out) {
+    std::vector<const Expr*> todo{&root};
+    while (!todo.empty()) {
+      const Expr* e = todo.back();
+      todo.pop_back();
+      if (e->kind == ExprKind::Name || e->kind == ExprKind::Index) out.insert(e->name);
+      for (const auto& a : e->args) todo.push_back(a.get());
+    }
+  }
+
+  // Before the walk: where each param and let is declared (a state may not take their names,
+  // wherever they stand) and, for the init part, the lets the states' initial values read.
+  void collect_declarations(const Program& program) {
+    for (const Stmt& s : program.statements)
+      if (s.kind == StmtKind::Param || s.kind == StmtKind::Let) declared_.emplace(s.name, &s);
+    if (!options_.state_init) return;
+    std::unordered_set<std::string> read;
+    for (auto it = program.statements.rbegin(); it != program.statements.rend(); ++it) {
+      if (it->kind == StmtKind::State) names_read(*it->value, read);
+      if (it->kind == StmtKind::Let && read.count(it->name)) {
+        init_lets_.insert(it->name);
+        names_read(*it->value, read);
+      }
+    }
+  }
+
+  // E0206 / E0207: a state's name must be its own and its kind one of the four.
+  void state(const Stmt& s) {
+    static const std::vector<std::string> kinds = {"scalar", "vector", "particle", "swarm"};
+    if (!s.state_kind.empty() &&
+        std::find(kinds.begin(), kinds.end(), s.state_kind) == kinds.end()) {
+      std::string guess = closest_match(s.state_kind, kinds);
+      error("E0207", s.state_kind_span,
+            "unknown state kind '" + s.state_kind + "'" +
+                (guess.empty() ? "" : "; did you mean '" + guess + "'?") +
+                " (a state is a scalar, a vector (one number per member), a particle or a swarm)");
+    }
+    if (std::find(options_.read_only.begin(), options_.read_only.end(), s.name) !=
+        options_.read_only.end()) {
+      error("E0206", s.name_span,
+            "'" + s.name + "' cannot be a state: the host binds it anew on every run (read-only); "
+            "give the state another name");
+    } else if (auto d = declared_.find(s.name); d != declared_.end()) {
+      error("E0206", s.name_span,
+            "'" + s.name + "' is already " + (d->second->kind == StmtKind::Param ? "a param" : "a let") +
+                " (" + line_of(d->second->name_span) + "); a state needs a name of its own");
+    } else if (auto p = states_.find(s.name); p != states_.end()) {
+      error("E0206", s.name_span,
+            "state '" + s.name + "' is already declared on " + line_of(p->second) +
+                "; remove one of the declarations");
+    } else {
+      states_.emplace(s.name, s.name_span);
+      out_.states.push_back({s.name, s.state_kind, s.name_span,
+                             s.state_kind.empty() ? s.name_span : s.state_kind_span});
+    }
   }
 
   void param(const Stmt& s) {
@@ -386,6 +458,14 @@ class Analyzer {
     bool host_binds = false;
     if (options_.known_names)
       for (const std::string& k : *options_.known_names) host_binds = host_binds || k == e.name;
+    if (e.name == "inf" && !host_binds) {  // +infinity: a start value no fitness can beat
+      Val v;
+      v.ty = Ty::Value;
+      v.is_const = true;
+      v.cval = std::numeric_limits<double>::infinity();
+      if (!in_param_) v.node = builder_.constant(v.cval);
+      return v;
+    }
     if (find_function(e.name) && !host_binds) {
       error("E0102", e.span,
             "'" + e.name + "' is a built-in function, not a value; call it, e.g. '" + e.name +
@@ -414,8 +494,9 @@ class Analyzer {
             guess.empty()
                 ? "unknown name '" + e.name +
                       "': it is not declared or assigned before, and the host binds no such "
-                      "name; bind it or fix the spelling"
-                : "unknown name '" + e.name + "'; did you mean '" + guess + "'?");
+                      "name; bind it or fix the spelling" + options_.unknown_name_hint
+                : "unknown name '" + e.name + "'; did you mean '" + guess + "'?" +
+                      options_.unknown_name_hint);
     }
     int32_t index = int32_t(out_.graph.inputs.size());
     out_.graph.inputs.push_back({e.name});
@@ -868,6 +949,9 @@ class Analyzer {
   ir::Builder builder_;
   std::unordered_map<std::string, Binding> env_;
   std::vector<std::string> output_order_;
+  std::unordered_map<std::string, const Stmt*> declared_;  // params and lets
+  std::unordered_map<std::string, Span> states_;
+  std::unordered_set<std::string> init_lets_;  // state_init: the lets the states read
   bool in_param_ = false;
   bool limit_hit_ = false;  // E0403 reported: stop analysing
 };

@@ -33,9 +33,24 @@ struct FrontendOptions {
   /// Names the host binds as inputs only (the trainer's gbest, pbest, loss...): an assignment to
   /// one is an error (E0205), since the run would write into the host's value.
   std::vector<std::string> read_only;
+  /// Which part of a generation rule to lower (docs/language.md, "Generation rules"). false: the
+  /// step, every statement but `state` (a state's name is an input the host binds). true: the
+  /// init, each `state NAME = value` as the assignment `NAME = value`, with the params and the
+  /// lets those values read; every other statement is left out.
+  bool state_init = false;
+  /// Appended to the message of E0101 (say why a name is not bound, e.g. before generation 0).
+  std::string unknown_name_hint;
   /// Size limits (E0403). Hosts may lower them; raising random_sites above 32,768 is an error of
   /// the host (std::invalid_argument).
   Limits limits;
+};
+
+/// A `state NAME[: KIND] = value` declaration.
+struct StateInfo {
+  std::string name;
+  std::string kind;  // "scalar", "vector", "particle", "swarm", or "" (the initial value's kind)
+  Span name_span;
+  Span kind_span;    // the kind's name when written, else the name's
 };
 
 /// What analysis produces besides diagnostics. Meaningful only when no diagnostic was added.
@@ -47,6 +62,7 @@ struct Lowered {
   std::vector<Span> read_spans;       // by check site (MRead, KRand/KRandn attr.index): x[i], rand(k, j)
   std::vector<Span> pick_spans;       // by k: the first pick(k)
   bool has_expression_result = false; // REPL: an output "_" holds a bare expression's value
+  std::vector<StateInfo> states;      // every `state` declaration, in source order
 };
 
 /// Checks `program` and lowers it. Every semantic error of the script is appended to

@@ -26,6 +26,7 @@ sep
 statement
   : PARAM NAME ASSIGN expr    # paramStmt
   | LET NAME ASSIGN expr      # letStmt
+  | STATE NAME (COLON kind=NAME)? ASSIGN expr  # stateStmt
   | NAME ASSIGN expr          # assignStmt
   | expr                      # exprStmt
   ;
@@ -62,6 +63,7 @@ primary
 
 PARAM : 'param' ;
 LET   : 'let' ;
+STATE : 'state' ;
 
 NUMBER
   : DIGIT+ ('.' DIGIT*)? EXPONENT?
@@ -74,6 +76,7 @@ RPAREN : ')' { if (paren_depth > 0) --paren_depth; } ;
 LBRACK : '[' { ++paren_depth; } ;
 RBRACK : ']' { if (paren_depth > 0) --paren_depth; } ;
 COMMA  : ',' ;
+COLON  : ':' ;
 SEMI   : ';' ;
 POW    : '**' ;
 STAR   : '*' ;

@@ -52,6 +52,7 @@ const AnySwarm& Value::swarm() const {
 struct Rule::Impl {
   std::string name;
   frontend::FrontendResult fe;
+  std::shared_ptr<const Impl> init;  // a generation rule's init part
   ir::FusedKernel fused;
   RuleSignature sig;
   mutable detail::BindPlanCache plans;  // of fused.graph
@@ -103,6 +104,29 @@ Rule compile(std::string_view source, const std::string& name, const CompileOpti
   for (const auto& in : g.inputs) impl->sig.inputs.push_back(in.name);
   for (const auto& out : g.outputs) impl->sig.outputs.push_back(out.name);
   for (const auto& p : g.params) impl->sig.params.emplace_back(p.name, p.default_value);
+  for (const auto& st : impl->fe.states) impl->sig.states.push_back({st.name, st.kind});
+  if (!impl->fe.states.empty()) {
+    auto init = std::make_shared<Rule::Impl>();
+    init->name = name;
+    opts.state_init = true;
+    opts.repl = false;
+    opts.known_names = options.init_known_names;
+    if (options.init_known_names) {
+      std::string names;
+      for (const auto& n : *options.init_known_names) names += (names.empty() ? "" : ", ") + n;
+      opts.unknown_name_hint = " (a state's initial value is computed before the first run, when the "
+                               "host binds " + (names.empty() ? std::string("nothing") : "only " + names) +
+                               ", the params and the states declared before it)";
+    }
+    init->fe = frontend::compile_source(source, name, opts);
+    if (!init->fe.ok) throw CompileError(frontend::render_all(init->fe));
+    init->fused = ir::optimize(init->fe.graph);
+    const ir::Graph& ig = init->fe.graph;
+    for (const auto& in : ig.inputs) init->sig.inputs.push_back(in.name);
+    for (const auto& out : ig.outputs) init->sig.outputs.push_back(out.name);
+    for (const auto& p : ig.params) init->sig.params.emplace_back(p.name, p.default_value);
+    impl->init = std::move(init);
+  }
   return Rule(std::move(impl));
 }
 
@@ -140,6 +164,34 @@ Rule compile_file(const std::string& path, const std::optional<std::vector<std::
 }
 
 const std::string& Rule::name() const { return impl_->name; }
+std::optional<Rule> Rule::init() const {
+  if (!impl_->init) return std::nullopt;
+  return Rule(impl_->init);
+}
+std::vector<std::string> Rule::summands(const std::string& name) const {
+  const ir::Graph& g = impl_->fe.graph;
+  std::vector<std::string> out;
+  for (const auto& o : g.outputs) {
+    if (o.name != name) continue;
+    const ir::Node& n = g.nodes[size_t(o.node)];
+    if (n.op != ir::Op::Add) return out;
+    for (int a = 0; a < 2; ++a) {
+      const ir::NodeId id = n.args[a];
+      const ir::Node& arg = g.nodes[size_t(id)];
+      if (arg.op == ir::Op::Input) out.push_back(g.inputs[size_t(arg.index)].name);
+      for (const auto& other : g.outputs)
+        if (other.node == id && other.name != name) out.push_back(other.name);
+    }
+  }
+  return out;
+}
+std::string Rule::state_diagnostic(const std::string& name, const std::string& code,
+                                   const std::string& message) const {
+  for (const auto& st : impl_->fe.states)
+    if (st.name == name)
+      return frontend::render(*impl_->fe.source, frontend::Diagnostic{code, st.kind_span, message});
+  throw std::invalid_argument("Rule::state_diagnostic: the rule declares no state '" + name + "'");
+}
 const RuleSignature& Rule::signature() const { return impl_->sig; }
 std::string Rule::pass_trace() const {
   // Printed on demand by running the pipeline again (it is deterministic): printing the whole IR

@@ -69,11 +69,21 @@ struct RunOptions {
   Backend backend = Backend::Llvm;
 };
 
+/// A `state NAME[: KIND] = value` declaration of a generation rule (docs/language.md, "Generation
+/// rules"): a value the host keeps from one run to the next, started by `value`.
+struct StateDecl {
+  std::string name;
+  /// "scalar", "vector" (one number per member), "particle", "swarm", or "" (the kind of the
+  /// initial value).
+  std::string kind;
+};
+
 /// What a compiled rule reads and writes.
 struct RuleSignature {
   std::vector<std::string> inputs;  ///< names the host binds, in first-use order
   std::vector<std::string> outputs;  ///< names the rule assigns
   std::vector<std::pair<std::string, double>> params;  ///< `param` names and defaults
+  std::vector<StateDecl> states;  ///< `state` declarations, in source order
 };
 
 /// A compiled rule: checked, lowered to IR and optimized once; kernels are compiled per kind of
@@ -86,6 +96,22 @@ class Rule {
   std::vector<std::string> inputs() const { return signature().inputs; }
   std::vector<std::string> outputs() const { return signature().outputs; }
   std::vector<std::pair<std::string, double>> params() const { return signature().params; }
+  std::vector<StateDecl> states() const { return signature().states; }
+
+  /// A generation rule's init part: the rule whose outputs are the states' initial values (each
+  /// `state NAME = value` as `NAME = value`, with the params and the lets they read), run once
+  /// before the first generation; nullopt when the script declares no state. run() itself is the
+  /// step: it leaves the `state` statements out and reads each state as an input.
+  std::optional<Rule> init() const;
+  /// The names whose values are the operands of the `+` at the top of output `name`'s final
+  /// value (an input as read, or another output's final value); empty when that value is not a
+  /// sum or `name` is no output. A trainer reads `x = mu + sigma * randn()` as sampling around
+  /// the search mean mu.
+  std::vector<std::string> summands(const std::string& name) const;
+  /// A diagnostic located at state `name`'s declaration (at its kind, when written), rendered as
+  /// compile errors are: for a host's checks of the states (kind of the initial value...).
+  std::string state_diagnostic(const std::string& name, const std::string& code,
+                               const std::string& message) const;
 
   /// Runs the rule once. Inputs bind to particles, swarms, scalars or per-member scalar vectors;
   /// an assigned name that is bound (an input such as x in `x = x + v`, or any bound output name)
@@ -131,6 +157,9 @@ struct CompileOptions {
   /// script that assigns one fails to compile (CompileError, E0205 at the assignment), since
   /// run() would update that binding in place.
   std::vector<std::string> read_only;
+  /// Generation rules: the names the host binds when it computes the states' initial values,
+  /// before the first generation (nyto train: x and g); as known_names, for the init part.
+  std::optional<std::vector<std::string>> init_known_names;
 };
 Rule compile(std::string_view source, const std::string& name, const CompileOptions& options);
 /// The largest rule script read_rule_file() reads: 16 MiB.
