@@ -148,6 +148,10 @@ TrainCheckpoint read_train_checkpoint(const std::string& path) {
   Reader r(path);
   TrainCheckpoint ck;
   std::string format = r.str("format");
+  if (format == "nyto-train-checkpoint-2")
+    throw IOError("checkpoint '" + path + "' was written by an older nyto, whose --mode pso kept other "
+                  "fields than a generation rule's states; it cannot be resumed (remove it, or choose "
+                  "another --checkpoint)");
   if (format == "nyto-train-checkpoint-1")
     throw IOError("checkpoint '" + path + "' was written by an older nyto, which did not record the "
                   "data set; it cannot be resumed (remove it, or choose another --checkpoint)");
@@ -164,16 +168,29 @@ TrainCheckpoint read_train_checkpoint(const std::string& path) {
   }
   if (ck.x.empty()) r.bad("x_0", "is missing");
   const int64_t n = ck.x[0].size(0);
-  ck.pso = r.has("v_0");
-  if (ck.pso) {
-    for (size_t g = 0; g < ck.x.size(); ++g) {
-      std::string s = std::to_string(g);
-      ck.v.push_back(r.shaped("v_" + s, ck.x[g].scalar_type(), ck.x[g].sizes()));
-      ck.pbest.push_back(r.shaped("pbest_" + s, ck.x[g].scalar_type(), ck.x[g].sizes()));
-      ck.gbest.push_back(r.shaped("gbest_" + s, ck.x[g].scalar_type(), {ck.x[g].size(1)}));
+  ck.evolve = r.has("best_0");
+  if (ck.evolve) {
+    for (size_t g = 0; g < ck.x.size(); ++g)
+      ck.best.push_back(r.shaped("best_" + std::to_string(g), ck.x[g].scalar_type(), {ck.x[g].size(1)}));
+    ck.best_f = r.real("best_f");
+    if (std::isnan(ck.best_f)) r.bad("best_f", "is NaN");
+    ck.best_step = r.integer("best_step", -1);
+    ck.states = r.str("states");
+    for (const std::string& key : r.archive().keys()) {
+      if (key.rfind("state_", 0) != 0) continue;
+      c10::IValue v = r.value(key);
+      if (!v.isDouble() && !(v.isTensor() && v.toTensor().defined() && at::isFloatingType(v.toTensor().scalar_type())))
+        r.bad(key, "is neither a number nor a floating-point tensor");
+      ck.state_fields.emplace(key, v.isTensor() ? c10::IValue(v.toTensor().detach()) : v);
     }
-    ck.pbest_f = r.doubles("pbest_f", n);
-    ck.gbest_f = r.real("gbest_f");
+    at::Tensor fr = r.tensor("fitness_rows", at::kDouble, 2);
+    if (fr.size(1) != 4) r.bad("fitness_rows", "does not have 4 columns");
+    fr = fr.contiguous();
+    for (int64_t i = 0; i < fr.size(0); ++i) {
+      const double* q = fr.data_ptr<double>() + 4 * i;
+      if (!(q[0] >= 0 && q[0] == std::floor(q[0]) && q[0] < 9e15)) r.bad("fitness_rows", "holds a bad generation");
+      ck.fitness_rows.push_back({q[0], q[1], q[2], q[3]});
+    }
   } else {
     ck.last_loss = r.doubles("last_loss", n);
     for (int64_t i = 0; i < n; ++i) {

@@ -5,7 +5,9 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/core/ivalue.h>
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -21,7 +23,8 @@ namespace nyto::cli {
 
 /// The format tag of the checkpoints this nyto writes and reads ("-1" lacked the data set's
 /// identity and the digest, and is refused).
-inline constexpr const char* kCheckpointFormat = "nyto-train-checkpoint-2";
+/// "-2" held PSO's own fields (v, pbest, gbest) from before --mode pso was a rule; it is refused.
+inline constexpr const char* kCheckpointFormat = "nyto-train-checkpoint-3";
 
 /// One evaluation of one member (a row of --metrics).
 struct MetricRow {
@@ -35,11 +38,15 @@ struct TrainCheckpoint {
   int64_t step = 0;    ///< >= 0
   double elapsed = 0;  ///< seconds, finite, >= 0
   std::vector<at::Tensor> x;  ///< per group: [N, n_g], floating point, N >= 1
-  bool pso = false;
-  std::vector<at::Tensor> v, pbest;  ///< pso: shaped as x
-  std::vector<at::Tensor> gbest;     ///< pso: per group [n_g]
-  std::vector<double> pbest_f;       ///< pso: [N]
-  double gbest_f = 0;                ///< pso
+  bool evolve = false;               ///< a generation rule's run (else hybrid)
+  std::vector<at::Tensor> best;      ///< evolve: the best member so far, per group [n_g]
+  double best_f = 0;                 ///< evolve: its fitness (+inf before the first generation)
+  int64_t best_step = -1;            ///< evolve: the generation it was found in (-1: none yet)
+  std::string states;                ///< evolve: the rule's states, "name:kind name:kind ..."
+  /// evolve: the fields "state_NAME" (a number, or a double tensor [N] for a vector) and
+  /// "state_NAME_G" (a particle's group G [n_g], a swarm's [N, n_g]), unchecked against the rule
+  std::map<std::string, c10::IValue> state_fields;
+  std::vector<std::array<double, 4>> fitness_rows;  ///< evolve: generation, best, mean, worst
   std::vector<double> last_loss;     ///< hybrid: [N]
   /// hybrid: N states of torch::optim::SGD, in LibTorch's current format (not yet applied)
   std::vector<std::shared_ptr<torch::serialize::InputArchive>> optimizers;

@@ -1,4 +1,5 @@
-// `nyto train`: hybrid SGD + swarm moves, or gradient-free PSO, on (Fashion-)MNIST.
+// `nyto train`: hybrid SGD + swarm moves, or gradient-free generations of any rule, on
+// (Fashion-)MNIST.
 #include "cli/Train.h"
 
 #include <ATen/ATen.h>
@@ -41,8 +42,9 @@ namespace fs = std::filesystem;
 namespace nyto::cli {
 
 std::vector<TrainerBinding> trainer_bindings(const std::string& mode) {
-  // pso: the swarm x and its velocities v move; pbest and gbest are the trainer's records.
-  if (mode == "pso") return {{"x", true}, {"v", true}, {"pbest"}, {"gbest"}, {"step"}};
+  // evolve (and pso): the population x moves; its fitness f, the generation g and the best
+  // member so far are the trainer's. Everything else a rule reads is its own `state`.
+  if (mode == "pso" || mode == "evolve") return {{"x", true}, {"f"}, {"g"}, {"best"}};
   // hybrid: member x moves towards gbest, the subset's best member itself.
   return {{"x", true}, {"gbest"}, {"loss"}, {"gbest_loss"}, {"step"}};
 }
@@ -77,6 +79,13 @@ AnySwarm copy_swarm(const AnySwarm& s) {
   return c;
 }
 
+// evolve: --metrics FILE.csv also writes FILE-fitness.csv, the fitness per generation.
+std::string fitness_metrics_path(const std::string& metrics) {
+  fs::path p(metrics);
+  std::string ext = p.extension().string();
+  return (p.parent_path() / (p.stem().string() + "-fitness" + (ext.empty() ? ".csv" : ext))).string();
+}
+
 struct Eval {
   double loss = 0, acc = 0;
 };
@@ -92,8 +101,13 @@ class Trainer {
   void build_swarm();
   void check_rule_binds();
   void step_hybrid(const at::Tensor& bx, const at::Tensor& by);
-  void step_pso();
-  double fitness(int64_t i);
+  void step_evolve();
+  void init_states();
+  void fitness_batch();
+  void evaluate_fitness();
+  Bindings generation_bindings();
+  void keep_outputs(const std::map<std::string, Value>& out, bool check);
+  void report_extra();
   Eval evaluate(Classifier* net, int64_t n);
   void evaluate_all(bool final);
   void next_batch(at::Tensor& bx, at::Tensor& by);
@@ -111,7 +125,8 @@ class Trainer {
   }
 
   const TrainOptions& o_;
-  bool pso_ = false;
+  bool evolve_ = false;  // evolve or pso
+  bool fixed_batch_ = false;
   bool tty_ = false;
   int threads_ = 1;
   int64_t n_ = 0;
@@ -127,12 +142,20 @@ class Trainer {
   // hybrid
   std::vector<std::unique_ptr<torch::optim::SGD>> opt_;
   std::vector<double> last_loss_;
-  // pso
-  AnySwarm v_, pbest_;
-  AnyParticle gbest_;
-  std::vector<Classifier*> pbest_nets_;
-  std::vector<double> pbest_f_;
-  double gbest_f_ = 0;
+  // evolve: the rule's states (in declaration order), the fitness of x, the best member so far
+  std::optional<Rule> init_rule_;
+  struct State {
+    std::string name;
+    std::string kind;  // scalar, vector, particle, swarm
+    Value value{0.0};
+  };
+  std::vector<State> states_;
+  std::string mean_state_;  // the search mean: x = mean + ... (Rule::summands), "" when none
+  std::vector<double> f_;
+  AnyParticle best_;
+  double best_f_ = std::numeric_limits<double>::infinity();
+  int64_t best_step_ = -1;
+  std::vector<std::array<double, 4>> fit_rows_;  // generation, best, mean, worst fitness
   at::Tensor fit_x_, fit_y_;
   // progress of training
   int64_t step_ = 0, total_steps_ = 0, steps_per_epoch_ = 0, start_step_ = 0;
@@ -148,8 +171,15 @@ class Trainer {
 };
 
 void Trainer::validate_flags() {
-  pso_ = o_.mode == "pso";
-  if (o_.mode != "hybrid" && !pso_) throw UsageError("--mode must be hybrid or pso, not '" + o_.mode + "'");
+  evolve_ = o_.mode == "pso" || o_.mode == "evolve";
+  if (o_.mode != "hybrid" && !evolve_)
+    throw UsageError("--mode must be hybrid, evolve or pso, not '" + o_.mode + "'");
+  if (o_.mode == "evolve" && o_.rule.empty())
+    throw UsageError("--mode evolve needs --rule FILE, a generation rule such as examples/rules/snes.nyto "
+                     "(also openai_es, cem, de, ga, lbest_pso, pgpe, sep_cma_es, pso)");
+  // PSO's fitness is measured on one batch, so a personal best stays comparable (as before
+  // --mode pso was a rule).
+  fixed_batch_ = o_.fixed_batch || o_.mode == "pso";
   if (o_.particles < 1) throw UsageError("--particles must be at least 1");
   if (o_.batch_size < 1) throw UsageError("--batch-size must be at least 1");
   if (o_.resume && o_.checkpoint.empty())
@@ -169,6 +199,7 @@ void Trainer::validate_flags() {
 void Trainer::check_outputs() const {
   std::vector<std::pair<std::string, std::string>> files;  // (flag, path)
   if (!o_.metrics.empty()) files.emplace_back("--metrics", o_.metrics);
+  if (!o_.metrics.empty() && o_.mode != "hybrid") files.emplace_back("--metrics", fitness_metrics_path(o_.metrics));
   if (!o_.plot.empty()) files.emplace_back("--plot", o_.plot);
   if (!o_.save.empty()) files.emplace_back("--save", o_.save);
   std::error_code ec;
@@ -195,8 +226,8 @@ void Trainer::check_outputs() const {
 
 void Trainer::compile_rule() {
   if (o_.rule.empty()) {
-    rule_name_ = pso_ ? kPsoRulePath : kApsoRulePath;
-    rule_source_ = pso_ ? kPsoRule : kApsoRule;
+    rule_name_ = evolve_ ? kPsoRulePath : kApsoRulePath;
+    rule_source_ = evolve_ ? kPsoRule : kApsoRule;
   } else {
     rule_name_ = o_.rule;
     try {
@@ -210,12 +241,32 @@ void Trainer::compile_rule() {
   CompileOptions co;
   co.known_names = trainer_inputs(o_.mode);
   co.read_only = trainer_read_only(o_.mode);
+  if (evolve_) {
+    // The rule's states are names it may read too: a first compile finds them (a script that does
+    // not compile fails there with every diagnostic).
+    CompileOptions first;
+    first.read_only = co.read_only;
+    for (const StateDecl& st : compile(rule_source_, rule_name_, first).states())
+      co.known_names->push_back(st.name);
+    co.init_known_names = std::vector<std::string>{"x", "g"};
+  }
   rule_ = std::make_unique<Rule>(compile(rule_source_, rule_name_, co));
+  if (!evolve_ && !rule_->states().empty())
+    throw UsageError(rule_->state_diagnostic(rule_->states()[0].name, "E0206",
+                                             "a hybrid rule keeps no state of its own (x moves towards gbest); "
+                                             "`state` declarations are for generation rules, --mode evolve"));
   auto outs = rule_->outputs();
   if (std::find(outs.begin(), outs.end(), "x") == outs.end())
-    throw UsageError("rule " + rule_name_ + " does not assign 'x', so it would not move the members; " +
-                     (pso_ ? "a pso rule updates x (and v) from v, pbest and gbest"
-                           : "a hybrid rule updates x from x and gbest, e.g. x = (1 - alpha)*x + alpha*gbest"));
+    throw UsageError(rule_name_ + ": error: the rule does not assign 'x', so it would not move the members; " +
+                     (evolve_ ? "a generation rule writes the next population into x, e.g. x = mu + sigma * randn()"
+                              : "a hybrid rule updates x from x and gbest, e.g. x = (1 - alpha)*x + alpha*gbest"));
+  if (evolve_) {
+    init_rule_ = rule_->init();
+    for (const StateDecl& st : rule_->states()) states_.push_back({st.name, st.kind});
+    for (const std::string& name : rule_->summands("x"))
+      for (const StateDecl& st : rule_->states())
+        if (st.name == name && mean_state_.empty()) mean_state_ = name;
+  }
   std::vector<std::string> pnames;
   for (const auto& [name, def] : rule_->params()) pnames.push_back(name), params_[name] = def;
   for (const std::string& kv : o_.set) {
@@ -241,8 +292,8 @@ void Trainer::build_swarm() {
   zo.hidden = o_.hidden;
   at::manual_seed(o_.seed);
   AnyParticle seed = make_model(o_.model, zo);
-  // The members, their gradients and momentum (hybrid) or velocities and personal bests (pso):
-  // about three copies of the swarm. Refused before allocating when memory cannot hold them.
+  // The members, their gradients and momentum (hybrid) or a rule's states (evolve; PSO keeps
+  // velocities and personal bests): about three copies of the swarm. Refused before allocating when memory cannot hold them.
   if (std::string why = memory_error(3 * param_bytes(seed) * double(n_), fmt::format("--particles {} of {}", n_, o_.model));
       !why.empty())
     throw UsageError(why);
@@ -284,26 +335,77 @@ void Trainer::build_swarm() {
   }
   loss_sum_.assign(size_t(n_), 0.0);
   loss_count_.assign(size_t(n_), 0);
-  if (!pso_) {
+  if (!evolve_) {
     for (int64_t i = 0; i < n_; ++i)
       opt_.push_back(std::make_unique<torch::optim::SGD>(
           members_[size_t(i)].module_ptr()->parameters(),
           torch::optim::SGDOptions(o_.lr).momentum(o_.momentum)));
     last_loss_.assign(size_t(n_), 0.0);
   } else {
-    int64_t f = std::min<int64_t>(o_.fitness_size, data_.train.size());
-    fit_x_ = data_.train.images.slice(0, 0, f);
-    fit_y_ = data_.train.labels.slice(0, 0, f);
-    v_ = AnySwarm(seed, n_);
-    for (auto& t : v_.storage()) t.zero_();
-    pbest_ = copy_swarm(x_);
-    for (int64_t i = 0; i < n_; ++i) pbest_nets_.push_back(&classifier(pbest_.member(i)));
-    pbest_f_.resize(size_t(n_));
-    for (int64_t i = 0; i < n_; ++i) pbest_f_[size_t(i)] = fitness(i);
-    int64_t b = int64_t(std::min_element(pbest_f_.begin(), pbest_f_.end()) - pbest_f_.begin());
-    gbest_ = members_[size_t(b)].clone();
-    gbest_f_ = pbest_f_[size_t(b)];
+    best_ = members_[0].clone();
+    f_.assign(size_t(n_), std::numeric_limits<double>::quiet_NaN());
+    init_states();
   }
+}
+
+// A generation rule's states: the init part runs once, on the initial population (invocation 0;
+// generation g runs the step with invocation g + 1), and each value is brought to its declared
+// kind: a number fills a vector, a particle or a swarm, a particle fills every member of a swarm
+// (by a one-line rule, so ParamConfig decides the non-operational parameters as in any run).
+void Trainer::init_states() {
+  if (!init_rule_) return;
+  at::NoGradGuard ng;
+  RunOptions ro;
+  ro.params = params_;
+  ro.seed = o_.seed;
+  ro.invocation = 0;
+  std::map<std::string, Value> out = init_rule_->run({{"x", x_}, {"g", 0.0}}, ro);
+  static const Rule fill = compile("y = 0 * like + value", "<state fill>");
+  auto kind_of = [](const Value& v) -> std::string {
+    switch (v.kind()) {
+      case Value::Kind::Scalar: return "scalar";
+      case Value::Kind::MemberScalars: return "vector";
+      case Value::Kind::Particle: return "particle";
+      case Value::Kind::Swarm: return "swarm";
+    }
+    return "?";
+  };
+  for (State& st : states_) {
+    if (st.name == "x") {
+      if (!st.kind.empty() && st.kind != "swarm")
+        throw BindError(rule_->state_diagnostic(st.name, "E0510", "the population x is a swarm, not a " + st.kind));
+      st.kind = "swarm";
+      st.value = Value(x_);
+      continue;
+    }
+    Value v = out.at(st.name);
+    std::string have = kind_of(v);
+    if (st.kind.empty()) st.kind = have;
+    if (have != st.kind) {
+      bool fits = (have == "scalar" && st.kind != "scalar") || (have == "vector" && st.kind == "swarm") ||
+                  (have == "particle" && st.kind == "swarm");
+      if (!fits)
+        throw BindError(rule_->state_diagnostic(
+            st.name, "E0510",
+            "state '" + st.name + "' is declared a " + st.kind + " but its initial value is a " + have +
+                (have == "swarm" || st.kind == "scalar" ? "; a state's initial value may be broadcast to more, never reduced"
+                                                         : "; declare it a " + have + " or give it a value of that kind")));
+      if (st.kind == "vector") {
+        v = Value(std::vector<double>(size_t(n_), v.scalar()));
+      } else {
+        Bindings b{{"value", v}};
+        b.emplace("like", st.kind == "particle" ? Value(members_[0]) : Value(x_));
+        RunOptions fo;
+        fo.seed = o_.seed;
+        fo.invocation = 0;
+        v = fill.run(b, fo).at("y");
+      }
+    }
+    st.value = v;
+  }
+  if (!mean_state_.empty())
+    for (const State& st : states_)
+      if (st.name == mean_state_ && st.kind != "particle") mean_state_.clear();
 }
 
 // Runs the rule once on scratch copies, so a binding the rule cannot take (a scalar where it
@@ -315,23 +417,57 @@ void Trainer::check_rule_binds() {
   ro.invocation = ~uint64_t(0);
   at::NoGradGuard ng;
   Bindings b;
-  if (pso_)
-    b = {{"x", copy_swarm(x_)}, {"v", copy_swarm(v_)}, {"pbest", copy_swarm(pbest_)},
-         {"gbest", gbest_.clone()}, {"step", 0.0}};
-  else
+  if (evolve_) {
+    b = {{"x", copy_swarm(x_)}, {"f", std::vector<double>(size_t(n_), 0.0)}, {"g", 0.0},
+         {"best", best_.clone()}};
+    for (const State& st : states_) {
+      if (st.name == "x") continue;
+      const Value& v = st.value;
+      b.emplace(st.name, v.kind() == Value::Kind::Swarm      ? Value(copy_swarm(v.swarm()))
+                         : v.kind() == Value::Kind::Particle ? Value(v.particle().clone())
+                                                             : v);
+    }
+  } else {
     b = {{"x", members_[0].clone()},
          {"gbest", members_[size_t(std::min<int64_t>(1, n_ - 1))].clone()},
          {"loss", 0.0},
          {"gbest_loss", 0.0},
          {"step", 0.0}};
+  }
   // trainer_bindings() (the compile options' known and read-only names) lists what is bound here.
   std::vector<std::string> bound, listed = trainer_inputs(o_.mode);
   for (const auto& kv : b) bound.push_back(kv.first);
+  for (const State& st : states_)
+    if (st.name != "x") listed.push_back(st.name);
   std::sort(listed.begin(), listed.end());
   if (bound != listed)
     throw std::logic_error("nyto internal error (this is a bug in nyto): trainer_bindings() is "
                            "not what the trainer binds");
-  rule_->run(b, ro);
+  auto out = rule_->run(b, ro);
+  if (evolve_) keep_outputs(out, true);
+}
+
+// After a step: a state the rule assigns a scalar or per-member value comes back from run() (a
+// particle or swarm is updated in place). `check` (the dry run before training): the value must
+// fit the state's kind, and every output must be x or a state, since the trainer would drop it.
+void Trainer::keep_outputs(const std::map<std::string, Value>& out, bool check) {
+  for (const auto& [name, v] : out) {
+    auto st = std::find_if(states_.begin(), states_.end(), [&](const State& s) { return s.name == name; });
+    if (st == states_.end()) {
+      if (!check) continue;
+      throw UsageError(rule_name_ + ": error: the rule assigns '" + name + "', which is neither x nor a state, so its "
+                       "value would be lost after every generation; declare it ('state " + name + " = ...') or make it a let");
+    }
+    bool fits = (v.kind() == Value::Kind::Scalar && st->kind == "scalar") ||
+                (v.kind() == Value::Kind::MemberScalars && st->kind == "vector");
+    if (check && !fits)
+      throw BindError(rule_->state_diagnostic(
+          name, "E0510",
+          "state '" + name + "' is a " + st->kind + ", but the rule assigns it " +
+              (v.kind() == Value::Kind::MemberScalars ? "a value that varies per member; declare it 'state " + name + ": vector = ...'"
+                                                       : "another kind of value; declare it of the kind the rule assigns")));
+    if (!check) st->value = v;
+  }
 }
 
 void Trainer::next_batch(at::Tensor& bx, at::Tensor& by) {
@@ -396,36 +532,69 @@ void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
   }
 }
 
-double Trainer::fitness(int64_t i) {
-  at::NoGradGuard ng;
-  return at::nll_loss(nets_[size_t(i)]->forward(fit_x_), fit_y_).item<double>();
+// The images of this generation's fitness: --fixed-batch, the first --fitness-size training
+// images; else a new batch each generation, consecutive slices of a shuffled order (reshuffled,
+// as SGD's epochs are, when the images run out).
+void Trainer::fitness_batch() {
+  const int64_t n = data_.train.size(), f = std::min<int64_t>(o_.fitness_size, n);
+  if (fixed_batch_) {
+    if (!fit_x_.defined()) {
+      fit_x_ = data_.train.images.slice(0, 0, f);
+      fit_y_ = data_.train.labels.slice(0, 0, f);
+    }
+    return;
+  }
+  const int64_t per_epoch = n / f, b = step_ % per_epoch;
+  if (b == 0 || !perm_.defined()) {
+    std::vector<int64_t> idx(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) idx[size_t(i)] = i;
+    for (int64_t i = n - 1; i > 0; --i) std::swap(idx[size_t(i)], idx[shuffle_rng_() % uint64_t(i + 1)]);
+    perm_ = at::tensor(idx, at::kLong);
+  }
+  at::Tensor ids = perm_.slice(0, b * f, b * f + f);
+  fit_x_ = data_.train.images.index_select(0, ids);
+  fit_y_ = data_.train.labels.index_select(0, ids);
 }
 
-void Trainer::step_pso() {
-  ++step_;
-  {
-    at::NoGradGuard ng;
-    RunOptions ro;
-    ro.params = params_;
-    ro.seed = o_.seed;
-    ro.invocation = uint64_t(step_);
-    rule_->run({{"x", x_}, {"v", v_}, {"pbest", pbest_}, {"gbest", gbest_}, {"step", double(step_)}}, ro);
-  }
+void Trainer::evaluate_fitness() {
   at::NoGradGuard ng;
+  for (int64_t i = 0; i < n_; ++i)
+    f_[size_t(i)] = at::nll_loss(nets_[size_t(i)]->forward(fit_x_), fit_y_).item<double>();
+}
+
+Bindings Trainer::generation_bindings() {
+  Bindings b{{"x", x_}, {"f", f_}, {"g", double(step_)}, {"best", best_}};
+  for (const State& st : states_)
+    if (st.name != "x") b.emplace(st.name, st.value);
+  return b;
+}
+
+// One generation: the fitness of x, the best member so far, then the rule (tell and ask).
+void Trainer::step_evolve() {
+  fitness_batch();
+  evaluate_fitness();
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0;
   for (int64_t i = 0; i < n_; ++i) {
-    double f = fitness(i);
+    double f = f_[size_t(i)];
     check_finite("fitness", f, i);
     loss_sum_[size_t(i)] += f;
     loss_count_[size_t(i)] += 1;
-    if (f < pbest_f_[size_t(i)]) {
-      pbest_f_[size_t(i)] = f;
-      for (size_t g = 0; g < x_.storage().size(); ++g) pbest_.storage()[g][i].copy_(x_.storage()[g][i]);
-    }
-    if (f < gbest_f_) {
-      gbest_f_ = f;
-      for (size_t g = 0; g < x_.storage().size(); ++g) gbest_.storage()[g].copy_(x_.storage()[g][i]);
+    lo = std::min(lo, f), hi = std::max(hi, f), sum += f;
+    if (f < best_f_) {  // strictly lower: the first of equal members, the earliest generation
+      best_f_ = f;
+      best_step_ = step_;
+      at::NoGradGuard ng;
+      for (size_t g = 0; g < x_.storage().size(); ++g) best_.storage()[g].copy_(x_.storage()[g][i]);
     }
   }
+  fit_rows_.push_back({double(step_), lo, sum / double(n_), hi});
+  at::NoGradGuard ng;
+  RunOptions ro;
+  ro.params = params_;
+  ro.seed = o_.seed;
+  ro.invocation = uint64_t(step_) + 1;
+  keep_outputs(rule_->run(generation_bindings(), ro), false);
+  ++step_;
 }
 
 Eval Trainer::evaluate(Classifier* net, int64_t n) {
@@ -440,11 +609,10 @@ void Trainer::evaluate_all(bool final) {
   double best_acc = -1, train_mean = 0;
   std::vector<MetricRow> now;
   for (int64_t i = 0; i < n_; ++i) {
-    // A PSO member's result is its personal best: report its fitness and test it.
-    Eval e = evaluate(pso_ ? pbest_nets_[size_t(i)] : nets_[size_t(i)], n);
-    double tl = pso_ ? pbest_f_[size_t(i)]
-                : loss_count_[size_t(i)] ? loss_sum_[size_t(i)] / double(loss_count_[size_t(i)])
-                                         : std::numeric_limits<double>::quiet_NaN();
+    // train loss: the member's mean SGD loss (hybrid) or fitness (evolve) since the last evaluation.
+    Eval e = evaluate(nets_[size_t(i)], n);
+    double tl = loss_count_[size_t(i)] ? loss_sum_[size_t(i)] / double(loss_count_[size_t(i)])
+                                       : std::numeric_limits<double>::quiet_NaN();
     if (std::isnan(tl))  // no step since this step's evaluation (resuming a finished run)
       for (const auto& r : rows_)
         if (r.step == step_ && r.member == i) tl = r.train_loss;
@@ -505,14 +673,31 @@ void Trainer::save_checkpoint() {
   put("step", c10::IValue(step_));
   put("elapsed", c10::IValue(elapsed()));
   for (size_t g = 0; g < x_.storage().size(); ++g) put("x_" + std::to_string(g), x_.storage()[g].detach());
-  if (pso_) {
-    for (size_t g = 0; g < x_.storage().size(); ++g) {
-      put("v_" + std::to_string(g), v_.storage()[g].detach());
-      put("pbest_" + std::to_string(g), pbest_.storage()[g].detach());
-      put("gbest_" + std::to_string(g), gbest_.storage()[g].detach());
+  if (evolve_) {
+    for (size_t g = 0; g < x_.storage().size(); ++g) put("best_" + std::to_string(g), best_.storage()[g].detach());
+    put("best_f", c10::IValue(best_f_));
+    put("best_step", c10::IValue(best_step_));
+    // The states by name and kind ("mu:particle pf:vector"), then each one's value.
+    std::string list;
+    for (const State& st : states_)
+      if (st.name != "x") list += (list.empty() ? "" : " ") + st.name + ":" + st.kind;
+    put("states", c10::IValue(list));
+    for (const State& st : states_) {
+      const Value& v = st.value;
+      const std::string k = "state_" + st.name;
+      if (st.name == "x") continue;
+      if (v.kind() == Value::Kind::Scalar) put(k, c10::IValue(v.scalar()));
+      if (v.kind() == Value::Kind::MemberScalars) put(k, at::tensor(v.member_scalars(), at::kDouble));
+      if (v.kind() == Value::Kind::Particle)
+        for (size_t g = 0; g < v.particle().storage().size(); ++g)
+          put(k + "_" + std::to_string(g), v.particle().storage()[g].detach());
+      if (v.kind() == Value::Kind::Swarm)
+        for (size_t g = 0; g < v.swarm().storage().size(); ++g)
+          put(k + "_" + std::to_string(g), v.swarm().storage()[g].detach());
     }
-    put("pbest_f", at::tensor(pbest_f_, at::kDouble));
-    put("gbest_f", c10::IValue(gbest_f_));
+    std::vector<double> fr;
+    for (const auto& r : fit_rows_) fr.insert(fr.end(), r.begin(), r.end());
+    put("fitness_rows", at::tensor(fr, at::kDouble).reshape({int64_t(fit_rows_.size()), 4}));
   } else {
     put("last_loss", at::tensor(last_loss_, at::kDouble));
     for (int64_t i = 0; i < n_; ++i) {
@@ -564,13 +749,59 @@ bool Trainer::load_checkpoint() {
   auto unfit = [&](const std::string& what) {
     throw IOError("checkpoint '" + path + "' is corrupt: " + what + " does not fit this run's swarm");
   };
-  if (ck.pso != pso_ || int64_t(ck.x.size()) != int64_t(x_.storage().size())) unfit("its mode or structure");
+  if (ck.evolve != evolve_ || int64_t(ck.x.size()) != int64_t(x_.storage().size())) unfit("its mode or structure");
   for (size_t g = 0; g < ck.x.size(); ++g)
     if (ck.x[g].sizes() != x_.storage()[g].sizes() || ck.x[g].scalar_type() != x_.storage()[g].scalar_type())
       unfit("field 'x_" + std::to_string(g) + "'");
   if (ck.perm.defined() && ck.perm.size(0) != data_.train.size()) unfit("field 'perm'");
   at::NoGradGuard ng;
-  if (!pso_) {
+  // evolve: every state as this run's init made it (name, kind, shape), checked before any is set.
+  std::vector<std::pair<State*, c10::IValue>> state_values;
+  std::vector<std::pair<at::Tensor, at::Tensor>> copies;  // (destination, source)
+  if (evolve_) {
+    std::string list;
+    for (const State& st : states_)
+      if (st.name != "x") list += (list.empty() ? "" : " ") + st.name + ":" + st.kind;
+    if (ck.states != list) unfit("its states ('" + ck.states + "', the rule declares '" + list + "')");
+    size_t used = 0;
+    auto field = [&](const std::string& key) -> const c10::IValue& {
+      auto it = ck.state_fields.find(key);
+      if (it == ck.state_fields.end()) unfit("field '" + key + "' (missing)");
+      ++used;
+      return it->second;
+    };
+    auto groups = [&](const std::string& key, const std::vector<at::Tensor>& mine) {
+      for (size_t g = 0; g < mine.size(); ++g) {
+        const c10::IValue& v = field(key + "_" + std::to_string(g));
+        if (!v.isTensor() || v.toTensor().sizes() != mine[g].sizes() || v.toTensor().scalar_type() != mine[g].scalar_type())
+          unfit("field '" + key + "_" + std::to_string(g) + "'");
+        copies.emplace_back(mine[g], v.toTensor());
+      }
+    };
+    for (State& st : states_) {
+      if (st.name == "x") continue;
+      const std::string k = "state_" + st.name;
+      switch (st.value.kind()) {
+        case Value::Kind::Scalar: {
+          const c10::IValue& v = field(k);
+          if (!v.isDouble()) unfit("field '" + k + "'");
+          state_values.emplace_back(&st, v);
+          break;
+        }
+        case Value::Kind::MemberScalars: {
+          const c10::IValue& v = field(k);
+          if (!v.isTensor() || v.toTensor().scalar_type() != at::kDouble || v.toTensor().sizes() != at::IntArrayRef{n_})
+            unfit("field '" + k + "'");
+          state_values.emplace_back(&st, v);
+          break;
+        }
+        case Value::Kind::Particle: groups(k, st.value.particle().storage()); break;
+        case Value::Kind::Swarm: groups(k, st.value.swarm().storage()); break;
+      }
+    }
+    if (used != ck.state_fields.size()) unfit("a state field the rule does not declare");
+  }
+  if (!evolve_) {
     for (int64_t i = 0; i < n_; ++i) {
       auto& opt = *opt_[size_t(i)];
       std::string field = "checkpoint '" + path + "' is corrupt: field 'opt_" + std::to_string(i) + "'";
@@ -597,15 +828,21 @@ bool Trainer::load_checkpoint() {
   }
   for (size_t g = 0; g < ck.x.size(); ++g) {
     x_.storage()[g].copy_(ck.x[g]);
-    if (pso_) {
-      v_.storage()[g].copy_(ck.v[g]);
-      pbest_.storage()[g].copy_(ck.pbest[g]);
-      gbest_.storage()[g].copy_(ck.gbest[g]);
-    }
+    if (evolve_) best_.storage()[g].copy_(ck.best[g]);
   }
-  if (pso_) {
-    pbest_f_ = ck.pbest_f;
-    gbest_f_ = ck.gbest_f;
+  if (evolve_) {
+    for (auto& [dst, src] : copies) dst.copy_(src);
+    for (auto& [st, v] : state_values) {
+      if (v.isDouble()) {
+        st->value = Value(v.toDouble());
+      } else {
+        at::Tensor t = v.toTensor().contiguous();
+        st->value = Value(std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + n_));
+      }
+    }
+    best_f_ = ck.best_f;
+    best_step_ = ck.best_step;
+    fit_rows_ = ck.fitness_rows;
   } else {
     last_loss_ = ck.last_loss;
   }
@@ -626,7 +863,16 @@ void Trainer::write_metrics() const {
   std::string csv = "step,member,train_loss,test_loss,test_accuracy\n";
   for (const auto& r : rows_)
     csv += fmt::format("{},{},{:.6f},{:.6f},{:.4f}\n", r.step, r.member, r.train_loss, r.test_loss, r.test_acc);
-  io::write_file(o_.metrics, [&](io::FileWriter& w) { w.write(csv); });
+  if (!evolve_) {
+    io::write_file(o_.metrics, [&](io::FileWriter& w) { w.write(csv); });
+    return;
+  }
+  std::string fit = "generation,best_fitness,mean_fitness,worst_fitness\n";
+  for (const auto& r : fit_rows_) fit += fmt::format("{},{:.6f},{:.6f},{:.6f}\n", int64_t(r[0]), r[1], r[2], r[3]);
+  io::Commit commit;  // both files, or neither
+  io::write_file(commit.stage(o_.metrics), [&](io::FileWriter& w) { w.write(csv); });
+  io::write_file(commit.stage(fitness_metrics_path(o_.metrics)), [&](io::FileWriter& w) { w.write(fit); });
+  commit.commit();
 }
 
 void Trainer::write_plot() const {
@@ -677,18 +923,16 @@ void Trainer::progress(bool force) {
   double mean = 0;
   int64_t cnt = 0;
   for (int64_t i = 0; i < n_; ++i) {
-    if (pso_)
-      mean += pbest_f_[size_t(i)], cnt++;
-    else
-      mean += last_loss_[size_t(i)], cnt++;
+    double l = evolve_ ? f_[size_t(i)] : last_loss_[size_t(i)];
+    if (!std::isnan(l)) mean += l, cnt++;
   }
   const int width = 24;
   int filled = total_steps_ ? int(width * step_ / total_steps_) : width;
   std::string bar(size_t(filled), '#');
   bar += std::string(size_t(width - filled), '-');
   double eta = rate > 0 ? double(total_steps_ - step_) / rate : 0;
-  // Throughput in steps and in images through a member's forward and backward pass.
-  double images = pso_ ? double(fit_x_.size(0) * n_) : double(o_.batch_size * n_);
+  // Throughput in steps and in images through a member's forward pass (and backward, hybrid).
+  double images = evolve_ ? double(std::min(o_.fitness_size, data_.train.size()) * n_) : double(o_.batch_size * n_);
   fmt::print("\r[{}] {}/{}  {:.1f} steps/s {:.0f} img/s  loss {:.4f}  {} (eta {})\x1b[K", bar, step_,
              total_steps_, rate, rate * images, cnt ? mean / double(cnt) : 0.0, fmt_time(elapsed()),
              fmt_time(eta));
@@ -704,10 +948,24 @@ void Trainer::check_finite(const char* what, double value, int64_t member) {
   clear_progress();
   std::fflush(stdout);
   fmt::print(stderr, "nyto: warning: the {} of member {} is {} at step {}{}; training goes on\n", what, member,
-             std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf", step_ + (pso_ ? 0 : 1),
-             pso_ ? " (do the rule's params move the members too far?)"
+             std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf", step_ + (evolve_ ? 0 : 1),
+             evolve_ ? " (do the rule's params move the members too far?)"
                   : " (is --lr " + short_number(o_.lr) + " too large?)");
   std::fflush(stderr);
+}
+
+// evolve: the best member found (lowest fitness seen) and the search mean, on the full test set.
+void Trainer::report_extra() {
+  if (best_step_ >= 0) {
+    Eval e = evaluate(&classifier(best_), data_.test.size());
+    fmt::print("best so far (fitness {:.4f}, generation {}): test loss {:.4f}, test accuracy {:.4f}\n", best_f_,
+               best_step_, e.loss, e.acc);
+  }
+  for (const State& st : states_)
+    if (st.name == mean_state_) {
+      Eval e = evaluate(&classifier(st.value.particle()), data_.test.size());
+      fmt::print("search mean {}: test loss {:.4f}, test accuracy {:.4f}\n", st.name, e.loss, e.acc);
+    }
 }
 
 void Trainer::run() {
@@ -727,15 +985,20 @@ void Trainer::run() {
   steps_per_epoch_ = (data_.train.size() + o_.batch_size - 1) / o_.batch_size;
   total_steps_ = steps_per_epoch_ * o_.epochs;
   if (o_.batches > 0) total_steps_ = std::min(total_steps_, o_.batches);
+  if (evolve_ && o_.generations > 0) total_steps_ = o_.generations;
   shuffle_rng_.seed(o_.seed * 2 + 1);
   subset_rng_.seed(o_.seed * 2 + 2);
   build_swarm();
   check_rule_binds();
   bool resumed = o_.resume && load_checkpoint();
-  fmt::print("nyto train: {} {} x{} on {} ({} train{} / {} test images){}, rule {}, {} steps of batch {}, {} thread{}\n",
+  std::string work =
+      evolve_ ? fmt::format("{} generations, fitness on {} {} images", total_steps_,
+                            std::min(o_.fitness_size, data_.train.size()), fixed_batch_ ? "fixed" : "new")
+              : fmt::format("{} steps of batch {}", total_steps_, o_.batch_size);
+  fmt::print("nyto train: {} {} x{} on {} ({} train{} / {} test images){}, rule {}, {}, {} thread{}\n",
              o_.mode, o_.model, n_, dir, data_.train.size(),
              classes_text_.empty() ? "" : " of classes " + classes_text_, data_.test.size(),
-             o_.init.empty() ? "" : ", from " + o_.init, rule_name_, total_steps_, o_.batch_size, threads_,
+             o_.init.empty() ? "" : ", from " + o_.init, rule_name_, work, threads_,
              threads_ == 1 ? "" : "s");
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
@@ -747,8 +1010,8 @@ void Trainer::run() {
   start_step_ = step_;
   at::Tensor bx, by;
   while (step_ < total_steps_) {
-    if (pso_) {
-      step_pso();
+    if (evolve_) {
+      step_evolve();
     } else {
       next_batch(bx, by);
       step_hybrid(bx, by);
@@ -767,15 +1030,16 @@ void Trainer::run() {
   std::vector<MetricRow> fin;
   for (const auto& r : rows_)
     if (r.step == step_) fin.push_back(r);
-  if (pso_) fmt::print("\n(pso: each member's personal best; train loss = fitness on {} training images)", fit_x_.size(0));
+  if (evolve_)
+    fmt::print("\n(the population x after the last generation; train loss = mean fitness since the last evaluation)");
   fmt::print("\n{:>6}  {:>10}  {:>9}  {:>8}\n", "member", "train loss", "test loss", "test acc");
   int64_t best = 0;
   for (const auto& r : fin) {
     fmt::print("{:>6}  {:>10.4f}  {:>9.4f}  {:>8.4f}\n", r.member, r.train_loss, r.test_loss, r.test_acc);
     if (r.test_acc > fin[size_t(best)].test_acc) best = r.member;
   }
-  // The members as reported: a PSO member's result is its personal best.
-  const AnySwarm& result = pso_ ? pbest_ : x_;
+  if (evolve_) report_extra();
+  const AnySwarm& result = x_;
   {
     io::Commit commit;  // both files, or neither
     if (!o_.save.empty()) result.save(commit.stage(o_.save));

@@ -1,9 +1,11 @@
-// `nyto train`: a swarm of zoo models trained on (Fashion-)MNIST, in two modes:
+// `nyto train`: a swarm of zoo models trained on (Fashion-)MNIST, in two loops:
 //   hybrid  every member trains with SGD on the same batches; every swarm_every batches a random
 //           subset of swarm_size members is ranked by latest loss and every member of the subset
 //           but the best is moved by the rule (x, gbest) -- nytorch's documented algorithm;
-//   pso     gradient-free PSO: the rule moves x, v given pbest, gbest; fitness = loss on a fixed
-//           batch of training images.
+//   evolve  gradient-free: per generation, the fitness f of every member of x (mean NLL loss on a
+//           batch of training images), then one run of a generation rule, which keeps its own
+//           state (`state` declarations, docs/language.md); `pso` is evolve with
+//           examples/rules/pso.nyto and a fixed fitness batch.
 // No LibTorch in this header: the CLI wiring (cmd_train.cpp) stays cheap to compile.
 #pragma once
 
@@ -35,7 +37,9 @@ struct TrainOptions {
   int threads = 0;  ///< 0: every core
   int64_t eval_every = 200;
   int64_t eval_size = 10000;  ///< test images of a periodic evaluation; the last one uses all
-  int64_t fitness_size = 1000;  ///< pso: training images of the fixed fitness batch
+  int64_t fitness_size = 1000;  ///< evolve: training images per fitness evaluation
+  bool fixed_batch = false;     ///< evolve: one fitness batch (the first images) for every generation
+  int64_t generations = 0;      ///< evolve: generations (0: --batches, else epochs x batches per epoch)
   std::string data;  ///< empty: kDefaultDataDir
   std::string init;  ///< start from these weights: a model file (every member) or a swarm of them
   std::string classes;  ///< train on these classes only ("0-4", "5,7,9"); empty: all
