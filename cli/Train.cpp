@@ -241,20 +241,20 @@ void Trainer::compile_rule() {
   CompileOptions co;
   co.known_names = trainer_inputs(o_.mode);
   co.read_only = trainer_read_only(o_.mode);
+  // The rule's states are names it may read too: a first compile finds them (a script that does
+  // not compile fails there with every diagnostic).
+  CompileOptions first;
+  first.read_only = co.read_only;
+  Rule found = compile(rule_source_, rule_name_, first);
+  if (!evolve_ && !found.states().empty())
+    throw UsageError(found.state_diagnostic(found.states()[0].name, "E0206",
+                                            "a hybrid rule keeps no state of its own (x moves towards gbest); "
+                                            "`state` declarations are for generation rules, --mode evolve"));
   if (evolve_) {
-    // The rule's states are names it may read too: a first compile finds them (a script that does
-    // not compile fails there with every diagnostic).
-    CompileOptions first;
-    first.read_only = co.read_only;
-    for (const StateDecl& st : compile(rule_source_, rule_name_, first).states())
-      co.known_names->push_back(st.name);
+    for (const StateDecl& st : found.states()) co.known_names->push_back(st.name);
     co.init_known_names = std::vector<std::string>{"x", "g"};
   }
   rule_ = std::make_unique<Rule>(compile(rule_source_, rule_name_, co));
-  if (!evolve_ && !rule_->states().empty())
-    throw UsageError(rule_->state_diagnostic(rule_->states()[0].name, "E0206",
-                                             "a hybrid rule keeps no state of its own (x moves towards gbest); "
-                                             "`state` declarations are for generation rules, --mode evolve"));
   auto outs = rule_->outputs();
   if (std::find(outs.begin(), outs.end(), "x") == outs.end())
     throw UsageError(rule_name_ + ": error: the rule does not assign 'x', so it would not move the members; " +

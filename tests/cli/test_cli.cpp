@@ -196,7 +196,7 @@ TEST_CASE("nyto compile --emit: every stage on stdout; ir of pso matches the gol
   CHECK(ast.out.find("Assign net2") != std::string::npos);
   auto opt = s.nyto("compile " + kRules + "pso.nyto --emit ir-opt");
   CHECK(opt.rc == 0);
-  CHECK(opt.out.find("store x = %18 -> input x (in place)") != std::string::npos);
+  CHECK(opt.out.find("store x = %23 -> input x (in place)") != std::string::npos);
   auto llvm = s.nyto("compile " + kRules + "apso.nyto --emit llvm");
   CHECK(llvm.rc == 0);
   CHECK(llvm.out.find("define void @nyto_kernel") != std::string::npos);
@@ -274,8 +274,10 @@ TEST_CASE("nyto run on nyto checkpoints: new outputs, params, in-place swarms") 
     nyto::AnySwarm(seed, 4, nyto::SwarmInit::Randn).save(s / "x.swarm");
     nyto::AnySwarm(seed, 4, nyto::SwarmInit::Randn).save(s / "v.swarm");
     auto cmd = [&](const std::string& seed, const std::string& tag) {
+      // The step of the generation rule: its states v, pbest, pf bound as the trainer binds them.
       return "run " + kRules + "pso.nyto --load x=" + (s / "x.swarm") + " --load v=" + (s / "v.swarm") +
-             " --load pbest=" + (s / "x.swarm") + " --load gbest=" + (s / "ft_a.pt") + " --seed " + seed +
+             " --load pbest=" + (s / "x.swarm") + " --load best=" + (s / "ft_a.pt") +
+             " --set f=1,2,3,4 --set pf=2,2,2,2 --seed " + seed +
              " --save x=" + (s / ("x" + tag + ".swarm")) + " --save v=" + (s / ("v" + tag + ".swarm"));
     };
     REQUIRE(s.nyto(cmd("7", "1")).rc == 0);

@@ -97,7 +97,7 @@ TEST_CASE("golden diagnostics") {
   // Every compile-time code of docs/diagnostics.md has a golden.
   for (const char* code : {"E0001", "E0002", "E0003", "E0004", "E0005", "E0101", "E0102", "E0103", "E0104",
                            "E0201", "E0202", "E0203", "E0204", "E0301", "E0302", "E0303",
-                           "E0205", "E0401", "E0402", "E0403"})
+                           "E0205", "E0206", "E0207", "E0401", "E0402", "E0403"})
     CHECK_MESSAGE(codes_seen.count(code) == 1, code);
 }
 
@@ -151,11 +151,11 @@ TEST_CASE("source: UTF-8 in comments is fine, columns count characters, CRLF and
   CHECK(r.diagnostics[1].span.col == 9);
   CHECK(render_all(r) ==
         "u.nyto:1:5: error[E0002]: unexpected character U+00FC; nyto scripts use only names, "
-        "numbers, operators, parentheses, brackets (x[i]), commas, ';' and '#' comments\n"
+        "numbers, operators, parentheses, brackets (x[i]), commas, ':' (state kinds), ';' and '#' comments\n"
         "y = \xc3\xbc + \xc3\xbc\n"
         "    ^\n"
         "u.nyto:1:9: error[E0002]: unexpected character U+00FC; nyto scripts use only names, "
-        "numbers, operators, parentheses, brackets (x[i]), commas, ';' and '#' comments\n"
+        "numbers, operators, parentheses, brackets (x[i]), commas, ':' (state kinds), ';' and '#' comments\n"
         "y = \xc3\xbc + \xc3\xbc\n"
         "        ^\n");
   auto bad = compile_source("y = x\nz = \xff", "b.nyto");

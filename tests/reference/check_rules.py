@@ -179,7 +179,7 @@ def cases():
         c = Case("openai_es", what, seed, particles={"mu": vector(rng)}, vectors={"f": f},
                  scalars={"g": 3 + n})
         d = openai_es.rule_draws(seed, c.scalars["g"], M, ELEMENTS, np.float32)
-        mu, x = openai_es.step(c.f64("mu"), f, d["eps"], d["eps_next"], sigma=0.1, lr=0.05)
+        mu, x = openai_es.step(c.f64("mu"), f, d["eps"], d["eps_next"], sigma=0.02, lr=0.003)
         c.want = {"mu": ("particle", mu), "x": ("swarm", x)}
         out.append(c)
 
@@ -211,7 +211,7 @@ def cases():
         tied_tournaments |= {t for t in (0, 2) for m in range(M)
                              if k[m, t] != k[m, t + 1] and f[k[m, t]] == f[k[m, t + 1]]}
         c.want = {"x": ("swarm", ga.step(c.f64("x"), f, d["contestants"], d["u"], d["eps"],
-                                         cr=0.5, std=0.1))}
+                                         cr=0.5, std=0.02))}
         out.append(c)
 
         c = Case("lbest_pso", what, seed,

@@ -11,7 +11,7 @@ Crossover and mutation: evosax 0.3.1, evosax/algorithms/population_based/simple_
 (crossover(), mutation()): child = parent_1 where u >= cr, parent_2 where u < cr (evosax writes
 parent_1 * (1 - mask) + parent_2 * mask, the same for finite values); child += std * noise.
 Defaults differ from evosax's (crossover_rate 0, std 1): cr = 0.5 (Syswerda 1989's uniform
-crossover), std = 0.1. No elitism, as SimpleGA.
+crossover), std = 0.02 (networks need small steps). No elitism, as SimpleGA.
 """
 import numpy as np
 

@@ -78,6 +78,61 @@ TEST_CASE("the rule's signature") {
   CHECK(!contains(ir64, " x float>"));
 }
 
+TEST_CASE("a generation rule: states, its init part and its step") {
+  const char* es = R"(param sigma0 = 0.25
+state mu = x[0]
+state sigma: particle = sigma0
+state pf: vector = inf
+let h = members() / 2
+let unused = f * 2
+state x = mu + sigma * randn(0, member())
+pf = where(f < pf, f, pf)
+mu = mu + 0.5 * msum(where(rank(f) < h, x - mu, 0)) / h
+x = mu + sigma * randn(g + 1, member())
+)";
+  auto rule = nyto::compile(es, "es.nyto");
+  REQUIRE(rule.states().size() == 4);
+  CHECK(rule.states()[0].name == "mu");
+  CHECK(rule.states()[0].kind == "");
+  CHECK(rule.states()[1].kind == "particle");
+  CHECK(rule.states()[2].kind == "vector");
+  CHECK(rule.states()[3].name == "x");
+  // The step reads every state as an input and leaves the state statements out.
+  const std::vector<std::string> inputs = rule.inputs();
+  std::set<std::string> in(inputs.begin(), inputs.end());
+  CHECK((in == std::set<std::string>{"f", "pf", "x", "mu", "sigma", "g"}));
+  CHECK((rule.outputs() == std::vector<std::string>{"pf", "mu", "x"}));
+  CHECK((rule.summands("x") == std::vector<std::string>{"mu"}));
+  CHECK(rule.summands("pf").empty());
+  // The init: the states as assignments, the lets they read (not `unused`, which reads f).
+  auto init = rule.init();
+  REQUIRE(init.has_value());
+  CHECK((init->inputs() == std::vector<std::string>{"x"}));
+  CHECK((init->outputs() == std::vector<std::string>{"mu", "sigma", "pf", "x"}));
+  Swarm<NetImpl> x(nyto::make_particle<NetImpl>(), 4, nyto::SwarmInit::Randn);
+  auto x0 = x.storage()[0].clone();
+  nyto::RunOptions ro;
+  ro.seed = 9;
+  ro.invocation = 0;
+  auto out = init->run({{"x", x}}, ro);
+  CHECK(at::equal(out.at("mu").particle().storage()[0], x0[0]));
+  CHECK(out.at("sigma").scalar() == 0.25);  // kind "particle": the host broadcasts it
+  CHECK(std::isinf(out.at("pf").scalar()));
+  // x was updated in place: mu + 0.25 * randn(0, member()), the keyed noise of generation 0.
+  auto noise = nyto::compile("n = 0 * x + randn(0, member())").run({{"x", x}}, ro).at("n").swarm();
+  CHECK(at::allclose(x.storage()[0], x0[0].unsqueeze(0) + 0.25f * noise.storage()[0], 1e-6, 1e-6));
+  // A rule without states has no init part; diagnostics point at a state's kind.
+  CHECK(!nyto::compile(kPso).init().has_value());
+  CHECK(contains(rule.state_diagnostic("sigma", "E0510", "bad"), "es.nyto:3:14: error[E0510]: bad"));
+  CHECK_THROWS_AS(rule.state_diagnostic("nope", "E0510", "bad"), std::invalid_argument);
+  // The init reads only what the host binds before the first run.
+  nyto::CompileOptions co;
+  co.init_known_names = std::vector<std::string>{"x", "g"};
+  std::string e = error_of([&] { nyto::compile("state m = f\nx = x + m\n", "r.nyto", co); });
+  CHECK(contains(e, "r.nyto:1:11: error[E0101]: unknown name 'f'"));
+  CHECK(contains(e, "when the host binds only x, g"));
+}
+
 TEST_CASE("a rule gives the same particle as the eager operations") {
   auto net = nyto::make_particle<NetImpl>();
   auto rule = nyto::compile("net2 = 0.5*net + 10");
