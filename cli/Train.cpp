@@ -33,6 +33,7 @@
 #include "cli/Checkpoint.h"
 #include "cli/Commands.h"
 #include "cli/Data.h"
+#include "cli/Generation.h"
 #include "cli/Hash.h"
 #include "cli/Limits.h"
 #include "cli/Zoo.h"
@@ -102,11 +103,8 @@ class Trainer {
   void check_rule_binds();
   void step_hybrid(const at::Tensor& bx, const at::Tensor& by);
   void step_evolve();
-  void init_states();
   void fitness_batch();
   void evaluate_fitness();
-  Bindings generation_bindings();
-  void keep_outputs(const std::map<std::string, Value>& out, bool check);
   void report_extra();
   Eval evaluate(Classifier* net, int64_t n);
   void evaluate_all(bool final);
@@ -142,19 +140,13 @@ class Trainer {
   // hybrid
   std::vector<std::unique_ptr<torch::optim::SGD>> opt_;
   std::vector<double> last_loss_;
-  // evolve: the rule's states (in declaration order), the fitness of x, the best member so far
-  std::optional<Rule> init_rule_;
-  struct State {
-    std::string name;
-    std::string kind;  // scalar, vector, particle, swarm
-    Value value{0.0};
-  };
-  std::vector<State> states_;
-  std::string mean_state_;  // the search mean: x = mean + ... (Rule::summands), "" when none
+  // evolve: the rule's states, the fitness of x, the best member so far
+  std::unique_ptr<GenerationState> states_;
   std::vector<double> f_;
   AnyParticle best_;
   double best_f_ = std::numeric_limits<double>::infinity();
   int64_t best_step_ = -1;
+  double eval_seconds_ = 0, rule_seconds_ = 0;  // this run: fitness evaluation and the rule
   std::vector<std::array<double, 4>> fit_rows_;  // generation, best, mean, worst fitness
   at::Tensor fit_x_, fit_y_;
   // progress of training
@@ -260,31 +252,7 @@ void Trainer::compile_rule() {
     throw UsageError(rule_name_ + ": error: the rule does not assign 'x', so it would not move the members; " +
                      (evolve_ ? "a generation rule writes the next population into x, e.g. x = mu + sigma * randn()"
                               : "a hybrid rule updates x from x and gbest, e.g. x = (1 - alpha)*x + alpha*gbest"));
-  if (evolve_) {
-    init_rule_ = rule_->init();
-    for (const StateDecl& st : rule_->states()) states_.push_back({st.name, st.kind});
-    for (const std::string& name : rule_->summands("x"))
-      for (const StateDecl& st : rule_->states())
-        if (st.name == name && mean_state_.empty()) mean_state_ = name;
-  }
-  std::vector<std::string> pnames;
-  for (const auto& [name, def] : rule_->params()) pnames.push_back(name), params_[name] = def;
-  for (const std::string& kv : o_.set) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw UsageError("--set wants NAME=VALUE, got '" + kv + "'");
-    std::string name = kv.substr(0, eq), value = kv.substr(eq + 1);
-    if (!params_.count(name)) {
-      std::string known;
-      for (const auto& p : pnames) known += (known.empty() ? "" : ", ") + p;
-      throw UsageError("--set " + name + ": rule " + rule_name_ + " has no param '" + name + "'" +
-                       (known.empty() ? " (it has none)" : " (its params: " + known + ")"));
-    }
-    double d = 0;
-    if (std::string why = number_error(value, &d); !why.empty())
-      throw UsageError("--set " + name + ": " + why);
-    params_[name] = d;
-  }
+  if (evolve_) states_ = std::make_unique<GenerationState>(*rule_);
 }
 
 void Trainer::build_swarm() {
@@ -344,68 +312,8 @@ void Trainer::build_swarm() {
   } else {
     best_ = members_[0].clone();
     f_.assign(size_t(n_), std::numeric_limits<double>::quiet_NaN());
-    init_states();
+    states_->start(x_, params_, o_.seed);
   }
-}
-
-// A generation rule's states: the init part runs once, on the initial population (invocation 0;
-// generation g runs the step with invocation g + 1), and each value is brought to its declared
-// kind: a number fills a vector, a particle or a swarm, a particle fills every member of a swarm
-// (by a one-line rule, so ParamConfig decides the non-operational parameters as in any run).
-void Trainer::init_states() {
-  if (!init_rule_) return;
-  at::NoGradGuard ng;
-  RunOptions ro;
-  ro.params = params_;
-  ro.seed = o_.seed;
-  ro.invocation = 0;
-  std::map<std::string, Value> out = init_rule_->run({{"x", x_}, {"g", 0.0}}, ro);
-  static const Rule fill = compile("y = 0 * like + value", "<state fill>");
-  auto kind_of = [](const Value& v) -> std::string {
-    switch (v.kind()) {
-      case Value::Kind::Scalar: return "scalar";
-      case Value::Kind::MemberScalars: return "vector";
-      case Value::Kind::Particle: return "particle";
-      case Value::Kind::Swarm: return "swarm";
-    }
-    return "?";
-  };
-  for (State& st : states_) {
-    if (st.name == "x") {
-      if (!st.kind.empty() && st.kind != "swarm")
-        throw BindError(rule_->state_diagnostic(st.name, "E0510", "the population x is a swarm, not a " + st.kind));
-      st.kind = "swarm";
-      st.value = Value(x_);
-      continue;
-    }
-    Value v = out.at(st.name);
-    std::string have = kind_of(v);
-    if (st.kind.empty()) st.kind = have;
-    if (have != st.kind) {
-      bool fits = (have == "scalar" && st.kind != "scalar") || (have == "vector" && st.kind == "swarm") ||
-                  (have == "particle" && st.kind == "swarm");
-      if (!fits)
-        throw BindError(rule_->state_diagnostic(
-            st.name, "E0510",
-            "state '" + st.name + "' is declared a " + st.kind + " but its initial value is a " + have +
-                (have == "swarm" || st.kind == "scalar" ? "; a state's initial value may be broadcast to more, never reduced"
-                                                         : "; declare it a " + have + " or give it a value of that kind")));
-      if (st.kind == "vector") {
-        v = Value(std::vector<double>(size_t(n_), v.scalar()));
-      } else {
-        Bindings b{{"value", v}};
-        b.emplace("like", st.kind == "particle" ? Value(members_[0]) : Value(x_));
-        RunOptions fo;
-        fo.seed = o_.seed;
-        fo.invocation = 0;
-        v = fill.run(b, fo).at("y");
-      }
-    }
-    st.value = v;
-  }
-  if (!mean_state_.empty())
-    for (const State& st : states_)
-      if (st.name == mean_state_ && st.kind != "particle") mean_state_.clear();
 }
 
 // Runs the rule once on scratch copies, so a binding the rule cannot take (a scalar where it
@@ -420,13 +328,7 @@ void Trainer::check_rule_binds() {
   if (evolve_) {
     b = {{"x", copy_swarm(x_)}, {"f", std::vector<double>(size_t(n_), 0.0)}, {"g", 0.0},
          {"best", best_.clone()}};
-    for (const State& st : states_) {
-      if (st.name == "x") continue;
-      const Value& v = st.value;
-      b.emplace(st.name, v.kind() == Value::Kind::Swarm      ? Value(copy_swarm(v.swarm()))
-                         : v.kind() == Value::Kind::Particle ? Value(v.particle().clone())
-                                                             : v);
-    }
+    states_->bind(b, true);
   } else {
     b = {{"x", members_[0].clone()},
          {"gbest", members_[size_t(std::min<int64_t>(1, n_ - 1))].clone()},
@@ -437,37 +339,14 @@ void Trainer::check_rule_binds() {
   // trainer_bindings() (the compile options' known and read-only names) lists what is bound here.
   std::vector<std::string> bound, listed = trainer_inputs(o_.mode);
   for (const auto& kv : b) bound.push_back(kv.first);
-  for (const State& st : states_)
-    if (st.name != "x") listed.push_back(st.name);
+  if (evolve_)
+    for (const std::string& name : states_->names()) listed.push_back(name);
   std::sort(listed.begin(), listed.end());
   if (bound != listed)
     throw std::logic_error("nyto internal error (this is a bug in nyto): trainer_bindings() is "
                            "not what the trainer binds");
   auto out = rule_->run(b, ro);
-  if (evolve_) keep_outputs(out, true);
-}
-
-// After a step: a state the rule assigns a scalar or per-member value comes back from run() (a
-// particle or swarm is updated in place). `check` (the dry run before training): the value must
-// fit the state's kind, and every output must be x or a state, since the trainer would drop it.
-void Trainer::keep_outputs(const std::map<std::string, Value>& out, bool check) {
-  for (const auto& [name, v] : out) {
-    auto st = std::find_if(states_.begin(), states_.end(), [&](const State& s) { return s.name == name; });
-    if (st == states_.end()) {
-      if (!check) continue;
-      throw UsageError(rule_name_ + ": error: the rule assigns '" + name + "', which is neither x nor a state, so its "
-                       "value would be lost after every generation; declare it ('state " + name + " = ...') or make it a let");
-    }
-    bool fits = (v.kind() == Value::Kind::Scalar && st->kind == "scalar") ||
-                (v.kind() == Value::Kind::MemberScalars && st->kind == "vector");
-    if (check && !fits)
-      throw BindError(rule_->state_diagnostic(
-          name, "E0510",
-          "state '" + name + "' is a " + st->kind + ", but the rule assigns it " +
-              (v.kind() == Value::Kind::MemberScalars ? "a value that varies per member; declare it 'state " + name + ": vector = ...'"
-                                                       : "another kind of value; declare it of the kind the rule assigns")));
-    if (!check) st->value = v;
-  }
+  if (evolve_) states_->take(out, true);
 }
 
 void Trainer::next_batch(at::Tensor& bx, at::Tensor& by) {
@@ -562,17 +441,12 @@ void Trainer::evaluate_fitness() {
     f_[size_t(i)] = at::nll_loss(nets_[size_t(i)]->forward(fit_x_), fit_y_).item<double>();
 }
 
-Bindings Trainer::generation_bindings() {
-  Bindings b{{"x", x_}, {"f", f_}, {"g", double(step_)}, {"best", best_}};
-  for (const State& st : states_)
-    if (st.name != "x") b.emplace(st.name, st.value);
-  return b;
-}
-
 // One generation: the fitness of x, the best member so far, then the rule (tell and ask).
 void Trainer::step_evolve() {
+  auto t0 = Clock::now();
   fitness_batch();
   evaluate_fitness();
+  auto t1 = Clock::now();
   double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0;
   for (int64_t i = 0; i < n_; ++i) {
     double f = f_[size_t(i)];
@@ -593,7 +467,12 @@ void Trainer::step_evolve() {
   ro.params = params_;
   ro.seed = o_.seed;
   ro.invocation = uint64_t(step_) + 1;
-  keep_outputs(rule_->run(generation_bindings(), ro), false);
+  Bindings b{{"x", x_}, {"f", f_}, {"g", double(step_)}, {"best", best_}};
+  states_->bind(b);
+  states_->take(rule_->run(b, ro), false);
+  auto t2 = Clock::now();
+  eval_seconds_ += std::chrono::duration<double>(t1 - t0).count();
+  rule_seconds_ += std::chrono::duration<double>(t2 - t1).count();
   ++step_;
 }
 
@@ -677,24 +556,8 @@ void Trainer::save_checkpoint() {
     for (size_t g = 0; g < x_.storage().size(); ++g) put("best_" + std::to_string(g), best_.storage()[g].detach());
     put("best_f", c10::IValue(best_f_));
     put("best_step", c10::IValue(best_step_));
-    // The states by name and kind ("mu:particle pf:vector"), then each one's value.
-    std::string list;
-    for (const State& st : states_)
-      if (st.name != "x") list += (list.empty() ? "" : " ") + st.name + ":" + st.kind;
-    put("states", c10::IValue(list));
-    for (const State& st : states_) {
-      const Value& v = st.value;
-      const std::string k = "state_" + st.name;
-      if (st.name == "x") continue;
-      if (v.kind() == Value::Kind::Scalar) put(k, c10::IValue(v.scalar()));
-      if (v.kind() == Value::Kind::MemberScalars) put(k, at::tensor(v.member_scalars(), at::kDouble));
-      if (v.kind() == Value::Kind::Particle)
-        for (size_t g = 0; g < v.particle().storage().size(); ++g)
-          put(k + "_" + std::to_string(g), v.particle().storage()[g].detach());
-      if (v.kind() == Value::Kind::Swarm)
-        for (size_t g = 0; g < v.swarm().storage().size(); ++g)
-          put(k + "_" + std::to_string(g), v.swarm().storage()[g].detach());
-    }
+    put("states", c10::IValue(states_->signature()));
+    states_->save(put);
     std::vector<double> fr;
     for (const auto& r : fit_rows_) fr.insert(fr.end(), r.begin(), r.end());
     put("fitness_rows", at::tensor(fr, at::kDouble).reshape({int64_t(fit_rows_.size()), 4}));
@@ -756,51 +619,7 @@ bool Trainer::load_checkpoint() {
   if (ck.perm.defined() && ck.perm.size(0) != data_.train.size()) unfit("field 'perm'");
   at::NoGradGuard ng;
   // evolve: every state as this run's init made it (name, kind, shape), checked before any is set.
-  std::vector<std::pair<State*, c10::IValue>> state_values;
-  std::vector<std::pair<at::Tensor, at::Tensor>> copies;  // (destination, source)
-  if (evolve_) {
-    std::string list;
-    for (const State& st : states_)
-      if (st.name != "x") list += (list.empty() ? "" : " ") + st.name + ":" + st.kind;
-    if (ck.states != list) unfit("its states ('" + ck.states + "', the rule declares '" + list + "')");
-    size_t used = 0;
-    auto field = [&](const std::string& key) -> const c10::IValue& {
-      auto it = ck.state_fields.find(key);
-      if (it == ck.state_fields.end()) unfit("field '" + key + "' (missing)");
-      ++used;
-      return it->second;
-    };
-    auto groups = [&](const std::string& key, const std::vector<at::Tensor>& mine) {
-      for (size_t g = 0; g < mine.size(); ++g) {
-        const c10::IValue& v = field(key + "_" + std::to_string(g));
-        if (!v.isTensor() || v.toTensor().sizes() != mine[g].sizes() || v.toTensor().scalar_type() != mine[g].scalar_type())
-          unfit("field '" + key + "_" + std::to_string(g) + "'");
-        copies.emplace_back(mine[g], v.toTensor());
-      }
-    };
-    for (State& st : states_) {
-      if (st.name == "x") continue;
-      const std::string k = "state_" + st.name;
-      switch (st.value.kind()) {
-        case Value::Kind::Scalar: {
-          const c10::IValue& v = field(k);
-          if (!v.isDouble()) unfit("field '" + k + "'");
-          state_values.emplace_back(&st, v);
-          break;
-        }
-        case Value::Kind::MemberScalars: {
-          const c10::IValue& v = field(k);
-          if (!v.isTensor() || v.toTensor().scalar_type() != at::kDouble || v.toTensor().sizes() != at::IntArrayRef{n_})
-            unfit("field '" + k + "'");
-          state_values.emplace_back(&st, v);
-          break;
-        }
-        case Value::Kind::Particle: groups(k, st.value.particle().storage()); break;
-        case Value::Kind::Swarm: groups(k, st.value.swarm().storage()); break;
-      }
-    }
-    if (used != ck.state_fields.size()) unfit("a state field the rule does not declare");
-  }
+  if (evolve_) states_->restore(ck.states, ck.state_fields, unfit);
   if (!evolve_) {
     for (int64_t i = 0; i < n_; ++i) {
       auto& opt = *opt_[size_t(i)];
@@ -831,15 +650,6 @@ bool Trainer::load_checkpoint() {
     if (evolve_) best_.storage()[g].copy_(ck.best[g]);
   }
   if (evolve_) {
-    for (auto& [dst, src] : copies) dst.copy_(src);
-    for (auto& [st, v] : state_values) {
-      if (v.isDouble()) {
-        st->value = Value(v.toDouble());
-      } else {
-        at::Tensor t = v.toTensor().contiguous();
-        st->value = Value(std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + n_));
-      }
-    }
     best_f_ = ck.best_f;
     best_step_ = ck.best_step;
     fit_rows_ = ck.fitness_rows;
@@ -956,16 +766,23 @@ void Trainer::check_finite(const char* what, double value, int64_t member) {
 
 // evolve: the best member found (lowest fitness seen) and the search mean, on the full test set.
 void Trainer::report_extra() {
+  if (step_ > start_step_) {
+    double all = eval_seconds_ + rule_seconds_, gens = double(step_ - start_step_);
+    fmt::print("per generation: fitness {:.2f} ms ({:.0f} images/s), rule {:.2f} ms ({:.1f}% of the two)\n",
+               1e3 * eval_seconds_ / gens,
+               gens * double(std::min(o_.fitness_size, data_.train.size()) * n_) / std::max(eval_seconds_, 1e-9),
+               1e3 * rule_seconds_ / gens, all > 0 ? 100 * rule_seconds_ / all : 0.0);
+  }
   if (best_step_ >= 0) {
     Eval e = evaluate(&classifier(best_), data_.test.size());
     fmt::print("best so far (fitness {:.4f}, generation {}): test loss {:.4f}, test accuracy {:.4f}\n", best_f_,
                best_step_, e.loss, e.acc);
   }
-  for (const State& st : states_)
-    if (st.name == mean_state_) {
-      Eval e = evaluate(&classifier(st.value.particle()), data_.test.size());
-      fmt::print("search mean {}: test loss {:.4f}, test accuracy {:.4f}\n", st.name, e.loss, e.acc);
-    }
+  std::string name;
+  if (const AnyParticle* mean = states_->mean(&name)) {
+    Eval e = evaluate(&classifier(*mean), data_.test.size());
+    fmt::print("search mean {}: test loss {:.4f}, test accuracy {:.4f}\n", name, e.loss, e.acc);
+  }
 }
 
 void Trainer::run() {
