@@ -164,6 +164,12 @@ class Analyzer {
           if (!options_.state_init || init_lets_.count(s.name)) let(s);
           break;
         case StmtKind::State:
+          if (options_.repl) {
+            error("E0208", Span{s.span.line, s.span.col, 5},  // the keyword
+                  "'state' declares what a generation rule keeps between runs (nyto train --mode "
+                  "evolve); the REPL keeps every name already: write '" + s.name + " = ...'");
+            break;
+          }
           state(s);
           if (options_.state_init) {
             assign(s.name, s.name_span, s);
