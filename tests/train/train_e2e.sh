@@ -243,6 +243,18 @@ evolve-*)
     fail "last line is not 'test accuracy: 0.XXXX (best member N)'"
   grep -Eq '^best so far \(fitness [0-9.]+, generation [0-9]+\): test loss [0-9.]+, test accuracy [01]\.[0-9]{4}$' "$dir/out" ||
     fail "no 'best so far' line"
+  # A search distribution's mean is found in the rule's IR (x = mu + ...) and tested; the others
+  # have none.
+  case $rule in
+    openai_es|snes|cem|pgpe) want="search mean mu" ;;
+    sep_cma_es) want="search mean mean" ;;
+    *) want="" ;;
+  esac
+  if [ -n "$want" ]; then
+    grep -Eq "^$want: test loss [0-9.]+, test accuracy [01]\.[0-9]{4}$" "$dir/out" || fail "no '$want' line"
+  else
+    grep -q "^search mean" "$dir/out" && fail "a search mean reported for $rule"
+  fi
   for f in m.csv m-fitness.csv ck/checkpoint.pt ck/swarm.pt final.pt; do
     [ -s "$dir/$f" ] || fail "$f missing or empty"
   done
