@@ -35,10 +35,13 @@
 namespace nyto::cli {
 namespace {
 
-/// Members of one mlp GEMM: G = kGemmColumns / hidden (at least 1), so the gathered first-layer
-/// weights of a group stay under 8 MB (2048 x 784 floats) whatever the width.
-constexpr int64_t kGemmColumns = 2048;
-/// Images per cnn forward step.
+/// Members of one mlp GEMM: G = kGemmColumns / hidden (at least 1), so a group's gathered
+/// first-layer weights (1.6 MB) and hidden activations (2 MB for 1,000 images) stay small whatever
+/// the width. OpenBLAS's float GEMM runs at the same speed per column from 256 to 2048 columns
+/// here (about 150 GFLOP/s on one core); 32 columns, one member of hidden 32, take 1.9x as long.
+constexpr int64_t kGemmColumns = 512;
+/// Images per cnn forward step: conv1's output for 50 images (1.15 MB) stays in a 2 MB L2; 100 and
+/// 200 measure the same within the noise, 1,000 at once 2.4x slower.
 constexpr int64_t kCnnChunk = 50;
 
 /// OpenBLAS's own thread count (LibTorch on Debian calls the system BLAS, OpenBLAS by default).
@@ -49,8 +52,9 @@ struct OpenBlasThreads {
   Get get = nullptr;
   Set set = nullptr;
   static const OpenBlasThreads& api() {
-    static const OpenBlasThreads a{reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")),
-                                   reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))};
+    static const OpenBlasThreads a{
+        reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")),
+        reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))};
     return a;
   }
 };
@@ -85,9 +89,9 @@ struct Expected {
 const std::vector<Expected>& expected_params(const std::string& model) {
   static const std::vector<Expected> mlp = {
       {"fc1.weight", {-1, 784}}, {"fc1.bias", {-1}}, {"fc2.weight", {10, -1}}, {"fc2.bias", {10}}};
-  static const std::vector<Expected> cnn = {
-      {"conv1.weight", {10, 1, 5, 5}}, {"conv1.bias", {10}}, {"conv2.weight", {20, 10, 3, 3}},
-      {"conv2.bias", {20}},            {"fc.weight", {10, 2000}}, {"fc.bias", {10}}};
+  static const std::vector<Expected> cnn = {{"conv1.weight", {10, 1, 5, 5}},  {"conv1.bias", {10}},
+                                            {"conv2.weight", {20, 10, 3, 3}}, {"conv2.bias", {20}},
+                                            {"fc.weight", {10, 2000}},        {"fc.bias", {10}}};
   return model == "mlp" ? mlp : cnn;
 }
 
@@ -128,38 +132,45 @@ struct FitnessEvaluator::Impl {
   int threads = 1;
   FitnessStrategy kind = FitnessStrategy::Auto;
   int64_t members = 0;
-  int64_t hidden = 0;              ///< mlp
-  int64_t group = 1;               ///< mlp: members per GEMM
-  int64_t version = -1;            ///< the species version `offsets` were read at
-  std::vector<int64_t> offsets;    ///< per expected_params(model) entry: offset in a storage row
+  int64_t hidden = 0;            ///< mlp
+  int64_t group = 1;             ///< mlp: members per GEMM
+  int64_t version = -1;          ///< the species version `offsets` were read at
+  std::vector<int64_t> offsets;  ///< per expected_params(model) entry: offset in a storage row
   std::vector<Part> parts;
+  int threads_used = 0;  ///< of the last evaluate()
 
   /// Reads the parameter offsets from the species, checking it is `model`'s. Throws nyto::Error.
   void layout() {
     const auto& species = *swarm.species();
     if (species.groups().size() != 1)
-      throw Error("fitness: the swarm's parameters are in " + std::to_string(species.groups().size()) +
-                  " storage groups; a zoo " + model + " has one (float32, CPU)");
+      throw Error("fitness: the swarm's parameters are in " +
+                  std::to_string(species.groups().size()) + " storage groups; a zoo " + model +
+                  " has one (float32, CPU)");
     std::vector<int64_t> offs;
     int64_t h = 0;
     for (const Expected& e : expected_params(model)) {
       const int64_t i = species.find(e.path);
-      if (i < 0) throw Error("fitness: the swarm is not a zoo " + model + ": it has no parameter '" + e.path + "'");
+      if (i < 0)
+        throw Error("fitness: the swarm is not a zoo " + model + ": it has no parameter '" +
+                    e.path + "'");
       const ParamInfo& p = species.params()[size_t(i)];
       if (model == "mlp" && h == 0 && !p.shape.empty()) h = p.shape[0];
       std::vector<int64_t> want = e.shape;
       for (int64_t& s : want)
         if (s < 0) s = h;
       if (p.shape != want)
-        throw Error("fitness: the swarm is not a zoo " + model + ": '" + e.path + "' is " + shape_text(p.shape) +
-                    ", expected " + shape_text(want));
+        throw Error("fitness: the swarm is not a zoo " + model + ": '" + e.path + "' is " +
+                    shape_text(p.shape) + ", expected " + shape_text(want));
       if (p.dtype != at::kFloat || !p.device.is_cpu())
-        throw Error("fitness: the swarm's parameters must be float32 on the CPU ('" + std::string(e.path) + "' is not)");
+        throw Error("fitness: the swarm's parameters must be float32 on the CPU ('" +
+                    std::string(e.path) + "' is not)");
       offs.push_back(p.offset);
     }
     offsets = std::move(offs);
     hidden = h;
+    group = kind == FitnessStrategy::Batched ? std::max<int64_t>(1, kGemmColumns / hidden) : 1;
     version = swarm.version();
+    for (Part& part : parts) part.batch = -1;  // buffers sized again for this layout
   }
 
   std::vector<at::Tensor> views(const at::Tensor& storage) const {
@@ -174,16 +185,17 @@ struct FitnessEvaluator::Impl {
     return v;
   }
 
-  void run_mlp(Part& part, const std::vector<at::Tensor>& v, const at::Tensor& x, const at::Tensor& y,
-               std::vector<double>& out) const;
-  void run_cnn(Part& part, const std::vector<at::Tensor>& v, const at::Tensor& x, const at::Tensor& y,
-               std::vector<double>& out) const;
+  void run_mlp(Part& part, const std::vector<at::Tensor>& v, const at::Tensor& x,
+               const at::Tensor& y, std::vector<double>& out) const;
+  void run_cnn(Part& part, const std::vector<at::Tensor>& v, const at::Tensor& x,
+               const at::Tensor& y, std::vector<double>& out) const;
 };
 
 // One part of the mlp: groups of `group` members, each group's first layer one GEMM (a single
 // member's: its weights used in place).
-void FitnessEvaluator::Impl::run_mlp(Part& part, const std::vector<at::Tensor>& v, const at::Tensor& x,
-                                     const at::Tensor& y, std::vector<double>& out) const {
+void FitnessEvaluator::Impl::run_mlp(Part& part, const std::vector<at::Tensor>& v,
+                                     const at::Tensor& x, const at::Tensor& y,
+                                     std::vector<double>& out) const {
   const at::Tensor &w1 = v[0], &b1 = v[1], &w2 = v[2], &b2 = v[3];
   const int64_t B = x.size(0), H = hidden;
   const int64_t G = std::min(group, part.end - part.begin);
@@ -216,7 +228,8 @@ void FitnessEvaluator::Impl::run_mlp(Part& part, const std::vector<at::Tensor>& 
     at::addmm_out(hid, bcat.unsqueeze(1), wcat, xt);  // [g*H, B]
     hid.relu_();
     at::Tensor logits = part.logits.narrow(0, 0, g);
-    at::baddbmm_out(logits, b2.narrow(0, m0, g).unsqueeze(2), w2.narrow(0, m0, g), hid.view({g, H, B}));
+    at::baddbmm_out(logits, b2.narrow(0, m0, g).unsqueeze(2), w2.narrow(0, m0, g),
+                    hid.view({g, H, B}));
     at::Tensor logp = part.logp.narrow(0, 0, g);
     at::log_softmax_out(logp, logits, 1);
     at::Tensor picked = part.picked.narrow(0, 0, g);
@@ -229,8 +242,9 @@ void FitnessEvaluator::Impl::run_mlp(Part& part, const std::vector<at::Tensor>& 
 }
 
 // One part of the cnn: member after member, kCnnChunk images at a time.
-void FitnessEvaluator::Impl::run_cnn(Part& part, const std::vector<at::Tensor>& v, const at::Tensor& x,
-                                     const at::Tensor& y, std::vector<double>& out) const {
+void FitnessEvaluator::Impl::run_cnn(Part& part, const std::vector<at::Tensor>& v,
+                                     const at::Tensor& x, const at::Tensor& y,
+                                     std::vector<double>& out) const {
   const at::Tensor &c1w = v[0], &c1b = v[1], &c2w = v[2], &c2b = v[3], &fw = v[4], &fb = v[5];
   const int64_t B = x.size(0), N = std::min(kCnnChunk, B);
   if (part.batch != B) {
@@ -243,7 +257,8 @@ void FitnessEvaluator::Impl::run_cnn(Part& part, const std::vector<at::Tensor>& 
     part.batch = B;
   }
   for (int64_t m = part.begin; m < part.end; ++m) {
-    const at::Tensor w1 = c1w[m], b1 = c1b[m], w2 = c2w[m], b2 = c2b[m], w3t = fw[m].t(), b3 = fb[m];
+    const at::Tensor w1 = c1w[m], b1 = c1b[m], w2 = c2w[m], b2 = c2b[m], w3t = fw[m].t(),
+                     b3 = fb[m];
     double total = 0;
     for (int64_t i0 = 0; i0 < B; i0 += N) {
       const int64_t n = std::min(N, B - i0);
@@ -275,10 +290,12 @@ FitnessEvaluator::FitnessEvaluator(const AnySwarm& swarm, const std::string& mod
     : impl_(std::make_unique<Impl>()) {
   if (model != "mlp" && model != "cnn")
     throw Error("fitness: unknown model '" + model + "'; the zoo has mlp, cnn");
-  if (threads < 1) throw Error("fitness: threads must be at least 1 (got " + std::to_string(threads) + ")");
+  if (threads < 1)
+    throw Error("fitness: threads must be at least 1 (got " + std::to_string(threads) + ")");
   if (!swarm.detail_state()) throw Error("fitness: use of an empty swarm handle");
   if (strategy == FitnessStrategy::Batched && model != "mlp")
-    throw Error("fitness: the Batched strategy is for the mlp only (use MemberThreads for a " + model + ")");
+    throw Error("fitness: the Batched strategy is for the mlp only (use MemberThreads for a " +
+                model + ")");
   Impl& s = *impl_;
   s.swarm = swarm;
   s.model = model;
@@ -288,8 +305,8 @@ FitnessEvaluator::FitnessEvaluator(const AnySwarm& swarm, const std::string& mod
                ? (model == "mlp" ? FitnessStrategy::Batched : FitnessStrategy::MemberThreads)
                : strategy;
   s.layout();
-  s.group = s.kind == FitnessStrategy::Batched ? std::max<int64_t>(1, kGemmColumns / s.hidden) : 1;
-  const int64_t nparts = s.kind == FitnessStrategy::Loop ? 1 : std::min<int64_t>(threads, s.members);
+  const int64_t nparts =
+      s.kind == FitnessStrategy::Loop ? 1 : std::min<int64_t>(threads, s.members);
   for (int64_t p = 0; p < nparts; ++p) {
     Part part;
     part.begin = p * s.members / nparts;
@@ -302,32 +319,36 @@ FitnessEvaluator::~FitnessEvaluator() = default;
 FitnessEvaluator::FitnessEvaluator(FitnessEvaluator&&) noexcept = default;
 FitnessEvaluator& FitnessEvaluator::operator=(FitnessEvaluator&&) noexcept = default;
 
-void FitnessEvaluator::evaluate(const at::Tensor& images, const at::Tensor& labels, std::vector<double>& out) {
+void FitnessEvaluator::evaluate(const at::Tensor& images, const at::Tensor& labels,
+                                std::vector<double>& out) {
   Impl& s = *impl_;
-  if (!images.defined() || !labels.defined()) throw Error("fitness: images and labels must be defined tensors");
+  if (!images.defined() || !labels.defined())
+    throw Error("fitness: images and labels must be defined tensors");
   if (images.scalar_type() != at::kFloat || !images.device().is_cpu())
     throw Error("fitness: images must be float32 on the CPU");
   if (labels.scalar_type() != at::kLong || !labels.device().is_cpu())
     throw Error("fitness: labels must be int64 on the CPU");
-  const bool image_shape = (images.dim() == 4 && images.size(1) == 1 && images.size(2) == 28 && images.size(3) == 28) ||
-                           (images.dim() == 2 && images.size(1) == 784);
+  const bool image_shape =
+      (images.dim() == 4 && images.size(1) == 1 && images.size(2) == 28 && images.size(3) == 28) ||
+      (images.dim() == 2 && images.size(1) == 784);
   if (!image_shape || images.size(0) < 1)
     throw Error("fitness: images must be [B, 1, 28, 28] or [B, 784] with B >= 1 (got " +
                 shape_text(images.sizes().vec()) + ")");
   const int64_t B = images.size(0);
   if (labels.dim() != 1 || labels.size(0) != B)
-    throw Error("fitness: labels must be [" + std::to_string(B) + "] for " + std::to_string(B) + " images (got " +
-                shape_text(labels.sizes().vec()) + ")");
+    throw Error("fitness: labels must be [" + std::to_string(B) + "] for " + std::to_string(B) +
+                " images (got " + shape_text(labels.sizes().vec()) + ")");
   at::NoGradGuard no_grad;
   const auto [lo, hi] = at::aminmax(labels);
   if (lo.item<int64_t>() < 0 || hi.item<int64_t>() > 9)
-    throw Error("fitness: labels must be classes 0..9 (got " + std::to_string(lo.item<int64_t>()) + ".." +
-                std::to_string(hi.item<int64_t>()) + ")");
+    throw Error("fitness: labels must be classes 0..9 (got " + std::to_string(lo.item<int64_t>()) +
+                ".." + std::to_string(hi.item<int64_t>()) + ")");
 
   ThreadBudget budget(s.threads);
   const at::Tensor storage = s.swarm.storage()[0];  // brings the members to the species' version
   if (s.swarm.version() != s.version) s.layout();
   std::vector<double> result(size_t(s.members));
+  int used = 1;
 
   if (s.kind == FitnessStrategy::Loop) {
     for (int64_t m = 0; m < s.members; ++m)
@@ -345,37 +366,49 @@ void FitnessEvaluator::evaluate(const at::Tensor& images, const at::Tensor& labe
     const int64_t nparts = int64_t(s.parts.size());
     if (nparts == 1) {
       run(0);
+      used = 1;
     } else {
       // One part per thread: the ops inside run single-threaded (at::in_parallel_region()).
+      std::vector<int> thread_of(size_t(nparts), -1);
       at::parallel_for(0, nparts, 1, [&](int64_t b, int64_t e) {
-        for (int64_t p = b; p < e; ++p) run(p);
+        for (int64_t p = b; p < e; ++p) {
+          thread_of[size_t(p)] = at::get_thread_num();
+          run(p);
+        }
       });
+      std::sort(thread_of.begin(), thread_of.end());
+      used = int(std::unique(thread_of.begin(), thread_of.end()) - thread_of.begin());
     }
   }
+  s.threads_used = used;
   out = std::move(result);
 }
 
 std::string FitnessEvaluator::strategy() const {
   const Impl& s = *impl_;
-  const std::string over = " over " + std::to_string(s.parts.size()) + (s.parts.size() == 1 ? " thread" : " threads");
+  const std::string over =
+      " over " + std::to_string(s.parts.size()) + (s.parts.size() == 1 ? " thread" : " threads");
   switch (s.kind) {
     case FitnessStrategy::Loop:
       return s.model + ": member after member through its module's forward (reference loop)";
     case FitnessStrategy::Batched:
       return s.model + ": members batched, first layers of up to " +
-             std::to_string(std::min(s.group, s.parts[0].end - s.parts[0].begin)) + " members in one GEMM," + over;
+             std::to_string(std::min(s.group, s.parts[0].end - s.parts[0].begin)) +
+             " members in one GEMM," + over;
     case FitnessStrategy::MemberThreads:
     case FitnessStrategy::Auto:
       break;
   }
   if (s.model == "cnn")
-    return "cnn: members" + over + ", each forward single-threaded on " + std::to_string(kCnnChunk) +
-           " images at a time";
+    return "cnn: members" + over + ", each forward single-threaded on " +
+           std::to_string(kCnnChunk) + " images at a time";
   return s.model + ": members" + over + ", each forward single-threaded";
 }
 
 FitnessStrategy FitnessEvaluator::strategy_kind() const { return impl_->kind; }
 
 int64_t FitnessEvaluator::members() const { return impl_->members; }
+
+int FitnessEvaluator::threads_used() const { return impl_->threads_used; }
 
 }  // namespace nyto::cli

@@ -65,13 +65,16 @@ class FitnessEvaluator {
   /// threads spin against LibTorch's OpenMP threads.
   void evaluate(const at::Tensor& images, const at::Tensor& labels, std::vector<double>& out);
 
-  /// One line naming the strategy in use, e.g. "mlp: members batched, first layers of up to 64
+  /// One line naming the strategy in use, e.g. "mlp: members batched, first layers of up to 16
   /// members in one GEMM, over 2 threads".
   std::string strategy() const;
   /// The strategy in use (Auto resolved).
   FitnessStrategy strategy_kind() const;
   /// The number of members (the swarm's size at construction).
   int64_t members() const;
+  /// How many threads the last evaluate() ran its member ranges on (0 before the first): the
+  /// budget when the swarm has at least that many members, unless LibTorch gave fewer.
+  int threads_used() const;
 
  private:
   struct Impl;

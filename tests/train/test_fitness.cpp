@@ -22,11 +22,13 @@ namespace {
 
 // The bound on |evaluator - reference|: both forwards run in float32 and differ only in the order
 // of their sums (GEMM blocking, chunks of images, the mean taken in double), so they agree to a
-// few float32 ulps of the loss: the bound is 4e-6 x max(1, |loss|) (about 32 ulps), where the largest
-// difference measured over this file's cases is 2.5e-7 (2 ulps).
+// few float32 ulps of the loss: the bound is 4e-6 x max(1, |loss|) (about 32 ulps), where the
+// largest difference measured over this file's cases is 2.5e-7 (2 ulps).
 constexpr double kRel = 4e-6;
 
-bool close(double a, double ref) { return std::abs(a - ref) <= kRel * std::max(1.0, std::abs(ref)); }
+bool close(double a, double ref) {
+  return std::abs(a - ref) <= kRel * std::max(1.0, std::abs(ref));
+}
 
 nyto::AnySwarm swarm_of(const std::string& model, int64_t hidden, int64_t members, double noise) {
   nyto::cli::ZooOptions o;
@@ -51,17 +53,21 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
 
 const char* name(FitnessStrategy k) {
   switch (k) {
-    case FitnessStrategy::Auto: return "auto";
-    case FitnessStrategy::Loop: return "loop";
-    case FitnessStrategy::MemberThreads: return "member-threads";
-    case FitnessStrategy::Batched: return "batched";
+    case FitnessStrategy::Auto:
+      return "auto";
+    case FitnessStrategy::Loop:
+      return "loop";
+    case FitnessStrategy::MemberThreads:
+      return "member-threads";
+    case FitnessStrategy::Batched:
+      return "batched";
   }
   return "?";
 }
 
 // Every strategy at 1 and 2 threads against the reference, each twice (same bits).
-void check_all(const nyto::AnySwarm& s, const std::string& model, const at::Tensor& x, const at::Tensor& y,
-               const std::vector<FitnessStrategy>& kinds) {
+void check_all(const nyto::AnySwarm& s, const std::string& model, const at::Tensor& x,
+               const at::Tensor& y, const std::vector<FitnessStrategy>& kinds) {
   const std::vector<double> ref = reference(s, x, y);
   for (FitnessStrategy k : kinds) {
     for (int threads : {1, 2}) {
@@ -80,6 +86,9 @@ void check_all(const nyto::AnySwarm& s, const std::string& model, const at::Tens
         CHECK(close(out[m], ref[m]));
       }
       CHECK(at::get_num_threads() == threads);
+      // Loop runs on the caller's thread; the others put one member range on each thread.
+      const bool split = k != FitnessStrategy::Loop && s.size() >= threads;
+      CHECK(fe.threads_used() == (split ? threads : 1));
       fe.evaluate(x, y, again);
       CHECK(same_bits(out, again));
     }
@@ -91,11 +100,13 @@ void check_all(const nyto::AnySwarm& s, const std::string& model, const at::Tens
 TEST_CASE("fitness: mlp, every strategy agrees with the per-member forward") {
   at::manual_seed(11);
   const std::vector<FitnessStrategy> kinds = {FitnessStrategy::Auto, FitnessStrategy::Batched,
-                                              FitnessStrategy::MemberThreads, FitnessStrategy::Loop};
+                                              FitnessStrategy::MemberThreads,
+                                              FitnessStrategy::Loop};
   const at::Tensor x = at::rand({300, 1, 28, 28});
   const at::Tensor y = at::randint(10, {300}, at::kLong);
-  // hidden 32: one GEMM of 64 members; 100: groups of 20 (a part of 32 ends in a group of 12);
-  // 1 and 7: tiny layers; 1500: groups of one member, its weights used in place.
+  // Groups of 512 / hidden members: hidden 32, 16 members a GEMM; 100, 5 (a part of 32 members
+  // ends in a group of 2); 1 and 7, tiny layers, a part in one GEMM; 1500 (below), groups of one
+  // member, its weights used in place.
   for (int64_t hidden : {1, 7, 32, 100}) {
     for (int64_t members : {1, 3, 64}) {
       CAPTURE(hidden);
@@ -103,7 +114,8 @@ TEST_CASE("fitness: mlp, every strategy agrees with the per-member forward") {
       check_all(swarm_of("mlp", hidden, members, 0.05), "mlp", x, y, kinds);
     }
   }
-  for (int64_t members : {1, 3}) check_all(swarm_of("mlp", 1500, members, 0.05), "mlp", x, y, kinds);
+  for (int64_t members : {1, 3})
+    check_all(swarm_of("mlp", 1500, members, 0.05), "mlp", x, y, kinds);
   // Images as [B, 784], large weights (losses in the tens), a batch of one.
   check_all(swarm_of("mlp", 32, 5, 1.0), "mlp", x.reshape({300, 784}), y, kinds);
   check_all(swarm_of("mlp", 32, 5, 0.05), "mlp", x.narrow(0, 0, 1), y.narrow(0, 0, 1), kinds);
@@ -132,13 +144,16 @@ TEST_CASE("fitness: Auto picks the batched GEMM for the mlp and members over thr
   at::manual_seed(13);
   FitnessEvaluator mlp(swarm_of("mlp", 32, 64, 0.05), "mlp", 2);
   CHECK(mlp.strategy_kind() == FitnessStrategy::Batched);
-  CHECK(mlp.strategy() == "mlp: members batched, first layers of up to 32 members in one GEMM, over 2 threads");
+  CHECK(mlp.strategy() ==
+        "mlp: members batched, first layers of up to 16 members in one GEMM, over 2 threads");
   FitnessEvaluator cnn(swarm_of("cnn", 0, 16, 0.05), "cnn", 2);
   CHECK(cnn.strategy_kind() == FitnessStrategy::MemberThreads);
-  CHECK(cnn.strategy() == "cnn: members over 2 threads, each forward single-threaded on 50 images at a time");
+  CHECK(cnn.strategy() ==
+        "cnn: members over 2 threads, each forward single-threaded on 50 images at a time");
   // Fewer members than threads: one part per member.
   FitnessEvaluator one(swarm_of("cnn", 0, 1, 0.05), "cnn", 2);
-  CHECK(one.strategy() == "cnn: members over 1 thread, each forward single-threaded on 50 images at a time");
+  CHECK(one.strategy() ==
+        "cnn: members over 1 thread, each forward single-threaded on 50 images at a time");
 }
 
 TEST_CASE("fitness: members moved in place in the storage after construction are seen") {
@@ -159,7 +174,7 @@ TEST_CASE("fitness: members moved in place in the storage after construction are
       {
         at::NoGradGuard ng;
         st[2].add_(at::randn({st.size(1)}) * 0.3);  // member 2 moves
-        st[1].copy_(st[0]);                          // member 1 becomes member 0
+        st[1].copy_(st[0]);                         // member 1 becomes member 0
       }
       fe.evaluate(x, y, after);
       const std::vector<double> ref = reference(s, x, y);
@@ -187,10 +202,12 @@ TEST_CASE("fitness: bad models, swarms and inputs are refused with a reason") {
   at::manual_seed(15);
   nyto::AnySwarm mlp = swarm_of("mlp", 8, 3, 0.05);
   nyto::AnySwarm cnn = swarm_of("cnn", 0, 2, 0.05);
-  CHECK_THROWS_WITH_AS(FitnessEvaluator(mlp, "resnet", 1), doctest::Contains("unknown model 'resnet'"),
+  CHECK_THROWS_WITH_AS(FitnessEvaluator(mlp, "resnet", 1),
+                       doctest::Contains("unknown model 'resnet'"), nyto::Error);
+  CHECK_THROWS_WITH_AS(FitnessEvaluator(mlp, "cnn", 1), doctest::Contains("not a zoo cnn"),
                        nyto::Error);
-  CHECK_THROWS_WITH_AS(FitnessEvaluator(mlp, "cnn", 1), doctest::Contains("not a zoo cnn"), nyto::Error);
-  CHECK_THROWS_WITH_AS(FitnessEvaluator(cnn, "mlp", 1), doctest::Contains("not a zoo mlp"), nyto::Error);
+  CHECK_THROWS_WITH_AS(FitnessEvaluator(cnn, "mlp", 1), doctest::Contains("not a zoo mlp"),
+                       nyto::Error);
   CHECK_THROWS_WITH_AS(FitnessEvaluator(mlp, "mlp", 0), doctest::Contains("threads"), nyto::Error);
   CHECK_THROWS_WITH_AS(FitnessEvaluator(cnn, "cnn", 1, FitnessStrategy::Batched),
                        doctest::Contains("mlp only"), nyto::Error);
@@ -199,12 +216,14 @@ TEST_CASE("fitness: bad models, swarms and inputs are refused with a reason") {
   const at::Tensor x = at::rand({4, 1, 28, 28});
   const at::Tensor y = at::tensor({1, 2, 3, 4}, at::kLong);
   std::vector<double> out = {42.0};
-  CHECK_THROWS_WITH_AS(fe.evaluate(at::rand({4, 3, 28, 28}), y, out), doctest::Contains("[B, 1, 28, 28]"),
+  CHECK_THROWS_WITH_AS(fe.evaluate(at::rand({4, 3, 28, 28}), y, out),
+                       doctest::Contains("[B, 1, 28, 28]"), nyto::Error);
+  CHECK_THROWS_WITH_AS(fe.evaluate(x.to(at::kDouble), y, out), doctest::Contains("float32"),
                        nyto::Error);
-  CHECK_THROWS_WITH_AS(fe.evaluate(x.to(at::kDouble), y, out), doctest::Contains("float32"), nyto::Error);
-  CHECK_THROWS_WITH_AS(fe.evaluate(x, y.to(at::kInt), out), doctest::Contains("int64"), nyto::Error);
-  CHECK_THROWS_WITH_AS(fe.evaluate(x, y.narrow(0, 0, 3), out), doctest::Contains("labels must be [4]"),
+  CHECK_THROWS_WITH_AS(fe.evaluate(x, y.to(at::kInt), out), doctest::Contains("int64"),
                        nyto::Error);
+  CHECK_THROWS_WITH_AS(fe.evaluate(x, y.narrow(0, 0, 3), out),
+                       doctest::Contains("labels must be [4]"), nyto::Error);
   CHECK_THROWS_WITH_AS(fe.evaluate(x, at::tensor({1, 2, 10, 4}, at::kLong), out),
                        doctest::Contains("0..9"), nyto::Error);
   CHECK_THROWS_WITH_AS(fe.evaluate(x, at::tensor({1, -1, 3, 4}, at::kLong), out),
