@@ -5,6 +5,8 @@
 #include <time.h>
 
 #include <cstdio>
+#include <cstring>
+#include <string>
 
 namespace nyto::bench {
 
@@ -23,6 +25,30 @@ inline double load_avg() {
     std::fclose(f);
   }
   return l;
+}
+
+/// The host CPU, from /proc/cpuinfo: its model name ("unknown" if there is none) and whether it
+/// has AVX-512F.
+struct HostCpu {
+  std::string model = "unknown";
+  bool avx512f = false;
+};
+inline HostCpu host_cpu() {
+  HostCpu h;
+  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) {
+      if (h.model == "unknown" && std::strncmp(line, "model name", 10) == 0) {
+        if (const char* p = std::strchr(line, ':')) {
+          h.model = p + 2;
+          while (!h.model.empty() && (h.model.back() == '\n' || h.model.back() == ' ')) h.model.pop_back();
+        }
+      }
+      if (std::strncmp(line, "flags", 5) == 0 && std::strstr(line, " avx512f")) h.avx512f = true;
+    }
+    std::fclose(f);
+  }
+  return h;
 }
 
 }  // namespace nyto::bench

@@ -524,22 +524,9 @@ std::string self_exe() {
 }
 
 void host_line() {
-  std::string model = "unknown";
-  bool avx512 = false;
-  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
-    char line[4096];
-    while (std::fgets(line, sizeof line, f)) {
-      if (model == "unknown" && std::strncmp(line, "model name", 10) == 0) {
-        const char* p = std::strchr(line, ':');
-        if (p) {
-          model = p + 2;
-          while (!model.empty() && (model.back() == '\n' || model.back() == ' ')) model.pop_back();
-        }
-      }
-      if (std::strncmp(line, "flags", 5) == 0 && std::strstr(line, " avx512f")) avx512 = true;
-    }
-    std::fclose(f);
-  }
+  const nyto::bench::HostCpu host = nyto::bench::host_cpu();
+  const std::string& model = host.model;
+  const bool avx512 = host.avx512f;
   std::printf("{\"case\": \"host\", \"cpu\": \"%s\", \"logical_cpus\": %ld, \"avx512f\": %s, \"members\": %ld, "
               "\"params\": %ld, \"load_avg\": %.2f}\n",
               model.c_str(), sysconf(_SC_NPROCESSORS_ONLN), avx512 ? "true" : "false", long(kMembers),
