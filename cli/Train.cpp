@@ -33,6 +33,7 @@
 #include "cli/Checkpoint.h"
 #include "cli/Commands.h"
 #include "cli/Data.h"
+#include "cli/Fitness.h"
 #include "cli/Generation.h"
 #include "cli/Hash.h"
 #include "cli/Limits.h"
@@ -143,6 +144,7 @@ class Trainer {
   // evolve: the rule's states, the fitness of x, the best member so far
   std::unique_ptr<GenerationState> states_;
   std::vector<double> f_;
+  std::unique_ptr<FitnessEvaluator> fitness_;
   AnyParticle best_;
   double best_f_ = std::numeric_limits<double>::infinity();
   int64_t best_step_ = -1;
@@ -312,6 +314,12 @@ void Trainer::build_swarm() {
   } else {
     best_ = members_[0].clone();
     f_.assign(size_t(n_), std::numeric_limits<double>::quiet_NaN());
+    const std::map<std::string, FitnessStrategy> strategies = {
+        {"auto", FitnessStrategy::Auto}, {"loop", FitnessStrategy::Loop},
+        {"threads", FitnessStrategy::MemberThreads}, {"batched", FitnessStrategy::Batched}};
+    if (o_.model != "mlp" && o_.fitness_strategy == "batched")
+      throw UsageError("--fitness-strategy batched is for the mlp; the " + o_.model + " takes auto, loop or threads");
+    fitness_ = std::make_unique<FitnessEvaluator>(x_, o_.model, threads_, strategies.at(o_.fitness_strategy));
     states_->start(x_, params_, o_.seed);
   }
 }
@@ -435,11 +443,7 @@ void Trainer::fitness_batch() {
   fit_y_ = data_.train.labels.index_select(0, ids);
 }
 
-void Trainer::evaluate_fitness() {
-  at::NoGradGuard ng;
-  for (int64_t i = 0; i < n_; ++i)
-    f_[size_t(i)] = at::nll_loss(nets_[size_t(i)]->forward(fit_x_), fit_y_).item<double>();
-}
+void Trainer::evaluate_fitness() { fitness_->evaluate(fit_x_, fit_y_, f_); }
 
 // One generation: the fitness of x, the best member so far, then the rule (tell and ask).
 void Trainer::step_evolve() {
@@ -817,6 +821,7 @@ void Trainer::run() {
              classes_text_.empty() ? "" : " of classes " + classes_text_, data_.test.size(),
              o_.init.empty() ? "" : ", from " + o_.init, rule_name_, work, threads_,
              threads_ == 1 ? "" : "s");
+  if (evolve_) fmt::print("fitness evaluation: {}\n", fitness_->strategy());
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
   else if (resumed)

@@ -39,6 +39,7 @@ struct TrainOptions {
   int64_t eval_size = 10000;  ///< test images of a periodic evaluation; the last one uses all
   int64_t fitness_size = 1000;  ///< evolve: training images per fitness evaluation
   bool fixed_batch = false;     ///< evolve: one fitness batch (the first images) for every generation
+  std::string fitness_strategy = "auto";  ///< evolve: auto, loop, threads or batched (cli/Fitness.h)
   int64_t generations = 0;      ///< evolve: generations (0: --batches, else epochs x batches per epoch)
   std::string data;  ///< empty: kDefaultDataDir
   std::string init;  ///< start from these weights: a model file (every member) or a swarm of them

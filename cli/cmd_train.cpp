@@ -59,6 +59,12 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--fixed-batch", opts->fixed_batch,
                 "evolve: measure fitness on the first --fitness-size images every generation (default: a new "
                 "batch each generation; pso: always fixed)");
+  cmd->add_option("--fitness-strategy", opts->fitness_strategy,
+                  "evolve: how members are evaluated: auto (the fastest measured: mlp batched, cnn threads), "
+                  "loop (member after member, the module's forward), threads (members over threads), "
+                  "batched (mlp: members' layers as one matrix product)")
+      ->check(CLI::IsMember({"auto", "loop", "threads", "batched"}))
+      ->capture_default_str();
   cmd->add_option("--generations", opts->generations,
                   "evolve: generations to run (default: --batches, else --epochs x training images / --batch-size)")
       ->check(in_interval(integers(1, 1e12)));
