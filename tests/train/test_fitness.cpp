@@ -26,6 +26,15 @@ namespace {
 // largest difference measured over this file's cases is 2.5e-7 (2 ulps).
 constexpr double kRel = 4e-6;
 
+// Under sanitizers (10-20x slower, tests/CMakeLists.txt) the mlp runs on fewer images and widths.
+#ifdef NYTO_TEST_SANITIZED
+constexpr int64_t kMlpImages = 60;
+const std::vector<int64_t> kMlpHidden = {7, 100};
+#else
+constexpr int64_t kMlpImages = 300;
+const std::vector<int64_t> kMlpHidden = {1, 7, 32, 100};
+#endif
+
 bool close(double a, double ref) {
   return std::abs(a - ref) <= kRel * std::max(1.0, std::abs(ref));
 }
@@ -102,12 +111,12 @@ TEST_CASE("fitness: mlp, every strategy agrees with the per-member forward") {
   const std::vector<FitnessStrategy> kinds = {FitnessStrategy::Auto, FitnessStrategy::Batched,
                                               FitnessStrategy::MemberThreads,
                                               FitnessStrategy::Loop};
-  const at::Tensor x = at::rand({300, 1, 28, 28});
-  const at::Tensor y = at::randint(10, {300}, at::kLong);
+  const at::Tensor x = at::rand({kMlpImages, 1, 28, 28});
+  const at::Tensor y = at::randint(10, {kMlpImages}, at::kLong);
   // Groups of 512 / hidden members: hidden 32, 16 members a GEMM; 100, 5 (a part of 32 members
   // ends in a group of 2); 1 and 7, tiny layers, a part in one GEMM; 1500 (below), groups of one
   // member, its weights used in place.
-  for (int64_t hidden : {1, 7, 32, 100}) {
+  for (int64_t hidden : kMlpHidden) {
     for (int64_t members : {1, 3, 64}) {
       CAPTURE(hidden);
       CAPTURE(members);
@@ -117,7 +126,7 @@ TEST_CASE("fitness: mlp, every strategy agrees with the per-member forward") {
   for (int64_t members : {1, 3})
     check_all(swarm_of("mlp", 1500, members, 0.05), "mlp", x, y, kinds);
   // Images as [B, 784], large weights (losses in the tens), a batch of one.
-  check_all(swarm_of("mlp", 32, 5, 1.0), "mlp", x.reshape({300, 784}), y, kinds);
+  check_all(swarm_of("mlp", 32, 5, 1.0), "mlp", x.reshape({kMlpImages, 784}), y, kinds);
   check_all(swarm_of("mlp", 32, 5, 0.05), "mlp", x.narrow(0, 0, 1), y.narrow(0, 0, 1), kinds);
 }
 
