@@ -255,6 +255,24 @@ void Trainer::compile_rule() {
                      (evolve_ ? "a generation rule writes the next population into x, e.g. x = mu + sigma * randn()"
                               : "a hybrid rule updates x from x and gbest, e.g. x = (1 - alpha)*x + alpha*gbest"));
   if (evolve_) states_ = std::make_unique<GenerationState>(*rule_);
+  std::vector<std::string> pnames;
+  for (const auto& [name, def] : rule_->params()) pnames.push_back(name), params_[name] = def;
+  for (const std::string& kv : o_.set) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError("--set wants NAME=VALUE, got '" + kv + "'");
+    std::string name = kv.substr(0, eq), value = kv.substr(eq + 1);
+    if (!params_.count(name)) {
+      std::string known;
+      for (const auto& p : pnames) known += (known.empty() ? "" : ", ") + p;
+      throw UsageError("--set " + name + ": rule " + rule_name_ + " has no param '" + name + "'" +
+                       (known.empty() ? " (it has none)" : " (its params: " + known + ")"));
+    }
+    double d = 0;
+    if (std::string why = number_error(value, &d); !why.empty())
+      throw UsageError("--set " + name + ": " + why);
+    params_[name] = d;
+  }
 }
 
 void Trainer::build_swarm() {

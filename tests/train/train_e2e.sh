@@ -213,6 +213,11 @@ evolve-errors)
   printf 'y = x * 2\nx = x\n' >"$dir/lost.nyto"
   printf 'state m: partcle = 0\nx = x + m\n' >"$dir/badkind.nyto"
   expect_exit 2 "--mode evolve needs --rule FILE" -- "${ev[@]}"
+  expect_exit 2 "has no param 'gamma' (its params: sigma, lr)" -- "${ev[@]}" --rule "$src/examples/rules/openai_es.nyto" --set gamma=1
+  # --set reaches a generation rule: lr = 0 leaves the mean where it started.
+  "$nyto" train "${ev[@]}" --rule "$src/examples/rules/openai_es.nyto" --save "$dir/a.pt" >/dev/null 2>&1 || fail "run a"
+  "$nyto" train "${ev[@]}" --rule "$src/examples/rules/openai_es.nyto" --set lr=0 --save "$dir/b.pt" >/dev/null 2>&1 || fail "run b"
+  same "$dir/a.pt" "$dir/b.pt" >/dev/null && fail "--set lr=0 made no difference"
   expect_exit 2 "unknown.nyto:1:15: error\[E0101\]: unknown name 'vv'" -- "${ev[@]}" --rule "$dir/unknown.nyto"
   expect_exit 2 "does not assign 'x'" -- "${ev[@]}" --rule "$dir/nox.nyto"
   expect_exit 2 "kind.nyto:1:7: error\[E0510\]: state 'pf' is a scalar, but the rule assigns it a value that varies per member" -- \
