@@ -90,13 +90,13 @@ Rule compile(std::string_view source, const std::string& name,
   return compile(source, name, options);
 }
 
-Rule compile(std::string_view source, const std::string& name, const CompileOptions& options) {
+namespace {
+
+// Parses, checks, lowers and optimizes one part of a script. Throws CompileError.
+std::shared_ptr<Rule::Impl> compile_part(std::string_view source, const std::string& name,
+                                         const frontend::FrontendOptions& opts) {
   auto impl = std::make_shared<Rule::Impl>();
   impl->name = name;
-  frontend::FrontendOptions opts;
-  opts.repl = options.repl;
-  opts.known_names = options.known_names;
-  opts.read_only = options.read_only;
   impl->fe = frontend::compile_source(source, name, opts);
   if (!impl->fe.ok) throw CompileError(frontend::render_all(impl->fe));
   impl->fused = ir::optimize(impl->fe.graph);
@@ -105,9 +105,19 @@ Rule compile(std::string_view source, const std::string& name, const CompileOpti
   for (const auto& out : g.outputs) impl->sig.outputs.push_back(out.name);
   for (const auto& p : g.params) impl->sig.params.emplace_back(p.name, p.default_value);
   for (const auto& st : impl->fe.states) impl->sig.states.push_back({st.name, st.kind});
+  return impl;
+}
+
+}  // namespace
+
+Rule compile(std::string_view source, const std::string& name, const CompileOptions& options) {
+  frontend::FrontendOptions opts;
+  opts.repl = options.repl;
+  opts.known_names = options.known_names;
+  opts.read_only = options.read_only;
+  auto impl = compile_part(source, name, opts);
   if (!impl->fe.states.empty()) {
-    auto init = std::make_shared<Rule::Impl>();
-    init->name = name;
+    // A generation rule: its init part too (docs/language.md, "Generation rules").
     opts.state_init = true;
     opts.repl = false;
     opts.known_names = options.init_known_names;
@@ -118,14 +128,7 @@ Rule compile(std::string_view source, const std::string& name, const CompileOpti
                                "host binds " + (names.empty() ? std::string("nothing") : "only " + names) +
                                ", the params and the states declared before it)";
     }
-    init->fe = frontend::compile_source(source, name, opts);
-    if (!init->fe.ok) throw CompileError(frontend::render_all(init->fe));
-    init->fused = ir::optimize(init->fe.graph);
-    const ir::Graph& ig = init->fe.graph;
-    for (const auto& in : ig.inputs) init->sig.inputs.push_back(in.name);
-    for (const auto& out : ig.outputs) init->sig.outputs.push_back(out.name);
-    for (const auto& p : ig.params) init->sig.params.emplace_back(p.name, p.default_value);
-    impl->init = std::move(init);
+    impl->init = compile_part(source, name, opts);
   }
   return Rule(std::move(impl));
 }

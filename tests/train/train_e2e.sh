@@ -37,17 +37,22 @@ expect_exit() {
   fi
 }
 
+# finished RC LAST: shows the run's output; it exited 0 and its last line is the report's, naming a
+# member from 0 to LAST.
+finished() {
+  cat "$dir/out" "$dir/err"
+  [ "$1" -eq 0 ] || fail "exit status $1"
+  tail -n 1 "$dir/out" | grep -Eq "^test accuracy: [01]\.[0-9]{4} \(best member [0-$2]\)$" ||
+    fail "last line is not 'test accuracy: 0.XXXX (best member N)'"
+}
+
 case $case in
 run-*)
   IFS=- read -r _ model mode <<<"$case"
   "$nyto" train "${small[@]}" --batches 20 --model "$model" --mode "$mode" --batch-size 32 --lr 0.05 \
     --metrics "$dir/m.csv" --plot "$dir/p.png" --checkpoint "$dir/ck" --save "$dir/final.pt" \
     >"$dir/out" 2>"$dir/err"
-  rc=$?
-  cat "$dir/out" "$dir/err"
-  [ $rc -eq 0 ] || fail "exit status $rc"
-  tail -n 1 "$dir/out" | grep -Eq '^test accuracy: [01]\.[0-9]{4} \(best member [0-2]\)$' ||
-    fail "last line is not 'test accuracy: 0.XXXX (best member N)'"
+  finished $? 2
   for f in m.csv p.png ck/checkpoint.pt ck/swarm.pt final.pt; do
     [ -s "$dir/$f" ] || fail "$f missing or empty"
   done
@@ -241,11 +246,7 @@ evolve-*)
     --fixed-batch --eval-every 20 --eval-size 500 --threads 2 --seed 1 --mode evolve \
     --rule "$src/examples/rules/$rule.nyto" --metrics "$dir/m.csv" --checkpoint "$dir/ck" --save "$dir/final.pt" \
     >"$dir/out" 2>"$dir/err"
-  rc=$?
-  cat "$dir/out" "$dir/err"
-  [ $rc -eq 0 ] || fail "exit status $rc"
-  tail -n 1 "$dir/out" | grep -Eq '^test accuracy: [01]\.[0-9]{4} \(best member [0-7]\)$' ||
-    fail "last line is not 'test accuracy: 0.XXXX (best member N)'"
+  finished $? 7
   grep -Eq '^best so far \(fitness [0-9.]+, generation [0-9]+\): test loss [0-9.]+, test accuracy [01]\.[0-9]{4}$' "$dir/out" ||
     fail "no 'best so far' line"
   # A search distribution's mean is found in the rule's IR (x = mu + ...) and tested; the others
