@@ -3,7 +3,8 @@
 // (compiled by any backend, staged when its values cross members) run on blocks of whole
 // 1024-element chunks of one tensor, with the reductions done by the driver between blocks:
 //   sums     in double, in the blocked order of ir/IR.h (32 lanes per chunk, chunks in order,
-//            tensors in order): the same bits for every backend and thread count;
+//            tensors in order): the same bits for every backend and thread count; an llvm pass
+//            kernel sums its chunks itself (KernelSpec::sums) and the driver adds the chunk sums;
 //   min/max  IEEE minimum/maximum (order-free);
 //   tkth/pkth  an exact radix select on the order-preserving key of the value's bits: one pass
 //            per digit (11 bits: 3 for float32, 6 for float64) counts the elements whose key
@@ -28,14 +29,20 @@ bool needed(const ir::Graph& g);
 /// The pass plan of (g, spec) as text (`nyto compile --emit ir-opt`).
 std::string describe(const ir::Graph& g, const KernelSpec& spec);
 
-/// Each pass kernel's graph and spec, as compile() compiles them (`--emit llvm`).
-std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, const KernelSpec& spec);
+/// Each pass kernel's graph and spec, as compile() compiles them with `chunk_sums` (`--emit llvm`).
+std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, const KernelSpec& spec,
+                                                           bool chunk_sums = true);
 
 /// The kernel running (g, spec) in passes, each pass kernel compiled by `compile`.
+/// `chunk_sums`: `compile` implements chunk-sum outputs (KernelSpec::sums; llvm_backend::compile
+/// does): a sum's argument is then summed per chunk by the pass kernel itself, in the same order
+/// as the driver sums a stored argument (the same bits), instead of written to a block temporary
+/// (interp keeps that path: it is the oracle the fused sums are tested against).
 /// run() reads KernelArgs::tensors (or takes each of `ranges` as one tensor when it is empty);
 /// an output with spec.values[o] is a value output: out[o] points to one double per member (one
 /// when it does not vary per member). Throws MemberIndexError before anything is written when an
 /// index or key checked before the storing pass is out of range.
-std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const staged::CompileFn& compile);
+std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const staged::CompileFn& compile,
+                                bool chunk_sums = false);
 
 }  // namespace nyto::param_axis

@@ -38,7 +38,9 @@ constexpr uint64_t kRuleScale = 1;
 #endif
 
 std::unique_ptr<Kernel> llvm_passes(llvm_backend::JitEngine& engine, const ir::Graph& g, const KernelSpec& spec) {
-  return param_axis::compile(g, spec, [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine, pg, ps); });
+  return param_axis::compile(
+      g, spec, [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine, pg, ps); },
+      /*chunk_sums=*/true);
 }
 std::unique_ptr<Kernel> interp_passes(const ir::Graph& g, const KernelSpec& spec) {
   return param_axis::compile(g, spec, interp::compile);
