@@ -65,8 +65,8 @@ std::string kernel_key(const ir::Graph& graph, const KernelSpec& spec) {
   for (BindKind k : spec.kinds) put(key, uint8_t(k));
   put(key, uint64_t(spec.values.size()));
   for (bool v : spec.values) put(key, uint8_t(v));
-  put(key, uint64_t(spec.sums.size()));
-  for (bool v : spec.sums) put(key, uint8_t(v));
+  put(key, uint64_t(spec.chunk.size()));
+  for (ChunkReduce c : spec.chunk) put(key, uint8_t(c));
   return key;
 }
 
@@ -139,7 +139,7 @@ std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const Ker
             if (backend == Backend::Llvm) return compile_llvm(jit(), g, s);
             return interp::compile(g, s);
           },
-          /*chunk_sums=*/backend == Backend::Llvm);
+          /*chunk_outputs=*/backend == Backend::Llvm);
     else if (backend == Backend::Llvm)
       kernel = compile_llvm(jit(), graph, spec);
     else

@@ -22,8 +22,8 @@ using ir::Op;
 using ir::PassInput;
 constexpr int64_t C = ir::kParamChunk;
 // Bytes of one root temporary per block (all members): small enough that what a pass kernel
-// writes is still in L2 when the driver reduces it. (Blocks are this size with fused sums too:
-// it is also the unit of parallel work.)
+// writes is still in L2 when the driver reduces it. (Blocks are this size when the kernel
+// reduces its chunks itself too: it is also the unit of parallel work.)
 constexpr int64_t kBlockBytes = 131072;
 
 BindKind kind_of(const PassInput& in) {
@@ -87,7 +87,7 @@ T value_of(typename Keys<T>::U key) {
 // independent AVX2 (four AVX-512) accumulators, enough to hide the add's latency; compiled for
 // those too (the library targets baseline x86-64, whose two-lane SSE2 made this loop most of a
 // norm's time), chosen when the process starts. The order, hence the bits, is the same in every
-// version, and in the llvm kernels that sum their chunks themselves (KernelSpec::sums,
+// version, and in the llvm kernels that sum their chunks themselves (KernelSpec::chunk,
 // backend/llvm/Codegen.cpp emit_chunks).
 constexpr int kLanes = ir::kSumLanes;
 template <class T>
@@ -119,7 +119,7 @@ class ParamKernel final : public Kernel {
     std::vector<BindKind> kinds;
     ir::Graph values_typed;
     std::vector<char> root_member;  // per root: varies per member
-    std::vector<char> root_summed;  // per root: the kernel sums it per chunk (KernelSpec::sums)
+    std::vector<char> root_chunked;  // per root: the kernel reduces it per chunk (KernelSpec::chunk)
   };
 
   ParamKernel(ir::ParamPlan plan, KernelSpec spec, std::vector<PassRt> passes)
@@ -294,7 +294,7 @@ class ParamKernel final : public Kernel {
       at::parallel_for(0, int64_t(blocks.size()), 1, [&](int64_t lo, int64_t hi) {
         std::vector<std::vector<T>> temps(size_t(pass.roots));
         for (int32_t r = 0; r < pass.roots; ++r)
-          if (!rt.root_summed[size_t(r)]) temps[size_t(r)].resize(size_t((rt.root_member[size_t(r)] ? M : 1) * B));
+          if (!rt.root_chunked[size_t(r)]) temps[size_t(r)].resize(size_t((rt.root_member[size_t(r)] ? M : 1) * B));
         std::vector<T> iota(elem_input >= 0 ? size_t(B) : 0);
         std::vector<int64_t> local(2048);
         KernelArgs c;  // this thread's, reassigned per block (its vectors keep their storage)
@@ -310,9 +310,9 @@ class ParamKernel final : public Kernel {
           }
           const int64_t first_chunk = st.chunk_offset[size_t(bl.t)] + (bl.b0 - st.tensors[size_t(bl.t)].first) / C;
           for (int32_t r = 0; r < pass.roots; ++r) {
-            if (rt.root_summed[size_t(r)]) {
-              // The kernel writes this block's chunk sums straight into the partials: row m
-              // (or row 0 for every member, when the argument does not vary per member).
+            if (rt.root_chunked[size_t(r)]) {
+              // The kernel writes this block's chunk partials straight into the reduction's: row
+              // m (or row 0 for every member, when the argument does not vary per member).
               const int32_t slot = pass.reductions[size_t(r)].slot;
               c.out.push_back(st.partial[size_t(slot)].data() + first_chunk);
               c.out_stride.push_back(rt.root_member[size_t(r)] ? st.chunks : 0);
@@ -329,7 +329,7 @@ class ParamKernel final : public Kernel {
           kernel.run(c);
           // This block's part of each reduction.
           for (const ir::PassReduction& r : pass.reductions) {
-            if (rt.root_summed[size_t(r.root)]) continue;  // done by the kernel
+            if (rt.root_chunked[size_t(r.root)]) continue;  // done by the kernel
             const Slot sl = slot(r.slot);
             const bool arg_member = rt.root_member[size_t(r.root)];
             const int64_t members = sl.member ? M : 1;
@@ -445,19 +445,25 @@ class ParamKernel final : public Kernel {
   std::vector<BindKind> value_kinds_;
 };
 
-// The spec of a pass kernel. With `chunk_sums` (the backend implements KernelSpec::sums), each
-// root that is the argument of a sum is a chunk-sum output: the kernel sums it per chunk itself,
-// in the order chunk_sum does, and the block temporary is not needed. Not in a pass that runs as
-// a member loop (the staged driver stores every output).
-KernelSpec pass_spec(const ir::ParamPlan& plan, const ir::Pass& pass, const KernelSpec& spec, bool chunk_sums) {
+// The spec of a pass kernel. With `chunk_outputs` (the backend implements KernelSpec::chunk),
+// each root that is the argument of a sum, minimum or maximum is a chunk output: the kernel
+// reduces it per chunk itself, as the block loop of run_pass does (sums in chunk_sum's order),
+// and the block temporary is not needed. Not the argument of a selection (its radix passes read
+// every element), nor in a pass that runs as a member loop (the staged driver stores every
+// output).
+KernelSpec pass_spec(const ir::ParamPlan& plan, const ir::Pass& pass, const KernelSpec& spec, bool chunk_outputs) {
   KernelSpec ks;
   ks.dtype = spec.dtype;
   ks.kinds = kinds_of(pass.extras, spec);
-  if (!chunk_sums || staged::needed(pass.kernel, ks)) return ks;
-  ks.sums.assign(size_t(pass.roots), false);
+  if (!chunk_outputs || staged::needed(pass.kernel, ks)) return ks;
+  ks.chunk.assign(size_t(pass.roots), ChunkReduce::None);
   for (const ir::PassReduction& r : pass.reductions) {
-    const Op op = plan.typed.nodes[size_t(plan.reductions[size_t(r.slot)])].op;
-    ks.sums[size_t(r.root)] = op == Op::TSum || op == Op::PSum;
+    switch (plan.typed.nodes[size_t(plan.reductions[size_t(r.slot)])].op) {
+      case Op::TSum: case Op::PSum: ks.chunk[size_t(r.root)] = ChunkReduce::Sum; break;
+      case Op::TMin: case Op::PMin: ks.chunk[size_t(r.root)] = ChunkReduce::Min; break;
+      case Op::TMax: case Op::PMax: ks.chunk[size_t(r.root)] = ChunkReduce::Max; break;
+      default: break;
+    }
   }
   return ks;
 }
@@ -474,31 +480,33 @@ std::string describe(const ir::Graph& g, const KernelSpec& spec) {
     const KernelSpec ks = pass_spec(plan, plan.passes[p], spec, true);
     if (staged::needed(plan.passes[p].kernel, ks))
       text += "; pass " + std::to_string(p) + " runs as this member loop:\n" + staged::describe(plan.passes[p].kernel, ks);
-    std::string summed;
-    for (size_t r = 0; r < ks.sums.size(); ++r)
-      if (ks.sums[r]) summed += (summed.empty() ? " " : ", ") + std::to_string(r);
-    if (!summed.empty())
-      text += "; pass " + std::to_string(p) + ", llvm backend: the kernel sums output" + summed +
+    std::string reduced;
+    for (size_t r = 0; r < ks.chunk.size(); ++r)
+      if (ks.chunk[r] != ChunkReduce::None)
+        reduced += std::string(reduced.empty() ? " " : ", ") + std::to_string(r) + " (" +
+                   (ks.chunk[r] == ChunkReduce::Sum ? "sum" : ks.chunk[r] == ChunkReduce::Min ? "min" : "max") + ")";
+    if (!reduced.empty())
+      text += "; pass " + std::to_string(p) + ", llvm backend: the kernel reduces output" + reduced +
               " per 1024-element chunk itself (no temporary)\n";
   }
   return text;
 }
 
-std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, const KernelSpec& spec, bool chunk_sums) {
+std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, const KernelSpec& spec, bool chunk_outputs) {
   std::vector<std::pair<ir::Graph, KernelSpec>> r;
   const ir::ParamPlan plan = plan_of(g, spec);
-  for (const ir::Pass& p : plan.passes) r.emplace_back(p.kernel, pass_spec(plan, p, spec, chunk_sums));
+  for (const ir::Pass& p : plan.passes) r.emplace_back(p.kernel, pass_spec(plan, p, spec, chunk_outputs));
   return r;
 }
 
 std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const staged::CompileFn& compile,
-                                bool chunk_sums) {
+                                bool chunk_outputs) {
   ir::ParamPlan plan = plan_of(g, spec);
   // Every pass kernel is compiled before the first run: a failure leaves nothing half done.
   std::vector<ParamKernel::PassRt> rts;
   for (const ir::Pass& p : plan.passes) {
     ParamKernel::PassRt rt;
-    const KernelSpec ks = pass_spec(plan, p, spec, chunk_sums);
+    const KernelSpec ks = pass_spec(plan, p, spec, chunk_outputs);
     rt.kinds = ks.kinds;
     rt.kernel = compile(p.kernel, ks);
     if (!p.roots_only.outputs.empty()) rt.roots_only = compile(p.roots_only, ks);
@@ -506,15 +514,15 @@ std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, cons
     const ir::Graph typed = ir::specialize_inputs(p.kernel, bind_types(ks.kinds));
     for (int32_t r = 0; r < p.roots; ++r) {
       rt.root_member.push_back(typed.nodes[size_t(typed.outputs[size_t(r)].node)].type.member);
-      rt.root_summed.push_back(size_t(r) < ks.sums.size() && ks.sums[size_t(r)]);
+      rt.root_chunked.push_back(size_t(r) < ks.chunk.size() && ks.chunk[size_t(r)] != ChunkReduce::None);
     }
-    // A summed root writes the partials of its reduction's rows directly (run_pass): the
+    // A chunk output writes the partials of its reduction's rows directly (run_pass): the
     // reduction varies per member exactly when its argument does.
     for (const ir::PassReduction& r : p.reductions)
-      NYTO_INTERNAL_ASSERT(!rt.root_summed[size_t(r.root)] ||
+      NYTO_INTERNAL_ASSERT(!rt.root_chunked[size_t(r.root)] ||
                                bool(rt.root_member[size_t(r.root)]) ==
                                    plan.typed.nodes[size_t(plan.reductions[size_t(r.slot)])].type.member,
-                           "param axis: a summed root and its reduction differ in the member axis");
+                           "param axis: a chunk output and its reduction differ in the member axis");
     rts.push_back(std::move(rt));
   }
   return std::make_unique<ParamKernel>(std::move(plan), spec, std::move(rts));

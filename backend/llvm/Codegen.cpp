@@ -9,10 +9,11 @@
 //   vloop:  for i in [begin, vend) step W: W-wide loads, the Elem nodes, W-wide stores
 //   tail:   for i in [vend, end): the same body with scalars (or one lane-masked vector iteration)
 //
-// A kernel with chunk-sum outputs (KernelSpec::sums: the arguments of the parameter-axis
-// driver's tsum/psum) stores no value of them: it walks [begin, end) in 1024-element chunks
-// (ir::kParamChunk) and keeps one accumulator of 32 doubles (ir::kSumLanes) per such output, a
-// phi through the loops, the way the driver sums a stored chunk (chunk_sum, backend/ParamAxis.cpp):
+// A kernel with chunk outputs (KernelSpec::chunk: the arguments of the parameter-axis driver's
+// tsum/psum, tmin/pmin, tmax/pmax) stores no value of them: it walks [begin, end) in 1024-element
+// chunks (ir::kParamChunk) and keeps one accumulator of 32 lanes (ir::kSumLanes) per such output,
+// a phi through the loops. A sum is done the way the driver sums a stored chunk (chunk_sum,
+// backend/ParamAxis.cpp):
 //
 //   chunk:  for cs in [begin, end) step 1024, slot, slot + 1, ...: acc = -0 in all 32 lanes
 //     vloop:  for i in [cs, vend) step W: the body; acc += fpext(value) (element i into lane
@@ -22,9 +23,13 @@
 //
 // Each lane gets the chunk's elements of its residue in element order, by the same fpext and
 // adds (no fast-math flag: nothing is reassociated), then the same fold: the driver's bits.
-// W is a multiple of 32 (chunk_sum_width): a vector iteration starts 32k elements into the
-// chunk, so its lane l is accumulator lane l mod 32, its W/32 rows added in element order; a
-// scalar iteration (the tail without masking) adds into lane (i - cs) mod 32 alone.
+// W is a multiple of 32 (chunk_width): a vector iteration starts 32k elements into the chunk,
+// so its lane l is accumulator lane l mod 32, its W/32 rows added in element order; a scalar
+// iteration (the tail without masking) adds into lane (i - cs) mod 32 alone. A minimum or
+// maximum is the same loop in the dtype, ir::ieee_minimum/maximum (as Op::Min/Max) from +inf /
+// -inf, widened after the fold: the driver's value whatever the order (both are the true
+// minimum with -0 below +0, NaN if any element is; only which NaN, when a chunk holds NaNs of
+// different bits, may differ).
 //
 // Internal helpers, emitted once per module and never inlined, keep the body's size (and the
 // time LLVM takes on it) linear in the rule: nyto.<libm name>.W does a vector's lanes of one libm
@@ -44,6 +49,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 
@@ -68,14 +74,14 @@ ir::Graph specialize(const ir::Graph& g, const KernelSpec& spec) {
   return typed;
 }
 
-int chunk_sum_width(int width) { return width <= 1 ? 1 : std::max(width, ir::kSumLanes); }
+int chunk_width(int width) { return width <= 1 ? 1 : std::max(width, ir::kSumLanes); }
 
 void check_graph(const ir::Graph& g, const KernelSpec& spec) {
   ir::verify(g);
   if (spec.kinds.size() != g.inputs.size())
     internal_error("KernelSpec has " + std::to_string(spec.kinds.size()) + " bind kinds for " +
                    std::to_string(g.inputs.size()) + " graph inputs");
-  if (spec.sums.size() > g.outputs.size()) internal_error("KernelSpec::sums longer than the outputs");
+  if (spec.chunk.size() > g.outputs.size()) internal_error("KernelSpec::chunk longer than the outputs");
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
     int arity = ir::op_arity(n.op);
@@ -119,11 +125,11 @@ class Codegen {
       }
     large_ = call_kinds_.size() > kInlinePhiloxCalls;
     for (const ir::Node& n : g.nodes) has_keyed_ = has_keyed_ || ir::is_keyed(n.op);
-    sum_out_.assign(g.outputs.size(), false);
-    for (size_t o = 0; o < spec.sums.size(); ++o) sum_out_[o] = spec.sums[o];
-    chunked_ = spec.chunk_sums();
+    chunk_.assign(g.outputs.size(), ChunkReduce::None);
+    std::copy(spec.chunk.begin(), spec.chunk.end(), chunk_.begin());
+    chunked_ = spec.has_chunk_outputs();
     if (chunked_ && width_ > 1 && width_ % ir::kSumLanes != 0)
-      internal_error("a chunk-sum kernel's vector width must be a multiple of 32 (chunk_sum_width)");
+      internal_error("a chunk kernel's vector width must be a multiple of 32 (chunk_width)");
   }
 
   std::unique_ptr<llvm::Module> build(const std::string& name) {
@@ -158,7 +164,7 @@ class Codegen {
       return finish(std::move(m));
     }
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
-    if (width_ > 1 && has_keyed_) {  // (not in a chunk-sum kernel: emit_chunks)
+    if (width_ > 1 && has_keyed_) {  // (not in a chunk kernel: emit_chunks)
       // A keyed draw takes 4 (float32) or 2 (float64) consecutive elements from one Philox call
       // (rng::keyed_f32): the elements before the first multiple of 4 run as scalars, so every
       // vector iteration's lanes cover whole calls and each call's rounds are done once.
@@ -245,8 +251,8 @@ class Codegen {
       }
   }
 
-  // The chunk loop of a chunk-sum kernel (the header comment): entered from the insert point,
-  // left in `exit`.
+  // The chunk loop of a kernel with chunk outputs (the header comment): entered from the insert
+  // point, left in `exit`.
   void emit_chunks(llvm::Value* begin, llvm::Value* end, llvm::Value* slot0, llvm::BasicBlock* exit) {
     constexpr int L = ir::kSumLanes;
     auto* chunk = llvm::BasicBlock::Create(ctx_, "chunk", fn_, exit);
@@ -262,7 +268,7 @@ class Codegen {
     chunk_start_ = cs;
     acc_.assign(g_.outputs.size(), nullptr);
     for (size_t o = 0; o < g_.outputs.size(); ++o)
-      if (sum_out_[o]) acc_[o] = cfp(f64_, -0.0, L);  // the driver's lanes start at -0 too
+      if (chunk_[o] != ChunkReduce::None) acc_[o] = identity(chunk_[o], L);
 
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_, exit);
     llvm::Value* vend = cs;
@@ -291,7 +297,8 @@ class Codegen {
       emit_loop(vend, ce, 1, done, "tail", "j");
     }
     for (size_t o = 0; o < g_.outputs.size(); ++o)
-      if (acc_[o]) b_.CreateAlignedStore(fold_lanes(acc_[o]), b_.CreateGEP(f64_, out_row_[o], slot), llvm::Align(8));
+      if (acc_[o])
+        b_.CreateAlignedStore(fold_lanes(chunk_[o], acc_[o]), b_.CreateGEP(f64_, out_row_[o], slot), llvm::Align(8));
     llvm::Value* slot_next = b_.CreateAdd(slot, b_.getInt64(1), "slot.next", true, true);
     llvm::BasicBlock* latch = b_.GetInsertBlock();
     cs->addIncoming(next, latch);
@@ -299,19 +306,29 @@ class Codegen {
     b_.CreateCondBr(b_.CreateICmpSLT(next, end), chunk, exit)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
     b_.SetInsertPoint(exit);
   }
-  // acc += the w lanes of `v` (the output's value in the dtype) in double, lane l into
-  // accumulator lane l mod 32 (w a multiple of 32: the iteration starts 32k elements into the
-  // chunk), its rows of 32 in element order; `mask`: the lanes holding elements, the others
-  // add -0. A scalar (w == 1) goes to lane (index - chunk start) mod 32.
-  llvm::Value* accumulate(llvm::Value* acc, llvm::Value* v, int w, llvm::Value* mask) {
+  // The identity of a chunk reduction, in each of w lanes: -0 for a sum (the driver's lanes start
+  // at -0 too; x + -0 is x for every x), +inf / -inf for a minimum / maximum (in the dtype).
+  llvm::Constant* identity(ChunkReduce r, int w) {
+    if (r == ChunkReduce::Sum) return cfp(f64_, -0.0, w);
+    return cfp(elem_, r == ChunkReduce::Min ? INFINITY : -INFINITY, w);
+  }
+  // One step of a chunk reduction: acc + x (doubles), or ir::ieee_minimum/maximum(acc, x).
+  llvm::Value* combine(ChunkReduce r, llvm::Value* acc, llvm::Value* x) {
+    if (r == ChunkReduce::Sum) return b_.CreateFAdd(acc, x);
+    return ieee_min_max(r == ChunkReduce::Min, acc, x);
+  }
+  // acc (op) the w lanes of `v` (the output's value in the dtype; widened to double for a sum),
+  // lane l into accumulator lane l mod 32 (w a multiple of 32: the iteration starts 32k elements
+  // into the chunk), its rows of 32 in element order; `mask`: the lanes holding elements, the
+  // others give the identity. A scalar (w == 1) goes to lane (index - chunk start) mod 32.
+  llvm::Value* accumulate(ChunkReduce r, llvm::Value* acc, llvm::Value* v, int w, llvm::Value* mask) {
     constexpr int L = ir::kSumLanes;
+    llvm::Value* x = r == ChunkReduce::Sum ? b_.CreateFPExt(v, vec(f64_, w)) : v;  // fpext: a no-op for float64
     if (w == 1) {
       llvm::Value* lane = b_.CreateAnd(b_.CreateSub(index_, chunk_start_), b_.getInt64(L - 1), "lane");
-      llvm::Value* x = b_.CreateFPExt(v, f64_);
-      return b_.CreateInsertElement(acc, b_.CreateFAdd(b_.CreateExtractElement(acc, lane), x), lane);
+      return b_.CreateInsertElement(acc, combine(r, b_.CreateExtractElement(acc, lane), x), lane);
     }
-    llvm::Value* x = b_.CreateFPExt(v, vec(f64_, w));  // a no-op cast for float64
-    if (mask) x = b_.CreateSelect(mask, x, cfp(f64_, -0.0, w));
+    if (mask) x = b_.CreateSelect(mask, x, identity(r, w));
     for (int row = 0; row < w / L; ++row) {
       llvm::Value* part = x;
       if (w > L) {
@@ -319,18 +336,20 @@ class Codegen {
         for (int l = 0; l < L; ++l) lanes[size_t(l)] = row * L + l;
         part = b_.CreateShuffleVector(x, lanes);
       }
-      acc = b_.CreateFAdd(acc, part);
+      acc = combine(r, acc, part);
     }
     return acc;
   }
-  // The chunk's sum: the 32 lanes folded in halves, lane j + w into lane j (w = 16, ..., 1).
-  llvm::Value* fold_lanes(llvm::Value* acc) {
+  // The chunk's value: the 32 lanes folded in halves, lane j + w into lane j (w = 16, ..., 1),
+  // lane 0 as a double.
+  llvm::Value* fold_lanes(ChunkReduce r, llvm::Value* acc) {
     for (int w = ir::kSumLanes / 2; w >= 1; w /= 2) {
       std::vector<int> lo(static_cast<size_t>(w)), hi(static_cast<size_t>(w));
       for (int j = 0; j < w; ++j) lo[size_t(j)] = j, hi[size_t(j)] = j + w;
-      acc = b_.CreateFAdd(b_.CreateShuffleVector(acc, lo), b_.CreateShuffleVector(acc, hi));
+      acc = combine(r, b_.CreateShuffleVector(acc, lo), b_.CreateShuffleVector(acc, hi));
     }
-    return b_.CreateExtractElement(acc, uint64_t(0), "chunk.sum");
+    llvm::Value* v = b_.CreateExtractElement(acc, uint64_t(0));
+    return r == ChunkReduce::Sum ? v : b_.CreateFPExt(v, f64_, "chunk.value");
   }
   // Both loops are final as emitted: the vector loop is already vectorized and the tail must stay
   // scalar (at most W-1 iterations). Telling LoopVectorize/LoopUnroll to leave them alone halves
@@ -455,8 +474,9 @@ class Codegen {
       std::string nm = "out" + std::to_string(o);
       llvm::Value* base = load_at(ptr_, out, int64_t(o), nm + ".base");
       llvm::Value* stride = load_at(i64_, out_stride, int64_t(o), nm + ".stride");
-      // A chunk-sum output's rows are doubles, one per chunk.
-      out_row_[o] = b_.CreateGEP(sum_out_[o] ? f64_ : elem_, base, b_.CreateMul(member_, stride), nm + ".row");
+      // A chunk output's rows are doubles, one per chunk.
+      const bool chunk = chunk_[o] != ChunkReduce::None;
+      out_row_[o] = b_.CreateGEP(chunk ? f64_ : elem_, base, b_.CreateMul(member_, stride), nm + ".row");
     }
     // Dtype copies of uniform values used by per-element code, made here so they are computed once.
     for (size_t i = 0; i < n; ++i)
@@ -520,8 +540,8 @@ class Codegen {
       } else {
         v = arg(id, true);
       }
-      if (sum_out_[o]) {  // the value the driver would have stored, summed instead
-        acc_[o] = accumulate(acc_[o], v, w, mask);
+      if (chunk_[o] != ChunkReduce::None) {  // the value the driver would have stored, reduced instead
+        acc_[o] = accumulate(chunk_[o], acc_[o], v, w, mask);
         continue;
       }
       auto* p = b_.CreateGEP(elem_, out_row_[o], index);
@@ -595,20 +615,7 @@ class Codegen {
         return b_.CreateSelect(nonzero, fixed, signed_zero);
       }
       case Op::Min:
-      case Op::Max: {
-        // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
-        // a<b ? a : b<a ? b : a==b ? (pick -0 for min, +0 for max) : (isnan(a) ? a : b).
-        bool is_min = nd.op == Op::Min;
-        llvm::Value* a = A(0);
-        llvm::Value* bb = A(1);
-        llvm::Type* it = vec(fty == f64_ ? i64_ : i32_, w);
-        llvm::Value* a_neg = b_.CreateICmpSLT(b_.CreateBitCast(a, it), llvm::Constant::getNullValue(it));
-        llvm::Value* zeros = is_min ? b_.CreateSelect(a_neg, a, bb) : b_.CreateSelect(a_neg, bb, a);
-        llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, bb);
-        r = b_.CreateSelect(b_.CreateFCmpOEQ(a, bb), zeros, r);
-        r = b_.CreateSelect(is_min ? b_.CreateFCmpOLT(bb, a) : b_.CreateFCmpOGT(bb, a), bb, r);
-        return b_.CreateSelect(is_min ? b_.CreateFCmpOLT(a, bb) : b_.CreateFCmpOGT(a, bb), a, r);
-      }
+      case Op::Max: return ieee_min_max(nd.op == Op::Min, A(0), A(1));
       case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: {
         llvm::Value* a = get(nd.args[0], dt);
         llvm::Value* bb = get(nd.args[1], dt);
@@ -631,6 +638,19 @@ class Codegen {
       case Op::Members: break;
     }
     internal_error(std::string("LLVM codegen: unexpected node ") + ir::op_name(nd.op));
+  }
+
+  // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
+  // a<b ? a : b<a ? b : a==b ? (pick -0 for min, +0 for max) : (isnan(a) ? a : b).
+  llvm::Value* ieee_min_max(bool is_min, llvm::Value* a, llvm::Value* bb) {
+    llvm::Type* it = llvm::Type::getIntNTy(ctx_, a->getType()->getScalarSizeInBits());
+    if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(a->getType())) it = llvm::FixedVectorType::get(it, vt->getNumElements());
+    llvm::Value* a_neg = b_.CreateICmpSLT(b_.CreateBitCast(a, it), llvm::Constant::getNullValue(it));
+    llvm::Value* zeros = is_min ? b_.CreateSelect(a_neg, a, bb) : b_.CreateSelect(a_neg, bb, a);
+    llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, bb);
+    r = b_.CreateSelect(b_.CreateFCmpOEQ(a, bb), zeros, r);
+    r = b_.CreateSelect(is_min ? b_.CreateFCmpOLT(bb, a) : b_.CreateFCmpOGT(bb, a), bb, r);
+    return b_.CreateSelect(is_min ? b_.CreateFCmpOLT(a, bb) : b_.CreateFCmpOGT(a, bb), a, r);
   }
 
   llvm::Value* unary_intrinsic(llvm::Intrinsic::ID id, llvm::Value* x) {
@@ -859,7 +879,7 @@ class Codegen {
                   b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))};
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
     // Element indices are 32-bit counters (rng::keyed_f32 takes uint32_t): call = e32 >> log G.
-    // (A chunk-sum kernel has no such prologue: its vector iterations start where its chunks do.)
+    // (A chunk kernel has no such prologue: its vector iterations start where its chunks do.)
     if (w > 1 && w % (2 * G) == 0 && !chunked_) {
       const int q = w / G;
       llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index_, i32_), uint64_t(log_g));
@@ -1021,9 +1041,9 @@ class Codegen {
   int width_;
   bool masked_;
   bool has_keyed_ = false;  // a keyed draw: vector iterations start on a multiple of 4 elements
-  bool chunked_ = false;    // has chunk-sum outputs: emit_chunks
-  std::vector<char> sum_out_;        // per output: a chunk-sum output
-  std::vector<llvm::Value*> acc_;    // per chunk-sum output: its accumulator at the insert point
+  bool chunked_ = false;    // has chunk outputs: emit_chunks
+  std::vector<ChunkReduce> chunk_;   // per output: how it is reduced per chunk (None: stored)
+  std::vector<llvm::Value*> acc_;    // per chunk output: its accumulator at the insert point
   llvm::Value* chunk_start_ = nullptr;  // the current chunk's first element (emit_chunks)
   llvm::IRBuilder<> b_;
   llvm::Module* mod_ = nullptr;

@@ -82,8 +82,10 @@ class JitEngine {
 };
 
 /// Compiles `graph` specialized on `spec` (dtype, binding kind per input) to machine code.
-/// Chunk-sum outputs (KernelSpec::sums) are summed in the kernel, per 1024-element chunk, in the
-/// order of ir/IR.h: the same bits as the parameter-axis driver's sum of the stored values.
+/// Chunk outputs (KernelSpec::chunk) are reduced in the kernel, per 1024-element chunk, sums in
+/// the order of ir/IR.h: the same bits as the parameter-axis driver's reduction of the stored
+/// values (for min/max, when a chunk holds NaNs of different bits, which one is kept may differ:
+/// NaN where NaN, as for every op).
 /// Numerics: the graph is retyped for the binding (ir::specialize_inputs) and evaluated by the
 /// rules of ir/IR.h and ir/Eval.h, exactly as the interpreter does. Agreement with the
 /// interpreter: 0 ulp (bit-identical, NaN where NaN) for every op — + - * / sqrt floor ceil abs
@@ -106,7 +108,7 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
 
 /// The flat argument block the generated function reads: void k(const FlatArgs*, int64 member,
 /// int64 begin, int64 end, int64 slot) (slot: where the chunk starting at `begin` goes in each
-/// chunk-sum output's row, KernelSpec::sums). Built by the kernel driver from KernelArgs; exposed
+/// chunk output's row, KernelSpec::chunk). Built by the kernel driver from KernelArgs; exposed
 /// for tests.
 struct FlatArgs {
   const void* const* in;      // per input: base pointer (nullptr for Scalar)

@@ -17,7 +17,7 @@ LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& sp
       n_params_(graph.params.size()),
       kinds_(spec.kinds),
       loop_width_(loop_width),
-      sums_(spec.chunk_sums()),
+      chunked_(spec.has_chunk_outputs()),
       // 32K elements: 128 KiB per float array, a few per L2; big enough that a work item costs
       // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
       chunk_(int64_t(loop_width) * 1024),
@@ -29,8 +29,8 @@ LlvmKernel::~LlvmKernel() {
 }
 
 void LlvmKernel::set_chunk_elements(int64_t n) {
-  // Loop widths are powers of two up to 128, so they divide the 1024 of a sum chunk.
-  const int64_t unit = sums_ ? std::max<int64_t>(loop_width_, ir::kParamChunk) : loop_width_;
+  // Loop widths are powers of two up to 128, so they divide the 1024 of a chunk.
+  const int64_t unit = chunked_ ? std::max<int64_t>(loop_width_, ir::kParamChunk) : loop_width_;
   chunk_ = std::max<int64_t>(1, n / unit) * unit;
 }
 
@@ -62,9 +62,9 @@ void LlvmKernel::run(const KernelArgs& a) const {
   }
   total *= a.members;
   if (total == 0) return;
-  // A chunk-sum output's row holds the sum chunks of every range, one after another: each range
-  // starts at the slot after the previous range's last chunk (kernels without such outputs
-  // ignore the slot).
+  // A chunk output's row holds the chunks of every range, one after another: each range starts
+  // at the slot after the previous range's last chunk (kernels without such outputs ignore the
+  // slot).
   constexpr int64_t C = ir::kParamChunk;
   auto chunks = [](const std::pair<int64_t, int64_t>& r) { return (r.second - r.first + C - 1) / C; };
   // Small work: run inline, the pool's wake-up would cost more than the work (pso-tiny).
@@ -79,8 +79,8 @@ void LlvmKernel::run(const KernelArgs& a) const {
     return;
   }
   // Chunk boundaries at begin + k*chunk: a vector-width multiple from each range start, so only
-  // a range's last chunk has a scalar tail (and, with chunk-sum outputs, a multiple of the sum
-  // chunk: no sum chunk is split). Results never depend on where chunks fall.
+  // a range's last chunk has a scalar tail (and, with chunk outputs, a multiple of the 1024 of a
+  // chunk: no chunk is split). Results never depend on where chunks fall.
   std::vector<Item> items;
   for (int64_t m = 0; m < a.members; ++m) {
     int64_t slot = 0;

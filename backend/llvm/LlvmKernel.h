@@ -11,7 +11,7 @@
 
 namespace nyto::llvm_backend {
 
-// `slot`: the index, in the row of each chunk-sum output (KernelSpec::sums), of the chunk that
+// `slot`: the index, in the row of each chunk output (KernelSpec::chunk), of the chunk that
 // starts at `begin` (ignored by kernels without such outputs).
 using KernelFn = void (*)(const FlatArgs*, int64_t member, int64_t begin, int64_t end, int64_t slot);
 
@@ -23,7 +23,7 @@ class LlvmKernel final : public Kernel {
   /// Runs the kernel; throws std::invalid_argument if `args` does not match the graph.
   void run(const KernelArgs& args) const override;
   /// Elements per parallel work item (a multiple of the loop width; of ir::kParamChunk too for a
-  /// kernel with chunk-sum outputs, whose sum chunks must not be split). For tests.
+  /// kernel with chunk outputs, whose chunks must not be split). For tests.
   void set_chunk_elements(int64_t n);
 
  private:
@@ -31,7 +31,7 @@ class LlvmKernel final : public Kernel {
   size_t n_inputs_, n_outputs_, n_params_;
   std::vector<BindKind> kinds_;
   int loop_width_;  // elements per vector loop iteration
-  bool sums_;       // has chunk-sum outputs (KernelSpec::sums)
+  bool chunked_;    // has chunk outputs (KernelSpec::chunk)
   int64_t chunk_;
   std::shared_ptr<void> keep_alive_;
   std::function<void()> release_;

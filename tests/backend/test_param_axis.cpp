@@ -11,9 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 
@@ -25,6 +25,7 @@
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
 #include "frontend/Frontend.h"
+#include "ir/Eval.h"
 #include "ir/ParamAxis.h"
 #include "ir/Passes.h"
 #include "tests/backend/RandomBindings.h"
@@ -43,7 +44,7 @@ constexpr uint64_t kRuleScale = 1;
 std::unique_ptr<Kernel> llvm_passes(llvm_backend::JitEngine& engine, const ir::Graph& g, const KernelSpec& spec) {
   return param_axis::compile(
       g, spec, [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine, pg, ps); },
-      /*chunk_sums=*/true);
+      /*chunk_outputs=*/true);
 }
 std::unique_ptr<Kernel> interp_passes(const ir::Graph& g, const KernelSpec& spec) {
   return param_axis::compile(g, spec, interp::compile);
@@ -368,13 +369,14 @@ TEST_CASE("parameter axis: tkth and pkth on ties, k = 0, k > n, NaN k, NaN value
   }
 }
 
-// The fused sums of the llvm backend (KernelSpec::sums: a pass kernel sums a reduction's argument
-// per 1024-element chunk itself, backend/llvm/Codegen.cpp emit_chunks) against the interpreter,
-// whose pass kernels store the argument for the driver to sum. Compared in double, where a sum's
-// last bit is still visible: the chunk sums themselves, and the rule's value outputs and float64
-// element outputs. Tensors of 1, 7, 1000, 1025 (a full chunk and one element) and 100,003
-// elements, several per particle; 1 and 2 threads; the kernel shapes of AVX-512 (masked tail),
-// AVX2 (scalar tail), other widths and the scalar loop; work items cut at chunk multiples.
+// The fused reductions of the llvm backend (KernelSpec::chunk: a pass kernel sums, or takes the
+// min or max of, a reduction's argument per 1024-element chunk itself, backend/llvm/Codegen.cpp
+// emit_chunks) against the interpreter, whose pass kernels store the argument for the driver to
+// reduce. Compared in double, where a sum's last bit is still visible: the chunk values
+// themselves, and the rule's value outputs and float64 element outputs. Tensors of 1, 7, 1000,
+// 1025 (a full chunk and one element) and 100,003 elements, several per particle; 1 and 2
+// threads; the kernel shapes of AVX-512 (masked tail), AVX2 (scalar tail), other widths and the
+// scalar loop; work items cut at chunk multiples.
 
 namespace {
 
@@ -392,10 +394,15 @@ std::string exact(double v) {
   return buf;
 }
 
-// The sum of one chunk in the documented order (ir/IR.h), written out independently of the
-// driver's chunk_sum.
+// One chunk's value: its sum in the documented order (ir/IR.h), written out independently of
+// the driver's chunk_sum, or its IEEE minimum / maximum in element order, as the driver folds.
 template <class T>
-double reference_chunk_sum(const T* x, int64_t n) {
+double reference_chunk(ChunkReduce r, const T* x, int64_t n) {
+  if (r != ChunkReduce::Sum) {
+    T acc = x[0];
+    for (int64_t i = 1; i < n; ++i) acc = r == ChunkReduce::Min ? ir::ieee_minimum(acc, x[i]) : ir::ieee_maximum(acc, x[i]);
+    return double(acc);
+  }
   double lane[32];
   std::fill(lane, lane + 32, -0.0);
   for (int64_t i = 0; i < n; ++i) lane[i % 32] += double(x[i]);
@@ -406,7 +413,7 @@ double reference_chunk_sum(const T* x, int64_t n) {
 
 }  // namespace
 
-TEST_CASE("parameter axis: llvm chunk-sum kernels == the documented chunk sums of interp's values, bit for bit") {
+TEST_CASE("parameter axis: llvm chunk kernels == the documented chunk sums, mins, maxs of interp's values, bit for bit") {
   llvm_backend::JitEngine host, avx2(llvm_backend::JitOptions{32, false}), narrow(llvm_backend::JitOptions{16, false, 4}),
       one(llvm_backend::JitOptions{0, true, 1}), scalar(llvm_backend::JitOptions{4, false});
   llvm_backend::JitEngine* engines[] = {&host, &avx2, &narrow, &one, &scalar};
@@ -437,7 +444,8 @@ TEST_CASE("parameter axis: llvm chunk-sum kernels == the documented chunk sums o
         for (auto [lo, hi] : b.args.ranges) chunks += (hi - lo + 1023) / 1024;
         llvm_backend::JitEngine& engine = *engines[(seed + uint64_t(dt)) % std::size(engines)];
         KernelSpec spec = b.spec;
-        spec.sums.assign(g.outputs.size(), true);
+        for (size_t k = 0; k < g.outputs.size(); ++k)  // mostly sums, each kind in every rule of 3 outputs
+          spec.chunk.push_back(k == 1 ? ChunkReduce::Min : k == 2 ? ChunkReduce::Max : ChunkReduce::Sum);
         auto kernel = llvm_backend::compile(engine, g, spec);
         if (auto* lk = dynamic_cast<llvm_backend::LlvmKernel*>(kernel.get()); lk && rng() % 2)
           lk->set_chunk_elements(1024 * (1 + int64_t(rng() % 3)));  // work items of 1-3 chunks
@@ -457,7 +465,7 @@ TEST_CASE("parameter axis: llvm chunk-sum kernels == the documented chunk sums o
             int64_t slot = 0;
             for (auto [lo, hi] : b.args.ranges)
               for (int64_t c = lo; c < hi; c += 1024, ++slot) {
-                const double ref = reference_chunk_sum(want[k].data() + m * b.row + c, std::min<int64_t>(1024, hi - c));
+                const double ref = reference_chunk(spec.chunk[k], want[k].data() + m * b.row + c, std::min<int64_t>(1024, hi - c));
                 const double got = sums[k][size_t(m * chunks + slot)];
                 ++compared;
                 if (!same_double_bits(ref, got)) {
@@ -472,11 +480,11 @@ TEST_CASE("parameter axis: llvm chunk-sum kernels == the documented chunk sums o
     }
   }
   at::set_num_threads(old_threads);
-  MESSAGE(compared << " chunk sums compared");
+  MESSAGE(compared << " chunk values compared");
   CHECK(compared > 1000);
 }
 
-TEST_CASE("parameter axis: fused llvm sums == interp through the driver, bit for bit (tsum, psum, tmean, pmean)") {
+TEST_CASE("parameter axis: fused llvm reductions == interp through the driver, bit for bit (tsum, psum, tmean, pmean, min, max)") {
   llvm_backend::JitEngine engine;
   const int old_threads = at::get_num_threads();
   // Random element expressions of x, y and a param, with draws (element and keyed) and numel().
@@ -497,11 +505,14 @@ TEST_CASE("parameter axis: fused llvm sums == interp through the driver, bit for
                              "c = tsum(" + expr() + " * tsum(" + expr() + "))\n"
                              "p = psum(" + expr() + ")\n"
                              "q = pmean(" + expr() + ")\n"
-                             "r = psum(" + expr() + ") / pmean(" + expr() + " + tmean(" + expr() + "))\n";
+                             "r = psum(" + expr() + ") / pmean(" + expr() + " + tmean(" + expr() + "))\n"
+                             "u = tmax(" + expr() + ") - tmin(" + expr() + ") * x\n"
+                             "v = pmax(" + expr() + ") + pmin(" + expr() + " * tmax(" + expr() + "))\n";
     INFO(text);
     const ir::Graph g = rule(text);
     std::vector<bool> value_out;
-    for (const ir::Output& out : g.outputs) value_out.push_back(out.name == "p" || out.name == "q" || out.name == "r");
+    for (const ir::Output& out : g.outputs)
+      value_out.push_back(out.name == "p" || out.name == "q" || out.name == "r" || out.name == "v");
     const std::vector<int64_t>& sizes = kSumLayouts[seed % kSumLayouts.size()];
     const int64_t M = 1 + int64_t(seed % 3);
     std::vector<std::pair<int64_t, int64_t>> tensors;
@@ -517,15 +528,15 @@ TEST_CASE("parameter axis: fused llvm sums == interp through the driver, bit for
         KernelSpec spec{sizeof(T) == 4 ? DType::F32 : DType::F64, {}};
         for (size_t i = 0; i < g.inputs.size(); ++i) spec.kinds.push_back(M > 1 ? BindKind::Swarm : BindKind::Particle);
         spec.values = value_out;
-        // The llvm passes really sum in their kernels: every pass with a sum, but one that runs as
-        // a member loop (a keyed draw of a swarm is drawn once for all members: staged).
+        // The llvm passes really reduce in their kernels: every pass with a reduction, but one
+        // that runs as a member loop (a keyed draw of a swarm is drawn once for all members: staged).
         const ir::ParamPlan plan = ir::plan_passes(g, bind_types(spec.kinds), value_out);
         const auto kernels = param_axis::pass_kernels(g, spec);
         REQUIRE(kernels.size() == plan.passes.size());
         for (size_t p = 0; p < plan.passes.size(); ++p) {
           const bool staged = staged::needed(kernels[p].first, kernels[p].second);
-          CHECK(kernels[p].second.chunk_sums() == (plan.passes[p].roots > 0 && !staged));
-          fused_passes += kernels[p].second.chunk_sums();
+          CHECK(kernels[p].second.has_chunk_outputs() == (plan.passes[p].roots > 0 && !staged));
+          fused_passes += kernels[p].second.has_chunk_outputs();
         }
         std::vector<std::vector<T>> inputs(g.inputs.size(), std::vector<T>(size_t(M * row)));
         for (auto& in : inputs)
@@ -578,6 +589,6 @@ TEST_CASE("parameter axis: fused llvm sums == interp through the driver, bit for
     }
   }
   at::set_num_threads(old_threads);
-  MESSAGE(compared << " values compared, " << fused_passes << " pass kernels with fused sums");
+  MESSAGE(compared << " values compared, " << fused_passes << " pass kernels with fused reductions");
   CHECK(fused_passes >= 24 / kRuleScale);
 }
