@@ -211,7 +211,7 @@ class Codegen {
   }
 
   // for (i = lo; i < hi; i += w) emit_body(i, w): entered from the insert point, left in `after`
-  // (a new block: its only predecessors are the insert point and the loop). The sum
+  // (a new block: its only predecessors are the insert point and the loop). The chunk
   // accumulators (acc_) are carried through the loop and merged in `after`.
   void emit_loop(llvm::Value* lo, llvm::Value* hi, int w, llvm::BasicBlock* after, const char* name,
                  const char* index) {
@@ -879,7 +879,8 @@ class Codegen {
                   b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))};
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
     // Element indices are 32-bit counters (rng::keyed_f32 takes uint32_t): call = e32 >> log G.
-    // (A chunk kernel has no such prologue: its vector iterations start where its chunks do.)
+    // A chunk kernel has no such prologue (its vector iterations start 32k elements into a
+    // chunk, anywhere mod 4): its draws take the per-lane path below.
     if (w > 1 && w % (2 * G) == 0 && !chunked_) {
       const int q = w / G;
       llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index_, i32_), uint64_t(log_g));
