@@ -56,12 +56,30 @@ inline void* rebase_block(void* block, int64_t first, size_t elem_size) {
   return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) - uintptr_t(first) * elem_size);
 }
 
+/// How a chunk output (KernelSpec::chunk) reduces each chunk.
+enum class ChunkReduce : uint8_t { None, Sum, Min, Max };
+
 struct KernelSpec {
   DType dtype = DType::F32;
   std::vector<BindKind> kinds;  // one per Graph::inputs
   // Per output (or empty: none): a value output, computed by a parameter-axis rule's driver
   // (backend/ParamAxis.h) into one double per member instead of stored per element.
   std::vector<bool> values;
+  // Per output (missing entries: None): a chunk output. Instead of the value per element, the
+  // kernel stores one double per 1024-element chunk (ir::kParamChunk) of it: Sum, the chunk's sum
+  // in the order of ir/IR.h's parameter-axis sums (in double, 32 lanes, folded in halves); Min /
+  // Max, its IEEE minimum / maximum (ir::ieee_minimum, in the dtype, then widened). out[o] points
+  // to doubles, member m's row at m * out_stride[o]; the chunks of each range start at its first
+  // element, and range k's chunks follow range k-1's in the row. The parameter-axis driver
+  // (backend/ParamAxis.h) asks for it so that a pass kernel reduces in registers instead of
+  // writing the reduction's argument to a temporary. Only the llvm backend
+  // (llvm_backend::compile) implements it; every other compile function rejects such a spec.
+  std::vector<ChunkReduce> chunk;
+  bool has_chunk_outputs() const {
+    for (ChunkReduce c : chunk)
+      if (c != ChunkReduce::None) return true;
+    return false;
+  }
 };
 
 struct KernelArgs {

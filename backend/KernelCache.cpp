@@ -65,6 +65,8 @@ std::string kernel_key(const ir::Graph& graph, const KernelSpec& spec) {
   for (BindKind k : spec.kinds) put(key, uint8_t(k));
   put(key, uint64_t(spec.values.size()));
   for (bool v : spec.values) put(key, uint8_t(v));
+  put(key, uint64_t(spec.chunk.size()));
+  for (ChunkReduce c : spec.chunk) put(key, uint8_t(c));
   return key;
 }
 
@@ -131,10 +133,13 @@ std::shared_ptr<const Kernel> KernelCache::get(const ir::Graph& graph, const Ker
     if (factory)
       kernel = factory(graph, spec);
     else if (param_axis::needed(graph))
-      kernel = param_axis::compile(graph, spec, [&](const ir::Graph& g, const KernelSpec& s) -> std::unique_ptr<Kernel> {
-        if (backend == Backend::Llvm) return compile_llvm(jit(), g, s);
-        return interp::compile(g, s);
-      });
+      kernel = param_axis::compile(
+          graph, spec,
+          [&](const ir::Graph& g, const KernelSpec& s) -> std::unique_ptr<Kernel> {
+            if (backend == Backend::Llvm) return compile_llvm(jit(), g, s);
+            return interp::compile(g, s);
+          },
+          /*chunk_outputs=*/backend == Backend::Llvm);
     else if (backend == Backend::Llvm)
       kernel = compile_llvm(jit(), graph, spec);
     else

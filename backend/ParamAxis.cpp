@@ -22,7 +22,8 @@ using ir::Op;
 using ir::PassInput;
 constexpr int64_t C = ir::kParamChunk;
 // Bytes of one root temporary per block (all members): small enough that what a pass kernel
-// writes is still in L2 when the driver reduces it.
+// writes is still in L2 when the driver reduces it. (Blocks are this size when the kernel
+// reduces its chunks itself too: it is also the unit of parallel work.)
 constexpr int64_t kBlockBytes = 131072;
 
 BindKind kind_of(const PassInput& in) {
@@ -86,8 +87,9 @@ T value_of(typename Keys<T>::U key) {
 // independent AVX2 (four AVX-512) accumulators, enough to hide the add's latency; compiled for
 // those too (the library targets baseline x86-64, whose two-lane SSE2 made this loop most of a
 // norm's time), chosen when the process starts. The order, hence the bits, is the same in every
-// version.
-constexpr int kLanes = 32;
+// version, and in the llvm kernels that sum their chunks themselves (KernelSpec::chunk,
+// backend/llvm/Codegen.cpp emit_chunks).
+constexpr int kLanes = ir::kSumLanes;
 template <class T>
 inline double chunk_sum_impl(const T* x, int64_t n) {
   double l[kLanes];
@@ -117,6 +119,7 @@ class ParamKernel final : public Kernel {
     std::vector<BindKind> kinds;
     ir::Graph values_typed;
     std::vector<char> root_member;  // per root: varies per member
+    std::vector<char> root_chunked;  // per root: the kernel reduces it per chunk (KernelSpec::chunk)
   };
 
   ParamKernel(ir::ParamPlan plan, KernelSpec spec, std::vector<PassRt> passes)
@@ -290,7 +293,8 @@ class ParamKernel final : public Kernel {
       const int shift = Keys<T>::W - consumed - width;
       at::parallel_for(0, int64_t(blocks.size()), 1, [&](int64_t lo, int64_t hi) {
         std::vector<std::vector<T>> temps(size_t(pass.roots));
-        for (int32_t r = 0; r < pass.roots; ++r) temps[size_t(r)].resize(size_t((rt.root_member[size_t(r)] ? M : 1) * B));
+        for (int32_t r = 0; r < pass.roots; ++r)
+          if (!rt.root_chunked[size_t(r)]) temps[size_t(r)].resize(size_t((rt.root_member[size_t(r)] ? M : 1) * B));
         std::vector<T> iota(elem_input >= 0 ? size_t(B) : 0);
         std::vector<int64_t> local(2048);
         KernelArgs c;  // this thread's, reassigned per block (its vectors keep their storage)
@@ -304,7 +308,16 @@ class ParamKernel final : public Kernel {
             for (int64_t e = 0; e < len; ++e) iota[size_t(e)] = T(first + e);
             c.in[size_t(elem_input)] = rebase_block(iota.data(), bl.b0, sizeof(T));
           }
+          const int64_t first_chunk = st.chunk_offset[size_t(bl.t)] + (bl.b0 - st.tensors[size_t(bl.t)].first) / C;
           for (int32_t r = 0; r < pass.roots; ++r) {
+            if (rt.root_chunked[size_t(r)]) {
+              // The kernel writes this block's chunk partials straight into the reduction's: row
+              // m (or row 0 for every member, when the argument does not vary per member).
+              const int32_t slot = pass.reductions[size_t(r)].slot;
+              c.out.push_back(st.partial[size_t(slot)].data() + first_chunk);
+              c.out_stride.push_back(rt.root_member[size_t(r)] ? st.chunks : 0);
+              continue;
+            }
             c.out.push_back(rebase_block(temps[size_t(r)].data(), bl.b0, sizeof(T)));
             c.out_stride.push_back(rt.root_member[size_t(r)] ? B : 0);
           }
@@ -316,6 +329,7 @@ class ParamKernel final : public Kernel {
           kernel.run(c);
           // This block's part of each reduction.
           for (const ir::PassReduction& r : pass.reductions) {
+            if (rt.root_chunked[size_t(r.root)]) continue;  // done by the kernel
             const Slot sl = slot(r.slot);
             const bool arg_member = rt.root_member[size_t(r.root)];
             const int64_t members = sl.member ? M : 1;
@@ -324,7 +338,6 @@ class ParamKernel final : public Kernel {
               const T* x = temps[size_t(r.root)].data() + (arg_member ? m * B : 0);
               if (r.k < 0) {
                 if (d > 0) continue;
-                const int64_t first_chunk = st.chunk_offset[size_t(bl.t)] + (bl.b0 - st.tensors[size_t(bl.t)].first) / C;
                 double* part = st.partial[size_t(r.slot)].data() + m * st.chunks + first_chunk;
                 for (int64_t c0 = 0; c0 < len; c0 += C) {
                   const int64_t n = std::min(C, len - c0);
@@ -432,10 +445,26 @@ class ParamKernel final : public Kernel {
   std::vector<BindKind> value_kinds_;
 };
 
-KernelSpec pass_spec(const ir::Pass& pass, const KernelSpec& spec) {
+// The spec of a pass kernel. With `chunk_outputs` (the backend implements KernelSpec::chunk),
+// each root that is the argument of a sum, minimum or maximum is a chunk output: the kernel
+// reduces it per chunk itself, as the block loop of run_pass does (sums in chunk_sum's order),
+// and the block temporary is not needed. Not the argument of a selection (its radix passes read
+// every element), nor in a pass that runs as a member loop (the staged driver stores every
+// output).
+KernelSpec pass_spec(const ir::ParamPlan& plan, const ir::Pass& pass, const KernelSpec& spec, bool chunk_outputs) {
   KernelSpec ks;
   ks.dtype = spec.dtype;
   ks.kinds = kinds_of(pass.extras, spec);
+  if (!chunk_outputs || staged::needed(pass.kernel, ks)) return ks;
+  ks.chunk.assign(size_t(pass.roots), ChunkReduce::None);
+  for (const ir::PassReduction& r : pass.reductions) {
+    switch (plan.typed.nodes[size_t(plan.reductions[size_t(r.slot)])].op) {
+      case Op::TSum: case Op::PSum: ks.chunk[size_t(r.root)] = ChunkReduce::Sum; break;
+      case Op::TMin: case Op::PMin: ks.chunk[size_t(r.root)] = ChunkReduce::Min; break;
+      case Op::TMax: case Op::PMax: ks.chunk[size_t(r.root)] = ChunkReduce::Max; break;
+      default: break;
+    }
+  }
   return ks;
 }
 
@@ -448,32 +477,52 @@ std::string describe(const ir::Graph& g, const KernelSpec& spec) {
   std::string text = ir::print(plan);
   // A pass kernel whose values cross members runs as a member loop: shown as the rule's would be.
   for (size_t p = 0; p < plan.passes.size(); ++p) {
-    const KernelSpec ks = pass_spec(plan.passes[p], spec);
+    const KernelSpec ks = pass_spec(plan, plan.passes[p], spec, true);
     if (staged::needed(plan.passes[p].kernel, ks))
       text += "; pass " + std::to_string(p) + " runs as this member loop:\n" + staged::describe(plan.passes[p].kernel, ks);
+    std::string reduced;
+    for (size_t r = 0; r < ks.chunk.size(); ++r)
+      if (ks.chunk[r] != ChunkReduce::None)
+        reduced += std::string(reduced.empty() ? " " : ", ") + std::to_string(r) + " (" +
+                   (ks.chunk[r] == ChunkReduce::Sum ? "sum" : ks.chunk[r] == ChunkReduce::Min ? "min" : "max") + ")";
+    if (!reduced.empty())
+      text += "; pass " + std::to_string(p) + ", llvm backend: the kernel reduces output" + reduced +
+              " per 1024-element chunk itself (no temporary)\n";
   }
   return text;
 }
 
-std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, const KernelSpec& spec) {
+std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, const KernelSpec& spec, bool chunk_outputs) {
   std::vector<std::pair<ir::Graph, KernelSpec>> r;
-  for (const ir::Pass& p : plan_of(g, spec).passes) r.emplace_back(p.kernel, pass_spec(p, spec));
+  const ir::ParamPlan plan = plan_of(g, spec);
+  for (const ir::Pass& p : plan.passes) r.emplace_back(p.kernel, pass_spec(plan, p, spec, chunk_outputs));
   return r;
 }
 
-std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const staged::CompileFn& compile) {
+std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const staged::CompileFn& compile,
+                                bool chunk_outputs) {
   ir::ParamPlan plan = plan_of(g, spec);
   // Every pass kernel is compiled before the first run: a failure leaves nothing half done.
   std::vector<ParamKernel::PassRt> rts;
   for (const ir::Pass& p : plan.passes) {
     ParamKernel::PassRt rt;
-    const KernelSpec ks = pass_spec(p, spec);
+    const KernelSpec ks = pass_spec(plan, p, spec, chunk_outputs);
     rt.kinds = ks.kinds;
     rt.kernel = compile(p.kernel, ks);
     if (!p.roots_only.outputs.empty()) rt.roots_only = compile(p.roots_only, ks);
     rt.values_typed = ir::specialize_inputs(p.values, bind_types(ks.kinds));
     const ir::Graph typed = ir::specialize_inputs(p.kernel, bind_types(ks.kinds));
-    for (int32_t r = 0; r < p.roots; ++r) rt.root_member.push_back(typed.nodes[size_t(typed.outputs[size_t(r)].node)].type.member);
+    for (int32_t r = 0; r < p.roots; ++r) {
+      rt.root_member.push_back(typed.nodes[size_t(typed.outputs[size_t(r)].node)].type.member);
+      rt.root_chunked.push_back(size_t(r) < ks.chunk.size() && ks.chunk[size_t(r)] != ChunkReduce::None);
+    }
+    // A chunk output writes the partials of its reduction's rows directly (run_pass): the
+    // reduction varies per member exactly when its argument does.
+    for (const ir::PassReduction& r : p.reductions)
+      NYTO_INTERNAL_ASSERT(!rt.root_chunked[size_t(r.root)] ||
+                               bool(rt.root_member[size_t(r.root)]) ==
+                                   plan.typed.nodes[size_t(plan.reductions[size_t(r.slot)])].type.member,
+                           "param axis: a chunk output and its reduction differ in the member axis");
     rts.push_back(std::move(rt));
   }
   return std::make_unique<ParamKernel>(std::move(plan), spec, std::move(rts));

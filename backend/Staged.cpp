@@ -276,6 +276,7 @@ std::vector<std::pair<ir::Graph, KernelSpec>> stage_kernels(const ir::Graph& g, 
 }
 
 std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const CompileFn& compile) {
+  NYTO_INTERNAL_ASSERT(!spec.has_chunk_outputs(), "staged driver: no chunk outputs (KernelSpec::chunk)");
   std::vector<bool> store;
   ir::Schedule s = schedule_of(g, spec, &store);
   // Every stage kernel is compiled before the first run, so a failure leaves nothing half done.

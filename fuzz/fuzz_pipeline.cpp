@@ -56,7 +56,7 @@ void differential(const ir::Graph& g, const std::string& shown, uint64_t key, bo
   const bool passes = param_axis::needed(g);
   std::unique_ptr<Kernel> want_k = passes ? param_axis::compile(g, b.spec, interp::compile) : interp::compile(g, b.spec);
   auto llvm = [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine(avx2), pg, ps); };
-  std::unique_ptr<Kernel> got_k = passes ? param_axis::compile(optimized, b.spec, llvm) : llvm(optimized, b.spec);
+  std::unique_ptr<Kernel> got_k = passes ? param_axis::compile(optimized, b.spec, llvm, /*chunk_outputs=*/true) : llvm(optimized, b.spec);
   std::vector<std::vector<T>> want, got;
   b.run(*want_k, want);
   b.run(*got_k, got);

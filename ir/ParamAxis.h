@@ -28,6 +28,8 @@ namespace nyto::ir {
 
 /// Elements per chunk of the blocked sum order (ir/IR.h): blocks of a pass are whole chunks.
 constexpr int64_t kParamChunk = 1024;
+/// Lanes of one chunk's sum (ir/IR.h): element i of a chunk is added to lane i mod kSumLanes.
+constexpr int kSumLanes = 32;
 
 /// Whether `g` has a parameter-axis node (is_param_axis): it runs through the pass driver.
 bool has_param_axis(const Graph& g);

@@ -581,6 +581,7 @@ class AtenKernel : public Kernel {
 std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec) {
   ir::verify(g);
   if (spec.kinds.size() != g.inputs.size()) ir::internal_error("aten backend: spec does not match the graph");
+  if (spec.has_chunk_outputs()) ir::internal_error("aten backend: chunk outputs are llvm-only (KernelSpec::chunk)");
   return std::make_unique<AtenKernel>(g, spec);
 }
 

@@ -163,6 +163,8 @@ std::unique_ptr<nyto::Kernel> compile(const ir::Graph& g, const KernelSpec& spec
   ir::verify(g);
   NYTO_INTERNAL_ASSERT(spec.kinds.size() == g.inputs.size(),
                        "interp::compile: KernelSpec::kinds needs one BindKind per input");
+  // The oracle keeps the plain path: the parameter-axis driver reduces what it stores.
+  NYTO_INTERNAL_ASSERT(!spec.has_chunk_outputs(), "interp::compile: chunk outputs are llvm-only (KernelSpec::chunk)");
   ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
   ir::verify(typed);
   return std::make_unique<InterpKernel>(std::move(typed), spec);

@@ -4,10 +4,32 @@
 // vectorizer's cost model or on runtime alias checks; the kernel ABI allows an output to alias an
 // input only at the same address, and every vector iteration loads all its inputs before it stores):
 //
-//   void k(const FlatArgs* a, i64 member, i64 begin, i64 end)
+//   void k(const FlatArgs* a, i64 member, i64 begin, i64 end, i64 slot)
 //   entry:  load row pointers, params, scalars; compute every uniform (Scalar) node once, in double
 //   vloop:  for i in [begin, vend) step W: W-wide loads, the Elem nodes, W-wide stores
 //   tail:   for i in [vend, end): the same body with scalars (or one lane-masked vector iteration)
+//
+// A kernel with chunk outputs (KernelSpec::chunk: the arguments of the parameter-axis driver's
+// tsum/psum, tmin/pmin, tmax/pmax) stores no value of them: it walks [begin, end) in 1024-element
+// chunks (ir::kParamChunk) and keeps one accumulator of 32 lanes (ir::kSumLanes) per such output,
+// a phi through the loops. A sum is done the way the driver sums a stored chunk (chunk_sum,
+// backend/ParamAxis.cpp):
+//
+//   chunk:  for cs in [begin, end) step 1024, slot, slot + 1, ...: acc = -0 in all 32 lanes
+//     vloop:  for i in [cs, vend) step W: the body; acc += fpext(value) (element i into lane
+//             (i - cs) mod 32)
+//     tail:   the rest of the chunk (a masked-off lane adds -0, and x + -0 is x, bit for bit)
+//     done:   acc folded in halves (lane j += lane j + w, w = 16, 8, 4, 2, 1); out[o][slot] = lane 0
+//
+// Each lane gets the chunk's elements of its residue in element order, by the same fpext and
+// adds (no fast-math flag: nothing is reassociated), then the same fold: the driver's bits.
+// W is a multiple of 32 (chunk_width): a vector iteration starts 32k elements into the chunk,
+// so its lane l is accumulator lane l mod 32, its W/32 rows added in element order; a scalar
+// iteration (the tail without masking) adds into lane (i - cs) mod 32 alone. A minimum or
+// maximum is the same loop in the dtype, ir::ieee_minimum/maximum (as Op::Min/Max) from +inf /
+// -inf, widened after the fold: the driver's value whatever the order (both are the true
+// minimum with -0 below +0, NaN if any element is; only which NaN, when a chunk holds NaNs of
+// different bits, may differ).
 //
 // Internal helpers, emitted once per module and never inlined, keep the body's size (and the
 // time LLVM takes on it) linear in the rule: nyto.<libm name>.W does a vector's lanes of one libm
@@ -25,13 +47,16 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 
 #include "backend/Random.h"
 #include "backend/llvm/Internal.h"
 #include "backend/llvm/LlvmBackend.h"
+#include "ir/ParamAxis.h"
 #include "ir/Passes.h"
 
 namespace nyto::llvm_backend {
@@ -49,11 +74,14 @@ ir::Graph specialize(const ir::Graph& g, const KernelSpec& spec) {
   return typed;
 }
 
+int chunk_width(int width) { return width <= 1 ? 1 : std::max(width, ir::kSumLanes); }
+
 void check_graph(const ir::Graph& g, const KernelSpec& spec) {
   ir::verify(g);
   if (spec.kinds.size() != g.inputs.size())
     internal_error("KernelSpec has " + std::to_string(spec.kinds.size()) + " bind kinds for " +
                    std::to_string(g.inputs.size()) + " graph inputs");
+  if (spec.chunk.size() > g.outputs.size()) internal_error("KernelSpec::chunk longer than the outputs");
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
     int arity = ir::op_arity(n.op);
@@ -97,12 +125,17 @@ class Codegen {
       }
     large_ = call_kinds_.size() > kInlinePhiloxCalls;
     for (const ir::Node& n : g.nodes) has_keyed_ = has_keyed_ || ir::is_keyed(n.op);
+    chunk_.assign(g.outputs.size(), ChunkReduce::None);
+    std::copy(spec.chunk.begin(), spec.chunk.end(), chunk_.begin());
+    chunked_ = spec.has_chunk_outputs();
+    if (chunked_ && width_ > 1 && width_ % ir::kSumLanes != 0)
+      internal_error("a chunk kernel's vector width must be a multiple of 32 (chunk_width)");
   }
 
   std::unique_ptr<llvm::Module> build(const std::string& name) {
     auto m = std::make_unique<llvm::Module>("nyto_" + name, ctx_);
     mod_ = m.get();
-    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr_, i64_, i64_, i64_}, false);
+    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr_, i64_, i64_, i64_, i64_}, false);
     fn_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, *m);
     fn_->addFnAttr(llvm::Attribute::NoUnwind);
     fn_->addFnAttr(llvm::Attribute::NoRecurse);
@@ -118,14 +151,20 @@ class Codegen {
     llvm::Value* begin = begin_arg;
     auto* end = fn_->getArg(3);
     end->setName("end");
+    auto* slot = fn_->getArg(4);
+    slot->setName("slot");
 
     auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
     b_.SetInsertPoint(entry);
     emit_entry(args);
 
     auto* exit = llvm::BasicBlock::Create(ctx_, "exit", fn_);
+    if (chunked_) {
+      emit_chunks(begin, end, slot, exit);
+      return finish(std::move(m));
+    }
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
-    if (width_ > 1 && has_keyed_) {
+    if (width_ > 1 && has_keyed_) {  // (not in a chunk kernel: emit_chunks)
       // A keyed draw takes 4 (float32) or 2 (float64) consecutive elements from one Philox call
       // (rng::keyed_f32): the elements before the first multiple of 4 run as scalars, so every
       // vector iteration's lanes cover whole calls and each call's rounds are done once.
@@ -159,16 +198,21 @@ class Codegen {
     } else {
       emit_loop(vend, end, 1, exit, "tail", "j");
     }
-    b_.CreateRetVoid();
+    return finish(std::move(m));
+  }
 
+ private:
+  std::unique_ptr<llvm::Module> finish(std::unique_ptr<llvm::Module> m) {
+    b_.CreateRetVoid();
     std::string err;
     llvm::raw_string_ostream os(err);
     if (llvm::verifyModule(*m, &os)) internal_error("generated LLVM IR does not verify: " + os.str());
     return m;
   }
 
- private:
-  // for (i = lo; i < hi; i += w) emit_body(i, w): entered from the insert point, left in `after`.
+  // for (i = lo; i < hi; i += w) emit_body(i, w): entered from the insert point, left in `after`
+  // (a new block: its only predecessors are the insert point and the loop). The chunk
+  // accumulators (acc_) are carried through the loop and merged in `after`.
   void emit_loop(llvm::Value* lo, llvm::Value* hi, int w, llvm::BasicBlock* after, const char* name,
                  const char* index) {
     auto* loop = llvm::BasicBlock::Create(ctx_, name, fn_, after);
@@ -177,11 +221,135 @@ class Codegen {
     b_.SetInsertPoint(loop);
     auto* i = b_.CreatePHI(i64_, 2, index);
     i->addIncoming(lo, from);
+    const std::vector<llvm::Value*> acc_in = acc_;
+    std::vector<llvm::PHINode*> acc_phi(acc_.size(), nullptr);
+    for (size_t o = 0; o < acc_.size(); ++o)
+      if (acc_[o]) {
+        acc_phi[o] = b_.CreatePHI(acc_[o]->getType(), 2, "acc" + std::to_string(o));
+        acc_phi[o]->addIncoming(acc_[o], from);
+        acc_[o] = acc_phi[o];
+      }
     emit_body(i, w, nullptr);
     llvm::Value* next = b_.CreateAdd(i, b_.getInt64(w), std::string(index) + ".next", true, true);
-    i->addIncoming(next, b_.GetInsertBlock());
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    i->addIncoming(next, latch);
+    for (size_t o = 0; o < acc_.size(); ++o)
+      if (acc_phi[o]) acc_phi[o]->addIncoming(acc_[o], latch);
     b_.CreateCondBr(b_.CreateICmpSLT(next, hi), loop, after)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
     b_.SetInsertPoint(after);
+    merge_acc(acc_in, from, latch);
+  }
+  // In the block just entered from `a` (with the accumulators `acc_a`) or from `b` (with acc_):
+  // phis of the two.
+  void merge_acc(const std::vector<llvm::Value*>& acc_a, llvm::BasicBlock* a, llvm::BasicBlock* b) {
+    for (size_t o = 0; o < acc_.size(); ++o)
+      if (acc_[o]) {
+        llvm::PHINode* phi = b_.CreatePHI(acc_[o]->getType(), 2, "acc" + std::to_string(o));
+        phi->addIncoming(acc_a[o], a);
+        phi->addIncoming(acc_[o], b);
+        acc_[o] = phi;
+      }
+  }
+
+  // The chunk loop of a kernel with chunk outputs (the header comment): entered from the insert
+  // point, left in `exit`.
+  void emit_chunks(llvm::Value* begin, llvm::Value* end, llvm::Value* slot0, llvm::BasicBlock* exit) {
+    constexpr int L = ir::kSumLanes;
+    auto* chunk = llvm::BasicBlock::Create(ctx_, "chunk", fn_, exit);
+    llvm::BasicBlock* from = b_.GetInsertBlock();
+    b_.CreateCondBr(b_.CreateICmpSLT(begin, end), chunk, exit);
+    b_.SetInsertPoint(chunk);
+    auto* cs = b_.CreatePHI(i64_, 2, "cs");
+    auto* slot = b_.CreatePHI(i64_, 2, "slot");
+    cs->addIncoming(begin, from);
+    slot->addIncoming(slot0, from);
+    llvm::Value* next = b_.CreateAdd(cs, b_.getInt64(ir::kParamChunk), "cs.next", true, true);
+    llvm::Value* ce = b_.CreateSelect(b_.CreateICmpSLT(next, end), next, end, "ce");
+    chunk_start_ = cs;
+    acc_.assign(g_.outputs.size(), nullptr);
+    for (size_t o = 0; o < g_.outputs.size(); ++o)
+      if (chunk_[o] != ChunkReduce::None) acc_[o] = identity(chunk_[o], L);
+
+    auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_, exit);
+    llvm::Value* vend = cs;
+    if (width_ > 1) {
+      llvm::Value* nv = b_.CreateAnd(b_.CreateSub(ce, cs), b_.getInt64(~uint64_t(width_ - 1)), "n.vec");
+      vend = b_.CreateAdd(cs, nv, "vend");
+      emit_loop(cs, vend, width_, tail_check, "vloop", "i");
+    } else {
+      b_.CreateBr(tail_check);
+      b_.SetInsertPoint(tail_check);
+    }
+    auto* done = llvm::BasicBlock::Create(ctx_, "chunk.done", fn_, exit);
+    if (masked_) {
+      auto* tail = llvm::BasicBlock::Create(ctx_, "tail", fn_, done);
+      llvm::BasicBlock* check = b_.GetInsertBlock();
+      b_.CreateCondBr(b_.CreateICmpSLT(vend, ce), tail, done);
+      b_.SetInsertPoint(tail);
+      const std::vector<llvm::Value*> acc_in = acc_;
+      llvm::Value* rem = splat(b_.CreateSub(ce, vend, "rem"), width_);
+      emit_body(vend, width_, b_.CreateICmpSLT(iota64(width_), rem, "lanes"));
+      llvm::BasicBlock* tail_end = b_.GetInsertBlock();
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
+      merge_acc(acc_in, check, tail_end);
+    } else {
+      emit_loop(vend, ce, 1, done, "tail", "j");
+    }
+    for (size_t o = 0; o < g_.outputs.size(); ++o)
+      if (acc_[o])
+        b_.CreateAlignedStore(fold_lanes(chunk_[o], acc_[o]), b_.CreateGEP(f64_, out_row_[o], slot), llvm::Align(8));
+    llvm::Value* slot_next = b_.CreateAdd(slot, b_.getInt64(1), "slot.next", true, true);
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    cs->addIncoming(next, latch);
+    slot->addIncoming(slot_next, latch);
+    b_.CreateCondBr(b_.CreateICmpSLT(next, end), chunk, exit)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+    b_.SetInsertPoint(exit);
+  }
+  // The identity of a chunk reduction, in each of w lanes: -0 for a sum (the driver's lanes start
+  // at -0 too; x + -0 is x for every x), +inf / -inf for a minimum / maximum (in the dtype).
+  llvm::Constant* identity(ChunkReduce r, int w) {
+    if (r == ChunkReduce::Sum) return cfp(f64_, -0.0, w);
+    return cfp(elem_, r == ChunkReduce::Min ? INFINITY : -INFINITY, w);
+  }
+  // One step of a chunk reduction: acc + x (doubles), or ir::ieee_minimum/maximum(acc, x).
+  llvm::Value* combine(ChunkReduce r, llvm::Value* acc, llvm::Value* x) {
+    if (r == ChunkReduce::Sum) return b_.CreateFAdd(acc, x);
+    return ieee_min_max(r == ChunkReduce::Min, acc, x);
+  }
+  // acc (op) the w lanes of `v` (the output's value in the dtype; widened to double for a sum),
+  // lane l into accumulator lane l mod 32 (w a multiple of 32: the iteration starts 32k elements
+  // into the chunk), its rows of 32 in element order; `mask`: the lanes holding elements, the
+  // others give the identity. A scalar (w == 1) goes to lane (index - chunk start) mod 32.
+  llvm::Value* accumulate(ChunkReduce r, llvm::Value* acc, llvm::Value* v, int w, llvm::Value* mask) {
+    constexpr int L = ir::kSumLanes;
+    llvm::Value* x = r == ChunkReduce::Sum ? b_.CreateFPExt(v, vec(f64_, w)) : v;  // fpext: a no-op for float64
+    if (w == 1) {
+      llvm::Value* lane = b_.CreateAnd(b_.CreateSub(index_, chunk_start_), b_.getInt64(L - 1), "lane");
+      return b_.CreateInsertElement(acc, combine(r, b_.CreateExtractElement(acc, lane), x), lane);
+    }
+    if (mask) x = b_.CreateSelect(mask, x, identity(r, w));
+    for (int row = 0; row < w / L; ++row) {
+      llvm::Value* part = x;
+      if (w > L) {
+        std::vector<int> lanes(L);
+        for (int l = 0; l < L; ++l) lanes[size_t(l)] = row * L + l;
+        part = b_.CreateShuffleVector(x, lanes);
+      }
+      acc = combine(r, acc, part);
+    }
+    return acc;
+  }
+  // The chunk's value: the 32 lanes folded in halves, lane j + w into lane j (w = 16, ..., 1),
+  // lane 0 as a double.
+  llvm::Value* fold_lanes(ChunkReduce r, llvm::Value* acc) {
+    for (int w = ir::kSumLanes / 2; w >= 1; w /= 2) {
+      std::vector<int> lo(static_cast<size_t>(w)), hi(static_cast<size_t>(w));
+      for (int j = 0; j < w; ++j) lo[size_t(j)] = j, hi[size_t(j)] = j + w;
+      acc = combine(r, b_.CreateShuffleVector(acc, lo), b_.CreateShuffleVector(acc, hi));
+    }
+    llvm::Value* v = b_.CreateExtractElement(acc, uint64_t(0));
+    return r == ChunkReduce::Sum ? v : b_.CreateFPExt(v, f64_, "chunk.value");
   }
   // Both loops are final as emitted: the vector loop is already vectorized and the tail must stay
   // scalar (at most W-1 iterations). Telling LoopVectorize/LoopUnroll to leave them alone halves
@@ -306,7 +474,9 @@ class Codegen {
       std::string nm = "out" + std::to_string(o);
       llvm::Value* base = load_at(ptr_, out, int64_t(o), nm + ".base");
       llvm::Value* stride = load_at(i64_, out_stride, int64_t(o), nm + ".stride");
-      out_row_[o] = b_.CreateGEP(elem_, base, b_.CreateMul(member_, stride), nm + ".row");
+      // A chunk output's rows are doubles, one per chunk.
+      const bool chunk = chunk_[o] != ChunkReduce::None;
+      out_row_[o] = b_.CreateGEP(chunk ? f64_ : elem_, base, b_.CreateMul(member_, stride), nm + ".row");
     }
     // Dtype copies of uniform values used by per-element code, made here so they are computed once.
     for (size_t i = 0; i < n; ++i)
@@ -369,6 +539,10 @@ class Codegen {
         v = b_.CreateSelect(arg(id, true), cfp(elem_, 1.0, w), cfp(elem_, 0.0, w));
       } else {
         v = arg(id, true);
+      }
+      if (chunk_[o] != ChunkReduce::None) {  // the value the driver would have stored, reduced instead
+        acc_[o] = accumulate(chunk_[o], acc_[o], v, w, mask);
+        continue;
       }
       auto* p = b_.CreateGEP(elem_, out_row_[o], index);
       if (mask)
@@ -441,20 +615,7 @@ class Codegen {
         return b_.CreateSelect(nonzero, fixed, signed_zero);
       }
       case Op::Min:
-      case Op::Max: {
-        // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
-        // a<b ? a : b<a ? b : a==b ? (pick -0 for min, +0 for max) : (isnan(a) ? a : b).
-        bool is_min = nd.op == Op::Min;
-        llvm::Value* a = A(0);
-        llvm::Value* bb = A(1);
-        llvm::Type* it = vec(fty == f64_ ? i64_ : i32_, w);
-        llvm::Value* a_neg = b_.CreateICmpSLT(b_.CreateBitCast(a, it), llvm::Constant::getNullValue(it));
-        llvm::Value* zeros = is_min ? b_.CreateSelect(a_neg, a, bb) : b_.CreateSelect(a_neg, bb, a);
-        llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, bb);
-        r = b_.CreateSelect(b_.CreateFCmpOEQ(a, bb), zeros, r);
-        r = b_.CreateSelect(is_min ? b_.CreateFCmpOLT(bb, a) : b_.CreateFCmpOGT(bb, a), bb, r);
-        return b_.CreateSelect(is_min ? b_.CreateFCmpOLT(a, bb) : b_.CreateFCmpOGT(a, bb), a, r);
-      }
+      case Op::Max: return ieee_min_max(nd.op == Op::Min, A(0), A(1));
       case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: {
         llvm::Value* a = get(nd.args[0], dt);
         llvm::Value* bb = get(nd.args[1], dt);
@@ -477,6 +638,19 @@ class Codegen {
       case Op::Members: break;
     }
     internal_error(std::string("LLVM codegen: unexpected node ") + ir::op_name(nd.op));
+  }
+
+  // ir::ieee_minimum / ieee_maximum (IEEE 754-2019 minimum/maximum) as selects, same order:
+  // a<b ? a : b<a ? b : a==b ? (pick -0 for min, +0 for max) : (isnan(a) ? a : b).
+  llvm::Value* ieee_min_max(bool is_min, llvm::Value* a, llvm::Value* bb) {
+    llvm::Type* it = llvm::Type::getIntNTy(ctx_, a->getType()->getScalarSizeInBits());
+    if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(a->getType())) it = llvm::FixedVectorType::get(it, vt->getNumElements());
+    llvm::Value* a_neg = b_.CreateICmpSLT(b_.CreateBitCast(a, it), llvm::Constant::getNullValue(it));
+    llvm::Value* zeros = is_min ? b_.CreateSelect(a_neg, a, bb) : b_.CreateSelect(a_neg, bb, a);
+    llvm::Value* r = b_.CreateSelect(b_.CreateFCmpUNO(a, a), a, bb);
+    r = b_.CreateSelect(b_.CreateFCmpOEQ(a, bb), zeros, r);
+    r = b_.CreateSelect(is_min ? b_.CreateFCmpOLT(bb, a) : b_.CreateFCmpOGT(bb, a), bb, r);
+    return b_.CreateSelect(is_min ? b_.CreateFCmpOLT(a, bb) : b_.CreateFCmpOGT(a, bb), a, r);
   }
 
   llvm::Value* unary_intrinsic(llvm::Intrinsic::ID id, llvm::Value* x) {
@@ -705,7 +879,9 @@ class Codegen {
                   b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))};
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
     // Element indices are 32-bit counters (rng::keyed_f32 takes uint32_t): call = e32 >> log G.
-    if (w > 1 && w % (2 * G) == 0) {
+    // A chunk kernel has no such prologue (its vector iterations start 32k elements into a
+    // chunk, anywhere mod 4): its draws take the per-lane path below.
+    if (w > 1 && w % (2 * G) == 0 && !chunked_) {
       const int q = w / G;
       llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index_, i32_), uint64_t(log_g));
       llvm::Value* c0 = b_.CreateAnd(b_.CreateAdd(splat(first, q), iota32(q)), ci32(0xFFFFFFFFu >> log_g, q));
@@ -866,6 +1042,10 @@ class Codegen {
   int width_;
   bool masked_;
   bool has_keyed_ = false;  // a keyed draw: vector iterations start on a multiple of 4 elements
+  bool chunked_ = false;    // has chunk outputs: emit_chunks
+  std::vector<ChunkReduce> chunk_;   // per output: how it is reduced per chunk (None: stored)
+  std::vector<llvm::Value*> acc_;    // per chunk output: its accumulator at the insert point
+  llvm::Value* chunk_start_ = nullptr;  // the current chunk's first element (emit_chunks)
   llvm::IRBuilder<> b_;
   llvm::Module* mod_ = nullptr;
   llvm::Function* fn_ = nullptr;

@@ -13,12 +13,18 @@
 
 namespace nyto::llvm_backend {
 
-// Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end)`.
+// Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end, i64 slot)`.
 // `vector_width` elements per vector loop iteration (1 = scalar loop only). A vector loop, then the
 // remainder as one lane-masked vector iteration (`masked_tail`, AVX-512) or a scalar tail loop.
+// With chunk outputs (KernelSpec::chunk) that is done per 1024-element chunk, and the vector
+// width must be 1 or a multiple of 32 (ir::kSumLanes): chunk_width() gives it.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
                                            int vector_width, bool masked_tail);
+
+// The loop width of a kernel whose spec has chunk outputs: `width` raised to a multiple of the
+// 32 lanes of a chunk's accumulator, so that every vector iteration adds whole rows of it.
+int chunk_width(int width);
 
 // Kernel: the short new-PM pipeline used for every kernel (see optimize_module); O3: LLVM's full
 // default<O3> pipeline, kept for comparison.

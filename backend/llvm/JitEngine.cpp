@@ -194,7 +194,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options, keyed_draw_kernel(graph));
   // The loop works on vectors of vector_width * interleave lanes; LLVM's type legalization splits
   // each into `interleave` machine vectors whose dependency chains interleave.
-  int width = shape.loop_width();
+  int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
   std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked);
   times.codegen_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
@@ -229,7 +229,8 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   auto tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
   llvm::LLVMContext ctx;
   Shape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", shape.loop_width(), shape.masked);
+  const int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked);
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {

@@ -82,6 +82,10 @@ class JitEngine {
 };
 
 /// Compiles `graph` specialized on `spec` (dtype, binding kind per input) to machine code.
+/// Chunk outputs (KernelSpec::chunk) are reduced in the kernel, per 1024-element chunk, sums in
+/// the order of ir/IR.h: the same bits as the parameter-axis driver's reduction of the stored
+/// values (for min/max, when a chunk holds NaNs of different bits, which one is kept may differ:
+/// NaN where NaN, as for every op).
 /// Numerics: the graph is retyped for the binding (ir::specialize_inputs) and evaluated by the
 /// rules of ir/IR.h and ir/Eval.h, exactly as the interpreter does. Agreement with the
 /// interpreter: 0 ulp (bit-identical, NaN where NaN) for every op — + - * / sqrt floor ceil abs
@@ -103,7 +107,9 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
                          JitOptions options = {});
 
 /// The flat argument block the generated function reads: void k(const FlatArgs*, int64 member,
-/// int64 begin, int64 end). Built by the kernel driver from KernelArgs; exposed for tests.
+/// int64 begin, int64 end, int64 slot) (slot: where the chunk starting at `begin` goes in each
+/// chunk output's row, KernelSpec::chunk). Built by the kernel driver from KernelArgs; exposed
+/// for tests.
 struct FlatArgs {
   const void* const* in;      // per input: base pointer (nullptr for Scalar)
   const int64_t* in_stride;   // per input: elements between member rows (Swarm)

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "ir/ParamAxis.h"
+
 namespace nyto::llvm_backend {
 
 LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int loop_width,
@@ -15,6 +17,7 @@ LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& sp
       n_params_(graph.params.size()),
       kinds_(spec.kinds),
       loop_width_(loop_width),
+      chunked_(spec.has_chunk_outputs()),
       // 32K elements: 128 KiB per float array, a few per L2; big enough that a work item costs
       // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
       chunk_(int64_t(loop_width) * 1024),
@@ -25,9 +28,15 @@ LlvmKernel::~LlvmKernel() {
   if (release_) release_();
 }
 
+void LlvmKernel::set_chunk_elements(int64_t n) {
+  // Loop widths are powers of two up to 128, so they divide the 1024 of a chunk.
+  const int64_t unit = chunked_ ? std::max<int64_t>(loop_width_, ir::kParamChunk) : loop_width_;
+  chunk_ = std::max<int64_t>(1, n / unit) * unit;
+}
+
 namespace {
 struct Item {
-  int64_t member, begin, end;
+  int64_t member, begin, end, slot;
 };
 }  // namespace
 
@@ -53,21 +62,36 @@ void LlvmKernel::run(const KernelArgs& a) const {
   }
   total *= a.members;
   if (total == 0) return;
+  // A chunk output's row holds the chunks of every range, one after another: each range starts
+  // at the slot after the previous range's last chunk (kernels without such outputs ignore the
+  // slot).
+  constexpr int64_t C = ir::kParamChunk;
+  auto chunks = [](const std::pair<int64_t, int64_t>& r) { return (r.second - r.first + C - 1) / C; };
   // Small work: run inline, the pool's wake-up would cost more than the work (pso-tiny).
   if (total <= chunk_ || at::get_num_threads() == 1) {
-    for (int64_t m = 0; m < a.members; ++m)
-      for (auto& r : a.ranges) fn_(&flat, m, r.first, r.second);
+    for (int64_t m = 0; m < a.members; ++m) {
+      int64_t slot = 0;
+      for (auto& r : a.ranges) {
+        fn_(&flat, m, r.first, r.second, slot);
+        slot += chunks(r);
+      }
+    }
     return;
   }
   // Chunk boundaries at begin + k*chunk: a vector-width multiple from each range start, so only
-  // a range's last chunk has a scalar tail. Results never depend on where chunks fall.
+  // a range's last chunk has a scalar tail (and, with chunk outputs, a multiple of the 1024 of a
+  // chunk: no chunk is split). Results never depend on where chunks fall.
   std::vector<Item> items;
-  for (int64_t m = 0; m < a.members; ++m)
-    for (auto& r : a.ranges)
+  for (int64_t m = 0; m < a.members; ++m) {
+    int64_t slot = 0;
+    for (auto& r : a.ranges) {
       for (int64_t b = r.first; b < r.second; b += chunk_)
-        items.push_back({m, b, std::min(r.second, b + chunk_)});
+        items.push_back({m, b, std::min(r.second, b + chunk_), slot + (b - r.first) / C});
+      slot += chunks(r);
+    }
+  }
   at::parallel_for(0, int64_t(items.size()), 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) fn_(&flat, items[i].member, items[i].begin, items[i].end);
+    for (int64_t i = lo; i < hi; ++i) fn_(&flat, items[i].member, items[i].begin, items[i].end, items[i].slot);
   });
 }
 

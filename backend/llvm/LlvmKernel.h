@@ -11,7 +11,9 @@
 
 namespace nyto::llvm_backend {
 
-using KernelFn = void (*)(const FlatArgs*, int64_t member, int64_t begin, int64_t end);
+// `slot`: the index, in the row of each chunk output (KernelSpec::chunk), of the chunk that
+// starts at `begin` (ignored by kernels without such outputs).
+using KernelFn = void (*)(const FlatArgs*, int64_t member, int64_t begin, int64_t end, int64_t slot);
 
 class LlvmKernel final : public Kernel {
  public:
@@ -20,14 +22,16 @@ class LlvmKernel final : public Kernel {
   ~LlvmKernel() override;
   /// Runs the kernel; throws std::invalid_argument if `args` does not match the graph.
   void run(const KernelArgs& args) const override;
-  /// Elements per parallel work item (a multiple of the loop width). For tests.
-  void set_chunk_elements(int64_t n) { chunk_ = std::max<int64_t>(1, n / loop_width_) * loop_width_; }
+  /// Elements per parallel work item (a multiple of the loop width; of ir::kParamChunk too for a
+  /// kernel with chunk outputs, whose chunks must not be split). For tests.
+  void set_chunk_elements(int64_t n);
 
  private:
   KernelFn fn_;
   size_t n_inputs_, n_outputs_, n_params_;
   std::vector<BindKind> kinds_;
   int loop_width_;  // elements per vector loop iteration
+  bool chunked_;    // has chunk outputs (KernelSpec::chunk)
   int64_t chunk_;
   std::shared_ptr<void> keep_alive_;
   std::function<void()> release_;

@@ -11,17 +11,21 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
+#include <cstdio>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 
 #include "backend/KernelCache.h"
 #include "backend/ParamAxis.h"
+#include "backend/Staged.h"
 #include "backend/aten/AtenBackend.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
+#include "backend/llvm/LlvmKernel.h"
 #include "frontend/Frontend.h"
+#include "ir/Eval.h"
 #include "ir/ParamAxis.h"
 #include "ir/Passes.h"
 #include "tests/backend/RandomBindings.h"
@@ -38,7 +42,9 @@ constexpr uint64_t kRuleScale = 1;
 #endif
 
 std::unique_ptr<Kernel> llvm_passes(llvm_backend::JitEngine& engine, const ir::Graph& g, const KernelSpec& spec) {
-  return param_axis::compile(g, spec, [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine, pg, ps); });
+  return param_axis::compile(
+      g, spec, [&](const ir::Graph& pg, const KernelSpec& ps) { return compile_llvm(engine, pg, ps); },
+      /*chunk_outputs=*/true);
 }
 std::unique_ptr<Kernel> interp_passes(const ir::Graph& g, const KernelSpec& spec) {
   return param_axis::compile(g, spec, interp::compile);
@@ -361,4 +367,228 @@ TEST_CASE("parameter axis: tkth and pkth on ties, k = 0, k > n, NaN k, NaN value
       }
     }
   }
+}
+
+// The fused reductions of the llvm backend (KernelSpec::chunk: a pass kernel sums, or takes the
+// min or max of, a reduction's argument per 1024-element chunk itself, backend/llvm/Codegen.cpp
+// emit_chunks) against the interpreter, whose pass kernels store the argument for the driver to
+// reduce. Compared in double, where a sum's last bit is still visible: the chunk values
+// themselves, and the rule's value outputs and float64 element outputs. Tensors of 1, 7, 1000,
+// 1025 (a full chunk and one element) and 100,003 elements, several per particle; 1 and 2
+// threads; the kernel shapes of AVX-512 (masked tail), AVX2 (scalar tail), other widths and the
+// scalar loop; work items cut at chunk multiples.
+
+namespace {
+
+const std::vector<std::vector<int64_t>> kSumLayouts = {
+    {1}, {7}, {1000}, {1025}, {100003}, {1, 7, 1000, 1025, 100003}, {1025, 1025, 7}, {100003, 1, 1025}};
+
+bool same_double_bits(double a, double b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+// Every bit of a value, for a failure message.
+std::string exact(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
+}
+
+// One chunk's value: its sum in the documented order (ir/IR.h), written out independently of
+// the driver's chunk_sum, or its IEEE minimum / maximum in element order, as the driver folds.
+template <class T>
+double reference_chunk(ChunkReduce r, const T* x, int64_t n) {
+  if (r != ChunkReduce::Sum) {
+    T acc = x[0];
+    for (int64_t i = 1; i < n; ++i) acc = r == ChunkReduce::Min ? ir::ieee_minimum(acc, x[i]) : ir::ieee_maximum(acc, x[i]);
+    return double(acc);
+  }
+  double lane[32];
+  std::fill(lane, lane + 32, -0.0);
+  for (int64_t i = 0; i < n; ++i) lane[i % 32] += double(x[i]);
+  for (int w = 16; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) lane[j] += lane[j + w];
+  return lane[0];
+}
+
+}  // namespace
+
+TEST_CASE("parameter axis: llvm chunk kernels == the documented chunk sums, mins, maxs of interp's values, bit for bit") {
+  llvm_backend::JitEngine host, avx2(llvm_backend::JitOptions{32, false}), narrow(llvm_backend::JitOptions{16, false, 4}),
+      one(llvm_backend::JitOptions{0, true, 1}), scalar(llvm_backend::JitOptions{4, false});
+  llvm_backend::JitEngine* engines[] = {&host, &avx2, &narrow, &one, &scalar};
+  const int old_threads = at::get_num_threads();
+  size_t compared = 0;
+  for (uint64_t seed = 0; seed < 40 / kRuleScale; ++seed) {
+    ir::testing::RandomRuleOptions o;
+    o.population = false;  // a chunk-sum kernel is one fused kernel
+    o.in_place = false;
+    o.inputs = 1 + int(seed % 3);
+    o.outputs = 1 + int(seed % 3);
+    o.ops = 8 + int(seed % 30);
+    o.rand_sites = int(seed % 3);
+    o.special_constants = seed % 5 == 0;
+    const ir::Graph g = ir::optimize(ir::testing::random_rule(90000 + seed, o), {}).graph;
+    for (int dt = 0; dt < 2; ++dt) {
+      std::mt19937_64 rng(seed * 3 + uint64_t(dt));
+      auto check = [&](auto tag) {
+        using T = decltype(tag);
+        test::RandomBindings<T> b(g, rng, false, 100, 0, int64_t(1 + seed % 3));
+        relayout(b, kSumLayouts[seed % kSumLayouts.size()], rng);
+        b.args.ranges = b.args.tensors;  // chunks start at each range: here, each tensor
+        b.spec.dtype = sizeof(T) == 4 ? DType::F32 : DType::F64;
+        std::vector<std::vector<T>> want;
+        at::set_num_threads(1);
+        b.run(*interp::compile(g, b.spec), want);
+        int64_t chunks = 0;
+        for (auto [lo, hi] : b.args.ranges) chunks += (hi - lo + 1023) / 1024;
+        llvm_backend::JitEngine& engine = *engines[(seed + uint64_t(dt)) % std::size(engines)];
+        KernelSpec spec = b.spec;
+        for (size_t k = 0; k < g.outputs.size(); ++k)  // mostly sums, each kind in every rule of 3 outputs
+          spec.chunk.push_back(k == 1 ? ChunkReduce::Min : k == 2 ? ChunkReduce::Max : ChunkReduce::Sum);
+        auto kernel = llvm_backend::compile(engine, g, spec);
+        if (auto* lk = dynamic_cast<llvm_backend::LlvmKernel*>(kernel.get()); lk && rng() % 2)
+          lk->set_chunk_elements(1024 * (1 + int64_t(rng() % 3)));  // work items of 1-3 chunks
+        // Run it on the bindings' inputs, each output a row of `chunks` doubles per member.
+        KernelArgs a = b.args;
+        for (size_t i = 0; i < g.inputs.size(); ++i)
+          a.in.push_back(b.spec.kinds[i] == BindKind::Scalar         ? nullptr
+                         : b.spec.kinds[i] == BindKind::MemberScalar ? static_cast<const void*>(b.member_scalars[i].data())
+                                                                     : static_cast<const void*>(b.data[i].data()));
+        std::vector<std::vector<double>> sums(g.outputs.size(), std::vector<double>(size_t(b.members * chunks), -123));
+        for (size_t k = 0; k < g.outputs.size(); ++k) a.out.push_back(sums[k].data());
+        a.out_stride.assign(g.outputs.size(), chunks);
+        at::set_num_threads(1 + int(seed % 2));
+        kernel->run(a);
+        for (size_t k = 0; k < g.outputs.size(); ++k)
+          for (int64_t m = 0; m < b.members; ++m) {
+            int64_t slot = 0;
+            for (auto [lo, hi] : b.args.ranges)
+              for (int64_t c = lo; c < hi; c += 1024, ++slot) {
+                const double ref = reference_chunk(spec.chunk[k], want[k].data() + m * b.row + c, std::min<int64_t>(1024, hi - c));
+                const double got = sums[k][size_t(m * chunks + slot)];
+                ++compared;
+                if (!same_double_bits(ref, got)) {
+                  FAIL_CHECK("seed " << seed << " output " << k << " member " << m << " chunk at " << c << ": want "
+                                     << exact(ref) << ", llvm " << exact(got) << "\n" << ir::print(g));
+                  return;
+                }
+              }
+          }
+      };
+      if (dt == 0) check(0.0f); else check(0.0);
+    }
+  }
+  at::set_num_threads(old_threads);
+  MESSAGE(compared << " chunk values compared");
+  CHECK(compared > 1000);
+}
+
+TEST_CASE("parameter axis: fused llvm reductions == interp through the driver, bit for bit (tsum, psum, tmean, pmean, min, max)") {
+  llvm_backend::JitEngine engine;
+  const int old_threads = at::get_num_threads();
+  // Random element expressions of x, y and a param, with draws (element and keyed) and numel().
+  const char* atoms[] = {"x", "y", "k", "(x * y)", "(x - y)", "abs(x)", "sqrt(abs(y))", "exp(x / 8)",
+                         "(x / (abs(y) + 1))", "where(x > y, x, 3 * y)", "rand()", "randn()", "randn(2, 9)",
+                         "(x * numel())", "(y * 1e-3)", "(x * 1e7)"};
+  size_t compared = 0, fused_passes = 0;
+  for (uint64_t seed = 0; seed < 24 / kRuleScale; ++seed) {
+    std::mt19937_64 rng(1234 + seed);
+    auto expr = [&]() {
+      std::string e = atoms[rng() % std::size(atoms)];
+      for (int t = int(rng() % 3); t > 0; --t) e += std::string(rng() % 2 ? " + " : " * ") + atoms[rng() % std::size(atoms)];
+      return "(" + e + ")";
+    };
+    const std::string text = "param k = 0.75\n"
+                             "a = tsum(" + expr() + ")\n"
+                             "b = tmean(" + expr() + ") * x\n"
+                             "c = tsum(" + expr() + " * tsum(" + expr() + "))\n"
+                             "p = psum(" + expr() + ")\n"
+                             "q = pmean(" + expr() + ")\n"
+                             "r = psum(" + expr() + ") / pmean(" + expr() + " + tmean(" + expr() + "))\n"
+                             "u = tmax(" + expr() + ") - tmin(" + expr() + ") * x\n"
+                             "v = pmax(" + expr() + ") + pmin(" + expr() + " * tmax(" + expr() + "))\n";
+    INFO(text);
+    const ir::Graph g = rule(text);
+    std::vector<bool> value_out;
+    for (const ir::Output& out : g.outputs)
+      value_out.push_back(out.name == "p" || out.name == "q" || out.name == "r" || out.name == "v");
+    const std::vector<int64_t>& sizes = kSumLayouts[seed % kSumLayouts.size()];
+    const int64_t M = 1 + int64_t(seed % 3);
+    std::vector<std::pair<int64_t, int64_t>> tensors;
+    int64_t row = 0;
+    for (int64_t n : sizes) {
+      row += int64_t(rng() % 3);  // gaps of non-operational elements
+      tensors.push_back({row, row + n});
+      row += n;
+    }
+    for (int dt = 0; dt < 2; ++dt) {
+      auto check = [&](auto tag) {
+        using T = decltype(tag);
+        KernelSpec spec{sizeof(T) == 4 ? DType::F32 : DType::F64, {}};
+        for (size_t i = 0; i < g.inputs.size(); ++i) spec.kinds.push_back(M > 1 ? BindKind::Swarm : BindKind::Particle);
+        spec.values = value_out;
+        // The llvm passes really reduce in their kernels: every pass with a reduction, but one
+        // that runs as a member loop (a keyed draw of a swarm is drawn once for all members: staged).
+        const ir::ParamPlan plan = ir::plan_passes(g, bind_types(spec.kinds), value_out);
+        const auto kernels = param_axis::pass_kernels(g, spec);
+        REQUIRE(kernels.size() == plan.passes.size());
+        for (size_t p = 0; p < plan.passes.size(); ++p) {
+          const bool staged = staged::needed(kernels[p].first, kernels[p].second);
+          CHECK(kernels[p].second.has_chunk_outputs() == (plan.passes[p].roots > 0 && !staged));
+          fused_passes += kernels[p].second.has_chunk_outputs();
+        }
+        std::vector<std::vector<T>> inputs(g.inputs.size(), std::vector<T>(size_t(M * row)));
+        for (auto& in : inputs)
+          for (auto& v : in) v = T((double(rng() % 20001) - 10000.0) / 997.0);
+        auto run_kernel = [&](const Kernel& kernel, std::vector<std::vector<T>>& out, std::vector<std::vector<double>>& vals) {
+          KernelArgs a;
+          a.members = M;
+          a.tensors = tensors;
+          a.ranges = tensors;
+          a.seed = 77 + seed;
+          a.invocation = 3;
+          for (auto& in : inputs) {
+            a.in.push_back(in.data());
+            a.in_stride.push_back(M > 1 ? row : 0);
+            a.scalar.push_back(0);
+          }
+          for (auto& p : g.params) a.params.push_back(p.default_value);
+          out.assign(g.outputs.size(), std::vector<T>(size_t(M * row), T(-123)));
+          vals.assign(g.outputs.size(), std::vector<double>(size_t(M), -123));
+          for (size_t o = 0; o < g.outputs.size(); ++o) {
+            a.out.push_back(value_out[o] ? static_cast<void*>(vals[o].data()) : static_cast<void*>(out[o].data()));
+            a.out_stride.push_back(row);
+          }
+          kernel.run(a);
+        };
+        std::vector<std::vector<T>> want, got;
+        std::vector<std::vector<double>> want_vals, got_vals;
+        at::set_num_threads(1);
+        run_kernel(*interp_passes(g, spec), want, want_vals);
+        for (int threads : {1, 2}) {
+          at::set_num_threads(threads);
+          run_kernel(*llvm_passes(engine, g, spec), got, got_vals);
+          for (size_t o = 0; o < g.outputs.size(); ++o) {
+            if (value_out[o]) {
+              for (int64_t m = 0; m < M; ++m, ++compared)
+                REQUIRE_MESSAGE(same_double_bits(want_vals[o][size_t(m)], got_vals[o][size_t(m)]),
+                                g.outputs[o].name << " member " << m << ", " << threads << " threads: interp "
+                                                  << exact(want_vals[o][size_t(m)]) << ", llvm "
+                                                  << exact(got_vals[o][size_t(m)]));
+              continue;
+            }
+            for (size_t e = 0; e < want[o].size(); ++e, ++compared)
+              if (!same_bits(want[o][e], got[o][e]))
+                FAIL(g.outputs[o].name << " element " << e << ", " << threads << " threads: interp "
+                                       << exact(double(want[o][e])) << ", llvm " << exact(double(got[o][e])));
+          }
+        }
+      };
+      if (dt == 0) check(0.0f); else check(0.0);
+    }
+  }
+  at::set_num_threads(old_threads);
+  MESSAGE(compared << " values compared, " << fused_passes << " pass kernels with fused reductions");
+  CHECK(fused_passes >= 24 / kRuleScale);
 }
