@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cli/Parse.h"
 
@@ -20,6 +21,12 @@ namespace nyto::cli {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// The process's command line (argv), as main received it: `--nprocs` starts copies of it.
+inline std::vector<std::string>& command_line() {
+  static std::vector<std::string> args;
+  return args;
+}
 
 /// --seed S of run, train and repl.
 inline CLI::Validator seed_validator() {

@@ -132,6 +132,7 @@ struct FitnessEvaluator::Impl {
   int threads = 1;
   FitnessStrategy kind = FitnessStrategy::Auto;
   int64_t members = 0;
+  int64_t begin = 0, end = 0;    ///< the members evaluated
   int64_t hidden = 0;            ///< mlp
   int64_t group = 1;             ///< mlp: members per GEMM
   int64_t version = -1;          ///< the species version `offsets` were read at
@@ -286,7 +287,7 @@ void FitnessEvaluator::Impl::run_cnn(Part& part, const std::vector<at::Tensor>& 
 }
 
 FitnessEvaluator::FitnessEvaluator(const AnySwarm& swarm, const std::string& model, int threads,
-                                   FitnessStrategy strategy)
+                                   FitnessStrategy strategy, int64_t begin, int64_t end)
     : impl_(std::make_unique<Impl>()) {
   if (model != "mlp" && model != "cnn")
     throw Error("fitness: unknown model '" + model + "'; the zoo has mlp, cnn");
@@ -301,16 +302,23 @@ FitnessEvaluator::FitnessEvaluator(const AnySwarm& swarm, const std::string& mod
   s.model = model;
   s.threads = threads;
   s.members = swarm.size();
+  if (end < 0) end = s.members;
+  if (begin < 0 || begin > end || end > s.members)
+    throw Error("fitness: member range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                ") is not within the swarm's " + std::to_string(s.members) + " members");
+  s.begin = begin;
+  s.end = end;
   s.kind = strategy == FitnessStrategy::Auto
                ? (model == "mlp" ? FitnessStrategy::Batched : FitnessStrategy::MemberThreads)
                : strategy;
   s.layout();
+  const int64_t n = end - begin;
   const int64_t nparts =
-      s.kind == FitnessStrategy::Loop ? 1 : std::min<int64_t>(threads, s.members);
+      s.kind == FitnessStrategy::Loop ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, n));
   for (int64_t p = 0; p < nparts; ++p) {
     Part part;
-    part.begin = p * s.members / nparts;
-    part.end = (p + 1) * s.members / nparts;
+    part.begin = begin + p * n / nparts;
+    part.end = begin + (p + 1) * n / nparts;
     s.parts.push_back(std::move(part));
   }
 }
@@ -344,6 +352,10 @@ void FitnessEvaluator::evaluate(const at::Tensor& images, const at::Tensor& labe
     throw Error("fitness: labels must be classes 0..9 (got " + std::to_string(lo.item<int64_t>()) +
                 ".." + std::to_string(hi.item<int64_t>()) + ")");
 
+  if (s.begin == s.end) {  // a rank that owns no member
+    out.clear();
+    return;
+  }
   ThreadBudget budget(s.threads);
   const at::Tensor storage = s.swarm.storage()[0];  // brings the members to the species' version
   if (s.swarm.version() != s.version) s.layout();
@@ -351,7 +363,7 @@ void FitnessEvaluator::evaluate(const at::Tensor& images, const at::Tensor& labe
   int used = 1;
 
   if (s.kind == FitnessStrategy::Loop) {
-    for (int64_t m = 0; m < s.members; ++m)
+    for (int64_t m = s.begin; m < s.end; ++m)
       result[size_t(m)] = at::nll_loss(classify(s.swarm.member(m), images), labels).item<double>();
   } else {
     const at::Tensor x = images.reshape({B, 784}).contiguous();
@@ -381,7 +393,7 @@ void FitnessEvaluator::evaluate(const at::Tensor& images, const at::Tensor& labe
     }
   }
   s.threads_used = used;
-  out = std::move(result);
+  out.assign(result.begin() + s.begin, result.begin() + s.end);
 }
 
 std::string FitnessEvaluator::strategy() const {

@@ -46,15 +46,18 @@ class FitnessEvaluator {
   /// budget, as at::set_num_threads takes it. Throws nyto::Error for another model name, a swarm
   /// whose parameters are not that model's (paths, shapes, dtype, device), threads < 1, or Batched
   /// for a cnn.
+  /// `begin`, `end`: only members [begin, end) are evaluated (end -1: to the last), what one rank
+  /// of a distributed run owns (cli/Dist.h); MemberThreads and Loop give each member the same bits
+  /// whatever the range, Batched groups the range's members.
   FitnessEvaluator(const AnySwarm& swarm, const std::string& model, int threads,
-                   FitnessStrategy strategy = FitnessStrategy::Auto);
+                   FitnessStrategy strategy = FitnessStrategy::Auto, int64_t begin = 0, int64_t end = -1);
   ~FitnessEvaluator();
   FitnessEvaluator(FitnessEvaluator&&) noexcept;
   FitnessEvaluator& operator=(FitnessEvaluator&&) noexcept;
 
   /// images [B, 1, 28, 28] (or [B, 784]) float32, labels [B] int64 in 0..9, on the CPU, B >= 1
   /// -> out resized to the swarm's size, out[m] = mean NLL of member m (double; the forward runs
-  /// in float32). Reads the swarm's storage now (its latest values). Throws nyto::Error for other
+  /// in float32); with a member range, out[m - begin] for the range's members. Reads the swarm's storage now (its latest values). Throws nyto::Error for other
   /// shapes, dtypes, devices or labels out of range (out is then unchanged); throws what LibTorch
   /// throws otherwise. The same inputs and thread budget give the same bits.
   ///

@@ -33,6 +33,7 @@
 #include "cli/Checkpoint.h"
 #include "cli/Commands.h"
 #include "cli/Data.h"
+#include "cli/Dist.h"
 #include "cli/Fitness.h"
 #include "cli/Generation.h"
 #include "cli/Hash.h"
@@ -119,11 +120,29 @@ class Trainer {
   void progress(bool force);
   void check_finite(const char* what, double value, int64_t member);
   void clear_progress();
+  void join_ranks();
+  void sync_members();
+  bool lead() const { return rank_ == 0; }
+  bool owns(int64_t i) const { return i >= mb_ && i < me_; }
+  int owner_of(int64_t i) const {
+    for (int r = 0; r < world_; ++r)
+      if (i < member_block(n_, world_, r).second) return r;
+    return world_ - 1;
+  }
   double elapsed() const {
     return elapsed_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
   }
 
   const TrainOptions& o_;
+  // Distribution (cli/Dist.h): every rank holds the whole swarm and the rule's states, runs the
+  // SGD steps or fitness evaluations of its own members [mb_, me_) only, and exchanges what the
+  // others need: losses and fitness values (M scalars), gbest (one particle, hybrid) and, before
+  // an evaluation, checkpoint or save, the members it trained (hybrid). A generation rule then
+  // runs on every rank on the same inputs: the same bits everywhere, and as with one process.
+  Rendezvous rdv_;
+  std::unique_ptr<ProcessGroup> pg_;
+  int rank_ = 0, world_ = 1;
+  int64_t mb_ = 0, me_ = 0;
   bool evolve_ = false;  // evolve or pso
   bool fixed_batch_ = false;
   bool tty_ = false;
@@ -180,10 +199,43 @@ void Trainer::validate_flags() {
     throw UsageError("--resume needs --checkpoint DIR (the directory to resume from)");
   if (!o_.rule.empty() && !fs::is_regular_file(o_.rule))
     throw UsageError("rule file '" + o_.rule + "' does not exist or is not a file");
-  if (!o_.plot.empty() && std::system("command -v gnuplot >/dev/null 2>&1") != 0)
-    throw Error("--plot needs gnuplot, which is not installed (apt-get install gnuplot-nox)");
-  check_outputs();
   n_ = o_.particles;
+  rdv_ = resolve_rendezvous(o_.dist);
+  world_ = rdv_.world_size;
+  rank_ = rdv_.rank;
+  if (world_ > n_)
+    throw UsageError(fmt::format("--particles {} is fewer than the {} processes: every rank needs a member", n_, world_));
+  if (world_ > 1 && !evolve_ && o_.momentum > 0 && !o_.checkpoint.empty())
+    throw UsageError("--checkpoint with --momentum in a distributed hybrid run is not supported yet: each rank "
+                     "holds its own members' momentum, which the checkpoint (written by rank 0) would not have");
+  if (lead()) {
+    if (!o_.plot.empty() && std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+      throw Error("--plot needs gnuplot, which is not installed (apt-get install gnuplot-nox)");
+    check_outputs();
+  }
+}
+
+// The rendezvous: every rank joins within --timeout, or every rank stops with the reason. Ranks
+// other than 0 print nothing (their stdout goes to /dev/null; errors still reach stderr).
+void Trainer::join_ranks() {
+  std::tie(mb_, me_) = member_block(n_, world_, rank_);
+  if (world_ == 1) return;
+  pg_ = std::make_unique<ProcessGroup>(rdv_);
+  if (!lead()) {
+    std::fflush(stdout);
+    if (!std::freopen("/dev/null", "w", stdout)) throw Error("cannot redirect rank " + std::to_string(rank_) + "'s output");
+  }
+}
+
+// Hybrid: every member from its owner, so that each rank (rank 0 above all, which evaluates,
+// checkpoints and saves) holds the members others trained.
+void Trainer::sync_members() {
+  if (!pg_ || evolve_) return;
+  at::NoGradGuard ng;
+  for (size_t g = 0; g < x_.storage().size(); ++g) {
+    at::Tensor rows = x_.storage()[g];
+    pg_->allgather_rows(rows, fmt::format("the exchange of the members after step {}", step_));
+  }
 }
 
 // Every output path is checked before training, so that a run never ends unable to save its
@@ -337,7 +389,7 @@ void Trainer::build_swarm() {
         {"threads", FitnessStrategy::MemberThreads}, {"batched", FitnessStrategy::Batched}};
     if (o_.model != "mlp" && o_.fitness_strategy == "batched")
       throw UsageError("--fitness-strategy batched is for the mlp; the " + o_.model + " takes auto, loop or threads");
-    fitness_ = std::make_unique<FitnessEvaluator>(x_, o_.model, threads_, strategies.at(o_.fitness_strategy));
+    fitness_ = std::make_unique<FitnessEvaluator>(x_, o_.model, threads_, strategies.at(o_.fitness_strategy), mb_, me_);
     states_->start(x_, params_, o_.seed);
   }
 }
@@ -393,13 +445,19 @@ void Trainer::next_batch(at::Tensor& bx, at::Tensor& by) {
 }
 
 void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
-  for (int64_t i = 0; i < n_; ++i) {
+  std::vector<double> mine;
+  for (int64_t i = mb_; i < me_; ++i) {
     auto& opt = *opt_[size_t(i)];
     opt.zero_grad();
     at::Tensor loss = at::nll_loss(nets_[size_t(i)]->forward(bx), by);
     loss.backward();
     opt.step();
-    double l = loss.item<double>();
+    mine.push_back(loss.item<double>());
+  }
+  const std::vector<double> all =
+      pg_ ? pg_->allgather_members(mine, n_, 1, fmt::format("the exchange of the losses of step {}", step_ + 1)) : mine;
+  for (int64_t i = 0; i < n_; ++i) {
+    double l = all[size_t(i)];
     check_finite("training loss", l, i);
     last_loss_[size_t(i)] = l;
     loss_sum_[size_t(i)] += l;
@@ -422,8 +480,15 @@ void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
   for (int64_t i : ids)
     if (last_loss_[size_t(i)] < last_loss_[size_t(best)]) best = i;
   at::NoGradGuard ng;
+  if (pg_) {  // gbest from its owner; each rank moves its own members of the subset
+    for (size_t g = 0; g < x_.storage().size(); ++g) {
+      at::Tensor row = x_.storage()[g][best].contiguous();
+      pg_->broadcast(row, owner_of(best), fmt::format("the broadcast of gbest (member {}) at step {}", best, step_));
+      x_.storage()[g][best].copy_(row);
+    }
+  }
   for (int64_t i : ids) {
-    if (i == best) continue;
+    if (i == best || !owns(i)) continue;
     RunOptions ro;
     ro.params = params_;
     ro.seed = o_.seed;
@@ -461,7 +526,10 @@ void Trainer::fitness_batch() {
   fit_y_ = data_.train.labels.index_select(0, ids);
 }
 
-void Trainer::evaluate_fitness() { fitness_->evaluate(fit_x_, fit_y_, f_); }
+void Trainer::evaluate_fitness() {
+  fitness_->evaluate(fit_x_, fit_y_, f_);
+  if (pg_) f_ = pg_->allgather_members(f_, n_, 1, fmt::format("the exchange of the fitness of generation {}", step_));
+}
 
 // One generation: the fitness of x, the best member so far, then the rule (tell and ask).
 void Trainer::step_evolve() {
@@ -509,9 +577,17 @@ void Trainer::evaluate_all(bool final) {
   int64_t best = 0;
   double best_acc = -1, train_mean = 0;
   std::vector<MetricRow> now;
+  sync_members();
+  // Each rank tests its own members; every rank gets every result.
+  std::vector<double> tested;
+  for (int64_t i = mb_; i < me_; ++i) {
+    Eval e = evaluate(nets_[size_t(i)], n);
+    tested.insert(tested.end(), {e.loss, e.acc});
+  }
+  if (pg_) tested = pg_->allgather_members(tested, n_, 2, fmt::format("the exchange of the test results of step {}", step_));
   for (int64_t i = 0; i < n_; ++i) {
     // train loss: the member's mean SGD loss (hybrid) or fitness (evolve) since the last evaluation.
-    Eval e = evaluate(nets_[size_t(i)], n);
+    Eval e{tested[size_t(2 * i)], tested[size_t(2 * i + 1)]};
     double tl = loss_count_[size_t(i)] ? loss_sum_[size_t(i)] / double(loss_count_[size_t(i)])
                                        : std::numeric_limits<double>::quiet_NaN();
     if (std::isnan(tl))  // no step since this step's evaluation (resuming a finished run)
@@ -535,6 +611,7 @@ void Trainer::evaluate_all(bool final) {
              n_ <= 16 ? "" : " (first 16)", n_ <= 16 ? accs.substr(1) : accs.substr(1, 16 * 7 - 1),
              final || n >= data_.test.size() ? "" : fmt::format(" [{} images]", n), best_acc, best);
   std::fflush(stdout);
+  if (!lead()) return;
   if (!o_.metrics.empty()) write_metrics();
   if (!o_.checkpoint.empty()) save_checkpoint();
 }
@@ -810,6 +887,7 @@ void Trainer::report_extra() {
 void Trainer::run() {
   validate_flags();
   compile_rule();
+  join_ranks();
   threads_ = o_.threads > 0 ? o_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads_);
   tty_ = ::isatty(1);
@@ -829,6 +907,10 @@ void Trainer::run() {
   subset_rng_.seed(o_.seed * 2 + 2);
   build_swarm();
   check_rule_binds();
+  if (pg_)
+    pg_->check_settings(config_string() + fmt::format(" steps={} fixed_batch={} fitness_strategy={} resume={} checkpoint={}",
+                                                      total_steps_, fixed_batch_, o_.fitness_strategy, o_.resume,
+                                                      o_.checkpoint.empty() ? "no" : "yes"));
   bool resumed = o_.resume && load_checkpoint();
   std::string work =
       evolve_ ? fmt::format("{} generations, fitness on {} {} images", total_steps_,
@@ -840,6 +922,9 @@ void Trainer::run() {
              o_.init.empty() ? "" : ", from " + o_.init, rule_name_, work, threads_,
              threads_ == 1 ? "" : "s");
   if (evolve_) fmt::print("fitness evaluation: {}\n", fitness_->strategy());
+  if (pg_)
+    fmt::print("distributed: {} processes (rendezvous {}:{} from the {}), members in contiguous blocks (rank 0: {}-{})\n",
+               world_, rdv_.host, rdv_.port, rdv_.source, mb_, me_ - 1);
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
   else if (resumed)
@@ -859,7 +944,7 @@ void Trainer::run() {
     progress(false);
     bool last = step_ == total_steps_;
     if (!last && o_.eval_every > 0 && step_ % o_.eval_every == 0) evaluate_all(false);
-    if (step_ == o_.kill_at_step) {
+    if (step_ == o_.kill_at_step && (o_.kill_rank < 0 || o_.kill_rank == rank_)) {
       std::fflush(stdout);
       ::raise(SIGKILL);
     }
@@ -878,15 +963,17 @@ void Trainer::run() {
     fmt::print("{:>6}  {:>10.4f}  {:>9.4f}  {:>8.4f}\n", r.member, r.train_loss, r.test_loss, r.test_acc);
     if (r.test_acc > fin[size_t(best)].test_acc) best = r.member;
   }
-  if (evolve_) report_extra();
+  if (evolve_ && lead()) report_extra();
   const AnySwarm& result = x_;
-  {
+  if (lead()) {
     io::Commit commit;  // both files, or neither
     if (!o_.save.empty()) result.save(commit.stage(o_.save));
     if (!o_.checkpoint.empty()) result.save(commit.stage((fs::path(o_.checkpoint) / "swarm.pt").string()));
     commit.commit();
   }
-  if (!o_.plot.empty()) write_plot();
+  if (!o_.plot.empty() && lead()) write_plot();
+  if (pg_) fmt::print("{} processes: {} members each at most; rank 0 sent {} bytes of data ({:.0f} per step)\n", world_,
+                      me_ - mb_, pg_->bytes_sent(), double(pg_->bytes_sent()) / double(std::max<int64_t>(1, step_ - start_step_)));
   fmt::print("trained in {} ({} steps this run)\n", fmt_time(elapsed()), step_ - start_step_);
   fmt::print("test accuracy: {:.4f} (best member {})\n", fin[size_t(best)].test_acc, best);
   std::fflush(stdout);
@@ -943,6 +1030,24 @@ TestResult test_classifier(Classifier& net, const ImageSet& test, int64_t n) {
 }
 
 void run_training(const TrainOptions& options) {
+  if (options.dist.nprocs > 0) {
+    if (options.dist.world_size > 0 || options.dist.rank >= 0 || !options.dist.master.empty())
+      throw UsageError("--nprocs starts its own processes: it takes no --world-size, --rank or --master");
+    if (options.dist.nprocs > 1) {
+      // This command line without --nprocs, as K processes.
+      std::vector<std::string> args;
+      const std::vector<std::string>& cl = command_line();
+      for (size_t i = 0; i < cl.size(); ++i) {
+        if (cl[i] == "--nprocs") {
+          ++i;
+          continue;
+        }
+        if (cl[i].rfind("--nprocs=", 0) == 0) continue;
+        args.push_back(cl[i]);
+      }
+      std::exit(launch_local(options.dist.nprocs, args, options.dist.timeout));
+    }
+  }
   ensure_passive_openmp();
   Trainer t(options);
   t.run();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/Data.h"
+#include "cli/Dist.h"
 #include "cli/Zoo.h"
 
 namespace nyto::cli {
@@ -48,6 +49,8 @@ struct TrainOptions {
   std::string metrics, plot, checkpoint, save;
   bool resume = false;
   int64_t kill_at_step = -1;  ///< testing: SIGKILL ourselves after this step
+  int kill_rank = -1;          ///< testing: only this rank kills itself (-1: every rank)
+  DistOptions dist;            ///< --nprocs, --world-size, --rank, --master, --timeout
 };
 
 /// One name the trainer binds for its rule in a mode, and whether the rule may assign it.

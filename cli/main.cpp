@@ -52,6 +52,7 @@ std::string command_error(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  nyto::cli::command_line().assign(argv, argv + argc);
   CLI::App app{"nyto: evolve and combine whole neural networks with compiled update rules"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "nyto 0.1.0");
