@@ -152,8 +152,6 @@ int launch_local(int nprocs, const std::vector<std::string>& args, double timeou
       ::setenv("WORLD_SIZE", std::to_string(nprocs).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      // c10d logs through glog; its "Logging before InitGoogleLogging()" warnings are noise here.
-      ::setenv("GLOG_minloglevel", "2", 0);
       if (r != 0) {
         if (FILE* f = std::freopen("/dev/null", "w", stdout); !f) std::_Exit(1);
       }

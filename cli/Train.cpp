@@ -168,6 +168,8 @@ class Trainer {
   double best_f_ = std::numeric_limits<double>::infinity();
   int64_t best_step_ = -1;
   double eval_seconds_ = 0, rule_seconds_ = 0;  // this run: fitness evaluation and the rule
+  double exchange_seconds_ = 0;                  // of eval_seconds_: waiting for the other ranks' fitness
+  double loop_seconds_ = 0;                      // this run's generations (or steps), wall time
   std::vector<std::array<double, 4>> fit_rows_;  // generation, best, mean, worst fitness
   at::Tensor fit_x_, fit_y_;
   // progress of training
@@ -528,7 +530,11 @@ void Trainer::fitness_batch() {
 
 void Trainer::evaluate_fitness() {
   fitness_->evaluate(fit_x_, fit_y_, f_);
-  if (pg_) f_ = pg_->allgather_members(f_, n_, 1, fmt::format("the exchange of the fitness of generation {}", step_));
+  if (pg_) {
+    auto t = Clock::now();
+    f_ = pg_->allgather_members(f_, n_, 1, fmt::format("the exchange of the fitness of generation {}", step_));
+    exchange_seconds_ += std::chrono::duration<double>(Clock::now() - t).count();
+  }
 }
 
 // One generation: the fitness of x, the best member so far, then the rule (tell and ask).
@@ -871,6 +877,11 @@ void Trainer::report_extra() {
                1e3 * eval_seconds_ / gens,
                gens * double(std::min(o_.fitness_size, data_.train.size()) * n_) / std::max(eval_seconds_, 1e-9),
                1e3 * rule_seconds_ / gens, all > 0 ? 100 * rule_seconds_ / all : 0.0);
+    if (pg_)
+      fmt::print("per generation on rank 0: fitness of its {} members {:.2f} ms, waiting for the others' {:.2f} ms\n",
+                 me_ - mb_, 1e3 * (eval_seconds_ - exchange_seconds_) / gens, 1e3 * exchange_seconds_ / gens);
+    fmt::print("per generation in all: {:.2f} ms (wall time of the generations, evaluations included)\n",
+               1e3 * loop_seconds_ / gens);
   }
   if (best_step_ >= 0) {
     Eval e = evaluate(&classifier(best_), data_.test.size());
@@ -933,6 +944,7 @@ void Trainer::run() {
 
   start_ = Clock::now();
   start_step_ = step_;
+  const auto loop_start = Clock::now();
   at::Tensor bx, by;
   while (step_ < total_steps_) {
     if (evolve_) {
@@ -949,6 +961,7 @@ void Trainer::run() {
       ::raise(SIGKILL);
     }
   }
+  loop_seconds_ = std::chrono::duration<double>(Clock::now() - loop_start).count();
   evaluate_all(true);
 
   // The final table: every member on the full test set (the rows just written).
@@ -986,8 +999,12 @@ void Trainer::run() {
 // when it is loaded, so the only way to set it is before the process starts: unless the user
 // chose a policy, run this same command again with OMP_WAIT_POLICY=passive. Results do not
 // depend on the policy.
+//
+// The same re-run sets GLOG_minloglevel=3 unless the user chose a level: c10d (distributed runs)
+// logs through glog, whose warnings ("Logging before InitGoogleLogging()", a socket's retries)
+// repeat what nyto's own error says.
 void ensure_passive_openmp() {
-  if (std::getenv("OMP_WAIT_POLICY")) return;
+  if (std::getenv("OMP_WAIT_POLICY") && std::getenv("GLOG_minloglevel")) return;
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (all.empty()) return;
@@ -1001,10 +1018,10 @@ void ensure_passive_openmp() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  ::setenv("OMP_WAIT_POLICY", "passive", 1);
+  ::setenv("OMP_WAIT_POLICY", "passive", 0);
+  ::setenv("GLOG_minloglevel", "3", 0);
   std::fflush(stdout);
   ::execv("/proc/self/exe", argv.data());
-  ::unsetenv("OMP_WAIT_POLICY");  // exec failed: carry on as we are
 }
 
 }  // namespace
@@ -1033,6 +1050,9 @@ void run_training(const TrainOptions& options) {
   if (options.dist.nprocs > 0) {
     if (options.dist.world_size > 0 || options.dist.rank >= 0 || !options.dist.master.empty())
       throw UsageError("--nprocs starts its own processes: it takes no --world-size, --rank or --master");
+    if (options.dist.nprocs > options.particles)
+      throw UsageError(fmt::format("--particles {} is fewer than the {} processes: every rank needs a member",
+                                   options.particles, options.dist.nprocs));
     if (options.dist.nprocs > 1) {
       // This command line without --nprocs, as K processes.
       std::vector<std::string> args;

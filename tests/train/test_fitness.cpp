@@ -241,3 +241,34 @@ TEST_CASE("fitness: bad models, swarms and inputs are refused with a reason") {
   fe.evaluate(x, y, out);
   CHECK(out.size() == 3);
 }
+
+// A rank of a distributed run evaluates its block of members only (cli/Dist.h): each member's
+// loss is the one the whole swarm's evaluation gives it, bit for bit, for the strategies that
+// compute each member alone, whatever the block and the thread budget.
+TEST_CASE("fitness: a member range gives each member the bits of the whole evaluation") {
+  at::manual_seed(12);
+  const at::Tensor x = at::rand({kMlpImages, 1, 28, 28});
+  const at::Tensor y = at::randint(10, {kMlpImages}, at::kLong);
+  for (const char* model : {"mlp", "cnn"}) {
+    nyto::AnySwarm s = swarm_of(model, 32, 7, 0.05);
+    for (FitnessStrategy k : {FitnessStrategy::MemberThreads, FitnessStrategy::Loop}) {
+      CAPTURE(model);
+      CAPTURE(name(k));
+      std::vector<double> whole;
+      FitnessEvaluator(s, model, 1, k).evaluate(x, y, whole);
+      REQUIRE(whole.size() == 7);
+      for (auto [b, e] : std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {3, 5}, {5, 7}, {2, 3}, {4, 4}}) {
+        for (int threads : {1, 2}) {
+          std::vector<double> part;
+          FitnessEvaluator(s, model, threads, k, b, e).evaluate(x, y, part);
+          CHECK(same_bits(part, std::vector<double>(whole.begin() + b, whole.begin() + e)));
+        }
+      }
+    }
+  }
+  nyto::AnySwarm s = swarm_of("mlp", 32, 4, 0.05);
+  CHECK_THROWS_WITH_AS(FitnessEvaluator(s, "mlp", 1, FitnessStrategy::Auto, 3, 5),
+                       doctest::Contains("member range [3, 5) is not within the swarm's 4 members"), nyto::Error);
+  CHECK_THROWS_WITH_AS(FitnessEvaluator(s, "mlp", 1, FitnessStrategy::Auto, 2, 1),
+                       doctest::Contains("member range [2, 1)"), nyto::Error);
+}

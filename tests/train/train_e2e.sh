@@ -2,7 +2,8 @@
 # End-to-end tests of `nyto train` (CTest label `train`).
 #   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
 # CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge | outputs |
-#       init-classes | merge-example | evolve-RULE (examples/rules/RULE.nyto) | evolve-resume | evolve-errors.
+#       init-classes | merge-example | evolve-RULE (examples/rules/RULE.nyto) | evolve-resume | evolve-errors |
+#       dist-equal | dist-env | dist-faults (several processes on loopback, docs/distributed.md).
 # Exit 77 (skipped)
 # without the data.
 set -uo pipefail
@@ -472,6 +473,112 @@ merge-example)
       for (i in merges) { m = merges[i]
         if (!(all[m] > all[a] && all[m] > all[b])) { print "merge " m " " all[m] " not above both fine-tuned models"; bad = 1 } }
       exit bad }' "$dir/out/results.csv" || fail "results.csv: $(cat "$dir/out/results.csv")"
+  ;;
+dist-equal)
+  # The same seed gives the same bits with 1, 2 or 3 processes: pso, hybrid, an ES rule (keyed
+  # noise), a DE rule (reads other members). One thread per process, as in the 1-process run.
+  d=(--data "$data" --threads 1 --eval-every 0 --seed 11)
+  check_same() {  # NAME NPROCS ARGS...: the run with NPROCS processes saves what one process saves
+    local name=$1 np=$2
+    shift 2
+    [ -s "$dir/$name-1.pt" ] || "$nyto" train "${d[@]}" "$@" --save "$dir/$name-1.pt" >"$dir/$name-1.out" 2>&1 ||
+      fail "$name, 1 process: $(cat "$dir/$name-1.out")"
+    "$nyto" train "${d[@]}" "$@" --nprocs "$np" --save "$dir/$name-$np.pt" >"$dir/$name-$np.out" 2>&1 ||
+      fail "$name, $np processes: $(cat "$dir/$name-$np.out")"
+    grep -q "^distributed: $np processes" "$dir/$name-$np.out" || fail "$name: no 'distributed: $np processes' line"
+    same "$dir/$name-1.pt" "$dir/$name-$np.pt" || fail "$name: $np processes end with other parameters than 1"
+  }
+  pso=(--mode pso --particles 7 --generations 6 --fitness-size 300)
+  check_same pso 2 "${pso[@]}"
+  check_same pso 3 "${pso[@]}"
+  hyb=(--mode hybrid --particles 5 --batches 24 --swarm-every 4 --swarm-size 4 --batch-size 32)
+  check_same hybrid 2 "${hyb[@]}"
+  check_same hybrid 3 "${hyb[@]}"
+  check_same es 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
+  check_same de 2 --mode evolve --rule "$src/examples/rules/de.nyto" --particles 6 --generations 5 --fitness-size 300
+  # ES sends fitness values, not particles: 8 members, 5 generations, 3 ranks: rank 0 sends its 3
+  # fitness values (24 bytes) to 2 peers each generation, then 3 x 2 test results at the end.
+  grep -q "rank 0 sent 336 bytes of data" "$dir/es-3.out" || fail "es: $(grep 'bytes of data' "$dir/es-3.out")"
+  ;;
+dist-env)
+  # Launched as torchrun does: one OS process per rank with RANK, WORLD_SIZE, MASTER_ADDR and
+  # MASTER_PORT set; the same result as --nprocs, output from rank 0 only.
+  a=(--data "$data" --threads 1 --eval-every 0 --seed 12 --mode pso --particles 5 --generations 5 --fitness-size 300)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for r in 0 1 2; do
+    RANK=$r WORLD_SIZE=3 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      "$nyto" train "${a[@]}" --save "$dir/env.pt" >"$dir/env$r.out" 2>"$dir/env$r.err" &
+  done
+  wait
+  for r in 0 1 2; do [ -s "$dir/env$r.err" ] && fail "rank $r wrote to stderr: $(cat "$dir/env$r.err")"; done
+  [ -s "$dir/env1.out" ] && fail "rank 1 printed: $(cat "$dir/env1.out")"
+  grep -q "^distributed: 3 processes (rendezvous 127.0.0.1:$port from the environment)" "$dir/env0.out" ||
+    fail "rank 0's output: $(cat "$dir/env0.out")"
+  "$nyto" train "${a[@]}" --nprocs 3 --save "$dir/np.pt" >"$dir/np.out" 2>&1 || fail "--nprocs 3: $(cat "$dir/np.out")"
+  same "$dir/env.pt" "$dir/np.pt" || fail "environment launch and --nprocs differ"
+  # The same with flags instead of the environment.
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for r in 0 1 2; do
+    "$nyto" train "${a[@]}" --world-size 3 --rank $r --master 127.0.0.1:$port --save "$dir/flags.pt" \
+      >"$dir/fl$r.out" 2>&1 &
+  done
+  wait
+  same "$dir/flags.pt" "$dir/np.pt" || fail "--world-size/--rank/--master and --nprocs differ: $(cat "$dir"/fl*.out)"
+  ;;
+dist-faults)
+  a=(--data "$data" --threads 1 --seed 13 --mode pso --particles 6 --generations 30 --fitness-size 300
+     --eval-every 10 --eval-size 200)
+  # A rank killed mid-run: the others stop within --timeout, exit 1, naming it; the checkpoint of
+  # step 10 is whole, and resuming it with 2 processes ends as an uninterrupted run does.
+  start=$(date +%s)
+  "$nyto" train "${a[@]}" --nprocs 3 --timeout 10 --checkpoint "$dir/ck" --kill-at-step 15 --kill-rank 2 \
+    >"$dir/kill.out" 2>"$dir/kill.err"
+  rc=$? took=$(($(date +%s) - start))
+  cat "$dir/kill.err"
+  [ $rc -eq 1 ] || fail "killed rank: exit $rc, expected 1"
+  [ $took -le 40 ] || fail "killed rank: the others took ${took}s to stop"
+  grep -q "rank 2 of 3 (pid [0-9]*) was killed by signal 9" "$dir/kill.err" || fail "the launcher does not name rank 2"
+  for r in 0 1; do
+    grep -q "rank $r: the exchange of the fitness of generation 15 failed: .*rank 2 stopped answering" "$dir/kill.err" ||
+      fail "rank $r does not say what it was doing and who stopped"
+  done
+  ls "$dir/ck" | grep -v '^checkpoint.pt$' && fail "a partial file is left in the checkpoint directory"
+  "$nyto" train "${a[@]}" --nprocs 2 --checkpoint "$dir/ck" --resume --save "$dir/resumed.pt" >"$dir/res.out" 2>&1 ||
+    fail "resume with 2 processes: $(cat "$dir/res.out")"
+  grep -q "resumed from .* at step 10" "$dir/res.out" || fail "did not resume at step 10: $(cat "$dir/res.out")"
+  "$nyto" train "${a[@]}" --save "$dir/whole.pt" >"$dir/whole.out" 2>&1 || fail "uninterrupted run failed"
+  same "$dir/resumed.pt" "$dir/whole.pt" || fail "resumed with another world size, the result differs"
+  # Settings that differ between ranks: refused by every rank, naming the setting and the rank.
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  b=(--data "$data" --threads 1 --mode pso --particles 4 --generations 2 --fitness-size 100 --eval-every 0)
+  "$nyto" train "${b[@]}" --seed 1 --world-size 2 --rank 0 --master 127.0.0.1:$port >"$dir/m0.out" 2>"$dir/m0.err" &
+  "$nyto" train "${b[@]}" --seed 2 --world-size 2 --rank 1 --master 127.0.0.1:$port >"$dir/m1.out" 2>"$dir/m1.err"
+  rc1=$?
+  wait $!
+  rc0=$?
+  for r in 0 1; do
+    grep -q "rank 1 has seed=2 where rank 0 has seed=1" "$dir/m$r.err" || fail "rank $r: $(cat "$dir/m$r.err")"
+  done
+  [ $rc0 -eq 2 ] && [ $rc1 -eq 2 ] || fail "mismatched settings: exits $rc0 and $rc1, expected 2"
+  # A rank that never joins, a port in use: exit 1 within the timeout, with the reason.
+  start=$(date +%s)
+  expect_exit 1 "the 2 processes did not all join the rendezvous at 127.0.0.1:$port within 2 s" -- \
+    "${b[@]}" --world-size 2 --rank 0 --master 127.0.0.1:$port --timeout 2
+  [ $(($(date +%s) - start)) -le 15 ] || fail "a missing rank was waited for too long"
+  python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(20)' \
+    >"$dir/port" &
+  holder=$!
+  for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$dir/port" ] && break; sleep 0.2; done
+  port=$(cat "$dir/port")
+  expect_exit 1 "cannot host the rendezvous at 127.0.0.1:$port" -- "${b[@]}" --world-size 2 --rank 0 --master 127.0.0.1:$port --timeout 2
+  kill $holder 2>/dev/null
+  # Bad flags: exit 2 before anything runs.
+  expect_exit 2 "rank 2 is out of range for a world of 2 processes" -- "${b[@]}" --world-size 2 --rank 2 --master 127.0.0.1:1
+  expect_exit 2 "needs the master's address" -- "${b[@]}" --world-size 2 --rank 1
+  expect_exit 2 "--master must be HOST:PORT" -- "${b[@]}" --world-size 2 --rank 1 --master nohost
+  expect_exit 2 "takes no --world-size" -- "${b[@]}" --nprocs 2 --world-size 2
+  expect_exit 2 "--particles 4 is fewer than the 5 processes" -- "${b[@]}" --nprocs 5
+  WORLD_SIZE=two expect_exit 2 "WORLD_SIZE must be a whole number" -- "${b[@]}"
   ;;
 *)
   echo "unknown case $case"; exit 2 ;;
