@@ -95,6 +95,11 @@ struct KernelArgs {
   std::vector<double> params;                       // per Graph::params
   std::vector<void*> out;                           // per output: base of row 0
   std::vector<int64_t> out_stride;                  // per output; elements between member rows
+  // The member window: only members [member_begin, member_end) are computed and stored (-1: to
+  // `members`), numbered as in the whole swarm (member(), the random stream, swarm rows,
+  // per-member scalars). Only for a kernel whose member_window() is true; what one rank of a
+  // distributed run owns (docs/distributed.md).
+  int64_t member_begin = 0, member_end = -1;
   uint64_t seed = 0;                                // see backend/Random.h for the key layout
   uint64_t invocation = 0;
   uint32_t group = 0;
@@ -123,6 +128,9 @@ class Kernel {
  public:
   virtual ~Kernel() = default;
   virtual void run(const KernelArgs& args) const = 0;
+  /// Whether run() honours KernelArgs' member window: the kernel's members do not read each
+  /// other (no member reduction or read), so members outside the window can be left out.
+  virtual bool member_window() const { return false; }
 };
 
 }  // namespace nyto

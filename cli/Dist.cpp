@@ -1,9 +1,4 @@
-// c10d for `nyto train`: the rendezvous (TCPStore), the collectives (ProcessGroupGloo) and the
-// local launcher. The facts this relies on (TOOLCHAIN-verified on Debian 12's LibTorch 1.13):
-// a SIGKILLed peer makes every survivor's wait() throw within a fraction of a second; a live peer
-// that stops answering times out after Options::timeout; after an error the group is dead; a
-// client whose store host is gone spins a core in the store's thread, so a failed group releases
-// its store at once.
+// Where the rendezvous is, and the `--nprocs` launcher (cli/Dist.h).
 #include "cli/Dist.h"
 
 #include <arpa/inet.h>
@@ -13,11 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ATen/ATen.h>
-#include <c10/util/Exception.h>
 #include <fmt/format.h>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -49,10 +40,6 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-std::string message_of(const std::exception& e) {
-  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
-}
 
 }  // namespace
 
@@ -104,12 +91,6 @@ Rendezvous resolve_rendezvous(const DistOptions& o) {
          (o.master.empty() ? "MASTER_PORT" : "--master") + ")");
   r.port = int(v);
   return r;
-}
-
-std::pair<int64_t, int64_t> member_block(int64_t members, int world, int rank) {
-  const int64_t base = members / world, extra = members % world;
-  const int64_t begin = rank * base + std::min<int64_t>(rank, extra);
-  return {begin, begin + base + (rank < extra ? 1 : 0)};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,184 +177,6 @@ int launch_local(int nprocs, const std::vector<std::string>& args, double timeou
   std::fprintf(stderr, "nyto: error: rank %d of %d (pid %d) %s\n", first_failed, nprocs, int(pids[size_t(first_failed)]),
                first_how.c_str());
   return code[size_t(first_failed)];
-}
-
-// ---------------------------------------------------------------------------------------------
-// The process group.
-
-struct ProcessGroup::Impl {
-  c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-};
-
-ProcessGroup::ProcessGroup(const Rendezvous& r) : impl_(std::make_unique<Impl>()), rank_(r.rank), size_(r.world_size), timeout_(r.timeout) {
-  const auto ms = std::chrono::milliseconds(int64_t(r.timeout * 1000));
-  const std::string where = fmt::format("{}:{}", r.host, r.port);
-  try {
-    c10d::TCPStoreOptions so;
-    so.port = uint16_t(r.port);
-    so.isServer = r.rank == 0;
-    so.numWorkers = size_t(r.world_size);
-    so.waitWorkers = false;  // the group's own rendezvous waits, with its error
-    so.timeout = ms;
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(r.host, so);
-  } catch (const std::exception& e) {
-    impl_.reset();
-    throw Error(fmt::format("rank {}: cannot {} the rendezvous at {} within {} s: {}", r.rank,
-                            r.rank == 0 ? "host" : "reach", where, r.timeout, message_of(e)));
-  }
-  try {
-    auto opts = c10d::ProcessGroupGloo::Options::create(ms);
-    const std::string ifname = env("GLOO_SOCKET_IFNAME");
-    const bool loopback = r.host == "127.0.0.1" || r.host == "localhost" || r.host == "::1";
-    if (!ifname.empty())
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-    else if (loopback)
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    else
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    opts->threads = 1;  // the collectives are small; the cores are the trainer's
-    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, r.rank, r.world_size, opts);
-  } catch (const std::exception& e) {
-    impl_.reset();
-    throw Error(fmt::format("rank {}: the {} processes did not all join the rendezvous at {} within {} s ({})",
-                            r.rank, r.world_size, where, r.timeout, message_of(e)));
-  }
-}
-
-ProcessGroup::~ProcessGroup() = default;
-
-void ProcessGroup::fail(const std::string& what, const std::string& why) {
-  // Which ranks are gone: every survivor says so in the store, then looks who did not.
-  std::string who;
-  try {
-    impl_->store->set("nyto/failed/" + std::to_string(rank_), std::vector<uint8_t>{1});
-    std::vector<bool> seen(size_t(size_), false);
-    seen[size_t(rank_)] = true;
-    const auto until = Clock::now() + std::chrono::milliseconds(int64_t(std::min(2.0, timeout_) * 1000));
-    while (Clock::now() < until) {
-      bool all = true;
-      for (int q = 0; q < size_; ++q)
-        if (!seen[size_t(q)]) {
-          seen[size_t(q)] = impl_->store->check({"nyto/failed/" + std::to_string(q)});
-          all = all && seen[size_t(q)];
-        }
-      if (all) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    std::string missing;
-    for (int q = 0; q < size_; ++q)
-      if (!seen[size_t(q)]) missing += (missing.empty() ? "" : ", ") + std::to_string(q);
-    if (!missing.empty()) who = "; rank " + missing + " stopped answering (died, killed, or hung)";
-  } catch (const std::exception&) {
-    who = "; rank 0, which hosts the rendezvous, is gone";
-  }
-  impl_->pg.reset();
-  impl_->store.reset();
-  throw Error(fmt::format("rank {}: {} failed: {}{}", rank_, what, why, who));
-}
-
-void ProcessGroup::check_settings(const std::string& settings) {
-  std::vector<std::string> all(static_cast<size_t>(size_));
-  try {
-    std::vector<uint8_t> mine(settings.begin(), settings.end());
-    impl_->store->set("nyto/settings/" + std::to_string(rank_), mine);
-    for (int q = 0; q < size_; ++q) {
-      std::vector<uint8_t> v = impl_->store->get("nyto/settings/" + std::to_string(q));
-      all[size_t(q)].assign(v.begin(), v.end());
-    }
-  } catch (const std::exception& e) {
-    fail("the check of every rank's settings", message_of(e));
-  }
-  auto split = [](const std::string& s) {
-    std::vector<std::string> t;
-    size_t i = 0;
-    while (i < s.size()) {
-      size_t j = s.find(' ', i);
-      if (j == std::string::npos) j = s.size();
-      if (j > i) t.push_back(s.substr(i, j - i));
-      i = j + 1;
-    }
-    return t;
-  };
-  const std::vector<std::string> ref = split(all[0]);
-  for (size_t k = 0; k < ref.size(); ++k) {
-    const std::string name = ref[k].substr(0, ref[k].find('='));
-    std::string differ;
-    std::string theirs;
-    for (int q = 1; q < size_; ++q) {
-      const std::vector<std::string> t = split(all[size_t(q)]);
-      const std::string v = k < t.size() ? t[k] : "(nothing)";
-      if (v != ref[k]) {
-        differ += (differ.empty() ? "" : ", ") + std::to_string(q);
-        if (theirs.empty()) theirs = v;
-      }
-    }
-    if (!differ.empty())
-      throw UsageError(fmt::format("the ranks were started with different settings: rank {} has {} where rank 0 has {}; "
-                                   "start every rank with the same command line",
-                                   differ, theirs, ref[k]));
-  }
-}
-
-std::vector<double> ProcessGroup::allgather_members(const std::vector<double>& mine, int64_t members, int per_member,
-                                                    const std::string& what) {
-  const int64_t most = member_block(members, size_, 0).second * per_member;  // rank 0's block is the largest
-  at::Tensor in = at::zeros({std::max<int64_t>(most, 1)}, at::kDouble);
-  std::copy(mine.begin(), mine.end(), in.data_ptr<double>());
-  std::vector<std::vector<at::Tensor>> out(1);
-  for (int q = 0; q < size_; ++q) out[0].push_back(at::empty_like(in));
-  std::vector<at::Tensor> ins{in};
-  try {
-    impl_->pg->allgather(out, ins)->wait();
-  } catch (const std::exception& e) {
-    fail(what, message_of(e));
-  }
-  bytes_sent_ += uint64_t(size_ - 1) * uint64_t(in.numel()) * sizeof(double);
-  std::vector<double> all;
-  all.reserve(size_t(members * per_member));
-  for (int q = 0; q < size_; ++q) {
-    const auto [b, e] = member_block(members, size_, q);
-    const double* p = out[0][size_t(q)].data_ptr<double>();
-    all.insert(all.end(), p, p + (e - b) * per_member);
-  }
-  return all;
-}
-
-void ProcessGroup::allgather_rows(at::Tensor& rows, const std::string& what) {
-  const int64_t members = rows.size(0);
-  const int64_t most = member_block(members, size_, 0).second;
-  std::vector<int64_t> shape = rows.sizes().vec();
-  shape[0] = std::max<int64_t>(most, 1);
-  const auto [b, e] = block(members);
-  at::Tensor in = at::zeros(shape, rows.options());
-  if (e > b) in.narrow(0, 0, e - b).copy_(rows.narrow(0, b, e - b));
-  std::vector<std::vector<at::Tensor>> out(1);
-  for (int q = 0; q < size_; ++q) out[0].push_back(at::empty_like(in));
-  std::vector<at::Tensor> ins{in};
-  try {
-    impl_->pg->allgather(out, ins)->wait();
-  } catch (const std::exception& e) {
-    fail(what, message_of(e));
-  }
-  bytes_sent_ += uint64_t(size_ - 1) * uint64_t(in.numel()) * in.element_size();
-  for (int q = 0; q < size_; ++q) {
-    if (q == rank_) continue;
-    const auto [qb, qe] = member_block(members, size_, q);
-    if (qe > qb) rows.narrow(0, qb, qe - qb).copy_(out[0][size_t(q)].narrow(0, 0, qe - qb));
-  }
-}
-
-void ProcessGroup::broadcast(at::Tensor& t, int root, const std::string& what) {
-  std::vector<at::Tensor> ts{t};
-  c10d::BroadcastOptions bo;
-  bo.rootRank = root;
-  try {
-    impl_->pg->broadcast(ts, bo)->wait();
-  } catch (const std::exception& e) {
-    fail(what, message_of(e));
-  }
-  if (root == rank_) bytes_sent_ += uint64_t(size_ - 1) * uint64_t(t.numel()) * t.element_size();
 }
 
 }  // namespace nyto::cli

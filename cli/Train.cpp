@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
 #include <nyto/any_module.h>
+#include <nyto/distributed.h>
 #include <nyto/errors.h>
 #include <nyto/io.h>
 #include <nyto/rule.h>
@@ -122,13 +123,10 @@ class Trainer {
   void clear_progress();
   void join_ranks();
   void sync_members();
+  void share_best();
   bool lead() const { return rank_ == 0; }
   bool owns(int64_t i) const { return i >= mb_ && i < me_; }
-  int owner_of(int64_t i) const {
-    for (int r = 0; r < world_; ++r)
-      if (i < member_block(n_, world_, r).second) return r;
-    return world_ - 1;
-  }
+  int owner_of(int64_t i) const { return pg_ ? pg_->owner(i, n_) : 0; }
   double elapsed() const {
     return elapsed_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
   }
@@ -140,7 +138,7 @@ class Trainer {
   // an evaluation, checkpoint or save, the members it trained (hybrid). A generation rule then
   // runs on every rank on the same inputs: the same bits everywhere, and as with one process.
   Rendezvous rdv_;
-  std::unique_ptr<ProcessGroup> pg_;
+  std::unique_ptr<nyto::ProcessGroup> pg_;
   int rank_ = 0, world_ = 1;
   int64_t mb_ = 0, me_ = 0;
   bool evolve_ = false;  // evolve or pso
@@ -165,6 +163,9 @@ class Trainer {
   std::vector<double> f_;
   std::unique_ptr<FitnessEvaluator> fitness_;
   AnyParticle best_;
+  int64_t best_member_ = -1;  // the member best_ was taken from (its owner holds it)
+  bool best_stale_ = false;   // distributed: best_ is only on its owner so far
+  bool rule_reads_best_ = false;
   double best_f_ = std::numeric_limits<double>::infinity();
   int64_t best_step_ = -1;
   double eval_seconds_ = 0, rule_seconds_ = 0;  // this run: fitness evaluation and the rule
@@ -220,24 +221,38 @@ void Trainer::validate_flags() {
 // The rendezvous: every rank joins within --timeout, or every rank stops with the reason. Ranks
 // other than 0 print nothing (their stdout goes to /dev/null; errors still reach stderr).
 void Trainer::join_ranks() {
-  std::tie(mb_, me_) = member_block(n_, world_, rank_);
+  std::tie(mb_, me_) = nyto::member_block(n_, world_, rank_);
   if (world_ == 1) return;
-  pg_ = std::make_unique<ProcessGroup>(rdv_);
+  pg_ = std::make_unique<nyto::ProcessGroup>(rdv_.host, rdv_.port, rdv_.rank, rdv_.world_size, rdv_.timeout);
   if (!lead()) {
     std::fflush(stdout);
     if (!std::freopen("/dev/null", "w", stdout)) throw Error("cannot redirect rank " + std::to_string(rank_) + "'s output");
   }
 }
 
-// Hybrid: every member from its owner, so that each rank (rank 0 above all, which evaluates,
-// checkpoints and saves) holds the members others trained.
+// Every member's rows from its owner (the population, and in evolve mode the rule's swarm
+// states and the best member), so that each rank -- rank 0 above all, which evaluates,
+// checkpoints and saves -- holds what the others computed: SGD steps (hybrid), a rule run on
+// each rank's own members only (RunOptions::member_range).
 void Trainer::sync_members() {
-  if (!pg_ || evolve_) return;
+  if (!pg_) return;
+  share_best();
+  // A generation rule whose members read each other ran on every member on every rank: nothing to
+  // gather (an ES step sends no particle).
+  if (evolve_ && !rule_->members_independent()) return;
   at::NoGradGuard ng;
-  for (size_t g = 0; g < x_.storage().size(); ++g) {
-    at::Tensor rows = x_.storage()[g];
-    pg_->allgather_rows(rows, fmt::format("the exchange of the members after step {}", step_));
-  }
+  std::vector<AnySwarm> all{x_};
+  if (evolve_)
+    for (const AnySwarm& s : states_->swarms()) all.push_back(s);
+  for (const AnySwarm& s : all) pg_->gather_rows(s, fmt::format("the exchange of the members after step {}", step_));
+}
+
+// The best member so far, from the rank that owns it, when another rank needs it.
+void Trainer::share_best() {
+  if (!pg_ || !best_stale_) return;
+  pg_->broadcast(best_, owner_of(best_member_),
+                 fmt::format("the broadcast of the best member ({}) after generation {}", best_member_, step_));
+  best_stale_ = false;
 }
 
 // Every output path is checked before training, so that a run never ends unable to save its
@@ -393,6 +408,8 @@ void Trainer::build_swarm() {
       throw UsageError("--fitness-strategy batched is for the mlp; the " + o_.model + " takes auto, loop or threads");
     fitness_ = std::make_unique<FitnessEvaluator>(x_, o_.model, threads_, strategies.at(o_.fitness_strategy), mb_, me_);
     states_->start(x_, params_, o_.seed);
+    const std::vector<std::string> reads = rule_->signature().inputs;
+    rule_reads_best_ = std::find(reads.begin(), reads.end(), "best") != reads.end();
   }
 }
 
@@ -482,13 +499,9 @@ void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
   for (int64_t i : ids)
     if (last_loss_[size_t(i)] < last_loss_[size_t(best)]) best = i;
   at::NoGradGuard ng;
-  if (pg_) {  // gbest from its owner; each rank moves its own members of the subset
-    for (size_t g = 0; g < x_.storage().size(); ++g) {
-      at::Tensor row = x_.storage()[g][best].contiguous();
-      pg_->broadcast(row, owner_of(best), fmt::format("the broadcast of gbest (member {}) at step {}", best, step_));
-      x_.storage()[g][best].copy_(row);
-    }
-  }
+  if (pg_)  // gbest from its owner; each rank moves its own members of the subset
+    pg_->broadcast(members_[size_t(best)], owner_of(best),
+                   fmt::format("the broadcast of gbest (member {}) at step {}", best, step_));
   for (int64_t i : ids) {
     if (i == best || !owns(i)) continue;
     RunOptions ro;
@@ -553,8 +566,13 @@ void Trainer::step_evolve() {
     if (f < best_f_) {  // strictly lower: the first of equal members, the earliest generation
       best_f_ = f;
       best_step_ = step_;
+      best_member_ = i;
       at::NoGradGuard ng;
-      for (size_t g = 0; g < x_.storage().size(); ++g) best_.storage()[g].copy_(x_.storage()[g][i]);
+      // Distributed: only the owner's row is current (the rule ran on each rank's own members);
+      // the others get it from the owner when they need it (share_best).
+      if (owns(i))
+        for (size_t g = 0; g < x_.storage().size(); ++g) best_.storage()[g].copy_(x_.storage()[g][i]);
+      best_stale_ = pg_ != nullptr;
     }
   }
   fit_rows_.push_back({double(step_), lo, sum / double(n_), hi});
@@ -563,6 +581,12 @@ void Trainer::step_evolve() {
   ro.params = params_;
   ro.seed = o_.seed;
   ro.invocation = uint64_t(step_) + 1;
+  if (pg_) {
+    // Each rank moves its own members; a rule whose members read each other runs on all of them
+    // (replicated, same bits on every rank).
+    if (rule_->members_independent()) ro.member_range = std::make_pair(mb_, me_);
+    if (rule_reads_best_) share_best();
+  }
   Bindings b{{"x", x_}, {"f", f_}, {"g", double(step_)}, {"best", best_}};
   states_->bind(b);
   states_->take(rule_->run(b, ro), false);
@@ -918,10 +942,14 @@ void Trainer::run() {
   subset_rng_.seed(o_.seed * 2 + 2);
   build_swarm();
   check_rule_binds();
-  if (pg_)
-    pg_->check_settings(config_string() + fmt::format(" steps={} fixed_batch={} fitness_strategy={} resume={} checkpoint={}",
-                                                      total_steps_, fixed_batch_, o_.fitness_strategy, o_.resume,
-                                                      o_.checkpoint.empty() ? "no" : "yes"));
+  if (pg_) {
+    const std::string differ = pg_->compare_settings(
+        config_string() + fmt::format(" steps={} fixed_batch={} fitness_strategy={} resume={} checkpoint={}", total_steps_,
+                                      fixed_batch_, o_.fitness_strategy, o_.resume, o_.checkpoint.empty() ? "no" : "yes"));
+    if (!differ.empty())
+      throw UsageError("the ranks were started with different settings: " + differ +
+                       "; start every rank with the same command line");
+  }
   bool resumed = o_.resume && load_checkpoint();
   std::string work =
       evolve_ ? fmt::format("{} generations, fitness on {} {} images", total_steps_,
@@ -962,6 +990,7 @@ void Trainer::run() {
     }
   }
   loop_seconds_ = std::chrono::duration<double>(Clock::now() - loop_start).count();
+  const uint64_t loop_bytes = pg_ ? pg_->bytes_sent() : 0;
   evaluate_all(true);
 
   // The final table: every member on the full test set (the rows just written).
@@ -985,8 +1014,11 @@ void Trainer::run() {
     commit.commit();
   }
   if (!o_.plot.empty() && lead()) write_plot();
-  if (pg_) fmt::print("{} processes: {} members each at most; rank 0 sent {} bytes of data ({:.0f} per step)\n", world_,
-                      me_ - mb_, pg_->bytes_sent(), double(pg_->bytes_sent()) / double(std::max<int64_t>(1, step_ - start_step_)));
+  if (pg_)
+    fmt::print("{} processes: {} members each at most; rank 0 sent {} bytes of data in the {} steps ({:.0f} per step), "
+               "{} in all\n",
+               world_, me_ - mb_, loop_bytes, step_ - start_step_,
+               double(loop_bytes) / double(std::max<int64_t>(1, step_ - start_step_)), pg_->bytes_sent());
   fmt::print("trained in {} ({} steps this run)\n", fmt_time(elapsed()), step_ - start_step_);
   fmt::print("test accuracy: {:.4f} (best member {})\n", fin[size_t(best)].test_acc, best);
   std::fflush(stdout);

@@ -1,6 +1,7 @@
 // Compiling rules and binding them to particles, swarms and scalars.
 #include <ATen/ATen.h>
 #include <nyto/rule.h>
+#include <nyto/distributed.h>
 
 #include <atomic>
 #include <filesystem>
@@ -187,6 +188,35 @@ std::vector<std::string> Rule::summands(const std::string& name) const {
     }
   }
   return out;
+}
+std::vector<std::string> Rule::cross_member_inputs() const {
+  const ir::Graph& g = impl_->fe.graph;
+  std::vector<char> seen(g.nodes.size(), 0);
+  std::vector<ir::NodeId> todo;
+  for (const ir::Node& n : g.nodes)
+    if (ir::crosses_members(n.op))
+      for (ir::NodeId a : n.args)
+        if (a >= 0) todo.push_back(a);
+  std::vector<std::string> out;
+  while (!todo.empty()) {
+    const ir::NodeId id = todo.back();
+    todo.pop_back();
+    if (id < 0 || seen[size_t(id)]) continue;
+    seen[size_t(id)] = 1;
+    const ir::Node& n = g.nodes[size_t(id)];
+    if (n.op == ir::Op::Input) {
+      const std::string& name = g.inputs[size_t(n.index)].name;
+      if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+      continue;
+    }
+    for (ir::NodeId a : n.args)
+      if (a >= 0) todo.push_back(a);
+  }
+  return out;
+}
+bool Rule::members_independent() const {
+  const ir::Graph& g = impl_->fe.graph;
+  return std::none_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); });
 }
 std::string Rule::state_diagnostic(const std::string& name, const std::string& code,
                                    const std::string& message) const {
@@ -410,6 +440,29 @@ void bring_up_to_date(const Operand& op) {
 }  // namespace
 
 std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOptions& options) const {
+  if (options.group) {
+    RunOptions own = options;
+    own.group = nullptr;
+    int64_t members = -1;
+    for (const auto& [name, v] : bindings)
+      if (v.kind() == Value::Kind::Swarm) {
+        members = v.swarm().size();
+        break;
+      }
+    if (members >= 0) {
+      if (members_independent()) {
+        if (!own.member_range) own.member_range = options.group->block(members);
+      } else {
+        for (const std::string& name : cross_member_inputs()) {
+          auto it = bindings.find(name);
+          if (it != bindings.end() && it->second.kind() == Value::Kind::Swarm)
+            options.group->gather_rows(it->second.swarm(), "the gather of '" + name + "', which rule '" + impl_->name +
+                                                               "' reads across members");
+        }
+      }
+    }
+    return run(bindings, own);
+  }
   const Impl& r = *impl_;
   auto locate = [&r](const char* code, detail::Site site, const std::string& message) {
     const auto& spans = site.pick ? r.fe.pick_spans : site.read ? r.fe.read_spans
@@ -579,6 +632,12 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     }
     return -1;
   };
+  if (options.member_range) {
+    const auto [b, e] = *options.member_range;
+    if (b < 0 || e < b || e > members)
+      throw BindError("member range [" + std::to_string(b) + ", " + std::to_string(e) + ") is outside the " +
+                      std::to_string(members) + " members the rule runs on");
+  }
   for (const ir::Node& n : typed.nodes) {
     std::vector<std::pair<ir::NodeId, const char*>> uniform_args;
     if (n.op == ir::Op::MRead) uniform_args.push_back({n.args[1], "a member index x[i]"});
@@ -879,6 +938,8 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     }
     KernelArgs a;
     set_common(a);
+    if (options.member_range && kernels[size_t(grp)]->member_window())
+      std::tie(a.member_begin, a.member_end) = *options.member_range;
     for (size_t i = 0; i < in.size(); ++i) {
       a.scalar.push_back(in[i].scalar);
       if (in[i].member_scalars) {

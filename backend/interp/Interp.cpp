@@ -4,6 +4,7 @@
 // folding shares.
 #include "backend/interp/Interp.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -23,7 +24,13 @@ using ir::Type;
 
 class InterpKernel final : public Kernel {
  public:
-  InterpKernel(ir::Graph g, KernelSpec spec) : g_(std::move(g)), spec_(std::move(spec)) {}
+  InterpKernel(ir::Graph g, KernelSpec spec)
+      : g_(std::move(g)),
+        spec_(std::move(spec)),
+        window_(std::none_of(g_.nodes.begin(), g_.nodes.end(),
+                             [](const ir::Node& n) { return ir::crosses_members(n.op); })) {}
+
+  bool member_window() const override { return window_; }
 
   void run(const KernelArgs& args) const override {
     check(args);
@@ -51,6 +58,11 @@ class InterpKernel final : public Kernel {
                            "interp: ranges must be sorted, disjoint and below 2^32");
       last_end = end;
     }
+    const int64_t m1 = a.member_end < 0 ? a.members : a.member_end;
+    NYTO_INTERNAL_ASSERT(a.member_begin >= 0 && a.member_begin <= m1 && m1 <= a.members,
+                         "interp: member window outside [0, members]");
+    NYTO_INTERNAL_ASSERT(window_ || (a.member_begin == 0 && m1 == a.members),
+                         "interp: a member window for a graph whose members read each other");
     for (size_t i = 0; i < ni; ++i)
       NYTO_INTERNAL_ASSERT(spec_.kinds[i] == BindKind::Scalar || a.in[i] != nullptr,
                            "interp: null pointer for input " + g_.inputs[i].name);
@@ -70,6 +82,8 @@ class InterpKernel final : public Kernel {
     const int64_t M = a.members;
     if (M == 0) return;
     const PreludeValues pre = evaluate_prelude(g_, spec_.kinds, a);
+    // The member window (a member-local graph only, check()): the others are not computed.
+    const int64_t m0 = a.member_begin, m1 = a.member_end < 0 ? M : a.member_end;
     // One slot per (node, member); a node uses the slot of its type (IR.h numerics rule).
     std::vector<double> s(n * M);  // values without the element axis, in double
     std::vector<T> e(n * M);       // values with the element axis, in the dtype
@@ -86,7 +100,7 @@ class InterpKernel final : public Kernel {
         const ir::Node& nd = g_.nodes[i];
         if (!nd.type.element) continue;
         const NodeId x = nd.args[0], y = nd.args[1];
-        for (int64_t member = 0; member < M; ++member) {
+        for (int64_t member = m0; member < m1; ++member) {
           const size_t me = at(NodeId(i), member);
           switch (nd.op) {
             case Op::Input: {
@@ -147,7 +161,7 @@ class InterpKernel final : public Kernel {
       for (int64_t el = begin; el < end; ++el) {
         eval(el);
         for (size_t o = 0; o < g_.outputs.size(); ++o)
-          for (int64_t member = 0; member < M; ++member)
+          for (int64_t member = m0; member < m1; ++member)
             static_cast<T*>(a.out[o])[member * a.out_stride[o] + el] =
                 as_t(g_.outputs[o].node, member);
       }
@@ -155,6 +169,7 @@ class InterpKernel final : public Kernel {
 
   ir::Graph g_;  // retyped for the binding
   KernelSpec spec_;
+  bool window_;  // no member-crossing node
 };
 
 }  // namespace

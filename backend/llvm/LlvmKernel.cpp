@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <stdexcept>
+#include <algorithm>
 #include <string>
 
 #include "ir/ParamAxis.h"
@@ -18,6 +19,8 @@ LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& sp
       kinds_(spec.kinds),
       loop_width_(loop_width),
       chunked_(spec.has_chunk_outputs()),
+      window_(!chunked_ && std::none_of(graph.nodes.begin(), graph.nodes.end(),
+                                        [](const ir::Node& n) { return ir::crosses_members(n.op); })),
       // 32K elements: 128 KiB per float array, a few per L2; big enough that a work item costs
       // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
       chunk_(int64_t(loop_width) * 1024),
@@ -52,6 +55,9 @@ void LlvmKernel::run(const KernelArgs& a) const {
   for (size_t o = 0; o < n_outputs_; ++o)
     if (a.out[o] == nullptr) bad("output " + std::to_string(o) + " is null");
   if (a.members < 0) bad("negative member count");
+  const int64_t m0 = a.member_begin, m1 = a.member_end < 0 ? a.members : a.member_end;
+  if ((m0 != 0 || m1 != a.members) && !window_) bad("a member window for a kernel whose members read each other");
+  if (m0 < 0 || m1 < m0 || m1 > a.members) bad("member window outside [0, members]");
   FlatArgs flat{a.in.data(),  a.in_stride.data(),  a.scalar.data(), a.params.data(),
                 a.out.data(), a.out_stride.data(), a.seed,          a.invocation,
                 a.group, a.members};
@@ -60,7 +66,7 @@ void LlvmKernel::run(const KernelArgs& a) const {
     if (r.first < 0 || r.second < r.first) bad("bad element range");
     total += r.second - r.first;
   }
-  total *= a.members;
+  total *= m1 - m0;
   if (total == 0) return;
   // A chunk output's row holds the chunks of every range, one after another: each range starts
   // at the slot after the previous range's last chunk (kernels without such outputs ignore the
@@ -69,7 +75,7 @@ void LlvmKernel::run(const KernelArgs& a) const {
   auto chunks = [](const std::pair<int64_t, int64_t>& r) { return (r.second - r.first + C - 1) / C; };
   // Small work: run inline, the pool's wake-up would cost more than the work (pso-tiny).
   if (total <= chunk_ || at::get_num_threads() == 1) {
-    for (int64_t m = 0; m < a.members; ++m) {
+    for (int64_t m = m0; m < m1; ++m) {
       int64_t slot = 0;
       for (auto& r : a.ranges) {
         fn_(&flat, m, r.first, r.second, slot);
@@ -82,7 +88,7 @@ void LlvmKernel::run(const KernelArgs& a) const {
   // a range's last chunk has a scalar tail (and, with chunk outputs, a multiple of the 1024 of a
   // chunk: no chunk is split). Results never depend on where chunks fall.
   std::vector<Item> items;
-  for (int64_t m = 0; m < a.members; ++m) {
+  for (int64_t m = m0; m < m1; ++m) {
     int64_t slot = 0;
     for (auto& r : a.ranges) {
       for (int64_t b = r.first; b < r.second; b += chunk_)

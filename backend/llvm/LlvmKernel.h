@@ -25,6 +25,7 @@ class LlvmKernel final : public Kernel {
   /// Elements per parallel work item (a multiple of the loop width; of ir::kParamChunk too for a
   /// kernel with chunk outputs, whose chunks must not be split). For tests.
   void set_chunk_elements(int64_t n);
+  bool member_window() const override { return window_; }
 
  private:
   KernelFn fn_;
@@ -32,6 +33,7 @@ class LlvmKernel final : public Kernel {
   std::vector<BindKind> kinds_;
   int loop_width_;  // elements per vector loop iteration
   bool chunked_;    // has chunk outputs (KernelSpec::chunk)
+  bool window_;     // no member-crossing node: members are independent
   int64_t chunk_;
   std::shared_ptr<void> keep_alive_;
   std::function<void()> release_;

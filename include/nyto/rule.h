@@ -20,6 +20,8 @@
 
 namespace nyto {
 
+class ProcessGroup;  // nyto/distributed.h
+
 /// A script that does not compile. rendered() (and what()) holds every diagnostic, rendered as
 /// `file:line:col: error[CODE]: message`, the source line and a caret line.
 struct CompileError : Error {
@@ -67,6 +69,23 @@ struct RunOptions {
   /// Defaults to a process-wide counter incremented by every run, so successive runs draw anew.
   std::optional<uint64_t> invocation;
   Backend backend = Backend::Llvm;
+  /// Only members [first, second) of the bound swarms need their outputs: one rank's block in a
+  /// distributed run (docs/distributed.md). Where the rule's members do not read each other (no
+  /// msum/mmin/mmax, no x[i]) and the kernel is llvm's or interp's, only those rows are read
+  /// and written, and the other rows of in-place outputs keep their values; otherwise every
+  /// member is computed. Members keep their numbers in the whole swarm (member(), the random
+  /// draws), so the rows computed are bit-identical to a run without the range. Per-member
+  /// vectors are still bound for every member. A range outside [0, members] is a BindError.
+  std::optional<std::pair<int64_t, int64_t>> member_range;
+  /// The swarms are split over the processes of `group` (nyto/distributed.h): each rank is
+  /// authoritative for its block's rows. Every rank runs the rule; what it exchanges first is
+  /// read from the rule's IR: a rule whose members are independent (members_independent()) runs on
+  /// the rank's own block only (as member_range) and exchanges nothing; otherwise each bound swarm
+  /// the rule reads across members (msum(x), x[i], ...) is gathered first (every member's rows from
+  /// its owner, ProcessGroup::gather_rows), and the rule runs on every member, the same bits on
+  /// every rank. Per-member vectors must be bound whole (ProcessGroup::allgather_members). Throws
+  /// what the exchanges throw (nyto::Error naming the ranks that stopped).
+  ProcessGroup* group = nullptr;
 };
 
 /// A `state NAME[: KIND] = value` declaration of a generation rule (docs/language.md, "Generation
@@ -108,6 +127,13 @@ class Rule {
   /// sum or `name` is no output. A trainer reads `x = mu + sigma * randn()` as sampling around
   /// the search mean mu.
   std::vector<std::string> summands(const std::string& name) const;
+  /// Whether no member's values read another member's: no member reduction (msum, mmin, mmax),
+  /// member read (x[i], pick) or ranking (rank, argmin...) in the rule. Such a rule can run on one
+  /// block of members alone (RunOptions::member_range), which a distributed trainer uses.
+  bool members_independent() const;
+  /// The inputs the rule reads across members: those an msum/mmin/mmax, x[i], pick or ranking
+  /// reads, directly or through other values. A distributed run gathers these swarms first.
+  std::vector<std::string> cross_member_inputs() const;
   /// A diagnostic located at state `name`'s declaration (at its kind, when written), rendered as
   /// compile errors are: for a host's checks of the states (kind of the initial value...).
   std::string state_diagnostic(const std::string& name, const std::string& code,

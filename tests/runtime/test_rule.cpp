@@ -200,6 +200,62 @@ TEST_CASE("PSO on a swarm: in place, all backends agree, threads do not change d
   CHECK(draws[0].max().item<double>() < 1);
 }
 
+// RunOptions::member_range: one rank's block of a distributed run. A rule whose members do not
+// read each other computes only the block's rows, bit-identical to the whole run's; the other
+// rows keep their values. A rule with a member reduction computes every member.
+TEST_CASE("member range: only the block's rows, with the whole run's bits") {
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(8);
+  Swarm<NetImpl> x0(seed, 5, nyto::SwarmInit::Randn), v0(seed, 5, nyto::SwarmInit::Randn),
+      p0(seed, 5, nyto::SwarmInit::Randn);
+  auto gbest = seed.randn();
+  auto pso = nyto::compile(kPso, "pso.nyto");
+  for (Backend b : {Backend::Interp, Backend::Llvm}) {
+    CAPTURE(int(b));
+    auto run = [&](std::optional<std::pair<int64_t, int64_t>> range) {
+      Swarm<NetImpl> x(seed, 5), v(seed, 5);
+      x.detail_state()->storage[0].copy_(x0.storage()[0]);
+      v.detail_state()->storage[0].copy_(v0.storage()[0]);
+      nyto::RunOptions opt;
+      opt.backend = b;
+      opt.seed = 5;
+      opt.invocation = 2;
+      opt.member_range = range;
+      pso.run({{"x", x}, {"v", v}, {"pbest", p0}, {"gbest", gbest}}, opt);
+      return std::make_pair(x.storage()[0].clone(), v.storage()[0].clone());
+    };
+    const auto whole = run(std::nullopt);
+    for (auto [lo, hi] : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {1, 3}, {4, 5}, {2, 2}}) {
+      CAPTURE(lo);
+      CAPTURE(hi);
+      const auto part = run(std::make_pair(lo, hi));
+      for (int64_t m = 0; m < 5; ++m) {
+        const bool in = m >= lo && m < hi;
+        CHECK(at::equal(part.first[m], in ? whole.first[m] : x0.storage()[0][m]));
+        CHECK(at::equal(part.second[m], in ? whole.second[m] : v0.storage()[0][m]));
+      }
+    }
+  }
+  // Members that read each other: every member is computed, as without the range.
+  auto mean = nyto::compile("x = x + 0.5 * (msum(x) / members() - x)");
+  for (Backend b : {Backend::Interp, Backend::Llvm}) {
+    Swarm<NetImpl> a(seed, 5), c(seed, 5);
+    a.detail_state()->storage[0].copy_(x0.storage()[0]);
+    c.detail_state()->storage[0].copy_(x0.storage()[0]);
+    nyto::RunOptions opt;
+    opt.backend = b;
+    mean.run({{"x", a}}, opt);
+    opt.member_range = std::make_pair(int64_t(1), int64_t(3));
+    mean.run({{"x", c}}, opt);
+    CHECK(at::equal(a.storage()[0], c.storage()[0]));
+  }
+  nyto::RunOptions bad;
+  bad.member_range = std::make_pair(int64_t(3), int64_t(6));
+  Swarm<NetImpl> x(seed, 5), v(seed, 5);
+  CHECK_THROWS_WITH_AS(pso.run({{"x", x}, {"v", v}, {"pbest", p0}, {"gbest", gbest}}, bad),
+                       "member range [3, 6) is outside the 5 members the rule runs on", nyto::BindError);
+}
+
 TEST_CASE("params: defaults and overrides") {
   auto net = nyto::make_particle<torch::nn::Linear>(1, 1);
   {
