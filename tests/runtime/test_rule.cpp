@@ -225,7 +225,8 @@ TEST_CASE("member range: only the block's rows, with the whole run's bits") {
       return std::make_pair(x.storage()[0].clone(), v.storage()[0].clone());
     };
     const auto whole = run(std::nullopt);
-    for (auto [lo, hi] : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {1, 3}, {4, 5}, {2, 2}}) {
+    for (const auto& range : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {1, 3}, {4, 5}, {2, 2}}) {
+      const int64_t lo = range.first, hi = range.second;  // not a structured binding: CAPTURE's lambda takes it
       CAPTURE(lo);
       CAPTURE(hi);
       const auto part = run(std::make_pair(lo, hi));

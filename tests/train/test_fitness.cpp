@@ -57,7 +57,7 @@ std::vector<double> reference(const nyto::AnySwarm& s, const at::Tensor& x, cons
 }
 
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
 const char* name(FitnessStrategy k) {
