@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/Dist.h"
 #include "cli/Parse.h"
 
 namespace nyto::cli {
@@ -61,5 +62,24 @@ void add_run(CLI::App& app);      // nyto run FILE --load NAME=PATH ... --save N
 void add_train(CLI::App& app);    // nyto train (Fashion-MNIST)
 void add_eval(CLI::App& app);     // nyto eval --model mlp FILE... (Fashion-MNIST test set)
 void add_repl(CLI::App& app);     // nyto repl
+
+/// The distribution flags of train and run (cli/Dist.h, docs/distributed.md), in their own group.
+inline void add_dist_options(CLI::App* cmd, DistOptions& d) {
+  cmd->add_option("--nprocs", d.nprocs, "run as K local processes (ranks 0..K-1 on 127.0.0.1)")
+      ->check(in_interval(integers(1, 64)))
+      ->group("Distribution");
+  cmd->add_option("--world-size", d.world_size, "processes in all (default: WORLD_SIZE, else 1)")
+      ->check(in_interval(integers(1, 4096)))
+      ->group("Distribution");
+  cmd->add_option("--rank", d.rank, "this process's rank, 0..world size - 1 (default: RANK)")
+      ->check(in_interval(integers(0, 4095)))
+      ->group("Distribution");
+  cmd->add_option("--master", d.master, "HOST:PORT of rank 0's rendezvous (default: MASTER_ADDR:MASTER_PORT)")
+      ->group("Distribution");
+  cmd->add_option("--timeout", d.timeout, "seconds to wait for the other ranks (rendezvous and every exchange)")
+      ->check(in_interval({0.1, 86400}))
+      ->capture_default_str()
+      ->group("Distribution");
+}
 
 }  // namespace nyto::cli

@@ -179,4 +179,24 @@ int launch_local(int nprocs, const std::vector<std::string>& args, double timeou
   return code[size_t(first_failed)];
 }
 
+void launch_if_requested(const DistOptions& o, int64_t most, const std::string& what) {
+  if (o.nprocs <= 0) return;
+  if (o.world_size > 0 || o.rank >= 0 || !o.master.empty())
+    throw UsageError("--nprocs starts its own processes: it takes no --world-size, --rank or --master");
+  if (most > 0 && o.nprocs > most)
+    throw UsageError(fmt::format("{} is fewer than the {} processes: every rank needs a member", what, o.nprocs));
+  if (o.nprocs == 1) return;
+  std::vector<std::string> args;  // this command line without --nprocs
+  const std::vector<std::string>& cl = command_line();
+  for (size_t i = 0; i < cl.size(); ++i) {
+    if (cl[i] == "--nprocs") {
+      ++i;
+      continue;
+    }
+    if (cl[i].rfind("--nprocs=", 0) == 0) continue;
+    args.push_back(cl[i]);
+  }
+  std::exit(launch_local(o.nprocs, args, o.timeout));
+}
+
 }  // namespace nyto::cli

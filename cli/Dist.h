@@ -9,6 +9,7 @@
 // No LibTorch in this header.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,12 @@ struct Rendezvous {
 /// incomplete or malformed setting: a rank outside [0, world size), a port outside 1..65535, a
 /// world size without a master, non-numbers. world_size 1 and no master: a single process.
 Rendezvous resolve_rendezvous(const DistOptions& o);
+
+/// What `--nprocs K` asks for, before anything else runs: UsageError for --nprocs with
+/// --world-size, --rank or --master, or for more processes than `most` (0: no limit, else the
+/// members, `what` naming them); for K > 1, runs this command line without --nprocs as K
+/// processes (launch_local) and exits with their code. Returns for K <= 1.
+void launch_if_requested(const DistOptions& o, int64_t most = 0, const std::string& what = "");
 
 /// `--nprocs K`: runs `args` (this command line without --nprocs) as K processes of this binary,
 /// ranks 0..K-1 on 127.0.0.1 and a free port, and waits for them. Rank 0's stdout is this

@@ -1079,27 +1079,7 @@ TestResult test_classifier(Classifier& net, const ImageSet& test, int64_t n) {
 }
 
 void run_training(const TrainOptions& options) {
-  if (options.dist.nprocs > 0) {
-    if (options.dist.world_size > 0 || options.dist.rank >= 0 || !options.dist.master.empty())
-      throw UsageError("--nprocs starts its own processes: it takes no --world-size, --rank or --master");
-    if (options.dist.nprocs > options.particles)
-      throw UsageError(fmt::format("--particles {} is fewer than the {} processes: every rank needs a member",
-                                   options.particles, options.dist.nprocs));
-    if (options.dist.nprocs > 1) {
-      // This command line without --nprocs, as K processes.
-      std::vector<std::string> args;
-      const std::vector<std::string>& cl = command_line();
-      for (size_t i = 0; i < cl.size(); ++i) {
-        if (cl[i] == "--nprocs") {
-          ++i;
-          continue;
-        }
-        if (cl[i].rfind("--nprocs=", 0) == 0) continue;
-        args.push_back(cl[i]);
-      }
-      std::exit(launch_local(options.dist.nprocs, args, options.dist.timeout));
-    }
-  }
+  launch_if_requested(options.dist, options.particles, fmt::format("--particles {}", options.particles));
   ensure_passive_openmp();
   Trainer t(options);
   t.run();

@@ -1,5 +1,6 @@
 // nyto run FILE --load NAME=PATH ... --save NAME=PATH ... [--set NAME=VALUE] [--seed S]
 //          [--backend llvm|interp|aten] [--threads N]
+//          [--nprocs K | --world-size W --rank R --master HOST:PORT] [--timeout S]
 //
 // Applies a rule to particles and swarms loaded from files and writes the results. A PATH is a
 // nyto checkpoint, a TorchScript archive (torch.jit.save), a nyto swarm checkpoint, a
@@ -7,8 +8,14 @@
 // by torch.save (a per-member vector, as --set NAME=V1,V2,...). Everything is checked,
 // loaded and computed before the first write, and outputs are staged beside their targets and put
 // in place together (an io::Commit): a failed run changes no file.
+//
+// Over several processes (docs/distributed.md) every rank loads the files and runs the rule with
+// RunOptions::group: a rule whose members are independent runs on each rank's own block, and the
+// outputs are gathered for rank 0, which alone writes and prints.
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 #include <nyto/any_module.h>
+#include <nyto/distributed.h>
 #include <nyto/errors.h>
 #include <nyto/io.h>
 #include <nyto/rule.h>
@@ -16,6 +23,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -24,6 +33,8 @@
 #include <vector>
 
 #include "cli/Commands.h"
+#include "cli/Dist.h"
+#include "cli/Hash.h"
 #include "cli/Vectors.h"
 #include <nyto/checked_load.h>
 #include "frontend/Source.h"
@@ -39,6 +50,7 @@ struct RunArgs {
   uint64_t seed = 0;
   std::string backend = "llvm";
   int threads = 0;
+  DistOptions dist;
 };
 
 bool is_identifier(const std::string& s) {
@@ -126,6 +138,28 @@ void run_command(const RunArgs& a) {
                     : a.backend == "aten" ? Backend::Aten
                                           : Backend::Llvm;
   if (a.threads > 0) at::set_num_threads(a.threads);
+  const Rendezvous rdv = resolve_rendezvous(a.dist);
+  std::unique_ptr<ProcessGroup> group;
+  if (rdv.world_size > 1) {
+    group = std::make_unique<ProcessGroup>(rdv.host, rdv.port, rdv.rank, rdv.world_size, rdv.timeout);
+    options.group = group.get();
+    std::string settings;
+    {
+      std::ifstream in(a.file, std::ios::binary);
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      settings = fmt::format("rule={:016x} seed={} backend={}", fnv1a(text), a.seed, a.backend);
+    }
+    for (const auto& name : load_order) settings += " load=" + name;
+    for (const auto& [name, path] : saves) settings += " save=" + name;
+    for (const auto& arg : a.sets) settings += " set=" + arg;
+    if (const std::string differ = group->compare_settings(settings); !differ.empty())
+      throw UsageError("the ranks were started with different settings: " + differ +
+                       "; start every rank with the same command line");
+    if (rdv.rank != 0) {
+      std::fflush(stdout);
+      if (!std::freopen("/dev/null", "w", stdout)) throw Error("cannot redirect rank " + std::to_string(rdv.rank) + "'s output");
+    }
+  }
 
   // 2. The rule: its inputs must be among the names the command line binds.
   std::vector<std::string> known = load_order;
@@ -274,6 +308,14 @@ void run_command(const RunArgs& a) {
   auto is_number = [](const Value* v) {
     return v && (v->kind() == Value::Kind::Scalar || v->kind() == Value::Kind::MemberScalars);
   };
+  // Over several processes: a rule that ran on each rank's own members leaves the other rows of
+  // its swarm outputs to their owners; rank 0, which writes, gathers them.
+  if (group && rule.members_independent()) {
+    for (const auto& o : outputs)
+      if (const Value* v = value_of(o); v && v->kind() == Value::Kind::Swarm)
+        group->gather_rows(v->swarm(), "the gather of the result '" + o + "'");
+  }
+  if (group && group->rank() != 0) return;  // rank 0 writes and prints
   for (const auto& o : outputs)
     if (!saves.count(o) && !is_number(value_of(o)))  // numbers are printed (step 8)
       std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o
@@ -369,8 +411,10 @@ void add_run(CLI::App& app) {
   cmd->add_option("--threads", a->threads,
                   "intra-op threads (default: the number of cores; at most 4 per core)")
       ->check(threads_validator());
+  add_dist_options(cmd, a->dist);
   cmd->callback([a] {
     if (a->threads == 0) a->threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    launch_if_requested(a->dist);
     run_command(*a);
   });
 }

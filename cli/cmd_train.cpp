@@ -86,22 +86,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--kill-rank", opts->kill_rank, "testing: only this rank obeys --kill-at-step")
       ->check(in_interval(integers(0, 4095)))
       ->group("");  // hidden
-  // Distribution (cli/Dist.h, docs/distributed.md): PyTorch's launch convention.
-  cmd->add_option("--nprocs", opts->dist.nprocs, "run as K local processes (ranks 0..K-1 on 127.0.0.1)")
-      ->check(in_interval(integers(1, 64)))
-      ->group("Distribution");
-  cmd->add_option("--world-size", opts->dist.world_size, "processes in all (default: WORLD_SIZE, else 1)")
-      ->check(in_interval(integers(1, 4096)))
-      ->group("Distribution");
-  cmd->add_option("--rank", opts->dist.rank, "this process's rank, 0..world size - 1 (default: RANK)")
-      ->check(in_interval(integers(0, 4095)))
-      ->group("Distribution");
-  cmd->add_option("--master", opts->dist.master, "HOST:PORT of rank 0's rendezvous (default: MASTER_ADDR:MASTER_PORT)")
-      ->group("Distribution");
-  cmd->add_option("--timeout", opts->dist.timeout, "seconds to wait for the other ranks (rendezvous and every exchange)")
-      ->check(in_interval({0.1, 86400}))
-      ->capture_default_str()
-      ->group("Distribution");
+  add_dist_options(cmd, opts->dist);  // PyTorch's launch convention (docs/distributed.md)
   cmd->callback([opts] { run_training(*opts); });
 }
 

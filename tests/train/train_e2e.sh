@@ -3,7 +3,7 @@
 #   train_e2e.sh NYTO SOURCE_DIR WORK_DIR CASE
 # CASE: run-MODEL-MODE | resume | determinism | pso-one-member | errors | diverge | outputs |
 #       init-classes | merge-example | evolve-RULE (examples/rules/RULE.nyto) | evolve-resume | evolve-errors |
-#       dist-equal | dist-env | dist-faults (several processes on loopback, docs/distributed.md).
+#       dist-equal | dist-env | dist-faults | dist-run (several processes on loopback, docs/distributed.md).
 # Exit 77 (skipped)
 # without the data.
 set -uo pipefail
@@ -581,6 +581,36 @@ dist-faults)
   expect_exit 2 "takes no --world-size" -- "${b[@]}" --nprocs 2 --world-size 2
   expect_exit 2 "--particles 4 is fewer than the 5 processes" -- "${b[@]}" --nprocs 5
   WORLD_SIZE=two expect_exit 2 "WORLD_SIZE must be a whole number" -- "${b[@]}"
+  ;;
+dist-run)
+  # nyto run over several processes: a rule whose members are independent (each rank its own
+  # block, rank 0 gathers) and one that reads other members (x[i]), the same files with 1, 2 and 3
+  # processes; only rank 0 writes; ranks with another seed are refused.
+  "$nyto" train --data "$data" --threads 1 --mode pso --particles 5 --generations 1 --fitness-size 100 \
+    --eval-every 0 --eval-size 100 --save "$dir/s.pt" >"$dir/train.out" 2>&1 || fail "train: $(cat "$dir/train.out")"
+  echo 'x = x + 0.1 * randn()' >"$dir/jitter.nyto"
+  for np in 1 2 3; do
+    "$nyto" run "$dir/jitter.nyto" --load x="$dir/s.pt" --save x="$dir/j$np.pt" --seed 4 --threads 1 --nprocs $np \
+      >"$dir/j$np.out" 2>&1 || fail "jitter, $np processes: $(cat "$dir/j$np.out")"
+    "$nyto" run "$src/tests/dist/de_mutation.nyto" --load x="$dir/s.pt" --set f=5,4,3,2,1 --save x="$dir/d$np.pt" \
+      --seed 4 --threads 1 --nprocs $np >"$dir/d$np.out" 2>&1 || fail "de, $np processes: $(cat "$dir/d$np.out")"
+  done
+  for np in 2 3; do
+    same "$dir/j1.pt" "$dir/j$np.pt" || fail "jitter: $np processes write another swarm than 1"
+    same "$dir/d1.pt" "$dir/d$np.pt" || fail "de: $np processes write another swarm than 1"
+  done
+  same "$dir/j1.pt" "$dir/s.pt" >/dev/null 2>&1 && fail "jitter changed nothing"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$nyto" run "$dir/jitter.nyto" --load x="$dir/s.pt" --save x="$dir/m.pt" --seed 1 --world-size 2 --rank 0 \
+    --master 127.0.0.1:$port >"$dir/m0.out" 2>&1 &
+  "$nyto" run "$dir/jitter.nyto" --load x="$dir/s.pt" --save x="$dir/m.pt" --seed 2 --world-size 2 --rank 1 \
+    --master 127.0.0.1:$port >"$dir/m1.out" 2>&1
+  rc1=$?
+  wait $!
+  rc0=$?
+  [ $rc0 -eq 2 ] && [ $rc1 -eq 2 ] || fail "nyto run, different seeds: exits $rc0 and $rc1, expected 2"
+  grep -q "rank 1 has seed=2 where rank 0 has seed=1" "$dir/m1.out" || fail "$(cat "$dir/m1.out")"
+  [ -e "$dir/m.pt" ] && fail "a refused run wrote its output"
   ;;
 *)
   echo "unknown case $case"; exit 2 ;;
