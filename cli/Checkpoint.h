@@ -1,5 +1,13 @@
-// `nyto train`'s checkpoint, DIR/checkpoint.pt: reading one strictly, without running training
-// (the trainer applies it to its swarm; a fuzz target can call read_train_checkpoint alone).
+// `nyto train`'s checkpoint: reading one strictly, without running training (the trainer applies
+// it to its swarm; a fuzz target can call read_train_checkpoint alone), and writing its files.
+//
+// A checkpoint is a manifest, DIR/checkpoint.pt, and parts, DIR/parts-ID/members-B-E.pt. Each
+// rank writes the part of its own members [B, E): their rows of x, of the rule's swarm and vector
+// states, and their SGD states. Rank 0 then writes the manifest: the settings, the step, the
+// random states, the metrics, the rule's other states, and the parts with the digest of each
+// file's bytes. Every file is written beside and renamed; the manifest's rename commits the
+// checkpoint, after which parts directories it does not name are removed. So a kill at any moment
+// leaves a whole checkpoint, and a checkpoint written by W processes resumes with any number.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -17,6 +25,7 @@
 
 namespace torch::serialize {
 class InputArchive;
+class OutputArchive;
 }
 
 namespace nyto::cli {
@@ -24,7 +33,13 @@ namespace nyto::cli {
 /// The format tag of the checkpoints this nyto writes and reads ("-1" lacked the data set's
 /// identity and the digest, and is refused).
 /// "-2" held PSO's own fields (v, pbest, gbest) from before --mode pso was a rule; it is refused.
-inline constexpr const char* kCheckpointFormat = "nyto-train-checkpoint-3";
+/// "-3" was one file written by rank 0, the whole population in it; it is refused too.
+inline constexpr const char* kCheckpointFormat = "nyto-train-checkpoint-4";
+/// The format tag of a part.
+inline constexpr const char* kCheckpointPartFormat = "nyto-train-checkpoint-part-4";
+
+/// The file name of the part of members [begin, end) in its parts directory: "members-B-E.pt".
+std::string checkpoint_part_name(int64_t begin, int64_t end);
 
 /// One evaluation of one member (a row of --metrics).
 struct MetricRow {
@@ -56,13 +71,18 @@ struct TrainCheckpoint {
   std::mt19937_64 shuffle_rng, subset_rng;
   at::Tensor torch_rng;  ///< LibTorch's CPU generator state (checked by a scratch generator)
   std::vector<MetricRow> rows;  ///< member in [0, N), step >= 0
+  std::string parts_dir;        ///< the parts' directory, beside the manifest ("parts-ID")
+  std::vector<std::pair<int64_t, int64_t>> parts;  ///< their member ranges, tiling [0, N) in order
 };
 
-/// Reads the checkpoint at `path`, every tensor checked against the file's data
-/// (load_archive_checked) and every field parsed strictly: of the right type and shape, in range,
-/// a text field (the random number generators' states) consumed whole, and the digest of all
-/// fields but the optimizer states equal to the one written. Throws IOError naming the file and
-/// the field. Nothing is applied to a trainer; LibTorch's random state is not touched.
+/// Reads the checkpoint whose manifest is `path` and the parts it names, every tensor checked
+/// against the file's data (load_archive_checked) and every field parsed strictly: of the right
+/// type and shape, in range, a text field (the random number generators' states) consumed whole,
+/// the manifest's digest of its fields equal to the one written, each part's bytes equal to the
+/// digest the manifest holds for it (a part of another checkpoint is refused), the parts tiling
+/// the members. The parts' rows are joined in member order. Throws IOError naming the file and
+/// the field; the manifest is read whole before any part. Nothing is applied to a trainer;
+/// LibTorch's random state is not touched.
 TrainCheckpoint read_train_checkpoint(const std::string& path);
 
 /// FNV-1a over a checkpoint's fields in the order written: each key, then its value (strings,
@@ -76,6 +96,23 @@ class CheckpointDigest {
  private:
   void bytes(const void* p, size_t n);
   uint64_t h_ = kFnvOffset;
+};
+
+/// One checkpoint file being written: fields through put() (into the archive and its digest),
+/// nested archives (SGD states, not in the digest) through nest().
+class CheckpointWriter {
+ public:
+  CheckpointWriter();
+  ~CheckpointWriter();
+  void put(const std::string& key, const c10::IValue& value);
+  void nest(const std::string& key, torch::serialize::OutputArchive& archive);
+  /// Adds the field "digest" and writes the file beside `path` and renames it (nyto::io::write_file).
+  /// Returns FNV-1a of the bytes written. Throws IOError naming `path`.
+  uint64_t save(const std::string& path);
+
+ private:
+  std::unique_ptr<torch::serialize::OutputArchive> ar_;
+  CheckpointDigest digest_;
 };
 
 }  // namespace nyto::cli

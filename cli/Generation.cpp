@@ -153,20 +153,21 @@ std::string GenerationState::signature() const {
   return list;
 }
 
-void GenerationState::save(const std::function<void(const std::string&, const c10::IValue&)>& put) const {
+void GenerationState::save(const std::function<void(const std::string&, const c10::IValue&, bool)>& put) const {
   for (const State& st : states_) {
     if (st.name == "x") continue;
     const Value& v = st.value;
     const std::string k = "state_" + st.name;
     const std::vector<at::Tensor>* groups = nullptr;
     switch (v.kind()) {
-      case Value::Kind::Scalar: put(k, c10::IValue(v.scalar())); break;
-      case Value::Kind::MemberScalars: put(k, at::tensor(v.member_scalars(), at::kDouble)); break;
+      case Value::Kind::Scalar: put(k, c10::IValue(v.scalar()), false); break;
+      case Value::Kind::MemberScalars: put(k, at::tensor(v.member_scalars(), at::kDouble), true); break;
       case Value::Kind::Particle: groups = &v.particle().storage(); break;
       case Value::Kind::Swarm: groups = &v.swarm().storage(); break;
     }
     if (groups)
-      for (size_t g = 0; g < groups->size(); ++g) put(k + "_" + std::to_string(g), (*groups)[g].detach());
+      for (size_t g = 0; g < groups->size(); ++g)
+        put(k + "_" + std::to_string(g), (*groups)[g].detach(), v.kind() == Value::Kind::Swarm);
   }
 }
 

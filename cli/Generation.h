@@ -52,8 +52,10 @@ class GenerationState {
   /// Names and kinds of the states but x, "mu:particle pf:vector": what a checkpoint must match.
   std::string signature() const;
   /// Checkpoint fields: "state_NAME" (a scalar, or a double tensor [M] for a vector) and
-  /// "state_NAME_G" (storage group G of a particle [n_g] or a swarm [M, n_g]).
-  void save(const std::function<void(const std::string&, const c10::IValue&)>& put) const;
+  /// "state_NAME_G" (storage group G of a particle [n_g] or a swarm [M, n_g]). `rows` is true for
+  /// a field with a row per member (a vector's, a swarm's), which each rank writes for its own
+  /// members (a checkpoint's parts).
+  void save(const std::function<void(const std::string&, const c10::IValue&, bool rows)>& put) const;
   /// Sets the states from fields as save() writes them, after checking all of them against this
   /// run's states (signature, kind, shape, dtype, no field left over): for the first that does
   /// not fit, `unfit(what)` is called, which must throw; then nothing has changed.

@@ -114,6 +114,7 @@ class Trainer {
   void next_batch(at::Tensor& bx, at::Tensor& by);
   std::string config_string() const;
   void save_checkpoint();
+  void remove_stale_parts(const std::string& keep) const;
   bool load_checkpoint();
   void write_metrics() const;
   void write_plot() const;
@@ -141,6 +142,8 @@ class Trainer {
   std::unique_ptr<nyto::ProcessGroup> pg_;
   int rank_ = 0, world_ = 1;
   int64_t mb_ = 0, me_ = 0;
+  uint64_t run_id_ = 0;      // names this run's checkpoint parts (rank 0's draw, shared)
+  int64_t checkpoints_ = 0;  // checkpoints written by this run
   bool evolve_ = false;  // evolve or pso
   bool fixed_batch_ = false;
   bool tty_ = false;
@@ -208,9 +211,6 @@ void Trainer::validate_flags() {
   rank_ = rdv_.rank;
   if (world_ > n_)
     throw UsageError(fmt::format("--particles {} is fewer than the {} processes: every rank needs a member", n_, world_));
-  if (world_ > 1 && !evolve_ && o_.momentum > 0 && !o_.checkpoint.empty())
-    throw UsageError("--checkpoint with --momentum in a distributed hybrid run is not supported yet: each rank "
-                     "holds its own members' momentum, which the checkpoint (written by rank 0) would not have");
   if (lead()) {
     if (!o_.plot.empty() && std::system("command -v gnuplot >/dev/null 2>&1") != 0)
       throw Error("--plot needs gnuplot, which is not installed (apt-get install gnuplot-nox)");
@@ -231,9 +231,10 @@ void Trainer::join_ranks() {
 }
 
 // Every member's rows from its owner (the population, and in evolve mode the rule's swarm
-// states and the best member), so that each rank -- rank 0 above all, which evaluates,
-// checkpoints and saves -- holds what the others computed: SGD steps (hybrid), a rule run on
-// each rank's own members only (RunOptions::member_range).
+// states and the best member), so that each rank -- rank 0 above all, which saves the result --
+// holds what the others computed: SGD steps (hybrid), a rule run on each rank's own members only
+// (RunOptions::member_range). Evaluations and checkpoints need none of it: each rank tests and
+// writes its own members.
 void Trainer::sync_members() {
   if (!pg_) return;
   share_best();
@@ -607,8 +608,7 @@ void Trainer::evaluate_all(bool final) {
   int64_t best = 0;
   double best_acc = -1, train_mean = 0;
   std::vector<MetricRow> now;
-  sync_members();
-  // Each rank tests its own members; every rank gets every result.
+  // Each rank tests its own members (current on it without a gather); every rank gets every result.
   std::vector<double> tested;
   for (int64_t i = mb_; i < me_; ++i) {
     Eval e = evaluate(nets_[size_t(i)], n);
@@ -641,8 +641,7 @@ void Trainer::evaluate_all(bool final) {
              n_ <= 16 ? "" : " (first 16)", n_ <= 16 ? accs.substr(1) : accs.substr(1, 16 * 7 - 1),
              final || n >= data_.test.size() ? "" : fmt::format(" [{} images]", n), best_acc, best);
   std::fflush(stdout);
-  if (!lead()) return;
-  if (!o_.metrics.empty()) write_metrics();
+  if (lead() && !o_.metrics.empty()) write_metrics();
   if (!o_.checkpoint.empty()) save_checkpoint();
 }
 
@@ -662,65 +661,97 @@ std::string Trainer::config_string() const {
       classes_text_, init_digest_);
 }
 
+// Every rank writes its part, the ranks exchange the parts' digests, and rank 0 writes the
+// manifest that commits them (cli/Checkpoint.h). A rank's own rows are current on it without any
+// gather: no particle crosses the network for a checkpoint.
 void Trainer::save_checkpoint() {
+  share_best();
   std::error_code ec;
-  fs::create_directories(o_.checkpoint, ec);
-  if (ec) throw IOError("cannot create checkpoint directory '" + o_.checkpoint + "': " + ec.message());
-  torch::serialize::OutputArchive ar;
-  // Every field but the optimizer states goes through put(), into the digest too.
-  CheckpointDigest digest;
-  auto put = [&](const std::string& key, const c10::IValue& v) {
-    digest.add(key, v);
-    if (v.isTensor())
-      ar.write(key, v.toTensor());
-    else
-      ar.write(key, v);
+  const std::string parts_dir = fmt::format("parts-{:x}-{}", run_id_, ++checkpoints_);
+  const fs::path dir = fs::path(o_.checkpoint) / parts_dir;
+  fs::create_directories(dir, ec);
+  if (ec) throw IOError("cannot create checkpoint directory '" + dir.string() + "': " + ec.message());
+  CheckpointWriter part, manifest;
+  // A view's whole storage would be written: a rank's rows are copied out, unless they are all.
+  auto mine = [&](const at::Tensor& t) {
+    return mb_ == 0 && me_ == n_ ? t : t.narrow(0, mb_, me_ - mb_).clone();
   };
-  put("format", c10::IValue(std::string(kCheckpointFormat)));
-  put("config", c10::IValue(config_string()));
-  put("step", c10::IValue(step_));
-  put("elapsed", c10::IValue(elapsed()));
-  for (size_t g = 0; g < x_.storage().size(); ++g) put("x_" + std::to_string(g), x_.storage()[g].detach());
+  part.put("format", c10::IValue(std::string(kCheckpointPartFormat)));
+  part.put("members", c10::IValue(n_));
+  part.put("begin", c10::IValue(mb_));
+  part.put("end", c10::IValue(me_));
+  for (size_t g = 0; g < x_.storage().size(); ++g)
+    part.put("x_" + std::to_string(g), mine(x_.storage()[g].detach()));
   if (evolve_) {
-    for (size_t g = 0; g < x_.storage().size(); ++g) put("best_" + std::to_string(g), best_.storage()[g].detach());
-    put("best_f", c10::IValue(best_f_));
-    put("best_step", c10::IValue(best_step_));
-    put("states", c10::IValue(states_->signature()));
-    states_->save(put);
-    std::vector<double> fr;
-    for (const auto& r : fit_rows_) fr.insert(fr.end(), r.begin(), r.end());
-    put("fitness_rows", at::tensor(fr, at::kDouble).reshape({int64_t(fit_rows_.size()), 4}));
+    states_->save([&](const std::string& key, const c10::IValue& v, bool rows) {
+      if (rows)
+        part.put(key, mine(v.toTensor()));
+      else
+        manifest.put(key, v);
+    });
   } else {
-    put("last_loss", at::tensor(last_loss_, at::kDouble));
-    for (int64_t i = 0; i < n_; ++i) {
+    for (int64_t i = mb_; i < me_; ++i) {
       torch::serialize::OutputArchive oa;
       opt_[size_t(i)]->save(oa);
-      ar.write("opt_" + std::to_string(i), oa);
+      part.nest("opt_" + std::to_string(i), oa);
     }
   }
-  put("loss_sum", at::tensor(loss_sum_, at::kDouble));
-  put("loss_count", at::tensor(loss_count_, at::kLong));
-  put("has_perm", c10::IValue(perm_.defined()));
-  if (perm_.defined()) put("perm", perm_);
+  const uint64_t digest = part.save((dir / checkpoint_part_name(mb_, me_)).string());
+  // The exchange is also the barrier: once it returns, every part is in place.
+  std::vector<double> digests{double(digest >> 32), double(digest & 0xffffffffu)};
+  if (pg_)
+    digests = pg_->allgather_members(digests, world_, 2, fmt::format("the exchange of the checkpoint's parts at step {}", step_));
+  if (!lead()) return;
+  manifest.put("format", c10::IValue(std::string(kCheckpointFormat)));
+  manifest.put("config", c10::IValue(config_string()));
+  manifest.put("step", c10::IValue(step_));
+  manifest.put("elapsed", c10::IValue(elapsed()));
+  manifest.put("members", c10::IValue(n_));
+  if (evolve_) {
+    for (size_t g = 0; g < x_.storage().size(); ++g) manifest.put("best_" + std::to_string(g), best_.storage()[g].detach());
+    manifest.put("best_f", c10::IValue(best_f_));
+    manifest.put("best_step", c10::IValue(best_step_));
+    manifest.put("states", c10::IValue(states_->signature()));
+    std::vector<double> fr;
+    for (const auto& r : fit_rows_) fr.insert(fr.end(), r.begin(), r.end());
+    manifest.put("fitness_rows", at::tensor(fr, at::kDouble).reshape({int64_t(fit_rows_.size()), 4}));
+  } else {
+    manifest.put("last_loss", at::tensor(last_loss_, at::kDouble));
+  }
+  manifest.put("loss_sum", at::tensor(loss_sum_, at::kDouble));
+  manifest.put("loss_count", at::tensor(loss_count_, at::kLong));
+  manifest.put("has_perm", c10::IValue(perm_.defined()));
+  if (perm_.defined()) manifest.put("perm", perm_);
   std::ostringstream r1, r2;
   r1 << shuffle_rng_;
   r2 << subset_rng_;
-  put("shuffle_rng", c10::IValue(r1.str()));
-  put("subset_rng", c10::IValue(r2.str()));
-  put("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
+  manifest.put("shuffle_rng", c10::IValue(r1.str()));
+  manifest.put("subset_rng", c10::IValue(r2.str()));
+  manifest.put("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
   std::vector<double> flat;
   for (const auto& r : rows_) flat.insert(flat.end(), {double(r.step), double(r.member), r.train_loss, r.test_loss, r.test_acc});
-  put("rows", at::tensor(flat, at::kDouble).reshape({int64_t(rows_.size()), 5}));
-  ar.write("digest", c10::IValue(int64_t(digest.value())));
-  // One file holds everything, written beside and renamed: a kill leaves the old or the new one.
-  std::string path = (fs::path(o_.checkpoint) / "checkpoint.pt").string();
-  io::write_file(path, [&](io::FileWriter& w) {
-    try {
-      ar.save_to(w.function());
-    } catch (const c10::Error& e) {
-      throw IOError("cannot write checkpoint '" + path + "': " + e.what_without_backtrace());
-    }
-  });
+  manifest.put("rows", at::tensor(flat, at::kDouble).reshape({int64_t(rows_.size()), 5}));
+  manifest.put("parts_dir", c10::IValue(parts_dir));
+  std::vector<int64_t> ranges, sums;
+  for (int r = 0; r < world_; ++r) {
+    const auto [b, e] = nyto::member_block(n_, world_, r);
+    ranges.insert(ranges.end(), {b, e});
+    sums.push_back(int64_t((uint64_t(digests[size_t(2 * r)]) << 32) | uint64_t(digests[size_t(2 * r + 1)])));
+  }
+  manifest.put("parts", at::tensor(ranges, at::kLong).reshape({world_, 2}));
+  manifest.put("part_digests", at::tensor(sums, at::kLong));
+  manifest.save((fs::path(o_.checkpoint) / "checkpoint.pt").string());
+  remove_stale_parts(parts_dir);
+}
+
+// Parts directories the manifest does not name: the previous checkpoint's, or one a kill left
+// half-written. Best effort: a directory left behind is only space.
+void Trainer::remove_stale_parts(const std::string& keep) const {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(o_.checkpoint, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("parts-", 0) == 0 && name != keep && entry.is_directory(ec)) fs::remove_all(entry.path(), ec);
+  }
 }
 
 bool Trainer::load_checkpoint() {
@@ -795,6 +826,7 @@ bool Trainer::load_checkpoint() {
   rows_ = std::move(ck.rows);
   step_ = ck.step;
   elapsed_before_ = ck.elapsed;
+  if (lead()) remove_stale_parts(ck.parts_dir);  // a kill may have left a half-written one
   return true;
 }
 
@@ -950,6 +982,11 @@ void Trainer::run() {
       throw UsageError("the ranks were started with different settings: " + differ +
                        "; start every rank with the same command line");
   }
+  // Rank 0's draw names this run's checkpoint parts, so that they never overwrite a part that a
+  // manifest on disk (of an earlier run, or of this one) still names.
+  std::vector<double> id{double(std::random_device()() & 0xffffffu), double(std::random_device()() & 0xffffffu)};
+  if (pg_) id = pg_->allgather_members(id, world_, 2, "the exchange of the run's name");
+  run_id_ = (uint64_t(id[0]) << 24) | uint64_t(id[1]);
   bool resumed = o_.resume && load_checkpoint();
   std::string work =
       evolve_ ? fmt::format("{} generations, fitness on {} {} images", total_steps_,
@@ -973,6 +1010,7 @@ void Trainer::run() {
   start_ = Clock::now();
   start_step_ = step_;
   const auto loop_start = Clock::now();
+  const uint64_t bytes_before = pg_ ? pg_->bytes_sent() : 0;
   at::Tensor bx, by;
   while (step_ < total_steps_) {
     if (evolve_) {
@@ -990,8 +1028,9 @@ void Trainer::run() {
     }
   }
   loop_seconds_ = std::chrono::duration<double>(Clock::now() - loop_start).count();
-  const uint64_t loop_bytes = pg_ ? pg_->bytes_sent() : 0;
+  const uint64_t loop_bytes = pg_ ? pg_->bytes_sent() - bytes_before : 0;
   evaluate_all(true);
+  sync_members();
 
   // The final table: every member on the full test set (the rows just written).
   std::vector<MetricRow> fin;

@@ -1,7 +1,9 @@
 // (c) `nyto train`'s checkpoint reader (cli/Checkpoint.h, read_train_checkpoint: what --resume
-// reads) on any file: it either returns or throws a nyto::Error. See FuzzUtil.h for the input
-// format.
-// NYTO_FUZZ_WRITE_SEEDS=DIR: writes DIR/hybrid.pt and DIR/pso.pt, the checkpoints of two small
+// reads) on any file as the manifest: it either returns or throws a nyto::Error. See FuzzUtil.h
+// for the input format. The manifest is read whole before any part, so every field of it is
+// reached; the parts it names are not there (they are read by the same strict reader, after a
+// check of their bytes against the manifest's digest).
+// NYTO_FUZZ_WRITE_SEEDS=DIR: writes DIR/hybrid.pt and DIR/pso.pt, the manifests of two small
 // training runs (2 MLP members of 2 hidden units, batches of 4, stopped after step 1 of 2, on the
 // 60,000 + 10,000 synthetic images a data set must hold).
 #include <ATen/ATen.h>

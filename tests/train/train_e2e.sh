@@ -144,6 +144,18 @@ PY
     expect_exit 1 "$want" -- "${args[@]}" --checkpoint "$dir/b" --resume
   done
   cp "$dir/good.pt" "$dir/b/checkpoint.pt"
+  # A part with one byte changed, or missing: refused naming it, and left as it was.
+  part=$(ls "$dir"/b/parts-*/members-*.pt)
+  [ "$(echo "$part" | wc -l)" = 1 ] || fail "one process wrote other parts than one: $part"
+  cp "$part" "$dir/part.pt"
+  python3 -c "import sys; d = bytearray(open(sys.argv[1], 'rb').read()); d[len(d) // 2] ^= 1; open(sys.argv[1], 'wb').write(d)" "$part"
+  cp "$part" "$dir/bad-part.pt"
+  expect_exit 1 "is corrupt: its part '.*members-0-3.pt' does not match the digest the manifest holds" -- \
+    "${args[@]}" --checkpoint "$dir/b" --resume
+  cmp "$part" "$dir/bad-part.pt" || fail "a refused part was overwritten"
+  rm "$part"
+  expect_exit 1 "is not whole: its part '.*members-0-3.pt' is missing" -- "${args[@]}" --checkpoint "$dir/b" --resume
+  cp "$dir/part.pt" "$part"
   # Other data (one label changed) under another path: refused, naming the data set.
   mkdir -p "$dir/other"
   for f in train-images-idx3-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do ln -sf "$data/$f"* "$dir/other/"; done
@@ -412,10 +424,10 @@ outputs)
     echo "note: cannot mount a tmpfs (needs root): full-disk checks skipped"
   fi
   # --save and the checkpoint's swarm.pt are one commit: when swarm.pt cannot be put in place (its
-  # rename is the 4th: checkpoint.pt, then the staged --save and swarm.pt, then swarm.pt), the old
-  # --save file comes back.
+  # rename is the 5th: the checkpoint's part and manifest, then the staged --save and swarm.pt,
+  # then swarm.pt), the old --save file comes back.
   echo old >"$dir/old.pt"
-  NYTO_FAULT=rename:eio@4 expect_exit 1 "cannot write '$dir/ck/swarm.pt': Input/output error; no output was changed" \
+  NYTO_FAULT=rename:eio@5 expect_exit 1 "cannot write '$dir/ck/swarm.pt': Input/output error; no output was changed" \
     -- "${quick[@]}" --save "$dir/old.pt" --checkpoint "$dir/ck"
   [ "$(cat "$dir/old.pt")" = old ] || fail "--save was replaced though the commit failed"
   [ ! -e "$dir/ck/swarm.pt" ] || fail "ck/swarm.pt was written though the commit failed"
@@ -544,12 +556,35 @@ dist-faults)
     grep -q "rank $r: the exchange of the fitness of generation 15 failed: .*rank 2 stopped answering" "$dir/kill.err" ||
       fail "rank $r does not say what it was doing and who stopped"
   done
-  ls "$dir/ck" | grep -v '^checkpoint.pt$' && fail "a partial file is left in the checkpoint directory"
+  # The manifest and the parts of the 3 ranks it names, nothing else (no temporary file).
+  parts=$(ls "$dir/ck" | grep '^parts-')
+  [ "$(ls "$dir/ck" | grep -v '^parts-')" = checkpoint.pt ] && [ "$(echo "$parts" | wc -l)" = 1 ] ||
+    fail "the checkpoint directory holds more than a manifest and one parts directory: $(ls -R "$dir/ck")"
+  [ "$(ls "$dir/ck/$parts" | tr '\n' ' ')" = "members-0-2.pt members-2-4.pt members-4-6.pt " ] ||
+    fail "not one part per rank: $(ls "$dir/ck/$parts")"
   "$nyto" train "${a[@]}" --nprocs 2 --checkpoint "$dir/ck" --resume --save "$dir/resumed.pt" >"$dir/res.out" 2>&1 ||
     fail "resume with 2 processes: $(cat "$dir/res.out")"
   grep -q "resumed from .* at step 10" "$dir/res.out" || fail "did not resume at step 10: $(cat "$dir/res.out")"
   "$nyto" train "${a[@]}" --save "$dir/whole.pt" >"$dir/whole.out" 2>&1 || fail "uninterrupted run failed"
   same "$dir/resumed.pt" "$dir/whole.pt" || fail "resumed with another world size, the result differs"
+  # Hybrid with momentum: each rank writes its own members' SGD states in its part. Killed (rank 1
+  # of 3) after the checkpoint of step 8, resumed from it with 2 processes and with 1: both end as
+  # an uninterrupted run of 1 process does.
+  h=(--data "$data" --threads 1 --seed 5 --mode hybrid --particles 5 --batches 16 --swarm-every 3 --swarm-size 4
+     --batch-size 32 --momentum 0.9 --eval-every 8 --eval-size 200)
+  "$nyto" train "${h[@]}" --save "$dir/h-whole.pt" >"$dir/h-whole.out" 2>&1 || fail "hybrid, 1 process: $(cat "$dir/h-whole.out")"
+  "$nyto" train "${h[@]}" --nprocs 3 --timeout 10 --checkpoint "$dir/hck" --kill-at-step 11 --kill-rank 1 \
+    >/dev/null 2>"$dir/hkill.err"
+  rc=$?
+  [ $rc -eq 1 ] || fail "hybrid, killed rank: exit $rc, expected 1: $(cat "$dir/hkill.err")"
+  cp -r "$dir/hck" "$dir/hck1"
+  for np in 2 1; do
+    ck=$dir/hck; [ $np = 1 ] && ck=$dir/hck1
+    "$nyto" train "${h[@]}" --nprocs $np --checkpoint "$ck" --resume --save "$dir/h-$np.pt" >"$dir/h-$np.out" 2>&1 ||
+      fail "hybrid, resume with $np processes: $(cat "$dir/h-$np.out")"
+    grep -q "resumed from .* at step 8" "$dir/h-$np.out" || fail "hybrid: did not resume at step 8: $(cat "$dir/h-$np.out")"
+    same "$dir/h-whole.pt" "$dir/h-$np.pt" || fail "hybrid with momentum, resumed with $np processes: the result differs"
+  done
   # Settings that differ between ranks: refused by every rank, naming the setting and the rank.
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   b=(--data "$data" --threads 1 --mode pso --particles 4 --generations 2 --fitness-size 100 --eval-every 0)
@@ -567,6 +602,14 @@ dist-faults)
   expect_exit 1 "the 2 processes did not all join the rendezvous at 127.0.0.1:$port within 2 s" -- \
     "${b[@]}" --world-size 2 --rank 0 --master 127.0.0.1:$port --timeout 2
   [ $(($(date +%s) - start)) -le 15 ] || fail "a missing rank was waited for too long"
+  # A master that cannot be reached (nothing listens at the port; a name that does not resolve):
+  # exit 1 within the timeout, naming the address.
+  for master in 127.0.0.1:$port no-such-host.invalid:29500; do
+    start=$(date +%s)
+    expect_exit 1 "rank 1: cannot reach the rendezvous at $master within 2 s" -- \
+      "${b[@]}" --world-size 2 --rank 1 --master $master --timeout 2
+    [ $(($(date +%s) - start)) -le 15 ] || fail "an unreachable master ($master) was waited for too long"
+  done
   python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(20)' \
     >"$dir/port" &
   holder=$!
