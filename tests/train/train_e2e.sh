@@ -508,6 +508,15 @@ dist-equal)
   check_same hybrid 3 "${hyb[@]}"
   check_same es 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
   check_same de 2 --mode evolve --rule "$src/examples/rules/de.nyto" --particles 6 --generations 5 --fitness-size 300
+  # Two threads per process: the same bits as one process of two threads (the mlp's batched
+  # fitness groups the members of a rank's block; SGD and the forward passes split each member's
+  # work over the threads the same way in every process).
+  d=(--data "$data" --threads 2 --eval-every 0 --seed 11)
+  check_same pso-t2 3 "${pso[@]}"
+  check_same hybrid-t2 2 "${hyb[@]}"
+  check_same es-t2 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
+  grep -q "mlp: members batched" "$dir/pso-t2-1.out" ||
+    fail "pso-t2: not the batched fitness: $(grep 'fitness evaluation' "$dir/pso-t2-1.out")"
   # ES sends fitness values, not particles: 8 members, 5 generations, 3 ranks: rank 0 sends its 3
   # fitness values (24 bytes) to 2 peers each generation. PSO reads gbest, which its owner sends
   # when it changes; its members are independent, so each rank moves only its own.
