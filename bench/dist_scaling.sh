@@ -7,7 +7,12 @@
 # (nyto's count; and in the whole run, with the gathering of the members for the final save),
 # and the bytes that crossed the loopback interface (/proc/net/dev: every rank, TCP/IP and Gloo
 # headers, the rendezvous and the final evaluation included) divided by the generations.
-#   bench/dist_scaling.sh [NYTO] [OUT.jsonl]     (PER_RANK=8 GENERATIONS=60 REPEAT=3)
+# Then memory: the peak RSS of each rank of a hybrid run (32 members of the mlp of 4096 hidden
+# units, 3,256,330 parameters or 13 MB each, SGD with momentum: x, gradients and momentum per
+# member) with 1 and 2 processes, each rank started by hand under a Python wrapper that reads
+# getrusage(RUSAGE_CHILDREN); with 1 and 16 members in 1 process to compare (1: the run's fixed
+# part, data set and LibTorch; 16: what one of the 2 ranks holds).
+#   bench/dist_scaling.sh [NYTO] [OUT.jsonl]     (PER_RANK=8 GENERATIONS=60 REPEAT=3; MEMORY_ONLY=1)
 set -euo pipefail
 nyto=${1:-build/bin/nyto}
 out=${2:-/dev/stdout}
@@ -18,7 +23,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 lo_bytes() { awk '/^ *lo:/ { print $2 }' /proc/net/dev; }
 echo "{\"case\": \"host\", \"cpu\": \"$cpu\", \"logical_cpus\": $(nproc), \"load_avg\": $(cut -d' ' -f1 /proc/loadavg)}" >>"$out"
 log=$(mktemp)
-for algo in openai_es pso; do
+[ "${MEMORY_ONLY:-0}" = 1 ] || for algo in openai_es pso; do
   for np in 1 2; do
     m=$((per_rank * np))
     if [ $algo = pso ]; then a=(--mode pso); else a=(--mode evolve --rule examples/rules/openai_es.nyto); fi
@@ -42,4 +47,36 @@ for algo in openai_es pso; do
     done
   done
 done
-rm -f "$log"
+
+rss=$(mktemp)
+cat >"$rss" <<'PY'
+import resource, subprocess, sys
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+sys.exit(p.stderr.decode() or p.returncode) if p.returncode else print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+PY
+h=(--mode hybrid --model mlp --hidden 4096 --batches 10 --momentum 0.9 --swarm-every 5 --threads 1 --eval-every 0
+   --eval-size 100 --seed 3)
+memory() {  # MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
+  local m=$1 np=$2
+  shift 2
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for r in $(seq 0 $((np - 1))); do
+    OMP_WAIT_POLICY=passive GLOG_minloglevel=3 python3 "$rss" "$nyto" train "${h[@]}" --particles "$m" \
+      --world-size "$np" --rank "$r" --master 127.0.0.1:"$port" "$@" >"$log.$r" &
+  done
+  wait
+  for r in $(seq 0 $((np - 1))); do
+    echo "{\"case\": \"memory\", \"mode\": \"hybrid\", \"members\": $m, \"processes\": $np, \"rank\": $r," \
+      "\"members_on_rank\": $(( m / np + (r < m % np ? 1 : 0) )), \"member_mb\": 13.0, \"save\": $([ $# -gt 0 ] && echo true || echo false)," \
+      "\"peak_rss_mb\": $(cat "$log.$r"), \"load_avg\": $(cut -d' ' -f1 /proc/loadavg)}" | tee -a "$out"
+    rm -f "$log.$r"
+  done
+}
+[ "${MEMORY_SAVE_ONLY:-0}" = 1 ] || { memory 1 1
+memory 16 1
+memory 32 1
+memory 32 2; }
+memory 32 1 --save "$log.pt"
+memory 32 2 --save "$log.pt"
+rm -f "$log" "$log.pt" "$rss"

@@ -204,8 +204,13 @@ namespace {
 
 /// The fields of one part (members [b, e)), added to `ck`: its rows of x and of the rule's row
 /// states (joined later), its SGD states (hybrid).
-void read_part(const std::string& path, int64_t n, int64_t b, int64_t e, TrainCheckpoint& ck,
-               std::vector<std::vector<at::Tensor>>& x_rows, std::map<std::string, std::vector<at::Tensor>>& state_rows) {
+void read_part(const std::string& path, int64_t n, int64_t b, int64_t e, std::pair<int64_t, int64_t> want,
+               TrainCheckpoint& ck, std::vector<std::vector<at::Tensor>>& x_rows,
+               std::map<std::string, std::vector<at::Tensor>>& state_rows) {
+  // The rows of [b, e) wanted: [wb, we).
+  const int64_t wb = std::max(b, want.first), we = std::min(e, want.second);
+  auto wanted = [&](const at::Tensor& t) { return t.narrow(0, wb - b, we - wb); };
+  const bool first = x_rows.empty();
   Reader r(path);
   if (r.str("format") != kCheckpointPartFormat) r.bad("format", "is not a part of a nyto train checkpoint");
   if (r.integer("members", 1) != n) r.bad("members", "is not the manifest's member count");
@@ -215,14 +220,14 @@ void read_part(const std::string& path, int64_t n, int64_t b, int64_t e, TrainCh
     std::string k = "x_" + std::to_string(g);
     at::Tensor t = r.tensor(k, c10::ScalarType::Undefined, 2);
     if (t.size(0) != e - b) r.bad(k, fmt::format("has {} rows for {} members", t.size(0), e - b));
-    if (!x_rows.empty()) {
+    if (!first) {
       if (g >= x_rows.size()) r.bad(k, "is a storage group the first part does not have");
-      const at::Tensor& first = x_rows[g][0];
-      if (t.size(1) != first.size(1) || t.scalar_type() != first.scalar_type())
+      const at::Tensor& like = x_rows[g][0];
+      if (t.size(1) != like.size(1) || t.scalar_type() != like.scalar_type())
         r.bad(k, "has another size or dtype than in the first part");
     }
     if (x_rows.size() <= g) x_rows.emplace_back();
-    x_rows[g].push_back(t);
+    x_rows[g].push_back(wanted(t));
   }
   if (g == 0) r.bad("x_0", "is missing");
   if (g != x_rows.size()) r.bad("x_" + std::to_string(g), "is missing (the first part has it)");
@@ -231,13 +236,13 @@ void read_part(const std::string& path, int64_t n, int64_t b, int64_t e, TrainCh
     if (key.rfind("state_", 0) != 0) continue;
     at::Tensor t = r.tensor(key, c10::ScalarType::Undefined);
     if (t.dim() < 1 || t.size(0) != e - b) r.bad(key, fmt::format("does not have a row for each of its {} members", e - b));
-    if (b > 0 && !state_rows.count(key)) r.bad(key, "is a state the first part does not have");
-    state_rows[key].push_back(t);
+    if (!first && !state_rows.count(key)) r.bad(key, "is a state the first part does not have");
+    state_rows[key].push_back(wanted(t));
     ++states;
   }
   if (states != state_rows.size()) r.bad("state_", "fields are not those of the first part");
   if (!ck.evolve)
-    for (int64_t i = b; i < e; ++i) {
+    for (int64_t i = wb; i < we; ++i) {
       std::string k = "opt_" + std::to_string(i);
       auto ia = std::make_shared<torch::serialize::InputArchive>();
       if (!r.archive().try_read(k, *ia)) r.bad(k, "is missing");
@@ -251,7 +256,7 @@ void read_part(const std::string& path, int64_t n, int64_t b, int64_t e, TrainCh
 
 }  // namespace
 
-TrainCheckpoint read_train_checkpoint(const std::string& path) {
+TrainCheckpoint read_train_checkpoint(const std::string& path, std::pair<int64_t, int64_t> want) {
   Reader r(path);
   TrainCheckpoint ck;
   std::string format = r.str("format");
@@ -274,6 +279,7 @@ TrainCheckpoint read_train_checkpoint(const std::string& path) {
   if (!std::isfinite(ck.elapsed) || ck.elapsed < 0) r.bad("elapsed", "is not a duration");
   const int64_t n = r.integer("members", 1);
   if (n > (int64_t(1) << 40)) r.bad("members", "is too large");
+  ck.members = n;
   ck.evolve = r.has("best_0");
   if (ck.evolve) {
     for (size_t g = 0; r.has("best_" + std::to_string(g)); ++g)
@@ -345,8 +351,13 @@ TrainCheckpoint read_train_checkpoint(const std::string& path) {
   const std::string dir = (std::filesystem::path(path).parent_path() / ck.parts_dir).string();
   std::vector<std::vector<at::Tensor>> x_rows;
   std::map<std::string, std::vector<at::Tensor>> state_rows;
+  // Members the checkpoint does not have are not read (the caller compares the settings first).
+  want.first = std::max<int64_t>(want.first, 0);
+  want.second = std::min(want.second, n);
+  ck.first = want.first;
   for (size_t k = 0; k < ck.parts.size(); ++k) {
     const auto [b, e] = ck.parts[k];
+    if (e <= want.first || b >= want.second) continue;
     const std::string part = dir + "/" + checkpoint_part_name(b, e);
     std::error_code ec;
     if (!std::filesystem::is_regular_file(part, ec))
@@ -354,7 +365,7 @@ TrainCheckpoint read_train_checkpoint(const std::string& path) {
     if (file_digest(part) != uint64_t(digests.data_ptr<int64_t>()[k]))
       throw IOError("checkpoint '" + path + "' is corrupt: its part '" + part + "' does not match the digest the "
                     "manifest holds for it (the file was changed or damaged)");
-    read_part(part, n, b, e, ck, x_rows, state_rows);
+    read_part(part, n, b, e, want, ck, x_rows, state_rows);
   }
   for (auto& rows_g : x_rows) ck.x.push_back(at::cat(rows_g, 0));
   for (auto& [key, parts] : state_rows) {
@@ -362,7 +373,7 @@ TrainCheckpoint read_train_checkpoint(const std::string& path) {
     ck.state_fields.emplace(key, at::cat(parts, 0));
   }
   if (!ck.evolve && !state_rows.empty()) r.bad(state_rows.begin()->first, "is a rule's state in a hybrid run");
-  if (ck.evolve) {
+  if (ck.evolve && !ck.x.empty()) {
     if (ck.best.size() != ck.x.size()) r.bad("best_0", "does not have the parts' storage groups");
     for (size_t g = 0; g < ck.x.size(); ++g)
       if (ck.best[g].size(0) != ck.x[g].size(1) || ck.best[g].scalar_type() != ck.x[g].scalar_type())

@@ -52,7 +52,9 @@ struct TrainCheckpoint {
   std::string config;  ///< the settings a resumed run must share, the data set's identity included
   int64_t step = 0;    ///< >= 0
   double elapsed = 0;  ///< seconds, finite, >= 0
-  std::vector<at::Tensor> x;  ///< per group: [N, n_g], floating point, N >= 1
+  int64_t members = 0;        ///< N >= 1
+  int64_t first = 0;          ///< the member of row 0 of x, of the rule's row states and of optimizers[0]
+  std::vector<at::Tensor> x;  ///< per group: [the members read, n_g], floating point
   bool evolve = false;               ///< a generation rule's run (else hybrid)
   std::vector<at::Tensor> best;      ///< evolve: the best member so far, per group [n_g]
   double best_f = 0;                 ///< evolve: its fitness (+inf before the first generation)
@@ -63,7 +65,8 @@ struct TrainCheckpoint {
   std::map<std::string, c10::IValue> state_fields;
   std::vector<std::array<double, 4>> fitness_rows;  ///< evolve: generation, best, mean, worst
   std::vector<double> last_loss;     ///< hybrid: [N]
-  /// hybrid: N states of torch::optim::SGD, in LibTorch's current format (not yet applied)
+  /// hybrid: the states of torch::optim::SGD of the members read, in LibTorch's current format
+  /// (not yet applied)
   std::vector<std::shared_ptr<torch::serialize::InputArchive>> optimizers;
   std::vector<double> loss_sum;      ///< [N]
   std::vector<int64_t> loss_count;   ///< [N], >= 0
@@ -80,10 +83,14 @@ struct TrainCheckpoint {
 /// type and shape, in range, a text field (the random number generators' states) consumed whole,
 /// the manifest's digest of its fields equal to the one written, each part's bytes equal to the
 /// digest the manifest holds for it (a part of another checkpoint is refused), the parts tiling
-/// the members. The parts' rows are joined in member order. Throws IOError naming the file and
-/// the field; the manifest is read whole before any part. Nothing is applied to a trainer;
-/// LibTorch's random state is not touched.
-TrainCheckpoint read_train_checkpoint(const std::string& path);
+/// the members. The parts' rows are joined in member order. `rows`: only members [first, second)
+/// are read (the parts that hold them; the rule's row states and SGD states of those members
+/// only): what a rank that holds its own block needs; by default every member. Throws IOError
+/// naming the file and the field (a range the checkpoint's members do not cover is corrupt
+/// structure, reported as such); the manifest is read whole before any part. Nothing is applied
+/// to a trainer; LibTorch's random state is not touched.
+TrainCheckpoint read_train_checkpoint(const std::string& path,
+                                      std::pair<int64_t, int64_t> rows = {0, INT64_MAX});
 
 /// FNV-1a over a checkpoint's fields in the order written: each key, then its value (strings,
 /// integers, doubles' bits, booleans; tensors' dtype, shape and bytes). Nested archives (the

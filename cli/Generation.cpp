@@ -130,13 +130,6 @@ void GenerationState::take(const std::map<std::string, Value>& outputs, bool che
   }
 }
 
-std::vector<AnySwarm> GenerationState::swarms() const {
-  std::vector<AnySwarm> out;
-  for (const State& s : states_)
-    if (s.kind == "swarm" && s.name != "x") out.push_back(s.value.swarm());  // x is the trainer's
-  return out;
-}
-
 const AnyParticle* GenerationState::mean(std::string* name) const {
   for (const State& st : states_)
     if (!mean_.empty() && st.name == mean_ && st.value.kind() == Value::Kind::Particle) {

@@ -45,9 +45,6 @@ class GenerationState {
   /// The search mean: the particle state that x is sampled around (`x = mu + ...`, read from the
   /// rule's IR by Rule::summands), or nullptr. `name` gets its name.
   const AnyParticle* mean(std::string* name = nullptr) const;
-  /// The swarm states (handles on their storage), in declaration order: what a distributed run
-  /// gathers from the members' owners (cli/Dist.h).
-  std::vector<AnySwarm> swarms() const;
 
   /// Names and kinds of the states but x, "mu:particle pf:vector": what a checkpoint must match.
   std::string signature() const;

@@ -123,7 +123,7 @@ class Trainer {
   void check_finite(const char* what, double value, int64_t member);
   void clear_progress();
   void join_ranks();
-  void sync_members();
+  AnySwarm result_swarm();
   void share_best();
   bool lead() const { return rank_ == 0; }
   bool owns(int64_t i) const { return i >= mb_ && i < me_; }
@@ -155,11 +155,13 @@ class Trainer {
   ImageData data_;
   std::string classes_text_;   // --classes, normalized ("0,1,2"); empty: every class
   uint64_t init_digest_ = 0;   // a hash of the --init values; 0 without --init
-  AnySwarm x_;
-  std::vector<AnyParticle> members_;
-  std::vector<Classifier*> nets_;
+  AnySwarm x_;                         // members [lo_, lo_ + x_.size())
+  int64_t lo_ = 0;                     // hybrid: mb_ (a rank holds its block); evolve: 0
+  std::vector<AnyParticle> members_;   // x_'s rows: member i is members_[i - lo_]
+  std::vector<Classifier*> nets_;      // the same
+  AnyParticle gbest_buf_;              // hybrid, distributed: gbest when another rank owns it
   // hybrid
-  std::vector<std::unique_ptr<torch::optim::SGD>> opt_;
+  std::vector<std::unique_ptr<torch::optim::SGD>> opt_;  // of members_
   std::vector<double> last_loss_;
   // evolve: the rule's states, the fitness of x, the best member so far
   std::unique_ptr<GenerationState> states_;
@@ -230,22 +232,30 @@ void Trainer::join_ranks() {
   }
 }
 
-// Every member's rows from its owner (the population, and in evolve mode the rule's swarm
-// states and the best member), so that each rank -- rank 0 above all, which saves the result --
-// holds what the others computed: SGD steps (hybrid), a rule run on each rank's own members only
-// (RunOptions::member_range). Evaluations and checkpoints need none of it: each rank tests and
-// writes its own members.
-void Trainer::sync_members() {
-  if (!pg_) return;
+// The result, on rank 0: the whole population x, and the best member. Evolve: every rank holds x,
+// but where the members are independent each rank moved only its own rows (RunOptions::
+// member_range), so they are gathered. Hybrid: each rank holds its own block only; rank 0 gets the
+// others' point to point. Evaluations and checkpoints need none of it: each rank tests and writes
+// its own members. Other ranks get x_ back.
+AnySwarm Trainer::result_swarm() {
+  if (!pg_) return x_;
   share_best();
-  // A generation rule whose members read each other ran on every member on every rank: nothing to
-  // gather (an ES step sends no particle).
-  if (evolve_ && !rule_->members_independent()) return;
   at::NoGradGuard ng;
-  std::vector<AnySwarm> all{x_};
-  if (evolve_)
-    for (const AnySwarm& s : states_->swarms()) all.push_back(s);
-  for (const AnySwarm& s : all) pg_->gather_rows(s, fmt::format("the exchange of the members after step {}", step_));
+  const std::string what = fmt::format("the gather of the members after step {}", step_);
+  if (!evolve_) {
+    // Only for a file (every rank knows: --save and --checkpoint are compared at the rendezvous).
+    if (o_.save.empty() && o_.checkpoint.empty()) return x_;
+    // Training is over (the last checkpoint is written): the gradients and momentum buffers go,
+    // so that rank 0 holds little more than the whole swarm.
+    opt_.clear();
+    for (const AnyParticle& m : members_)
+      for (at::Tensor p : m.module_ptr()->parameters()) p.mutable_grad() = at::Tensor();
+    AnySwarm whole = lead() ? AnySwarm(members_[0], n_) : AnySwarm();
+    pg_->gather_blocks(x_, n_, whole, 0, what);
+    return lead() ? whole : x_;
+  }
+  if (rule_->members_independent()) pg_->gather_rows(x_, what);
+  return x_;
 }
 
 // The best member so far, from the rank that owns it, when another rank needs it.
@@ -350,19 +360,30 @@ void Trainer::build_swarm() {
   zo.hidden = o_.hidden;
   at::manual_seed(o_.seed);
   AnyParticle seed = make_model(o_.model, zo);
+  // x_ holds members [lo_, lo_ + rows): a hybrid rank only its own block (its members, their
+  // gradients and momentum never leave it but for gbest and the result); an evolve rank every
+  // member (a generation rule reads the population).
+  lo_ = evolve_ ? 0 : mb_;
+  const int64_t rows = evolve_ ? n_ : me_ - mb_;
   // The members, their gradients and momentum (hybrid) or a rule's states (evolve; PSO keeps
   // velocities and personal bests): about three copies of the swarm. Refused before allocating when memory cannot hold them.
-  if (std::string why = memory_error(3 * param_bytes(seed) * double(n_), fmt::format("--particles {} of {}", n_, o_.model));
+  if (std::string why = memory_error(3 * param_bytes(seed) * double(rows), fmt::format("--particles {} of {}", n_, o_.model));
       !why.empty())
     throw UsageError(why);
-  x_ = AnySwarm(seed, n_);
+  x_ = AnySwarm(seed, rows);
+  // Making a swarm clones the seed's module once per row, and LibTorch's clone() re-runs the
+  // module's random initialization. A rank of fewer rows makes the clones it lacks, one at a
+  // time: the members' initializations below then draw what they draw in one process.
+  for (int64_t i = rows; i < n_; ++i) (void)seed.clone();
   at::NoGradGuard ng;
-  for (int64_t i = 1; i < n_; ++i) {  // every member its own initialization
-    AnyParticle fresh = make_model(o_.model, zo);
-    const auto& src = fresh.param_tensors();
-    const auto& dst = x_.member(i).param_tensors();
+  auto set_member = [&](int64_t i, const std::vector<at::Tensor>& src) {
+    if (i < lo_ || i >= lo_ + rows) return;
+    const auto& dst = x_.member(i - lo_).param_tensors();
     for (size_t k = 0; k < dst.size(); ++k) dst[k].copy_(src[k]);
-  }
+  };
+  // Every member its own initialization, drawn in member order on every rank (so member i starts
+  // the same whatever the number of processes); a rank keeps its own.
+  for (int64_t i = 1; i < n_; ++i) set_member(i, make_model(o_.model, zo).param_tensors());
   if (!o_.init.empty()) {
     // Every file is read and checked before it replaces the initialization: another structure is
     // a ShapeError naming the parameter (exit 2).
@@ -379,26 +400,31 @@ void Trainer::build_swarm() {
         throw ShapeError("--init " + o_.init + " does not hold " + (o_.model == "mlp" ? "an mlp with hidden width " +
                          std::to_string(o_.hidden) : "a " + o_.model) + ": " + e.what());
       }
-      const auto& from = fit.param_tensors();
-      const auto& dst = x_.member(i).param_tensors();
-      for (size_t k = 0; k < dst.size(); ++k) dst[k].copy_(from[k]);
+      set_member(i, fit.param_tensors());
+      // The initial values identify the run for --resume (a path may name other weights later).
+      for (const at::Tensor& t : fit.param_tensors()) {
+        at::Tensor c = t.contiguous();
+        init_digest_ = fnv1a(c.data_ptr(), size_t(c.numel()) * c.element_size(), init_digest_);
+      }
     }
-    // The initial values identify the run for --resume (a path may name other weights later).
-    for (const at::Tensor& s : x_.storage())
-      init_digest_ = fnv1a(s.contiguous().data_ptr(), size_t(s.numel()) * s.element_size(), init_digest_);
   }
-  for (int64_t i = 0; i < n_; ++i) {
-    members_.push_back(x_.member(i));
+  for (int64_t r = 0; r < rows; ++r) {
+    members_.push_back(x_.member(r));
     nets_.push_back(&classifier(members_.back()));
   }
   loss_sum_.assign(size_t(n_), 0.0);
   loss_count_.assign(size_t(n_), 0);
   if (!evolve_) {
-    for (int64_t i = 0; i < n_; ++i)
-      opt_.push_back(std::make_unique<torch::optim::SGD>(
-          members_[size_t(i)].module_ptr()->parameters(),
-          torch::optim::SGDOptions(o_.lr).momentum(o_.momentum)));
+    for (const AnyParticle& m : members_)
+      opt_.push_back(std::make_unique<torch::optim::SGD>(m.module_ptr()->parameters(),
+                                                         torch::optim::SGDOptions(o_.lr).momentum(o_.momentum)));
     last_loss_.assign(size_t(n_), 0.0);
+    if (pg_) {  // gbest from another rank lands here; as above, the clone draws nothing that counts
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      const at::Tensor before = gen.get_state();
+      gbest_buf_ = members_[0].clone();
+      gen.set_state(before);
+    }
   } else {
     best_ = members_[0].clone();
     f_.assign(size_t(n_), std::numeric_limits<double>::quiet_NaN());
@@ -429,7 +455,7 @@ void Trainer::check_rule_binds() {
     states_->bind(b, true);
   } else {
     b = {{"x", members_[0].clone()},
-         {"gbest", members_[size_t(std::min<int64_t>(1, n_ - 1))].clone()},
+         {"gbest", members_[std::min<size_t>(1, members_.size() - 1)].clone()},
          {"loss", 0.0},
          {"gbest_loss", 0.0},
          {"step", 0.0}};
@@ -467,9 +493,9 @@ void Trainer::next_batch(at::Tensor& bx, at::Tensor& by) {
 void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
   std::vector<double> mine;
   for (int64_t i = mb_; i < me_; ++i) {
-    auto& opt = *opt_[size_t(i)];
+    auto& opt = *opt_[size_t(i - lo_)];
     opt.zero_grad();
-    at::Tensor loss = at::nll_loss(nets_[size_t(i)]->forward(bx), by);
+    at::Tensor loss = at::nll_loss(nets_[size_t(i - lo_)]->forward(bx), by);
     loss.backward();
     opt.step();
     mine.push_back(loss.item<double>());
@@ -500,17 +526,17 @@ void Trainer::step_hybrid(const at::Tensor& bx, const at::Tensor& by) {
   for (int64_t i : ids)
     if (last_loss_[size_t(i)] < last_loss_[size_t(best)]) best = i;
   at::NoGradGuard ng;
-  if (pg_)  // gbest from its owner; each rank moves its own members of the subset
-    pg_->broadcast(members_[size_t(best)], owner_of(best),
-                   fmt::format("the broadcast of gbest (member {}) at step {}", best, step_));
+  // gbest from its owner; each rank moves its own members of the subset.
+  const AnyParticle& gbest = owns(best) ? members_[size_t(best - lo_)] : gbest_buf_;
+  if (pg_) pg_->broadcast(gbest, owner_of(best), fmt::format("the broadcast of gbest (member {}) at step {}", best, step_));
   for (int64_t i : ids) {
     if (i == best || !owns(i)) continue;
     RunOptions ro;
     ro.params = params_;
     ro.seed = o_.seed;
     ro.invocation = uint64_t(step_) * uint64_t(n_) + uint64_t(i);
-    rule_->run({{"x", members_[size_t(i)]},
-                {"gbest", members_[size_t(best)]},
+    rule_->run({{"x", members_[size_t(i - lo_)]},
+                {"gbest", gbest},
                 {"loss", last_loss_[size_t(i)]},
                 {"gbest_loss", last_loss_[size_t(best)]},
                 {"step", double(step_)}},
@@ -611,7 +637,7 @@ void Trainer::evaluate_all(bool final) {
   // Each rank tests its own members (current on it without a gather); every rank gets every result.
   std::vector<double> tested;
   for (int64_t i = mb_; i < me_; ++i) {
-    Eval e = evaluate(nets_[size_t(i)], n);
+    Eval e = evaluate(nets_[size_t(i - lo_)], n);
     tested.insert(tested.end(), {e.loss, e.acc});
   }
   if (pg_) tested = pg_->allgather_members(tested, n_, 2, fmt::format("the exchange of the test results of step {}", step_));
@@ -681,7 +707,7 @@ void Trainer::save_checkpoint() {
   part.put("begin", c10::IValue(mb_));
   part.put("end", c10::IValue(me_));
   for (size_t g = 0; g < x_.storage().size(); ++g)
-    part.put("x_" + std::to_string(g), mine(x_.storage()[g].detach()));
+    part.put("x_" + std::to_string(g), evolve_ ? mine(x_.storage()[g].detach()) : x_.storage()[g].detach());
   if (evolve_) {
     states_->save([&](const std::string& key, const c10::IValue& v, bool rows) {
       if (rows)
@@ -692,7 +718,7 @@ void Trainer::save_checkpoint() {
   } else {
     for (int64_t i = mb_; i < me_; ++i) {
       torch::serialize::OutputArchive oa;
-      opt_[size_t(i)]->save(oa);
+      opt_[size_t(i - lo_)]->save(oa);
       part.nest("opt_" + std::to_string(i), oa);
     }
   }
@@ -757,7 +783,8 @@ void Trainer::remove_stale_parts(const std::string& keep) const {
 bool Trainer::load_checkpoint() {
   std::string path = (fs::path(o_.checkpoint) / "checkpoint.pt").string();
   if (!fs::exists(path)) return false;
-  TrainCheckpoint ck = read_train_checkpoint(path);
+  // A hybrid rank reads its own members' rows and SGD states only.
+  TrainCheckpoint ck = read_train_checkpoint(path, {lo_, lo_ + x_.size()});
   std::string mine = config_string();
   if (ck.config != mine) {
     // Name the first differing setting.
@@ -772,7 +799,8 @@ bool Trainer::load_checkpoint() {
   auto unfit = [&](const std::string& what) {
     throw IOError("checkpoint '" + path + "' is corrupt: " + what + " does not fit this run's swarm");
   };
-  if (ck.evolve != evolve_ || int64_t(ck.x.size()) != int64_t(x_.storage().size())) unfit("its mode or structure");
+  if (ck.evolve != evolve_ || ck.members != n_ || int64_t(ck.x.size()) != int64_t(x_.storage().size()))
+    unfit("its mode or structure");
   for (size_t g = 0; g < ck.x.size(); ++g)
     if (ck.x[g].sizes() != x_.storage()[g].sizes() || ck.x[g].scalar_type() != x_.storage()[g].scalar_type())
       unfit("field 'x_" + std::to_string(g) + "'");
@@ -781,11 +809,11 @@ bool Trainer::load_checkpoint() {
   // evolve: every state as this run's init made it (name, kind, shape), checked before any is set.
   if (evolve_) states_->restore(ck.states, ck.state_fields, unfit);
   if (!evolve_) {
-    for (int64_t i = 0; i < n_; ++i) {
-      auto& opt = *opt_[size_t(i)];
+    for (int64_t i = lo_; i < lo_ + x_.size(); ++i) {
+      auto& opt = *opt_[size_t(i - lo_)];
       std::string field = "checkpoint '" + path + "' is corrupt: field 'opt_" + std::to_string(i) + "'";
       try {
-        opt.load(*ck.optimizers[size_t(i)]);
+        opt.load(*ck.optimizers[size_t(i - lo_)]);
       } catch (const c10::Error& e) {
         throw IOError(field + " is not an SGD state: " + e.what_without_backtrace());
       }
@@ -976,8 +1004,9 @@ void Trainer::run() {
   check_rule_binds();
   if (pg_) {
     const std::string differ = pg_->compare_settings(
-        config_string() + fmt::format(" steps={} fixed_batch={} fitness_strategy={} resume={} checkpoint={}", total_steps_,
-                                      fixed_batch_, o_.fitness_strategy, o_.resume, o_.checkpoint.empty() ? "no" : "yes"));
+        config_string() + fmt::format(" steps={} fixed_batch={} fitness_strategy={} resume={} checkpoint={} save={}",
+                                      total_steps_, fixed_batch_, o_.fitness_strategy, o_.resume,
+                                      o_.checkpoint.empty() ? "no" : "yes", o_.save.empty() ? "no" : "yes"));
     if (!differ.empty())
       throw UsageError("the ranks were started with different settings: " + differ +
                        "; start every rank with the same command line");
@@ -1030,7 +1059,7 @@ void Trainer::run() {
   loop_seconds_ = std::chrono::duration<double>(Clock::now() - loop_start).count();
   const uint64_t loop_bytes = pg_ ? pg_->bytes_sent() - bytes_before : 0;
   evaluate_all(true);
-  sync_members();
+  const AnySwarm result = result_swarm();
 
   // The final table: every member on the full test set (the rows just written).
   std::vector<MetricRow> fin;
@@ -1045,7 +1074,6 @@ void Trainer::run() {
     if (r.test_acc > fin[size_t(best)].test_acc) best = r.member;
   }
   if (evolve_ && lead()) report_extra();
-  const AnySwarm& result = x_;
   if (lead()) {
     io::Commit commit;  // both files, or neither
     if (!o_.save.empty()) result.save(commit.stage(o_.save));

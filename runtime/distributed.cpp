@@ -234,6 +234,45 @@ void ProcessGroup::gather_rows(const AnySwarm& swarm, const std::string& what) {
   }
 }
 
+void ProcessGroup::gather_blocks(const AnySwarm& mine, int64_t members, const AnySwarm& whole, int root,
+                                 const std::string& what) {
+  Impl& s = *impl_;
+  s.alive(what);
+  auto bad = [](const std::string& why) { throw std::invalid_argument("nyto::ProcessGroup::gather_blocks: " + why); };
+  if (root < 0 || root >= s.size) bad("root outside the group");
+  const auto [b, e] = block(members);
+  if (mine.size() != e - b) bad("this rank's block has " + std::to_string(e - b) + " members, the swarm given " +
+                                std::to_string(mine.size()));
+  if (s.rank == root) {
+    if (whole.size() != members) bad("the whole swarm has " + std::to_string(whole.size()) + " members, not " +
+                                     std::to_string(members));
+    if (whole.storage().size() != mine.storage().size()) bad("the whole swarm has other storage groups");
+  }
+  at::NoGradGuard ng;
+  const int tag = 7301;  // any fixed tag: the sends of one group match their receives in order
+  for (size_t g = 0; g < mine.storage().size(); ++g) {
+    const at::Tensor& rows = mine.storage()[g];
+    if (s.rank != root) {
+      if (e > b) {
+        std::vector<at::Tensor> ts{rows.contiguous()};
+        s.wait(s.pg->send(ts, root, tag), what);
+        s.bytes_sent += uint64_t(ts[0].numel()) * ts[0].element_size();
+      }
+      continue;
+    }
+    const at::Tensor& all = whole.storage()[g];
+    if (all.size(1) != rows.size(1) || all.scalar_type() != rows.scalar_type())
+      bad("the whole swarm's group " + std::to_string(g) + " differs from the block's");
+    if (e > b) all.narrow(0, b, e - b).copy_(rows);
+    for (int q = 0; q < s.size; ++q) {
+      const auto [qb, qe] = block(members, q);
+      if (q == root || qe == qb) continue;
+      std::vector<at::Tensor> ts{all.narrow(0, qb, qe - qb)};  // rows of a row-major tensor: contiguous
+      s.wait(s.pg->recv(ts, q, tag), what);
+    }
+  }
+}
+
 void ProcessGroup::broadcast(const AnyParticle& particle, int root, const std::string& what) {
   Impl& s = *impl_;
   s.alive(what);

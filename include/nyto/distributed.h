@@ -70,6 +70,14 @@ class ProcessGroup {
   /// Every member's rows of `swarm` (each storage group) from their owners, so that every rank
   /// holds the whole swarm. Sends (W-1) times the largest block's rows.
   void gather_rows(const AnySwarm& swarm, const std::string& what = "a gather of the swarm's members");
+  /// The whole swarm on rank `root`, from every rank's own members: `mine` holds this rank's block
+  /// (block(members) rows, member order) of a swarm of `members` members; on `root`, `whole`
+  /// (`members` members of the same species) gets every block's rows, its own included; other
+  /// ranks pass an empty handle. Point to point: a rank never holds more than its block and the
+  /// root no more than the whole. Throws std::invalid_argument for a block or whole of the wrong
+  /// size or layout.
+  void gather_blocks(const AnySwarm& mine, int64_t members, const AnySwarm& whole, int root,
+                     const std::string& what = "a gather of every rank's members");
   /// `particle`'s values (each storage group) from rank `root` to every rank.
   void broadcast(const AnyParticle& particle, int root, const std::string& what = "a broadcast of a particle");
   /// Bytes of data this rank has sent through this object (ring allgather: W-1 times its

@@ -2,7 +2,12 @@
 // the backends on real particles.
 #include "tests/doctest_torch.h"
 #include <ATen/Parallel.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <nyto/distributed.h>
 #include <nyto/nyto.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <torch/nn/modules/batchnorm.h>
 
@@ -970,4 +975,34 @@ TEST_CASE("parameter axis: bad bindings are located errors (E0507, E0509), nothi
   msg = error_of([&] { nyto::compile("y = where(x >= tkth(x, k), x, 0)").run({{"x", net}, {"k", net}}); });
   CHECK(contains(msg, "E0507"));
   CHECK(contains(msg, "the k of tkth"));
+}
+
+// ProcessGroup::gather_blocks in a group of one: the block is the whole swarm, copied into
+// `whole`; sizes that do not fit are refused before anything is exchanged.
+TEST_CASE("gather_blocks: a group of one, and blocks that do not fit") {
+  int port = 0;
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+    ::close(fd);
+  }
+  nyto::ProcessGroup group("127.0.0.1", port, 0, 1, 10);
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(3);
+  Swarm<NetImpl> mine(seed, 4, nyto::SwarmInit::Randn), whole(seed, 4), small(seed, 3);
+  group.gather_blocks(mine, 4, whole, 0);
+  CHECK(at::equal(whole.storage()[0], mine.storage()[0]));
+  CHECK_THROWS_WITH_AS(group.gather_blocks(small, 4, whole, 0),
+                       "nyto::ProcessGroup::gather_blocks: this rank's block has 4 members, the swarm given 3",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(group.gather_blocks(mine, 4, small, 0),
+                       "nyto::ProcessGroup::gather_blocks: the whole swarm has 3 members, not 4", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(group.gather_blocks(mine, 4, whole, 1), "nyto::ProcessGroup::gather_blocks: root outside the group",
+                       std::invalid_argument);
 }
