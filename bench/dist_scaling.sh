@@ -9,7 +9,7 @@
 # headers, the rendezvous and the final evaluation included) divided by the generations.
 # Then memory: the peak RSS of each rank of a hybrid run (32 members of the mlp of 4096 hidden
 # units, 3,256,330 parameters or 13 MB each, SGD with momentum: x, gradients and momentum per
-# member) with 1 and 2 processes, each rank started by hand under a Python wrapper that reads
+# member) and of a pso run (x, velocities, personal bests) with 1 and 2 processes, each rank started by hand under a Python wrapper that reads
 # getrusage(RUSAGE_CHILDREN); with 1 and 16 members in 1 process to compare (1: the run's fixed
 # part, data set and LibTorch; 16: what one of the 2 ranks holds).
 #   bench/dist_scaling.sh [NYTO] [OUT.jsonl]     (PER_RANK=8 GENERATIONS=60 REPEAT=3; MEMORY_ONLY=1)
@@ -54,11 +54,14 @@ import resource, subprocess, sys
 p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 sys.exit(p.stderr.decode() or p.returncode) if p.returncode else print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
 PY
-h=(--mode hybrid --model mlp --hidden 4096 --batches 10 --momentum 0.9 --swarm-every 5 --threads 1 --eval-every 0
-   --eval-size 100 --seed 3)
-memory() {  # MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
-  local m=$1 np=$2
-  shift 2
+hybrid=(--mode hybrid --model mlp --hidden 4096 --batches 10 --momentum 0.9 --swarm-every 5 --threads 1 --eval-every 0
+        --eval-size 100 --seed 3)
+pso=(--mode pso --model mlp --hidden 4096 --generations 5 --fitness-size 500 --threads 1 --eval-every 0
+     --eval-size 100 --seed 3)
+memory() {  # MODE MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
+  local mode=$1 m=$2 np=$3
+  shift 3
+  local -n h=$mode
   local port
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   for r in $(seq 0 $((np - 1))); do
@@ -67,16 +70,18 @@ memory() {  # MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
   done
   wait
   for r in $(seq 0 $((np - 1))); do
-    echo "{\"case\": \"memory\", \"mode\": \"hybrid\", \"members\": $m, \"processes\": $np, \"rank\": $r," \
+    echo "{\"case\": \"memory\", \"mode\": \"$mode\", \"members\": $m, \"processes\": $np, \"rank\": $r," \
       "\"members_on_rank\": $(( m / np + (r < m % np ? 1 : 0) )), \"member_mb\": 13.0, \"save\": $([ $# -gt 0 ] && echo true || echo false)," \
       "\"peak_rss_mb\": $(cat "$log.$r"), \"load_avg\": $(cut -d' ' -f1 /proc/loadavg)}" | tee -a "$out"
     rm -f "$log.$r"
   done
 }
-[ "${MEMORY_SAVE_ONLY:-0}" = 1 ] || { memory 1 1
-memory 16 1
-memory 32 1
-memory 32 2; }
-memory 32 1 --save "$log.pt"
-memory 32 2 --save "$log.pt"
+for mode in ${MEMORY_MODES:-hybrid pso}; do
+  [ "${MEMORY_SAVE_ONLY:-0}" = 1 ] || { memory $mode 1 1
+  memory $mode 16 1
+  memory $mode 32 1
+  memory $mode 32 2; }
+  memory $mode 32 1 --save "$log.pt"
+  memory $mode 32 2 --save "$log.pt"
+done
 rm -f "$log" "$log.pt" "$rss"

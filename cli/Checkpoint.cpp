@@ -371,6 +371,7 @@ TrainCheckpoint read_train_checkpoint(const std::string& path, std::pair<int64_t
   for (auto& [key, parts] : state_rows) {
     if (ck.state_fields.count(key)) r.bad(key, "is in the manifest and in the parts");
     ck.state_fields.emplace(key, at::cat(parts, 0));
+    ck.row_fields.insert(key);
   }
   if (!ck.evolve && !state_rows.empty()) r.bad(state_rows.begin()->first, "is a rule's state in a hybrid run");
   if (ck.evolve && !ck.x.empty()) {

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,8 @@ struct TrainCheckpoint {
   /// "state_NAME_G" (a particle's group G [n_g], a swarm's [N, n_g]), unchecked against the rule
   std::map<std::string, c10::IValue> state_fields;
   std::vector<std::array<double, 4>> fitness_rows;  ///< evolve: generation, best, mean, worst
+  /// evolve: the state fields read from the parts (a row per member, of the members read only)
+  std::set<std::string> row_fields;
   std::vector<double> last_loss;     ///< hybrid: [N]
   /// hybrid: the states of torch::optim::SGD of the members read, in LibTorch's current format
   /// (not yet applied)

@@ -42,11 +42,16 @@ GenerationState::State* GenerationState::find(const std::string& name) {
   return it == states_.end() ? nullptr : &*it;
 }
 
-void GenerationState::start(const AnySwarm& x, const std::map<std::string, double>& params, uint64_t seed) {
+bool GenerationState::has_particle() const {
+  return std::any_of(states_.begin(), states_.end(), [](const State& s) { return s.kind == "particle"; });
+}
+
+void GenerationState::start(const AnySwarm& x, const std::map<std::string, double>& params, uint64_t seed,
+                            const RunOptions& block) {
   std::optional<Rule> init = rule_.init();
   if (!init) return;
   at::NoGradGuard ng;
-  RunOptions ro;
+  RunOptions ro = block;
   ro.params = params;
   ro.seed = seed;
   ro.invocation = 0;
@@ -73,10 +78,10 @@ void GenerationState::start(const AnySwarm& x, const std::map<std::string, doubl
                 (have == "swarm" || st.kind == "scalar" ? "; a state's initial value may be broadcast to more, never reduced"
                                                          : "; declare it a " + have + " or give it a value of that kind")));
       if (st.kind == "vector") {
-        v = Value(std::vector<double>(size_t(x.size()), v.scalar()));
+        v = Value(std::vector<double>(size_t(block.block_rows ? block.population : x.size()), v.scalar()));
       } else {
         // 0 * like is 0 for the finite values of a fresh model, so y is `value` exactly.
-        RunOptions fo;
+        RunOptions fo = st.kind == "swarm" ? block : RunOptions{};
         fo.seed = seed;
         fo.invocation = 0;
         v = fill.run({{"value", v}, {"like", st.kind == "particle" ? Value(x.member(0)) : Value(x)}}, fo).at("y");

@@ -28,7 +28,12 @@ class GenerationState {
   /// ParamConfig decides non-operational parameters as in any run. `state x = ...` updates x in
   /// place. Throws BindError (E0510, located at the declaration) for a value that cannot be brought
   /// to its kind, and whatever the init's run throws.
-  void start(const AnySwarm& x, const std::map<std::string, double>& params, uint64_t seed);
+  /// `block`: RunOptions::block_rows, member_range and population when x holds one block of the
+  /// population (then a vector fills population entries, and the init runs on the block's rows).
+  void start(const AnySwarm& x, const std::map<std::string, double>& params, uint64_t seed,
+             const RunOptions& block = {});
+  /// Whether a state is a particle (a rule updating one cannot run on blocks of members).
+  bool has_particle() const;
 
   /// Binds every state but x (the trainer's own binding). `copies`: clones of the particles and
   /// swarms, for a dry run that must change nothing.

@@ -104,6 +104,7 @@ class Trainer {
   void compile_rule();
   void build_swarm();
   void check_rule_binds();
+  RunOptions block_options() const;
   void step_hybrid(const at::Tensor& bx, const at::Tensor& by);
   void step_evolve();
   void fitness_batch();
@@ -156,7 +157,9 @@ class Trainer {
   std::string classes_text_;   // --classes, normalized ("0,1,2"); empty: every class
   uint64_t init_digest_ = 0;   // a hash of the --init values; 0 without --init
   AnySwarm x_;                         // members [lo_, lo_ + x_.size())
-  int64_t lo_ = 0;                     // hybrid: mb_ (a rank holds its block); evolve: 0
+  bool blocks_ = false;                // this rank holds its own block only (build_swarm)
+  bool no_blocks_ = false;             // the rule keeps a particle state: every rank holds all
+  int64_t lo_ = 0;                     // blocks_: mb_, else 0
   std::vector<AnyParticle> members_;   // x_'s rows: member i is members_[i - lo_]
   std::vector<Classifier*> nets_;      // the same
   AnyParticle gbest_buf_;              // hybrid, distributed: gbest when another rank owns it
@@ -242,7 +245,7 @@ AnySwarm Trainer::result_swarm() {
   share_best();
   at::NoGradGuard ng;
   const std::string what = fmt::format("the gather of the members after step {}", step_);
-  if (!evolve_) {
+  if (blocks_) {
     // Only for a file (every rank knows: --save and --checkpoint are compared at the rendezvous).
     if (o_.save.empty() && o_.checkpoint.empty()) return x_;
     // Training is over (the last checkpoint is written): the gradients and momentum buffers go,
@@ -360,11 +363,14 @@ void Trainer::build_swarm() {
   zo.hidden = o_.hidden;
   at::manual_seed(o_.seed);
   AnyParticle seed = make_model(o_.model, zo);
-  // x_ holds members [lo_, lo_ + rows): a hybrid rank only its own block (its members, their
-  // gradients and momentum never leave it but for gbest and the result); an evolve rank every
-  // member (a generation rule reads the population).
-  lo_ = evolve_ ? 0 : mb_;
-  const int64_t rows = evolve_ ? n_ : me_ - mb_;
+  // x_ holds members [lo_, lo_ + rows). Over several processes a rank holds only its own block
+  // (blocks_): in hybrid mode (its members, their gradients and momentum never leave it but for
+  // gbest and the result), and in evolve mode when the rule runs on blocks (Rule::runs_on_blocks:
+  // PSO; its swarm states are blocks too). Otherwise (a rule whose members read each other) every
+  // rank holds the whole population.
+  blocks_ = pg_ && (!evolve_ || (!no_blocks_ && rule_->runs_on_blocks()));
+  lo_ = blocks_ ? mb_ : 0;
+  const int64_t rows = blocks_ ? me_ - mb_ : n_;
   // The members, their gradients and momentum (hybrid) or a rule's states (evolve; PSO keeps
   // velocities and personal bests): about three copies of the swarm. Refused before allocating when memory cannot hold them.
   if (std::string why = memory_error(3 * param_bytes(seed) * double(rows), fmt::format("--particles {} of {}", n_, o_.model));
@@ -433,17 +439,40 @@ void Trainer::build_swarm() {
         {"threads", FitnessStrategy::MemberThreads}, {"batched", FitnessStrategy::Batched}};
     if (o_.model != "mlp" && o_.fitness_strategy == "batched")
       throw UsageError("--fitness-strategy batched is for the mlp; the " + o_.model + " takes auto, loop or threads");
-    fitness_ = std::make_unique<FitnessEvaluator>(x_, o_.model, threads_, strategies.at(o_.fitness_strategy), mb_, me_);
-    states_->start(x_, params_, o_.seed);
+    fitness_ = std::make_unique<FitnessEvaluator>(x_, o_.model, threads_, strategies.at(o_.fitness_strategy),
+                                                  mb_ - lo_, me_ - lo_);
+    states_->start(x_, params_, o_.seed, block_options());
     const std::vector<std::string> reads = rule_->signature().inputs;
     rule_reads_best_ = std::find(reads.begin(), reads.end(), "best") != reads.end();
+    if (blocks_ && states_->has_particle()) {
+      // A particle state updated from one block alone would miss the others' members: the whole
+      // population on every rank after all (the same draws: build_swarm starts from the seed).
+      no_blocks_ = true;
+      members_.clear();
+      nets_.clear();
+      init_digest_ = 0;
+      fitness_.reset();
+      states_ = std::make_unique<GenerationState>(*rule_);
+      build_swarm();
+    }
   }
+}
+
+// Run options that make a rule run on this rank's block of rows (RunOptions::block_rows).
+RunOptions Trainer::block_options() const {
+  RunOptions ro;
+  if (blocks_ && evolve_) {
+    ro.member_range = std::make_pair(mb_, me_);
+    ro.block_rows = true;
+    ro.population = n_;
+  }
+  return ro;
 }
 
 // Runs the rule once on scratch copies, so a binding the rule cannot take (a scalar where it
 // wants a particle...) fails before training starts, with the runtime's located message.
 void Trainer::check_rule_binds() {
-  RunOptions ro;
+  RunOptions ro = block_options();
   ro.params = params_;
   ro.seed = o_.seed;
   ro.invocation = ~uint64_t(0);
@@ -598,19 +627,20 @@ void Trainer::step_evolve() {
       // Distributed: only the owner's row is current (the rule ran on each rank's own members);
       // the others get it from the owner when they need it (share_best).
       if (owns(i))
-        for (size_t g = 0; g < x_.storage().size(); ++g) best_.storage()[g].copy_(x_.storage()[g][i]);
+        for (size_t g = 0; g < x_.storage().size(); ++g) best_.storage()[g].copy_(x_.storage()[g][i - lo_]);
       best_stale_ = pg_ != nullptr;
     }
   }
   fit_rows_.push_back({double(step_), lo, sum / double(n_), hi});
   at::NoGradGuard ng;
-  RunOptions ro;
+  RunOptions ro = block_options();
   ro.params = params_;
   ro.seed = o_.seed;
   ro.invocation = uint64_t(step_) + 1;
   if (pg_) {
-    // Each rank moves its own members; a rule whose members read each other runs on all of them
-    // (replicated, same bits on every rank).
+    // Each rank moves its own members (on its block of rows, or on its rows of the whole
+    // population); a rule whose members read each other runs on all of them (replicated, the
+    // same bits on every rank).
     if (rule_->members_independent()) ro.member_range = std::make_pair(mb_, me_);
     if (rule_reads_best_) share_best();
   }
@@ -707,11 +737,12 @@ void Trainer::save_checkpoint() {
   part.put("begin", c10::IValue(mb_));
   part.put("end", c10::IValue(me_));
   for (size_t g = 0; g < x_.storage().size(); ++g)
-    part.put("x_" + std::to_string(g), evolve_ ? mine(x_.storage()[g].detach()) : x_.storage()[g].detach());
+    part.put("x_" + std::to_string(g), blocks_ ? x_.storage()[g].detach() : mine(x_.storage()[g].detach()));
   if (evolve_) {
     states_->save([&](const std::string& key, const c10::IValue& v, bool rows) {
+      // A swarm state of a block is this rank's rows; a vector (one value per member) is not.
       if (rows)
-        part.put(key, mine(v.toTensor()));
+        part.put(key, blocks_ && v.toTensor().size(0) == x_.size() ? v.toTensor() : mine(v.toTensor()));
       else
         manifest.put(key, v);
     });
@@ -807,6 +838,17 @@ bool Trainer::load_checkpoint() {
   if (ck.perm.defined() && ck.perm.size(0) != data_.train.size()) unfit("field 'perm'");
   at::NoGradGuard ng;
   // evolve: every state as this run's init made it (name, kind, shape), checked before any is set.
+  if (evolve_ && blocks_) {
+    // A vector state (one value per member of the population) read for this block only: the
+    // other members' entries are theirs to keep, and never read here (the rule runs on the block).
+    for (const std::string& key : ck.row_fields) {
+      at::Tensor t = ck.state_fields.at(key).toTensor();
+      if (t.dim() != 1) continue;
+      at::Tensor all = at::full({n_}, std::numeric_limits<double>::quiet_NaN(), t.options());
+      all.narrow(0, ck.first, t.size(0)).copy_(t);
+      ck.state_fields[key] = all;
+    }
+  }
   if (evolve_) states_->restore(ck.states, ck.state_fields, unfit);
   if (!evolve_) {
     for (int64_t i = lo_; i < lo_ + x_.size(); ++i) {
@@ -1028,8 +1070,11 @@ void Trainer::run() {
              threads_ == 1 ? "" : "s");
   if (evolve_) fmt::print("fitness evaluation: {}\n", fitness_->strategy());
   if (pg_)
-    fmt::print("distributed: {} processes (rendezvous {}:{} from the {}), members in contiguous blocks (rank 0: {}-{})\n",
-               world_, rdv_.host, rdv_.port, rdv_.source, mb_, me_ - 1);
+    fmt::print("distributed: {} processes (rendezvous {}:{} from the {}), members in contiguous blocks (rank 0: {}-{}); {}\n",
+               world_, rdv_.host, rdv_.port, rdv_.source, mb_, me_ - 1,
+               blocks_ ? "each rank holds its own members only"
+                       : no_blocks_ ? "each rank holds the whole population (the rule updates a particle state)"
+                                    : "each rank holds the whole population (the rule does not run on blocks of members)");
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
   else if (resumed)

@@ -218,6 +218,16 @@ bool Rule::members_independent() const {
   const ir::Graph& g = impl_->fe.graph;
   return std::none_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); });
 }
+bool Rule::runs_on_blocks() const {
+  auto fits = [](const ir::Graph& g) {
+    return !param_axis::needed(g) && std::none_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) {
+      return ir::crosses_members(n.op) || ir::is_keyed(n.op) || ir::is_param_reduce(n.op);
+    });
+  };
+  if (!fits(impl_->fused.graph)) return false;
+  const std::optional<Rule> i = init();
+  return !i || fits(i->impl_->fused.graph);
+}
 std::string Rule::state_diagnostic(const std::string& name, const std::string& code,
                                    const std::string& message) const {
   for (const auto& st : impl_->fe.states)
@@ -598,8 +608,24 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     check_operand(t, span);
     in_place[o] = true;
   }
+  // Block rows: the swarms hold members [b, e) of the population; the rule runs for the population.
+  int64_t row0 = 0;
+  if (options.block_rows) {
+    if (!options.member_range || options.member_range->first < 0 ||
+        options.member_range->first > options.member_range->second || options.population < options.member_range->second)
+      throw BindError("RunOptions::block_rows needs a member_range within RunOptions::population");
+    const auto [b, e] = *options.member_range;
+    if (sized && members != e - b)
+      throw BindError("'" + sized->name + "' holds " + std::to_string(members) + " rows but the member range [" +
+                      std::to_string(b) + ", " + std::to_string(e) + ") has " + std::to_string(e - b) + " members");
+    if (std::any_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); }))
+      throw BindError("rule " + rule_name + " reads across members, so it cannot run on the rows of one block "
+                      "(RunOptions::block_rows); bind the whole swarm");
+    row0 = b;
+    members = options.population;
+  }
   // Without a swarm, the first per-member vector says how many members the rule runs for.
-  if (!sized)
+  if (!sized && !options.block_rows)
     for (const Operand& op : in)
       if (op.member_scalars) {
         members = int64_t(op.member_scalars->size());
@@ -607,13 +633,15 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       }
   for (size_t i = 0; i < in.size(); ++i)
     if (in[i].member_scalars && int64_t(in[i].member_scalars->size()) != members &&
-        (sized || &in[i] != &*std::find_if(in.begin(), in.end(), [](const Operand& op) { return op.member_scalars; })))
+        (sized || options.block_rows ||
+         &in[i] != &*std::find_if(in.begin(), in.end(), [](const Operand& op) { return op.member_scalars; })))
       throw BindError(locate("E0501", {false, i},
                              "'" + in[i].name + "' has " +
                                  std::to_string(in[i].member_scalars->size()) +
                                  " per-member values but the " +
-                                 (sized ? "swarm '" + sized->name + "' has "
-                                        : std::string("rule runs ")) +
+                                 (options.block_rows ? std::string("population has ")
+                                  : sized            ? "swarm '" + sized->name + "' has "
+                                                     : std::string("rule runs ")) +
                                  std::to_string(members) + " member" + (members == 1 ? "" : "s")));
   // Values that must be the same for every element of a member (a member index, a draw key, what
   // rank() and argmin() compare) but read an input bound to a particle or swarm.
@@ -840,6 +868,19 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     }
   }
 
+  if (options.block_rows)
+    for (size_t grp = 0; grp < kernels.size(); ++grp)
+      if ((kernels[grp] && !kernels[grp]->member_window()) ||
+          (!kernels[grp] && !species.operational_ranges(int(grp)).empty()) || param_rule)
+        throw BindError("rule " + rule_name + " cannot run on the rows of one block (RunOptions::block_rows): that "
+                        "takes the llvm or interp backend, float32 or float64 storage on the CPU, and no "
+                        "reduction along the parameter axis; bind the whole swarm");
+  // A block's rows are addressed by member number: row r of a swarm is member row0 + r.
+  auto rows_base = [&](const at::Tensor& s) {
+    return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(s.data_ptr()) -
+                                   uintptr_t(row0) * uintptr_t(s.size(1)) * uintptr_t(s.element_size()));
+  };
+
   // Checks are done and every kernel is ready: from here on the run changes data.
   for (const auto& op : in) bring_up_to_date(op);
   for (size_t o = 0; o < targets.size(); ++o)
@@ -853,7 +894,9 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     if ((sized || members > 1) && kernel_varies_per_member(o)) {
       // Member i takes its non-operational values and buffers from the operand's member i.
       AnySwarm s = ref->swarm ? AnySwarm(detail::new_swarm_like(*ref->swarm))
-                              : AnySwarm(AnyParticle(ref->particle), members);
+                              : AnySwarm(AnyParticle(ref->particle),
+                                         options.block_rows ? options.member_range->second - options.member_range->first
+                                                            : members);
       t.kind = BindKind::Swarm, t.swarm = s.detail_state();
       results.emplace(t.name, Value(s));
     } else {
@@ -947,7 +990,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         a.in_stride.push_back(0);
       } else if (in[i].is_array()) {
         const at::Tensor& s = input_storage(i);
-        a.in.push_back(s.data_ptr());
+        a.in.push_back(in[i].swarm ? rows_base(s) : s.data_ptr());
         a.in_stride.push_back(in[i].swarm ? s.size(1) : 0);
       } else {
         a.in.push_back(nullptr);
@@ -961,7 +1004,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         continue;
       }
       const at::Tensor& s = targets[o].storage(grp);
-      a.out.push_back(s.data_ptr());
+      a.out.push_back(targets[o].swarm ? rows_base(s) : s.data_ptr());
       a.out_stride.push_back(targets[o].swarm ? s.size(1) : 0);
     }
     try {

@@ -77,6 +77,15 @@ struct RunOptions {
   /// draws), so the rows computed are bit-identical to a run without the range. Per-member
   /// vectors are still bound for every member. A range outside [0, members] is a BindError.
   std::optional<std::pair<int64_t, int64_t>> member_range;
+  /// With member_range [b, e): the bound swarms hold only those members, row r being member b + r
+  /// (e - b rows), of a population of `population` members: one rank's own block when it holds
+  /// no other (nyto train's pso ranks). Per-member vectors still hold `population` values, and
+  /// member(), members() and the random draws see the population, so the rows are bit-identical
+  /// to those of a run on the whole swarm. For a rule whose members are independent
+  /// (members_independent()) run by llvm or interp; otherwise, or without member_range, a swarm,
+  /// or population >= e, a BindError.
+  bool block_rows = false;
+  int64_t population = 0;
   /// The swarms are split over the processes of `group` (nyto/distributed.h): each rank is
   /// authoritative for its block's rows. Every rank runs the rule; what it exchanges first is
   /// read from the rule's IR: a rule whose members are independent (members_independent()) runs on
@@ -131,6 +140,11 @@ class Rule {
   /// member read (x[i], pick) or ranking (rank, argmin...) in the rule. Such a rule can run on one
   /// block of members alone (RunOptions::member_range), which a distributed trainer uses.
   bool members_independent() const;
+  /// Whether RunOptions::block_rows can run the rule and its init part (init()): members
+  /// independent, no keyed draw rand(k, j), no parameter-axis construct (tsum, psum, ...) in
+  /// either. The host must still bind swarms or vectors to every output that varies per member
+  /// and no particle to an output (a particle updated from a block alone would miss the others).
+  bool runs_on_blocks() const;
   /// The inputs the rule reads across members: those an msum/mmin/mmax, x[i], pick or ranking
   /// reads, directly or through other values. A distributed run gathers these swarms first.
   std::vector<std::string> cross_member_inputs() const;

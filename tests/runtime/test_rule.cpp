@@ -262,6 +262,62 @@ TEST_CASE("member range: only the block's rows, with the whole run's bits") {
                        "member range [3, 6) is outside the 5 members the rule runs on", nyto::BindError);
 }
 
+// RunOptions::block_rows: swarms holding only members [b, e) of the population give the rows of
+// the whole run, bit for bit (draws keyed by member number); vectors keep the population's size.
+TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(9);
+  Swarm<NetImpl> x0(seed, 5, nyto::SwarmInit::Randn), v0(seed, 5, nyto::SwarmInit::Randn);
+  auto gbest = seed.randn();
+  auto rule = nyto::compile("param w = 0.7\nv = w*v + rand()*(gbest - x) + f*0.01\nx = x + v\n", "block.nyto");
+  const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25};
+  for (Backend b : {Backend::Interp, Backend::Llvm}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    opt.seed = 3;
+    opt.invocation = 4;
+    Swarm<NetImpl> x(seed, 5), v(seed, 5);
+    x.detail_state()->storage[0].copy_(x0.storage()[0]);
+    v.detail_state()->storage[0].copy_(v0.storage()[0]);
+    rule.run({{"x", x}, {"v", v}, {"gbest", gbest}, {"f", f}}, opt);
+    for (const auto& range : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {1, 3}, {4, 5}}) {
+      const int64_t lo = range.first, hi = range.second;
+      CAPTURE(lo);
+      CAPTURE(hi);
+      Swarm<NetImpl> bx(seed, hi - lo), bv(seed, hi - lo);
+      bx.detail_state()->storage[0].copy_(x0.storage()[0].narrow(0, lo, hi - lo));
+      bv.detail_state()->storage[0].copy_(v0.storage()[0].narrow(0, lo, hi - lo));
+      nyto::RunOptions bo = opt;
+      bo.member_range = std::make_pair(lo, hi);
+      bo.block_rows = true;
+      bo.population = 5;
+      rule.run({{"x", bx}, {"v", bv}, {"gbest", gbest}, {"f", f}}, bo);
+      CHECK(at::equal(bx.storage()[0], x.storage()[0].narrow(0, lo, hi - lo)));
+      CHECK(at::equal(bv.storage()[0], v.storage()[0].narrow(0, lo, hi - lo)));
+    }
+  }
+  CHECK(rule.runs_on_blocks());
+  CHECK_FALSE(nyto::compile("x = x + msum(x) / members()").runs_on_blocks());
+  CHECK_FALSE(nyto::compile("x = x + randn(1, member())").runs_on_blocks());
+  CHECK_FALSE(nyto::compile("x = x / psum(x * x)").runs_on_blocks());
+  nyto::RunOptions bo;
+  bo.member_range = std::make_pair(int64_t(1), int64_t(3));
+  bo.block_rows = true;
+  bo.population = 5;
+  Swarm<NetImpl> three(seed, 3), two(seed, 2), two_v(seed, 2);
+  CHECK_THROWS_WITH_AS(rule.run({{"x", three}, {"v", three}, {"gbest", gbest}, {"f", f}}, bo),
+                       "'x' holds 3 rows but the member range [1, 3) has 2 members", nyto::BindError);
+  CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", std::vector<double>{1, 2}}}, bo),
+                       doctest::Contains("'f' has 2 per-member values but the population has 5 members"), nyto::BindError);
+  CHECK_THROWS_WITH_AS(nyto::compile("x = x + msum(x) / members()", "mean.nyto").run({{"x", two}}, bo),
+                       "rule mean.nyto reads across members, so it cannot run on the rows of one block "
+                       "(RunOptions::block_rows); bind the whole swarm", nyto::BindError);
+  bo.population = 2;
+  CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", f}}, bo),
+                       "RunOptions::block_rows needs a member_range within RunOptions::population", nyto::BindError);
+}
+
 TEST_CASE("params: defaults and overrides") {
   auto net = nyto::make_particle<torch::nn::Linear>(1, 1);
   {

@@ -517,6 +517,20 @@ dist-equal)
   check_same es-t2 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
   grep -q "mlp: members batched" "$dir/pso-t2-1.out" ||
     fail "pso-t2: not the batched fitness: $(grep 'fitness evaluation' "$dir/pso-t2-1.out")"
+  # Who holds what: pso and hybrid ranks their own members, ES and DE ranks the population.
+  for name in pso-3 hybrid-3 pso-t2-3 hybrid-t2-2; do
+    grep -q "each rank holds its own members only" "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
+  done
+  for name in es-3 de-2; do
+    grep -q "each rank holds the whole population (the rule does not run on blocks of members)" "$dir/$name.out" ||
+      fail "$name: $(grep '^distributed' "$dir/$name.out")"
+  done
+  # Members independent, but a particle state the rule updates: every rank holds the population,
+  # and the bits are still those of one process.
+  printf 'state c: particle = 0\nc = c + 0.001\nx = x + 0.1 * (c - x) + 0.01 * rand()\n' >"$dir/drift.nyto"
+  check_same drift 3 --mode evolve --rule "$dir/drift.nyto" --particles 5 --generations 3 --fitness-size 100
+  grep -q "each rank holds the whole population (the rule updates a particle state)" "$dir/drift-3.out" ||
+    fail "drift: $(grep '^distributed' "$dir/drift-3.out")"
   # ES sends fitness values, not particles: 8 members, 5 generations, 3 ranks: rank 0 sends its 3
   # fitness values (24 bytes) to 2 peers each generation. PSO reads gbest, which its owner sends
   # when it changes; its members are independent, so each rank moves only its own.
