@@ -100,6 +100,11 @@ struct KernelArgs {
   // per-member scalars). Only for a kernel whose member_window() is true; what one rank of a
   // distributed run owns (docs/distributed.md).
   int64_t member_begin = 0, member_end = -1;
+  // With a member window, the rows of members outside it that the window's member reads (x[i])
+  // reach (Kernel::rows_read): per such member, a pointer per input to that member's row of it
+  // (element 0 at the pointer; nullptr for an input not bound to a swarm). Only the staged
+  // driver reads them; they are read, never written.
+  std::vector<std::pair<int64_t, std::vector<const void*>>> outside_rows;
   uint64_t seed = 0;                                // see backend/Random.h for the key layout
   uint64_t invocation = 0;
   uint32_t group = 0;
@@ -123,6 +128,15 @@ class MemberIndexError : public std::runtime_error {
   int key;          // -1: a member index; 0 / 1: key k / j of a keyed draw
 };
 
+/// Thrown by Kernel::run, before anything is written, when a member window's member reads (x[i])
+/// reach rows that neither the window nor KernelArgs::outside_rows hold: `members`, sorted.
+class RowsNeededError : public std::runtime_error {
+ public:
+  explicit RowsNeededError(std::vector<int64_t> m)
+      : std::runtime_error("member reads need rows outside the member window"), members(std::move(m)) {}
+  std::vector<int64_t> members;
+};
+
 // A runnable kernel, produced by a backend from (Graph, KernelSpec). Thread-safe to run.
 class Kernel {
  public:
@@ -131,6 +145,11 @@ class Kernel {
   /// Whether run() honours KernelArgs' member window: the kernel's members do not read each
   /// other (no member reduction or read), so members outside the window can be left out.
   virtual bool member_window() const { return false; }
+  /// The members whose rows a member read (x[i]) of a windowed value reads, at any member of the
+  /// population (so the same on every rank of a distributed run), sorted: the rows a window must
+  /// hold or get through KernelArgs::outside_rows. Reads only what the prelude reads (scalars,
+  /// per-member vectors, params): array pointers may be null. Empty for most kernels.
+  virtual std::vector<int64_t> rows_read(const KernelArgs&) const { return {}; }
 };
 
 }  // namespace nyto

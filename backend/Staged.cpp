@@ -32,23 +32,127 @@ BindKind kind_of(const StageInput& in, const KernelSpec& rule) {
 }
 
 
+// Which kernels a member window leaves to the window's members (windowed): those that read a
+// swarm's rows, store an output, or read a temporary only they compute. The others (keyed noise,
+// per-member scalars, particles) run for every member, so a member reduction of them is whole on
+// every rank of a distributed run (OpenAI-ES's tell step). A reduction of a windowed value would
+// miss the other ranks' members: no window then (ok false). A member read of a windowed value
+// (`x[0]`) takes the rows it reads outside the window from the caller (KernelArgs::outside_rows).
+struct WindowPlan {
+  std::vector<bool> windowed;  // per kernel of the schedule
+  std::vector<int> extra;      // per stage: a kernel split off its member kernel, run first (-1: none)
+  bool ok = true;
+};
+// A per-member kernel whose outputs are some windowed and some not (OpenAI-ES reading x[0] in
+// the stage that computes its reduction's argument) is split in two, so the reduction's
+// argument is still computed for every member: `s` gains the second kernel.
+WindowPlan window_plan(ir::Schedule& s, const KernelSpec& spec) {
+  WindowPlan p;
+  p.windowed.assign(s.kernels.size(), false);
+  p.extra.assign(s.stages.size(), -1);
+  std::vector<char> full(s.temps.size(), 1);  // every member's row is computed
+  auto windowed_input = [&](const StageInput& in) {
+    return (in.from == StageInput::From::Input && spec.kinds.at(size_t(in.index)) == BindKind::Swarm) ||
+           (in.from == StageInput::From::Temp && s.temps[size_t(in.index)].member && !full[size_t(in.index)]);
+  };
+  for (size_t si = 0; si < s.stages.size(); ++si) {
+    const ir::Stage& st = s.stages[si];
+    for (const ir::Crossing& c : st.crossings) {
+      const bool src_full = !s.temps[size_t(c.src)].member || full[size_t(c.src)];
+      if (c.op == Op::MRead)  // the rows the window reads are computed; a per-member result holds the window's
+        full[size_t(c.dst)] = src_full || !s.temps[size_t(c.dst)].member;
+      else if (!src_full)
+        p.ok = false;
+    }
+    if (st.member >= 0) {
+      // Which outputs of the member kernel need the window: stored ones, and those whose value
+      // reads a swarm's rows or a temporary only the window has.
+      const ir::StageKernel& sk = s.kernels[size_t(st.member)];
+      std::vector<char> reads(sk.graph.nodes.size(), 0);
+      for (size_t n = 0; n < sk.graph.nodes.size(); ++n) {
+        const ir::Node& nd = sk.graph.nodes[n];
+        if (nd.op == Op::Input) reads[n] = windowed_input(sk.inputs[size_t(nd.index)]);
+        for (int a = 0; a < ir::op_arity(nd.op); ++a) reads[n] = reads[n] || reads[size_t(nd.args[a])];
+      }
+      std::vector<size_t> wo, fo;
+      for (size_t o = 0; o < sk.outputs.size(); ++o)
+        (!sk.outputs[o].temp || reads[size_t(sk.graph.outputs[o].node)] ? wo : fo).push_back(o);
+      if (!wo.empty() && !fo.empty()) {
+        auto part = [&](const std::vector<size_t>& outs) {
+          ir::StageKernel k;
+          k.inputs = sk.inputs;
+          k.per_member = true;
+          ir::Graph g = sk.graph;
+          g.outputs.clear();
+          for (size_t o : outs) g.outputs.push_back(sk.graph.outputs[o]), k.outputs.push_back(sk.outputs[o]);
+          k.graph = ir::dce(g);
+          return k;
+        };
+        ir::StageKernel full_part = part(fo), window_part = part(wo);
+        s.kernels[size_t(st.member)] = std::move(window_part);
+        s.kernels.push_back(std::move(full_part));
+        p.windowed.push_back(false);
+        p.extra[si] = int(s.kernels.size()) - 1;
+      }
+    }
+    for (int ki : {st.invariant, p.extra[si], st.member}) {
+      if (ki < 0) continue;
+      const ir::StageKernel& sk = s.kernels[size_t(ki)];
+      bool w = false;
+      if (sk.per_member) {
+        for (const StageInput& in : sk.inputs) w = w || windowed_input(in);
+        for (const ir::StageOutput& o : sk.outputs) w = w || !o.temp;
+      }
+      // The split-off part reads its inputs but not all of them feed its outputs.
+      if (ki == p.extra[si]) w = false;
+      p.windowed[size_t(ki)] = w;
+      for (const ir::StageOutput& o : sk.outputs)
+        if (o.temp) full[size_t(o.index)] = !w;
+    }
+  }
+  return p;
+}
+
 class StagedKernel final : public Kernel {
  public:
   // broadcast[o]: output o's value has no member axis and is stored once, so rows the caller
   // laid out per member get a copy of row 0.
+  // `s` as window_plan() left it, `p` its plan.
   StagedKernel(ir::Schedule s, KernelSpec spec, std::vector<std::shared_ptr<Kernel>> kernels,
-               std::vector<bool> broadcast)
+               std::vector<bool> broadcast, WindowPlan p)
       : s_(std::move(s)), spec_(std::move(spec)), kernels_(std::move(kernels)),
-        broadcast_(std::move(broadcast)) {}
+        broadcast_(std::move(broadcast)), windowed_(std::move(p.windowed)), extra_(std::move(p.extra)),
+        window_ok_(p.ok) {
+    for (const auto& k : kernels_) window_ok_ = window_ok_ && k->member_window();
+  }
+
+  bool member_window() const override { return window_ok_; }
+
+  std::vector<int64_t> rows_read(const KernelArgs& a) const override {
+    if (a.members <= 0 || !window_ok_) return {};
+    KernelArgs all = a;
+    all.member_begin = 0, all.member_end = -1;
+    const PreludeValues pre = evaluate_prelude(s_.graph, spec_.kinds, all);
+    std::vector<char> read(size_t(a.members), 0);
+    for (const ir::Stage& st : s_.stages)
+      for (size_t c = 0; c < st.crossings.size(); ++c)
+        if (reads_rows(st, c))
+          for (int64_t m = 0; m < a.members; ++m) read[size_t(pre.at(st.crossings[c].index, m))] = 1;
+    std::vector<int64_t> r;
+    for (int64_t m = 0; m < a.members; ++m)
+      if (read[size_t(m)]) r.push_back(m);
+    return r;
+  }
 
   void run(const KernelArgs& a) const override {
     if (a.members <= 0) return;
     const PreludeValues pre = evaluate_prelude(s_.graph, spec_.kinds, a);  // may throw: nothing written yet
     const std::vector<DrawPlan> plans = plan_draws(pre);
+    const Window w = window_of(a, pre);  // may throw: nothing written yet
     if (spec_.dtype == DType::F32)
-      run_typed<float>(a, pre, plans);
+      run_typed<float>(a, pre, plans, w);
     else
-      run_typed<double>(a, pre, plans);
+      run_typed<double>(a, pre, plans, w);
   }
 
  private:
@@ -85,6 +189,63 @@ class StagedKernel final : public Kernel {
     return plans;
   }
 
+  // Whether crossing c of stage st reads rows of a windowed value (a member read the window's
+  // members may aim outside it).
+  bool reads_rows(const ir::Stage& st, size_t c) const {
+    const ir::Crossing& x = st.crossings[c];
+    if (x.op != Op::MRead || !s_.temps[size_t(x.src)].member) return false;
+    for (const ir::Stage& s2 : s_.stages)
+      for (int ki : {s2.invariant, s2.member})
+        if (ki >= 0 && windowed_[size_t(ki)])
+          for (const ir::StageOutput& o : s_.kernels[size_t(ki)].outputs)
+            if (o.temp && o.index == x.src) return true;
+    return false;
+  }
+
+  // The members one run computes: the window [begin, end), then the outside rows' members (only
+  // through windowed kernels, into scratch), each with its pointer per input.
+  struct Window {
+    int64_t begin = 0, end = 0;
+    bool partial = false;  // a window smaller than the population
+    std::vector<std::pair<int64_t, std::vector<const void*>>> outside;
+  };
+  Window window_of(const KernelArgs& a, const PreludeValues& pre) const {
+    Window w;
+    w.begin = a.member_begin, w.end = a.member_end < 0 ? a.members : a.member_end;
+    w.partial = w.begin != 0 || w.end != a.members;
+    if (!w.partial) return w;
+    NYTO_INTERNAL_ASSERT(window_ok_, "staged: a member window for a schedule that reduces a windowed value");
+    std::vector<char> have(size_t(a.members), 0);
+    for (int64_t m = w.begin; m < w.end; ++m) have[size_t(m)] = 1;
+    for (const auto& [m, ptrs] : a.outside_rows) {
+      NYTO_INTERNAL_ASSERT(m >= 0 && m < a.members && ptrs.size() == a.in.size(), "staged: bad outside row");
+      if (have[size_t(m)]) continue;
+      have[size_t(m)] = 1;
+      w.outside.emplace_back(m, ptrs);
+    }
+    // Every row a computed member reads must be computed too.
+    std::vector<int64_t> missing;
+    auto check = [&](int64_t m) {
+      for (const ir::Stage& st : s_.stages)
+        for (size_t c = 0; c < st.crossings.size(); ++c)
+          if (reads_rows(st, c)) {
+            const int64_t r = int64_t(pre.at(st.crossings[c].index, m));
+            if (!have[size_t(r)] && std::find(missing.begin(), missing.end(), r) == missing.end()) missing.push_back(r);
+          }
+    };
+    for (int64_t m = w.begin; m < w.end; ++m) check(m);
+    for (const auto& o : w.outside) check(o.first);
+    if (!missing.empty()) {
+      std::sort(missing.begin(), missing.end());
+      throw RowsNeededError(std::move(missing));
+    }
+    for (const auto& o : w.outside)
+      for (size_t i = 0; i < a.in.size(); ++i)
+        NYTO_INTERNAL_ASSERT(spec_.kinds[i] != BindKind::Swarm || o.second[i] != nullptr,
+                             "staged: an outside row without a pointer for a swarm input");
+    return w;
+  }
+
   // Elements per block: the temporaries of one block ([M x B] values each) stay within a few
   // hundred KiB, so a stage reads back what the stage before wrote from L2, not memory.
   static int64_t block_size(int64_t members) {
@@ -93,7 +254,8 @@ class StagedKernel final : public Kernel {
   }
 
   template <class T>
-  void run_typed(const KernelArgs& a, const PreludeValues& pre, const std::vector<DrawPlan>& plans) const {
+  void run_typed(const KernelArgs& a, const PreludeValues& pre, const std::vector<DrawPlan>& plans,
+                 const Window& w) const {
     // A block never exceeds the longest range (rounded up to whole vectors): a tiny swarm does
     // not pay for temporaries the size of a big one's.
     int64_t longest = 0;
@@ -114,6 +276,7 @@ class StagedKernel final : public Kernel {
         const ir::StageKernel& sk = s_.kernels[k];
         KernelArgs& c = ka[k];
         c.members = sk.per_member ? M : 1;
+        if (w.partial && windowed_[k]) c.member_begin = w.begin, c.member_end = w.end;
         c.ranges.assign(1, {0, 0});
         c.params = a.params;
         c.seed = a.seed, c.invocation = a.invocation, c.group = a.group;
@@ -143,9 +306,31 @@ class StagedKernel final : public Kernel {
           } else {
             c.out[o] = a.out[size_t(out.index)];
             c.out_stride[o] = a.out_stride[size_t(out.index)];
+            // A value stored once per member row (broadcast_) is written to the window's first row
+            // and copied to the others: rows outside the window may not exist.
+            if (w.partial && !sk.per_member && broadcast_[size_t(out.index)] && c.out_stride[o] != 0)
+              c.out[o] = static_cast<char*>(c.out[o]) + w.begin * c.out_stride[o] * int64_t(sizeof(T));
           }
         }
       }
+      // An outside row's pass through a windowed kernel: its swarm inputs from the caller's row,
+      // its stored outputs into scratch (only its temporaries are wanted).
+      std::unique_ptr<T[]> scratch(w.outside.empty() ? nullptr : new T[size_t(B)]);
+      auto run_outside = [&](size_t k, int64_t b0) {
+        for (const auto& [m, ptrs] : w.outside) {
+          KernelArgs c = ka[k];
+          c.member_begin = m, c.member_end = m + 1;
+          const ir::StageKernel& sk = s_.kernels[k];
+          for (size_t i = 0; i < sk.inputs.size(); ++i) {
+            const StageInput& in = sk.inputs[i];
+            if (in.from == StageInput::From::Input && spec_.kinds[size_t(in.index)] == BindKind::Swarm)
+              c.in[i] = static_cast<const char*>(ptrs[size_t(in.index)]) - m * c.in_stride[i] * int64_t(sizeof(T));
+          }
+          for (size_t o = 0; o < sk.outputs.size(); ++o)
+            if (!sk.outputs[o].temp) c.out[o] = rebase_block(scratch.get(), b0, sizeof(T)), c.out_stride[o] = 0;
+          kernels_[k]->run(c);
+        }
+      };
       // Shared draws run for the distinct key pairs only: their per-member keys come from the plan.
       {
         size_t di = 0;
@@ -163,7 +348,8 @@ class StagedKernel final : public Kernel {
         const auto [b0, b1] = blocks[size_t(bi)];
         const int64_t len = b1 - b0;
         size_t di = 0;
-        for (const ir::Stage& st : s_.stages) {
+        for (size_t si = 0; si < s_.stages.size(); ++si) {
+          const ir::Stage& st = s_.stages[si];
           for (const ir::SharedDraw& d : st.draws) {
             const DrawPlan& p = plans[di++];
             KernelArgs& c = ka[size_t(d.kernel)];
@@ -177,8 +363,9 @@ class StagedKernel final : public Kernel {
               if (p.pair_of[size_t(m)] != m)
                 std::memcpy(dst + m * B, dst + p.pair_of[size_t(m)] * B, size_t(len) * sizeof(T));
           }
-          for (const ir::Crossing& c : st.crossings) cross<T>(c, temps, pre, M, B, len);
-          for (int ki : {st.invariant, st.member}) {
+          for (size_t ci = 0; ci < st.crossings.size(); ++ci)
+            cross<T>(st.crossings[ci], temps, pre, M, B, len, w.partial && reads_rows(st, ci) ? &w : nullptr);
+          for (int ki : {st.invariant, extra_[si], st.member}) {
             if (ki < 0) continue;
             const ir::StageKernel& sk = s_.kernels[size_t(ki)];
             KernelArgs& c = ka[size_t(ki)];
@@ -189,30 +376,42 @@ class StagedKernel final : public Kernel {
             for (size_t o = 0; o < sk.outputs.size(); ++o)
               if (sk.outputs[o].temp) c.out[o] = rebase_block(temps[size_t(sk.outputs[o].index)].get(), b0, sizeof(T));
             kernels_[size_t(ki)]->run(c);
+            if (w.partial && windowed_[size_t(ki)]) run_outside(size_t(ki), b0);
           }
         }
         for (size_t o = 0; o < a.out.size(); ++o)
           if (broadcast_[o] && a.out_stride[o] != 0) {
-            T* base = static_cast<T*>(a.out[o]) + b0;
-            for (int64_t m = 1; m < M; ++m)
-              std::memcpy(base + m * a.out_stride[o], base, size_t(len) * sizeof(T));
+            const int64_t first = w.partial ? w.begin : 0, last = w.partial ? w.end : M;
+            T* base = static_cast<T*>(a.out[o]) + b0 + first * a.out_stride[o];
+            for (int64_t m = first + 1; m < last; ++m)
+              std::memcpy(static_cast<T*>(a.out[o]) + b0 + m * a.out_stride[o], base, size_t(len) * sizeof(T));
           }
       }
     });
   }
 
-  // One member-crossing node over the block's first `len` elements (row stride B).
+  // One member-crossing node over the block's first `len` elements (row stride B). `w`: a member
+  // read of a windowed source under a member window (only the computed members' rows).
   template <class T>
   void cross(const ir::Crossing& c, std::vector<std::unique_ptr<T[]>>& temps, const PreludeValues& pre,
-             int64_t M, int64_t B, int64_t len) const {
+             int64_t M, int64_t B, int64_t len, const Window* w) const {
     const bool src_member = s_.temps[size_t(c.src)].member;
     const T* src = temps[size_t(c.src)].get();
     T* dst = temps[size_t(c.dst)].get();
     auto row = [&](int64_t m) { return src + (src_member ? m * B : 0); };
     if (c.op == Op::MRead) {
       const bool dst_member = s_.temps[size_t(c.dst)].member;
-      for (int64_t m = 0; m < (dst_member ? M : 1); ++m)
+      auto read = [&](int64_t m) {
         std::memcpy(dst + m * B, row(int64_t(pre.at(c.index, m))), size_t(len) * sizeof(T));
+      };
+      if (!dst_member) {
+        read(0);
+      } else if (!w) {
+        for (int64_t m = 0; m < M; ++m) read(m);
+      } else {  // a windowed source: the members computed, the window and the outside rows
+        for (int64_t m = w->begin; m < w->end; ++m) read(m);
+        for (const auto& o : w->outside) read(o.first);
+      }
       return;
     }
     // A fold in member order 0..M-1, element by element (the loop over elements is innermost so
@@ -233,6 +432,9 @@ class StagedKernel final : public Kernel {
   KernelSpec spec_;
   std::vector<std::shared_ptr<Kernel>> kernels_;  // identical stage kernels share one
   std::vector<bool> broadcast_;
+  std::vector<bool> windowed_;  // per kernel: runs on the member window only (window_plan())
+  std::vector<int> extra_;      // per stage: the kernel split off its member kernel, or -1
+  bool window_ok_ = true;
 };
 
 }  // namespace
@@ -243,6 +445,15 @@ std::vector<bool> per_member_store(const ir::Graph& typed, const KernelSpec& spe
     r.push_back(o.target >= 0 ? spec.kinds.at(size_t(o.target)) == BindKind::Swarm
                               : typed.nodes[o.node].type.member);
   return r;
+}
+
+bool windowable(const ir::Graph& g, const KernelSpec& spec) {
+  ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
+  std::vector<bool> store = per_member_store(typed, spec);
+  if (!ir::needs_schedule(typed, store))
+    return std::none_of(typed.nodes.begin(), typed.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); });
+  ir::Schedule s = ir::schedule(typed, store);
+  return window_plan(s, spec).ok;
 }
 
 bool needed(const ir::Graph& g, const KernelSpec& spec) {
@@ -271,7 +482,9 @@ std::string describe(const ir::Graph& g, const KernelSpec& spec) { return ir::pr
 
 std::vector<std::pair<ir::Graph, KernelSpec>> stage_kernels(const ir::Graph& g, const KernelSpec& spec) {
   std::vector<std::pair<ir::Graph, KernelSpec>> r;
-  for (const ir::StageKernel& k : schedule_of(g, spec).kernels) r.emplace_back(k.graph, stage_spec(k, spec));
+  ir::Schedule s = schedule_of(g, spec);
+  window_plan(s, spec);
+  for (const ir::StageKernel& k : s.kernels) r.emplace_back(k.graph, stage_spec(k, spec));
   return r;
 }
 
@@ -279,6 +492,7 @@ std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, cons
   NYTO_INTERNAL_ASSERT(!spec.has_chunk_outputs(), "staged driver: no chunk outputs (KernelSpec::chunk)");
   std::vector<bool> store;
   ir::Schedule s = schedule_of(g, spec, &store);
+  WindowPlan plan = window_plan(s, spec);
   // Every stage kernel is compiled before the first run, so a failure leaves nothing half done.
   // Stage kernels with the same structure and spec (OpenAI-ES's two shared draws) compile once.
   std::vector<std::shared_ptr<Kernel>> kernels;
@@ -292,7 +506,7 @@ std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, cons
   std::vector<bool> broadcast(store.size());
   for (size_t o = 0; o < store.size(); ++o)
     broadcast[o] = !store[o] && !s.graph.nodes[size_t(s.graph.outputs[o].node)].type.member;
-  return std::make_unique<StagedKernel>(std::move(s), spec, std::move(kernels), std::move(broadcast));
+  return std::make_unique<StagedKernel>(std::move(s), spec, std::move(kernels), std::move(broadcast), std::move(plan));
 }
 
 }  // namespace nyto::staged

@@ -25,6 +25,12 @@ std::vector<bool> per_member_store(const ir::Graph& typed, const KernelSpec& spe
 /// Whether `g` bound as `spec` needs the staged driver (ir::needs_schedule).
 bool needed(const ir::Graph& g, const KernelSpec& spec);
 
+/// Whether a kernel of (g, spec) honours a member window (Kernel::member_window): elementwise,
+/// or staged with no member reduction of a value read from a swarm (msum(randn(g, j) * f) is
+/// computed for every member; msum(x) is not). A member read x[i] of a swarm's rows is allowed:
+/// the window gets the rows it reads (KernelArgs::outside_rows).
+bool windowable(const ir::Graph& g, const KernelSpec& spec);
+
 /// The schedule of (g, spec) as text (ir::print(Schedule)): `nyto compile --emit ir-opt`.
 std::string describe(const ir::Graph& g, const KernelSpec& spec);
 

@@ -9,7 +9,7 @@
 # headers, the rendezvous and the final evaluation included) divided by the generations.
 # Then memory: the peak RSS of each rank of a hybrid run (32 members of the mlp of 4096 hidden
 # units, 3,256,330 parameters or 13 MB each, SGD with momentum: x, gradients and momentum per
-# member) and of a pso run (x, velocities, personal bests) with 1 and 2 processes, each rank started by hand under a Python wrapper that reads
+# member), of a pso run (x, velocities, personal bests) and of an OpenAI-ES run (x; the mean) with 1 and 2 processes, each rank started by hand under a Python wrapper that reads
 # getrusage(RUSAGE_CHILDREN); with 1 and 16 members in 1 process to compare (1: the run's fixed
 # part, data set and LibTorch; 16: what one of the 2 ranks holds).
 #   bench/dist_scaling.sh [NYTO] [OUT.jsonl]     (PER_RANK=8 GENERATIONS=60 REPEAT=3; MEMORY_ONLY=1)
@@ -58,6 +58,8 @@ hybrid=(--mode hybrid --model mlp --hidden 4096 --batches 10 --momentum 0.9 --sw
         --eval-size 100 --seed 3)
 pso=(--mode pso --model mlp --hidden 4096 --generations 5 --fitness-size 500 --threads 1 --eval-every 0
      --eval-size 100 --seed 3)
+es=(--mode evolve --rule examples/rules/openai_es.nyto --model mlp --hidden 4096 --generations 5 --fitness-size 500
+    --threads 1 --eval-every 0 --eval-size 100 --seed 3)
 memory() {  # MODE MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
   local mode=$1 m=$2 np=$3
   shift 3
@@ -76,8 +78,9 @@ memory() {  # MODE MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
     rm -f "$log.$r"
   done
 }
-for mode in ${MEMORY_MODES:-hybrid pso}; do
-  [ "${MEMORY_SAVE_ONLY:-0}" = 1 ] || { memory $mode 1 1
+for mode in ${MEMORY_MODES:-hybrid pso es}; do
+  # OpenAI-ES pairs its members (antithetic noise): 2 members for the fixed part.
+  [ "${MEMORY_SAVE_ONLY:-0}" = 1 ] || { memory $mode $([ $mode = es ] && echo 2 || echo 1) 1
   memory $mode 16 1
   memory $mode 32 1
   memory $mode 32 2; }

@@ -42,8 +42,20 @@ GenerationState::State* GenerationState::find(const std::string& name) {
   return it == states_.end() ? nullptr : &*it;
 }
 
-bool GenerationState::has_particle() const {
-  return std::any_of(states_.begin(), states_.end(), [](const State& s) { return s.kind == "particle"; });
+std::map<std::string, Value::Kind> GenerationState::kinds() const {
+  std::map<std::string, Value::Kind> k{{"x", Value::Kind::Swarm},
+                                       {"f", Value::Kind::MemberScalars},
+                                       {"g", Value::Kind::Scalar},
+                                       {"best", Value::Kind::Particle}};
+  for (const State& st : states_)
+    if (st.name != "x") k[st.name] = st.value.kind();
+  return k;
+}
+
+const AnySwarm* GenerationState::swarm(const std::string& name) const {
+  for (const State& st : states_)
+    if (st.name == name && st.name != "x" && st.value.kind() == Value::Kind::Swarm) return &st.value.swarm();
+  return nullptr;
 }
 
 void GenerationState::start(const AnySwarm& x, const std::map<std::string, double>& params, uint64_t seed,

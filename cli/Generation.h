@@ -32,8 +32,11 @@ class GenerationState {
   /// population (then a vector fills population entries, and the init runs on the block's rows).
   void start(const AnySwarm& x, const std::map<std::string, double>& params, uint64_t seed,
              const RunOptions& block = {});
-  /// Whether a state is a particle (a rule updating one cannot run on blocks of members).
-  bool has_particle() const;
+  /// The kinds the trainer binds the step's inputs to once started: x a swarm, f a vector, g a
+  /// scalar, best a particle, each state its kind (Rule::runs_on_blocks).
+  std::map<std::string, Value::Kind> kinds() const;
+  /// State `name`'s swarm, or nullptr when it is no swarm state.
+  const AnySwarm* swarm(const std::string& name) const;
 
   /// Binds every state but x (the trainer's own binding). `copies`: clones of the particles and
   /// swarms, for a dry run that must change nothing.

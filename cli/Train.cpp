@@ -104,7 +104,8 @@ class Trainer {
   void compile_rule();
   void build_swarm();
   void check_rule_binds();
-  RunOptions block_options() const;
+  RunOptions block_options();
+  AnyParticle row_of(const std::string& input, int64_t m);
   void step_hybrid(const at::Tensor& bx, const at::Tensor& by);
   void step_evolve();
   void fitness_batch();
@@ -158,7 +159,7 @@ class Trainer {
   uint64_t init_digest_ = 0;   // a hash of the --init values; 0 without --init
   AnySwarm x_;                         // members [lo_, lo_ + x_.size())
   bool blocks_ = false;                // this rank holds its own block only (build_swarm)
-  bool no_blocks_ = false;             // the rule keeps a particle state: every rank holds all
+  bool no_blocks_ = false;             // the step reduces rows of a swarm: every rank holds all
   int64_t lo_ = 0;                     // blocks_: mb_, else 0
   std::vector<AnyParticle> members_;   // x_'s rows: member i is members_[i - lo_]
   std::vector<Classifier*> nets_;      // the same
@@ -366,9 +367,13 @@ void Trainer::build_swarm() {
   // x_ holds members [lo_, lo_ + rows). Over several processes a rank holds only its own block
   // (blocks_): in hybrid mode (its members, their gradients and momentum never leave it but for
   // gbest and the result), and in evolve mode when the rule runs on blocks (Rule::runs_on_blocks:
-  // PSO; its swarm states are blocks too). Otherwise (a rule whose members read each other) every
-  // rank holds the whole population.
-  blocks_ = pg_ && (!evolve_ || (!no_blocks_ && rule_->runs_on_blocks()));
+  // PSO, OpenAI-ES; swarm states are blocks too). Otherwise (a rule that reduces or reads the
+  // members' rows) every rank holds the whole population.
+  blocks_ = pg_ && !no_blocks_;
+  if (blocks_ && evolve_) {  // the init reads x (a swarm) and g; the step is asked once started
+    const std::optional<Rule> init = rule_->init();
+    blocks_ = !init || init->runs_on_blocks({{"x", Value::Kind::Swarm}, {"g", Value::Kind::Scalar}});
+  }
   lo_ = blocks_ ? mb_ : 0;
   const int64_t rows = blocks_ ? me_ - mb_ : n_;
   // The members, their gradients and momentum (hybrid) or a rule's states (evolve; PSO keeps
@@ -444,9 +449,10 @@ void Trainer::build_swarm() {
     states_->start(x_, params_, o_.seed, block_options());
     const std::vector<std::string> reads = rule_->signature().inputs;
     rule_reads_best_ = std::find(reads.begin(), reads.end(), "best") != reads.end();
-    if (blocks_ && states_->has_particle()) {
-      // A particle state updated from one block alone would miss the others' members: the whole
-      // population on every rank after all (the same draws: build_swarm starts from the seed).
+    if (blocks_ && !rule_->runs_on_blocks(states_->kinds())) {
+      // The step reduces over values read from x or a swarm state (msum(x), rank of a swarm...):
+      // one block alone would miss the others' members, so every rank holds the whole population
+      // after all (the same draws: build_swarm starts from the seed).
       no_blocks_ = true;
       members_.clear();
       nets_.clear();
@@ -459,14 +465,35 @@ void Trainer::build_swarm() {
 }
 
 // Run options that make a rule run on this rank's block of rows (RunOptions::block_rows).
-RunOptions Trainer::block_options() const {
+RunOptions Trainer::block_options() {
   RunOptions ro;
   if (blocks_ && evolve_) {
     ro.member_range = std::make_pair(mb_, me_);
     ro.block_rows = true;
     ro.population = n_;
+    ro.row = [this](const std::string& input, int64_t m) { return row_of(input, m); };
   }
   return ro;
+}
+
+// Member m's row of swarm `input` (x or a swarm state) on every rank, broadcast by its owner:
+// what a rule on blocks reads through x[i] (OpenAI-ES's `state mu = x[0]`).
+AnyParticle Trainer::row_of(const std::string& input, int64_t m) {
+  const AnySwarm* s = input == "x" ? &x_ : states_->swarm(input);
+  if (!s) throw std::logic_error("nyto internal error (this is a bug in nyto): the rule reads rows of '" + input +
+                                 "', which is not a swarm the trainer binds");
+  AnyParticle p;
+  if (owns(m)) {
+    p = s->member(m - lo_);
+  } else {  // a clone draws nothing that counts (build_swarm)
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    const at::Tensor before = gen.get_state();
+    p = s->member(0).clone();
+    gen.set_state(before);
+  }
+  pg_->broadcast(p, owner_of(m), fmt::format("the broadcast of member {}'s row of '{}', which rule {} reads", m, input,
+                                             rule_name_));
+  return p;
 }
 
 // Runs the rule once on scratch copies, so a binding the rule cannot take (a scalar where it
@@ -1073,8 +1100,10 @@ void Trainer::run() {
     fmt::print("distributed: {} processes (rendezvous {}:{} from the {}), members in contiguous blocks (rank 0: {}-{}); {}\n",
                world_, rdv_.host, rdv_.port, rdv_.source, mb_, me_ - 1,
                blocks_ ? "each rank holds its own members only"
-                       : no_blocks_ ? "each rank holds the whole population (the rule updates a particle state)"
-                                    : "each rank holds the whole population (the rule does not run on blocks of members)");
+                       : no_blocks_ ? "each rank holds the whole population (the rule reduces the members' rows, "
+                                      "reads rows at a per-member index, or sums along the parameter axis)"
+                                    : "each rank holds the whole population (the rule's init reduces the members' rows, "
+                                      "reads rows at a per-member index, or sums along the parameter axis)");
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
   else if (resumed)

@@ -218,15 +218,29 @@ bool Rule::members_independent() const {
   const ir::Graph& g = impl_->fe.graph;
   return std::none_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); });
 }
-bool Rule::runs_on_blocks() const {
-  auto fits = [](const ir::Graph& g) {
-    return !param_axis::needed(g) && std::none_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) {
-      return ir::crosses_members(n.op) || ir::is_keyed(n.op) || ir::is_param_reduce(n.op);
-    });
-  };
-  if (!fits(impl_->fused.graph)) return false;
-  const std::optional<Rule> i = init();
-  return !i || fits(i->impl_->fused.graph);
+bool Rule::runs_on_blocks(const std::map<std::string, Value::Kind>& kinds) const {
+  const ir::Graph& g = impl_->fused.graph;
+  if (param_axis::needed(g) || std::any_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) {
+        return ir::is_param_reduce(n.op);
+      }))
+    return false;
+  KernelSpec spec;
+  for (const ir::InputDecl& in : g.inputs) {
+    auto it = kinds.find(in.name);
+    const Value::Kind k = it == kinds.end() ? Value::Kind::Swarm : it->second;
+    spec.kinds.push_back(k == Value::Kind::Scalar          ? BindKind::Scalar
+                         : k == Value::Kind::MemberScalars ? BindKind::MemberScalar
+                         : k == Value::Kind::Particle      ? BindKind::Particle
+                                                           : BindKind::Swarm);
+  }
+  if (!staged::windowable(g, spec)) return false;
+  // A member read at an index that varies per member (DE's p[pick(0)], GA's x[p1]) would bring
+  // most rows of the population to every rank on every run: holding the population is cheaper.
+  const ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
+  return std::none_of(typed.nodes.begin(), typed.nodes.end(), [&](const ir::Node& n) {
+    return n.op == ir::Op::MRead && typed.nodes[size_t(n.args[0])].type.member &&
+           typed.nodes[size_t(n.args[1])].type.member;
+  });
 }
 std::string Rule::state_diagnostic(const std::string& name, const std::string& code,
                                    const std::string& message) const {
@@ -618,9 +632,6 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     if (sized && members != e - b)
       throw BindError("'" + sized->name + "' holds " + std::to_string(members) + " rows but the member range [" +
                       std::to_string(b) + ", " + std::to_string(e) + ") has " + std::to_string(e - b) + " members");
-    if (std::any_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); }))
-      throw BindError("rule " + rule_name + " reads across members, so it cannot run on the rows of one block "
-                      "(RunOptions::block_rows); bind the whole swarm");
     row0 = b;
     members = options.population;
   }
@@ -873,13 +884,66 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       if ((kernels[grp] && !kernels[grp]->member_window()) ||
           (!kernels[grp] && !species.operational_ranges(int(grp)).empty()) || param_rule)
         throw BindError("rule " + rule_name + " cannot run on the rows of one block (RunOptions::block_rows): that "
-                        "takes the llvm or interp backend, float32 or float64 storage on the CPU, and no "
-                        "reduction along the parameter axis; bind the whole swarm");
+                        "takes the llvm backend (or interp, for a rule whose members are independent), float32 "
+                        "or float64 storage on the CPU, no member reduction of a swarm's rows (msum(x)) and "
+                        "no reduction along the parameter axis; bind the whole swarm");
   // A block's rows are addressed by member number: row r of a swarm is member row0 + r.
   auto rows_base = [&](const at::Tensor& s) {
     return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(s.data_ptr()) -
                                    uintptr_t(row0) * uintptr_t(s.size(1)) * uintptr_t(s.element_size()));
   };
+
+  // A member window whose members read rows outside it (`state mu = x[0]` on another rank's
+  // block): the rows come from the swarm itself when it is bound whole, else from the caller
+  // (RunOptions::row), asked on every rank alike for every row read at any member.
+  std::map<int64_t, std::vector<AnyParticle>> outside;  // member -> its row per input (swarms only)
+  if (options.member_range) {
+    std::vector<int64_t> read;
+    for (size_t grp = 0; grp < kernels.size(); ++grp) {
+      if (!kernels[grp] || !kernels[grp]->member_window()) continue;
+      KernelArgs pa;
+      pa.members = members;
+      pa.params = params;
+      pa.seed = options.seed, pa.invocation = invocation, pa.group = uint32_t(grp);
+      for (const Operand& op : in) {
+        pa.scalar.push_back(op.scalar);
+        pa.in.push_back(op.member_scalars ? op.member_scalars->data() : nullptr);
+        pa.in_stride.push_back(0);
+      }
+      std::vector<int64_t> rows;
+      try {
+        rows = kernels[grp]->rows_read(pa);
+      } catch (const MemberIndexError& e) {
+        throw index_error(e);
+      }
+      for (int64_t m : rows)
+        if (std::find(read.begin(), read.end(), m) == read.end()) read.push_back(m);
+    }
+    std::sort(read.begin(), read.end());
+    const auto [b, e] = *options.member_range;
+    for (int64_t m : read) {
+      const bool held = m >= b && m < e;
+      if (!options.block_rows && held) continue;
+      std::vector<AnyParticle> rows(in.size());
+      for (size_t i = 0; i < in.size(); ++i) {
+        if (!in[i].swarm) continue;
+        if (!options.block_rows) {
+          rows[i] = AnyParticle(in[i].swarm->members.at(size_t(m)));
+          continue;
+        }
+        if (!options.row)
+          throw BindError("rule " + rule_name + " reads member " + std::to_string(m) + "'s row of '" + in[i].name +
+                          "', which the block [" + std::to_string(b) + ", " + std::to_string(e) +
+                          ") does not hold (RunOptions::block_rows); give RunOptions::row, or bind the whole swarm");
+        AnyParticle p = options.row(in[i].name, m);
+        if (!p.defined() || p.species() != in[i].species())
+          throw SpeciesError("RunOptions::row gave member " + std::to_string(m) + "'s row of '" + in[i].name +
+                             "' of another species than the swarm's (" + in[i].species()->name() + ")");
+        rows[i] = std::move(p);
+      }
+      if (!held) outside.emplace(m, std::move(rows));
+    }
+  }
 
   // Checks are done and every kernel is ready: from here on the run changes data.
   for (const auto& op : in) bring_up_to_date(op);
@@ -997,6 +1061,12 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         a.in_stride.push_back(0);
       }
     }
+    for (const auto& [m, rows] : outside) {
+      std::vector<const void*> ptrs(in.size(), nullptr);
+      for (size_t i = 0; i < in.size(); ++i)
+        if (rows[i].defined()) ptrs[i] = rows[i].storage().at(size_t(grp)).data_ptr();
+      a.outside_rows.emplace_back(m, std::move(ptrs));
+    }
     for (size_t o = 0; o < targets.size(); ++o) {
       if (param_rule && value_out[o]) {
         a.out.push_back(value_buf[o].data());
@@ -1011,6 +1081,8 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       kernels[size_t(grp)]->run(a);
     } catch (const MemberIndexError& e) {
       throw index_error(e);
+    } catch (const RowsNeededError& e) {  // rows_read() gave them all: a kernel that disagrees with itself
+      throw Error("internal error: rule " + rule_name + " needs rows outside the member window it was not given");
     }
   }
   for (size_t o = 0; o < value_buf.size(); ++o) {

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,22 +71,32 @@ struct RunOptions {
   std::optional<uint64_t> invocation;
   Backend backend = Backend::Llvm;
   /// Only members [first, second) of the bound swarms need their outputs: one rank's block in a
-  /// distributed run (docs/distributed.md). Where the rule's members do not read each other (no
-  /// msum/mmin/mmax, no x[i]) and the kernel is llvm's or interp's, only those rows are read
-  /// and written, and the other rows of in-place outputs keep their values; otherwise every
-  /// member is computed. Members keep their numbers in the whole swarm (member(), the random
+  /// distributed run (docs/distributed.md). Where the rule's members do not read each other's
+  /// rows (no msum/mmin/mmax or ranking of a value read from a swarm; x[i] reads the rows it
+  /// needs) and the kernel is llvm's or interp's, only those rows are read and written, and the
+  /// other rows of in-place outputs keep their values; otherwise every member is computed. A
+  /// member reduction of values every member can compute alone (keyed noise `randn(g, j)`,
+  /// per-member vectors: OpenAI-ES's tell step) is computed for every member, not stored. Members keep their numbers in the whole swarm (member(), the random
   /// draws), so the rows computed are bit-identical to a run without the range. Per-member
   /// vectors are still bound for every member. A range outside [0, members] is a BindError.
   std::optional<std::pair<int64_t, int64_t>> member_range;
   /// With member_range [b, e): the bound swarms hold only those members, row r being member b + r
   /// (e - b rows), of a population of `population` members: one rank's own block when it holds
-  /// no other (nyto train's pso ranks). Per-member vectors still hold `population` values, and
-  /// member(), members() and the random draws see the population, so the rows are bit-identical
-  /// to those of a run on the whole swarm. For a rule whose members are independent
-  /// (members_independent()) run by llvm or interp; otherwise, or without member_range, a swarm,
-  /// or population >= e, a BindError.
+  /// no other (nyto train's pso and ES ranks). Per-member vectors still hold `population`
+  /// values, and member(), members() and the random draws see the population, so the rows are
+  /// bit-identical to those of a run on the whole swarm. For a rule that runs_on_blocks() run by
+  /// llvm (or interp, when its members are independent); otherwise, or without member_range, a
+  /// swarm, or population >= e, a BindError.
   bool block_rows = false;
   int64_t population = 0;
+  /// With block_rows, for a rule whose members read rows of a swarm (`state mu = x[0]`): member
+  /// `member`'s row of swarm input `input`, a particle of the swarm's species. Called before
+  /// anything is written, for every row the rule reads at any member of the population (not only
+  /// the block's), swarm inputs in input order, members ascending, so every rank of a
+  /// distributed run calls it alike and may answer with a collective (a broadcast from the
+  /// row's owner); the rows the block holds are then taken from the block. Unset when such a row
+  /// lies outside the block: a BindError naming it. A particle of another species: SpeciesError.
+  std::function<AnyParticle(const std::string& input, int64_t member)> row;
   /// The swarms are split over the processes of `group` (nyto/distributed.h): each rank is
   /// authoritative for its block's rows. Every rank runs the rule; what it exchanges first is
   /// read from the rule's IR: a rule whose members are independent (members_independent()) runs on
@@ -140,11 +151,15 @@ class Rule {
   /// member read (x[i], pick) or ranking (rank, argmin...) in the rule. Such a rule can run on one
   /// block of members alone (RunOptions::member_range), which a distributed trainer uses.
   bool members_independent() const;
-  /// Whether RunOptions::block_rows can run the rule and its init part (init()): members
-  /// independent, no keyed draw rand(k, j), no parameter-axis construct (tsum, psum, ...) in
-  /// either. The host must still bind swarms or vectors to every output that varies per member
-  /// and no particle to an output (a particle updated from a block alone would miss the others).
-  bool runs_on_blocks() const;
+  /// Whether RunOptions::block_rows can run this rule (the step; ask init() for the init part)
+  /// with its inputs bound to values of `kinds` (an input missing there counts as a swarm):
+  /// no parameter-axis construct (tsum, psum, ...), and no member reduction or ranking of a
+  /// value read from a swarm's rows. Reductions of what every member computes alone (keyed noise
+  /// randn(g, j), per-member vectors, particles: OpenAI-ES's tell step) are fine: every rank
+  /// computes the reduction whole. So are member reads of a swarm at an index the same for every
+  /// member (`x[0]`, with RunOptions::row), not at one that varies per member (DE's
+  /// p[pick(0)]: most rows would travel to every rank on every run).
+  bool runs_on_blocks(const std::map<std::string, Value::Kind>& kinds = {}) const;
   /// The inputs the rule reads across members: those an msum/mmin/mmax, x[i], pick or ranking
   /// reads, directly or through other values. A distributed run gathers these swarms first.
   std::vector<std::string> cross_member_inputs() const;

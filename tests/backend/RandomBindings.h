@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <random>
 #include <vector>
@@ -75,7 +76,10 @@ struct RandomBindings {
 
   /// Runs `k` on a copy of the inputs; `out[k]` receives output k (members * row values; -123
   /// where the ranges leave it unwritten).
-  void run(const Kernel& k, std::vector<std::vector<T>>& out) const {
+  /// `adjust`, when given, edits the arguments last (a member window, its outside rows: pointers
+  /// into the copies of the inputs it receives).
+  void run(const Kernel& k, std::vector<std::vector<T>>& out,
+           const std::function<void(KernelArgs&, const std::vector<std::vector<T>>&)>& adjust = {}) const {
     std::vector<std::vector<T>> in = data;
     KernelArgs b = args;
     for (size_t i = 0; i < graph.inputs.size(); ++i) {
@@ -91,6 +95,7 @@ struct RandomBindings {
       bool here = t >= 0 && target_of_input[t] == int(o);
       b.out.push_back(here ? static_cast<void*>(in[t].data()) : static_cast<void*>(out[o].data()));
     }
+    if (adjust) adjust(b, in);
     k.run(b);
     for (size_t o = 0; o < graph.outputs.size(); ++o) {
       int t = graph.outputs[o].target;

@@ -221,6 +221,71 @@ TEST_CASE("differential: staged schedule over interp kernels == interp") {
   CHECK(st.inexact == 0);
 }
 
+// A member window (one rank's block of a distributed run) over llvm's staged kernels: the window's
+// rows are the interpreter's whole-run rows, bit for bit, with the rows the window's member reads
+// reach outside it given as KernelArgs::outside_rows (Kernel::rows_read), on random rules with
+// member sums and reads. Rules the window cannot run (a sum of a swarm's rows) say so.
+TEST_CASE("differential: staged kernels on a member window == interp's rows") {
+  llvm_backend::JitEngine engine;
+  size_t windowed = 0, refused = 0, outside = 0, compared = 0;
+  for (uint64_t seed = 0; seed < 250 / kRuleScale; ++seed) {
+    RandomRuleOptions o;
+    o.inputs = 1 + int(seed % 5);
+    o.params = int(seed % 4);
+    o.outputs = 1 + int(seed % 3);
+    o.ops = 10 + int(seed % 50);
+    o.rand_sites = int(seed % 5);
+    o.population = true;
+    std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + 7);
+    ir::Graph g = random_rule(seed, o);
+    const bool in_place = rng() % 2 == 0;
+    test::RandomBindings<float> b(g, rng, in_place, 120, 3000, 2 + int64_t(seed % 6));
+    if (!staged::needed(g, b.spec)) continue;
+    auto got_k = compile_llvm(engine, g, b.spec);
+    CHECK(got_k->member_window() == staged::windowable(g, b.spec));
+    if (!got_k->member_window()) {
+      ++refused;
+      continue;
+    }
+    const int64_t M = b.members, lo = int64_t(rng() % uint64_t(M)), hi = lo + 1 + int64_t(rng() % uint64_t(M - lo));
+    std::vector<std::vector<float>> want, got;
+    b.run(*interp::compile(g, b.spec), want);
+    try {
+      b.run(*got_k, got, [&](KernelArgs& a, const std::vector<std::vector<float>>& in) {
+        a.member_begin = lo, a.member_end = hi;
+        for (int64_t m : got_k->rows_read(a)) {
+          if (m >= lo && m < hi) continue;
+          std::vector<const void*> rows(a.in.size(), nullptr);
+          for (size_t i = 0; i < a.in.size(); ++i)
+            if (b.spec.kinds[i] == BindKind::Swarm) rows[i] = in[i].data() + m * b.row;
+          a.outside_rows.emplace_back(m, rows);
+          ++outside;
+        }
+      });
+    } catch (const MemberIndexError&) {  // an index out of range: the interpreter's run threw too
+      continue;
+    }
+    ++windowed;
+    for (size_t k = 0; k < want.size(); ++k)
+      for (int64_t m = lo; m < hi; ++m)
+        for (int64_t e = 0; e < b.row; ++e) {
+          const float w = want[k][size_t(m * b.row + e)], v = got[k][size_t(m * b.row + e)];
+          ++compared;
+          if (std::memcmp(&w, &v, sizeof w) != 0 && !(std::isnan(w) && std::isnan(v))) {
+            FAIL_CHECK("seed " << seed << " output " << k << " member " << m << " element " << e << ": interp " << w
+                               << ", window [" << lo << ", " << hi << ") " << v << "\n" << ir::print(g) << (getenv("NYTO_SHOW_SCHEDULE") ? staged::describe(g, b.spec) : std::string()));
+            m = hi, k = want.size();
+            break;
+          }
+        }
+  }
+  MESSAGE(windowed << " windowed runs (" << outside << " outside rows), " << refused << " refused, " << compared
+                   << " values compared");
+  CHECK(windowed > 20);
+  CHECK(outside > 0);
+  CHECK(refused > 0);
+}
+
 // The aten backend computes with LibTorch's kernels. On the operations IEEE 754 rounds exactly
 // (+ - * / sqrt, abs, neg, floor, ceil, min, max, sign, comparisons, select) and on the random
 // draws (Random.h code, shared) it must be bit-identical to the interpreter.

@@ -297,10 +297,18 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
       CHECK(at::equal(bv.storage()[0], v.storage()[0].narrow(0, lo, hi - lo)));
     }
   }
-  CHECK(rule.runs_on_blocks());
+  using K = nyto::Value::Kind;
+  CHECK(rule.runs_on_blocks({{"gbest", K::Particle}, {"f", K::MemberScalars}}));
   CHECK_FALSE(nyto::compile("x = x + msum(x) / members()").runs_on_blocks());
-  CHECK_FALSE(nyto::compile("x = x + randn(1, member())").runs_on_blocks());
+  CHECK(nyto::compile("x = x + randn(1, member())").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x / psum(x * x)").runs_on_blocks());
+  // A reduction of what every member computes alone (keyed noise, a vector): yes; of a swarm: no.
+  auto es = nyto::compile("mu = mu - msum(f * randn(g, member()))\nx = mu + randn(g + 1, member())");
+  CHECK(es.runs_on_blocks({{"mu", K::Particle}, {"f", K::MemberScalars}, {"g", K::Scalar}}));
+  CHECK_FALSE(es.runs_on_blocks({{"mu", K::Particle}, {"g", K::Scalar}}));  // f a swarm
+  // A member read at one index for every member: yes; at a per-member index: no.
+  CHECK(nyto::compile("x = x + 0.5 * (x[0] - x)").runs_on_blocks());
+  CHECK_FALSE(nyto::compile("x = x[pick(0)]").runs_on_blocks());
   nyto::RunOptions bo;
   bo.member_range = std::make_pair(int64_t(1), int64_t(3));
   bo.block_rows = true;
@@ -311,11 +319,84 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
   CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", std::vector<double>{1, 2}}}, bo),
                        doctest::Contains("'f' has 2 per-member values but the population has 5 members"), nyto::BindError);
   CHECK_THROWS_WITH_AS(nyto::compile("x = x + msum(x) / members()", "mean.nyto").run({{"x", two}}, bo),
-                       "rule mean.nyto reads across members, so it cannot run on the rows of one block "
-                       "(RunOptions::block_rows); bind the whole swarm", nyto::BindError);
+                       "rule mean.nyto cannot run on the rows of one block (RunOptions::block_rows): that takes the "
+                       "llvm backend (or interp, for a rule whose members are independent), float32 or float64 storage on the CPU, no member reduction of a "
+                       "swarm's rows (msum(x)) and no reduction along the parameter axis; bind the whole swarm",
+                       nyto::BindError);
   bo.population = 2;
   CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", f}}, bo),
                        "RunOptions::block_rows needs a member_range within RunOptions::population", nyto::BindError);
+}
+
+// A staged rule on blocks (OpenAI-ES's shape): the member reduction of keyed noise and a vector is
+// computed for every member on every block; x[0] comes from RunOptions::row, asked alike on every
+// block; the particle mu and every block's rows are the whole run's bits, the whole run on the
+// interpreter (the oracle) or llvm. Blocks run on llvm's staged driver (the interpreter computes
+// every member of a rule whose members read each other).
+TEST_CASE("block rows: member reductions of keyed noise, and rows read from outside the block") {
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(10);
+  Swarm<NetImpl> x0(seed, 6, nyto::SwarmInit::Randn);
+  auto mu0 = seed.randn();
+  auto rule = nyto::compile("let h = members() / 2\nlet s = where(member() < h, 1, -1)\nlet j = mod(member(), h)\n"
+                            "mu = mu - 0.01 * msum(f * s * randn(g, j)) / members()\n"
+                            "x = mu + 0.5 * x[0] + 0.1 * s * randn(g + 1, j)\n",
+                            "es.nyto");
+  const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0};
+  for (Backend b : {Backend::Interp, Backend::Llvm}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    opt.seed = 3;
+    opt.invocation = 4;
+    Swarm<NetImpl> x(seed, 6);
+    x.detail_state()->storage[0].copy_(x0.storage()[0]);
+    auto mu = mu0.clone();
+    rule.run({{"x", x}, {"mu", mu}, {"f", f}, {"g", 2.0}}, opt);
+    opt.backend = Backend::Llvm;
+    for (const auto& range : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 5}, {5, 6}}) {
+      const int64_t lo = range.first, hi = range.second;
+      CAPTURE(lo);
+      Swarm<NetImpl> bx(seed, hi - lo);
+      bx.detail_state()->storage[0].copy_(x0.storage()[0].narrow(0, lo, hi - lo));
+      auto bmu = mu0.clone();
+      nyto::RunOptions bo = opt;
+      bo.member_range = std::make_pair(lo, hi);
+      bo.block_rows = true;
+      bo.population = 6;
+      std::vector<std::string> asked;
+      bo.row = [&](const std::string& input, int64_t m) {
+        asked.push_back(input + std::to_string(m));
+        return x0.member(m).clone();
+      };
+      rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo);
+      CHECK(asked == std::vector<std::string>{"x0"});  // on every block, the one holding row 0 too
+      CHECK(at::equal(bx.storage()[0], x.storage()[0].narrow(0, lo, hi - lo)));
+      CHECK(at::equal(bmu.storage()[0], mu.storage()[0]));
+    }
+  }
+  // Without RunOptions::row, a block without row 0 cannot run; nothing is written.
+  Swarm<NetImpl> bx(seed, 3);
+  bx.detail_state()->storage[0].copy_(x0.storage()[0].narrow(0, 2, 3));
+  auto bmu = mu0.clone();
+  nyto::RunOptions bo;
+  bo.member_range = std::make_pair(int64_t(2), int64_t(5));
+  bo.block_rows = true;
+  bo.population = 6;
+  bo.backend = Backend::Interp;
+  CHECK_THROWS_WITH_AS(rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo),
+                       doctest::Contains("rule es.nyto cannot run on the rows of one block"), nyto::BindError);
+  bo.backend = Backend::Llvm;
+  CHECK_THROWS_WITH_AS(rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo),
+                       "rule es.nyto reads member 0's row of 'x', which the block [2, 5) does not hold "
+                       "(RunOptions::block_rows); give RunOptions::row, or bind the whole swarm",
+                       nyto::BindError);
+  CHECK(at::equal(bx.storage()[0], x0.storage()[0].narrow(0, 2, 3)));
+  CHECK(at::equal(bmu.storage()[0], mu0.storage()[0]));
+  // A row of another species.
+  auto other = nyto::make_particle<torch::nn::Linear>(2, 2);
+  bo.row = [&](const std::string&, int64_t) -> nyto::AnyParticle { return other; };
+  CHECK_THROWS_AS(rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo), nyto::SpeciesError);
 }
 
 TEST_CASE("params: defaults and overrides") {

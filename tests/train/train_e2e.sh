@@ -517,20 +517,21 @@ dist-equal)
   check_same es-t2 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
   grep -q "mlp: members batched" "$dir/pso-t2-1.out" ||
     fail "pso-t2: not the batched fitness: $(grep 'fitness evaluation' "$dir/pso-t2-1.out")"
-  # Who holds what: pso and hybrid ranks their own members, ES and DE ranks the population.
-  for name in pso-3 hybrid-3 pso-t2-3 hybrid-t2-2; do
-    grep -q "each rank holds its own members only" "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
-  done
-  for name in es-3 de-2; do
-    grep -q "each rank holds the whole population (the rule does not run on blocks of members)" "$dir/$name.out" ||
-      fail "$name: $(grep '^distributed' "$dir/$name.out")"
-  done
-  # Members independent, but a particle state the rule updates: every rank holds the population,
-  # and the bits are still those of one process.
+  # A particle state every rank updates alike (c), and SNES: mu's init reads member 0's row, which
+  # its owner broadcasts; the tell step reduces keyed noise, not rows.
   printf 'state c: particle = 0\nc = c + 0.001\nx = x + 0.1 * (c - x) + 0.01 * rand()\n' >"$dir/drift.nyto"
   check_same drift 3 --mode evolve --rule "$dir/drift.nyto" --particles 5 --generations 3 --fitness-size 100
-  grep -q "each rank holds the whole population (the rule updates a particle state)" "$dir/drift-3.out" ||
-    fail "drift: $(grep '^distributed' "$dir/drift-3.out")"
+  check_same snes 2 --mode evolve --rule "$src/examples/rules/snes.nyto" --particles 6 --generations 4 --fitness-size 300
+  # Who holds what: pso, hybrid, ES (keyed noise) and the rest their own members; DE (rows read at
+  # random members) and CEM (a reduction of rows) the population.
+  for name in pso-3 hybrid-3 pso-t2-3 hybrid-t2-2 es-3 es-t2-3 drift-3 snes-2; do
+    grep -q "each rank holds its own members only" "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
+  done
+  check_same cem 2 --mode evolve --rule "$src/examples/rules/cem.nyto" --particles 6 --generations 3 --fitness-size 200
+  for name in de-2 cem-2; do
+    grep -q "each rank holds the whole population (the rule reduces the members' rows, reads rows at a per-member index" \
+      "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
+  done
   # ES sends fitness values, not particles: 8 members, 5 generations, 3 ranks: rank 0 sends its 3
   # fitness values (24 bytes) to 2 peers each generation. PSO reads gbest, which its owner sends
   # when it changes; its members are independent, so each rank moves only its own.
@@ -607,6 +608,25 @@ dist-faults)
       fail "hybrid, resume with $np processes: $(cat "$dir/h-$np.out")"
     grep -q "resumed from .* at step 8" "$dir/h-$np.out" || fail "hybrid: did not resume at step 8: $(cat "$dir/h-$np.out")"
     same "$dir/h-whole.pt" "$dir/h-$np.pt" || fail "hybrid with momentum, resumed with $np processes: the result differs"
+  done
+  # SNES on blocks (each rank its members; mu and sigma, particles, in the manifest): killed with
+  # 3 processes, resumed with 2 and with 1, as an uninterrupted run.
+  e=(--data "$data" --threads 1 --seed 5 --mode evolve --rule "$src/examples/rules/snes.nyto" --particles 6
+     --generations 16 --fitness-size 200 --eval-every 5 --eval-size 200)
+  "$nyto" train "${e[@]}" --save "$dir/e-whole.pt" >"$dir/e-whole.out" 2>&1 || fail "snes, 1 process: $(cat "$dir/e-whole.out")"
+  "$nyto" train "${e[@]}" --nprocs 3 --timeout 10 --checkpoint "$dir/eck" --kill-at-step 12 --kill-rank 1 \
+    >"$dir/ekill.out" 2>"$dir/ekill.err"
+  rc=$?
+  [ $rc -eq 1 ] || fail "snes, killed rank: exit $rc, expected 1: $(cat "$dir/ekill.err")"
+  grep -q "each rank holds its own members only" "$dir/ekill.out" || fail "snes: $(grep '^distributed' "$dir/ekill.out")"
+  ls "$dir"/eck/parts-*/members-0-2.pt "$dir"/eck/parts-*/members-4-6.pt >/dev/null || fail "snes: no parts: $(ls -R "$dir/eck")"
+  cp -r "$dir/eck" "$dir/eck1"
+  for np in 2 1; do
+    ck=$dir/eck; [ $np = 1 ] && ck=$dir/eck1
+    "$nyto" train "${e[@]}" --nprocs $np --checkpoint "$ck" --resume --save "$dir/e-$np.pt" >"$dir/e-$np.out" 2>&1 ||
+      fail "snes, resume with $np processes: $(cat "$dir/e-$np.out")"
+    grep -q "resumed from .* at step 10" "$dir/e-$np.out" || fail "snes: did not resume at step 10: $(cat "$dir/e-$np.out")"
+    same "$dir/e-whole.pt" "$dir/e-$np.pt" || fail "snes, resumed with $np processes: the result differs"
   done
   # Settings that differ between ranks: refused by every rank, naming the setting and the rank.
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
