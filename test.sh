@@ -37,18 +37,25 @@ san_build() {
     -DCMAKE_CXX_COMPILER=clang++-14 -DNYTO_SANITIZE=ON -DNYTO_FUZZ=ON -DNYTO_BUILD_BENCH=OFF
 }
 
+# The persistent kernel cache (README "Kernel cache"): the plain tests use one of their own,
+# emptied first, so that a run depends on nothing a former one left (later processes of a run
+# load what earlier ones wrote: the dist and e2e tests exercise it). The sanitized tests use none,
+# so that the code generator runs, instrumented, for every kernel.
 if [ "$mode" = "" ] || [ "$mode" = "--all" ] || [ "$mode" = "--plain" ]; then
   nyto_build build -DCMAKE_BUILD_TYPE=Release
-  ctest --test-dir build --output-on-failure -j 2
+  rm -rf build/kernel-cache
+  NYTO_KERNEL_CACHE_DIR=$PWD/build/kernel-cache ctest --test-dir build --output-on-failure -j 2
 fi
 if [ "$mode" = "" ] || [ "$mode" = "--all" ] || [ "$mode" = "--asan" ]; then
   san_build
-  ctest --test-dir build-san --output-on-failure -j 2
+  NYTO_KERNEL_CACHE_DIR= ctest --test-dir build-san --output-on-failure -j 2
 fi
 if [ "$mode" = "--fuzz" ]; then
   san_build
   # LibTorch's own leaks (its zip reader on a corrupt archive) are not nyto's: fuzz/lsan.supp.
   export LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan.supp
+  # Millions of random kernels: none of them kept on disk.
+  export NYTO_KERNEL_CACHE_DIR=
   # One target per core at a time (NYTO_FUZZ_JOBS to change it): an hour per target on two cores
   # is then three hours for the six, each target with a core of its own.
   jobs=${NYTO_FUZZ_JOBS:-$(nproc)}

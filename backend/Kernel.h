@@ -137,6 +137,16 @@ class RowsNeededError : public std::runtime_error {
   std::vector<int64_t> members;
 };
 
+/// 64-bit hash of everything that changes generated code: every node (op, type, args, constant
+/// bits, index), the input/param/output counts, output nodes and targets, and rand_sites.
+/// Names and parameter defaults are not part of it (parameters are passed at run time).
+uint64_t structural_hash(const ir::Graph& graph);
+
+/// The exact key of (graph, spec) behind structural_hash: equal keys <=> equal generated code,
+/// whatever the names. KernelCache keys its map by it (plus the backend); the staged driver
+/// compiles stage kernels with equal keys once; the llvm backend's disk cache keys files by it.
+std::string kernel_key(const ir::Graph& graph, const KernelSpec& spec);
+
 // A runnable kernel, produced by a backend from (Graph, KernelSpec). Thread-safe to run.
 class Kernel {
  public:

@@ -29,16 +29,6 @@ class JitEngine;
 }
 
 
-/// 64-bit hash of everything that changes generated code: every node (op, type, args, constant
-/// bits, index), the input/param/output counts, output nodes and targets, and rand_sites.
-/// Names and parameter defaults are not part of it (parameters are passed at run time).
-uint64_t structural_hash(const ir::Graph& graph);
-
-/// The exact key of (graph, spec) behind structural_hash: equal keys <=> equal generated code,
-/// whatever the names. KernelCache keys its map by it (plus the backend); the staged driver
-/// compiles stage kernels with equal keys once.
-std::string kernel_key(const ir::Graph& graph, const KernelSpec& spec);
-
 /// The llvm kernel for (graph, spec) on `engine`: the staged driver (backend/Staged.h) over llvm
 /// stage kernels when the rule's values cross members (ir::needs_schedule), else one fused llvm
 /// kernel. Throws what llvm_backend::compile throws.

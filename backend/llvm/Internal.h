@@ -2,13 +2,16 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include <llvm/ExecutionEngine/ObjectCache.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Target/TargetMachine.h>
 
 #include "backend/Kernel.h"
+#include "backend/llvm/DiskCache.h"
 #include "ir/IR.h"
 
 namespace nyto::llvm_backend {
@@ -43,5 +46,29 @@ int host_vector_width(const llvm::TargetMachine& tm, DType dtype);
 bool host_has_cheap_masking(const llvm::TargetMachine& tm);
 
 [[noreturn]] void internal_error(const std::string& what);
+
+// The persistent kernel cache of one JitEngine (backend/llvm/DiskCache.h). The engine looks an
+// entry up by key before building any IR (load); on a miss, the module it compiles carries the
+// key as its identifier, and LLJIT's compiler hands the object to notifyObjectCompiled, which
+// writes the file. Thread-safe.
+class DiskCache final : public llvm::ObjectCache {
+ public:
+  explicit DiskCache(std::string dir) : dir_(std::move(dir)) {}
+  const std::string& dir() const { return dir_; }
+  // The object of `key`, or nullptr: no file, or one not trusted (counted as rejected).
+  std::unique_ptr<llvm::MemoryBuffer> load(const std::string& key);
+  // Writes the entry atomically; a failure (read-only directory, full disk) is counted, not thrown.
+  void store(const std::string& key, llvm::MemoryBufferRef object);
+  DiskCacheStats stats() const;
+  void notifyObjectCompiled(const llvm::Module* m, llvm::MemoryBufferRef object) override;
+  std::unique_ptr<llvm::MemoryBuffer> getObject(const llvm::Module* m) override;
+  // The file of `key` in dir(): its hash in hex, ".o".
+  std::string path_of(const std::string& key) const;
+
+ private:
+  std::string dir_;
+  mutable std::mutex mu_;
+  DiskCacheStats stats_;
+};
 
 }  // namespace nyto::llvm_backend

@@ -1,4 +1,6 @@
 // JitEngine: one LLJIT for the host, the O3 pipeline, and compile()/emit_llvm_ir().
+#include <llvm/Config/llvm-config.h>
+#include <llvm/ExecutionEngine/Orc/CompileUtils.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
@@ -8,13 +10,17 @@
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
+#include <llvm/Support/xxhash.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <mutex>
+#include <set>
 
 #include "backend/llvm/Internal.h"
+#include "nyto_codegen_hash.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
 
@@ -148,14 +154,27 @@ struct JitEngine::Impl {
   uint64_t next_id = 0;
   CompileTimes last;
   JitOptions options;
+  std::unique_ptr<DiskCache> disk;  // null: no persistent cache
+  std::set<std::string> live;       // symbols of the cached kernels linked now (one copy each)
 
   explicit Impl(JitOptions o) : options(o) {
     auto jtmb = host_builder();
     tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
     description = jtmb.getTargetTriple().str() + " " + jtmb.getCPU() + " " +
                   jtmb.getFeatures().getString();
-    jit = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(),
-                 "creating the LLJIT");
+    const std::string dir = options.cache_dir ? *options.cache_dir : default_cache_dir();
+    if (!dir.empty()) disk = std::make_unique<DiskCache>(dir);
+    llvm::orc::LLJITBuilder builder;
+    builder.setJITTargetMachineBuilder(std::move(jtmb));
+    if (disk)  // LLJIT's own compiler, with the cache told of every object it compiles
+      builder.setCompileFunctionCreator(
+          [cache = disk.get()](llvm::orc::JITTargetMachineBuilder b)
+              -> llvm::Expected<std::unique_ptr<llvm::orc::IRCompileLayer::IRCompiler>> {
+            auto t = b.createTargetMachine();
+            if (!t) return t.takeError();
+            return std::make_unique<llvm::orc::TMOwningSimpleCompiler>(std::move(*t), cache);
+          });
+    jit = unwrap(builder.create(), "creating the LLJIT");
     // Kernels call libm (expf, tanhf, ...): resolve from the process.
     auto gen = unwrap(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
                           jit->getDataLayout().getGlobalPrefix()),
@@ -182,6 +201,28 @@ CompileTimes JitEngine::last_compile_times() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->last;
 }
+std::string JitEngine::cache_dir() const { return impl_->disk ? impl_->disk->dir() : std::string(); }
+DiskCacheStats JitEngine::disk_cache_stats() const { return impl_->disk ? impl_->disk->stats() : DiskCacheStats{}; }
+
+namespace {
+// Everything that changes a kernel's machine code (DiskCache.h). Starts with kKeyPrefix, which
+// DiskCache::notifyObjectCompiled looks for before it writes a module's object.
+constexpr char kKeyPrefix[] = "nyto-kernel-cache 1\n";
+std::string cache_key(const JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, int width,
+                      bool masked) {
+  std::string k = kKeyPrefix;
+  k += "codegen " NYTO_CODEGEN_HASH "\nllvm " LLVM_VERSION_STRING "\n";
+  k += impl.description + "\n";
+  k += "width " + std::to_string(width) + (masked ? " masked" : " tail") + "\n";
+  k += kernel_key(graph, spec);
+  return k;
+}
+}  // namespace
+
+void DiskCache::notifyObjectCompiled(const llvm::Module* m, llvm::MemoryBufferRef object) {
+  const std::string& key = m->getModuleIdentifier();
+  if (key.compare(0, sizeof kKeyPrefix - 1, kKeyPrefix) == 0) store(key, object);
+}
 
 std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const KernelSpec& spec) {
   check_graph(graph, spec);
@@ -189,36 +230,78 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   std::lock_guard<std::mutex> lock(impl->mu);
   CompileTimes times;
   auto t0 = std::chrono::steady_clock::now();
-  std::string name = "nyto_kernel_" + std::to_string(impl->next_id++);
-  auto ctx = std::make_unique<llvm::LLVMContext>();
   Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options, keyed_draw_kernel(graph));
   // The loop works on vectors of vector_width * interleave lanes; LLVM's type legalization splits
   // each into `interleave` machine vectors whose dependency chains interleave.
   int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
-  std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked);
-  times.codegen_ms = ms_since(t0);
-  t0 = std::chrono::steady_clock::now();
-  optimize_module(*m, *impl->tm, PipelineLevel::Kernel);
-  times.optimize_ms = ms_since(t0);
-  t0 = std::chrono::steady_clock::now();
   llvm::orc::JITDylib& jd = impl->jit->getMainJITDylib();
-  llvm::orc::ResourceTrackerSP rt = jd.createResourceTracker();
-  if (llvm::Error err = impl->jit->addIRModule(rt, llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
-    throw JitError("LLVM JIT: adding kernel module: " + to_string(std::move(err)));
-  auto addr = impl->jit->lookup(name);
-  if (!addr) {
-    std::string msg = to_string(addr.takeError());
-    llvm::consumeError(rt->remove());
-    throw JitError("LLVM JIT: compiling kernel: " + msg);
+  // A cached kernel's symbol is named by its key, so a file's object links under the name looked
+  // up. A second copy of one kernel linked at once in this engine (compile() called twice) gets a
+  // name of its own and no file.
+  std::string key, name;
+  if (impl->disk) {
+    key = cache_key(*impl, graph, spec, width, shape.masked);
+    char h[17];
+    std::snprintf(h, sizeof h, "%016llx", static_cast<unsigned long long>(llvm::xxHash64(key)));
+    name = std::string("nyto_kernel_") + h;
+    if (!impl->live.insert(name).second) key.clear(), name.clear();
   }
-  auto fn = addr->toPtr<KernelFn>();
-  times.jit_ms = ms_since(t0);
+  const bool cached = !key.empty();
+  if (!cached) name = "nyto_kernel_" + std::to_string(impl->next_id++);
+  KernelFn fn = nullptr;
+  llvm::orc::ResourceTrackerSP rt;
+  try {
+    if (cached)
+      if (std::unique_ptr<llvm::MemoryBuffer> obj = impl->disk->load(key)) {
+        rt = jd.createResourceTracker();
+        llvm::Error err = impl->jit->addObjectFile(rt, std::move(obj));
+        if (!err) {
+          auto addr = impl->jit->lookup(name);
+          if (addr) fn = addr->toPtr<KernelFn>();
+          else err = addr.takeError();
+        }
+        if (err) {  // a file that passed its checksum but does not link: compiled anew, rewritten
+          llvm::consumeError(std::move(err));
+          llvm::consumeError(rt->remove());
+          rt = nullptr;
+        } else {
+          times.from_disk = true;
+          times.jit_ms = ms_since(t0);
+        }
+      }
+    if (!fn) {
+      auto ctx = std::make_unique<llvm::LLVMContext>();
+      t0 = std::chrono::steady_clock::now();
+      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked);
+      m->setModuleIdentifier(cached ? key : name);  // the key: LLJIT's compiler stores the object under it
+      times.codegen_ms = ms_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      optimize_module(*m, *impl->tm, PipelineLevel::Kernel);
+      times.optimize_ms = ms_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      rt = jd.createResourceTracker();
+      if (llvm::Error err = impl->jit->addIRModule(rt, llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+        throw JitError("LLVM JIT: adding kernel module: " + to_string(std::move(err)));
+      auto addr = impl->jit->lookup(name);
+      if (!addr) {
+        std::string msg = to_string(addr.takeError());
+        llvm::consumeError(rt->remove());
+        throw JitError("LLVM JIT: compiling kernel: " + msg);
+      }
+      fn = addr->toPtr<KernelFn>();
+      times.jit_ms = ms_since(t0);
+    }
+  } catch (...) {
+    if (cached) impl->live.erase(name);
+    throw;
+  }
   impl->last = times;
   // The kernel keeps the engine's Impl (and so the LLJIT) alive and frees its code on destruction.
   std::shared_ptr<void> keep(impl);
-  auto release = [impl, rt]() {
+  auto release = [impl, rt, name, cached]() {
     std::lock_guard<std::mutex> l(impl->mu);
     llvm::consumeError(rt->remove());
+    if (cached) impl->live.erase(name);
   };
   return std::make_unique<LlvmKernel>(fn, graph, spec, width, std::move(keep), std::move(release));
 }

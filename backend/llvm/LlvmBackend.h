@@ -8,10 +8,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "backend/Kernel.h"
+#include "backend/llvm/DiskCache.h"
 #include "ir/IR.h"
 
 namespace nyto::llvm_backend {
@@ -26,7 +28,9 @@ class JitError : public std::runtime_error {
 struct CompileTimes {
   double codegen_ms = 0;   // nyto IR -> LLVM IR
   double optimize_ms = 0;  // new-PM pass pipeline for the host CPU (see optimize_module)
-  double jit_ms = 0;       // LLVM IR -> machine code, linked and looked up
+  double jit_ms = 0;       // LLVM IR -> machine code, linked and looked up (from the disk
+                           // cache: the file read, checked, linked and looked up)
+  bool from_disk = false;  // the machine code came from the persistent kernel cache
   double total_ms() const { return codegen_ms + optimize_ms + jit_ms; }
 };
 
@@ -44,6 +48,9 @@ struct JitOptions {
                                   // quarter of the rounds on a quarter of the lanes), so more
                                   // vectors per iteration are needed to fill the pipeline (32 x
                                   // 1,068,810 f32 of randn(g, member()), 1 thread: 51 -> 40 ms)
+  /// The persistent kernel cache's directory (backend/llvm/DiskCache.h): unset, the default
+  /// (default_cache_dir(): $NYTO_CACHE_DIR, the XDG cache directory); "": no disk cache.
+  std::optional<std::string> cache_dir;
 };
 
 /// Owns one llvm::orc::LLJIT for the host CPU (all its features, e.g. AVX-512; codegen at
@@ -72,6 +79,10 @@ class JitEngine {
   bool masked_tail() const;
   /// Timing of the most recent compile() through this engine.
   CompileTimes last_compile_times() const;
+  /// The persistent kernel cache's directory, "" when the engine has none.
+  std::string cache_dir() const;
+  /// What the persistent kernel cache did since the engine was created.
+  DiskCacheStats disk_cache_stats() const;
 
   struct Impl;
   /// The engine state shared with the kernels it compiled (internal).
