@@ -10,7 +10,7 @@
 //     temporary, as particle arithmetic without fusion computes it); gbps counts 12 bytes per
 //     element (x, y read; result written).
 //
-// Usage: nyto_bench_runtime [--quick]
+// Usage: nyto_bench_runtime [--quick] [--case NAME]
 #include <ATen/Parallel.h>
 #include <nyto/nyto.h>
 
@@ -49,10 +49,21 @@ x = x + v
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false;
+  std::string only;  // --case NAME: that case alone (e.g. pso-tiny, to profile Rule::run's overhead)
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--case" && i + 1 < argc) only = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--case pso-big|pso-tiny|expr-big]\n", argv[0]);
+      return 2;
+    }
+  }
   auto pso = nyto::compile(kPso, "pso.nyto");
   for (const nyto::bench::SwarmSize& c : nyto::bench::swarm_sizes()) {
     const std::string name = std::string("pso-") + c.name;
+    if (!only.empty() && only != name) continue;
     auto seed = nyto::make_particle_from(mlp(c.widths).ptr());
     nyto::AnySwarm x(seed, c.members, nyto::SwarmInit::Randn), v(seed, c.members, nyto::SwarmInit::Randn),
         pbest(seed, c.members, nyto::SwarmInit::Randn);
@@ -66,6 +77,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (!only.empty() && only != "expr-big") return 0;
   auto x = nyto::make_particle_from(mlp({784, 1024, 256, 10}).ptr());
   auto y = x.randn();
   double bytes = 12.0 * double(x.storage()[0].numel());
