@@ -591,43 +591,39 @@ dist-faults)
   grep -q "resumed from .* at step 10" "$dir/res.out" || fail "did not resume at step 10: $(cat "$dir/res.out")"
   "$nyto" train "${a[@]}" --save "$dir/whole.pt" >"$dir/whole.out" 2>&1 || fail "uninterrupted run failed"
   same "$dir/resumed.pt" "$dir/whole.pt" || fail "resumed with another world size, the result differs"
-  # Hybrid with momentum: each rank writes its own members' SGD states in its part. Killed (rank 1
-  # of 3) after the checkpoint of step 8, resumed from it with 2 processes and with 1: both end as
-  # an uninterrupted run of 1 process does.
-  h=(--data "$data" --threads 1 --seed 5 --mode hybrid --particles 5 --batches 16 --swarm-every 3 --swarm-size 4
-     --batch-size 32 --momentum 0.9 --eval-every 8 --eval-size 200)
-  "$nyto" train "${h[@]}" --save "$dir/h-whole.pt" >"$dir/h-whole.out" 2>&1 || fail "hybrid, 1 process: $(cat "$dir/h-whole.out")"
-  "$nyto" train "${h[@]}" --nprocs 3 --timeout 10 --checkpoint "$dir/hck" --kill-at-step 11 --kill-rank 1 \
-    >/dev/null 2>"$dir/hkill.err"
-  rc=$?
-  [ $rc -eq 1 ] || fail "hybrid, killed rank: exit $rc, expected 1: $(cat "$dir/hkill.err")"
-  cp -r "$dir/hck" "$dir/hck1"
-  for np in 2 1; do
-    ck=$dir/hck; [ $np = 1 ] && ck=$dir/hck1
-    "$nyto" train "${h[@]}" --nprocs $np --checkpoint "$ck" --resume --save "$dir/h-$np.pt" >"$dir/h-$np.out" 2>&1 ||
-      fail "hybrid, resume with $np processes: $(cat "$dir/h-$np.out")"
-    grep -q "resumed from .* at step 8" "$dir/h-$np.out" || fail "hybrid: did not resume at step 8: $(cat "$dir/h-$np.out")"
-    same "$dir/h-whole.pt" "$dir/h-$np.pt" || fail "hybrid with momentum, resumed with $np processes: the result differs"
-  done
-  # SNES on blocks (each rank its members; mu and sigma, particles, in the manifest): killed with
-  # 3 processes, resumed with 2 and with 1, as an uninterrupted run.
-  e=(--data "$data" --threads 1 --seed 5 --mode evolve --rule "$src/examples/rules/snes.nyto" --particles 6
-     --generations 16 --fitness-size 200 --eval-every 5 --eval-size 200)
-  "$nyto" train "${e[@]}" --save "$dir/e-whole.pt" >"$dir/e-whole.out" 2>&1 || fail "snes, 1 process: $(cat "$dir/e-whole.out")"
-  "$nyto" train "${e[@]}" --nprocs 3 --timeout 10 --checkpoint "$dir/eck" --kill-at-step 12 --kill-rank 1 \
-    >"$dir/ekill.out" 2>"$dir/ekill.err"
-  rc=$?
-  [ $rc -eq 1 ] || fail "snes, killed rank: exit $rc, expected 1: $(cat "$dir/ekill.err")"
-  grep -q "each rank holds its own members only" "$dir/ekill.out" || fail "snes: $(grep '^distributed' "$dir/ekill.out")"
-  ls "$dir"/eck/parts-*/members-0-2.pt "$dir"/eck/parts-*/members-4-6.pt >/dev/null || fail "snes: no parts: $(ls -R "$dir/eck")"
-  cp -r "$dir/eck" "$dir/eck1"
-  for np in 2 1; do
-    ck=$dir/eck; [ $np = 1 ] && ck=$dir/eck1
-    "$nyto" train "${e[@]}" --nprocs $np --checkpoint "$ck" --resume --save "$dir/e-$np.pt" >"$dir/e-$np.out" 2>&1 ||
-      fail "snes, resume with $np processes: $(cat "$dir/e-$np.out")"
-    grep -q "resumed from .* at step 10" "$dir/e-$np.out" || fail "snes: did not resume at step 10: $(cat "$dir/e-$np.out")"
-    same "$dir/e-whole.pt" "$dir/e-$np.pt" || fail "snes, resumed with $np processes: the result differs"
-  done
+  # kill_resume NAME KILL_AT RESUMED_AT ARGS...: killed (rank 1 of 3) at step KILL_AT, after the
+  # checkpoint of RESUMED_AT; resumed from it with 2 processes and with 1, both end as an
+  # uninterrupted run of 1 process does. The killed run's output is in $dir/NAME-kill.out, the
+  # files of its checkpoint in $dir/NAME-kill.files.
+  kill_resume() {
+    local name=$1 kill_at=$2 resumed_at=$3 np ck rc
+    shift 3
+    "$nyto" train "$@" --save "$dir/$name-whole.pt" >"$dir/$name-whole.out" 2>&1 ||
+      fail "$name, 1 process: $(cat "$dir/$name-whole.out")"
+    "$nyto" train "$@" --nprocs 3 --timeout 10 --checkpoint "$dir/$name-ck" --kill-at-step "$kill_at" --kill-rank 1 \
+      >"$dir/$name-kill.out" 2>"$dir/$name-kill.err"
+    rc=$?
+    [ $rc -eq 1 ] || fail "$name, killed rank: exit $rc, expected 1: $(cat "$dir/$name-kill.err")"
+    (cd "$dir/$name-ck" && find . -type f | sort) >"$dir/$name-kill.files"
+    cp -r "$dir/$name-ck" "$dir/$name-ck1"
+    for np in 2 1; do
+      ck=$dir/$name-ck; [ $np = 1 ] && ck=$dir/$name-ck1
+      "$nyto" train "$@" --nprocs $np --checkpoint "$ck" --resume --save "$dir/$name-$np.pt" >"$dir/$name-$np.out" 2>&1 ||
+        fail "$name, resume with $np processes: $(cat "$dir/$name-$np.out")"
+      grep -q "resumed from .* at step $resumed_at" "$dir/$name-$np.out" ||
+        fail "$name: did not resume at step $resumed_at: $(cat "$dir/$name-$np.out")"
+      same "$dir/$name-whole.pt" "$dir/$name-$np.pt" || fail "$name, resumed with $np processes: the result differs"
+    done
+  }
+  # Hybrid with momentum: each rank writes its own members' SGD states in its part.
+  kill_resume hybrid 11 8 --data "$data" --threads 1 --seed 5 --mode hybrid --particles 5 --batches 16 --swarm-every 3 \
+    --swarm-size 4 --batch-size 32 --momentum 0.9 --eval-every 8 --eval-size 200
+  # SNES on blocks (each rank its members; mu and sigma, particles, in the manifest).
+  kill_resume snes 12 10 --data "$data" --threads 1 --seed 5 --mode evolve --rule "$src/examples/rules/snes.nyto" \
+    --particles 6 --generations 16 --fitness-size 200 --eval-every 5 --eval-size 200
+  grep -q "each rank holds its own members only" "$dir/snes-kill.out" || fail "snes: $(grep '^distributed' "$dir/snes-kill.out")"
+  [ "$(grep -c '^./parts-.*/members-[024]-[246].pt$' "$dir/snes-kill.files")" = 3 ] ||
+    fail "snes: not one part per rank: $(cat "$dir/snes-kill.files")"
   # Settings that differ between ranks: refused by every rank, naming the setting and the rank.
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   b=(--data "$data" --threads 1 --mode pso --particles 4 --generations 2 --fitness-size 100 --eval-every 0)
