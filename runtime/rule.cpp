@@ -473,9 +473,22 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
         members = v.swarm().size();
         break;
       }
+    std::map<std::string, Value::Kind> kinds;
+    for (const auto& [name, v] : bindings) kinds.emplace(name, v.kind());
     if (members >= 0) {
-      if (members_independent()) {
+      if (members_independent() || runs_on_blocks(kinds)) {
         if (!own.member_range) own.member_range = options.group->block(members);
+        // Rows the rule reads at one index for every member (x[0]) come from their owners,
+        // broadcast into this rank's copy of the swarm (asked alike on every rank).
+        if (!members_independent() && !own.row) {
+          ProcessGroup* group = options.group;
+          own.row = [&bindings, group, members](const std::string& input, int64_t m) {
+            AnyParticle p = bindings.at(input).swarm().member(m);
+            group->broadcast(p, group->owner(m, members),
+                             "the broadcast of member " + std::to_string(m) + "'s row of '" + input + "'");
+            return p;
+          };
+        }
       } else {
         for (const std::string& name : cross_member_inputs()) {
           auto it = bindings.find(name);
@@ -894,8 +907,8 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   };
 
   // A member window whose members read rows outside it (`state mu = x[0]` on another rank's
-  // block): the rows come from the swarm itself when it is bound whole, else from the caller
-  // (RunOptions::row), asked on every rank alike for every row read at any member.
+  // block): the rows come from the caller (RunOptions::row), asked on every rank alike for every
+  // row read at any member; without it, from the swarm itself when it is bound whole.
   std::map<int64_t, std::vector<AnyParticle>> outside;  // member -> its row per input (swarms only)
   if (options.member_range) {
     std::vector<int64_t> read;
@@ -923,11 +936,11 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     const auto [b, e] = *options.member_range;
     for (int64_t m : read) {
       const bool held = m >= b && m < e;
-      if (!options.block_rows && held) continue;
+      if (!options.block_rows && held && !options.row) continue;
       std::vector<AnyParticle> rows(in.size());
       for (size_t i = 0; i < in.size(); ++i) {
         if (!in[i].swarm) continue;
-        if (!options.block_rows) {
+        if (!options.block_rows && !options.row) {
           rows[i] = AnyParticle(in[i].swarm->members.at(size_t(m)));
           continue;
         }

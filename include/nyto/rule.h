@@ -89,18 +89,22 @@ struct RunOptions {
   /// swarm, or population >= e, a BindError.
   bool block_rows = false;
   int64_t population = 0;
-  /// With block_rows, for a rule whose members read rows of a swarm (`state mu = x[0]`): member
-  /// `member`'s row of swarm input `input`, a particle of the swarm's species. Called before
-  /// anything is written, for every row the rule reads at any member of the population (not only
-  /// the block's), swarm inputs in input order, members ascending, so every rank of a
+  /// With member_range, for a rule whose members read rows of a swarm (`state mu = x[0]`):
+  /// member `member`'s row of swarm input `input`, a particle of the swarm's species. Called
+  /// before anything is written, for every row the rule reads at any member of the population
+  /// (not only the range's), swarm inputs in input order, members ascending, so every rank of a
   /// distributed run calls it alike and may answer with a collective (a broadcast from the
-  /// row's owner); the rows the block holds are then taken from the block. Unset when such a row
-  /// lies outside the block: a BindError naming it. A particle of another species: SpeciesError.
+  /// row's owner); rows inside the range are then taken from the bound swarm. Unset: rows outside
+  /// the range come from the bound swarm when it is whole, and with block_rows such a row is a
+  /// BindError naming it. A particle of another species: SpeciesError.
   std::function<AnyParticle(const std::string& input, int64_t member)> row;
   /// The swarms are split over the processes of `group` (nyto/distributed.h): each rank is
   /// authoritative for its block's rows. Every rank runs the rule; what it exchanges first is
-  /// read from the rule's IR: a rule whose members are independent (members_independent()) runs on
-  /// the rank's own block only (as member_range) and exchanges nothing; otherwise each bound swarm
+  /// read from the rule's IR: a rule whose members are independent (members_independent()), or
+  /// that runs_on_blocks() with the kinds bound, runs on the rank's own block only (as
+  /// member_range), and exchanges only the rows it reads at one index for every member (x[0],
+  /// broadcast by their owners into every rank's copy; OpenAI-ES's tell step exchanges nothing);
+  /// the other rows of its swarm outputs are then left to their owners. Otherwise each bound swarm
   /// the rule reads across members (msum(x), x[i], ...) is gathered first (every member's rows from
   /// its owner, ProcessGroup::gather_rows), and the rule runs on every member, the same bits on
   /// every rank. Per-member vectors must be bound whole (ProcessGroup::allgather_members). Throws

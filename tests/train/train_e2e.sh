@@ -666,8 +666,9 @@ dist-faults)
   ;;
 dist-run)
   # nyto run over several processes: a rule whose members are independent (each rank its own
-  # block, rank 0 gathers) and one that reads other members (x[i]), the same files with 1, 2 and 3
-  # processes; only rank 0 writes; ranks with another seed are refused.
+  # block, rank 0 gathers), one that reads other members (x[i]) and an ES-shaped one (each rank its
+  # own block; member 0's row from its owner), the same files with 1, 2 and 3 processes; only
+  # rank 0 writes; ranks with another seed are refused.
   "$nyto" train --data "$data" --threads 1 --mode pso --particles 5 --generations 1 --fitness-size 100 \
     --eval-every 0 --eval-size 100 --save "$dir/s.pt" >"$dir/train.out" 2>&1 || fail "train: $(cat "$dir/train.out")"
   echo 'x = x + 0.1 * randn()' >"$dir/jitter.nyto"
@@ -676,10 +677,15 @@ dist-run)
       >"$dir/j$np.out" 2>&1 || fail "jitter, $np processes: $(cat "$dir/j$np.out")"
     "$nyto" run "$src/tests/dist/de_mutation.nyto" --load x="$dir/s.pt" --set f=5,4,3,2,1 --save x="$dir/d$np.pt" \
       --seed 4 --threads 1 --nprocs $np >"$dir/d$np.out" 2>&1 || fail "de, $np processes: $(cat "$dir/d$np.out")"
+    "$nyto" run "$src/tests/dist/es_step.nyto" --load x="$dir/s.pt" --set f=5,4,3,2,1 --save x="$dir/e$np.pt" \
+      --save mu="$dir/mu$np.pt" --seed 4 --threads 1 --nprocs $np >"$dir/e$np.out" 2>&1 ||
+      fail "es, $np processes: $(cat "$dir/e$np.out")"
   done
   for np in 2 3; do
     same "$dir/j1.pt" "$dir/j$np.pt" || fail "jitter: $np processes write another swarm than 1"
     same "$dir/d1.pt" "$dir/d$np.pt" || fail "de: $np processes write another swarm than 1"
+    same "$dir/e1.pt" "$dir/e$np.pt" || fail "es: $np processes write another swarm than 1"
+    same "$dir/mu1.pt" "$dir/mu$np.pt" || fail "es: $np processes write another mean than 1"
   done
   same "$dir/j1.pt" "$dir/s.pt" >/dev/null 2>&1 && fail "jitter changed nothing"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
