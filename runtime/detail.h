@@ -20,6 +20,9 @@ at::Tensor slot(const ParticleState& s, size_t i);
 bool in_storage(const ParticleState& s, size_t i);
 /// Re-points operational parameters that are not in storage (see particle.cpp).
 void ensure_operational_in_storage(ParticleState& s);
+/// The same for a particle already brought to its newest version (a member of a swarm just
+/// touched): no second touch, which would lock the member's weak pointer to its swarm.
+void ensure_operational_in_storage_touched(ParticleState& s);
 /// m's parameter tensors in species order; checks the count.
 std::vector<at::Tensor> collect_params(const torch::nn::Module& m, const Species& species);
 /// A new particle of first's species over `storage` (one tensor per group): the module is a

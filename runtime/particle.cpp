@@ -159,6 +159,10 @@ void point_into_storage(ParticleState& s, size_t i) {
 
 void ensure_operational_in_storage(ParticleState& s) {
   touch(s);  // the newest version first (nytorch touches before every particle operation)
+  ensure_operational_in_storage_touched(s);
+}
+
+void ensure_operational_in_storage_touched(ParticleState& s) {
   // A parameter that was shared (non-operational, clone = false) and has since been made
   // operational must be computed from this particle's own storage: copy it in and re-point.
   const auto& params = s.species->params();

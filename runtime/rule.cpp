@@ -457,7 +457,7 @@ void bring_up_to_date(const Operand& op) {
   if (op.particle) detail::ensure_operational_in_storage(*op.particle);
   if (op.swarm) {
     detail::touch(*op.swarm);
-    for (auto& m : op.swarm->members) detail::ensure_operational_in_storage(*m);
+    for (auto& m : op.swarm->members) detail::ensure_operational_in_storage_touched(*m);
   }
 }
 
