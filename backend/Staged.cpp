@@ -39,8 +39,10 @@ BindKind kind_of(const StageInput& in, const KernelSpec& rule) {
 // miss the other ranks' members: no window then (ok false). A member read of a windowed value
 // (`x[0]`) takes the rows it reads outside the window from the caller (KernelArgs::outside_rows).
 struct WindowPlan {
-  std::vector<bool> windowed;  // per kernel of the schedule
-  std::vector<int> extra;      // per stage: a kernel split off its member kernel, run first (-1: none)
+  std::vector<bool> windowed;            // per kernel of the schedule
+  std::vector<int> extra;                // per stage: a kernel split off its member kernel, run first (-1: none)
+  std::vector<std::vector<bool>> reads;  // per stage, per crossing: a member read of a windowed value
+  bool any_reads = false;
   bool ok = true;
 };
 // A per-member kernel whose outputs are some windowed and some not (OpenAI-ES reading x[0] in
@@ -57,26 +59,33 @@ WindowPlan window_plan(ir::Schedule& s, const KernelSpec& spec) {
   };
   for (size_t si = 0; si < s.stages.size(); ++si) {
     const ir::Stage& st = s.stages[si];
-    for (const ir::Crossing& c : st.crossings) {
+    std::vector<bool>& reads = p.reads.emplace_back(st.crossings.size(), false);
+    for (size_t ci = 0; ci < st.crossings.size(); ++ci) {
+      const ir::Crossing& c = st.crossings[ci];
       const bool src_full = !s.temps[size_t(c.src)].member || full[size_t(c.src)];
-      if (c.op == Op::MRead)  // the rows the window reads are computed; a per-member result holds the window's
+      if (c.op == Op::MRead) {  // the rows the window reads are computed; a per-member result holds the window's
+        reads[ci] = !src_full;
+        p.any_reads = p.any_reads || !src_full;
         full[size_t(c.dst)] = src_full || !s.temps[size_t(c.dst)].member;
-      else if (!src_full)
+      } else if (!src_full) {
         p.ok = false;
+      }
     }
     if (st.member >= 0) {
-      // Which outputs of the member kernel need the window: stored ones, and those whose value
-      // reads a swarm's rows or a temporary only the window has.
+      // The member kernel's outputs that need the window: stored ones, and those whose value
+      // reads a swarm's rows or a temporary only the window has. The kernel is windowed when
+      // there are any; when some outputs need it and others do not, the others go to a kernel
+      // of their own that runs for every member.
       const ir::StageKernel& sk = s.kernels[size_t(st.member)];
-      std::vector<char> reads(sk.graph.nodes.size(), 0);
+      std::vector<char> dep(sk.graph.nodes.size(), 0);
       for (size_t n = 0; n < sk.graph.nodes.size(); ++n) {
         const ir::Node& nd = sk.graph.nodes[n];
-        if (nd.op == Op::Input) reads[n] = windowed_input(sk.inputs[size_t(nd.index)]);
-        for (int a = 0; a < ir::op_arity(nd.op); ++a) reads[n] = reads[n] || reads[size_t(nd.args[a])];
+        if (nd.op == Op::Input) dep[n] = windowed_input(sk.inputs[size_t(nd.index)]);
+        for (int a = 0; a < ir::op_arity(nd.op); ++a) dep[n] = dep[n] || dep[size_t(nd.args[a])];
       }
       std::vector<size_t> wo, fo;
       for (size_t o = 0; o < sk.outputs.size(); ++o)
-        (!sk.outputs[o].temp || reads[size_t(sk.graph.outputs[o].node)] ? wo : fo).push_back(o);
+        (!sk.outputs[o].temp || dep[size_t(sk.graph.outputs[o].node)] ? wo : fo).push_back(o);
       if (!wo.empty() && !fo.empty()) {
         auto part = [&](const std::vector<size_t>& outs) {
           ir::StageKernel k;
@@ -94,21 +103,13 @@ WindowPlan window_plan(ir::Schedule& s, const KernelSpec& spec) {
         p.windowed.push_back(false);
         p.extra[si] = int(s.kernels.size()) - 1;
       }
+      p.windowed[size_t(st.member)] = !wo.empty();
     }
-    for (int ki : {st.invariant, p.extra[si], st.member}) {
-      if (ki < 0) continue;
-      const ir::StageKernel& sk = s.kernels[size_t(ki)];
-      bool w = false;
-      if (sk.per_member) {
-        for (const StageInput& in : sk.inputs) w = w || windowed_input(in);
-        for (const ir::StageOutput& o : sk.outputs) w = w || !o.temp;
-      }
-      // The split-off part reads its inputs but not all of them feed its outputs.
-      if (ki == p.extra[si]) w = false;
-      p.windowed[size_t(ki)] = w;
-      for (const ir::StageOutput& o : sk.outputs)
-        if (o.temp) full[size_t(o.index)] = !w;
-    }
+    // The invariant kernel runs once, whole; the member kernels as decided above.
+    for (int ki : {st.invariant, p.extra[si], st.member})
+      if (ki >= 0)
+        for (const ir::StageOutput& o : s.kernels[size_t(ki)].outputs)
+          if (o.temp) full[size_t(o.index)] = !p.windowed[size_t(ki)];
   }
   return p;
 }
@@ -122,22 +123,22 @@ class StagedKernel final : public Kernel {
                std::vector<bool> broadcast, WindowPlan p)
       : s_(std::move(s)), spec_(std::move(spec)), kernels_(std::move(kernels)),
         broadcast_(std::move(broadcast)), windowed_(std::move(p.windowed)), extra_(std::move(p.extra)),
-        window_ok_(p.ok) {
+        reads_(std::move(p.reads)), any_reads_(p.any_reads), window_ok_(p.ok) {
     for (const auto& k : kernels_) window_ok_ = window_ok_ && k->member_window();
   }
 
   bool member_window() const override { return window_ok_; }
 
   std::vector<int64_t> rows_read(const KernelArgs& a) const override {
-    if (a.members <= 0 || !window_ok_) return {};
+    if (a.members <= 0 || !window_ok_ || !any_reads_) return {};
     KernelArgs all = a;
     all.member_begin = 0, all.member_end = -1;
     const PreludeValues pre = evaluate_prelude(s_.graph, spec_.kinds, all);
     std::vector<char> read(size_t(a.members), 0);
-    for (const ir::Stage& st : s_.stages)
-      for (size_t c = 0; c < st.crossings.size(); ++c)
-        if (reads_rows(st, c))
-          for (int64_t m = 0; m < a.members; ++m) read[size_t(pre.at(st.crossings[c].index, m))] = 1;
+    for (size_t si = 0; si < s_.stages.size(); ++si)
+      for (size_t c = 0; c < s_.stages[si].crossings.size(); ++c)
+        if (reads_[si][c])
+          for (int64_t m = 0; m < a.members; ++m) read[size_t(pre.at(s_.stages[si].crossings[c].index, m))] = 1;
     std::vector<int64_t> r;
     for (int64_t m = 0; m < a.members; ++m)
       if (read[size_t(m)]) r.push_back(m);
@@ -189,19 +190,6 @@ class StagedKernel final : public Kernel {
     return plans;
   }
 
-  // Whether crossing c of stage st reads rows of a windowed value (a member read the window's
-  // members may aim outside it).
-  bool reads_rows(const ir::Stage& st, size_t c) const {
-    const ir::Crossing& x = st.crossings[c];
-    if (x.op != Op::MRead || !s_.temps[size_t(x.src)].member) return false;
-    for (const ir::Stage& s2 : s_.stages)
-      for (int ki : {s2.invariant, s2.member})
-        if (ki >= 0 && windowed_[size_t(ki)])
-          for (const ir::StageOutput& o : s_.kernels[size_t(ki)].outputs)
-            if (o.temp && o.index == x.src) return true;
-    return false;
-  }
-
   // The members one run computes: the window [begin, end), then the outside rows' members (only
   // through windowed kernels, into scratch), each with its pointer per input.
   struct Window {
@@ -226,10 +214,10 @@ class StagedKernel final : public Kernel {
     // Every row a computed member reads must be computed too.
     std::vector<int64_t> missing;
     auto check = [&](int64_t m) {
-      for (const ir::Stage& st : s_.stages)
-        for (size_t c = 0; c < st.crossings.size(); ++c)
-          if (reads_rows(st, c)) {
-            const int64_t r = int64_t(pre.at(st.crossings[c].index, m));
+      for (size_t si = 0; si < s_.stages.size(); ++si)
+        for (size_t c = 0; c < s_.stages[si].crossings.size(); ++c)
+          if (reads_[si][c]) {
+            const int64_t r = int64_t(pre.at(s_.stages[si].crossings[c].index, m));
             if (!have[size_t(r)] && std::find(missing.begin(), missing.end(), r) == missing.end()) missing.push_back(r);
           }
     };
@@ -364,7 +352,7 @@ class StagedKernel final : public Kernel {
                 std::memcpy(dst + m * B, dst + p.pair_of[size_t(m)] * B, size_t(len) * sizeof(T));
           }
           for (size_t ci = 0; ci < st.crossings.size(); ++ci)
-            cross<T>(st.crossings[ci], temps, pre, M, B, len, w.partial && reads_rows(st, ci) ? &w : nullptr);
+            cross<T>(st.crossings[ci], temps, pre, M, B, len, w.partial && reads_[si][ci] ? &w : nullptr);
           for (int ki : {st.invariant, extra_[si], st.member}) {
             if (ki < 0) continue;
             const ir::StageKernel& sk = s_.kernels[size_t(ki)];
@@ -434,6 +422,8 @@ class StagedKernel final : public Kernel {
   std::vector<bool> broadcast_;
   std::vector<bool> windowed_;  // per kernel: runs on the member window only (window_plan())
   std::vector<int> extra_;      // per stage: the kernel split off its member kernel, or -1
+  std::vector<std::vector<bool>> reads_;  // per stage, per crossing: a member read of a windowed value
+  bool any_reads_ = false;
   bool window_ok_ = true;
 };
 

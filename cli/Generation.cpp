@@ -42,16 +42,6 @@ GenerationState::State* GenerationState::find(const std::string& name) {
   return it == states_.end() ? nullptr : &*it;
 }
 
-std::map<std::string, Value::Kind> GenerationState::kinds() const {
-  std::map<std::string, Value::Kind> k{{"x", Value::Kind::Swarm},
-                                       {"f", Value::Kind::MemberScalars},
-                                       {"g", Value::Kind::Scalar},
-                                       {"best", Value::Kind::Particle}};
-  for (const State& st : states_)
-    if (st.name != "x") k[st.name] = st.value.kind();
-  return k;
-}
-
 const AnySwarm* GenerationState::swarm(const std::string& name) const {
   for (const State& st : states_)
     if (st.name == name && st.name != "x" && st.value.kind() == Value::Kind::Swarm) return &st.value.swarm();
@@ -67,7 +57,7 @@ void GenerationState::start(const AnySwarm& x, const std::map<std::string, doubl
   ro.params = params;
   ro.seed = seed;
   ro.invocation = 0;
-  std::map<std::string, Value> out = init->run({{"x", x}, {"g", 0.0}}, ro);
+  std::map<std::string, Value> out = init->run(init_bindings(x), ro);
   static const Rule fill = compile("y = 0 * like + value", "<state fill>");
   for (State& st : states_) {
     if (st.name == "x") {

@@ -32,9 +32,8 @@ class GenerationState {
   /// population (then a vector fills population entries, and the init runs on the block's rows).
   void start(const AnySwarm& x, const std::map<std::string, double>& params, uint64_t seed,
              const RunOptions& block = {});
-  /// The kinds the trainer binds the step's inputs to once started: x a swarm, f a vector, g a
-  /// scalar, best a particle, each state its kind (Rule::runs_on_blocks).
-  std::map<std::string, Value::Kind> kinds() const;
+  /// What start() binds the init part to: the population x and g = 0.
+  static Bindings init_bindings(const AnySwarm& x) { return {{"x", x}, {"g", 0.0}}; }
   /// State `name`'s swarm, or nullptr when it is no swarm state.
   const AnySwarm* swarm(const std::string& name) const;
 

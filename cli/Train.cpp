@@ -84,6 +84,17 @@ AnySwarm copy_swarm(const AnySwarm& s) {
 }
 
 // evolve: --metrics FILE.csv also writes FILE-fitness.csv, the fitness per generation.
+// A clone that leaves the default generator as it was: LibTorch's clone() re-runs the module's
+// random initialization, and spare particles a rank makes (gbest from another rank, a row it reads
+// from another) must not shift the draws every rank makes in member order.
+AnyParticle clone_without_draws(const AnyParticle& p) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  const at::Tensor before = gen.get_state();
+  AnyParticle c = p.clone();
+  gen.set_state(before);
+  return c;
+}
+
 std::string fitness_metrics_path(const std::string& metrics) {
   fs::path p(metrics);
   std::string ext = p.extension().string();
@@ -106,6 +117,7 @@ class Trainer {
   void check_rule_binds();
   RunOptions block_options();
   AnyParticle row_of(const std::string& input, int64_t m);
+  Bindings evolve_bindings(bool copies);
   void step_hybrid(const at::Tensor& bx, const at::Tensor& by);
   void step_evolve();
   void fitness_batch();
@@ -370,9 +382,9 @@ void Trainer::build_swarm() {
   // PSO, OpenAI-ES; swarm states are blocks too). Otherwise (a rule that reduces or reads the
   // members' rows) every rank holds the whole population.
   blocks_ = pg_ && !no_blocks_;
-  if (blocks_ && evolve_) {  // the init reads x (a swarm) and g; the step is asked once started
+  if (blocks_ && evolve_) {  // the init is asked here (x not made yet: only kinds matter), the step once started
     const std::optional<Rule> init = rule_->init();
-    blocks_ = !init || init->runs_on_blocks({{"x", Value::Kind::Swarm}, {"g", Value::Kind::Scalar}});
+    blocks_ = !init || init->runs_on_blocks(GenerationState::init_bindings(AnySwarm()));
   }
   lo_ = blocks_ ? mb_ : 0;
   const int64_t rows = blocks_ ? me_ - mb_ : n_;
@@ -430,12 +442,7 @@ void Trainer::build_swarm() {
       opt_.push_back(std::make_unique<torch::optim::SGD>(m.module_ptr()->parameters(),
                                                          torch::optim::SGDOptions(o_.lr).momentum(o_.momentum)));
     last_loss_.assign(size_t(n_), 0.0);
-    if (pg_) {  // gbest from another rank lands here; as above, the clone draws nothing that counts
-      at::Generator gen = at::detail::getDefaultCPUGenerator();
-      const at::Tensor before = gen.get_state();
-      gbest_buf_ = members_[0].clone();
-      gen.set_state(before);
-    }
+    if (pg_) gbest_buf_ = clone_without_draws(members_[0]);  // gbest from another rank lands here
   } else {
     best_ = members_[0].clone();
     f_.assign(size_t(n_), std::numeric_limits<double>::quiet_NaN());
@@ -449,7 +456,7 @@ void Trainer::build_swarm() {
     states_->start(x_, params_, o_.seed, block_options());
     const std::vector<std::string> reads = rule_->signature().inputs;
     rule_reads_best_ = std::find(reads.begin(), reads.end(), "best") != reads.end();
-    if (blocks_ && !rule_->runs_on_blocks(states_->kinds())) {
+    if (blocks_ && !rule_->runs_on_blocks(evolve_bindings(false))) {
       // The step reduces over values read from x or a swarm state (msum(x), rank of a swarm...):
       // one block alone would miss the others' members, so every rank holds the whole population
       // after all (the same draws: build_swarm starts from the seed).
@@ -482,18 +489,20 @@ AnyParticle Trainer::row_of(const std::string& input, int64_t m) {
   const AnySwarm* s = input == "x" ? &x_ : states_->swarm(input);
   if (!s) throw std::logic_error("nyto internal error (this is a bug in nyto): the rule reads rows of '" + input +
                                  "', which is not a swarm the trainer binds");
-  AnyParticle p;
-  if (owns(m)) {
-    p = s->member(m - lo_);
-  } else {  // a clone draws nothing that counts (build_swarm)
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    const at::Tensor before = gen.get_state();
-    p = s->member(0).clone();
-    gen.set_state(before);
-  }
+  AnyParticle p = owns(m) ? s->member(m - lo_) : clone_without_draws(s->member(0));
   pg_->broadcast(p, owner_of(m), fmt::format("the broadcast of member {}'s row of '{}', which rule {} reads", m, input,
                                              rule_name_));
   return p;
+}
+
+// What a generation's run of the rule binds: the population x, its fitness f, the generation g,
+// the best member so far and the states. `copies`: for a dry run, which must change nothing.
+Bindings Trainer::evolve_bindings(bool copies) {
+  Bindings b = copies ? Bindings{{"x", copy_swarm(x_)}, {"f", std::vector<double>(size_t(n_), 0.0)}, {"g", 0.0},
+                                 {"best", best_.clone()}}
+                      : Bindings{{"x", x_}, {"f", f_}, {"g", double(step_)}, {"best", best_}};
+  states_->bind(b, copies);
+  return b;
 }
 
 // Runs the rule once on scratch copies, so a binding the rule cannot take (a scalar where it
@@ -506,9 +515,7 @@ void Trainer::check_rule_binds() {
   at::NoGradGuard ng;
   Bindings b;
   if (evolve_) {
-    b = {{"x", copy_swarm(x_)}, {"f", std::vector<double>(size_t(n_), 0.0)}, {"g", 0.0},
-         {"best", best_.clone()}};
-    states_->bind(b, true);
+    b = evolve_bindings(true);
   } else {
     b = {{"x", members_[0].clone()},
          {"gbest", members_[std::min<size_t>(1, members_.size() - 1)].clone()},
@@ -671,9 +678,7 @@ void Trainer::step_evolve() {
     if (rule_->members_independent()) ro.member_range = std::make_pair(mb_, me_);
     if (rule_reads_best_) share_best();
   }
-  Bindings b{{"x", x_}, {"f", f_}, {"g", double(step_)}, {"best", best_}};
-  states_->bind(b);
-  states_->take(rule_->run(b, ro), false);
+  states_->take(rule_->run(evolve_bindings(false), ro), false);
   auto t2 = Clock::now();
   eval_seconds_ += std::chrono::duration<double>(t1 - t0).count();
   rule_seconds_ += std::chrono::duration<double>(t2 - t1).count();
@@ -1100,10 +1105,9 @@ void Trainer::run() {
     fmt::print("distributed: {} processes (rendezvous {}:{} from the {}), members in contiguous blocks (rank 0: {}-{}); {}\n",
                world_, rdv_.host, rdv_.port, rdv_.source, mb_, me_ - 1,
                blocks_ ? "each rank holds its own members only"
-                       : no_blocks_ ? "each rank holds the whole population (the rule reduces the members' rows, "
-                                      "reads rows at a per-member index, or sums along the parameter axis)"
-                                    : "each rank holds the whole population (the rule's init reduces the members' rows, "
-                                      "reads rows at a per-member index, or sums along the parameter axis)");
+                       : fmt::format("each rank holds the whole population ({} reduces the members' rows, reads "
+                                     "rows at a per-member index, or sums along the parameter axis)",
+                                     no_blocks_ ? "the rule" : "the rule's init"));
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);
   else if (resumed)

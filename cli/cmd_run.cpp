@@ -310,9 +310,7 @@ void run_command(const RunArgs& a) {
   };
   // Over several processes: a rule that ran on each rank's own members leaves the other rows of
   // its swarm outputs to their owners; rank 0, which writes, gathers them.
-  std::map<std::string, Value::Kind> kinds;
-  for (const auto& [name, v] : bindings) kinds.emplace(name, v.kind());
-  if (group && (rule.members_independent() || rule.runs_on_blocks(kinds))) {
+  if (group && (rule.members_independent() || rule.runs_on_blocks(bindings))) {
     for (const auto& o : outputs)
       if (const Value* v = value_of(o); v && v->kind() == Value::Kind::Swarm)
         group->gather_rows(v->swarm(), "the gather of the result '" + o + "'");

@@ -57,9 +57,21 @@ struct Rule::Impl {
   ir::FusedKernel fused;
   RuleSignature sig;
   mutable detail::BindPlanCache plans;  // of fused.graph
+  mutable std::mutex blocks_mu;
+  mutable std::map<std::string, bool> blocks;  // runs_on_blocks() per binding kinds ('0' + BindKind)
 };
 
 namespace {
+
+BindKind bind_kind(Value::Kind k) {
+  switch (k) {
+    case Value::Kind::Scalar: return BindKind::Scalar;
+    case Value::Kind::MemberScalars: return BindKind::MemberScalar;
+    case Value::Kind::Particle: return BindKind::Particle;
+    case Value::Kind::Swarm: break;
+  }
+  return BindKind::Swarm;
+}
 
 KernelCache& kernel_cache() {
   KernelCache& cache = default_cache();
@@ -218,29 +230,27 @@ bool Rule::members_independent() const {
   const ir::Graph& g = impl_->fe.graph;
   return std::none_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return ir::crosses_members(n.op); });
 }
-bool Rule::runs_on_blocks(const std::map<std::string, Value::Kind>& kinds) const {
+bool Rule::runs_on_blocks(const Bindings& bindings) const {
   const ir::Graph& g = impl_->fused.graph;
-  if (param_axis::needed(g) || std::any_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) {
-        return ir::is_param_reduce(n.op);
-      }))
-    return false;
+  if (param_axis::needed(g)) return false;
   KernelSpec spec;
+  std::string key;
   for (const ir::InputDecl& in : g.inputs) {
-    auto it = kinds.find(in.name);
-    const Value::Kind k = it == kinds.end() ? Value::Kind::Swarm : it->second;
-    spec.kinds.push_back(k == Value::Kind::Scalar          ? BindKind::Scalar
-                         : k == Value::Kind::MemberScalars ? BindKind::MemberScalar
-                         : k == Value::Kind::Particle      ? BindKind::Particle
-                                                           : BindKind::Swarm);
+    auto it = bindings.find(in.name);
+    spec.kinds.push_back(bind_kind(it == bindings.end() ? Value::Kind::Swarm : it->second.kind()));
+    key += char('0' + int(spec.kinds.back()));
   }
-  if (!staged::windowable(g, spec)) return false;
+  std::lock_guard<std::mutex> lock(impl_->blocks_mu);
+  auto [memo, fresh] = impl_->blocks.try_emplace(key, false);
+  if (!fresh) return memo->second;
   // A member read at an index that varies per member (DE's p[pick(0)], GA's x[p1]) would bring
   // most rows of the population to every rank on every run: holding the population is cheaper.
   const ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
-  return std::none_of(typed.nodes.begin(), typed.nodes.end(), [&](const ir::Node& n) {
+  memo->second = staged::windowable(g, spec) && std::none_of(typed.nodes.begin(), typed.nodes.end(), [&](const ir::Node& n) {
     return n.op == ir::Op::MRead && typed.nodes[size_t(n.args[0])].type.member &&
            typed.nodes[size_t(n.args[1])].type.member;
   });
+  return memo->second;
 }
 std::string Rule::state_diagnostic(const std::string& name, const std::string& code,
                                    const std::string& message) const {
@@ -424,17 +434,16 @@ struct Operand {
 Operand resolve(const std::string& name, const Value& v) {
   Operand op;
   op.name = name;
+  op.kind = bind_kind(v.kind());
   switch (v.kind()) {
-    case Value::Kind::Scalar: op.kind = BindKind::Scalar, op.scalar = v.scalar(); break;
-    case Value::Kind::MemberScalars:
-      op.kind = BindKind::MemberScalar, op.member_scalars = &v.member_scalars();
-      break;
+    case Value::Kind::Scalar: op.scalar = v.scalar(); break;
+    case Value::Kind::MemberScalars: op.member_scalars = &v.member_scalars(); break;
     case Value::Kind::Particle:
-      op.kind = BindKind::Particle, op.particle = v.particle().detail_state();
+      op.particle = v.particle().detail_state();
       if (!op.particle) throw BindError("'" + name + "' is bound to an empty particle handle");
       break;
     case Value::Kind::Swarm:
-      op.kind = BindKind::Swarm, op.swarm = v.swarm().detail_state();
+      op.swarm = v.swarm().detail_state();
       if (!op.swarm) throw BindError("'" + name + "' is bound to an empty swarm handle");
       break;
   }
@@ -473,10 +482,8 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
         members = v.swarm().size();
         break;
       }
-    std::map<std::string, Value::Kind> kinds;
-    for (const auto& [name, v] : bindings) kinds.emplace(name, v.kind());
     if (members >= 0) {
-      if (members_independent() || runs_on_blocks(kinds)) {
+      if (members_independent() || runs_on_blocks(bindings)) {
         if (!own.member_range) own.member_range = options.group->block(members);
         // Rows the rule reads at one index for every member (x[0]) come from their owners,
         // broadcast into this rank's copy of the swarm (asked alike on every rank).
@@ -911,7 +918,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   // row read at any member; without it, from the swarm itself when it is bound whole.
   std::map<int64_t, std::vector<AnyParticle>> outside;  // member -> its row per input (swarms only)
   if (options.member_range) {
-    std::vector<int64_t> read;
+    std::set<int64_t> read;
     for (size_t grp = 0; grp < kernels.size(); ++grp) {
       if (!kernels[grp] || !kernels[grp]->member_window()) continue;
       KernelArgs pa;
@@ -929,10 +936,8 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       } catch (const MemberIndexError& e) {
         throw index_error(e);
       }
-      for (int64_t m : rows)
-        if (std::find(read.begin(), read.end(), m) == read.end()) read.push_back(m);
+      read.insert(rows.begin(), rows.end());
     }
-    std::sort(read.begin(), read.end());
     const auto [b, e] = *options.member_range;
     for (int64_t m : read) {
       const bool held = m >= b && m < e;
@@ -1094,8 +1099,9 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       kernels[size_t(grp)]->run(a);
     } catch (const MemberIndexError& e) {
       throw index_error(e);
-    } catch (const RowsNeededError& e) {  // rows_read() gave them all: a kernel that disagrees with itself
-      throw Error("internal error: rule " + rule_name + " needs rows outside the member window it was not given");
+    } catch (const RowsNeededError&) {  // rows_read() gave them all: a kernel that disagrees with itself
+      throw std::logic_error("nyto internal error (this is a bug in nyto): rule " + rule_name +
+                             " needs rows outside the member window that Kernel::rows_read did not name");
     }
   }
   for (size_t o = 0; o < value_buf.size(); ++o) {

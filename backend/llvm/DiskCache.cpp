@@ -32,12 +32,6 @@ bool read_u64(const char*& p, const char* end, uint64_t& v) {
   return true;
 }
 
-std::string hex64(uint64_t v) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
-  return b;
-}
-
 }  // namespace
 
 std::string default_cache_dir() {
@@ -48,8 +42,10 @@ std::string default_cache_dir() {
   return {};
 }
 
-std::string DiskCache::path_of(const std::string& key) const {
-  return dir_ + "/" + hex64(llvm::xxHash64(key)) + ".o";
+std::string DiskCache::stem(const std::string& key) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(llvm::xxHash64(key)));
+  return b;
 }
 
 std::unique_ptr<llvm::MemoryBuffer> DiskCache::load(const std::string& key) {

@@ -62,8 +62,10 @@ class DiskCache final : public llvm::ObjectCache {
   DiskCacheStats stats() const;
   void notifyObjectCompiled(const llvm::Module* m, llvm::MemoryBufferRef object) override;
   std::unique_ptr<llvm::MemoryBuffer> getObject(const llvm::Module* m) override;
-  // The file of `key` in dir(): its hash in hex, ".o".
-  std::string path_of(const std::string& key) const;
+  // The 64-bit hash of `key` in hex: the name of its file (plus ".o") and of its kernel's symbol.
+  static std::string stem(const std::string& key);
+  // The file of `key` in dir().
+  std::string path_of(const std::string& key) const { return dir_ + "/" + stem(key) + ".o"; }
 
  private:
   std::string dir_;

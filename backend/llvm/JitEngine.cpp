@@ -10,19 +10,17 @@
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
-#include <llvm/Support/xxhash.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <mutex>
 #include <set>
 
 #include "backend/llvm/Internal.h"
-#include "nyto_codegen_hash.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
+#include "nyto_codegen_hash.h"  // generated: the code generator's sources' hash
 
 namespace nyto::llvm_backend {
 
@@ -241,9 +239,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   std::string key, name;
   if (impl->disk) {
     key = cache_key(*impl, graph, spec, width, shape.masked);
-    char h[17];
-    std::snprintf(h, sizeof h, "%016llx", static_cast<unsigned long long>(llvm::xxHash64(key)));
-    name = std::string("nyto_kernel_") + h;
+    name = "nyto_kernel_" + DiskCache::stem(key);
     if (!impl->live.insert(name).second) key.clear(), name.clear();
   }
   const bool cached = !key.empty();

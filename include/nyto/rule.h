@@ -101,7 +101,7 @@ struct RunOptions {
   /// The swarms are split over the processes of `group` (nyto/distributed.h): each rank is
   /// authoritative for its block's rows. Every rank runs the rule; what it exchanges first is
   /// read from the rule's IR: a rule whose members are independent (members_independent()), or
-  /// that runs_on_blocks() with the kinds bound, runs on the rank's own block only (as
+  /// that runs_on_blocks() as bound, runs on the rank's own block only (as
   /// member_range), and exchanges only the rows it reads at one index for every member (x[0],
   /// broadcast by their owners into every rank's copy; OpenAI-ES's tell step exchanges nothing);
   /// the other rows of its swarm outputs are then left to their owners. Otherwise each bound swarm
@@ -156,14 +156,15 @@ class Rule {
   /// block of members alone (RunOptions::member_range), which a distributed trainer uses.
   bool members_independent() const;
   /// Whether RunOptions::block_rows can run this rule (the step; ask init() for the init part)
-  /// with its inputs bound to values of `kinds` (an input missing there counts as a swarm):
+  /// with its inputs bound as in `bindings` (only their kinds matter; an input not bound counts
+  /// as a swarm; the answer is kept per kinds):
   /// no parameter-axis construct (tsum, psum, ...), and no member reduction or ranking of a
   /// value read from a swarm's rows. Reductions of what every member computes alone (keyed noise
   /// randn(g, j), per-member vectors, particles: OpenAI-ES's tell step) are fine: every rank
   /// computes the reduction whole. So are member reads of a swarm at an index the same for every
   /// member (`x[0]`, with RunOptions::row), not at one that varies per member (DE's
   /// p[pick(0)]: most rows would travel to every rank on every run).
-  bool runs_on_blocks(const std::map<std::string, Value::Kind>& kinds = {}) const;
+  bool runs_on_blocks(const Bindings& bindings = {}) const;
   /// The inputs the rule reads across members: those an msum/mmin/mmax, x[i], pick or ranking
   /// reads, directly or through other values. A distributed run gathers these swarms first.
   std::vector<std::string> cross_member_inputs() const;

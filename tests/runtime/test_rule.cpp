@@ -60,6 +60,14 @@ void on_every_backend(const std::function<void(const nyto::RunOptions&)>& f) {
   at::set_num_threads(1);
 }
 
+// A new swarm holding members [lo, hi) of `src` (all of them when hi < 0), values copied.
+Swarm<NetImpl> copy_rows(const Swarm<NetImpl>& src, int64_t lo = 0, int64_t hi = -1) {
+  if (hi < 0) hi = src.size();
+  Swarm<NetImpl> r(src[0], hi - lo);
+  r.detail_state()->storage[0].copy_(src.storage()[0].narrow(0, lo, hi - lo));
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("the rule's signature") {
@@ -167,9 +175,7 @@ TEST_CASE("PSO on a swarm: in place, all backends agree, threads do not change d
   auto pso = nyto::compile(kPso, "pso.nyto");
   std::map<Backend, std::pair<at::Tensor, at::Tensor>> results;
   for (Backend b : {Backend::Interp, Backend::Llvm, Backend::Aten}) {
-    Swarm<NetImpl> x(seed, 6), v(seed, 6);
-    x.detail_state()->storage[0].copy_(x0.storage()[0]);
-    v.detail_state()->storage[0].copy_(v0.storage()[0]);
+    Swarm<NetImpl> x = copy_rows(x0), v = copy_rows(v0);
     nyto::RunOptions opt;
     opt.backend = b;
     opt.seed = 42;
@@ -218,9 +224,7 @@ TEST_CASE("member range: only the block's rows, with the whole run's bits") {
   for (Backend b : {Backend::Interp, Backend::Llvm}) {
     CAPTURE(int(b));
     auto run = [&](std::optional<std::pair<int64_t, int64_t>> range) {
-      Swarm<NetImpl> x(seed, 5), v(seed, 5);
-      x.detail_state()->storage[0].copy_(x0.storage()[0]);
-      v.detail_state()->storage[0].copy_(v0.storage()[0]);
+      Swarm<NetImpl> x = copy_rows(x0), v = copy_rows(v0);
       nyto::RunOptions opt;
       opt.backend = b;
       opt.seed = 5;
@@ -245,9 +249,7 @@ TEST_CASE("member range: only the block's rows, with the whole run's bits") {
   // Members that read each other: every member is computed, as without the range.
   auto mean = nyto::compile("x = x + 0.5 * (msum(x) / members() - x)");
   for (Backend b : {Backend::Interp, Backend::Llvm}) {
-    Swarm<NetImpl> a(seed, 5), c(seed, 5);
-    a.detail_state()->storage[0].copy_(x0.storage()[0]);
-    c.detail_state()->storage[0].copy_(x0.storage()[0]);
+    Swarm<NetImpl> a = copy_rows(x0), c = copy_rows(x0);
     nyto::RunOptions opt;
     opt.backend = b;
     mean.run({{"x", a}}, opt);
@@ -277,17 +279,13 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
     opt.backend = b;
     opt.seed = 3;
     opt.invocation = 4;
-    Swarm<NetImpl> x(seed, 5), v(seed, 5);
-    x.detail_state()->storage[0].copy_(x0.storage()[0]);
-    v.detail_state()->storage[0].copy_(v0.storage()[0]);
+    Swarm<NetImpl> x = copy_rows(x0), v = copy_rows(v0);
     rule.run({{"x", x}, {"v", v}, {"gbest", gbest}, {"f", f}}, opt);
     for (const auto& range : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {1, 3}, {4, 5}}) {
       const int64_t lo = range.first, hi = range.second;
       CAPTURE(lo);
       CAPTURE(hi);
-      Swarm<NetImpl> bx(seed, hi - lo), bv(seed, hi - lo);
-      bx.detail_state()->storage[0].copy_(x0.storage()[0].narrow(0, lo, hi - lo));
-      bv.detail_state()->storage[0].copy_(v0.storage()[0].narrow(0, lo, hi - lo));
+      Swarm<NetImpl> bx = copy_rows(x0, lo, hi), bv = copy_rows(v0, lo, hi);
       nyto::RunOptions bo = opt;
       bo.member_range = std::make_pair(lo, hi);
       bo.block_rows = true;
@@ -297,15 +295,15 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
       CHECK(at::equal(bv.storage()[0], v.storage()[0].narrow(0, lo, hi - lo)));
     }
   }
-  using K = nyto::Value::Kind;
-  CHECK(rule.runs_on_blocks({{"gbest", K::Particle}, {"f", K::MemberScalars}}));
+  CHECK(rule.runs_on_blocks({{"gbest", gbest}, {"f", f}}));
   CHECK_FALSE(nyto::compile("x = x + msum(x) / members()").runs_on_blocks());
   CHECK(nyto::compile("x = x + randn(1, member())").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x / psum(x * x)").runs_on_blocks());
   // A reduction of what every member computes alone (keyed noise, a vector): yes; of a swarm: no.
   auto es = nyto::compile("mu = mu - msum(f * randn(g, member()))\nx = mu + randn(g + 1, member())");
-  CHECK(es.runs_on_blocks({{"mu", K::Particle}, {"f", K::MemberScalars}, {"g", K::Scalar}}));
-  CHECK_FALSE(es.runs_on_blocks({{"mu", K::Particle}, {"g", K::Scalar}}));  // f a swarm
+  CHECK(es.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
+  CHECK_FALSE(es.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // f a swarm
+  CHECK(es.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));  // kept per kinds: the same answer
   // A member read at one index for every member: yes; at a per-member index: no.
   CHECK(nyto::compile("x = x + 0.5 * (x[0] - x)").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x[pick(0)]").runs_on_blocks());
@@ -349,16 +347,14 @@ TEST_CASE("block rows: member reductions of keyed noise, and rows read from outs
     opt.backend = b;
     opt.seed = 3;
     opt.invocation = 4;
-    Swarm<NetImpl> x(seed, 6);
-    x.detail_state()->storage[0].copy_(x0.storage()[0]);
+    Swarm<NetImpl> x = copy_rows(x0);
     auto mu = mu0.clone();
     rule.run({{"x", x}, {"mu", mu}, {"f", f}, {"g", 2.0}}, opt);
     opt.backend = Backend::Llvm;
     for (const auto& range : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 5}, {5, 6}}) {
       const int64_t lo = range.first, hi = range.second;
       CAPTURE(lo);
-      Swarm<NetImpl> bx(seed, hi - lo);
-      bx.detail_state()->storage[0].copy_(x0.storage()[0].narrow(0, lo, hi - lo));
+      Swarm<NetImpl> bx = copy_rows(x0, lo, hi);
       auto bmu = mu0.clone();
       nyto::RunOptions bo = opt;
       bo.member_range = std::make_pair(lo, hi);
@@ -376,8 +372,7 @@ TEST_CASE("block rows: member reductions of keyed noise, and rows read from outs
     }
   }
   // Without RunOptions::row, a block without row 0 cannot run; nothing is written.
-  Swarm<NetImpl> bx(seed, 3);
-  bx.detail_state()->storage[0].copy_(x0.storage()[0].narrow(0, 2, 3));
+  Swarm<NetImpl> bx = copy_rows(x0, 2, 5);
   auto bmu = mu0.clone();
   nyto::RunOptions bo;
   bo.member_range = std::make_pair(int64_t(2), int64_t(5));
