@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -105,6 +106,25 @@ struct KernelArgs {
   // (element 0 at the pointer; nullptr for an input not bound to a swarm). Only the staged
   // driver reads them; they are read, never written.
   std::vector<std::pair<int64_t, std::vector<const void*>>> outside_rows;
+  // With a member window, for a kernel with member_folds(): a member reduction (msum, mmin,
+  // mmax) of a value only the window computes (a swarm's rows) is folded in member order over
+  // the windows of every rank, as one process folds it, so every rank gets the same bits as a
+  // run on the whole population. Per stage of such folds (schedule order), per chunk of at most
+  // `fold_chunk` elements (whole blocks, ascending; the same chunks on every rank), the driver
+  // calls fold(Receive, acc, n) for each fold of the stage: fill acc (the chunk's n elements)
+  // with the fold of the members before the window and return true, or return false when there
+  // is none (the fold starts at the window's first member); folds the window's members on the
+  // chunk; calls fold(Send, acc, n) for each (the fold up to the window's end; nothing when the
+  // window is empty and Receive returned false). After the last chunk, fold(Share, acc, n) for
+  // each chunk and fold, after which acc must hold the fold of every member. Chunks pipeline
+  // the fold: the next rank folds a chunk while this one folds the next. The calls are the same
+  // on every rank, whatever its window. Unset: such a kernel computes every member (the window
+  // is ignored).
+  enum class FoldStep : uint8_t { Receive, Send, Share };
+  std::function<bool(FoldStep step, void* acc, int64_t n)> fold;
+  // 256 kB of float32: a hop of 10 GbE costs 0.2 ms per chunk plus its latency, and 64 ranks fill
+  // the pipeline in 63 chunks (16 ms), not 63 whole folds.
+  int64_t fold_chunk = int64_t(1) << 16;
   uint64_t seed = 0;                                // see backend/Random.h for the key layout
   uint64_t invocation = 0;
   uint32_t group = 0;
@@ -152,9 +172,13 @@ class Kernel {
  public:
   virtual ~Kernel() = default;
   virtual void run(const KernelArgs& args) const = 0;
-  /// Whether run() honours KernelArgs' member window: the kernel's members do not read each
-  /// other (no member reduction or read), so members outside the window can be left out.
+  /// Whether run() honours KernelArgs' member window: members outside the window can be left
+  /// out, because no member reads another's values, or the staged driver brings in what they
+  /// read (rows through KernelArgs::outside_rows, member folds through KernelArgs::fold).
   virtual bool member_window() const { return false; }
+  /// Whether a member window needs KernelArgs::fold: the kernel reduces a windowed value over
+  /// the members (msum(x) of a swarm's rows). Without it, run() computes every member.
+  virtual bool member_folds() const { return false; }
   /// The members whose rows a member read (x[i]) of a windowed value reads, at any member of the
   /// population (so the same on every rank of a distributed run), sorted: the rows a window must
   /// hold or get through KernelArgs::outside_rows. Reads only what the prelude reads (scalars,

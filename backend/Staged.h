@@ -25,10 +25,11 @@ std::vector<bool> per_member_store(const ir::Graph& typed, const KernelSpec& spe
 /// Whether `g` bound as `spec` needs the staged driver (ir::needs_schedule).
 bool needed(const ir::Graph& g, const KernelSpec& spec);
 
-/// Whether a kernel of (g, spec) honours a member window (Kernel::member_window): elementwise,
-/// or staged with no member reduction of a value read from a swarm (msum(randn(g, j) * f) is
-/// computed for every member; msum(x) is not). A member read x[i] of a swarm's rows is allowed:
-/// the window gets the rows it reads (KernelArgs::outside_rows).
+/// Whether a kernel of (g, spec) honours a member window (Kernel::member_window): elementwise
+/// with no member-crossing op, or staged. A staged kernel computes a member reduction of values
+/// every member computes alone (msum(randn(g, j) * f)) for every member; one of a swarm's rows
+/// (msum(x)) is a member fold over the windows (KernelArgs::fold); a member read x[i] of a
+/// swarm's rows gets the rows it reads outside the window (KernelArgs::outside_rows).
 bool windowable(const ir::Graph& g, const KernelSpec& spec);
 
 /// The schedule of (g, spec) as text (ir::print(Schedule)): `nyto compile --emit ir-opt`.

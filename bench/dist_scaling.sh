@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Weak scaling of a distributed `nyto train` on this machine (docs/distributed.md): 1 and 2
 # processes of 1 thread each, the same members per process, for an ES rule (OpenAI-ES, keyed
-# noise) and PSO, with fitness evaluation (mean NLL of the 203,530-parameter mlp on 1000 images
+# noise), PSO and CEM (member folds of the rows over the ranks), with fitness evaluation (mean NLL of the 203,530-parameter mlp on 1000 images
 # per member). Per generation, from the trainer's report: wall time, rank 0's own fitness time
 # and its wait for the others, the rule's time; the bytes of data rank 0 sends per generation
 # (nyto's count; and in the whole run, with the gathering of the members for the final save),
@@ -9,10 +9,13 @@
 # headers, the rendezvous and the final evaluation included) divided by the generations.
 # Then memory: the peak RSS of each rank of a hybrid run (32 members of the mlp of 4096 hidden
 # units, 3,256,330 parameters or 13 MB each, SGD with momentum: x, gradients and momentum per
-# member), of a pso run (x, velocities, personal bests) and of an OpenAI-ES run (x; the mean) with 1 and 2 processes, each rank started by hand under a Python wrapper that reads
+# member), of a pso run (x, velocities, personal bests), of an OpenAI-ES run (x; the mean) and of
+# a CEM run (x; the mean and deviation; member folds of the rows over the ranks) with 1 and 2
+# processes, each rank started by hand under a Python wrapper that reads
 # getrusage(RUSAGE_CHILDREN); with 1 and 16 members in 1 process to compare (1: the run's fixed
 # part, data set and LibTorch; 16: what one of the 2 ranks holds).
-#   bench/dist_scaling.sh [NYTO] [OUT.jsonl]     (PER_RANK=8 GENERATIONS=60 REPEAT=3; MEMORY_ONLY=1)
+#   bench/dist_scaling.sh [NYTO] [OUT.jsonl]
+#     (PER_RANK=8 GENERATIONS=60 REPEAT=3 RULES="openai_es pso cem"; MEMORY_ONLY=1 MEMORY_MODES="hybrid pso es cem")
 set -euo pipefail
 nyto=${1:-build/bin/nyto}
 out=${2:-/dev/stdout}
@@ -23,10 +26,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 lo_bytes() { awk '/^ *lo:/ { print $2 }' /proc/net/dev; }
 echo "{\"case\": \"host\", \"cpu\": \"$cpu\", \"logical_cpus\": $(nproc), \"load_avg\": $(cut -d' ' -f1 /proc/loadavg)}" >>"$out"
 log=$(mktemp)
-[ "${MEMORY_ONLY:-0}" = 1 ] || for algo in openai_es pso; do
+[ "${MEMORY_ONLY:-0}" = 1 ] || for algo in ${RULES:-openai_es pso cem}; do
   for np in 1 2; do
     m=$((per_rank * np))
-    if [ $algo = pso ]; then a=(--mode pso); else a=(--mode evolve --rule examples/rules/openai_es.nyto); fi
+    if [ $algo = pso ]; then a=(--mode pso); else a=(--mode evolve --rule examples/rules/$algo.nyto); fi
     for rep in $(seq "$repeat"); do
       l0=$(lo_bytes)
       "$nyto" train "${a[@]}" --particles $m --fitness-size 1000 --seed 1 --threads 1 --eval-every 0 \
@@ -60,6 +63,8 @@ pso=(--mode pso --model mlp --hidden 4096 --generations 5 --fitness-size 500 --t
      --eval-size 100 --seed 3)
 es=(--mode evolve --rule examples/rules/openai_es.nyto --model mlp --hidden 4096 --generations 5 --fitness-size 500
     --threads 1 --eval-every 0 --eval-size 100 --seed 3)
+cem=(--mode evolve --rule examples/rules/cem.nyto --model mlp --hidden 4096 --generations 5 --fitness-size 500
+     --threads 1 --eval-every 0 --eval-size 100 --seed 3)
 memory() {  # MODE MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
   local mode=$1 m=$2 np=$3
   shift 3
@@ -78,9 +83,13 @@ memory() {  # MODE MEMBERS PROCESSES [--save FILE]: one jsonl line per rank
     rm -f "$log.$r"
   done
 }
-for mode in ${MEMORY_MODES:-hybrid pso es}; do
-  # OpenAI-ES pairs its members (antithetic noise): 2 members for the fixed part.
-  [ "${MEMORY_SAVE_ONLY:-0}" = 1 ] || { memory $mode $([ $mode = es ] && echo 2 || echo 1) 1
+for mode in ${MEMORY_MODES:-hybrid pso es cem}; do
+  # OpenAI-ES pairs its members (antithetic noise), CEM's elite needs 2: 2 and 4 members for the
+  # fixed part.
+  fixed=1
+  [ $mode = es ] && fixed=2
+  [ $mode = cem ] && fixed=4
+  [ "${MEMORY_SAVE_ONLY:-0}" = 1 ] || { memory $mode $fixed 1
   memory $mode 16 1
   memory $mode 32 1
   memory $mode 32 2; }

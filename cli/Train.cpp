@@ -379,8 +379,8 @@ void Trainer::build_swarm() {
   // x_ holds members [lo_, lo_ + rows). Over several processes a rank holds only its own block
   // (blocks_): in hybrid mode (its members, their gradients and momentum never leave it but for
   // gbest and the result), and in evolve mode when the rule runs on blocks (Rule::runs_on_blocks:
-  // PSO, OpenAI-ES; swarm states are blocks too). Otherwise (a rule that reduces or reads the
-  // members' rows) every rank holds the whole population.
+  // PSO, OpenAI-ES, CEM; swarm states are blocks too). Otherwise (a rule that reads rows at a
+  // per-member index, or reduces along the parameter axis) every rank holds the whole population.
   blocks_ = pg_ && !no_blocks_;
   if (blocks_ && evolve_) {  // the init is asked here (x not made yet: only kinds matter), the step once started
     const std::optional<Rule> init = rule_->init();
@@ -457,9 +457,9 @@ void Trainer::build_swarm() {
     const std::vector<std::string> reads = rule_->signature().inputs;
     rule_reads_best_ = std::find(reads.begin(), reads.end(), "best") != reads.end();
     if (blocks_ && !rule_->runs_on_blocks(evolve_bindings(false))) {
-      // The step reduces over values read from x or a swarm state (msum(x), rank of a swarm...):
-      // one block alone would miss the others' members, so every rank holds the whole population
-      // after all (the same draws: build_swarm starts from the seed).
+      // The step reads rows at a per-member index (DE's p[pick(0)]) or reduces along the
+      // parameter axis: every rank holds the whole population after all (the same draws:
+      // build_swarm starts from the seed).
       no_blocks_ = true;
       members_.clear();
       nets_.clear();
@@ -479,6 +479,10 @@ RunOptions Trainer::block_options() {
     ro.block_rows = true;
     ro.population = n_;
     ro.row = [this](const std::string& input, int64_t m) { return row_of(input, m); };
+    // A member reduction of rows (CEM's elite mean) is folded over the ranks in member order.
+    ro.fold = [this](FoldStep step, const at::Tensor& acc) {
+      return pg_->fold(step, acc, n_, fmt::format("a member fold of rule {}", rule_name_));
+    };
   }
   return ro;
 }
@@ -1105,8 +1109,8 @@ void Trainer::run() {
     fmt::print("distributed: {} processes (rendezvous {}:{} from the {}), members in contiguous blocks (rank 0: {}-{}); {}\n",
                world_, rdv_.host, rdv_.port, rdv_.source, mb_, me_ - 1,
                blocks_ ? "each rank holds its own members only"
-                       : fmt::format("each rank holds the whole population ({} reduces the members' rows, reads "
-                                     "rows at a per-member index, or sums along the parameter axis)",
+                       : fmt::format("each rank holds the whole population ({} reads rows at a per-member index, "
+                                     "or reduces along the parameter axis)",
                                      no_blocks_ ? "the rule" : "the rule's init"));
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);

@@ -290,6 +290,44 @@ void ProcessGroup::broadcast(const AnyParticle& particle, int root, const std::s
   }
 }
 
+bool ProcessGroup::fold(FoldStep step, const at::Tensor& acc, int64_t members, const std::string& what) {
+  Impl& s = *impl_;
+  s.alive(what);
+  if (!acc.is_contiguous()) throw std::invalid_argument("nyto::ProcessGroup::fold: a non-contiguous tensor");
+  // Ranks [0, with) have members (blocks are contiguous, the larger first).
+  const int with = int(std::min<int64_t>(s.size, members));
+  const bool mine = s.rank < with;
+  if (s.size == 1 || with == 0) return false;
+  at::NoGradGuard ng;
+  const int tag = 7302;  // the sends of one group match their receives in order
+  std::vector<at::Tensor> ts{acc};
+  switch (step) {
+    case FoldStep::Receive:
+      if (!mine || s.rank == 0) return false;
+      s.wait(s.pg->recv(ts, s.rank - 1, tag), what);
+      return true;
+    case FoldStep::Send:
+      if (mine && s.rank + 1 < with) {
+        s.wait(s.pg->send(ts, s.rank + 1, tag), what);
+        s.bytes_sent += uint64_t(acc.numel()) * acc.element_size();
+      }
+      return false;
+    case FoldStep::Share: {
+      // Around a ring that starts at the last rank with members: each rank receives the fold
+      // from the rank before it and passes it on, so each sends it once (a broadcast would
+      // have the last rank send it W-1 times).
+      const int pos = (s.rank - (with - 1) + s.size) % s.size;  // 0 on the last rank with members
+      if (pos > 0) s.wait(s.pg->recv(ts, (s.rank + s.size - 1) % s.size, tag), what);
+      if (pos + 1 < s.size) {
+        s.wait(s.pg->send(ts, (s.rank + 1) % s.size, tag), what);
+        s.bytes_sent += uint64_t(acc.numel()) * acc.element_size();
+      }
+      return false;
+    }
+  }
+  return false;
+}
+
 std::string ProcessGroup::compare_settings(const std::string& settings) {
   Impl& s = *impl_;
   if (!s.store) throw std::logic_error("nyto::ProcessGroup::compare_settings: a group without nyto's store");

@@ -496,6 +496,13 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
             return p;
           };
         }
+        // A member reduction of a swarm's rows (CEM's msum(where(rank(f) < n, x, 0))) is folded
+        // over the ranks' blocks in member order.
+        if (!members_independent() && !own.fold) {
+          ProcessGroup* group = options.group;
+          own.fold = [group, members, what = "the member fold of rule '" + impl_->name + "'"](
+                         FoldStep step, const at::Tensor& acc) { return group->fold(step, acc, members, what); };
+        }
       } else {
         for (const std::string& name : cross_member_inputs()) {
           auto it = bindings.find(name);
@@ -899,14 +906,25 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     }
   }
 
+  // Whether group grp's kernel computes only the member range: it honours a window, and a member
+  // fold of a swarm's rows (msum(x)) has the other members' part from RunOptions::fold.
+  auto windowed = [&](size_t grp) {
+    return kernels[grp] && kernels[grp]->member_window() && (!kernels[grp]->member_folds() || options.fold);
+  };
   if (options.block_rows)
-    for (size_t grp = 0; grp < kernels.size(); ++grp)
-      if ((kernels[grp] && !kernels[grp]->member_window()) ||
-          (!kernels[grp] && !species.operational_ranges(int(grp)).empty()) || param_rule)
+    for (size_t grp = 0; grp < kernels.size(); ++grp) {
+      if (kernels[grp] && kernels[grp]->member_window() && kernels[grp]->member_folds() && !options.fold)
+        throw BindError("rule " + rule_name + " reduces a swarm's rows over the members, which the block [" +
+                        std::to_string(options.member_range->first) + ", " +
+                        std::to_string(options.member_range->second) + ") does not hold (RunOptions::block_rows); "
+                        "give RunOptions::fold, or bind the whole swarm");
+      if ((kernels[grp] && !windowed(grp)) || (!kernels[grp] && !species.operational_ranges(int(grp)).empty()) ||
+          param_rule)
         throw BindError("rule " + rule_name + " cannot run on the rows of one block (RunOptions::block_rows): that "
                         "takes the llvm backend (or interp, for a rule whose members are independent), float32 "
-                        "or float64 storage on the CPU, no member reduction of a swarm's rows (msum(x)) and "
-                        "no reduction along the parameter axis; bind the whole swarm");
+                        "or float64 storage on the CPU and no reduction along the parameter axis; bind the "
+                        "whole swarm");
+    }
   // A block's rows are addressed by member number: row r of a swarm is member row0 + r.
   auto rows_base = [&](const at::Tensor& s) {
     return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(s.data_ptr()) -
@@ -920,7 +938,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
   if (options.member_range) {
     std::set<int64_t> read;
     for (size_t grp = 0; grp < kernels.size(); ++grp) {
-      if (!kernels[grp] || !kernels[grp]->member_window()) continue;
+      if (!windowed(grp)) continue;
       KernelArgs pa;
       pa.members = members;
       pa.params = params;
@@ -1063,8 +1081,16 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     }
     KernelArgs a;
     set_common(a);
-    if (options.member_range && kernels[size_t(grp)]->member_window())
+    if (options.member_range && windowed(size_t(grp))) {
       std::tie(a.member_begin, a.member_end) = *options.member_range;
+      if (kernels[size_t(grp)]->member_folds()) {
+        const at::ScalarType dtype = species.groups()[size_t(grp)].dtype;
+        a.fold = [&options, dtype](KernelArgs::FoldStep step, void* acc, int64_t n) {
+          static_assert(int(KernelArgs::FoldStep::Share) == int(FoldStep::Share));
+          return options.fold(FoldStep(int(step)), at::from_blob(acc, {n}, at::TensorOptions().dtype(dtype)));
+        };
+      }
+    }
     for (size_t i = 0; i < in.size(); ++i) {
       a.scalar.push_back(in[i].scalar);
       if (in[i].member_scalars) {

@@ -18,6 +18,7 @@
 
 #include <nyto/errors.h>
 #include <nyto/particle.h>
+#include <nyto/rule.h>
 #include <nyto/swarm.h>
 
 #include <c10/util/intrusive_ptr.h>
@@ -80,6 +81,14 @@ class ProcessGroup {
                      const std::string& what = "a gather of every rank's members");
   /// `particle`'s values (each storage group) from rank `root` to every rank.
   void broadcast(const AnyParticle& particle, int root, const std::string& what = "a broadcast of a particle");
+  /// One step of a member fold over the ranks' blocks of `members` members, in member order
+  /// (RunOptions::fold; Rule::run over the group passes it), on one chunk `acc` of the fold:
+  /// Receive takes the fold of the blocks before this rank's from the rank before (false on
+  /// rank 0 and on a rank without members), Send passes it on to the next rank with members,
+  /// Share passes the whole fold around a ring from the last rank with members. Every rank thus
+  /// gets the bits one process folding every member in order gets. Each rank sends the fold at
+  /// most twice (W-1 ranks pass it on, W-1 pass the whole around); the chunks pipeline both.
+  bool fold(FoldStep step, const at::Tensor& acc, int64_t members, const std::string& what = "a member fold");
   /// Bytes of data this rank has sent through this object (ring allgather: W-1 times its
   /// contribution; broadcast: the root W-1 times the particle), headers not counted.
   uint64_t bytes_sent() const;

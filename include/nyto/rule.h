@@ -60,6 +60,9 @@ class Value {
 
 using Bindings = std::map<std::string, Value>;
 
+/// A step of a member fold over the blocks of a distributed run (RunOptions::fold).
+enum class FoldStep { Receive, Send, Share };
+
 /// How one run goes.
 struct RunOptions {
   /// Overrides of the rule's `param` defaults by name. An unknown name is a BindError (E0504).
@@ -71,14 +74,17 @@ struct RunOptions {
   std::optional<uint64_t> invocation;
   Backend backend = Backend::Llvm;
   /// Only members [first, second) of the bound swarms need their outputs: one rank's block in a
-  /// distributed run (docs/distributed.md). Where the rule's members do not read each other's
-  /// rows (no msum/mmin/mmax or ranking of a value read from a swarm; x[i] reads the rows it
-  /// needs) and the kernel is llvm's or interp's, only those rows are read and written, and the
-  /// other rows of in-place outputs keep their values; otherwise every member is computed. A
+  /// distributed run (docs/distributed.md). Where the kernel is llvm's (or interp's, for a rule
+  /// whose members are independent) and the rule has no parameter-axis construct, only those
+  /// rows are read and written, and the other rows of in-place outputs keep their values: a
+  /// member read x[i] reads the rows it needs (`row`), a member reduction of a swarm's rows is
+  /// folded onto the other members' part (`fold`; without it every member is computed), and a
   /// member reduction of values every member can compute alone (keyed noise `randn(g, j)`,
-  /// per-member vectors: OpenAI-ES's tell step) is computed for every member, not stored. Members keep their numbers in the whole swarm (member(), the random
-  /// draws), so the rows computed are bit-identical to a run without the range. Per-member
-  /// vectors are still bound for every member. A range outside [0, members] is a BindError.
+  /// per-member vectors: OpenAI-ES's tell step) is computed for every member, not stored;
+  /// otherwise every member is computed. Members keep their numbers in the whole swarm
+  /// (member(), the random draws), so the rows computed are bit-identical to a run without the
+  /// range. Per-member vectors are still bound for every member. A range outside [0, members]
+  /// is a BindError.
   std::optional<std::pair<int64_t, int64_t>> member_range;
   /// With member_range [b, e): the bound swarms hold only those members, row r being member b + r
   /// (e - b rows), of a population of `population` members: one rank's own block when it holds
@@ -98,12 +104,28 @@ struct RunOptions {
   /// the range come from the bound swarm when it is whole, and with block_rows such a row is a
   /// BindError naming it. A particle of another species: SpeciesError.
   std::function<AnyParticle(const std::string& input, int64_t member)> row;
+  /// With member_range, for a rule that reduces a swarm's rows over the members (CEM's
+  /// msum(where(rank(f) < n, x, 0)), sep-CMA-ES's msum(w * y)): the fold of the members outside
+  /// the range, so that only the range's rows are computed and the result is the same bits as a
+  /// run on the whole swarm (the members are folded in order: members before the range, then the
+  /// range's, then the rest). Per storage group and per stage of such reductions, per chunk of
+  /// the elements (65,536 elements, ascending, the same chunks on every rank), the run calls
+  /// fold(Receive, acc) for each reduction: fill `acc` (the chunk) with the fold of the members
+  /// before the range and return true, or return false when there are none; then, with the
+  /// range's members folded on, fold(Send, acc) (the fold up to the range's end; nothing when
+  /// the range is empty and Receive returned false). After the last chunk, fold(Share, acc) for
+  /// each chunk, which must leave the fold of every member in `acc`. The return value of Send
+  /// and Share is ignored. `acc`: a 1-D tensor of the group's dtype. Called alike on every rank
+  /// (ProcessGroup::fold answers it), after the checks, before anything is written. Unset:
+  /// such a rule computes every member (a BindError with block_rows).
+  std::function<bool(FoldStep step, const at::Tensor& acc)> fold;
   /// The swarms are split over the processes of `group` (nyto/distributed.h): each rank is
   /// authoritative for its block's rows. Every rank runs the rule; what it exchanges first is
   /// read from the rule's IR: a rule whose members are independent (members_independent()), or
   /// that runs_on_blocks() as bound, runs on the rank's own block only (as
   /// member_range), and exchanges only the rows it reads at one index for every member (x[0],
-  /// broadcast by their owners into every rank's copy; OpenAI-ES's tell step exchanges nothing);
+  /// broadcast by their owners into every rank's copy) and its member folds of rows
+  /// (ProcessGroup::fold; OpenAI-ES's tell step exchanges nothing);
   /// the other rows of its swarm outputs are then left to their owners. Otherwise each bound swarm
   /// the rule reads across members (msum(x), x[i], ...) is gathered first (every member's rows from
   /// its owner, ProcessGroup::gather_rows), and the rule runs on every member, the same bits on
@@ -157,13 +179,13 @@ class Rule {
   bool members_independent() const;
   /// Whether RunOptions::block_rows can run this rule (the step; ask init() for the init part)
   /// with its inputs bound as in `bindings` (only their kinds matter; an input not bound counts
-  /// as a swarm; the answer is kept per kinds):
-  /// no parameter-axis construct (tsum, psum, ...), and no member reduction or ranking of a
-  /// value read from a swarm's rows. Reductions of what every member computes alone (keyed noise
-  /// randn(g, j), per-member vectors, particles: OpenAI-ES's tell step) are fine: every rank
-  /// computes the reduction whole. So are member reads of a swarm at an index the same for every
-  /// member (`x[0]`, with RunOptions::row), not at one that varies per member (DE's
-  /// p[pick(0)]: most rows would travel to every rank on every run).
+  /// as a swarm; the answer is kept per kinds): no parameter-axis construct (tsum, psum, ...),
+  /// and no member read of a swarm at an index that varies per member (DE's p[pick(0)]: most
+  /// rows would travel to every rank on every run). Member reads at an index the same for every
+  /// member (`x[0]`) take RunOptions::row; member reductions of a swarm's rows (CEM's
+  /// msum(where(rank(f) < n, x, 0))) take RunOptions::fold; reductions of what every member
+  /// computes alone (keyed noise randn(g, j), per-member vectors, particles: OpenAI-ES's tell
+  /// step) are computed whole by every rank.
   bool runs_on_blocks(const Bindings& bindings = {}) const;
   /// The inputs the rule reads across members: those an msum/mmin/mmax, x[i], pick or ranking
   /// reads, directly or through other values. A distributed run gathers these swarms first.

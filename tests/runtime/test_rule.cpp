@@ -12,6 +12,11 @@
 #include <torch/nn/modules/batchnorm.h>
 
 #include <array>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
 #include <set>
 #include <cmath>
 #include <limits>
@@ -296,14 +301,17 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
     }
   }
   CHECK(rule.runs_on_blocks({{"gbest", gbest}, {"f", f}}));
-  CHECK_FALSE(nyto::compile("x = x + msum(x) / members()").runs_on_blocks());
+  CHECK(nyto::compile("x = x + msum(x) / members()").runs_on_blocks());  // with RunOptions::fold
   CHECK(nyto::compile("x = x + randn(1, member())").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x / psum(x * x)").runs_on_blocks());
-  // A reduction of what every member computes alone (keyed noise, a vector): yes; of a swarm: no.
+  // A reduction of what every member computes alone (keyed noise, a vector), and of a swarm's
+  // rows (a member fold, RunOptions::fold): yes; along the parameter axis: no.
   auto es = nyto::compile("mu = mu - msum(f * randn(g, member()))\nx = mu + randn(g + 1, member())");
   CHECK(es.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
-  CHECK_FALSE(es.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // f a swarm
-  CHECK(es.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));  // kept per kinds: the same answer
+  CHECK(es.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // f a swarm
+  auto pes = nyto::compile("mu = mu - msum(f * randn(g, member())) / psum(mu * mu)\nx = mu + randn(g + 1, member())");
+  CHECK_FALSE(pes.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
+  CHECK_FALSE(pes.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));  // kept per kinds: the same answer
   // A member read at one index for every member: yes; at a per-member index: no.
   CHECK(nyto::compile("x = x + 0.5 * (x[0] - x)").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x[pick(0)]").runs_on_blocks());
@@ -316,10 +324,10 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
                        "'x' holds 3 rows but the member range [1, 3) has 2 members", nyto::BindError);
   CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", std::vector<double>{1, 2}}}, bo),
                        doctest::Contains("'f' has 2 per-member values but the population has 5 members"), nyto::BindError);
-  CHECK_THROWS_WITH_AS(nyto::compile("x = x + msum(x) / members()", "mean.nyto").run({{"x", two}}, bo),
-                       "rule mean.nyto cannot run on the rows of one block (RunOptions::block_rows): that takes the "
-                       "llvm backend (or interp, for a rule whose members are independent), float32 or float64 storage on the CPU, no member reduction of a "
-                       "swarm's rows (msum(x)) and no reduction along the parameter axis; bind the whole swarm",
+  CHECK_THROWS_WITH_AS(nyto::compile("x = x / psum(x * x)", "norm.nyto").run({{"x", two}}, bo),
+                       "rule norm.nyto cannot run on the rows of one block (RunOptions::block_rows): that takes the "
+                       "llvm backend (or interp, for a rule whose members are independent), float32 or float64 "
+                       "storage on the CPU and no reduction along the parameter axis; bind the whole swarm",
                        nyto::BindError);
   bo.population = 2;
   CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", f}}, bo),
@@ -1137,4 +1145,127 @@ TEST_CASE("gather_blocks: a group of one, and blocks that do not fit") {
                        "nyto::ProcessGroup::gather_blocks: the whole swarm has 3 members, not 4", std::invalid_argument);
   CHECK_THROWS_WITH_AS(group.gather_blocks(mine, 4, whole, 1), "nyto::ProcessGroup::gather_blocks: root outside the group",
                        std::invalid_argument);
+}
+
+namespace {
+// RunOptions::fold between blocks run at once, one thread per block, as ProcessGroup::fold passes
+// the fold between ranks: Receive from the block before, Send to the next, Share from the last.
+struct TensorChain {
+  explicit TensorChain(int blocks) : n(blocks) {}
+  int n;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::pair<int, int>, std::deque<at::Tensor>> box;
+  int sends = 0;
+  void put(int from, int to, const at::Tensor& t) {
+    std::lock_guard<std::mutex> lock(mu);
+    box[{from, to}].push_back(t.clone());
+    ++sends;
+    cv.notify_all();
+  }
+  void take(int from, int to, const at::Tensor& acc) {
+    std::unique_lock<std::mutex> lock(mu);
+    auto& q = box[{from, to}];
+    cv.wait(lock, [&] { return !q.empty(); });
+    acc.copy_(q.front());
+    q.pop_front();
+  }
+  bool step(int b, nyto::FoldStep step, const at::Tensor& acc) {
+    switch (step) {
+      case nyto::FoldStep::Receive:
+        if (b == 0) return false;
+        take(b - 1, b, acc);
+        return true;
+      case nyto::FoldStep::Send:
+        if (b + 1 < n) put(b, b + 1, acc);
+        return false;
+      case nyto::FoldStep::Share:
+        if (b == n - 1)
+          for (int q = 0; q < n - 1; ++q) put(b, q, acc);
+        else
+          take(n - 1, b, acc);
+        return false;
+    }
+    return false;
+  }
+};
+}  // namespace
+
+// A member reduction of a swarm's rows on blocks (CEM's shape: the elite's mean, then their
+// deviation from it): each block folds its members onto the fold of the blocks before it
+// (RunOptions::fold), so mu, sigma and every block's rows are the whole run's bits (interp, the
+// oracle, and llvm), with blocks run at once as ranks would. Without fold: a BindError for a
+// block alone, every member computed for a whole swarm with member_range.
+TEST_CASE("block rows: member folds of a swarm's rows across blocks") {
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(12);
+  Swarm<NetImpl> x0(seed, 7, nyto::SwarmInit::Randn);
+  auto rule = nyto::compile("let n = 3\nlet elite = rank(f) < n\n"
+                            "mu = msum(where(elite, x, 0)) / n\n"
+                            "sigma = sqrt(msum(where(elite, (x - mu) * (x - mu), 0)) / (n - 1)) + mmax(x) - mmin(x)\n"
+                            "x = mu + sigma * randn()\n",
+                            "cem.nyto");
+  const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0, -1.0};
+  CHECK(rule.runs_on_blocks({{"f", f}}));
+  const std::vector<std::pair<int64_t, int64_t>> blocks{{0, 3}, {3, 5}, {5, 7}};
+  for (Backend b : {Backend::Interp, Backend::Llvm}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    opt.seed = 3;
+    opt.invocation = 4;
+    Swarm<NetImpl> x = copy_rows(x0);
+    auto whole = rule.run({{"x", x}, {"f", f}}, opt);
+    opt.backend = Backend::Llvm;
+    TensorChain chain(3);
+    std::vector<std::map<std::string, nyto::Value>> got(3);
+    std::vector<Swarm<NetImpl>> bx;
+    for (const auto& [lo, hi] : blocks) bx.push_back(copy_rows(x0, lo, hi));
+    std::vector<std::string> errors(3);
+    std::vector<std::thread> ranks;
+    for (int k = 0; k < 3; ++k)
+      ranks.emplace_back([&, k] {
+        nyto::RunOptions bo = opt;
+        bo.member_range = blocks[size_t(k)];
+        bo.block_rows = true;
+        bo.population = 7;
+        bo.fold = [&chain, k](nyto::FoldStep step, const at::Tensor& acc) { return chain.step(k, step, acc); };
+        try {
+          got[size_t(k)] = rule.run({{"x", bx[size_t(k)]}, {"f", f}}, bo);
+        } catch (const std::exception& e) {
+          errors[size_t(k)] = e.what();
+        }
+      });
+    for (auto& t : ranks) t.join();
+    for (int k = 0; k < 3; ++k) {
+      CAPTURE(k);
+      REQUIRE(errors[size_t(k)] == "");
+      const auto [lo, hi] = blocks[size_t(k)];
+      CHECK(at::equal(bx[size_t(k)].storage()[0], x.storage()[0].narrow(0, lo, hi - lo)));
+      CHECK(at::equal(got[size_t(k)].at("mu").particle().storage()[0], whole.at("mu").particle().storage()[0]));
+      CHECK(at::equal(got[size_t(k)].at("sigma").particle().storage()[0], whole.at("sigma").particle().storage()[0]));
+    }
+    // Four folds (two msum, mmax, mmin) in two stages: block 0 and 1 send each, block 2 shares each twice.
+    CHECK(chain.sends == 4 * (2 + 2));
+  }
+  // Without RunOptions::fold: a block alone cannot run, and nothing is written; a whole swarm
+  // with a member range computes every member.
+  Swarm<NetImpl> bx = copy_rows(x0, 3, 5);
+  nyto::RunOptions bo;
+  bo.member_range = std::make_pair(int64_t(3), int64_t(5));
+  bo.block_rows = true;
+  bo.population = 7;
+  CHECK_THROWS_WITH_AS(rule.run({{"x", bx}, {"f", f}}, bo),
+                       "rule cem.nyto reduces a swarm's rows over the members, which the block [3, 5) does not hold "
+                       "(RunOptions::block_rows); give RunOptions::fold, or bind the whole swarm",
+                       nyto::BindError);
+  CHECK(at::equal(bx.storage()[0], x0.storage()[0].narrow(0, 3, 2)));
+  nyto::RunOptions ro;
+  ro.seed = 3;
+  ro.invocation = 4;
+  Swarm<NetImpl> x = copy_rows(x0), xr = copy_rows(x0);
+  rule.run({{"x", x}, {"f", f}}, ro);
+  ro.member_range = std::make_pair(int64_t(3), int64_t(5));
+  rule.run({{"x", xr}, {"f", f}}, ro);
+  CHECK(at::equal(xr.storage()[0].narrow(0, 3, 2), x.storage()[0].narrow(0, 3, 2)));
 }

@@ -522,21 +522,28 @@ dist-equal)
   printf 'state c: particle = 0\nc = c + 0.001\nx = x + 0.1 * (c - x) + 0.01 * rand()\n' >"$dir/drift.nyto"
   check_same drift 3 --mode evolve --rule "$dir/drift.nyto" --particles 5 --generations 3 --fitness-size 100
   check_same snes 2 --mode evolve --rule "$src/examples/rules/snes.nyto" --particles 6 --generations 4 --fitness-size 300
-  # Who holds what: pso, hybrid, ES (keyed noise) and the rest their own members; DE (rows read at
-  # random members) and CEM (a reduction of rows) the population.
-  for name in pso-3 hybrid-3 pso-t2-3 hybrid-t2-2 es-3 es-t2-3 drift-3 snes-2; do
+  # CEM reduces the members' rows (the elite's mean and deviation): folded over the ranks in
+  # member order (ProcessGroup::fold), 7 members on 3 ranks (blocks of 3, 2, 2).
+  cem=(--mode evolve --rule "$src/examples/rules/cem.nyto" --particles 7 --generations 3 --fitness-size 200)
+  check_same cem 2 "${cem[@]}"
+  check_same cem 3 "${cem[@]}"
+  # Who holds what: pso, hybrid, ES (keyed noise), CEM and the rest their own members; DE (rows
+  # read at random members) the population.
+  for name in pso-3 hybrid-3 pso-t2-3 hybrid-t2-2 es-3 es-t2-3 drift-3 snes-2 cem-2 cem-3; do
     grep -q "each rank holds its own members only" "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
   done
-  check_same cem 2 --mode evolve --rule "$src/examples/rules/cem.nyto" --particles 6 --generations 3 --fitness-size 200
-  for name in de-2 cem-2; do
-    grep -q "each rank holds the whole population (the rule reduces the members' rows, reads rows at a per-member index" \
-      "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
-  done
+  grep -q "each rank holds the whole population (the rule reads rows at a per-member index" "$dir/de-2.out" ||
+    fail "de-2: $(grep '^distributed' "$dir/de-2.out")"
   # ES sends fitness values, not particles: 8 members, 5 generations, 3 ranks: rank 0 sends its 3
   # fitness values (24 bytes) to 2 peers each generation. PSO reads gbest, which its owner sends
   # when it changes; its members are independent, so each rank moves only its own.
   grep -q "rank 0 sent 240 bytes of data in the 5 steps (48 per step)" "$dir/es-3.out" ||
     fail "es: $(grep 'bytes of data' "$dir/es-3.out")"
+  # CEM sends its two folds (the elite's mean and deviation, 203,530 float32 each) twice: on to
+  # rank 1, and around the ring of the whole fold; and its 3 fitness values to 2 peers:
+  # 2 * 2 * 814120 + 48 = 3256528 bytes per generation.
+  grep -q "rank 0 sent 9769584 bytes of data in the 3 steps (3256528 per step)" "$dir/cem-3.out" ||
+    fail "cem: $(grep 'bytes of data' "$dir/cem-3.out")"
   ;;
 dist-env)
   # Launched as torchrun does: one OS process per rank with RANK, WORLD_SIZE, MASTER_ADDR and
@@ -666,9 +673,10 @@ dist-faults)
   ;;
 dist-run)
   # nyto run over several processes: a rule whose members are independent (each rank its own
-  # block, rank 0 gathers), one that reads other members (x[i]) and an ES-shaped one (each rank its
-  # own block; member 0's row from its owner), the same files with 1, 2 and 3 processes; only
-  # rank 0 writes; ranks with another seed are refused.
+  # block, rank 0 gathers), one that reads other members (x[i]), an ES-shaped one (each rank its
+  # own block; member 0's row from its owner) and a CEM-shaped one (member folds of rows over the
+  # ranks), the same files with 1, 2 and 3 processes; only rank 0 writes; ranks with another seed
+  # are refused.
   "$nyto" train --data "$data" --threads 1 --mode pso --particles 5 --generations 1 --fitness-size 100 \
     --eval-every 0 --eval-size 100 --save "$dir/s.pt" >"$dir/train.out" 2>&1 || fail "train: $(cat "$dir/train.out")"
   echo 'x = x + 0.1 * randn()' >"$dir/jitter.nyto"
@@ -680,12 +688,18 @@ dist-run)
     "$nyto" run "$src/tests/dist/es_step.nyto" --load x="$dir/s.pt" --set f=5,4,3,2,1 --save x="$dir/e$np.pt" \
       --save mu="$dir/mu$np.pt" --seed 4 --threads 1 --nprocs $np >"$dir/e$np.out" 2>&1 ||
       fail "es, $np processes: $(cat "$dir/e$np.out")"
+    "$nyto" run "$src/tests/dist/cem_step.nyto" --load x="$dir/s.pt" --set f=5,4,3,2,1 --save x="$dir/c$np.pt" \
+      --save mu="$dir/cmu$np.pt" --save sigma="$dir/cs$np.pt" --seed 4 --threads 1 --nprocs $np >"$dir/c$np.out" 2>&1 ||
+      fail "cem, $np processes: $(cat "$dir/c$np.out")"
   done
   for np in 2 3; do
     same "$dir/j1.pt" "$dir/j$np.pt" || fail "jitter: $np processes write another swarm than 1"
     same "$dir/d1.pt" "$dir/d$np.pt" || fail "de: $np processes write another swarm than 1"
     same "$dir/e1.pt" "$dir/e$np.pt" || fail "es: $np processes write another swarm than 1"
     same "$dir/mu1.pt" "$dir/mu$np.pt" || fail "es: $np processes write another mean than 1"
+    for f in c cmu cs; do
+      same "$dir/${f}1.pt" "$dir/$f$np.pt" || fail "cem: $np processes write another $f than 1"
+    done
   done
   same "$dir/j1.pt" "$dir/s.pt" >/dev/null 2>&1 && fail "jitter changed nothing"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
