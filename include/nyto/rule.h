@@ -109,7 +109,7 @@ struct RunOptions {
   /// the range, so that only the range's rows are computed and the result is the same bits as a
   /// run on the whole swarm (the members are folded in order: members before the range, then the
   /// range's, then the rest). Per storage group and per stage of such reductions, per chunk of
-  /// the elements (65,536 elements, ascending, the same chunks on every rank), the run calls
+  /// the elements (262,144 elements, ascending, the same chunks on every rank), the run calls
   /// fold(Receive, acc) for each reduction: fill `acc` (the chunk) with the fold of the members
   /// before the range and return true, or return false when there are none; then, with the
   /// range's members folded on, fold(Send, acc) (the fold up to the range's end; nothing when
