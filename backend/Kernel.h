@@ -180,6 +180,8 @@ class Kernel {
   /// Whether a member window needs KernelArgs::fold: the kernel reduces a windowed value over
   /// the members (msum(x) of a swarm's rows). Without it, run() computes every member.
   virtual bool member_folds() const { return false; }
+  /// Whether a member window may read rows outside it (x[0]: Kernel::rows_read, KernelArgs::outside_rows).
+  virtual bool member_reads() const { return false; }
   /// The members whose rows a member read (x[i]) of a windowed value reads, at any member of the
   /// population (so the same on every rank of a distributed run), sorted: the rows a window must
   /// hold or get through KernelArgs::outside_rows. Reads only what the prelude reads (scalars,

@@ -131,6 +131,14 @@ inline void keys_of(const double* x, int64_t n, uint64_t* out) { keys_f64(x, n, 
 inline double chunk_sum(const float* x, int64_t n) { return chunk_sum_f32(x, n); }
 inline double chunk_sum(const double* x, int64_t n) { return chunk_sum_f64(x, n); }
 
+// Whether no reduction along the parameter axis of `plan` varies per member: a member window
+// then computes each one whole (their arguments are what every member computes alike).
+bool window_free(const ir::ParamPlan& plan) {
+  for (ir::NodeId n : plan.reductions)
+    if (plan.typed.nodes[size_t(n)].type.member) return false;
+  return true;
+}
+
 class ParamKernel final : public Kernel {
  public:
   struct PassRt {
@@ -145,7 +153,18 @@ class ParamKernel final : public Kernel {
       : plan_(std::move(plan)), spec_(std::move(spec)), passes_(std::move(passes)) {
     value_kinds_ = kinds_of(plan_.value_extras, spec_);
     if (!plan_.value_outputs.empty()) values_typed_ = ir::specialize_inputs(plan_.values, bind_types(value_kinds_));
+    window_ok_ = window_free(plan_);
+    for (const PassRt& rt : passes_) {
+      for (const Kernel* k : {rt.kernel.get(), rt.roots_only.get()})
+        if (k) window_ok_ = window_ok_ && k->member_window() && !k->member_folds() && !k->member_reads();
+      for (char member : rt.root_member) window_ok_ = window_ok_ && !member;
+    }
   }
+
+  // PGPE's shape: the pass kernels run on the window's members (their keyed noise and member
+  // sums of it for every member, as the staged driver does), and every reduction along the
+  // parameter axis is of values every member computes alike, so each rank gets them whole.
+  bool member_window() const override { return window_ok_; }
 
   void run(const KernelArgs& a) const override {
     if (a.members <= 0) return;
@@ -184,6 +203,7 @@ class ParamKernel final : public Kernel {
   KernelArgs args_for(const KernelArgs& a, const std::vector<PassInput>& extras, const State& st, int64_t t) const {
     KernelArgs c;
     c.members = st.M;
+    if (window_ok_) c.member_begin = a.member_begin, c.member_end = a.member_end;
     c.params = a.params;
     c.seed = a.seed, c.invocation = a.invocation, c.group = a.group;
     const size_t n = spec_.kinds.size();
@@ -479,6 +499,7 @@ class ParamKernel final : public Kernel {
   ir::ParamPlan plan_;
   KernelSpec spec_;
   std::vector<PassRt> passes_;
+  bool window_ok_ = false;
   ir::Graph values_typed_;
   std::vector<BindKind> value_kinds_;
 };
@@ -535,6 +556,23 @@ std::vector<std::pair<ir::Graph, KernelSpec>> pass_kernels(const ir::Graph& g, c
   const ir::ParamPlan plan = plan_of(g, spec);
   for (const ir::Pass& p : plan.passes) r.emplace_back(p.kernel, pass_spec(plan, p, spec, chunk_outputs));
   return r;
+}
+
+bool windowable(const ir::Graph& g, const KernelSpec& spec) {
+  const ir::ParamPlan plan = plan_of(g, spec);
+  if (!window_free(plan)) return false;
+  for (const ir::Pass& p : plan.passes) {
+    const KernelSpec ks = pass_spec(plan, p, spec, false);
+    const ir::Graph typed = ir::specialize_inputs(p.kernel, bind_types(ks.kinds));
+    for (int32_t r = 0; r < p.roots; ++r)
+      if (typed.nodes[size_t(typed.outputs[size_t(r)].node)].type.member) return false;
+    for (const ir::Graph* k : {&p.kernel, &p.roots_only}) {
+      if (k->outputs.empty()) continue;
+      const staged::WindowNeeds w = staged::window_needs(*k, ks);
+      if (w.folds || w.reads) return false;
+    }
+  }
+  return true;
 }
 
 std::unique_ptr<Kernel> compile(const ir::Graph& g, const KernelSpec& spec, const staged::CompileFn& compile,

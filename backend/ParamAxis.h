@@ -27,6 +27,12 @@ namespace nyto::param_axis {
 /// Whether `g` runs through this driver (ir::has_param_axis).
 bool needed(const ir::Graph& g);
 
+/// Whether a kernel of (g, spec) honours a member window with a backend whose pass kernels do
+/// (llvm; Kernel::member_window): no reduction along the parameter axis varies per member, and
+/// no pass kernel folds or reads a windowed value across members (PGPE: yes; sep-CMA-ES, whose
+/// psum reads a member sum of the rows: no).
+bool windowable(const ir::Graph& g, const KernelSpec& spec);
+
 /// The pass plan of (g, spec) as text (`nyto compile --emit ir-opt`).
 std::string describe(const ir::Graph& g, const KernelSpec& spec);
 

@@ -135,6 +135,7 @@ class StagedKernel final : public Kernel {
 
   bool member_window() const override { return window_ok_; }
   bool member_folds() const override { return nfolds_ > 0; }
+  bool member_reads() const override { return any_reads_; }
 
   std::vector<int64_t> rows_read(const KernelArgs& a) const override {
     if (a.members <= 0 || !window_ok_ || !any_reads_) return {};
@@ -571,6 +572,13 @@ KernelSpec stage_spec(const ir::StageKernel& k, const KernelSpec& spec) {
 }  // namespace
 
 std::string describe(const ir::Graph& g, const KernelSpec& spec) { return ir::print(schedule_of(g, spec)); }
+
+WindowNeeds window_needs(const ir::Graph& g, const KernelSpec& spec) {
+  if (!needed(g, spec)) return {};
+  ir::Schedule s = schedule_of(g, spec);
+  const WindowPlan p = window_plan(s, spec);
+  return {p.nfolds > 0, p.any_reads};
+}
 
 std::vector<std::pair<ir::Graph, KernelSpec>> stage_kernels(const ir::Graph& g, const KernelSpec& spec) {
   std::vector<std::pair<ir::Graph, KernelSpec>> r;

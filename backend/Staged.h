@@ -32,6 +32,14 @@ bool needed(const ir::Graph& g, const KernelSpec& spec);
 /// swarm's rows gets the rows it reads outside the window (KernelArgs::outside_rows).
 bool windowable(const ir::Graph& g, const KernelSpec& spec);
 
+/// What a member window of a staged kernel of (g, spec) needs from its caller
+/// (Kernel::member_folds, Kernel::member_reads); nothing for an elementwise (g, spec).
+struct WindowNeeds {
+  bool folds = false;  // member folds of windowed values (KernelArgs::fold)
+  bool reads = false;  // member reads of windowed values (KernelArgs::outside_rows)
+};
+WindowNeeds window_needs(const ir::Graph& g, const KernelSpec& spec);
+
 /// The schedule of (g, spec) as text (ir::print(Schedule)): `nyto compile --emit ir-opt`.
 std::string describe(const ir::Graph& g, const KernelSpec& spec);
 

@@ -232,7 +232,6 @@ bool Rule::members_independent() const {
 }
 bool Rule::runs_on_blocks(const Bindings& bindings) const {
   const ir::Graph& g = impl_->fused.graph;
-  if (param_axis::needed(g)) return false;
   KernelSpec spec;
   std::string key;
   for (const ir::InputDecl& in : g.inputs) {
@@ -246,7 +245,8 @@ bool Rule::runs_on_blocks(const Bindings& bindings) const {
   // A member read at an index that varies per member (DE's p[pick(0)], GA's x[p1]) would bring
   // most rows of the population to every rank on every run: holding the population is cheaper.
   const ir::Graph typed = ir::specialize_inputs(g, bind_types(spec.kinds));
-  memo->second = staged::windowable(g, spec) && std::none_of(typed.nodes.begin(), typed.nodes.end(), [&](const ir::Node& n) {
+  const bool windows = param_axis::needed(g) ? param_axis::windowable(g, spec) : staged::windowable(g, spec);
+  memo->second = windows && std::none_of(typed.nodes.begin(), typed.nodes.end(), [&](const ir::Node& n) {
     return n.op == ir::Op::MRead && typed.nodes[size_t(n.args[0])].type.member &&
            typed.nodes[size_t(n.args[1])].type.member;
   });
@@ -918,12 +918,11 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                         std::to_string(options.member_range->first) + ", " +
                         std::to_string(options.member_range->second) + ") does not hold (RunOptions::block_rows); "
                         "give RunOptions::fold, or bind the whole swarm");
-      if ((kernels[grp] && !windowed(grp)) || (!kernels[grp] && !species.operational_ranges(int(grp)).empty()) ||
-          param_rule)
+      if ((kernels[grp] && !windowed(grp)) || (!kernels[grp] && !species.operational_ranges(int(grp)).empty()))
         throw BindError("rule " + rule_name + " cannot run on the rows of one block (RunOptions::block_rows): that "
                         "takes the llvm backend (or interp, for a rule whose members are independent), float32 "
-                        "or float64 storage on the CPU and no reduction along the parameter axis; bind the "
-                        "whole swarm");
+                        "or float64 storage on the CPU, and no reduction along the parameter axis of a value "
+                        "that varies per member or reads a swarm's rows across members; bind the whole swarm");
     }
   // A block's rows are addressed by member number: row r of a swarm is member row0 + r.
   auto rows_base = [&](const at::Tensor& s) {

@@ -19,8 +19,8 @@ LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& sp
       kinds_(spec.kinds),
       loop_width_(loop_width),
       chunked_(spec.has_chunk_outputs()),
-      window_(!chunked_ && std::none_of(graph.nodes.begin(), graph.nodes.end(),
-                                        [](const ir::Node& n) { return ir::crosses_members(n.op); })),
+      window_(std::none_of(graph.nodes.begin(), graph.nodes.end(),
+                           [](const ir::Node& n) { return ir::crosses_members(n.op); })),
       // 32K elements: 128 KiB per float array, a few per L2; big enough that a work item costs
       // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
       chunk_(int64_t(loop_width) * 1024),

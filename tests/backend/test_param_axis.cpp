@@ -592,3 +592,61 @@ TEST_CASE("parameter axis: fused llvm reductions == interp through the driver, b
   MESSAGE(compared << " values compared, " << fused_passes << " pass kernels with fused reductions");
   CHECK(fused_passes >= 24 / kRuleScale);
 }
+
+// A member window (one rank's block) over llvm's passes: rules whose reductions along the
+// parameter axis do not vary per member and read no rows across members (PGPE's shape) compute
+// the window's rows, and what is stored once, with the bits of interp's passes on the whole
+// population; the others refuse the window (Kernel::member_window() agrees with
+// param_axis::windowable).
+TEST_CASE("parameter axis: llvm passes on a member window == interp passes on every member") {
+  llvm_backend::JitEngine engine;
+  size_t windowed = 0, refused = 0, compared = 0;
+  for (uint64_t seed = 0; seed < 400 / kRuleScale; ++seed) {
+    ir::testing::RandomRuleOptions o;
+    o.param_axis = true;
+    o.population = true;
+    o.inputs = 1 + int(seed % 3);
+    o.params = int(seed % 2);
+    o.outputs = 1 + int(seed % 2);
+    o.ops = 10 + int(seed % 20);
+    o.rand_sites = int(seed % 3);
+    const ir::Graph g = ir::optimize(ir::testing::random_rule(70000 + seed, o), {}).graph;
+    if (!ir::has_param_axis(g)) continue;
+    std::mt19937_64 rng(seed * 11 + 5);
+    test::RandomBindings<float> b(g, rng, rng() % 2 == 0, 100, 0, int64_t(2 + seed % 4));
+    relayout(b, kLayouts[seed % kLayouts.size()], rng);
+    auto got_k = llvm_passes(engine, g, b.spec);
+    CHECK(got_k->member_window() == param_axis::windowable(g, b.spec));
+    if (!got_k->member_window()) {
+      ++refused;
+      continue;
+    }
+    const int64_t M = b.members, lo = int64_t(rng() % uint64_t(M)), hi = lo + 1 + int64_t(rng() % uint64_t(M - lo));
+    std::vector<std::vector<float>> want, got;
+    std::vector<int64_t> strides;
+    b.run(*interp_passes(g, b.spec), want);
+    b.run(*got_k, got, [&](KernelArgs& a, const std::vector<std::vector<float>>&) {
+      a.member_begin = lo, a.member_end = hi;
+      strides = a.out_stride;
+    });
+    ++windowed;
+    for (size_t k = 0; k < want.size(); ++k) {
+      const bool once = strides[k] == 0;
+      for (int64_t m = once ? 0 : lo; m < (once ? 1 : hi); ++m)
+        for (int64_t e = 0; e < b.row; ++e) {
+          const float w = want[k][size_t(m * b.row + e)], v = got[k][size_t(m * b.row + e)];
+          ++compared;
+          if (!same_bits(w, v)) {
+            FAIL_CHECK("seed " << 70000 + seed << " output " << k << " member " << m << " element " << e << ": interp "
+                               << w << ", window [" << lo << ", " << hi << ") " << v << "\n"
+                               << param_axis::describe(g, b.spec));
+            m = hi, k = want.size();
+            break;
+          }
+        }
+    }
+  }
+  MESSAGE(windowed << " windowed runs, " << refused << " refused, " << compared << " values compared");
+  CHECK(windowed > 10);
+  CHECK(refused > 10);
+}

@@ -305,13 +305,16 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
   CHECK(nyto::compile("x = x + randn(1, member())").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x / psum(x * x)").runs_on_blocks());
   // A reduction of what every member computes alone (keyed noise, a vector), and of a swarm's
-  // rows (a member fold, RunOptions::fold): yes; along the parameter axis: no.
+  // rows (a member fold, RunOptions::fold): yes. Along the parameter axis: of what every member
+  // computes alike (PGPE), yes; of a member sum of rows (sep-CMA-ES), no.
   auto es = nyto::compile("mu = mu - msum(f * randn(g, member()))\nx = mu + randn(g + 1, member())");
   CHECK(es.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
   CHECK(es.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // f a swarm
   auto pes = nyto::compile("mu = mu - msum(f * randn(g, member())) / psum(mu * mu)\nx = mu + randn(g + 1, member())");
-  CHECK_FALSE(pes.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
-  CHECK_FALSE(pes.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));  // kept per kinds: the same answer
+  CHECK(pes.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
+  auto sep = nyto::compile("let y = msum(x)\nmu = mu + y / psum(y * y)\nx = mu + randn(g + 1, member())");
+  CHECK_FALSE(sep.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));
+  CHECK_FALSE(sep.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // kept per kinds: the same answer
   // A member read at one index for every member: yes; at a per-member index: no.
   CHECK(nyto::compile("x = x + 0.5 * (x[0] - x)").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x[pick(0)]").runs_on_blocks());
@@ -327,7 +330,8 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
   CHECK_THROWS_WITH_AS(nyto::compile("x = x / psum(x * x)", "norm.nyto").run({{"x", two}}, bo),
                        "rule norm.nyto cannot run on the rows of one block (RunOptions::block_rows): that takes the "
                        "llvm backend (or interp, for a rule whose members are independent), float32 or float64 "
-                       "storage on the CPU and no reduction along the parameter axis; bind the whole swarm",
+                       "storage on the CPU, and no reduction along the parameter axis of a value that varies per "
+                       "member or reads a swarm's rows across members; bind the whole swarm",
                        nyto::BindError);
   bo.population = 2;
   CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", f}}, bo),
@@ -1268,4 +1272,45 @@ TEST_CASE("block rows: member folds of a swarm's rows across blocks") {
   ro.member_range = std::make_pair(int64_t(3), int64_t(5));
   rule.run({{"x", xr}, {"f", f}}, ro);
   CHECK(at::equal(xr.storage()[0].narrow(0, 3, 2), x.storage()[0].narrow(0, 3, 2)));
+}
+
+// A parameter-axis rule on blocks (PGPE's shape): its psum reduces what every member computes
+// alike (a member sum of keyed noise), so each block gets it whole; the blocks' rows and the
+// mean are the whole run's bits (interp, the oracle, and llvm).
+TEST_CASE("block rows: a reduction along the parameter axis of what every member computes") {
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(14);
+  Swarm<NetImpl> x0(seed, 6, nyto::SwarmInit::Randn);
+  auto mu0 = seed.randn();
+  auto rule = nyto::compile("let j = floor(member() / 2)\nlet s = where(mod(member(), 2) == 0, 1, -1)\n"
+                            "let grad = msum(s * f * randn(g, j)) / members()\n"
+                            "mu = mu - 0.01 * grad / sqrt(psum(grad * grad))\n"
+                            "x = mu + s * 0.1 * randn(g + 1, j)\n",
+                            "pgpe.nyto");
+  const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0};
+  CHECK(rule.runs_on_blocks({{"mu", mu0}, {"f", f}, {"g", 2.0}}));
+  for (Backend b : {Backend::Interp, Backend::Llvm}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    opt.seed = 3;
+    opt.invocation = 4;
+    Swarm<NetImpl> x = copy_rows(x0);
+    auto mu = mu0.clone();
+    rule.run({{"x", x}, {"mu", mu}, {"f", f}, {"g", 2.0}}, opt);
+    CHECK_FALSE(at::equal(mu.storage()[0], mu0.storage()[0]));
+    opt.backend = Backend::Llvm;
+    for (const auto& [lo, hi] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 5}, {5, 6}}) {
+      CAPTURE(lo);
+      Swarm<NetImpl> bx = copy_rows(x0, lo, hi);
+      auto bmu = mu0.clone();
+      nyto::RunOptions bo = opt;
+      bo.member_range = std::make_pair(lo, hi);
+      bo.block_rows = true;
+      bo.population = 6;
+      rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo);
+      CHECK(at::equal(bx.storage()[0], x.storage()[0].narrow(0, lo, hi - lo)));
+      CHECK(at::equal(bmu.storage()[0], mu.storage()[0]));
+    }
+  }
 }
