@@ -156,15 +156,22 @@ class ParamKernel final : public Kernel {
     window_ok_ = window_free(plan_);
     for (const PassRt& rt : passes_) {
       for (const Kernel* k : {rt.kernel.get(), rt.roots_only.get()})
-        if (k) window_ok_ = window_ok_ && k->member_window() && !k->member_folds() && !k->member_reads();
+        if (k) window_ok_ = window_ok_ && k->member_window() && !k->member_reads();
       for (char member : rt.root_member) window_ok_ = window_ok_ && !member;
     }
   }
 
-  // PGPE's shape: the pass kernels run on the window's members (their keyed noise and member
-  // sums of it for every member, as the staged driver does), and every reduction along the
-  // parameter axis is of values every member computes alike, so each rank gets them whole.
+  // PGPE's and sep-CMA-ES's shape: the pass kernels run on the window's members (their keyed
+  // noise and member sums of it for every member, member sums of rows folded over the windows,
+  // as the staged driver does), and every reduction along the parameter axis is of values that
+  // do not vary per member, so each rank gets them whole.
   bool member_window() const override { return window_ok_; }
+  bool member_folds() const override {
+    for (const PassRt& rt : passes_)
+      for (const Kernel* k : {rt.kernel.get(), rt.roots_only.get()})
+        if (k && k->member_folds()) return true;
+    return false;
+  }
 
   void run(const KernelArgs& a) const override {
     if (a.members <= 0) return;
@@ -203,7 +210,10 @@ class ParamKernel final : public Kernel {
   KernelArgs args_for(const KernelArgs& a, const std::vector<PassInput>& extras, const State& st, int64_t t) const {
     KernelArgs c;
     c.members = st.M;
-    if (window_ok_) c.member_begin = a.member_begin, c.member_end = a.member_end;
+    if (window_ok_) {
+      c.member_begin = a.member_begin, c.member_end = a.member_end;
+      c.fold = a.fold, c.fold_chunk = a.fold_chunk;
+    }
     c.params = a.params;
     c.seed = a.seed, c.invocation = a.invocation, c.group = a.group;
     const size_t n = spec_.kinds.size();
@@ -313,7 +323,13 @@ class ParamKernel final : public Kernel {
       return;
     }
 
-    const int64_t B = std::clamp<int64_t>((kBlockBytes / int64_t(sizeof(T)) / std::max<int64_t>(M, 1)) / C * C, C, 16 * C);
+    // Member folds over ranks: blocks of the fold's chunk (KernelArgs::fold_chunk), each a round
+    // of messages; the roots are then particle-sized per block, not per member (window_ok_).
+    const bool folding =
+        window_ok_ && a.fold && (rt.kernel->member_folds() || (rt.roots_only && rt.roots_only->member_folds()));
+    const int64_t B =
+        folding ? std::max<int64_t>(C, a.fold_chunk / C * C)
+                : std::clamp<int64_t>((kBlockBytes / int64_t(sizeof(T)) / std::max<int64_t>(M, 1)) / C * C, C, 16 * C);
     struct Block { int64_t t, b0, b1; };
     std::vector<Block> blocks;
     for (int64_t t = 0; t < st.T; ++t)
@@ -330,7 +346,7 @@ class ParamKernel final : public Kernel {
       const Kernel& kernel = !last && rt.roots_only ? *rt.roots_only : *rt.kernel;
       const int width = Keys<T>::width[d];
       const int shift = Keys<T>::W - consumed - width;
-      at::parallel_for(0, int64_t(blocks.size()), 1, [&](int64_t lo, int64_t hi) {
+      auto run_blocks = [&](int64_t lo, int64_t hi) {
         std::vector<std::vector<T>> temps(size_t(pass.roots));
         for (int32_t r = 0; r < pass.roots; ++r)
           if (!rt.root_chunked[size_t(r)]) temps[size_t(r)].resize(size_t((rt.root_member[size_t(r)] ? M : 1) * B));
@@ -427,7 +443,13 @@ class ParamKernel final : public Kernel {
             }
           }
         }
-      });
+      };
+      // Member folds over ranks (KernelArgs::fold) pass on block by block, in block order on
+      // every rank: one block at a time, each folding over its own threads (the staged driver).
+      if (folding)
+        run_blocks(0, int64_t(blocks.size()));
+      else
+        at::parallel_for(0, int64_t(blocks.size()), 1, run_blocks);
       // Choose each selection's bin for this digit: the one holding the k-th largest key.
       for (const ir::PassReduction& r : pass.reductions) {
         if (r.k < 0) continue;
@@ -568,8 +590,7 @@ bool windowable(const ir::Graph& g, const KernelSpec& spec) {
       if (typed.nodes[size_t(typed.outputs[size_t(r)].node)].type.member) return false;
     for (const ir::Graph* k : {&p.kernel, &p.roots_only}) {
       if (k->outputs.empty()) continue;
-      const staged::WindowNeeds w = staged::window_needs(*k, ks);
-      if (w.folds || w.reads) return false;
+      if (staged::window_needs(*k, ks).reads) return false;
     }
   }
   return true;

@@ -29,8 +29,9 @@ bool needed(const ir::Graph& g);
 
 /// Whether a kernel of (g, spec) honours a member window with a backend whose pass kernels do
 /// (llvm; Kernel::member_window): no reduction along the parameter axis varies per member, and
-/// no pass kernel folds or reads a windowed value across members (PGPE: yes; sep-CMA-ES, whose
-/// psum reads a member sum of the rows: no).
+/// no pass kernel reads a windowed value at another member (x[0]). Member sums of rows are
+/// folded over the windows (KernelArgs::fold; sep-CMA-ES's msum(w * y)), block by block in
+/// order; PGPE's member sums of keyed noise are computed whole.
 bool windowable(const ir::Graph& g, const KernelSpec& spec);
 
 /// The pass plan of (g, spec) as text (`nyto compile --emit ir-opt`).

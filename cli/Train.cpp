@@ -379,9 +379,9 @@ void Trainer::build_swarm() {
   // x_ holds members [lo_, lo_ + rows). Over several processes a rank holds only its own block
   // (blocks_): in hybrid mode (its members, their gradients and momentum never leave it but for
   // gbest and the result), and in evolve mode when the rule runs on blocks (Rule::runs_on_blocks:
-  // PSO, OpenAI-ES, CEM, PGPE; swarm states are blocks too). Otherwise (a rule that reads rows at
-  // a per-member index, or whose parameter-axis reductions need other members' rows) every rank
-  // holds the whole population.
+  // PSO, OpenAI-ES, CEM, PGPE, sep-CMA-ES; swarm states are blocks too). Otherwise (a rule that
+  // reads rows at a per-member index, or reduces each member's values along the parameter axis)
+  // every rank holds the whole population.
   blocks_ = pg_ && !no_blocks_;
   if (blocks_ && evolve_) {  // the init is asked here (x not made yet: only kinds matter), the step once started
     const std::optional<Rule> init = rule_->init();
@@ -458,9 +458,9 @@ void Trainer::build_swarm() {
     const std::vector<std::string> reads = rule_->signature().inputs;
     rule_reads_best_ = std::find(reads.begin(), reads.end(), "best") != reads.end();
     if (blocks_ && !rule_->runs_on_blocks(evolve_bindings(false))) {
-      // The step reads rows at a per-member index (DE's p[pick(0)]) or reduces along the
-      // parameter axis what needs the other members' rows (sep-CMA-ES): every rank holds the
-      // whole population after all (the same draws: build_swarm starts from the seed).
+      // The step reads rows at a per-member index (DE's p[pick(0)]) or reduces each member's
+      // values along the parameter axis: every rank holds the whole population after all (the
+      // same draws: build_swarm starts from the seed).
       no_blocks_ = true;
       members_.clear();
       nets_.clear();
@@ -1111,8 +1111,7 @@ void Trainer::run() {
                world_, rdv_.host, rdv_.port, rdv_.source, mb_, me_ - 1,
                blocks_ ? "each rank holds its own members only"
                        : fmt::format("each rank holds the whole population ({} reads rows at a per-member index, "
-                                     "or reduces along the parameter axis a value that varies per member or "
-                                     "reads the rows across members)",
+                                     "or reduces along the parameter axis a value that varies per member)",
                                      no_blocks_ ? "the rule" : "the rule's init"));
   if (o_.resume && !resumed)
     fmt::print("no checkpoint in {}: starting from step 0\n", o_.checkpoint);

@@ -922,7 +922,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
         throw BindError("rule " + rule_name + " cannot run on the rows of one block (RunOptions::block_rows): that "
                         "takes the llvm backend (or interp, for a rule whose members are independent), float32 "
                         "or float64 storage on the CPU, and no reduction along the parameter axis of a value "
-                        "that varies per member or reads a swarm's rows across members; bind the whole swarm");
+                        "that varies per member; bind the whole swarm");
     }
   // A block's rows are addressed by member number: row r of a swarm is member row0 + r.
   auto rows_base = [&](const at::Tensor& s) {

@@ -76,7 +76,7 @@ struct RunOptions {
   /// Only members [first, second) of the bound swarms need their outputs: one rank's block in a
   /// distributed run (docs/distributed.md). Where the kernel is llvm's (or interp's, for a rule
   /// whose members are independent) and no reduction along the parameter axis varies per member
-  /// or reads a swarm's rows across members, only those rows are read and written, and the other rows of in-place outputs keep their values: a
+  /// (Rule::runs_on_blocks), only those rows are read and written, and the other rows of in-place outputs keep their values: a
   /// member read x[i] reads the rows it needs (`row`), a member reduction of a swarm's rows is
   /// folded onto the other members' part (`fold`; without it every member is computed), and a
   /// member reduction of values every member can compute alone (keyed noise `randn(g, j)`,
@@ -180,10 +180,10 @@ class Rule {
   /// Whether RunOptions::block_rows can run this rule (the step; ask init() for the init part)
   /// with its inputs bound as in `bindings` (only their kinds matter; an input not bound counts
   /// as a swarm; the answer is kept per kinds): no reduction along the parameter axis (tsum,
-  /// psum, ...) of a value that varies per member or reads a swarm's rows across members (PGPE's
-  /// psum of a member sum of keyed noise is fine; sep-CMA-ES's of a member sum of rows is not),
-  /// and no member read of a swarm at an index that varies per member (DE's p[pick(0)]: most
-  /// rows would travel to every rank on every run). Member reads at an index the same for every
+  /// psum, ...) of a value that varies per member (PGPE's and sep-CMA-ES's psum of a particle
+  /// are fine) or in a pass that reads rows at another member, and no member read of a swarm
+  /// at an index that varies per member (DE's p[pick(0)]: most rows would travel to every rank
+  /// on every run). Member reads at an index the same for every
   /// member (`x[0]`) take RunOptions::row; member reductions of a swarm's rows (CEM's
   /// msum(where(rank(f) < n, x, 0))) take RunOptions::fold; reductions of what every member
   /// computes alone (keyed noise randn(g, j), per-member vectors, particles: OpenAI-ES's tell

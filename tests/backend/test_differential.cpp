@@ -12,17 +12,12 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <random>
-#include <thread>
 
 #include "backend/KernelCache.h"
 #include "backend/Staged.h"
@@ -31,6 +26,7 @@
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
 #include "ir/Passes.h"
+#include "tests/backend/FoldChain.h"
 #include "tests/backend/RandomBindings.h"
 #include "tests/ir/RandomRules.h"
 
@@ -230,60 +226,6 @@ TEST_CASE("differential: staged schedule over interp kernels == interp") {
   CHECK(st.inexact == 0);
 }
 
-// Member folds between windows run at once, one thread per window, passed on in window order as
-// ProcessGroup::fold passes them between ranks: Receive from the window before (the windows with
-// members come first), Send to the next, Share from the last window with members.
-class FoldChain {
- public:
-  FoldChain(std::vector<std::pair<int64_t, int64_t>> windows) : windows_(std::move(windows)) {
-    for (const auto& [lo, hi] : windows_) with_ += hi > lo;
-  }
-  size_t messages() const { return messages_; }
-  bool step(int w, KernelArgs::FoldStep step, void* acc, int64_t bytes) {
-    const bool mine = w < with_;
-    switch (step) {
-      case KernelArgs::FoldStep::Receive:
-        if (!mine || w == 0) return false;
-        take(w - 1, w, acc, bytes);
-        return true;
-      case KernelArgs::FoldStep::Send:
-        if (mine && w + 1 < with_) put(w, w + 1, acc, bytes);
-        return false;
-      case KernelArgs::FoldStep::Share:
-        if (w == with_ - 1)
-          for (int q = 0; q < int(windows_.size()); ++q) {
-            if (q != w) put(w, q, acc, bytes);
-          }
-        else
-          take(with_ - 1, w, acc, bytes);
-        return false;
-    }
-    return false;
-  }
-
- private:
-  void put(int from, int to, const void* acc, int64_t bytes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    box_[{from, to}].emplace_back(static_cast<const char*>(acc), static_cast<const char*>(acc) + bytes);
-    ++messages_;
-    cv_.notify_all();
-  }
-  void take(int from, int to, void* acc, int64_t bytes) {
-    std::unique_lock<std::mutex> lock(mu_);
-    auto& q = box_[{from, to}];
-    cv_.wait(lock, [&] { return !q.empty(); });
-    REQUIRE(int64_t(q.front().size()) == bytes);
-    std::memcpy(acc, q.front().data(), size_t(bytes));
-    q.pop_front();
-  }
-  std::vector<std::pair<int64_t, int64_t>> windows_;
-  int with_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::pair<int, int>, std::deque<std::vector<char>>> box_;
-  size_t messages_ = 0;
-};
-
 // Member windows (the ranks' blocks of a distributed run) over llvm's staged kernels: each
 // window's rows, and the values stored once, are the interpreter's whole-run values, bit for bit,
 // on random rules with member sums and reads. The population is split into 1-3 windows (some
@@ -303,75 +245,23 @@ TEST_CASE("differential: staged kernels on member windows == interp") {
     auto got_k = compile_llvm(engine, g, b.spec);
     REQUIRE(staged::windowable(g, b.spec));
     REQUIRE(got_k->member_window());
-    const int64_t M = b.members;
-    std::vector<int64_t> cuts{0, M};
-    for (uint64_t k = rng() % 3; k > 0; --k) cuts.push_back(int64_t(rng() % uint64_t(M + 1)));
-    std::sort(cuts.begin(), cuts.end());
-    std::vector<std::pair<int64_t, int64_t>> windows;
-    for (size_t i = 0; i + 1 < cuts.size(); ++i) windows.emplace_back(cuts[i], cuts[i + 1]);
-    // The windows with members first, as ProcessGroup's blocks are.
-    std::stable_partition(windows.begin(), windows.end(), [](const auto& w) { return w.second > w.first; });
+    std::vector<int64_t> cuts;
+    for (uint64_t k = rng() % 3; k > 0; --k) cuts.push_back(int64_t(rng() % uint64_t(b.members + 1)));
+    const auto windows = test::windows_of(cuts, b.members);
     // Folds pass on in chunks of whole blocks (64 elements and up); small chunks put the chunk
     // boundaries anywhere.
     const int64_t chunk = int64_t(64) << (rng() % 4);
     std::vector<std::vector<float>> want;
     b.run(*interp::compile(g, b.spec), want);
-    FoldChain chain(windows);
-    std::vector<std::vector<std::vector<float>>> got(windows.size());
-    std::vector<std::vector<int64_t>> strides(windows.size());
-    std::vector<std::string> errors(windows.size());
-    std::vector<std::thread> ranks;
-    std::atomic<size_t> outside_rows{0};
-    for (size_t w = 0; w < windows.size(); ++w)
-      ranks.emplace_back([&, w] {
-        try {
-          b.run(*got_k, got[w], [&](KernelArgs& a, const std::vector<std::vector<float>>& in) {
-            std::tie(a.member_begin, a.member_end) = windows[w];
-            a.fold_chunk = chunk;
-            a.fold = [&chain, w](KernelArgs::FoldStep step, void* acc, int64_t n) {
-              return chain.step(int(w), step, acc, n * int64_t(sizeof(float)));
-            };
-            for (int64_t m : got_k->rows_read(a)) {
-              if (m >= a.member_begin && m < a.member_end) continue;
-              std::vector<const void*> rows(a.in.size(), nullptr);
-              for (size_t i = 0; i < a.in.size(); ++i)
-                if (b.spec.kinds[i] == BindKind::Swarm) rows[i] = in[i].data() + m * b.row;
-              a.outside_rows.emplace_back(m, rows);
-              ++outside_rows;
-            }
-            strides[w] = a.out_stride;
-          });
-        } catch (const std::exception& e) {
-          errors[w] = e.what();
-        }
-      });
-    for (auto& t : ranks) t.join();
-    for (const std::string& e : errors) REQUIRE_MESSAGE(e.empty(), "seed " << seed << ": " << e);
+    const test::WindowRuns<float> got = test::run_windows<float>(b, *got_k, windows, chunk);
     ++runs;
     folded += got_k->member_folds();
-    outside += outside_rows;
-    messages += chain.messages();
-    for (size_t w = 0; w < windows.size(); ++w) {
-      const auto [lo, hi] = windows[w];
-      for (size_t k = 0; k < want.size(); ++k) {
-        // A value stored once (stride 0) is every window's; rows are the window's own.
-        const bool once = strides[w][k] == 0;
-        const int64_t m0 = once ? 0 : lo, m1 = once ? 1 : hi;
-        for (int64_t m = m0; m < m1; ++m)
-          for (int64_t e = 0; e < b.row; ++e) {
-            const float x = want[k][size_t(m * b.row + e)], v = got[w][k][size_t(m * b.row + e)];
-            ++compared;
-            if (std::memcmp(&x, &v, sizeof x) != 0 && !(std::isnan(x) && std::isnan(v))) {
-              FAIL_CHECK("seed " << seed << " output " << k << " member " << m << " element " << e << ": interp " << x
-                                 << ", window [" << lo << ", " << hi << ") of " << windows.size() << ": " << v << "\n"
-                                 << ir::print(g)
-                                 << (getenv("NYTO_SHOW_SCHEDULE") ? staged::describe(g, b.spec) : std::string()));
-              m = m1, k = want.size(), w = windows.size();
-              break;
-            }
-          }
-      }
-    }
+    outside += got.outside;
+    messages += got.messages;
+    const std::string diff = test::first_difference(want, got, windows, b.row, compared);
+    if (!diff.empty())
+      FAIL_CHECK("seed " << seed << " " << diff << "\n" << ir::print(g)
+                         << (getenv("NYTO_SHOW_SCHEDULE") ? staged::describe(g, b.spec) : std::string()));
   }
   MESSAGE(runs << " windowed runs (" << folded << " with member folds, " << messages << " fold messages; " << outside
                << " outside rows), " << compared << " values compared");

@@ -28,6 +28,7 @@
 #include "ir/Eval.h"
 #include "ir/ParamAxis.h"
 #include "ir/Passes.h"
+#include "tests/backend/FoldChain.h"
 #include "tests/backend/RandomBindings.h"
 #include "tests/ir/RandomRules.h"
 
@@ -593,14 +594,15 @@ TEST_CASE("parameter axis: fused llvm reductions == interp through the driver, b
   CHECK(fused_passes >= 24 / kRuleScale);
 }
 
-// A member window (one rank's block) over llvm's passes: rules whose reductions along the
-// parameter axis do not vary per member and read no rows across members (PGPE's shape) compute
-// the window's rows, and what is stored once, with the bits of interp's passes on the whole
-// population; the others refuse the window (Kernel::member_window() agrees with
-// param_axis::windowable).
-TEST_CASE("parameter axis: llvm passes on a member window == interp passes on every member") {
+// Member windows (the ranks' blocks) over llvm's passes: rules whose reductions along the
+// parameter axis do not vary per member and whose pass kernels read no rows across members
+// (PGPE's shape; sep-CMA-ES's, whose member sums of rows are folded over the windows) compute
+// the windows' rows, and what is stored once, with the bits of interp's passes on the whole
+// population, 1-3 windows run at once; the others refuse the window (Kernel::member_window()
+// agrees with param_axis::windowable).
+TEST_CASE("parameter axis: llvm passes on member windows == interp passes on every member") {
   llvm_backend::JitEngine engine;
-  size_t windowed = 0, refused = 0, compared = 0;
+  size_t windowed = 0, refused = 0, folded = 0, messages = 0, compared = 0;
   for (uint64_t seed = 0; seed < 400 / kRuleScale; ++seed) {
     ir::testing::RandomRuleOptions o;
     o.param_axis = true;
@@ -621,32 +623,21 @@ TEST_CASE("parameter axis: llvm passes on a member window == interp passes on ev
       ++refused;
       continue;
     }
-    const int64_t M = b.members, lo = int64_t(rng() % uint64_t(M)), hi = lo + 1 + int64_t(rng() % uint64_t(M - lo));
-    std::vector<std::vector<float>> want, got;
-    std::vector<int64_t> strides;
+    std::vector<int64_t> cuts;
+    for (uint64_t k = rng() % 3; k > 0; --k) cuts.push_back(int64_t(rng() % uint64_t(b.members + 1)));
+    const auto windows = test::windows_of(cuts, b.members);
+    std::vector<std::vector<float>> want;
     b.run(*interp_passes(g, b.spec), want);
-    b.run(*got_k, got, [&](KernelArgs& a, const std::vector<std::vector<float>>&) {
-      a.member_begin = lo, a.member_end = hi;
-      strides = a.out_stride;
-    });
+    const test::WindowRuns<float> got = test::run_windows<float>(b, *got_k, windows, int64_t(1024) << (rng() % 3));
     ++windowed;
-    for (size_t k = 0; k < want.size(); ++k) {
-      const bool once = strides[k] == 0;
-      for (int64_t m = once ? 0 : lo; m < (once ? 1 : hi); ++m)
-        for (int64_t e = 0; e < b.row; ++e) {
-          const float w = want[k][size_t(m * b.row + e)], v = got[k][size_t(m * b.row + e)];
-          ++compared;
-          if (!same_bits(w, v)) {
-            FAIL_CHECK("seed " << 70000 + seed << " output " << k << " member " << m << " element " << e << ": interp "
-                               << w << ", window [" << lo << ", " << hi << ") " << v << "\n"
-                               << param_axis::describe(g, b.spec));
-            m = hi, k = want.size();
-            break;
-          }
-        }
-    }
+    folded += got_k->member_folds();
+    messages += got.messages;
+    const std::string diff = test::first_difference(want, got, windows, b.row, compared);
+    if (!diff.empty()) FAIL_CHECK("seed " << 70000 + seed << " " << diff << "\n" << param_axis::describe(g, b.spec));
   }
-  MESSAGE(windowed << " windowed runs, " << refused << " refused, " << compared << " values compared");
+  MESSAGE(windowed << " windowed runs (" << folded << " with member folds, " << messages << " fold messages), "
+                   << refused << " refused, " << compared << " values compared");
   CHECK(windowed > 10);
+  CHECK(folded > 5);
   CHECK(refused > 10);
 }

@@ -305,16 +305,18 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
   CHECK(nyto::compile("x = x + randn(1, member())").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x / psum(x * x)").runs_on_blocks());
   // A reduction of what every member computes alone (keyed noise, a vector), and of a swarm's
-  // rows (a member fold, RunOptions::fold): yes. Along the parameter axis: of what every member
-  // computes alike (PGPE), yes; of a member sum of rows (sep-CMA-ES), no.
+  // rows (a member fold, RunOptions::fold): yes. Along the parameter axis: of a particle (PGPE,
+  // and sep-CMA-ES's of a member sum of rows), yes; of each member's rows, no.
   auto es = nyto::compile("mu = mu - msum(f * randn(g, member()))\nx = mu + randn(g + 1, member())");
   CHECK(es.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
   CHECK(es.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // f a swarm
   auto pes = nyto::compile("mu = mu - msum(f * randn(g, member())) / psum(mu * mu)\nx = mu + randn(g + 1, member())");
   CHECK(pes.runs_on_blocks({{"mu", gbest}, {"f", f}, {"g", 0.0}}));
   auto sep = nyto::compile("let y = msum(x)\nmu = mu + y / psum(y * y)\nx = mu + randn(g + 1, member())");
-  CHECK_FALSE(sep.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));
-  CHECK_FALSE(sep.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // kept per kinds: the same answer
+  CHECK(sep.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));
+  auto own = nyto::compile("mu = mu + psum(x * x)\nx = mu + randn(g + 1, member())");
+  CHECK_FALSE(own.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));
+  CHECK_FALSE(own.runs_on_blocks({{"mu", gbest}, {"g", 0.0}}));  // kept per kinds: the same answer
   // A member read at one index for every member: yes; at a per-member index: no.
   CHECK(nyto::compile("x = x + 0.5 * (x[0] - x)").runs_on_blocks());
   CHECK_FALSE(nyto::compile("x = x[pick(0)]").runs_on_blocks());
@@ -331,7 +333,7 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
                        "rule norm.nyto cannot run on the rows of one block (RunOptions::block_rows): that takes the "
                        "llvm backend (or interp, for a rule whose members are independent), float32 or float64 "
                        "storage on the CPU, and no reduction along the parameter axis of a value that varies per "
-                       "member or reads a swarm's rows across members; bind the whole swarm",
+                       "member; bind the whole swarm",
                        nyto::BindError);
   bo.population = 2;
   CHECK_THROWS_WITH_AS(rule.run({{"x", two}, {"v", two_v}, {"gbest", gbest}, {"f", f}}, bo),
