@@ -14,6 +14,7 @@
 #include <array>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -340,6 +341,43 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
                        "RunOptions::block_rows needs a member_range within RunOptions::population", nyto::BindError);
 }
 
+namespace {
+// Runs `rule` on x0 and mu0 (with f and g = 2) whole, by interp (the oracle) and by llvm, and on
+// each block of `blocks` by llvm with block_rows (`adjust` adds options, `after` checks each
+// block's run): every block's rows of x and its mu are the whole run's bits.
+void check_on_blocks(const nyto::Rule& rule, const Swarm<NetImpl>& x0, const nyto::AnyParticle& mu0,
+                     const std::vector<double>& f, const std::vector<std::pair<int64_t, int64_t>>& blocks,
+                     const std::function<void(nyto::RunOptions&)>& adjust = {},
+                     const std::function<void()>& after = {}) {
+  for (Backend b : {Backend::Interp, Backend::Llvm}) {
+    CAPTURE(int(b));
+    nyto::RunOptions opt;
+    opt.backend = b;
+    opt.seed = 3;
+    opt.invocation = 4;
+    Swarm<NetImpl> x = copy_rows(x0);
+    auto mu = mu0.clone();
+    rule.run({{"x", x}, {"mu", mu}, {"f", f}, {"g", 2.0}}, opt);
+    CHECK_FALSE(at::equal(mu.storage()[0], mu0.storage()[0]));
+    opt.backend = Backend::Llvm;
+    for (const auto& [lo, hi] : blocks) {
+      CAPTURE(lo);
+      Swarm<NetImpl> bx = copy_rows(x0, lo, hi);
+      auto bmu = mu0.clone();
+      nyto::RunOptions bo = opt;
+      bo.member_range = std::make_pair(lo, hi);
+      bo.block_rows = true;
+      bo.population = x0.size();
+      if (adjust) adjust(bo);
+      rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo);
+      if (after) after();
+      CHECK(at::equal(bx.storage()[0], x.storage()[0].narrow(0, lo, hi - lo)));
+      CHECK(at::equal(bmu.storage()[0], mu.storage()[0]));
+    }
+  }
+}
+}  // namespace
+
 // A staged rule on blocks (OpenAI-ES's shape): the member reduction of keyed noise and a vector is
 // computed for every member on every block; x[0] comes from RunOptions::row, asked alike on every
 // block; the particle mu and every block's rows are the whole run's bits, the whole run on the
@@ -355,36 +393,17 @@ TEST_CASE("block rows: member reductions of keyed noise, and rows read from outs
                             "x = mu + 0.5 * x[0] + 0.1 * s * randn(g + 1, j)\n",
                             "es.nyto");
   const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0};
-  for (Backend b : {Backend::Interp, Backend::Llvm}) {
-    CAPTURE(int(b));
-    nyto::RunOptions opt;
-    opt.backend = b;
-    opt.seed = 3;
-    opt.invocation = 4;
-    Swarm<NetImpl> x = copy_rows(x0);
-    auto mu = mu0.clone();
-    rule.run({{"x", x}, {"mu", mu}, {"f", f}, {"g", 2.0}}, opt);
-    opt.backend = Backend::Llvm;
-    for (const auto& range : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 5}, {5, 6}}) {
-      const int64_t lo = range.first, hi = range.second;
-      CAPTURE(lo);
-      Swarm<NetImpl> bx = copy_rows(x0, lo, hi);
-      auto bmu = mu0.clone();
-      nyto::RunOptions bo = opt;
-      bo.member_range = std::make_pair(lo, hi);
-      bo.block_rows = true;
-      bo.population = 6;
-      std::vector<std::string> asked;
-      bo.row = [&](const std::string& input, int64_t m) {
-        asked.push_back(input + std::to_string(m));
-        return x0.member(m).clone();
-      };
-      rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo);
-      CHECK(asked == std::vector<std::string>{"x0"});  // on every block, the one holding row 0 too
-      CHECK(at::equal(bx.storage()[0], x.storage()[0].narrow(0, lo, hi - lo)));
-      CHECK(at::equal(bmu.storage()[0], mu.storage()[0]));
-    }
-  }
+  std::vector<std::string> asked;
+  check_on_blocks(
+      rule, x0, mu0, f, {{0, 2}, {2, 5}, {5, 6}},
+      [&](nyto::RunOptions& bo) {
+        asked.clear();
+        bo.row = [&](const std::string& input, int64_t m) {
+          asked.push_back(input + std::to_string(m));
+          return x0.member(m).clone();
+        };
+      },
+      [&] { CHECK(asked == std::vector<std::string>{"x0"}); });  // on every block, the one holding row 0 too
   // Without RunOptions::row, a block without row 0 cannot run; nothing is written.
   Swarm<NetImpl> bx = copy_rows(x0, 2, 5);
   auto bmu = mu0.clone();
@@ -1291,28 +1310,5 @@ TEST_CASE("block rows: a reduction along the parameter axis of what every member
                             "pgpe.nyto");
   const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0};
   CHECK(rule.runs_on_blocks({{"mu", mu0}, {"f", f}, {"g", 2.0}}));
-  for (Backend b : {Backend::Interp, Backend::Llvm}) {
-    CAPTURE(int(b));
-    nyto::RunOptions opt;
-    opt.backend = b;
-    opt.seed = 3;
-    opt.invocation = 4;
-    Swarm<NetImpl> x = copy_rows(x0);
-    auto mu = mu0.clone();
-    rule.run({{"x", x}, {"mu", mu}, {"f", f}, {"g", 2.0}}, opt);
-    CHECK_FALSE(at::equal(mu.storage()[0], mu0.storage()[0]));
-    opt.backend = Backend::Llvm;
-    for (const auto& [lo, hi] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 5}, {5, 6}}) {
-      CAPTURE(lo);
-      Swarm<NetImpl> bx = copy_rows(x0, lo, hi);
-      auto bmu = mu0.clone();
-      nyto::RunOptions bo = opt;
-      bo.member_range = std::make_pair(lo, hi);
-      bo.block_rows = true;
-      bo.population = 6;
-      rule.run({{"x", bx}, {"mu", bmu}, {"f", f}, {"g", 2.0}}, bo);
-      CHECK(at::equal(bx.storage()[0], x.storage()[0].narrow(0, lo, hi - lo)));
-      CHECK(at::equal(bmu.storage()[0], mu.storage()[0]));
-    }
-  }
+  check_on_blocks(rule, x0, mu0, f, {{0, 2}, {2, 5}, {5, 6}});
 }
