@@ -264,8 +264,9 @@ class StagedKernel final : public Kernel {
                  const Window& w) const {
     // A block never exceeds the longest range (rounded up to whole vectors): a tiny swarm does
     // not pay for temporaries the size of a big one's.
-    int64_t longest = 0, span = 0;
-    for (const auto& [begin, end] : a.ranges) longest = std::max(longest, end - begin), span = std::max(span, end);
+    int64_t longest = 0, first = a.ranges.empty() ? 0 : a.ranges.front().first, last = first;
+    for (const auto& [begin, end] : a.ranges)
+      longest = std::max(longest, end - begin), first = std::min(first, begin), last = std::max(last, end);
     const int64_t M = a.members, B = std::min(block_size(M), (longest + 63) / 64 * 64);
     std::vector<std::pair<int64_t, int64_t>> blocks;
     for (const auto& [begin, end] : a.ranges)
@@ -276,11 +277,14 @@ class StagedKernel final : public Kernel {
     // with folds, folds the window's members onto what Receive brought, and stores nothing; the
     // last phase runs every stage with the folds' results and stores. The stages before a fold
     // are computed again in each phase: temporaries stay a block's, not the population's.
-    std::vector<std::unique_ptr<T[]>> acc(static_cast<size_t>(nfolds_));
+    // Each fold's elements [first, last) of the ranges, addressed by element (the parameter-axis
+    // driver runs one block of a big particle at a time); gaps between ranges stay 0.
+    std::vector<std::unique_ptr<T[]>> folded(static_cast<size_t>(nfolds_));
+    std::vector<T*> acc;
     std::vector<char> got(static_cast<size_t>(nfolds_), 0);
-    for (auto& f : acc) {
-      f.reset(new T[size_t(std::max<int64_t>(span, 1))]);
-      std::fill(f.get(), f.get() + std::max<int64_t>(span, 1), T(0));
+    for (auto& f : folded) {
+      f.reset(new T[size_t(std::max<int64_t>(last - first, 1))]());
+      acc.push_back(static_cast<T*>(rebase_block(f.get(), first, sizeof(T))));
     }
     const size_t phases = w.phased ? fold_stages_.size() + 1 : 1;
     for (size_t phase = 0; phase + 1 < phases; ++phase) {
@@ -288,7 +292,7 @@ class StagedKernel final : public Kernel {
       auto each_fold = [&](KernelArgs::FoldStep step, int64_t e0, int64_t n) {
         for (int f : folds_[stop])
           if (f >= 0) {
-            const bool r = a.fold(step, acc[size_t(f)].get() + e0, n);
+            const bool r = a.fold(step, acc[size_t(f)] + e0, n);
             if (step == KernelArgs::FoldStep::Receive) got[size_t(f)] = r;
           }
       };
@@ -317,7 +321,7 @@ class StagedKernel final : public Kernel {
   template <class T>
   void run_phase(const KernelArgs& a, const PreludeValues& pre, const std::vector<DrawPlan>& plans, const Window& w,
                  const std::vector<std::pair<int64_t, int64_t>>& blocks, int64_t B, size_t stop, bool last,
-                 const std::vector<std::unique_ptr<T[]>>& acc, const std::vector<char>& got) const {
+                 const std::vector<T*>& acc, const std::vector<char>& got) const {
     const int64_t M = a.members;
     at::parallel_for(0, int64_t(blocks.size()), 1, [&](int64_t lo, int64_t hi) {
       // This thread's temporaries and the argument blocks of every kernel, reused across blocks.
@@ -428,10 +432,9 @@ class StagedKernel final : public Kernel {
             if (f < 0)
               cross<T>(c, temps, pre, M, B, len, w.partial && reads_[si][ci] ? &w : nullptr);
             else if (si < stop)  // folded in an earlier phase
-              std::memcpy(temps[size_t(c.dst)].get(), acc[size_t(f)].get() + b0, size_t(len) * sizeof(T));
+              std::memcpy(temps[size_t(c.dst)].get(), acc[size_t(f)] + b0, size_t(len) * sizeof(T));
             else
-              fold<T>(c.op, temps[size_t(c.src)].get(), B, len, w.begin, w.end, got[size_t(f)],
-                      acc[size_t(f)].get() + b0);
+              fold<T>(c.op, temps[size_t(c.src)].get(), B, len, w.begin, w.end, got[size_t(f)], acc[size_t(f)] + b0);
           }
           if (si == stop) break;  // a phase before the last: this stage's folds are all it needs
           for (int ki : {st.invariant, extra_[si], st.member}) {

@@ -483,6 +483,13 @@ std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOption
         break;
       }
     if (members >= 0) {
+      // A rank without members would still owe its particle outputs and its part of every
+      // exchange; fewer members than ranks is refused instead.
+      if (members < options.group->size())
+        throw BindError("rule " + impl_->name + " runs over " + std::to_string(options.group->size()) +
+                        " processes but the swarm has " + std::to_string(members) +
+                        " members: every rank needs a member (start at most " + std::to_string(members) +
+                        " processes)");
       if (members_independent() || runs_on_blocks(bindings)) {
         if (!own.member_range) own.member_range = options.group->block(members);
         // Rows the rule reads at one index for every member (x[0]) come from their owners,

@@ -129,8 +129,9 @@ struct RunOptions {
   /// the other rows of its swarm outputs are then left to their owners. Otherwise each bound swarm
   /// the rule reads across members (msum(x), x[i], ...) is gathered first (every member's rows from
   /// its owner, ProcessGroup::gather_rows), and the rule runs on every member, the same bits on
-  /// every rank. Per-member vectors must be bound whole (ProcessGroup::allgather_members). Throws
-  /// what the exchanges throw (nyto::Error naming the ranks that stopped).
+  /// every rank. Per-member vectors must be bound whole (ProcessGroup::allgather_members). A swarm
+  /// of fewer members than the group has ranks is a BindError. Throws what the exchanges throw
+  /// (nyto::Error naming the ranks that stopped).
   ProcessGroup* group = nullptr;
 };
 

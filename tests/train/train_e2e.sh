@@ -712,6 +712,14 @@ dist-run)
     done
   done
   same "$dir/j1.pt" "$dir/s.pt" >/dev/null 2>&1 && fail "jitter changed nothing"
+  # More processes than members: refused by every rank (a usage error), nothing written.
+  "$nyto" run "$dir/jitter.nyto" --load x="$dir/s.pt" --save x="$dir/six.pt" --seed 4 --threads 1 --nprocs 6 \
+    >"$dir/six.out" 2>&1
+  rc=$?
+  [ $rc -eq 2 ] || fail "nyto run, 6 processes for 5 members: exit $rc, expected 2: $(cat "$dir/six.out")"
+  grep -q "runs over 6 processes but the swarm has 5 members: every rank needs a member" "$dir/six.out" ||
+    fail "nyto run, 6 processes for 5 members: $(cat "$dir/six.out")"
+  [ -e "$dir/six.pt" ] && fail "nyto run, 6 processes for 5 members, wrote $dir/six.pt"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$nyto" run "$dir/jitter.nyto" --load x="$dir/s.pt" --save x="$dir/m.pt" --seed 1 --world-size 2 --rank 0 \
     --master 127.0.0.1:$port >"$dir/m0.out" 2>&1 &
