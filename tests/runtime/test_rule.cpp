@@ -360,7 +360,8 @@ void check_on_blocks(const nyto::Rule& rule, const Swarm<NetImpl>& x0, const nyt
     rule.run({{"x", x}, {"mu", mu}, {"f", f}, {"g", 2.0}}, opt);
     CHECK_FALSE(at::equal(mu.storage()[0], mu0.storage()[0]));
     opt.backend = Backend::Llvm;
-    for (const auto& [lo, hi] : blocks) {
+    for (const auto& block : blocks) {
+      const int64_t lo = block.first, hi = block.second;  // not a structured binding: CAPTURE takes it in a lambda
       CAPTURE(lo);
       Swarm<NetImpl> bx = copy_rows(x0, lo, hi);
       auto bmu = mu0.clone();
