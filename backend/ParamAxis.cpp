@@ -156,7 +156,10 @@ class ParamKernel final : public Kernel {
     window_ok_ = window_free(plan_);
     for (const PassRt& rt : passes_) {
       for (const Kernel* k : {rt.kernel.get(), rt.roots_only.get()})
-        if (k) window_ok_ = window_ok_ && k->member_window() && !k->member_reads();
+        if (k) {
+          window_ok_ = window_ok_ && k->member_window() && !k->member_reads();
+          folds_ = folds_ || k->member_folds();
+        }
       for (char member : rt.root_member) window_ok_ = window_ok_ && !member;
     }
   }
@@ -166,12 +169,7 @@ class ParamKernel final : public Kernel {
   // as the staged driver does), and every reduction along the parameter axis is of values that
   // do not vary per member, so each rank gets them whole.
   bool member_window() const override { return window_ok_; }
-  bool member_folds() const override {
-    for (const PassRt& rt : passes_)
-      for (const Kernel* k : {rt.kernel.get(), rt.roots_only.get()})
-        if (k && k->member_folds()) return true;
-    return false;
-  }
+  bool member_folds() const override { return folds_; }
 
   void run(const KernelArgs& a) const override {
     if (a.members <= 0) return;
@@ -522,6 +520,7 @@ class ParamKernel final : public Kernel {
   KernelSpec spec_;
   std::vector<PassRt> passes_;
   bool window_ok_ = false;
+  bool folds_ = false;  // some pass kernel folds a windowed value over the members
   ir::Graph values_typed_;
   std::vector<BindKind> value_kinds_;
 };

@@ -271,7 +271,7 @@ class StagedKernel final : public Kernel {
     std::vector<std::pair<int64_t, int64_t>> blocks;
     for (const auto& [begin, end] : a.ranges)
       for (int64_t b = begin; b < end; b += B) blocks.emplace_back(b, std::min(end, b + B));
-    if (blocks.empty() && !w.phased) return;
+    if (blocks.empty()) return;  // no chunk, so no fold callback either
 
     // Member folds over windows run in phases: phase p computes the stages up to the p-th stage
     // with folds, folds the window's members onto what Receive brought, and stores nothing; the
@@ -312,7 +312,7 @@ class StagedKernel final : public Kernel {
       }
       for (const auto& [e0, n] : chunks) each_fold(KernelArgs::FoldStep::Share, e0, n);
     }
-    if (!blocks.empty()) run_phase<T>(a, pre, plans, w, blocks, B, s_.stages.size(), true, acc, got);
+    run_phase<T>(a, pre, plans, w, blocks, B, s_.stages.size(), true, acc, got);
   }
 
 

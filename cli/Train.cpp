@@ -481,8 +481,8 @@ RunOptions Trainer::block_options() {
     ro.population = n_;
     ro.row = [this](const std::string& input, int64_t m) { return row_of(input, m); };
     // A member reduction of rows (CEM's elite mean) is folded over the ranks in member order.
-    ro.fold = [this](FoldStep step, const at::Tensor& acc) {
-      return pg_->fold(step, acc, n_, fmt::format("a member fold of rule {}", rule_name_));
+    ro.fold = [this, what = fmt::format("a member fold of rule {}", rule_name_)](FoldStep step, const at::Tensor& acc) {
+      return pg_->fold(step, acc, n_, what);
     };
   }
   return ro;

@@ -76,12 +76,12 @@ struct RunOptions {
   /// Only members [first, second) of the bound swarms need their outputs: one rank's block in a
   /// distributed run (docs/distributed.md). Where the kernel is llvm's (or interp's, for a rule
   /// whose members are independent) and no reduction along the parameter axis varies per member
-  /// (Rule::runs_on_blocks), only those rows are read and written, and the other rows of in-place outputs keep their values: a
-  /// member read x[i] reads the rows it needs (`row`), a member reduction of a swarm's rows is
-  /// folded onto the other members' part (`fold`; without it every member is computed), and a
-  /// member reduction of values every member can compute alone (keyed noise `randn(g, j)`,
-  /// per-member vectors: OpenAI-ES's tell step) is computed for every member, not stored;
-  /// otherwise every member is computed. Members keep their numbers in the whole swarm
+  /// (Rule::runs_on_blocks), only those rows are read and written, and the other rows of
+  /// in-place outputs keep their values: a member read x[i] reads the rows it needs (`row`), a
+  /// member reduction of a swarm's rows is folded onto the other members' part (`fold`; without
+  /// it every member is computed), and a member reduction of values every member can compute
+  /// alone (keyed noise `randn(g, j)`, per-member vectors: OpenAI-ES's tell step) is computed
+  /// for every member, not stored; otherwise every member is computed. Members keep their numbers in the whole swarm
   /// (member(), the random draws), so the rows computed are bit-identical to a run without the
   /// range. Per-member vectors are still bound for every member. A range outside [0, members]
   /// is a BindError.
@@ -184,11 +184,11 @@ class Rule {
   /// psum, ...) of a value that varies per member (PGPE's and sep-CMA-ES's psum of a particle
   /// are fine) or in a pass that reads rows at another member, and no member read of a swarm
   /// at an index that varies per member (DE's p[pick(0)]: most rows would travel to every rank
-  /// on every run). Member reads at an index the same for every
-  /// member (`x[0]`) take RunOptions::row; member reductions of a swarm's rows (CEM's
-  /// msum(where(rank(f) < n, x, 0))) take RunOptions::fold; reductions of what every member
-  /// computes alone (keyed noise randn(g, j), per-member vectors, particles: OpenAI-ES's tell
-  /// step) are computed whole by every rank.
+  /// on every run). Member reads at an index the same for every member (`x[0]`) take
+  /// RunOptions::row; member reductions of a swarm's rows (CEM's msum(where(rank(f) < n, x, 0)))
+  /// take RunOptions::fold; reductions of what every member computes alone (keyed noise
+  /// randn(g, j), per-member vectors, particles: OpenAI-ES's tell step) are computed whole by
+  /// every rank.
   bool runs_on_blocks(const Bindings& bindings = {}) const;
   /// The inputs the rule reads across members: those an msum/mmin/mmax, x[i], pick or ranking
   /// reads, directly or through other values. A distributed run gathers these swarms first.

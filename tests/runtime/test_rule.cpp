@@ -12,17 +12,15 @@
 #include <torch/nn/modules/batchnorm.h>
 
 #include <array>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <set>
 #include <cmath>
 #include <limits>
 
 #include "runtime/detail.h"
+#include "tests/backend/FoldChain.h"
 #include "tests/runtime/models.h"
 
 using nyto::AnyParticle;
@@ -342,6 +340,19 @@ TEST_CASE("block rows: a block's swarms alone, with the whole run's bits") {
 }
 
 namespace {
+// The block tests' inputs: 6 random members, a random mean and a fitness vector.
+struct BlockInputs {
+  Swarm<NetImpl> x0;
+  nyto::Particle<NetImpl> mu0;
+  std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0};
+};
+BlockInputs block_inputs(uint64_t seed_no) {
+  auto seed = nyto::make_particle<NetImpl>();
+  torch::manual_seed(seed_no);
+  Swarm<NetImpl> x0(seed, 6, nyto::SwarmInit::Randn);
+  return {x0, seed.randn()};
+}
+
 // Runs `rule` on x0 and mu0 (with f and g = 2) whole, by interp (the oracle) and by llvm, and on
 // each block of `blocks` by llvm with block_rows (`adjust` adds options, `after` checks each
 // block's run): every block's rows of x and its mu are the whole run's bits.
@@ -385,15 +396,14 @@ void check_on_blocks(const nyto::Rule& rule, const Swarm<NetImpl>& x0, const nyt
 // interpreter (the oracle) or llvm. Blocks run on llvm's staged driver (the interpreter computes
 // every member of a rule whose members read each other).
 TEST_CASE("block rows: member reductions of keyed noise, and rows read from outside the block") {
-  auto seed = nyto::make_particle<NetImpl>();
-  torch::manual_seed(10);
-  Swarm<NetImpl> x0(seed, 6, nyto::SwarmInit::Randn);
-  auto mu0 = seed.randn();
+  const BlockInputs in = block_inputs(10);  // named references, not a structured binding: lambdas take them
+  const Swarm<NetImpl>& x0 = in.x0;
+  const nyto::Particle<NetImpl>& mu0 = in.mu0;
+  const std::vector<double>& f = in.f;
   auto rule = nyto::compile("let h = members() / 2\nlet s = where(member() < h, 1, -1)\nlet j = mod(member(), h)\n"
                             "mu = mu - 0.01 * msum(f * s * randn(g, j)) / members()\n"
                             "x = mu + 0.5 * x[0] + 0.1 * s * randn(g + 1, j)\n",
                             "es.nyto");
-  const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0};
   std::vector<std::string> asked;
   check_on_blocks(
       rule, x0, mu0, f, {{0, 2}, {2, 5}, {5, 6}},
@@ -1173,49 +1183,6 @@ TEST_CASE("gather_blocks: a group of one, and blocks that do not fit") {
                        std::invalid_argument);
 }
 
-namespace {
-// RunOptions::fold between blocks run at once, one thread per block, as ProcessGroup::fold passes
-// the fold between ranks: Receive from the block before, Send to the next, Share from the last.
-struct TensorChain {
-  explicit TensorChain(int blocks) : n(blocks) {}
-  int n;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<std::pair<int, int>, std::deque<at::Tensor>> box;
-  int sends = 0;
-  void put(int from, int to, const at::Tensor& t) {
-    std::lock_guard<std::mutex> lock(mu);
-    box[{from, to}].push_back(t.clone());
-    ++sends;
-    cv.notify_all();
-  }
-  void take(int from, int to, const at::Tensor& acc) {
-    std::unique_lock<std::mutex> lock(mu);
-    auto& q = box[{from, to}];
-    cv.wait(lock, [&] { return !q.empty(); });
-    acc.copy_(q.front());
-    q.pop_front();
-  }
-  bool step(int b, nyto::FoldStep step, const at::Tensor& acc) {
-    switch (step) {
-      case nyto::FoldStep::Receive:
-        if (b == 0) return false;
-        take(b - 1, b, acc);
-        return true;
-      case nyto::FoldStep::Send:
-        if (b + 1 < n) put(b, b + 1, acc);
-        return false;
-      case nyto::FoldStep::Share:
-        if (b == n - 1)
-          for (int q = 0; q < n - 1; ++q) put(b, q, acc);
-        else
-          take(n - 1, b, acc);
-        return false;
-    }
-    return false;
-  }
-};
-}  // namespace
 
 // A member reduction of a swarm's rows on blocks (CEM's shape: the elite's mean, then their
 // deviation from it): each block folds its members onto the fold of the blocks before it
@@ -1243,7 +1210,7 @@ TEST_CASE("block rows: member folds of a swarm's rows across blocks") {
     Swarm<NetImpl> x = copy_rows(x0);
     auto whole = rule.run({{"x", x}, {"f", f}}, opt);
     opt.backend = Backend::Llvm;
-    TensorChain chain(3);
+    nyto::test::FoldChain chain(blocks);
     std::vector<std::map<std::string, nyto::Value>> got(3);
     std::vector<Swarm<NetImpl>> bx;
     for (const auto& [lo, hi] : blocks) bx.push_back(copy_rows(x0, lo, hi));
@@ -1255,7 +1222,9 @@ TEST_CASE("block rows: member folds of a swarm's rows across blocks") {
         bo.member_range = blocks[size_t(k)];
         bo.block_rows = true;
         bo.population = 7;
-        bo.fold = [&chain, k](nyto::FoldStep step, const at::Tensor& acc) { return chain.step(k, step, acc); };
+        bo.fold = [&chain, k](nyto::FoldStep step, const at::Tensor& acc) {
+          return chain.step(k, nyto::KernelArgs::FoldStep(int(step)), acc.data_ptr(), int64_t(acc.nbytes()));
+        };
         try {
           got[size_t(k)] = rule.run({{"x", bx[size_t(k)]}, {"f", f}}, bo);
         } catch (const std::exception& e) {
@@ -1272,7 +1241,7 @@ TEST_CASE("block rows: member folds of a swarm's rows across blocks") {
       CHECK(at::equal(got[size_t(k)].at("sigma").particle().storage()[0], whole.at("sigma").particle().storage()[0]));
     }
     // Four folds (two msum, mmax, mmin) in two stages: block 0 and 1 send each, block 2 shares each twice.
-    CHECK(chain.sends == 4 * (2 + 2));
+    CHECK(chain.messages() == 4 * (2 + 2));
   }
   // Without RunOptions::fold: a block alone cannot run, and nothing is written; a whole swarm
   // with a member range computes every member.
@@ -1300,16 +1269,15 @@ TEST_CASE("block rows: member folds of a swarm's rows across blocks") {
 // alike (a member sum of keyed noise), so each block gets it whole; the blocks' rows and the
 // mean are the whole run's bits (interp, the oracle, and llvm).
 TEST_CASE("block rows: a reduction along the parameter axis of what every member computes") {
-  auto seed = nyto::make_particle<NetImpl>();
-  torch::manual_seed(14);
-  Swarm<NetImpl> x0(seed, 6, nyto::SwarmInit::Randn);
-  auto mu0 = seed.randn();
+  const BlockInputs in = block_inputs(14);  // named references, not a structured binding: lambdas take them
+  const Swarm<NetImpl>& x0 = in.x0;
+  const nyto::Particle<NetImpl>& mu0 = in.mu0;
+  const std::vector<double>& f = in.f;
   auto rule = nyto::compile("let j = floor(member() / 2)\nlet s = where(mod(member(), 2) == 0, 1, -1)\n"
                             "let grad = msum(s * f * randn(g, j)) / members()\n"
                             "mu = mu - 0.01 * grad / sqrt(psum(grad * grad))\n"
                             "x = mu + s * 0.1 * randn(g + 1, j)\n",
                             "pgpe.nyto");
-  const std::vector<double> f{0.5, 1.5, -2.0, 3.0, 0.25, 1.0};
   CHECK(rule.runs_on_blocks({{"mu", mu0}, {"f", f}, {"g", 2.0}}));
   check_on_blocks(rule, x0, mu0, f, {{0, 2}, {2, 5}, {5, 6}});
 }
