@@ -353,13 +353,15 @@ BlockInputs block_inputs(uint64_t seed_no) {
   return {x0, seed.randn()};
 }
 
-// Runs `rule` on x0 and mu0 (with f and g = 2) whole, by interp (the oracle) and by llvm, and on
-// each block of `blocks` by llvm with block_rows (`adjust` adds options, `after` checks each
-// block's run): every block's rows of x and its mu are the whole run's bits.
-void check_on_blocks(const nyto::Rule& rule, const Swarm<NetImpl>& x0, const nyto::AnyParticle& mu0,
-                     const std::vector<double>& f, const std::vector<std::pair<int64_t, int64_t>>& blocks,
+// Runs `rule` on in.x0 and in.mu0 (with in.f and g = 2) whole, by interp (the oracle) and by
+// llvm, and on each block of `blocks` by llvm with block_rows (`adjust` adds options, `after`
+// checks each block's run): every block's rows of x and its mu are the whole run's bits.
+void check_on_blocks(const nyto::Rule& rule, const BlockInputs& in, const std::vector<std::pair<int64_t, int64_t>>& blocks,
                      const std::function<void(nyto::RunOptions&)>& adjust = {},
                      const std::function<void()>& after = {}) {
+  const Swarm<NetImpl>& x0 = in.x0;
+  const nyto::Particle<NetImpl>& mu0 = in.mu0;
+  const std::vector<double>& f = in.f;
   for (Backend b : {Backend::Interp, Backend::Llvm}) {
     CAPTURE(int(b));
     nyto::RunOptions opt;
@@ -406,7 +408,7 @@ TEST_CASE("block rows: member reductions of keyed noise, and rows read from outs
                             "es.nyto");
   std::vector<std::string> asked;
   check_on_blocks(
-      rule, x0, mu0, f, {{0, 2}, {2, 5}, {5, 6}},
+      rule, in, {{0, 2}, {2, 5}, {5, 6}},
       [&](nyto::RunOptions& bo) {
         asked.clear();
         bo.row = [&](const std::string& input, int64_t m) {
@@ -1269,15 +1271,12 @@ TEST_CASE("block rows: member folds of a swarm's rows across blocks") {
 // alike (a member sum of keyed noise), so each block gets it whole; the blocks' rows and the
 // mean are the whole run's bits (interp, the oracle, and llvm).
 TEST_CASE("block rows: a reduction along the parameter axis of what every member computes") {
-  const BlockInputs in = block_inputs(14);  // named references, not a structured binding: lambdas take them
-  const Swarm<NetImpl>& x0 = in.x0;
-  const nyto::Particle<NetImpl>& mu0 = in.mu0;
-  const std::vector<double>& f = in.f;
+  const BlockInputs in = block_inputs(14);
   auto rule = nyto::compile("let j = floor(member() / 2)\nlet s = where(mod(member(), 2) == 0, 1, -1)\n"
                             "let grad = msum(s * f * randn(g, j)) / members()\n"
                             "mu = mu - 0.01 * grad / sqrt(psum(grad * grad))\n"
                             "x = mu + s * 0.1 * randn(g + 1, j)\n",
                             "pgpe.nyto");
-  CHECK(rule.runs_on_blocks({{"mu", mu0}, {"f", f}, {"g", 2.0}}));
-  check_on_blocks(rule, x0, mu0, f, {{0, 2}, {2, 5}, {5, 6}});
+  CHECK(rule.runs_on_blocks({{"mu", in.mu0}, {"f", in.f}, {"g", 2.0}}));
+  check_on_blocks(rule, in, {{0, 2}, {2, 5}, {5, 6}});
 }
