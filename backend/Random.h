@@ -1,21 +1,25 @@
 // Counter-based random numbers shared by every backend, so draws agree bit for bit.
 //
 // Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy as 1, 2, 3",
-// SC 2011), as in ATen's PhiloxRNGEngine.h. Every draw is a pure function of
+// SC 2011), as in ATen's PhiloxRNGEngine.h. Every draw of a rand() / randn() site is a pure
+// function of
 //   key     = seed (k0 = low 32 bits, k1 = high 32 bits)
-//   counter = (c0 = element index in the member's flat storage group,
+//   counter = (c0 = element block: the element index in the member's flat storage group, taken
+//                   as 32 bits, divided by G = 4 (float32) or 2 (float64),
 //              c1 = member index in the swarm (0 for a particle),
 //              c2 = low 32 bits of the invocation number,
-//              c3 = (storage group << 16) | Philox call of the site, see site_slot; calls stay
-//                   below 0x8000 (at most 32,768 sites): the upper half of the field keys the
-//                   draws of language version 1, docs/language.md "Random numbers")
+//              c3 = (storage group << 16) | site; sites stay below 0x8000 (at most 32,768): the
+//                   upper half of the field keys the draws of language version 1,
+//                   docs/language.md "Random numbers")
 // so nothing depends on thread count, chunking or vector width.
 //
 // One Philox call gives four 32-bit words and costs ten rounds: the whole price of a draw. A
-// float32 draw needs at most two words (uniform one, normal two), so two float32 call sites share
-// one call (site s takes words 2(s%2) and 2(s%2)+1 of call s/2): the PSO rule's two rand() cost one
-// call per element. A float64 normal needs all four words, so every float64 site has its own call.
-// The pairing depends only on site numbers and dtype, never on which sites survive optimization.
+// float32 uniform needs one word (24 bits), a float64 uniform two; a Box-Muller normal needs two
+// uniforms and gives two normals (r cos and r sin). So each call of a site serves G consecutive
+// elements, element e taking slot s = e mod G (block_f32 / block_f64): every word is used, and a
+// site costs 1/4 (float32) or 1/2 (float64) of a call per element whatever the other sites are.
+// The PSO rule's two rand() cost half a call per element (one call per element when two sites
+// shared a call, each taking two words).
 #pragma once
 
 #include <cmath>
@@ -57,21 +61,14 @@ struct Key {
   uint32_t group;
 };
 
-// Which Philox call (c3's low 16 bits) and which words of it random call site `site` uses.
-struct Slot {
-  uint32_t call;  // < 2^16 for sites < 2^16
-  int word;       // first word: 0 or 2 (float32), 0 (float64)
-};
-inline constexpr uint32_t kSitesPerCallF32 = 2;
-inline Slot site_slot(uint32_t site, bool f64) {
-  if (f64) return {site, 0};
-  return {site / kSitesPerCallF32, int(site % kSitesPerCallF32) * 2};
-}
+// Elements per Philox call of one site (and of a keyed draw): 4 float32 / 2 float64.
+inline constexpr uint32_t per_call(bool f64) { return f64 ? 2u : 4u; }
 
-// The Philox words of call `call` (see site_slot) for one element of one member.
-inline Philox4 draw(const Key& k, uint32_t call, uint32_t member, uint32_t element) {
-  return philox4x32_10(element, member, uint32_t(k.invocation), (k.group << 16) | call,
-                       uint32_t(k.seed), uint32_t(k.seed >> 32));
+// The Philox words of random call site `site` for element block `block` (elements G block ..
+// G block + G - 1, G = per_call) of member `member`.
+inline Philox4 site_block(const Key& k, uint32_t site, uint32_t member, uint32_t block) {
+  return philox4x32_10(block, member, uint32_t(k.invocation), (k.group << 16) | site, uint32_t(k.seed),
+                       uint32_t(k.seed >> 32));
 }
 
 // Uniform [0, 1): 24 (float) or 53 (double) random bits, exact in the target type. `word` is the
@@ -200,16 +197,38 @@ inline double normal_f64(const Philox4& p) {
   return std::sqrt(-2.0 * log_f64(u1)) * cos2pi_f64(u2);
 }
 
+// sin(2 pi u) for u in [0, 1) as cos(2 pi (u - 1/4 mod 1)): the shift is exact for u on the
+// 2^-24 (float) / 2^-53 (double) grid of the uniforms.
+inline float sin2pi_f32(float u) { return cos2pi_f32(u >= 0.25f ? u - 0.25f : u + 0.75f); }
+inline double sin2pi_f64(double u) { return cos2pi_f64(u >= 0.25 ? u - 0.25 : u + 0.75); }
+
+// Slot s of a block's Philox words (one call serving G = per_call elements, element e taking
+// s = e mod G), for a site's draws and the keyed draws alike:
+//   float32 uniform: word s;            float32 normal: Box-Muller on words 2(s/2), 2(s/2)+1,
+//   float64 uniform: words 2s, 2s+1;    float64 normal: Box-Muller on all four words,
+// a normal taking r cos(2 pi u2) for even s and r sin(2 pi u2) for odd s (both outputs of the
+// pair, as ATen's normal_fill does).
+inline float block_f32(const Philox4& p, uint32_t s, bool normal) {
+  if (!normal) return uniform_f32(p, int(s));
+  const int w = int(s / 2) * 2;
+  float u1 = float((p.r[w] >> 8) + 1) * 0x1p-24f;
+  float u2 = float(p.r[w + 1] >> 8) * 0x1p-24f;
+  return std::sqrt(-2.0f * log_f32(u1)) * (s % 2 ? sin2pi_f32(u2) : cos2pi_f32(u2));
+}
+inline double block_f64(const Philox4& p, uint32_t s, bool normal) {
+  if (!normal) return double(((uint64_t(p.r[2 * s]) << 32) | p.r[2 * s + 1]) >> 11) * 0x1p-53;
+  double u1 = double((((uint64_t(p.r[0]) << 32) | p.r[1]) >> 11) + 1) * 0x1p-53;
+  double u2 = double(((uint64_t(p.r[2]) << 32) | p.r[3]) >> 11) * 0x1p-53;
+  return std::sqrt(-2.0 * log_f64(u1)) * (s ? sin2pi_f64(u2) : cos2pi_f64(u2));
+}
+
 // Draw of random call site `site` (a rand() if !normal, else a randn()) for one element: what
 // every backend must produce, bit for bit.
 inline float draw_f32(const Key& k, uint32_t site, bool normal, uint32_t member, uint32_t element) {
-  Slot s = site_slot(site, false);
-  Philox4 p = draw(k, s.call, member, element);
-  return normal ? normal_f32(p, s.word) : uniform_f32(p, s.word);
+  return block_f32(site_block(k, site, member, element / 4), element % 4, normal);
 }
 inline double draw_f64(const Key& k, uint32_t site, bool normal, uint32_t member, uint32_t element) {
-  Philox4 p = draw(k, site_slot(site, true).call, member, element);
-  return normal ? normal_f64(p) : uniform_f64(p);
+  return block_f64(site_block(k, site, member, element / 2), element % 2, normal);
 }
 
 // Member draw of random call site `site` (mrand() if !normal, else mrandn(); language version 1):
@@ -229,41 +248,21 @@ inline double pick_uniform(const Key& k, uint32_t step, uint32_t member) {
                                    uint32_t(k.seed >> 32)));
 }
 
-// Keyed draw rand(k, j) / randn(k, j) (language version 1): G = 4 (float32) or 2 (float64)
-// consecutive elements share one Philox call, counter (element / G, j, k, group << 16 | 0x8000 |
-// normal), and element e takes slot s = e % G of it:
-//   float32 uniform: word s;            float32 normal: Box-Muller on words 2(s/2), 2(s/2)+1,
-//   float64 uniform: words 2s, 2s+1;    float64 normal: Box-Muller on all four words,
-// a normal taking r cos(2 pi u2) for even s and r sin(2 pi u2) for odd s (both outputs of the
-// pair, as ATen's normal_fill does). No invocation, member or site: the same (seed, k, j) gives
-// the same noise in any rule and run; bit 15 of c3 is never set by a v0 site (below 0x8000) and
-// the 0xFFFF group of member draws is no storage group's. Why share calls: ten Philox rounds and
-// a logarithm per element were three quarters of an OpenAI-ES step (bench/README.md).
-inline constexpr uint32_t keyed_per_call(bool f64) { return f64 ? 2u : 4u; }
+// Keyed draw rand(k, j) / randn(k, j) (language version 1): G = per_call consecutive elements
+// share one Philox call, counter (element / G, j, k, group << 16 | 0x8000 | normal), element e
+// taking slot e % G (block_f32 / block_f64). No invocation, member or site: the same (seed, k, j)
+// gives the same noise in any rule and run; bit 15 of c3 is never set by a v0 site (below
+// 0x8000) and the 0xFFFF group of member draws is no storage group's. Why share calls: ten Philox
+// rounds and a logarithm per element were three quarters of an OpenAI-ES step (bench/README.md).
 inline Philox4 keyed(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t call) {
   return philox4x32_10(call, key_j, key_k, (k.group << 16) | 0x8000u | uint32_t(normal), uint32_t(k.seed),
                        uint32_t(k.seed >> 32));
 }
-// sin(2 pi u) for u in [0, 1) as cos(2 pi (u - 1/4 mod 1)): the shift is exact for u on the
-// 2^-24 (float) / 2^-53 (double) grid of the uniforms.
-inline float sin2pi_f32(float u) { return cos2pi_f32(u >= 0.25f ? u - 0.25f : u + 0.75f); }
-inline double sin2pi_f64(double u) { return cos2pi_f64(u >= 0.25 ? u - 0.25 : u + 0.75); }
 inline float keyed_f32(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
-  const uint32_t s = element % 4;
-  Philox4 p = keyed(k, key_k, key_j, normal, element / 4);
-  if (!normal) return uniform_f32(p, int(s));
-  const int w = int(s / 2) * 2;
-  float u1 = float((p.r[w] >> 8) + 1) * 0x1p-24f;
-  float u2 = float(p.r[w + 1] >> 8) * 0x1p-24f;
-  return std::sqrt(-2.0f * log_f32(u1)) * (s % 2 ? sin2pi_f32(u2) : cos2pi_f32(u2));
+  return block_f32(keyed(k, key_k, key_j, normal, element / 4), element % 4, normal);
 }
 inline double keyed_f64(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
-  const uint32_t s = element % 2;
-  Philox4 p = keyed(k, key_k, key_j, normal, element / 2);
-  if (!normal) return double(((uint64_t(p.r[2 * s]) << 32) | p.r[2 * s + 1]) >> 11) * 0x1p-53;
-  double u1 = double((((uint64_t(p.r[0]) << 32) | p.r[1]) >> 11) + 1) * 0x1p-53;
-  double u2 = double(((uint64_t(p.r[2]) << 32) | p.r[3]) >> 11) * 0x1p-53;
-  return std::sqrt(-2.0 * log_f64(u1)) * (s ? sin2pi_f64(u2) : cos2pi_f64(u2));
+  return block_f64(keyed(k, key_k, key_j, normal, element / 2), element % 2, normal);
 }
 
 }  // namespace nyto::rng

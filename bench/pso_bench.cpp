@@ -4,9 +4,14 @@
 //
 //   pso-big : 32 members x 1,068,810 floats (MLP 784-1024-256-10)
 //   pso-tiny:  8 members x 131 floats (MLP 4-16-3)
+//   pso-l2  :  8 members x 4,096 floats (in cache: the kernel's compute speed, no memory stall)
+// On pso-big, impl "sites" runs the same step with N = 1..5 rand() (then randn()) sites summed
+// into one factor, v = w*v + c1*(r1 + ... + rN)*(pbest - x) + c2*(gbest - x): the same 24 bytes
+// per element as PSO, so stream6 is their ceiling too (case "rand-N" / "randn-N").
 //
-// Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N]
-//                       [--no-masked-tail] [--interleave N]   (JIT code shape, see JitOptions)
+// Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny|pso-l2] [--impl NAME] [--vector-bytes N]
+//                       [--no-masked-tail] [--interleave N] [--prefetch BYTES]
+//                       (JIT code shape, see JitOptions)
 #include <ATen/Parallel.h>
 
 #include <time.h>
@@ -66,6 +71,27 @@ std::vector<std::vector<int64_t>> mlp(std::vector<int64_t> widths) {
   return s;
 }
 
+// v = w*v + c1*(r1 + ... + rN)*(pbest - x) + c2*(gbest - x); x = x + v, r the N random sites
+// (rand() or randn()): PSO's inputs, outputs and parameters.
+ir::Graph sites_graph(int sites, bool normal) {
+  ir::Graph g;
+  g.inputs = {{"x"}, {"v"}, {"pbest"}, {"gbest"}};
+  g.params = {{"w", 0.729}, {"c1", 1.49445}, {"c2", 1.49445}};
+  ir::Builder b(g);
+  using ir::Op;
+  auto x = b.input(0, ir::Type::Elem), v = b.input(1, ir::Type::Elem);
+  auto pb = b.input(2, ir::Type::Elem), gb = b.input(3, ir::Type::Elem);
+  auto w = b.param(0), c1 = b.param(1), c2 = b.param(2);
+  auto r = b.rand(normal);
+  for (int i = 1; i < sites; ++i) r = b.binary(Op::Add, r, b.rand(normal));
+  auto t1 = b.binary(Op::Mul, w, v);
+  auto t2 = b.binary(Op::Mul, b.binary(Op::Mul, c1, r), b.binary(Op::Sub, pb, x));
+  auto t3 = b.binary(Op::Mul, c2, b.binary(Op::Sub, gb, x));
+  auto vn = b.binary(Op::Add, b.binary(Op::Add, t1, t2), t3);
+  g.outputs = {{"v", vn, 1}, {"x", b.binary(Op::Add, x, vn), 0}};
+  return g;
+}
+
 using bench::load_avg;
 using bench::process_cpu_ms;
 
@@ -110,10 +136,11 @@ int main(int argc, char** argv) {
     else if (a == "--vector-bytes" && i + 1 < argc) jit_options.vector_bytes = std::atoi(argv[++i]);
     else if (a == "--no-masked-tail") jit_options.allow_masked_tail = false;
     else if (a == "--interleave" && i + 1 < argc) jit_options.interleave = std::atoi(argv[++i]);
+    else if (a == "--prefetch" && i + 1 < argc) jit_options.prefetch_bytes = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr,
-                   "usage: %s [--quick] [--case pso-big|pso-tiny] [--impl NAME] [--vector-bytes N] "
-                   "[--no-masked-tail] [--interleave N]\n",
+                   "usage: %s [--quick] [--case pso-big|pso-tiny|pso-l2] [--impl NAME] [--vector-bytes N] "
+                   "[--no-masked-tail] [--interleave N] [--prefetch BYTES]\n",
                    argv[0]);
       return 2;
     }
@@ -188,7 +215,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
 
-  std::vector<Case> cases = {{"pso-big", 32, mlp({784, 1024, 256, 10})}, {"pso-tiny", 8, mlp({4, 16, 3})}};
+  std::vector<Case> cases = {{"pso-big", 32, mlp({784, 1024, 256, 10})}, {"pso-tiny", 8, mlp({4, 16, 3})},
+                             {"pso-l2", 8, {{4096}}}};
   for (const Case& c : cases) {
     if (!only_case.empty() && only_case != c.name) continue;
     const int64_t n = c.elements(), members = c.members;
@@ -216,6 +244,18 @@ int main(int argc, char** argv) {
         double ms = median_ms([&] { kernel->run(a); ++a.invocation; }, samples, batch, 2);
         print_line(c, "llvm", t, ms);
       }
+    if (big && want("sites"))
+      for (bool normal : {false, true})
+        for (int sites = 1; sites <= 5; ++sites) {
+          auto k = llvm_backend::compile(engine, sites_graph(sites, normal), spec);
+          Case named = c;
+          named.name = std::string(normal ? "randn-" : "rand-") + std::to_string(sites);
+          for (int t : {max_threads, 1}) {
+            at::set_num_threads(t);
+            double ms = median_ms([&] { k->run(a); ++a.invocation; }, samples, batch, 2);
+            print_line(named, "llvm", t, ms);
+          }
+        }
     if (want("stream6"))
       for (int t : {max_threads, 1}) {
         at::set_num_threads(t);

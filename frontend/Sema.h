@@ -13,8 +13,8 @@
 namespace nyto::frontend {
 
 /// Limits on the size of one rule (docs/diagnostics.md, "Limits"); beyond one, analysis stops with
-/// E0403 at the statement or call that crosses it. Random call sites: a site's Philox call number
-/// is a 16-bit field of the counter (backend/Random.h) whose upper half keys the draws of language
+/// E0403 at the statement or call that crosses it. Random call sites: a site's number is a 16-bit
+/// field of the Philox counter (backend/Random.h) whose upper half keys the draws of language
 /// version 1 (keyed and member draws, docs/language.md), so there can be at most 32,768.
 struct Limits {
   size_t statements = 1'000'000;

@@ -33,8 +33,8 @@
 //
 // Internal helpers, emitted once per module and never inlined, keep the body's size (and the
 // time LLVM takes on it) linear in the rule: nyto.<libm name>.W does a vector's lanes of one libm
-// function; in a large kernel (kInlinePhiloxCalls) nyto.draw.W.KK does the Philox rounds and the
-// draws of one Philox call.
+// function; in a large kernel (kInlineSites) nyto.draw.W.K does the Philox rounds and the draws
+// of one random site.
 //
 // Numerics (ir/IR.h): uniform nodes in double, Elem nodes in the dtype, fptrunc (round to nearest)
 // where a double meets the dtype. No fast-math flags anywhere, so LLVM neither contracts to FMA
@@ -102,15 +102,16 @@ namespace {
 
 using ir::NodeId;
 
-// Up to this many Philox calls per element, their ten rounds are inlined in the loop body (LICM
+// Up to this many rand() / randn() sites, their Philox rounds are inlined in the loop body (LICM
 // then hoists the uniform part, which matters for small memory-bound kernels such as PSO). Beyond
 // it the kernel is "large": Philox and Box-Muller become helper functions called once per site, so
 // compile time grows linearly with the number of random sites instead of with the rounds.
-constexpr size_t kInlinePhiloxCalls = 4;
+constexpr size_t kInlineSites = 8;
 
 class Codegen {
  public:
-  Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked)
+  Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked,
+          int prefetch_bytes)
       : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(masked && width > 1),
         b_(ctx) {
     f64_ = llvm::Type::getDoubleTy(ctx);
@@ -118,13 +119,17 @@ class Codegen {
     i32_ = llvm::Type::getInt32Ty(ctx);
     i64_ = llvm::Type::getInt64Ty(ctx);
     ptr_ = llvm::PointerType::get(ctx, 0);
-    for (const ir::Node& n : g.nodes)
-      if (n.op == Op::Rand || n.op == Op::Randn) {
-        rng::Slot slot = rng::site_slot(uint32_t(n.index), spec.dtype == DType::F64);
-        call_kinds_[slot.call][slot.word / 2] = n.op == Op::Randn ? 'n' : 'u';
-      }
-    large_ = call_kinds_.size() > kInlinePhiloxCalls;
-    for (const ir::Node& n : g.nodes) has_keyed_ = has_keyed_ || ir::is_keyed(n.op);
+    size_t sites = 0;
+    for (const ir::Node& n : g.nodes) {
+      sites += n.op == Op::Rand || n.op == Op::Randn;
+      has_blocks_ = has_blocks_ || ir::is_keyed(n.op) || n.op == Op::Rand || n.op == Op::Randn;
+    }
+    large_ = sites > kInlineSites;
+    // Software prefetch only where the loop body is long (draws): the core then retires the
+    // Philox rounds of several iterations before their loads issue, and the hardware prefetcher
+    // alone left a third of the memory time unhidden (pso-big, bench/README.md). A short
+    // streaming body keeps enough loads in flight without it.
+    prefetch_ = has_blocks_ && width > 1 ? prefetch_bytes : 0;
     chunk_.assign(g.outputs.size(), ChunkReduce::None);
     std::copy(spec.chunk.begin(), spec.chunk.end(), chunk_.begin());
     chunked_ = spec.has_chunk_outputs();
@@ -164,9 +169,9 @@ class Codegen {
       return finish(std::move(m));
     }
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
-    if (width_ > 1 && has_keyed_) {  // (not in a chunk kernel: emit_chunks)
-      // A keyed draw takes 4 (float32) or 2 (float64) consecutive elements from one Philox call
-      // (rng::keyed_f32): the elements before the first multiple of 4 run as scalars, so every
+    if (width_ > 1 && has_blocks_) {  // (not in a chunk kernel: emit_chunks)
+      // A draw takes 4 (float32) or 2 (float64) consecutive elements from one Philox call
+      // (rng::block_f32): the elements before the first multiple of 4 run as scalars, so every
       // vector iteration's lanes cover whole calls and each call's rounds are done once.
       llvm::Value* up = b_.CreateAnd(b_.CreateAdd(begin, b_.getInt64(3)), b_.getInt64(~uint64_t(3)), "aligned");
       llvm::Value* pend = b_.CreateSelect(b_.CreateICmpSLT(up, end), up, end, "pro.end");
@@ -515,14 +520,17 @@ class Codegen {
       return splat(u, w);
     };
     index_ = index;
-    calls_.clear();
-    drawn_.clear();
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!elem(NodeId(i))) continue;
       const ir::Node& nd = g_.nodes[i];
       if (nd.op == Op::Input) {
         auto* p = b_.CreateGEP(elem_, row_[nd.index], index);
         std::string nm = "x" + std::to_string(nd.index);
+        if (prefetch_ > 0 && !mask && w == width_)
+          for (int off = 0; off < w * elem_bytes(); off += 64)  // each cache line once
+            b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {ptr_},
+                               {b_.CreateGEP(b_.getInt8Ty(), p, b_.getInt64(uint64_t(prefetch_ + off))),
+                                b_.getInt32(0), b_.getInt32(3), b_.getInt32(1)});
         if (mask)
           val[i] = b_.CreateMaskedLoad(vec(elem_, w), p, llvm::Align(elem_bytes()), mask,
                                        llvm::Constant::getNullValue(vec(elem_, w)), nm);
@@ -727,8 +735,13 @@ class Codegen {
     }
   }
   Words philox_rounds(llvm::Value* c0, const PhiloxKey& key, int w) {
+    Words r = philox_rounds64(c0, key, w);
+    for (llvm::Value*& word : r.r) word = b_.CreateTrunc(word, vec(i32_, w));
+    return r;
+  }
+  // The same rounds, the words left in the low halves of their 64-bit lanes (pack_low takes them).
+  Words philox_rounds64(llvm::Value* c0, const PhiloxKey& key, int w) {
     llvm::Type* t64 = vec(i64_, w);
-    llvm::Type* t32 = vec(i32_, w);
     auto wide = [&](llvm::Value* v32) { return splat(b_.CreateZExt(v32, i64_), w); };
     llvm::Value* c1 = wide(key.c1);
     llvm::Value* c2 = wide(key.c2);
@@ -746,13 +759,16 @@ class Codegen {
       llvm::Value* n2 = b_.CreateXor(b_.CreateXor(hi0, c3), k1);
       c0 = n0, c1 = p1, c2 = n2, c3 = p0;
     }
-    return {{b_.CreateTrunc(c0, t32), b_.CreateTrunc(c1, t32), b_.CreateTrunc(c2, t32),
-             b_.CreateTrunc(c3, t32)}};
+    return {{c0, c1, c2, c3}};
   }
-  Words philox(llvm::Value* c0, uint32_t call, int w) {
-    PhiloxKey key{{}, ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(call))};
-    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
-    return philox_rounds(c0, key, w);
+  // [low halves of a's lanes | low halves of b's lanes] as i32: one two-source shuffle (a
+  // truncation per vector and a concatenation cost three instructions).
+  llvm::Value* pack_low(llvm::Value* a, llvm::Value* b) {
+    const int n = int(llvm::cast<llvm::FixedVectorType>(a->getType())->getNumElements());
+    std::vector<int> m(size_t(2 * n));
+    for (int l = 0; l < 2 * n; ++l) m[size_t(l)] = 2 * l;
+    llvm::Type* t = vec(i32_, 2 * n);
+    return b_.CreateShuffleVector(b_.CreateBitCast(a, t), b_.CreateBitCast(b, t), m);
   }
   // The uniform Philox words of a large kernel, stored once in the entry block: i32 k0, k1, c1,
   // c2, group << 16 (backend/Random.h key layout).
@@ -763,34 +779,28 @@ class Codegen {
     for (unsigned k = 0; k < 5; ++k)
       b_.CreateStore(words[k], b_.CreateConstInBoundsGEP2_32(key_ty, philox_key_, 0, k));
   }
-  // Large kernel: the draws of Philox call `call` (the one or two sites it serves, rng::site_slot)
-  // by one call of a helper, which does the ten rounds and the conversions (Box-Muller included).
-  // Its arguments are the element index, a constant and two stack addresses, so nothing per site
-  // is computed before the loop and no constant stays live across the calls (LICM hoisted one
-  // value per site, all live across the loop: register allocation then grew quadratically).
-  void draw_large(uint32_t call, int w) {
-    const std::array<char, 2>& kinds = call_kinds_.at(call);
+  // Large kernel: the draw of one site by one call of a helper, which does the ten rounds and the
+  // conversions (Box-Muller included). Its arguments are the element index, a constant and two
+  // stack addresses, so nothing per site is computed before the loop and no constant stays live
+  // across the calls (LICM hoisted one value per site, all live across the loop: register
+  // allocation then grew quadratically).
+  llvm::Value* draw_large(uint32_t site, bool normal, int w) {
     llvm::Type* vt = vec(elem_, w);
-    llvm::Type* buf_ty = llvm::ArrayType::get(vt, 2);
     llvm::Value*& buf = draw_buf_[w];
     if (!buf) {
       auto ip = b_.saveIP();
       b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-      buf = b_.CreateAlloca(buf_ty, nullptr, "draw.buf");
+      buf = b_.CreateAlloca(vt, nullptr, "draw.buf");
       b_.restoreIP(ip);
     }
-    b_.CreateCall(draw_function(kinds, w), {buf, philox_key_, index_, b_.getInt32(call)});
-    for (int j = 0; j < 2; ++j)
-      if (kinds[j])
-        drawn_[{call, j}] = b_.CreateLoad(vt, b_.CreateConstInBoundsGEP2_32(buf_ty, buf, 0, unsigned(j)));
+    b_.CreateCall(draw_function(normal, w), {buf, philox_key_, index_, b_.getInt32(site)});
+    return b_.CreateLoad(vt, buf);
   }
-  // void nyto.draw.W.KK(ptr out, ptr key, i64 index, i32 call): Philox4x32-10 for the W elements
-  // index, index + 1, ... (c0 = the element index truncated to 32 bits, as rng::draw), then the
-  // draw of each site of the call (K: u uniform, n normal, _ none) stored to out[0], out[1];
-  // key as store_philox_key.
-  llvm::Function* draw_function(const std::array<char, 2>& kinds, int w) {
-    std::string name = "nyto.draw." + std::to_string(w) + "." + (kinds[0] ? kinds[0] : '_') +
-                       (kinds[1] ? kinds[1] : '_');
+  // void nyto.draw.W.K(ptr out, ptr key, i64 index, i32 site): the draws of site `site` (K: u
+  // uniform, n normal) for the W elements index, index + 1, ... (block_draw), stored to out; key
+  // as store_philox_key.
+  llvm::Function* draw_function(bool normal, int w) {
+    std::string name = "nyto.draw." + std::to_string(w) + "." + (normal ? 'n' : 'u');
     if (llvm::Function* f = mod_->getFunction(name)) return f;
     auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr_, ptr_, i64_, i32_}, false);
     llvm::Function* f = helper_function(fty, name);
@@ -802,14 +812,7 @@ class Codegen {
       kw[k] = b_.CreateLoad(i32_, b_.CreateConstInBoundsGEP2_32(key_ty, f->getArg(1), 0, k));
     PhiloxKey key{{}, kw[2], kw[3], b_.CreateOr(kw[4], f->getArg(3))};
     round_keys(kw[0], kw[1], key.k);
-    llvm::Value* idx = splat(f->getArg(2), w);
-    if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
-    Words words = philox_rounds(b_.CreateTrunc(idx, vec(i32_, w)), key, w);
-    llvm::Type* buf_ty = llvm::ArrayType::get(vec(elem_, w), 2);
-    for (int j = 0; j < 2; ++j)
-      if (kinds[j])
-        b_.CreateStore(draw_from_words(words, j * 2, kinds[j] == 'n', w),
-                       b_.CreateConstInBoundsGEP2_32(buf_ty, f->getArg(0), 0, unsigned(j)));
+    b_.CreateStore(block_draw(key, normal, f->getArg(2), w), f->getArg(0));
     b_.CreateRetVoid();
     b_.restoreIP(ip);
     return f;
@@ -823,36 +826,21 @@ class Codegen {
     return f;
   }
 
+  // rand() / randn(): rng::draw_f32 / draw_f64, counter (element block, member, invocation,
+  // group << 16 | site).
   llvm::Value* emit_random(const ir::Node& nd, int w) {
-    const rng::Slot slot = rng::site_slot(uint32_t(nd.index), spec_.dtype == DType::F64);
-    if (large_) {
-      std::pair<uint32_t, int> at{slot.call, slot.word / 2};
-      if (!drawn_.count(at)) draw_large(slot.call, w);
-      return drawn_.at(at);
-    }
-    // c0 = element index of each lane (truncated to 32 bits, as rng::draw does).
-    llvm::Value* idx = splat(index_, w);
-    if (w > 1) idx = b_.CreateAdd(idx, iota64(w));
-    llvm::Value* c0 = b_.CreateTrunc(idx, vec(i32_, w));
-    // Sites paired on one Philox call (rng::site_slot) share its rounds within this body.
-    auto cached = calls_.find(slot.call);
-    if (cached == calls_.end()) cached = calls_.emplace(slot.call, philox(c0, slot.call, w)).first;
-    return draw_from_words(cached->second, slot.word, nd.op == Op::Randn, w);
+    const bool normal = nd.op == Op::Randn;
+    if (large_) return draw_large(uint32_t(nd.index), normal, w);
+    PhiloxKey key{{}, ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(uint32_t(nd.index)))};
+    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
+    return block_draw(key, normal, index_, w);
   }
 
-  // One draw from the Philox words: uniform or normal, from word k on (float32), from r[0..3]
-  // (float64), exactly as rng::uniform_* / rng::normal_*. In the kernel's dtype unless `f64`
-  // forces double (member draws are doubles whatever the dtype).
-  llvm::Value* draw_from_words(const Words& p, int k, bool normal, int w) {
-    return draw_from_words(p, k, normal, w, spec_.dtype == DType::F64);
-  }
-  llvm::Value* draw_from_words(const Words& p, int k, bool normal, int w, bool f64) {
-    if (!f64) {
-      if (!normal) return uniform_f32_from(p.r[k], w);
-      return box_muller(u1_f32_from(p.r[k], w), uniform_f32_from(p.r[k + 1], w), w, false);
-    }
-    if (!normal) return uniform_f64_from(bits53(p.r[0], p.r[1], w), w);
-    return box_muller(u1_f64_from(bits53(p.r[0], p.r[1], w), w), uniform_f64_from(bits53(p.r[2], p.r[3], w), w), w,
+  // A member draw from the Philox words, exactly as rng::member_draw: a double uniform from
+  // r[0..1], a normal by Box-Muller on all four.
+  llvm::Value* member_from_words(const Words& p, bool normal) {
+    if (!normal) return uniform_f64_from(bits53(p.r[0], p.r[1], 1), 1);
+    return box_muller(u1_f64_from(bits53(p.r[0], p.r[1], 1), 1), uniform_f64_from(bits53(p.r[2], p.r[3], 1), 1), 1,
                       true);
   }
 
@@ -861,50 +849,57 @@ class Codegen {
     PhiloxKey key{{}, ctr1_, ctr2_, b_.getInt32(0xFFFF0000u | uint32_t(nd.index))};
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
     Words words = philox_rounds(b_.getInt32(0), key, 1);
-    return draw_from_words(words, 0, nd.op == Op::MRandn, 1, true);
+    return member_from_words(words, nd.op == Op::MRandn);
   }
 
   // rand(k, j) / randn(k, j): rng::keyed_f32 / keyed_f64. The keys are uniform doubles, integers
-  // in [0, 2^32) (the prelude checked them), so fptoui is exact. G = 4 (float32) or 2 (float64)
-  // elements share a Philox call. In a vector iteration (its first element a multiple of 4: the
-  // prologue of build()) the W lanes need W/G calls: their rounds run on W/G lanes, then one
-  // shuffle puts the G draws of each call on its G lanes, and a normal's two outputs r cos and
-  // r sin share one logarithm and square root. Scalars (and widths that are not a multiple of 2G)
-  // do each lane's call and select its slot: the same operations, so the same bits.
+  // in [0, 2^32) (the prelude checked them), so fptoui is exact.
   llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
     auto key_word = [&](NodeId a) { return b_.CreateTrunc(b_.CreateFPToUI(uni_[a], i64_), i32_); };
-    const bool normal = nd.op == Op::KRandn, f64 = spec_.dtype == DType::F64;
-    const int G = int(rng::keyed_per_call(f64)), log_g = f64 ? 1 : 2;
+    const bool normal = nd.op == Op::KRandn;
     PhiloxKey key{{}, key_word(nd.args[1]), key_word(nd.args[0]),
                   b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))};
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
-    // Element indices are 32-bit counters (rng::keyed_f32 takes uint32_t): call = e32 >> log G.
+    return block_draw(key, normal, index_, w);
+  }
+  // The draws of the elements index .. index + w - 1 from Philox calls of G = 4 (float32) or 2
+  // (float64) elements each (rng::block_f32 / block_f64), counter (element / G, key.c1, key.c2,
+  // key.c3). In a vector iteration (its first element a multiple of 4: the prologue of build())
+  // the W lanes need W/G calls: their rounds run on W/G lanes, then one shuffle puts the G draws
+  // of each call on its G lanes, and a normal's two outputs r cos and r sin share one logarithm
+  // and square root. Scalars (and widths that are not a multiple of 2G) do each lane's call and
+  // select its slot: the same operations, so the same bits.
+  llvm::Value* block_draw(const PhiloxKey& key, bool normal, llvm::Value* index, int w) {
+    const bool f64 = spec_.dtype == DType::F64;
+    const int G = int(rng::per_call(f64)), log_g = f64 ? 1 : 2;
+    // Element indices are 32-bit counters (rng::draw_f32 takes uint32_t): call = e32 >> log G.
     // A chunk kernel has no such prologue (its vector iterations start 32k elements into a
     // chunk, anywhere mod 4): its draws take the per-lane path below.
     if (w > 1 && w % (2 * G) == 0 && !chunked_) {
       const int q = w / G;
-      llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index_, i32_), uint64_t(log_g));
+      llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index, i32_), uint64_t(log_g));
       llvm::Value* c0 = b_.CreateAnd(b_.CreateAdd(splat(first, q), iota32(q)), ci32(0xFFFFFFFFu >> log_g, q));
-      Words r = philox_rounds(c0, key, q);
+      Words r = philox_rounds64(c0, key, q);
+      auto r32 = [&](int k) { return b_.CreateTrunc(r.r[k], vec(i32_, q)); };
       // Lane G t + s of the result is entry s q + t of `all` (layout [slot 0 | slot 1 | ...]).
       std::vector<int> order(static_cast<size_t>(w));
       for (int t = 0; t < q; ++t)
         for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = sl * q + t;
       llvm::Value* all;
       if (!f64 && !normal) {
-        all = uniform_f32_from(concat(concat(r.r[0], r.r[1]), concat(r.r[2], r.r[3])), w);
+        all = uniform_f32_from(concat(pack_low(r.r[0], r.r[1]), pack_low(r.r[2], r.r[3])), w);
       } else if (f64 && !normal) {
-        all = uniform_f64_from(concat(bits53(r.r[0], r.r[1], q), bits53(r.r[2], r.r[3], q)), w);
+        all = uniform_f64_from(concat(bits53(r32(0), r32(1), q), bits53(r32(2), r32(3), q)), w);
       } else {
         // [cos of every pair | sin of every pair]; float32 pairs are (r0, r1) then (r2, r3).
         const int pairs = w / 2;
         llvm::Value *u1, *u2;
         if (f64) {
-          u1 = u1_f64_from(bits53(r.r[0], r.r[1], q), q);
-          u2 = uniform_f64_from(bits53(r.r[2], r.r[3], q), q);
+          u1 = u1_f64_from(bits53(r32(0), r32(1), q), q);
+          u2 = uniform_f64_from(bits53(r32(2), r32(3), q), q);
         } else {
-          u1 = u1_f32_from(concat(r.r[0], r.r[2]), pairs);
-          u2 = uniform_f32_from(concat(r.r[1], r.r[3]), pairs);
+          u1 = u1_f32_from(pack_low(r.r[0], r.r[2]), pairs);
+          u2 = uniform_f32_from(pack_low(r.r[1], r.r[3]), pairs);
           // order: slot s of call t is pair (s/2) q + t, cos for even s
           for (int t = 0; t < q; ++t)
             for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = (sl % 2) * pairs + (sl / 2) * q + t;
@@ -914,7 +909,7 @@ class Codegen {
       }
       return b_.CreateShuffleVector(all, all, order);
     }
-    llvm::Value* idx = b_.CreateTrunc(splat(index_, w), vec(i32_, w));
+    llvm::Value* idx = b_.CreateTrunc(splat(index, w), vec(i32_, w));
     if (w > 1) idx = b_.CreateAdd(idx, iota32(w));
     Words r = philox_rounds(b_.CreateLShr(idx, uint64_t(log_g)), key, w);
     llvm::Value* slot = b_.CreateAnd(idx, ci32(uint32_t(G - 1), w));
@@ -1041,7 +1036,8 @@ class Codegen {
   const KernelSpec& spec_;
   int width_;
   bool masked_;
-  bool has_keyed_ = false;  // a keyed draw: vector iterations start on a multiple of 4 elements
+  bool has_blocks_ = false;  // a draw: vector iterations start on a multiple of 4 elements
+  int prefetch_ = 0;         // bytes ahead of each input row's load the vector loop prefetches
   bool chunked_ = false;    // has chunk outputs: emit_chunks
   std::vector<ChunkReduce> chunk_;   // per output: how it is reduced per chunk (None: stored)
   std::vector<llvm::Value*> acc_;    // per chunk output: its accumulator at the insert point
@@ -1054,18 +1050,13 @@ class Codegen {
   llvm::Value* member_ = nullptr;
   llvm::Value* members_ = nullptr;
   llvm::Value* index_ = nullptr;
-  std::map<uint32_t, Words> calls_;  // Philox calls emitted in the current body, by call number
   llvm::Value *key0_ = nullptr, *key1_ = nullptr, *ctr1_ = nullptr, *ctr2_ = nullptr,
               *group_shl_ = nullptr;
   llvm::Value* round_key_[2][10] = {};
-  bool large_ = false;                       // see kInlinePhiloxCalls
-  // Large kernels (see kInlinePhiloxCalls): per Philox call, the kind of the site drawing from
-  // its words 0-1 and 2-3 ('u' rand, 'n' randn, 0 none); the key on the stack; per width the
-  // draw helper's output buffer; the draws made in the current body, by (call, slot 0 or 1).
-  std::map<uint32_t, std::array<char, 2>> call_kinds_;
+  bool large_ = false;  // see kInlineSites
+  // Large kernels (see kInlineSites): the key on the stack; per width the draw helper's output.
   llvm::Value* philox_key_ = nullptr;
   std::map<int, llvm::Value*> draw_buf_;
-  std::map<std::pair<uint32_t, int>, llvm::Value*> drawn_;
   std::vector<llvm::Value*> uni_, uni_dt_, row_, out_row_;
 };
 
@@ -1073,10 +1064,10 @@ class Codegen {
 
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width, bool masked_tail) {
+                                           int vector_width, bool masked_tail, int prefetch_bytes) {
   check_graph(graph, spec);
   ir::Graph typed = specialize(graph, spec);
-  return Codegen(ctx, typed, spec, vector_width, masked_tail).build(name);
+  return Codegen(ctx, typed, spec, vector_width, masked_tail, prefetch_bytes).build(name);
 }
 
 }  // namespace nyto::llvm_backend

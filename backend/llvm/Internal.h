@@ -20,10 +20,11 @@ namespace nyto::llvm_backend {
 // `vector_width` elements per vector loop iteration (1 = scalar loop only). A vector loop, then the
 // remainder as one lane-masked vector iteration (`masked_tail`, AVX-512) or a scalar tail loop.
 // With chunk outputs (KernelSpec::chunk) that is done per 1024-element chunk, and the vector
-// width must be 1 or a multiple of 32 (ir::kSumLanes): chunk_width() gives it.
+// width must be 1 or a multiple of 32 (ir::kSumLanes): chunk_width() gives it. A kernel with
+// random draws prefetches each input row `prefetch_bytes` ahead in its vector loop (0: never).
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width, bool masked_tail);
+                                           int vector_width, bool masked_tail, int prefetch_bytes);
 
 // The loop width of a kernel whose spec has chunk outputs: `width` raised to a multiple of the
 // 32 lanes of a chunk's accumulator, so that every vector iteration adds whole rows of it.

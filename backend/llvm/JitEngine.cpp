@@ -83,6 +83,7 @@ struct Shape {
   int width;       // elements per hardware vector
   int interleave;  // vectors per loop iteration
   bool masked;
+  int prefetch_bytes;
   int loop_width() const { return width * interleave; }
 };
 Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o, bool keyed = false) {
@@ -94,7 +95,8 @@ Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions&
   int interleave = std::max(1, std::min(keyed ? o.keyed_interleave : o.interleave, 8));
   while (interleave & (interleave - 1)) interleave &= interleave - 1;
   if (width == 1) interleave = 1;  // the scalar-only shape stays a plain loop
-  return {width, interleave, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1};
+  return {width, interleave, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1,
+          std::max(0, o.prefetch_bytes)};
 }
 // Whether the kernel gets JitOptions::keyed_interleave: it has a keyed draw and little else (the
 // staged driver's shared draw kernels, ir::SharedDraw). A large kernel has independent work to
@@ -207,11 +209,12 @@ namespace {
 // DiskCache::notifyObjectCompiled looks for before it writes a module's object.
 constexpr char kKeyPrefix[] = "nyto-kernel-cache 1\n";
 std::string cache_key(const JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, int width,
-                      bool masked) {
+                      bool masked, int prefetch_bytes) {
   std::string k = kKeyPrefix;
   k += "codegen " NYTO_CODEGEN_HASH "\nllvm " LLVM_VERSION_STRING "\n";
   k += impl.description + "\n";
-  k += "width " + std::to_string(width) + (masked ? " masked" : " tail") + "\n";
+  k += "width " + std::to_string(width) + (masked ? " masked" : " tail") + " prefetch " +
+       std::to_string(prefetch_bytes) + "\n";
   k += kernel_key(graph, spec);
   return k;
 }
@@ -238,7 +241,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   // name of its own and no file.
   std::string key, name;
   if (impl->disk) {
-    key = cache_key(*impl, graph, spec, width, shape.masked);
+    key = cache_key(*impl, graph, spec, width, shape.masked, shape.prefetch_bytes);
     name = "nyto_kernel_" + DiskCache::stem(key);
     if (!impl->live.insert(name).second) key.clear(), name.clear();
   }
@@ -268,7 +271,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
     if (!fn) {
       auto ctx = std::make_unique<llvm::LLVMContext>();
       t0 = std::chrono::steady_clock::now();
-      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked);
+      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked, shape.prefetch_bytes);
       m->setModuleIdentifier(cached ? key : name);  // the key: LLJIT's compiler stores the object under it
       times.codegen_ms = ms_since(t0);
       t0 = std::chrono::steady_clock::now();
@@ -309,7 +312,7 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   llvm::LLVMContext ctx;
   Shape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
   const int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked);
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked, shape.prefetch_bytes);
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {

@@ -185,8 +185,8 @@ TEST_CASE("differential: llvm == interp with 1, 2, 3, 7 and 64 members") {
   CHECK(st.inexact == 0);
 }
 
-// A kernel with more than a few Philox calls per element is "large" (backend/llvm/Codegen.cpp,
-// kInlinePhiloxCalls): its draws come from helper functions instead of inlined rounds, and its
+// A kernel with more than a few random sites is "large" (backend/llvm/Codegen.cpp,
+// kInlineSites): its draws come from helper functions instead of inlined rounds, and its
 // transcendentals from per-width helpers. Same bit-identity, on rules of 50-200 random sites and a
 // few hundred ops, both dtypes and both code shapes (AVX-512 masked tail, AVX2 scalar tail).
 TEST_CASE("differential: llvm == interp on large kernels (50-200 random sites)") {

@@ -74,10 +74,9 @@ void pso_reference(PsoData& d, const KernelArgs& a) {
         float& x = d.x[m * d.n + e];
         float& v = d.v[m * d.n + e];
         float pb = d.pbest[m * d.n + e], gb = d.gbest[e];
-        // Both float32 sites come from one Philox call: site 0 takes word 0, site 1 word 2.
-        rng::Philox4 p = rng::draw(key, 0, uint32_t(m), uint32_t(e));
-        float r1 = rng::uniform_f32(p, 0);
-        float r2 = rng::uniform_f32(p, 2);
+        // Sites 0 and 1 (test_random.cpp checks the layout word by word).
+        float r1 = rng::draw_f32(key, 0, false, uint32_t(m), uint32_t(e));
+        float r2 = rng::draw_f32(key, 1, false, uint32_t(m), uint32_t(e));
         float vn = w * v + (c1 * r1) * (pb - x) + (c2 * r2) * (gb - x);
         v = vn;
         x = x + vn;
@@ -222,8 +221,11 @@ TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
   CHECK((ir.find("load " + vt) != std::string::npos || ir.find("@llvm.masked.load." + vs) != std::string::npos));
   CHECK((ir.find("store " + vt) != std::string::npos || ir.find("@llvm.masked.store." + vs) != std::string::npos));
   CHECK(ir.find("fmul " + vt) != std::string::npos);
-  // Philox multiplies: i64 products of zero-extended lanes.
-  CHECK(ir.find("mul nuw <" + std::to_string(w) + " x i64>") != std::string::npos);
+  // Philox multiplies: i64 products of zero-extended lanes, one call per 4 elements of a site.
+  CHECK(ir.find("mul nuw <" + std::to_string(w / 4) + " x i64>") != std::string::npos);
+  CHECK(ir.find("mul nuw <" + std::to_string(w) + " x i64>") == std::string::npos);
+  // Draw-heavy loops prefetch their input rows (JitOptions::prefetch_bytes).
+  CHECK(ir.find("@llvm.prefetch") != std::string::npos);
   CHECK(ir.find("@llvm.fma") == std::string::npos);
   CHECK(ir.find("fmuladd") == std::string::npos);
   CHECK(ir.find(" fast ") == std::string::npos);
@@ -233,7 +235,7 @@ TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
 }
 
 TEST_CASE("llvm: a large kernel draws through helpers, a small one inlines Philox") {
-  // y = x + rand()*randn() + ... with `terms` terms: 2 * terms sites, `terms` float32 Philox calls.
+  // y = x + rand()*randn() + ... with `terms` terms: 2 * terms sites (up to 8 are inlined).
   auto terms_rule = [](int terms) {
     ir::Graph g;
     g.inputs = {{"x"}};
@@ -248,7 +250,7 @@ TEST_CASE("llvm: a large kernel draws through helpers, a small one inlines Philo
   std::string small = llvm_backend::emit_llvm_ir(terms_rule(4), spec, true);
   CHECK(small.find("@nyto.draw.") == std::string::npos);
   std::string large = llvm_backend::emit_llvm_ir(terms_rule(50), spec, true);
-  // One helper per width and site-kind pair, called once per Philox call and body.
+  // One helper per width and site kind, called once per site and body.
   CHECK(large.find("define internal void @nyto.draw.") != std::string::npos);
   CHECK(large.find("call void @nyto.draw.") != std::string::npos);
   // The rounds are in the helper only: the multiplies of 10 rounds x 2 per call would otherwise
@@ -398,13 +400,12 @@ TEST_CASE("llvm: scalar nodes in double, converted where they meet the dtype") {
     for (int64_t m = 0; m < members; ++m) {
       double td = 2.0 / 3.0 + svals[m];
       for (int64_t e = 0; e < n; ++e) {
-        auto ph = rng::draw(key, 0, uint32_t(m), uint32_t(e));
         if (f32) {
           bad += !same_bits(yf[m * n + e], xf[m * n + e] * float(td));
-          bad += !same_bits(rf[m * n + e], rng::normal_f32(ph));
+          bad += !same_bits(rf[m * n + e], rng::draw_f32(key, 0, true, uint32_t(m), uint32_t(e)));
         } else {
           bad += !same_bits(ys[m * n + e], xs[m * n + e] * td);
-          bad += !same_bits(rs[m * n + e], rng::normal_f64(ph));
+          bad += !same_bits(rs[m * n + e], rng::draw_f64(key, 0, true, uint32_t(m), uint32_t(e)));
         }
       }
     }

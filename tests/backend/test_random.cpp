@@ -24,37 +24,47 @@ TEST_CASE("philox4x32-10 known-answer vectors (Random123 kat_vectors)") {
 }
 
 TEST_CASE("random call sites map onto Philox calls and words as documented") {
-  // float32: two sites per call (words 0-1 and 2-3); float64: one site per call.
-  CHECK(rng::site_slot(0, false).call == 0);
-  CHECK(rng::site_slot(0, false).word == 0);
-  CHECK(rng::site_slot(1, false).call == 0);
-  CHECK(rng::site_slot(1, false).word == 2);
-  CHECK(rng::site_slot(2, false).call == 1);
-  CHECK(rng::site_slot(2, false).word == 0);
-  CHECK(rng::site_slot(5, true).call == 5);
-  CHECK(rng::site_slot(5, true).word == 0);
-
+  // The layout of Random.h and docs/language.md, written out by hand: site s of member m at
+  // element e draws from Philox4x32-10 with key (seed low, seed high) and counter (e / G, m,
+  // invocation, group << 16 | s), G = 4 (float32) or 2 (float64), taking slot e % G of the call.
   const rng::Key key{0x0123456789abcdefull, 77, 3};
-  // The counter of a call, written out from the documented layout.
-  auto words = [&](uint32_t call, uint32_t member, uint32_t element) {
-    return rng::philox4x32_10(element, member, 77, (3u << 16) | call, 0x89abcdefu, 0x01234567u);
+  auto call = [&](uint32_t site, uint32_t member, uint32_t block) {
+    return rng::philox4x32_10(block, member, 77, (3u << 16) | site, 0x89abcdefu, 0x01234567u);
   };
-  for (uint32_t e : {0u, 1u, 4096u, 0xFFFFFFFFu}) {
-    auto c0 = words(0, 2, e), c1 = words(1, 2, e);
-    CHECK(rng::draw_f32(key, 0, false, 2, e) == float(c0.r[0] >> 8) * 0x1p-24f);
-    CHECK(rng::draw_f32(key, 1, false, 2, e) == float(c0.r[2] >> 8) * 0x1p-24f);
-    CHECK(rng::draw_f32(key, 2, false, 2, e) == float(c1.r[0] >> 8) * 0x1p-24f);
-    CHECK(rng::draw_f32(key, 1, true, 2, e) == rng::normal_f32(c0, 2));
-    CHECK(rng::draw_f32(key, 3, true, 2, e) == rng::normal_f32(c1, 2));
-    CHECK(rng::draw_f64(key, 1, true, 2, e) == rng::normal_f64(c1));
-    CHECK(rng::draw_f64(key, 1, false, 2, e) ==
-          double(((uint64_t(c1.r[0]) << 32) | c1.r[1]) >> 11) * 0x1p-53);
-  }
-  // Sites sharing a call are still different numbers.
+  auto u24 = [](uint32_t w) { return float(w >> 8) * 0x1p-24f; };
+  auto u53 = [](uint32_t hi, uint32_t lo) { return double(((uint64_t(hi) << 32) | lo) >> 11) * 0x1p-53; };
+  for (uint32_t e : {0u, 1u, 2u, 3u, 4097u, 4098u, 0xFFFFFFFEu, 0xFFFFFFFFu})
+    for (uint32_t site : {0u, 1u, 5u, 0x7FFFu}) {
+      auto p4 = call(site, 2, e / 4), p2 = call(site, 2, e / 2);
+      const uint32_t s4 = e % 4, s2 = e % 2;
+      CAPTURE(e);
+      CAPTURE(site);
+      // float32 uniform: word e % 4.
+      CHECK(rng::draw_f32(key, site, false, 2, e) == u24(p4.r[s4]));
+      // float32 normal: Box-Muller on words 2(s/2) (u1, shifted into (0, 1]) and 2(s/2) + 1 (u2),
+      // r cos(2 pi u2) for even slots, r sin(2 pi u2) for odd ones.
+      const uint32_t w = 2 * (s4 / 2);
+      const float u1 = float((p4.r[w] >> 8) + 1) * 0x1p-24f, u2 = u24(p4.r[w + 1]);
+      const float r = std::sqrt(-2.0f * rng::log_f32(u1));
+      CHECK(rng::draw_f32(key, site, true, 2, e) == r * (s4 % 2 ? rng::sin2pi_f32(u2) : rng::cos2pi_f32(u2)));
+      // float64 uniform: words 2s, 2s + 1 of call e / 2 (53 bits).
+      CHECK(rng::draw_f64(key, site, false, 2, e) == u53(p2.r[2 * s2], p2.r[2 * s2 + 1]));
+      // float64 normal: u1 from words 0-1, u2 from words 2-3.
+      const double d1 = double((((uint64_t(p2.r[0]) << 32) | p2.r[1]) >> 11) + 1) * 0x1p-53;
+      const double d2 = u53(p2.r[2], p2.r[3]);
+      const double rd = std::sqrt(-2.0 * rng::log_f64(d1));
+      CHECK(rng::draw_f64(key, site, true, 2, e) == rd * (s2 ? rng::sin2pi_f64(d2) : rng::cos2pi_f64(d2)));
+    }
+  // An element's even-slot normal is the pair's cosine: normal_f32 on the same two words.
+  CHECK(rng::draw_f32(key, 4, true, 1, 6) == rng::normal_f32(call(4, 1, 1), 2));
+  // The four elements of a block use each word of the call once; sites and members differ.
   int same = 0;
-  for (uint32_t e = 0; e < 10000; ++e)
+  for (uint32_t e = 0; e < 10000; ++e) {
     same += rng::draw_f32(key, 0, false, 0, e) == rng::draw_f32(key, 1, false, 0, e);
-  CHECK(same < 5);
+    same += rng::draw_f32(key, 0, false, 0, e) == rng::draw_f32(key, 0, false, 1, e);
+    same += e % 4 != 3 && rng::draw_f32(key, 0, false, 0, e) == rng::draw_f32(key, 0, false, 0, e + 1);
+  }
+  CHECK(same < 10);
 }
 
 TEST_CASE("libm-free log, cos(2 pi u) and normal are accurate") {

@@ -65,8 +65,19 @@ def test_philox():
     vec = R.philox4x32_10(c0, 7, 0xffffffff, 3, 0x89abcdef, 0x01234567)
     check(all(list(vec[:, i]) == words(int(c), 7, 0xffffffff, 3, 0x89abcdef, 0x01234567)
               for i, c in enumerate(c0)), "Philox broadcast over counters = scalar calls")
-    check([R.site_slot(s, np.float32) for s in range(4)] == [(0, 0), (0, 2), (1, 0), (1, 2)]
-          and R.site_slot(5, np.float64) == (5, 0), "float32 sites pair up per Philox call")
+    # A site's calls serve 4 float32 elements (word e % 4) / 2 float64 elements (words 2(e % 2),
+    # 2(e % 2) + 1), counter (e // G, member, invocation, group << 16 | site).
+    e = np.arange(8)
+    w = R.philox4x32_10(e // 4, 3, 9, (2 << 16) | 5, 0x89abcdef, 0x01234567)
+    u32 = (w[e % 4, e] >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)
+    check(np.array_equal(R.v0_draw(0x0123456789abcdef, 9, 2, 5, False, 3, e, np.float32), u32),
+          "float32 uniform: word e % 4 of call e // 4")
+    w = R.philox4x32_10(e // 2, 3, 9, (2 << 16) | 5, 0x89abcdef, 0x01234567)
+    s = e % 2
+    u64 = ((((w[2 * s, e].astype(np.uint64) << np.uint64(32)) | w[2 * s + 1, e].astype(np.uint64))
+            >> np.uint64(11)).astype(np.float64) * 2.0**-53)
+    check(np.array_equal(R.v0_draw(0x0123456789abcdef, 9, 2, 5, False, 3, e, np.float64), u64),
+          "float64 uniform: words 2(e % 2), 2(e % 2) + 1 of call e // 2")
 
 
 def test_log_cos():

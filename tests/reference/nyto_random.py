@@ -137,36 +137,55 @@ def normal_f64(words):
     return np.sqrt(-2.0 * log_f64(u1)) * cos2pi_f64(u2)
 
 
-def _number(words, normal, dtype, word=0):
-    if np.dtype(dtype) == np.float64:
-        return normal_f64(words) if normal else uniform_f64(words)
-    if np.dtype(dtype) != np.float32:
-        raise ValueError(f"nyto draws are float32 or float64, not {dtype}")
-    return normal_f32(words, word) if normal else uniform_f32(words, word)
-
-
 def _key(seed):
     return int(seed) & MASK32, (int(seed) >> 32) & MASK32
 
 
 # ------------------------------------------------------------------ version 0: rand(), randn()
 
-def site_slot(site, dtype):
-    """(Philox call, first word) of random call site `site`: two float32 sites share a call
-    (site s takes words 2(s%2), 2(s%2)+1 of call s//2); every float64 site has its own call."""
-    if np.dtype(dtype) == np.float64:
-        return site, 0
-    return site // 2, 2 * (site % 2)
-
-
 def v0_draw(seed, invocation, group, site, normal, member, element, dtype):
     """rand() (normal=False) or randn() at call site `site` (numbered 0, 1, ... in source order)
     for members `member` and elements `element` (arrays, broadcast; element: index in the
-    member's flat storage of group `group`, the group of the parameter's (dtype, device))."""
-    call, word = site_slot(site, dtype)
-    words = philox4x32_10(element, member, int(invocation) & MASK32,
-                          ((int(group) << 16) | call) & MASK32, *_key(seed))
-    return _number(words, normal, dtype, word)
+    member's flat storage of group `group`, the group of the parameter's (dtype, device)).
+    G = 4 (float32) or 2 (float64) consecutive elements share one Philox call of the site,
+    counter (e // G, member, invocation, group << 16 | site), element e taking slot e % G of it
+    (block_draw)."""
+    f64 = _f64(dtype)
+    per_call = 2 if f64 else 4
+    element = np.asarray(element, dtype=np.int64)
+    w = philox4x32_10(element // per_call, np.asarray(member, dtype=np.int64), int(invocation) & MASK32,
+                      ((int(group) << 16) | int(site)) & MASK32, *_key(seed))
+    return block_draw(w, np.broadcast_to(element % per_call, w.shape[1:]), normal, f64)
+
+
+def _f64(dtype):
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"nyto draws are float32 or float64, not {dtype}")
+    return np.dtype(dtype) == np.float64
+
+
+def block_draw(w, slot, normal, f64):
+    """The draw of slot `slot` (an array) of Philox words `w` (4 x shape): float32 uniform word
+    s; float32 normal Box-Muller on words 2(s//2), 2(s//2)+1; float64 uniform words 2s, 2s+1;
+    float64 normal Box-Muller on all four words; a normal is r cos(2 pi u2) for even s and
+    r sin(2 pi u2) for odd s."""
+    def word(i):  # word i (an array of word indices, per element) of each element's call
+        return np.take_along_axis(w, np.asarray(i)[None], axis=0)[0]
+
+    if f64:
+        if not normal:
+            return _bits53(word(2 * slot), word(2 * slot + 1)).astype(np.float64) * 2.0**-53
+        u1 = (_bits53(w[0], w[1]) + _U64(1)).astype(np.float64) * 2.0**-53
+        u2 = _bits53(w[2], w[3]).astype(np.float64) * 2.0**-53
+        r = np.sqrt(-2.0 * log_f64(u1))
+        return np.where(slot == 1, r * sin2pi_f64(u2), r * cos2pi_f64(u2))
+    if not normal:
+        return (word(slot) >> np.uint32(8)).astype(_F) * _TWO_M24_F32
+    pair = 2 * (slot // 2)
+    u1 = ((word(pair) >> np.uint32(8)) + np.uint32(1)).astype(_F) * _TWO_M24_F32
+    u2 = (word(pair + 1) >> np.uint32(8)).astype(_F) * _TWO_M24_F32
+    r = np.sqrt(_F(-2.0) * log_f32(u1))
+    return np.where(slot % 2 == 1, r * sin2pi_f32(u2), r * cos2pi_f32(u2)).astype(_F)
 
 
 # ------------------------------------------------------------------ version 1
@@ -196,43 +215,21 @@ def sin2pi_f64(u):
 def keyed_draw(seed, k, j, group, normal, element, dtype):
     """rand(k, j) / randn(k, j) for elements `element` of storage group `group`. G = 4 (float32)
     or 2 (float64) consecutive elements share one Philox call, counter
-    (e // G, j, k, group << 16 | 0x8000 | normal), and element e takes slot s = e % G of it:
-    float32 uniform word s; float32 normal Box-Muller on words 2(s//2), 2(s//2)+1; float64
-    uniform words 2s, 2s+1; float64 normal Box-Muller on all four words; a normal is r cos(2 pi u2)
-    for even s and r sin(2 pi u2) for odd s. k and j (ints or arrays, broadcast against
+    (e // G, j, k, group << 16 | 0x8000 | normal), and element e takes slot s = e % G of it
+    (block_draw). k and j (ints or arrays, broadcast against
     `element`) must be integers in [0, 2^32). No invocation, member or site: the same (seed, k, j)
     gives the same noise in every rule and run."""
     for name, v in (("k", k), ("j", j)):
         v = np.asarray(v)
         if np.any(v < 0) or np.any(v > MASK32) or np.any(v != np.floor(v)):
             raise ValueError(f"keyed draw: {name} must be an integer in [0, 2^32)")
-    f64 = np.dtype(dtype) == np.float64
-    if not f64 and np.dtype(dtype) != np.float32:
-        raise ValueError(f"nyto draws are float32 or float64, not {dtype}")
+    f64 = _f64(dtype)
     per_call = 2 if f64 else 4
     element = np.asarray(element, dtype=np.int64)
     c3 = (((int(group) << 16) | KEYED_BIT | int(bool(normal))) & MASK32)
     w = philox4x32_10(element // per_call, np.asarray(j, dtype=np.int64), np.asarray(k, dtype=np.int64),
                       c3, *_key(seed))
-    slot = np.broadcast_to(element % per_call, w.shape[1:])
-
-    def word(i):  # word i (an array of word indices, per element) of each element's call
-        return np.take_along_axis(w, np.asarray(i)[None], axis=0)[0]
-
-    if f64:
-        if not normal:
-            return _bits53(word(2 * slot), word(2 * slot + 1)).astype(np.float64) * 2.0**-53
-        u1 = (_bits53(w[0], w[1]) + _U64(1)).astype(np.float64) * 2.0**-53
-        u2 = _bits53(w[2], w[3]).astype(np.float64) * 2.0**-53
-        r = np.sqrt(-2.0 * log_f64(u1))
-        return np.where(slot == 1, r * sin2pi_f64(u2), r * cos2pi_f64(u2))
-    if not normal:
-        return (word(slot) >> np.uint32(8)).astype(_F) * _TWO_M24_F32
-    pair = 2 * (slot // 2)
-    u1 = ((word(pair) >> np.uint32(8)) + np.uint32(1)).astype(_F) * _TWO_M24_F32
-    u2 = (word(pair + 1) >> np.uint32(8)).astype(_F) * _TWO_M24_F32
-    r = np.sqrt(_F(-2.0) * log_f32(u1))
-    return np.where(slot % 2 == 1, r * sin2pi_f32(u2), r * cos2pi_f32(u2)).astype(_F)
+    return block_draw(w, np.broadcast_to(element % per_call, w.shape[1:]), normal, f64)
 
 
 def pick_table(seed, invocation, members, picks):
