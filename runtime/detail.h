@@ -18,6 +18,14 @@ std::string shape_str(const std::vector<int64_t>& shape);
 at::Tensor slot(const ParticleState& s, size_t i);
 /// Whether parameter i's data is its slot in s's storage (not a shared outside tensor).
 bool in_storage(const ParticleState& s, size_t i);
+/// Tensor::data_ptr() without its checks (a call into c10 and three tests), as bytes; null for a
+/// tensor without storage. Rule runs ask it of every parameter of every bound member.
+inline const char* first_byte(const at::Tensor& t) {
+  const c10::TensorImpl* impl = t.unsafeGetTensorImpl();
+  const c10::Storage& st = impl->unsafe_storage();
+  if (!st) return nullptr;
+  return static_cast<const char*>(st.data()) + impl->storage_offset() * int64_t(impl->dtype().itemsize());
+}
 /// Re-points operational parameters that are not in storage (see particle.cpp).
 void ensure_operational_in_storage(ParticleState& s);
 /// The same for a particle already brought to its newest version (a member of a swarm just

@@ -148,8 +148,8 @@ bool in_storage(const ParticleState& s, size_t i) {
   const ParamInfo& p = s.species->params()[i];
   if (p.numel == 0) return true;
   const at::Tensor& st = s.storage[p.group];
-  return s.params[i].data_ptr() ==
-         static_cast<char*>(st.data_ptr()) + p.offset * int64_t(st.element_size());
+  const char* base = first_byte(st);
+  return base && first_byte(s.params[i]) == base + p.offset * int64_t(st.element_size());
 }
 
 void point_into_storage(ParticleState& s, size_t i) {

@@ -470,6 +470,149 @@ void bring_up_to_date(const Operand& op) {
   }
 }
 
+// A bound particle, swarm, scalar or per-member vector as the checked path saw it.
+struct Bound {
+  BindKind kind = BindKind::Scalar;
+  std::weak_ptr<void> state;  // the ParticleState or SwarmState (its control block: no ABA)
+  const Species* species = nullptr;
+  int64_t version = 0;
+  int64_t configs_set = 0;  // Species::configs_set(): ParamConfig changes keep the version
+  int64_t members = 0;      // swarm size, per-member vector length
+  std::vector<std::pair<const void*, int64_t>> storage;  // per group: data and numel
+  // Per operational parameter of each particle (each member of a swarm): where its data was, in
+  // storage. A parameter pointed elsewhere since (set_data by hand) is moved back by the run.
+  struct Slot {
+    const at::Tensor* param;
+    const char* data;
+    detail::ParticleState* owner;
+  };
+  std::vector<Slot> slots;
+
+  static Bound of(const Operand& op) {
+    Bound b;
+    b.kind = op.kind;
+    if (op.member_scalars) b.members = int64_t(op.member_scalars->size());
+    if (!op.is_array()) return b;
+    if (op.particle) b.state = op.particle, b.version = op.particle->version;
+    if (op.swarm) b.state = op.swarm, b.version = op.swarm->version, b.members = int64_t(op.swarm->members.size());
+    b.species = op.species().get();
+    b.configs_set = b.species->configs_set();
+    for (const at::Tensor& t : op.particle ? op.particle->storage : op.swarm->storage)
+      b.storage.emplace_back(t.data_ptr(), t.numel());
+    auto add = [&b](detail::ParticleState& p) {
+      const auto& infos = p.species->params();
+      for (size_t i = 0; i < infos.size(); ++i)
+        if (infos[i].config.operational && infos[i].numel > 0)
+          b.slots.push_back({&p.params[i], detail::first_byte(p.params[i]), &p});
+    };
+    if (op.particle) add(*op.particle);
+    if (op.swarm)
+      for (auto& m : op.swarm->members) add(*m);
+    return b;
+  }
+  // The run's bring_up_to_date: parameters still where they were cost a comparison each.
+  void bring_into_storage() const {
+    for (const Slot& s : slots)
+      if (detail::first_byte(*s.param) != s.data) detail::ensure_operational_in_storage_touched(*s.owner);
+  }
+  template <class State>
+  bool same(const std::shared_ptr<State>& s) const {
+    if (!s || state.owner_before(s) || s.owner_before(state)) return false;
+    detail::touch(*s);  // the newest version, as resolve() does; a change shows in the version
+    if (s->version != version || s->species.get() != species || species->configs_set() != configs_set ||
+        s->storage.size() != storage.size())
+      return false;
+    for (size_t g = 0; g < storage.size(); ++g)
+      if (s->storage[g].data_ptr() != storage[g].first || s->storage[g].numel() != storage[g].second) return false;
+    return true;
+  }
+  // Whether `v` is bound as checked (and brought to its newest version).
+  bool matches(const Value& v) const {
+    if (bind_kind(v.kind()) != kind) return false;
+    switch (v.kind()) {
+      case Value::Kind::Scalar: return true;
+      case Value::Kind::MemberScalars: return int64_t(v.member_scalars().size()) == members;
+      case Value::Kind::Particle: return same(v.particle().detail_state());
+      case Value::Kind::Swarm:
+        return same(v.swarm().detail_state()) && int64_t(v.swarm().detail_state()->members.size()) == members;
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+struct detail::FastRun {
+  std::vector<Bound> in, out;  // per graph input, per graph output (all updated in place)
+  Backend backend = Backend::Llvm;
+  std::vector<std::shared_ptr<const Kernel>> kernels;  // per storage group (null: nothing to compute)
+  std::vector<KernelArgs> args;                        // per group, as the checked path built them
+};
+
+namespace {
+
+// Whether a run like this one may be replayed by fast_run: plain options, and no node whose
+// values are checked per run (member indices x[i], draw keys rand(k, j)).
+bool replayable(const ir::Graph& typed, const RunOptions& options) {
+  if (options.member_range || options.block_rows || options.row || options.fold) return false;
+  return std::none_of(typed.nodes.begin(), typed.nodes.end(),
+                      [](const ir::Node& n) { return n.op == ir::Op::MRead || ir::is_keyed(n.op); });
+}
+
+// The run of detail::run_graph when `bindings` are those of the last plain run, unchanged (the
+// same particles and swarms, species versions and storage, kinds and sizes): the checks of that
+// run still hold, so only what a run may change between calls is refreshed (scalars, per-member
+// vectors' data, params, seed, invocation, operational parameters moved out of storage). Else
+// nullopt: the checked path runs (and records its bindings for the next call).
+std::optional<std::map<std::string, Value>> fast_run(detail::BindPlanCache& plans, const ir::Graph& g,
+                                                     const Bindings& bindings, const RunOptions& options,
+                                                     const std::vector<double>& params) {
+  if (options.member_range || options.block_rows || options.row || options.fold) return std::nullopt;
+  std::shared_ptr<detail::FastRun> f;
+  {
+    std::lock_guard<std::mutex> lock(plans.mu);
+    f = std::move(plans.fast);
+  }
+  if (!f) return std::nullopt;
+  struct GiveBack {
+    detail::BindPlanCache& plans;
+    std::shared_ptr<detail::FastRun>& f;
+    ~GiveBack() {
+      std::lock_guard<std::mutex> lock(plans.mu);
+      if (!plans.fast) plans.fast = std::move(f);
+    }
+  } give_back{plans, f};
+  if (f->backend != options.backend || f->in.size() != g.inputs.size() || f->out.size() != g.outputs.size())
+    return std::nullopt;
+  std::vector<const Value*> in(g.inputs.size()), out(g.outputs.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    auto it = bindings.find(g.inputs[i].name);
+    if (it == bindings.end() || !f->in[i].matches(it->second)) return std::nullopt;
+    in[i] = &it->second;
+  }
+  for (size_t o = 0; o < out.size(); ++o) {
+    auto it = bindings.find(g.outputs[o].name);
+    if (it == bindings.end() || !f->out[o].matches(it->second)) return std::nullopt;
+    out[o] = &it->second;
+  }
+  // Checks are done: from here on the run changes data (bring_up_to_date).
+  for (const Bound& b : f->in) b.bring_into_storage();
+  for (const Bound& b : f->out) b.bring_into_storage();
+  const uint64_t invocation = options.invocation ? *options.invocation : next_invocation++;
+  for (size_t grp = 0; grp < f->kernels.size(); ++grp) {
+    if (!f->kernels[grp]) continue;
+    KernelArgs& a = f->args[grp];
+    a.params = params;
+    a.seed = options.seed, a.invocation = invocation;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (in[i]->kind() == Value::Kind::Scalar) a.scalar[i] = in[i]->scalar();
+      if (in[i]->kind() == Value::Kind::MemberScalars) a.in[i] = in[i]->member_scalars().data();
+    }
+    f->kernels[grp]->run(a);
+  }
+  return std::map<std::string, Value>{};
+}
+
 }  // namespace
 
 std::map<std::string, Value> Rule::run(const Bindings& bindings, const RunOptions& options) const {
@@ -545,18 +688,23 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
                       suggestion(name, param_names));
     params[size_t(it - param_names.begin())] = value;
   }
+  if (plans)
+    if (auto done = fast_run(*plans, g, bindings, options, params)) return std::move(*done);
 
   // Inputs.
   std::vector<Operand> in;
-  std::vector<std::string> bound_names;
-  for (const auto& [name, v] : bindings) bound_names.push_back(name);
+  auto bound_names = [&bindings] {
+    std::vector<std::string> names;
+    for (const auto& [name, v] : bindings) names.push_back(name);
+    return names;
+  };
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     const std::string& name = g.inputs[i].name;
     auto it = bindings.find(name);
     if (it == bindings.end())
       throw BindError(locate("E0503", {false, i},
                               "input '" + name + "' is not bound; bind it to a particle, a swarm "
-                              "or a scalar" + suggestion(name, bound_names)));
+                              "or a scalar" + suggestion(name, bound_names())));
     in.push_back(resolve(name, it->second));
   }
 
@@ -1040,6 +1188,19 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     }
   }
 
+  // This run replayed by fast_run while its bindings stay as they are: everything in place, one
+  // fused kernel per computed group, no snapshot and no row from elsewhere.
+  std::shared_ptr<FastRun> replay;
+  if (plans && replayable(typed, options) && !split && !param_rule && outside.empty() &&
+      std::all_of(in_place.begin(), in_place.end(), [](bool b) { return b; }) &&
+      std::all_of(snapshots.begin(), snapshots.end(), [](const auto& s) { return s.empty(); })) {
+    replay = std::make_shared<FastRun>();
+    replay->backend = options.backend;
+    for (const Operand& op : in) replay->in.push_back(Bound::of(op));
+    for (const Operand& op : targets) replay->out.push_back(Bound::of(op));
+    replay->kernels.resize(species.groups().size());
+    replay->args.resize(species.groups().size());
+  }
   for (int grp = 0; grp < int(species.groups().size()); ++grp) {
     auto ranges = species.operational_ranges(grp);
     if (ranges.empty() && !(grp == 0 && values_anyway)) continue;
@@ -1048,6 +1209,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       return in[i].storage(grp);
     };
     bool fast = kernels[size_t(grp)] != nullptr;
+    if (!fast) replay = nullptr;
     // The fields the aten Call (tensors) and the kernel ABI's KernelArgs (pointers) share.
     auto set_common = [&](auto& c) {
       c.members = members;
@@ -1127,6 +1289,7 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       a.out.push_back(targets[o].swarm ? rows_base(s) : s.data_ptr());
       a.out_stride.push_back(targets[o].swarm ? s.size(1) : 0);
     }
+    if (replay) replay->kernels[size_t(grp)] = kernels[size_t(grp)], replay->args[size_t(grp)] = a;
     try {
       kernels[size_t(grp)]->run(a);
     } catch (const MemberIndexError& e) {
@@ -1142,6 +1305,10 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
       results.insert_or_assign(g.outputs[o].name, Value(std::vector<double>(value_buf[o].begin(), value_buf[o].begin() + members)));
     else
       results.insert_or_assign(g.outputs[o].name, Value(value_buf[o][0]));
+  }
+  if (replay) {
+    std::lock_guard<std::mutex> lock(plans->mu);
+    plans->fast = std::move(replay);
   }
   return results;
 }

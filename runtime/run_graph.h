@@ -51,9 +51,14 @@ struct BindPlan {
   mutable std::mutex kernel_mu;
   mutable std::map<std::string, std::shared_ptr<const Kernel>> kernels;
 };
+struct FastRun;  // runtime/rule.cpp
 struct BindPlanCache {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<const BindPlan>> plans;
+  // The last plain run's bindings, as checked, and its kernel arguments: a run bound to the same
+  // particles and swarms at the same versions replays them after a few comparisons. Taken out
+  // while a run uses it (a concurrent run of the rule takes the checked path).
+  std::shared_ptr<FastRun> fast;
 };
 
 /// Runs `g` (optimized, fused) with `bindings` by input/output name; see Rule::run. `plans`, when

@@ -73,7 +73,13 @@ class Species {
   /// Indices of the parameters a ParamConfig name selects: "" all, a parameter path, or a
   /// submodule path (every parameter under it). Throws NameError if nothing matches.
   std::vector<int64_t> select(const std::string& name) const;
-  void set_config(int64_t index, ParamConfig config) { params_.at(index).config = config; }
+  void set_config(int64_t index, ParamConfig config) {
+    params_.at(index).config = config;
+    ++configs_set_;
+  }
+  /// How many set_config() calls the species has seen: a change of operational parameters,
+  /// which (unlike a structure event) keeps version(), shows here.
+  int64_t configs_set() const { return configs_set_; }
 
   /// The species of submodule `path` (one per path, so repeated `sub()` calls combine).
   std::shared_ptr<Species> sub_species(const std::string& path, const torch::nn::Module& sub);
@@ -94,6 +100,7 @@ class Species {
   std::vector<StorageGroup> groups_;
   std::map<std::string, std::shared_ptr<Species>> subs_;
   std::vector<VersionEvent> events_;
+  int64_t configs_set_ = 0;
   /// A clone of the version-0 structure, taken at the first event: new particles of a later
   /// version are this clone with the events replayed (LibTorch's Cloneable::clone() calls reset()
   /// and refuses a module whose structure has changed since).

@@ -473,6 +473,52 @@ TEST_CASE("scalars, per-member scalars and a particle broadcast over a swarm") {
   CHECK(contains(msg, "<rule>:1:7: error[E0501]: 'k' has 2 per-member values"));
 }
 
+TEST_CASE("repeated runs replay the checked binding, and check again whatever changed") {
+  // The second run of a binding takes the replay path (runtime/rule.cpp, fast_run); every value
+  // it may change between calls (scalars, per-member vectors, params, ParamConfig, which swarm,
+  // a parameter moved out of storage) must reach the kernel.
+  auto seed = linear_particle(1, 1);
+  Swarm<torch::nn::Linear> x(seed, 3), y(seed, 3);
+  auto rule = nyto::compile("param t = 0\nx = x*k + s + t");
+  auto weights = [](Swarm<torch::nn::Linear>& w) {
+    return std::vector<double>{w[0]->weight.item<double>(), w[1]->weight.item<double>(), w[2]->weight.item<double>()};
+  };
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 2, 3}}, {"s", 1.0}});
+  CHECK(weights(x) == std::vector<double>{2, 3, 4});
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 2, 3}}, {"s", 1.0}});
+  CHECK(weights(x) == std::vector<double>{3, 7, 13});
+  rule.run({{"x", x}, {"k", std::vector<double>{0, 1, 1}}, {"s", -1.0}});  // new values, same binding
+  CHECK(weights(x) == std::vector<double>{-1, 6, 12});
+  nyto::RunOptions opt;
+  opt.params["t"] = 10;
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 1, 1}}, {"s", 0.0}}, opt);
+  CHECK(weights(x) == std::vector<double>{9, 16, 22});
+  // Another swarm of the species: written, x left alone.
+  rule.run({{"x", y}, {"k", std::vector<double>{1, 1, 1}}, {"s", 5.0}});
+  rule.run({{"x", y}, {"k", std::vector<double>{1, 1, 1}}, {"s", 5.0}});
+  CHECK(weights(y) == std::vector<double>{11, 11, 11});
+  CHECK(weights(x) == std::vector<double>{9, 16, 22});
+  // ParamConfig: the bias stops being computed (the species keeps its version).
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 1, 1}}, {"s", 0.0}});  // x's binding is the last one
+  const double bias = x[1]->bias.item<double>();
+  x[0].set_param_config(false, true, "bias");
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 1, 1}}, {"s", 1.0}});
+  CHECK(x[1]->bias.item<double>() == bias);
+  CHECK(weights(x) == std::vector<double>{10, 17, 23});
+  // A parameter pointed out of storage by hand is moved back in before the kernel writes.
+  {
+    torch::NoGradGuard g;
+    x[2]->weight.set_data(torch::full({1, 1}, 100.0f));
+  }
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 1, 1}}, {"s", 1.0}});
+  CHECK(weights(x) == std::vector<double>{11, 18, 101});
+  CHECK(x.storage()[0][2][0].item<double>() == 101);
+  // A bad binding after replays is still a located error that changes nothing.
+  std::string msg = error_of([&] { rule.run({{"x", x}, {"k", std::vector<double>{1, 2}}, {"s", 1.0}}); });
+  CHECK(contains(msg, "E0501"));
+  CHECK(weights(x) == std::vector<double>{11, 18, 101});
+}
+
 TEST_CASE("a one-member swarm is a copy of its seed, not a view (issue 13, defect 4)") {
   auto seed = linear_particle(1, 1);
   Swarm<torch::nn::Linear> x(seed, 1);
