@@ -4,7 +4,13 @@
 // per line, as nyto_bench_pso.
 //
 //   case pso-big / pso-tiny, impl rule: Rule::run of the PSO rule (llvm backend) on Swarm<MLP>
-//     with x, v, pbest swarms and gbest a particle; gbps counts 24 bytes per element.
+//     with x, v, pbest swarms and gbest a particle; gbps counts 24 bytes per element. The
+//     threads = 1 line adds memory: storage_mb (the three swarms' and gbest's flat storage),
+//     rss_before_mb (resident set before any of it was made), peak_rss_mb (the process's peak
+//     resident set over the runs, /proc/self/status VmHWM, reset once the swarms exist) and
+//     peak_over_storage = (peak_rss_mb - rss_before_mb) / storage_mb; rss_created_mb (resident
+//     once the swarms exist) and run_extra_mb = peak_rss_mb - rss_created_mb, what the runs add:
+//     0 when a run allocates nothing the size of a particle.
 //   case expr-big, impl lazy | eager: x = 0.5*x + 10*y - x*y on one 1,068,810-parameter MLP
 //     (lazy: one fused kernel; eager: ATen ops per parameter tensor, each producing a
 //     temporary, as particle arithmetic without fusion computes it); gbps counts 12 bytes per
@@ -23,6 +29,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -33,11 +41,22 @@ namespace {
 using nyto::bench::median_ms;
 using nyto::bench::mlp;
 
-void print(const char* c, const char* impl, int threads, double ms, double bytes) {
-  std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, \"gbps\": %.4g}\n",
-              c, impl, threads, ms, bytes / (ms * 1e-3) / 1e9);
+void print(const char* c, const char* impl, int threads, double ms, double bytes, const std::string& extra = "") {
+  std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, \"gbps\": %.4g%s}\n",
+              c, impl, threads, ms, bytes / (ms * 1e-3) / 1e9, extra.c_str());
   std::fflush(stdout);
 }
+
+// A field of /proc/self/status in MB ("VmRSS", "VmHWM"; given there in kB).
+double status_mb(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::strtod(line.c_str() + field.size() + 1, nullptr) / 1024.0;
+  return -1;
+}
+// Restarts VmHWM from the current resident set (Linux: clear_refs 5).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 const char* kPso = R"(param w  = 0.729
 param c1 = 1.49445
@@ -64,16 +83,30 @@ int main(int argc, char** argv) {
   for (const nyto::bench::SwarmSize& c : nyto::bench::swarm_sizes()) {
     const std::string name = std::string("pso-") + c.name;
     if (!only.empty() && only != name) continue;
+    const double rss_before = status_mb("VmRSS");
     auto seed = nyto::make_particle_from(mlp(c.widths).ptr());
     nyto::AnySwarm x(seed, c.members, nyto::SwarmInit::Randn), v(seed, c.members, nyto::SwarmInit::Randn),
         pbest(seed, c.members, nyto::SwarmInit::Randn);
+    const double storage_mb = 4.0 * double((3 * c.members + 1) * seed.storage()[0].numel()) / (1024.0 * 1024.0);
+    const double rss_created = status_mb("VmRSS");
+    reset_peak_rss();
     nyto::Bindings b{{"x", x}, {"v", v}, {"pbest", pbest}, {"gbest", seed}};
     bool big = c.members * seed.storage()[0].numel() > 100000;
     double bytes = 24.0 * double(c.members * seed.storage()[0].numel());
     for (int t : {2, 1}) {
       at::set_num_threads(t);
       double ms = median_ms([&] { pso.run(b); }, quick ? 3 : big ? 15 : 25, big ? 1 : 2000);
-      print(name.c_str(), "rule", t, ms, bytes);
+      std::string memory;
+      if (t == 1) {
+        const double peak = status_mb("VmHWM");
+        char buf[256];
+        std::snprintf(buf, sizeof buf,
+                      ", \"storage_mb\": %.1f, \"rss_before_mb\": %.1f, \"rss_created_mb\": %.1f, "
+                      "\"peak_rss_mb\": %.1f, \"peak_over_storage\": %.3f, \"run_extra_mb\": %.1f",
+                      storage_mb, rss_before, rss_created, peak, (peak - rss_before) / storage_mb, peak - rss_created);
+        memory = buf;
+      }
+      print(name.c_str(), "rule", t, ms, bytes, memory);
     }
   }
 
