@@ -240,12 +240,15 @@ void run_command(const RunArgs& a) {
       }
       continue;
     }
-    Loaded l(load_models(loads[name]), loads[name]);
+    // A swarm directory is read straight into the species of an earlier load of its structure.
+    Loaded l(load_models(loads[name], species_reps), loads[name]);
     AnyParticle rep = l.representative();
     auto same = std::find_if(species_reps.begin(), species_reps.end(),
                              [&](const AnyParticle& r) { return same_structure(r, rep); });
     if (same == species_reps.end()) {
       species_reps.push_back(rep);
+    } else if (rep.species() == same->species()) {
+      // already of that species
     } else if (l.is_swarm()) {
       l.swarm = to_species(*same, l.swarm);
     } else {

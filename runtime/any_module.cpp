@@ -38,7 +38,7 @@ struct Entry {
 /// named_parameters() gives the paths in the file's order). reset() rebuilds the tree from the
 /// entries with zero tensors, which is what Cloneable::clone() needs; the constructor registers
 /// the given tensor objects instead, so a TorchScript module and the tree share them.
-class ParamTree : public torch::nn::Cloneable<ParamTree> {
+class ParamTree : public torch::nn::Cloneable<ParamTree>, public detail::HollowCloneable {
  public:
   ParamTree(std::string name, std::vector<Entry> entries,
             std::map<std::string, at::Tensor> initial = {})
@@ -73,6 +73,19 @@ class ParamTree : public torch::nn::Cloneable<ParamTree> {
     }
     for (const auto& h : order)
       register_module(h, std::make_shared<ParamTree>("ParamTree", sub[h], sub_initial[h]));
+  }
+
+  /// The tree with empty parameters and copies of the buffers (detail::HollowCloneable): a new
+  /// particle of a loaded file's species costs its storage, not a zero fill and a copy first.
+  std::shared_ptr<torch::nn::Module> hollow_clone() const override {
+    std::map<std::string, at::Tensor> initial;
+    for (const auto& e : entries_)
+      if (!e.buffer) initial[e.path] = at::empty({0}, at::TensorOptions().dtype(e.dtype));
+    for (const auto& item : named_buffers(true)) initial[item.key()] = item.value().detach().clone();
+    auto copy = std::make_shared<ParamTree>(name(), entries_, std::move(initial));
+    copy->script = script;
+    copy->aliases = aliases;
+    return copy;
   }
 
   /// The TorchScript module this particle was loaded from (or built from), for saving; null for
@@ -194,6 +207,20 @@ void copy_values(const AnyParticle& dst, const AnyParticle& src) {
   if (d && s) {
     d->script = s->script;
     d->aliases = s->aliases;
+    // The TorchScript module moves to dst: its tensors view dst's from now on, so src's storage
+    // (a loaded file's, or a swarm converted to another species) is not kept alive by it.
+    if (s->script) {
+      std::map<std::string, at::Tensor> values;
+      for (const auto& item : dst.module_ptr()->named_parameters(true)) values[item.key()] = item.value();
+      for (const auto& item : dst.module_ptr()->named_buffers(true)) values[item.key()] = item.value();
+      auto repoint = [&](const std::string& name, const at::Tensor& t) {
+        auto alias = d->aliases.find(name);
+        auto it = values.find(alias != d->aliases.end() ? alias->second : name);
+        if (it != values.end()) t.set_data(it->second);
+      };
+      for (const auto& item : s->script->named_parameters(true)) repoint(item.name, item.value);
+      for (const auto& item : s->script->named_buffers(true)) repoint(item.name, item.value);
+    }
   }
 }
 
@@ -274,11 +301,11 @@ AnySwarm swarm_from(const torch::jit::Module& m, const std::string& path) {
 
 AnyParticle load_particle(const std::string& path) { return particle_from(load_jit(path), path); }
 
-LoadedModels load_models(const std::string& path) {
+LoadedModels load_models(const std::string& path, const std::vector<AnyParticle>& like) {
   LoadedModels out;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    out.swarm = load_swarm(path, &out.members);
+    out.swarm = load_swarm(path, &out.members, like);
     return out;
   }
   torch::jit::Module m = load_jit(path);
@@ -291,7 +318,7 @@ LoadedModels load_models(const std::string& path) {
   return out;
 }
 
-AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names) {
+AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names, const std::vector<AnyParticle>& like) {
   if (names) names->clear();
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return swarm_from(load_jit(path), path);
@@ -303,8 +330,9 @@ AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names) {
   if (ec) throw IOError("cannot read directory '" + path + "': " + ec.message());
   if (files.empty()) throw IOError("directory '" + path + "' holds no model files: an empty swarm");
   std::sort(files.begin(), files.end());
-  std::vector<AnyParticle> ps;
-  for (const auto& f : files) {
+  // One file at a time into the swarm's storage: file i is loaded, checked against the first,
+  // copied into member i and dropped, so the files' data is held once (the swarm) plus one file.
+  auto load_one = [&](const std::string& f) {
     std::string fp = (fs::path(path) / f).string();
     // A swarm checkpoint of one member (what `nyto train --particles 1 --save` writes) is that
     // member: a directory of them is the swarm of the models each holds.
@@ -314,19 +342,28 @@ AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names) {
       if (one.size() != 1)
         throw IOError("'" + fp + "' holds a swarm of " + std::to_string(one.size()) + " members; a " +
                       "directory of models takes one model per file (a particle, or a swarm of one)");
-      ps.push_back(one.member(0));
-    } else {
-      ps.push_back(particle_from(m, fp));
+      return one.member(0);
     }
-    std::string diff = structure_difference(ps.front(), ps.back());
+    return particle_from(m, fp);
+  };
+  AnyParticle first = load_one(files.front());
+  // Of a species already loaded when the structures agree: no conversion (a second swarm) later.
+  AnyParticle seed = first;
+  for (const AnyParticle& r : like)
+    if (same_structure(r, first)) {
+      seed = r;
+      break;
+    }
+  AnySwarm s(seed, int64_t(files.size()));
+  for (size_t i = 0; i < files.size(); ++i) {
+    AnyParticle p = i == 0 ? first : load_one(files[i]);
+    std::string diff = structure_difference(first, p);
     if (!diff.empty())
       throw ShapeError("the members of swarm '" + path + "' must have one structure, but '" +
-                       files.front() + "' and '" + f + "' differ: " + diff);
-  }
-  AnySwarm s(ps.front(), int64_t(ps.size()));
-  for (size_t i = 0; i < ps.size(); ++i) {
+                       files.front() + "' and '" + files[i] + "' differ: " + diff);
+    AnyParticle member = s.member(int64_t(i));
     try {
-      copy_values(s.member(int64_t(i)), ps[i]);
+      copy_values(member, p);
     } catch (const ShapeError& e) {
       throw ShapeError("swarm '" + path + "': '" + files[i] + "' and '" + files.front() + "': " + e.what());
     }

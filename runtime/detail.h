@@ -54,8 +54,17 @@ namespace nyto::detail {
 void touch(ParticleState& s);
 void touch(SwarmState& w);
 /// A new module with first's structure (its species' newest version) and buffers; parameters
-/// hold copies of first's values. Replaces module->clone(), which refuses changed structures.
+/// hold copies of first's values, or nothing for a HollowCloneable module: callers point every
+/// parameter at its storage or value. Replaces module->clone(), which refuses changed structures.
 std::shared_ptr<torch::nn::Module> clone_module(const ParticleState& first);
+/// A module class of nyto's own (runtime/any_module.cpp's ParamTree, the module of a loaded
+/// file) copies itself for clone_module without LibTorch's clone(), whose reset() and copies fill
+/// every parameter only for the new particle to point it at its storage: the copy's parameters
+/// are empty (0 elements; dtype and requires_grad kept) until then, its buffers are copies.
+struct HollowCloneable {
+  virtual ~HollowCloneable() = default;
+  virtual std::shared_ptr<torch::nn::Module> hollow_clone() const = 0;
+};
 /// Records that s owns every module of its tree (is_root, moved-module warnings). Modules that
 /// belonged to another live particle move with a warning naming both.
 void register_modules(const std::shared_ptr<ParticleState>& s);

@@ -524,6 +524,11 @@ std::shared_ptr<Module> clone_module(const ParticleState& first) {
     part = SpeciesEditor::root_path(sp);
   }
   if (!*proto) {
+    if (const auto* hollow = dynamic_cast<const HollowCloneable*>(first.module.get())) {
+      std::shared_ptr<Module> m = hollow->hollow_clone();
+      copy_requires_grad(*first.module, *m);
+      return m;
+    }
     std::shared_ptr<Module> m;
     try {
       m = first.module->clone();

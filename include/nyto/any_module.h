@@ -51,9 +51,12 @@ AnyParticle load_particle(const std::string& path);
 
 /// Loads a swarm: a directory of particle files of one structure (every regular file whose name
 /// does not start with '.', sorted by name; member i is the i-th file), or a nyto swarm
-/// checkpoint. With `names`, receives the member file names (for a checkpoint: empty). Throws
+/// checkpoint. With `names`, receives the member file names (for a checkpoint: empty). A directory
+/// is read one file at a time into the swarm's storage (memory: the swarm and one file), of the
+/// species of the first of `like` whose structure its files have (else a new one). Throws
 /// IOError (missing, empty directory, a bad file), ShapeError (files of different structures).
-AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names = nullptr);
+AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names = nullptr,
+                    const std::vector<AnyParticle>& like = {});
 
 /// What one path holds: a particle, or a swarm.
 struct LoadedModels {
@@ -65,8 +68,9 @@ struct LoadedModels {
 };
 
 /// Loads whatever `path` holds, reading each file once: a directory or a nyto swarm checkpoint
-/// gives a swarm (as load_swarm), any other file a particle (as load_particle). Throws as they do.
-LoadedModels load_models(const std::string& path);
+/// gives a swarm (as load_swarm, with `like`), any other file a particle (as load_particle).
+/// Throws as they do.
+LoadedModels load_models(const std::string& path, const std::vector<AnyParticle>& like = {});
 
 /// The format a particle is saved in by default: TorchScript when it carries a TorchScript
 /// template (loaded from TorchScript, or built from such a particle), else Nyto.
