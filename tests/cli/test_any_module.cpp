@@ -190,6 +190,19 @@ TEST_CASE("swarms: a directory of model files, or a nyto swarm checkpoint") {
   CHECK(one.particle.defined());
   CHECK_THROWS_AS(nyto::load_swarm(s / "dir/m0.pt"), nyto::IOError);
 
+  // Into the species of a particle already loaded (`like`): no conversion afterwards; a member
+  // saves as TorchScript with the swarm's values of the moment.
+  nyto::AnyParticle rep = nyto::load_particle(s / "dir/m1.pt");
+  nyto::AnySwarm joined = nyto::load_swarm(s / "dir", nullptr, {rep});
+  CHECK(joined.species() == rep.species());
+  for (int i = 0; i < 3; ++i) CHECK(at::equal(joined.member(i).param_tensors()[1], at::full({2, 3}, double(i))));
+  {
+    at::NoGradGuard g;
+    joined.storage()[1].fill_(0);  // float32 group: fc.weight, fc.bias of every member
+  }
+  CHECK(at::allclose(param(nyto::script_module(joined.member(2)), "fc.weight"), at::zeros({2, 3})));
+  CHECK(nyto::load_swarm(s / "dir", nullptr, {nyto::make_particle<NetImpl>()}).species() != rep.species());
+
   // Another structure in the directory.
   nyto::make_particle<NetImpl>().save(s / "dir/m3.pt");
   CHECK_THROWS_AS(nyto::load_swarm(s / "dir"), nyto::ShapeError);
