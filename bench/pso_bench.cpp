@@ -71,27 +71,6 @@ std::vector<std::vector<int64_t>> mlp(std::vector<int64_t> widths) {
   return s;
 }
 
-// v = w*v + c1*(r1 + ... + rN)*(pbest - x) + c2*(gbest - x); x = x + v, r the N random sites
-// (rand() or randn()): PSO's inputs, outputs and parameters.
-ir::Graph sites_graph(int sites, bool normal) {
-  ir::Graph g;
-  g.inputs = {{"x"}, {"v"}, {"pbest"}, {"gbest"}};
-  g.params = {{"w", 0.729}, {"c1", 1.49445}, {"c2", 1.49445}};
-  ir::Builder b(g);
-  using ir::Op;
-  auto x = b.input(0, ir::Type::Elem), v = b.input(1, ir::Type::Elem);
-  auto pb = b.input(2, ir::Type::Elem), gb = b.input(3, ir::Type::Elem);
-  auto w = b.param(0), c1 = b.param(1), c2 = b.param(2);
-  auto r = b.rand(normal);
-  for (int i = 1; i < sites; ++i) r = b.binary(Op::Add, r, b.rand(normal));
-  auto t1 = b.binary(Op::Mul, w, v);
-  auto t2 = b.binary(Op::Mul, b.binary(Op::Mul, c1, r), b.binary(Op::Sub, pb, x));
-  auto t3 = b.binary(Op::Mul, c2, b.binary(Op::Sub, gb, x));
-  auto vn = b.binary(Op::Add, b.binary(Op::Add, t1, t2), t3);
-  g.outputs = {{"v", vn, 1}, {"x", b.binary(Op::Add, x, vn), 0}};
-  return g;
-}
-
 using bench::load_avg;
 using bench::process_cpu_ms;
 
@@ -247,7 +226,7 @@ int main(int argc, char** argv) {
     if (big && want("sites"))
       for (bool normal : {false, true})
         for (int sites = 1; sites <= 5; ++sites) {
-          auto k = llvm_backend::compile(engine, sites_graph(sites, normal), spec);
+          auto k = llvm_backend::compile(engine, test::pso_sites_graph(sites, normal), spec);
           Case named = c;
           named.name = std::string(normal ? "randn-" : "rand-") + std::to_string(sites);
           for (int t : {max_threads, 1}) {
