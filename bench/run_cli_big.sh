@@ -9,7 +9,8 @@
 # Usage: bench/run_cli_big.sh BUILD_DIR [RESULTS_FILE]   (needs GNU time, /usr/bin/time)
 set -euo pipefail
 build=$(realpath "$1")
-out=$(realpath -m "${2:-/dev/stdout}")
+out=/dev/stdout
+[ $# -ge 2 ] && out=$(realpath -m "$2")  # (the script works in a temporary directory)
 nyto="$build/bin/nyto"
 make_models="$build/bench/nyto_bench_make_models"
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -4,7 +4,7 @@
 // per line, as nyto_bench_pso.
 //
 //   case pso-big / pso-tiny, impl rule: Rule::run of the PSO rule (llvm backend) on Swarm<MLP>
-//     with x, v, pbest swarms and gbest a particle; gbps counts 24 bytes per element. The
+//     with x, v, pbest swarms and gbest a particle; gbps counts 24 bytes per element. pso-big's
 //     threads = 1 line adds memory: storage_mb (the three swarms' and gbest's flat storage),
 //     rss_before_mb (resident set before any of it was made), peak_rss_mb (the process's peak
 //     resident set over the runs, /proc/self/status VmHWM, reset once the swarms exist) and
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
       at::set_num_threads(t);
       double ms = median_ms([&] { pso.run(b); }, quick ? 3 : big ? 15 : 25, big ? 1 : 2000);
       std::string memory;
-      if (t == 1) {
+      if (big && t == 1) {
         const double peak = status_mb("VmHWM");
         char buf[256];
         std::snprintf(buf, sizeof buf,

@@ -247,12 +247,11 @@ void run_command(const RunArgs& a) {
                              [&](const AnyParticle& r) { return same_structure(r, rep); });
     if (same == species_reps.end()) {
       species_reps.push_back(rep);
-    } else if (rep.species() == same->species()) {
-      // already of that species
-    } else if (l.is_swarm()) {
-      l.swarm = to_species(*same, l.swarm);
-    } else {
-      l.particle = to_species(*same, l.particle);
+    } else if (rep.species() != same->species()) {  // a particle, or a swarm file
+      if (l.is_swarm())
+        l.swarm = to_species(*same, l.swarm);
+      else
+        l.particle = to_species(*same, l.particle);
     }
     bindings.emplace(name, l.is_swarm() ? Value(l.swarm) : Value(l.particle));
     loaded.emplace(name, std::move(l));

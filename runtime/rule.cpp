@@ -551,11 +551,15 @@ struct detail::FastRun {
 
 namespace {
 
+// No member window, block, row or fold callback: the runs fast_run replays.
+bool plain(const RunOptions& options) {
+  return !options.member_range && !options.block_rows && !options.row && !options.fold;
+}
+
 // Whether a run like this one may be replayed by fast_run: plain options, and no node whose
 // values are checked per run (member indices x[i], draw keys rand(k, j)).
 bool replayable(const ir::Graph& typed, const RunOptions& options) {
-  if (options.member_range || options.block_rows || options.row || options.fold) return false;
-  return std::none_of(typed.nodes.begin(), typed.nodes.end(),
+  return plain(options) && std::none_of(typed.nodes.begin(), typed.nodes.end(),
                       [](const ir::Node& n) { return n.op == ir::Op::MRead || ir::is_keyed(n.op); });
 }
 
@@ -567,7 +571,7 @@ bool replayable(const ir::Graph& typed, const RunOptions& options) {
 std::optional<std::map<std::string, Value>> fast_run(detail::BindPlanCache& plans, const ir::Graph& g,
                                                      const Bindings& bindings, const RunOptions& options,
                                                      const std::vector<double>& params) {
-  if (options.member_range || options.block_rows || options.row || options.fold) return std::nullopt;
+  if (!plain(options)) return std::nullopt;
   std::shared_ptr<detail::FastRun> f;
   {
     std::lock_guard<std::mutex> lock(plans.mu);

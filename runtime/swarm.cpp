@@ -7,10 +7,10 @@
 #include <torch/serialize/output-archive.h>
 
 #include <fstream>
+#include <functional>
 #ifdef __GLIBC__  // (set by the headers above)
 #include <malloc.h>
 #endif
-#include <functional>
 
 #include "runtime/detail.h"
 
@@ -32,16 +32,6 @@ void add_members(const std::shared_ptr<SwarmState>& s, int64_t n,
     s->members.push_back(new_like(like(i), std::move(rows)));
     s->members.back()->swarm = s;
   }
-#ifdef __GLIBC__
-  // Each member's module came from LibTorch's clone(), which makes and fills parameters (reset(),
-  // then a copy of like(i)'s) that new_like drops for views into the storage: twice the swarm's
-  // bytes, freed, but kept by glibc's heap once its mmap threshold has grown past a parameter.
-  // Returned to the system here, a big swarm costs its storage (pso-big: 1.78 -> 1.03 of it,
-  // bench/README.md), not that again in free heap.
-  int64_t bytes = 0;
-  for (const auto& t : s->storage) bytes += int64_t(t.nbytes());
-  if (bytes > (int64_t(64) << 20)) malloc_trim(0);
-#endif
 }
 }  // namespace
 }  // namespace detail
@@ -68,6 +58,17 @@ AnySwarm::AnySwarm(const AnyParticle& seed, int64_t n, SwarmInit init) {
     s->storage.push_back(t);
   }
   detail::add_members(s, n, [&](int64_t) -> const ParticleState& { return first; });
+#ifdef __GLIBC__
+  // Each member's module came from LibTorch's clone(), which makes and fills parameters (reset(),
+  // then a copy of first's) that new_like drops for views into the storage: twice the swarm's
+  // bytes, freed, but kept by glibc's heap once its mmap threshold has grown past a parameter.
+  // Returned to the system here, a big swarm costs its storage (pso-big: 1.78 -> 1.03 of it,
+  // bench/README.md), not that again in free heap. Only here, where a program makes its swarms:
+  // a rule's fresh swarm outputs (new_swarm_like) reuse that heap run after run.
+  int64_t bytes = 0;
+  for (const auto& t : s->storage) bytes += int64_t(t.nbytes());
+  if (bytes > (int64_t(64) << 20)) malloc_trim(0);
+#endif
   s->version = first.version;
   s_ = std::move(s);
 }

@@ -48,7 +48,6 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <map>
 #include <stdexcept>
@@ -826,14 +825,21 @@ class Codegen {
     return f;
   }
 
+  // The key of a draw under the run's seed (the round keys of the entry block) with counter
+  // words c1..c3.
+  PhiloxKey seed_key(llvm::Value* c1, llvm::Value* c2, llvm::Value* c3) {
+    PhiloxKey key{{}, c1, c2, c3};
+    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
+    return key;
+  }
+
   // rand() / randn(): rng::draw_f32 / draw_f64, counter (element block, member, invocation,
   // group << 16 | site).
   llvm::Value* emit_random(const ir::Node& nd, int w) {
     const bool normal = nd.op == Op::Randn;
     if (large_) return draw_large(uint32_t(nd.index), normal, w);
-    PhiloxKey key{{}, ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(uint32_t(nd.index)))};
-    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
-    return block_draw(key, normal, index_, w);
+    return block_draw(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(uint32_t(nd.index)))), normal,
+                      index_, w);
   }
 
   // A member draw from the Philox words, exactly as rng::member_draw: a double uniform from
@@ -846,9 +852,7 @@ class Codegen {
 
   // mrand() / mrandn(): one double per member (rng::member_draw), computed once before the loop.
   llvm::Value* emit_member_draw(const ir::Node& nd) {
-    PhiloxKey key{{}, ctr1_, ctr2_, b_.getInt32(0xFFFF0000u | uint32_t(nd.index))};
-    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
-    Words words = philox_rounds(b_.getInt32(0), key, 1);
+    Words words = philox_rounds(b_.getInt32(0), seed_key(ctr1_, ctr2_, b_.getInt32(0xFFFF0000u | uint32_t(nd.index))), 1);
     return member_from_words(words, nd.op == Op::MRandn);
   }
 
@@ -857,10 +861,9 @@ class Codegen {
   llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
     auto key_word = [&](NodeId a) { return b_.CreateTrunc(b_.CreateFPToUI(uni_[a], i64_), i32_); };
     const bool normal = nd.op == Op::KRandn;
-    PhiloxKey key{{}, key_word(nd.args[1]), key_word(nd.args[0]),
-                  b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))};
-    std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
-    return block_draw(key, normal, index_, w);
+    return block_draw(seed_key(key_word(nd.args[1]), key_word(nd.args[0]),
+                               b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))),
+                      normal, index_, w);
   }
   // The draws of the elements index .. index + w - 1 from Philox calls of G = 4 (float32) or 2
   // (float64) elements each (rng::block_f32 / block_f64), counter (element / G, key.c1, key.c2,

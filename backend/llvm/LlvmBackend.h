@@ -48,7 +48,7 @@ struct JitOptions {
                                   // quarter of the rounds on a quarter of the lanes), so more
                                   // vectors per iteration are needed to fill the pipeline (32 x
                                   // 1,068,810 f32 of randn(g, member()), 1 thread: 51 -> 40 ms)
-  int prefetch_bytes = 1024;       // a kernel with random draws prefetches its input rows this far
+  int prefetch_bytes = 1024;      // a kernel with random draws prefetches its input rows this far
                                   // ahead (0: not at all): pso-big, 2 threads: 26.6 -> 20.7 ms
   /// The persistent kernel cache's directory (backend/llvm/DiskCache.h): unset, the default
   /// (default_cache_dir(): $NYTO_CACHE_DIR, the XDG cache directory); "": no disk cache.
@@ -81,8 +81,6 @@ class JitEngine {
   bool masked_tail() const;
   /// Timing of the most recent compile() through this engine.
   CompileTimes last_compile_times() const;
-  int prefetch_bytes = 1024;       // a kernel with random draws prefetches its input rows this far
-                                  // ahead (0: not at all): pso-big, 2 threads: 26.6 -> 20.7 ms
   /// The persistent kernel cache's directory, "" when the engine has none.
   std::string cache_dir() const;
   /// What the persistent kernel cache did since the engine was created.

@@ -81,10 +81,10 @@ struct RunOptions {
   /// member reduction of a swarm's rows is folded onto the other members' part (`fold`; without
   /// it every member is computed), and a member reduction of values every member can compute
   /// alone (keyed noise `randn(g, j)`, per-member vectors: OpenAI-ES's tell step) is computed
-  /// for every member, not stored; otherwise every member is computed. Members keep their numbers in the whole swarm
-  /// (member(), the random draws), so the rows computed are bit-identical to a run without the
-  /// range. Per-member vectors are still bound for every member. A range outside [0, members]
-  /// is a BindError.
+  /// for every member, not stored; otherwise every member is computed. Members keep their
+  /// numbers in the whole swarm (member(), the random draws), so the rows computed are
+  /// bit-identical to a run without the range. Per-member vectors are still bound for every
+  /// member. A range outside [0, members] is a BindError.
   std::optional<std::pair<int64_t, int64_t>> member_range;
   /// With member_range [b, e): the bound swarms hold only those members, row r being member b + r
   /// (e - b rows), of a population of `population` members: one rank's own block when it holds
