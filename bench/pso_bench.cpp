@@ -5,11 +5,13 @@
 //   pso-big : 32 members x 1,068,810 floats (MLP 784-1024-256-10)
 //   pso-tiny:  8 members x 131 floats (MLP 4-16-3)
 //   pso-l2  :  8 members x 4,096 floats (in cache: the kernel's compute speed, no memory stall)
+//   trans-big: 8 members x 1,068,810 floats, x = x + 0.1*randn()*abs(v) + sigmoid(x)*tanh(v)
+//              (transcendental functions; llvm, interp, aten)
 // On pso-big, impl "sites" runs the same step with N = 1..5 rand() (then randn()) sites summed
 // into one factor, v = w*v + c1*(r1 + ... + rN)*(pbest - x) + c2*(gbest - x): the same 24 bytes
 // per element as PSO, so stream6 is their ceiling too (case "rand-N" / "randn-N").
 //
-// Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny|pso-l2] [--impl NAME] [--vector-bytes N]
+// Usage: nyto_bench_pso [--quick] [--case pso-big|pso-tiny|pso-l2|trans-big] [--impl NAME] [--vector-bytes N]
 //                       [--no-masked-tail] [--interleave N] [--prefetch BYTES]
 //                       (JIT code shape, see JitOptions)
 #include <ATen/Parallel.h>
@@ -118,7 +120,7 @@ int main(int argc, char** argv) {
     else if (a == "--prefetch" && i + 1 < argc) jit_options.prefetch_bytes = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr,
-                   "usage: %s [--quick] [--case pso-big|pso-tiny|pso-l2] [--impl NAME] [--vector-bytes N] "
+                   "usage: %s [--quick] [--case pso-big|pso-tiny|pso-l2|trans-big] [--impl NAME] [--vector-bytes N] "
                    "[--no-masked-tail] [--interleave N] [--prefetch BYTES]\n",
                    argv[0]);
       return 2;
@@ -267,6 +269,61 @@ int main(int argc, char** argv) {
         print_line(c, "eager", t, ms);
       }
       bench::eager_destroy(e);
+    }
+  }
+  // Transcendental functions: x = x + 0.1*randn()*abs(v) + sigmoid(x)*tanh(v) on 8 members of the
+  // pso-big MLP (gbps counts 12 bytes per element: x and v read, x written).
+  if (only_case.empty() || only_case == "trans-big") {
+    const Case c{"trans-big", 8, mlp({784, 1024, 256, 10})};
+    const int64_t n = c.elements(), members = c.members;
+    std::vector<float> x(members * n), v(members * n);
+    std::mt19937 gen(5);
+    std::normal_distribution<float> d(0, 1.0f);
+    for (auto* vec : {&x, &v})
+      for (auto& e : *vec) e = d(gen);
+    const std::vector<float> x0 = x;
+    ir::Graph g = test::transcendental_graph();
+    KernelSpec tspec{DType::F32, {BindKind::Swarm, BindKind::Swarm}};
+    KernelArgs a;
+    a.members = members;
+    a.ranges = {{0, n}};
+    a.in = {x.data(), v.data()};
+    a.in_stride = {n, n};
+    a.scalar = {0, 0};
+    a.out = {x.data()};
+    a.out_stride = {n};
+    a.seed = 42;
+    const int samples = quick ? 5 : 11;
+    auto line = [&](const char* impl, int threads, double ms) {
+      std::printf("{\"case\": \"trans-big\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, "
+                  "\"ns_per_element\": %.4g, \"gbps\": %.4g, \"cpu_ms_median\": %.6g, \"load_avg\": %.2f}\n",
+                  impl, threads, ms, ms * 1e6 / double(members * n), 12.0 * double(members * n) / (ms * 1e-3) / 1e9,
+                  g_cpu_ms, load_avg());
+      std::fflush(stdout);
+    };
+    // x is updated in place; each implementation starts from the same values, and a step moves it
+    // by less than 1 plus the noise, so the functions see ordinary arguments throughout.
+    if (want("llvm")) {
+      auto k = llvm_backend::compile(engine, g, tspec);
+      for (int t : {max_threads, 1}) {
+        at::set_num_threads(t);
+        x = x0;
+        line("llvm", t, median_ms([&] { k->run(a); ++a.invocation; }, samples, 1, 1));
+      }
+    }
+    if (want("interp")) {
+      at::set_num_threads(1);
+      auto ik = interp::compile(g, tspec);
+      x = x0;
+      line("interp", 1, median_ms([&] { ik->run(a); ++a.invocation; }, 3, 1, 1));
+    }
+    if (want("aten")) {
+      auto ak = aten_backend::compile(g, tspec);
+      for (int t : {max_threads, 1}) {
+        at::set_num_threads(t);
+        x = x0;
+        line("aten", t, median_ms([&] { ak->run(a); ++a.invocation; }, quick ? 3 : 5, 1, 1));
+      }
     }
   }
   return 0;

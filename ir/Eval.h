@@ -1,6 +1,7 @@
 // The meaning of every arithmetic and comparison op on one value, as IR.h's numerics rule states
 // it. Shared by constant folding (T = double, for Scalar nodes) and the reference interpreter
-// (T = float or double), so folding can never disagree with the oracle. Header-only, std only.
+// (T = float or double), so folding can never disagree with the oracle. Transcendental functions
+// are SLEEF's (ir/Math.h), which the LLVM backend calls in vector form.
 #pragma once
 
 #include <cmath>
@@ -8,6 +9,7 @@
 
 #include "ir/Error.h"
 #include "ir/IR.h"
+#include "ir/Math.h"
 
 namespace nyto::ir {
 
@@ -57,18 +59,18 @@ T eval_unary(Op op, T x) {
     case Op::Neg: return -x;
     case Op::Abs: return std::fabs(x);
     case Op::Sqrt: return std::sqrt(x);
-    case Op::Exp: return std::exp(x);
-    case Op::Log: return std::log(x);
-    case Op::Sin: return std::sin(x);
-    case Op::Cos: return std::cos(x);
-    case Op::Tanh: return std::tanh(x);
-    case Op::Sigmoid: return T(1) / (T(1) + std::exp(-x));
+    case Op::Exp: return math::exp(x);
+    case Op::Log: return math::log(x);
+    case Op::Sin: return math::sin(x);
+    case Op::Cos: return math::cos(x);
+    case Op::Tanh: return math::tanh(x);
+    case Op::Sigmoid: return T(1) / (T(1) + math::exp(-x));
     case Op::Sign: return sign_of(x);
     case Op::Floor: return std::floor(x);
     case Op::Ceil: return std::ceil(x);
-    case Op::Acos: return std::acos(x);  // std::acos(float) is acosf, as the llvm backend calls
-    case Op::Asin: return std::asin(x);
-    case Op::Atan: return std::atan(x);
+    case Op::Acos: return math::acos(x);
+    case Op::Asin: return math::asin(x);
+    case Op::Atan: return math::atan(x);
     default: internal_error(std::string("eval_unary: not a unary op: ") + op_name(op));
   }
 }
@@ -81,11 +83,11 @@ T eval_binary(Op op, T a, T b) {
     case Op::Sub: return a - b;
     case Op::Mul: return a * b;
     case Op::Div: return a / b;
-    case Op::Pow: return std::pow(a, b);  // std::pow(float, float) is powf
+    case Op::Pow: return math::pow(a, b);
     case Op::Min: return ieee_minimum(a, b);
     case Op::Max: return ieee_maximum(a, b);
     case Op::Mod: return floored_mod(a, b);
-    case Op::Atan2: return std::atan2(a, b);  // atan2(y = a, x = b), C's argument order
+    case Op::Atan2: return math::atan2(a, b);  // atan2(y = a, x = b), C's argument order
     default: internal_error(std::string("eval_binary: not an arithmetic op: ") + op_name(op));
   }
 }

@@ -25,7 +25,8 @@ namespace nyto::ir {
 // with respect to every backend. No FMA contraction, no reassociation.
 // Semantics are those of C++ on the dtype (IEEE float32/float64, round to nearest):
 //   Min/Max propagate NaN (like torch.minimum/maximum); Sign(x) is -1, 0 or 1 (NaN stays NaN);
-//   Pow follows std::pow; Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a mask;
+//   exp, log, sin, cos, tanh, acos, asin, atan, pow, atan2 are SLEEF's 1-ulp functions (ir/Math.h;
+//   pow and atan2 as C's); Sigmoid(x) = 1 / (1 + exp(-x)); comparisons give a mask;
 //   Mod(a, b) is the floored modulo (Python's a % b: the sign of b; fmod, then + b where the signs
 //   differ; a zero result takes b's sign);
 //   Select(m, a, b) = m ? a : b.

@@ -32,7 +32,7 @@
 // different bits, may differ).
 //
 // Internal helpers, emitted once per module and never inlined, keep the body's size (and the
-// time LLVM takes on it) linear in the rule: nyto.<libm name>.W does a vector's lanes of one libm
+// time LLVM takes on it) linear in the rule: nyto.<fn>.<type> does a vector's lanes of one SLEEF
 // function; in a large kernel (kInlineSites) nyto.draw.W.K does the Philox rounds and the draws
 // of one random site.
 //
@@ -55,6 +55,7 @@
 #include "backend/Random.h"
 #include "backend/llvm/Internal.h"
 #include "backend/llvm/LlvmBackend.h"
+#include "backend/llvm/Sleef.h"
 #include "ir/ParamAxis.h"
 #include "ir/Passes.h"
 
@@ -110,8 +111,8 @@ constexpr size_t kInlineSites = 8;
 class Codegen {
  public:
   Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked,
-          int prefetch_bytes)
-      : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(masked && width > 1),
+          int prefetch_bytes, int math_lanes)
+      : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(masked && width > 1), math_lanes_(math_lanes),
         b_(ctx) {
     f64_ = llvm::Type::getDoubleTy(ctx);
     elem_ = spec.dtype == DType::F32 ? llvm::Type::getFloatTy(ctx) : f64_;
@@ -579,19 +580,19 @@ class Codegen {
       case Op::Neg: return b_.CreateFNeg(A(0));
       case Op::Abs: return unary_intrinsic(llvm::Intrinsic::fabs, A(0));
       case Op::Sqrt: return unary_intrinsic(llvm::Intrinsic::sqrt, A(0));
-      case Op::Exp: return libm_call(fty == f64_ ? "exp" : "expf", {A(0)});
-      case Op::Log: return libm_call(fty == f64_ ? "log" : "logf", {A(0)});
-      case Op::Sin: return libm_call(fty == f64_ ? "sin" : "sinf", {A(0)});
-      case Op::Cos: return libm_call(fty == f64_ ? "cos" : "cosf", {A(0)});
+      case Op::Exp: return math_call("exp", {A(0)});
+      case Op::Log: return math_call("log", {A(0)});
+      case Op::Sin: return math_call("sin", {A(0)});
+      case Op::Cos: return math_call("cos", {A(0)});
       case Op::Floor: return unary_intrinsic(llvm::Intrinsic::floor, A(0));
       case Op::Ceil: return unary_intrinsic(llvm::Intrinsic::ceil, A(0));
-      case Op::Tanh: return libm_call(fty == f64_ ? "tanh" : "tanhf", {A(0)});
-      case Op::Acos: return libm_call(fty == f64_ ? "acos" : "acosf", {A(0)});
-      case Op::Asin: return libm_call(fty == f64_ ? "asin" : "asinf", {A(0)});
-      case Op::Atan: return libm_call(fty == f64_ ? "atan" : "atanf", {A(0)});
+      case Op::Tanh: return math_call("tanh", {A(0)});
+      case Op::Acos: return math_call("acos", {A(0)});
+      case Op::Asin: return math_call("asin", {A(0)});
+      case Op::Atan: return math_call("atan", {A(0)});
       case Op::Sigmoid: {
         // 1 / (1 + exp(-x)), the IR.h definition, in this order.
-        llvm::Value* e = libm_call(fty == f64_ ? "exp" : "expf", {b_.CreateFNeg(A(0))});
+        llvm::Value* e = math_call("exp", {b_.CreateFNeg(A(0))});
         llvm::Constant* one = cfp(fty, 1.0, w);
         return b_.CreateFDiv(one, b_.CreateFAdd(one, e));
       }
@@ -606,8 +607,8 @@ class Codegen {
       case Op::Sub: return b_.CreateFSub(A(0), A(1));
       case Op::Mul: return b_.CreateFMul(A(0), A(1));
       case Op::Div: return b_.CreateFDiv(A(0), A(1));
-      case Op::Pow: return libm_call(fty == f64_ ? "pow" : "powf", {A(0), A(1)});
-      case Op::Atan2: return libm_call(fty == f64_ ? "atan2" : "atan2f", {A(0), A(1)});
+      case Op::Pow: return math_call("pow", {A(0), A(1)});
+      case Op::Atan2: return math_call("atan2", {A(0), A(1)});
       case Op::Mod: {
         // ir::floored_mod: r = fmod(a, b) (LLVM's frem is C's fmod); r + b where r != 0 (or NaN)
         // and the signs of r and b differ; a zero remainder takes b's sign.
@@ -664,17 +665,24 @@ class Codegen {
     llvm::Function* f = llvm::Intrinsic::getDeclaration(mod_, id, {x->getType()});
     return b_.CreateCall(f, {x});
   }
-  // A libm function, one call per lane, the same function the interpreter calls (std::exp(float)
-  // is expf, ...). The calls are `nobuiltin`: LLVM must not fold or rewrite them (it would turn
-  // pow(x, -1) into 1/x, or constant-fold with its own APFloat code), so every transcendental
-  // result is bit-identical to the interpreter's. They stay scalar: glibc's vector libmvec
-  // variants are not bit-identical to the scalar ones. On a vector, the lanes are done by a helper
-  // `nyto.<name>.W` emitted once per module, so each use costs one call in the kernel body, not W
-  // calls with every live vector spilled around each.
-  llvm::Value* libm_call(const char* name, std::vector<llvm::Value*> xs) {
-    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(xs[0]->getType());
-    if (!vt) return libm_scalar_call(name, xs);
-    std::string helper = std::string("nyto.") + name + "." + std::to_string(vt->getNumElements());
+  // A transcendental function: SLEEF's (backend/llvm/Sleef.h), whose lane function is the
+  // interpreter's (ir/Math.h), so results are bit-identical to it. A vector of W lanes is done by
+  // a helper `nyto.<fn>.<type>` emitted once per module (each use costs one call in the kernel
+  // body, not one per piece with every live vector spilled around it), which calls SLEEF's vector
+  // form of math_lanes_ lanes (the hardware vector) on each piece of that many lanes, or the
+  // scalar form per lane where SLEEF has no form that wide or a piece's arguments are beyond
+  // sleef_vector_bound (bounded_call). The functions are pure (no errno):
+  // marked as not touching memory, so LLVM may hoist or merge calls on equal arguments.
+  llvm::Value* math_call(const std::string& fn, std::vector<llvm::Value*> xs) {
+    llvm::Type* t = xs[0]->getType();
+    auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t);
+    const bool f64 = t->getScalarType()->isDoubleTy();
+    if (!vt) return sleef_call(sleef_function(fn, f64, 1), xs);
+    const int w = int(vt->getNumElements());
+    int piece = std::min(w, math_lanes_);
+    std::string vector_fn = piece > 1 ? sleef_function(fn, f64, piece) : std::string();
+    if (vector_fn.empty()) piece = 1;
+    std::string helper = "nyto." + fn + "." + (f64 ? "f64x" : "f32x") + std::to_string(w);
     llvm::Function* f = mod_->getFunction(helper);
     if (!f) {
       std::vector<llvm::Type*> params(xs.size(), vt);
@@ -682,28 +690,77 @@ class Codegen {
       auto ip = b_.saveIP();
       b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
       llvm::Value* r = llvm::PoisonValue::get(vt);
-      for (unsigned l = 0; l < vt->getNumElements(); ++l) {
-        std::vector<llvm::Value*> lane;
-        for (llvm::Argument& x : f->args()) lane.push_back(b_.CreateExtractElement(&x, l));
-        r = b_.CreateInsertElement(r, libm_scalar_call(name, lane), l);
+      for (int p0 = 0; p0 < w; p0 += piece) {
+        std::vector<llvm::Value*> part;
+        if (piece == 1) {
+          for (llvm::Argument& x : f->args()) part.push_back(b_.CreateExtractElement(&x, p0));
+          r = b_.CreateInsertElement(r, sleef_call(sleef_function(fn, f64, 1), part), p0);
+          continue;
+        }
+        std::vector<int> lanes(piece), widen(w, -1);
+        for (int l = 0; l < piece; ++l) lanes[l] = p0 + l;
+        for (llvm::Argument& x : f->args())
+          part.push_back(piece == w ? static_cast<llvm::Value*>(&x) : b_.CreateShuffleVector(&x, lanes));
+        llvm::Value* y = bounded_call(fn, f64, vector_fn, part);
+        if (piece == w) {
+          r = y;
+          break;
+        }
+        // Insert the piece's lanes: y widened to w lanes, then picked lane by lane.
+        for (int l = 0; l < piece; ++l) widen[l] = l;
+        llvm::Value* wide = b_.CreateShuffleVector(y, widen);
+        std::vector<int> pick(w);
+        for (int l = 0; l < w; ++l) pick[l] = l >= p0 && l < p0 + piece ? w + (l - p0) : l;
+        r = b_.CreateShuffleVector(r, wide, pick);
       }
       b_.CreateRet(r);
       b_.restoreIP(ip);
     }
     return b_.CreateCall(f, xs);
   }
-  llvm::Value* libm_scalar_call(const char* name, const std::vector<llvm::Value*>& xs) {
+  // The vector form on `xs` where every lane is within sleef_vector_bound, else the scalar form
+  // lane by lane: the scalar form's bits either way.
+  llvm::Value* bounded_call(const std::string& fn, bool f64, const std::string& vector_fn,
+                            const std::vector<llvm::Value*>& xs) {
+    const double bound = sleef_vector_bound(fn, f64);
+    if (bound == 0) return sleef_call(vector_fn, xs);
+    llvm::Value* x = xs[0];
+    auto* vt = llvm::cast<llvm::FixedVectorType>(x->getType());
+    llvm::Value* inside = b_.CreateFCmpOLT(unary_intrinsic(llvm::Intrinsic::fabs, x),
+                                           llvm::ConstantFP::get(vt, bound));  // false for NaN
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    auto* fast = llvm::BasicBlock::Create(ctx_, fn + ".vector", f);
+    auto* slow = llvm::BasicBlock::Create(ctx_, fn + ".lanes", f);
+    auto* join = llvm::BasicBlock::Create(ctx_, fn + ".join", f);
+    b_.CreateCondBr(b_.CreateAndReduce(inside), fast, slow);
+    b_.SetInsertPoint(fast);
+    llvm::Value* y_fast = sleef_call(vector_fn, xs);
+    b_.CreateBr(join);
+    b_.SetInsertPoint(slow);
+    llvm::Value* y_slow = llvm::PoisonValue::get(vt);
+    const std::string scalar_fn = sleef_function(fn, f64, 1);
+    for (unsigned l = 0; l < vt->getNumElements(); ++l) {
+      std::vector<llvm::Value*> lane;
+      for (llvm::Value* a : xs) lane.push_back(b_.CreateExtractElement(a, l));
+      y_slow = b_.CreateInsertElement(y_slow, sleef_call(scalar_fn, lane), l);
+    }
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    llvm::PHINode* y = b_.CreatePHI(vt, 2);
+    y->addIncoming(y_fast, fast);
+    y->addIncoming(y_slow, slow);
+    return y;
+  }
+  llvm::Value* sleef_call(const std::string& name, const std::vector<llvm::Value*>& xs) {
     llvm::Type* t = xs[0]->getType();
     std::vector<llvm::Type*> params(xs.size(), t);
     auto callee = mod_->getOrInsertFunction(name, llvm::FunctionType::get(t, params, false));
     if (auto* f = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
       f->addFnAttr(llvm::Attribute::NoUnwind);
       f->addFnAttr(llvm::Attribute::WillReturn);
-      f->setOnlyAccessesInaccessibleMemory();  // errno at most
+      f->setDoesNotAccessMemory();
     }
-    llvm::CallInst* c = b_.CreateCall(callee, xs);
-    c->addFnAttr(llvm::Attribute::NoBuiltin);
-    return c;
+    return b_.CreateCall(callee, xs);
   }
 
   // ---- random numbers: Philox4x32-10, bit for bit backend/Random.h ---------------------------
@@ -1039,6 +1096,7 @@ class Codegen {
   const KernelSpec& spec_;
   int width_;
   bool masked_;
+  int math_lanes_;  // lanes per call of a vector SLEEF function (math_call)
   bool has_blocks_ = false;  // a draw: vector iterations start on a multiple of 4 elements
   int prefetch_ = 0;         // bytes ahead of each input row's load the vector loop prefetches
   bool chunked_ = false;    // has chunk outputs: emit_chunks
@@ -1067,10 +1125,11 @@ class Codegen {
 
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width, bool masked_tail, int prefetch_bytes) {
+                                           int vector_width, bool masked_tail, int prefetch_bytes,
+                                           int math_lanes) {
   check_graph(graph, spec);
   ir::Graph typed = specialize(graph, spec);
-  return Codegen(ctx, typed, spec, vector_width, masked_tail, prefetch_bytes).build(name);
+  return Codegen(ctx, typed, spec, vector_width, masked_tail, prefetch_bytes, math_lanes).build(name);
 }
 
 }  // namespace nyto::llvm_backend

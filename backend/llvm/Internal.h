@@ -22,9 +22,12 @@ namespace nyto::llvm_backend {
 // With chunk outputs (KernelSpec::chunk) that is done per 1024-element chunk, and the vector
 // width must be 1 or a multiple of 32 (ir::kSumLanes): chunk_width() gives it. A kernel with
 // random draws prefetches each input row `prefetch_bytes` ahead in its vector loop (0: never).
+// Transcendental functions call SLEEF's vector forms of `math_lanes` lanes (the hardware vector;
+// 1: the scalar form per lane), backend/llvm/Sleef.h.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width, bool masked_tail, int prefetch_bytes);
+                                           int vector_width, bool masked_tail, int prefetch_bytes,
+                                           int math_lanes);
 
 // The loop width of a kernel whose spec has chunk outputs: `width` raised to a multiple of the
 // 32 lanes of a chunk's accumulator, so that every vector iteration adds whole rows of it.

@@ -20,6 +20,7 @@
 #include "backend/llvm/Internal.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
+#include "backend/llvm/Sleef.h"
 #include "nyto_codegen_hash.h"  // generated: the code generator's sources' hash
 
 namespace nyto::llvm_backend {
@@ -84,6 +85,7 @@ struct Shape {
   int interleave;  // vectors per loop iteration
   bool masked;
   int prefetch_bytes;
+  int math_lanes;  // lanes per SLEEF vector call (build_module): the hardware vector on x86-64
   int loop_width() const { return width * interleave; }
 };
 Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o, bool keyed = false) {
@@ -95,8 +97,10 @@ Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions&
   int interleave = std::max(1, std::min(keyed ? o.keyed_interleave : o.interleave, 8));
   while (interleave & (interleave - 1)) interleave &= interleave - 1;
   if (width == 1) interleave = 1;  // the scalar-only shape stays a plain loop
+  // SLEEF's vector forms (sse2, avx, avx512fnofma) are x86-64 code: elsewhere, the scalar one.
+  const int math_lanes = tm.getTargetTriple().isX86() ? width : 1;
   return {width, interleave, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1,
-          std::max(0, o.prefetch_bytes)};
+          std::max(0, o.prefetch_bytes), math_lanes};
 }
 // Whether the kernel gets JitOptions::keyed_interleave: it has a keyed draw and little else (the
 // staged driver's shared draw kernels, ir::SharedDraw). A large kernel has independent work to
@@ -175,7 +179,14 @@ struct JitEngine::Impl {
             return std::make_unique<llvm::orc::TMOwningSimpleCompiler>(std::move(*t), cache);
           });
     jit = unwrap(builder.create(), "creating the LLJIT");
-    // Kernels call libm (expf, tanhf, ...): resolve from the process.
+    // Kernels call SLEEF (backend/llvm/Sleef.h): its functions by address; anything else LLVM's
+    // code generator may call (memset, ...) from the process.
+    llvm::orc::SymbolMap sleef;
+    for (const auto& [fn, addr] : sleef_symbols())
+      sleef[jit->mangleAndIntern(fn)] =
+          llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(addr), llvm::JITSymbolFlags::Exported);
+    if (llvm::Error err = jit->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(sleef))))
+      throw JitError("LLVM JIT: defining SLEEF's symbols: " + to_string(std::move(err)));
     auto gen = unwrap(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
                           jit->getDataLayout().getGlobalPrefix()),
                       "creating the process symbol generator");
@@ -209,12 +220,12 @@ namespace {
 // DiskCache::notifyObjectCompiled looks for before it writes a module's object.
 constexpr char kKeyPrefix[] = "nyto-kernel-cache 1\n";
 std::string cache_key(const JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, int width,
-                      bool masked, int prefetch_bytes) {
+                      const Shape& shape) {
   std::string k = kKeyPrefix;
   k += "codegen " NYTO_CODEGEN_HASH "\nllvm " LLVM_VERSION_STRING "\n";
   k += impl.description + "\n";
-  k += "width " + std::to_string(width) + (masked ? " masked" : " tail") + " prefetch " +
-       std::to_string(prefetch_bytes) + "\n";
+  k += "width " + std::to_string(width) + (shape.masked ? " masked" : " tail") + " prefetch " +
+       std::to_string(shape.prefetch_bytes) + " math lanes " + std::to_string(shape.math_lanes) + "\n";
   k += kernel_key(graph, spec);
   return k;
 }
@@ -241,7 +252,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   // name of its own and no file.
   std::string key, name;
   if (impl->disk) {
-    key = cache_key(*impl, graph, spec, width, shape.masked, shape.prefetch_bytes);
+    key = cache_key(*impl, graph, spec, width, shape);
     name = "nyto_kernel_" + DiskCache::stem(key);
     if (!impl->live.insert(name).second) key.clear(), name.clear();
   }
@@ -271,7 +282,8 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
     if (!fn) {
       auto ctx = std::make_unique<llvm::LLVMContext>();
       t0 = std::chrono::steady_clock::now();
-      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked, shape.prefetch_bytes);
+      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked, shape.prefetch_bytes,
+                                                         shape.math_lanes);
       m->setModuleIdentifier(cached ? key : name);  // the key: LLJIT's compiler stores the object under it
       times.codegen_ms = ms_since(t0);
       t0 = std::chrono::steady_clock::now();
@@ -312,7 +324,7 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   llvm::LLVMContext ctx;
   Shape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
   const int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked, shape.prefetch_bytes);
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked, shape.prefetch_bytes, shape.math_lanes);
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {

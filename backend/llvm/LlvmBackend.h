@@ -103,8 +103,8 @@ class JitEngine {
 /// rules of ir/IR.h and ir/Eval.h, exactly as the interpreter does. Agreement with the
 /// interpreter: 0 ulp (bit-identical, NaN where NaN) for every op — + - * / sqrt floor ceil abs
 /// neg min max sign compare select exactly by construction (no FMA contraction, no
-/// reassociation, no fast-math flags), exp log sin cos tanh pow sigmoid by calling the same libm
-/// functions per lane (`nobuiltin`, so LLVM cannot rewrite or constant-fold them), rand/randn by
+/// reassociation, no fast-math flags), exp log sin cos tanh acos asin atan pow atan2 sigmoid by
+/// calling SLEEF's vector forms of the interpreter's functions (ir/Math.h), rand/randn by
 /// the same Philox counter and conversions (backend/Random.h). Verified on 600 random rules x
 /// {f32, f64} and on large kernels of 50-200 random sites (tests/backend/test_differential.cpp).
 /// Compile time grows linearly with the rule (bench/README.md, "Compile time").

@@ -54,4 +54,18 @@ inline ir::Graph pso_sites_graph(int sites, bool normal) {
   return g;
 }
 
+// x = x + 0.1*randn()*abs(v) + sigmoid(x)*tanh(v): a mutation step that calls transcendental
+// functions (two per element) beside one normal draw. inputs: x, v; output x -> input x.
+inline ir::Graph transcendental_graph() {
+  ir::Graph g;
+  g.inputs = {{"x"}, {"v"}};
+  ir::Builder b(g);
+  using ir::Op;
+  auto x = b.input(0, ir::Type::Elem), v = b.input(1, ir::Type::Elem);
+  auto noise = b.binary(Op::Mul, b.binary(Op::Mul, b.constant(0.1), b.rand(true)), b.unary(Op::Abs, v));
+  auto squash = b.binary(Op::Mul, b.unary(Op::Sigmoid, x), b.unary(Op::Tanh, v));
+  g.outputs = {{"x", b.binary(Op::Add, b.binary(Op::Add, x, noise), squash), 0}};
+  return g;
+}
+
 }  // namespace nyto::test
