@@ -84,17 +84,6 @@ AnySwarm copy_swarm(const AnySwarm& s) {
 }
 
 // evolve: --metrics FILE.csv also writes FILE-fitness.csv, the fitness per generation.
-// A clone that leaves the default generator as it was: LibTorch's clone() re-runs the module's
-// random initialization, and spare particles a rank makes (gbest from another rank, a row it reads
-// from another) must not shift the draws every rank makes in member order.
-AnyParticle clone_without_draws(const AnyParticle& p) {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  const at::Tensor before = gen.get_state();
-  AnyParticle c = p.clone();
-  gen.set_state(before);
-  return c;
-}
-
 std::string fitness_metrics_path(const std::string& metrics) {
   fs::path p(metrics);
   std::string ext = p.extension().string();
@@ -394,11 +383,10 @@ void Trainer::build_swarm() {
   if (std::string why = memory_error(3 * param_bytes(seed) * double(rows), fmt::format("--particles {} of {}", n_, o_.model));
       !why.empty())
     throw UsageError(why);
+  // Making particles draws nothing from the default generator (runtime/version.cpp,
+  // clone_module), so a rank of fewer rows draws the members' initializations below as one
+  // process does.
   x_ = AnySwarm(seed, rows);
-  // Making a swarm clones the seed's module once per row, and LibTorch's clone() re-runs the
-  // module's random initialization. A rank of fewer rows makes the clones it lacks, one at a
-  // time: the members' initializations below then draw what they draw in one process.
-  for (int64_t i = rows; i < n_; ++i) (void)seed.clone();
   at::NoGradGuard ng;
   auto set_member = [&](int64_t i, const std::vector<at::Tensor>& src) {
     if (i < lo_ || i >= lo_ + rows) return;
@@ -443,7 +431,7 @@ void Trainer::build_swarm() {
       opt_.push_back(std::make_unique<torch::optim::SGD>(m.module_ptr()->parameters(),
                                                          torch::optim::SGDOptions(o_.lr).momentum(o_.momentum)));
     last_loss_.assign(size_t(n_), 0.0);
-    if (pg_) gbest_buf_ = clone_without_draws(members_[0]);  // gbest from another rank lands here
+    if (pg_) gbest_buf_ = members_[0].clone();  // gbest from another rank lands here
   } else {
     best_ = members_[0].clone();
     f_.assign(size_t(n_), std::numeric_limits<double>::quiet_NaN());
@@ -494,7 +482,7 @@ AnyParticle Trainer::row_of(const std::string& input, int64_t m) {
   const AnySwarm* s = input == "x" ? &x_ : states_->swarm(input);
   if (!s) throw std::logic_error("nyto internal error (this is a bug in nyto): the rule reads rows of '" + input +
                                  "', which is not a swarm the trainer binds");
-  AnyParticle p = owns(m) ? s->member(m - lo_) : clone_without_draws(s->member(0));
+  AnyParticle p = owns(m) ? s->member(m - lo_) : s->member(0).clone();
   pg_->broadcast(p, owner_of(m), fmt::format("the broadcast of member {}'s row of '{}', which rule {} reads", m, input,
                                              rule_name_));
   return p;

@@ -8,6 +8,7 @@
 #include <map>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,18 @@ void touch(SwarmState& w);
 /// hold copies of first's values, or nothing for a HollowCloneable module: callers point every
 /// parameter at its storage or value. Replaces module->clone(), which refuses changed structures.
 std::shared_ptr<torch::nn::Module> clone_module(const ParticleState& first);
+/// Emptied modules of dead particles of one species (ParticleState::recycle_counts), with the
+/// species version they have the structure of; at most kMax kept.
+struct ModulePool {
+  static constexpr size_t kMax = 2;
+  std::mutex mu;
+  std::vector<std::pair<int64_t, std::shared_ptr<torch::nn::Module>>> free;
+};
+/// What recycle_counts records: the use count of every module of s's tree (modules() order, each
+/// counted with that vector's reference) and of every parameter tensor.
+std::vector<long> use_counts(const ParticleState& s);
+/// Records s's use counts: s's module may serve a later particle when s dies.
+void mark_recyclable(ParticleState& s);
 /// A module class of nyto's own (runtime/any_module.cpp's ParamTree, the module of a loaded
 /// file) copies itself for clone_module without LibTorch's clone(), whose reset() and copies fill
 /// every parameter only for the new particle to point it at its storage: the copy's parameters
@@ -83,6 +96,8 @@ struct SpeciesEditor {
   }
   static const std::vector<VersionEvent>& root_events(const Species& s) { return s.root_events_; }
   static const std::string& root_path(const Species& s) { return s.root_path_; }
+  static ModulePool* pool(const Species& s) { return s.pool_.get(); }
+  static void make_pool(Species& s) { s.pool_ = std::make_shared<ModulePool>(); }
   static Saved save(const Species& s) {
     return {s.params_, s.groups_, s.events_.size(), s.subs_, s.prototype_};
   }

@@ -49,6 +49,7 @@ std::shared_ptr<Species> Species::from_module(const torch::nn::Module& module) {
   s->id_ = next_species_id++;
   s->module_name_ = module.name();
   layout_of(module, s->params_, s->groups_);
+  detail::SpeciesEditor::make_pool(*s);
   return s;
 }
 
@@ -208,6 +209,7 @@ std::shared_ptr<ParticleState> new_like(const ParticleState& first,
     if (!c.operational) dst.copy_(first.params[i]);
     s->params[i].set_data(dst);
   }
+  mark_recyclable(*s);
   return s;
 }
 

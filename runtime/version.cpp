@@ -7,6 +7,7 @@
 // whole change back, so no particle is ever left between versions.
 #include <ATen/ATen.h>
 #include <nyto/version.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/nn/module.h>
 
 #include <algorithm>
@@ -511,8 +512,86 @@ void touch(ParticleState& s) {
            });
 }
 
+namespace {
+// LibTorch's clone() re-runs reset(), whose random initialization draws from the default
+// generator only for nyto to overwrite every value: the draws are undone, so making a particle
+// never shifts what a program draws next, whether a clone ran or a recycled module spared it.
+std::shared_ptr<Module> clone_without_draws(const Module& m) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  const at::Tensor before = gen.get_state();
+  std::shared_ptr<Module> c = m.clone();
+  gen.set_state(before);
+  return c;
+}
+}  // namespace
+
+std::vector<long> use_counts(const ParticleState& s) {
+  std::vector<long> c;
+  for (const auto& m : s.module->modules(/*include_self=*/true)) c.push_back(m.use_count());
+  for (const auto& p : s.params) c.push_back(p.use_count());
+  return c;
+}
+
+void mark_recyclable(ParticleState& s) {
+  if (s.module && s.species && SpeciesEditor::pool(*s.species)) s.recycle_counts = use_counts(s);
+}
+
+namespace {
+// s is dying: its module, emptied, joins its species' pool if nothing outside s holds any part of
+// it (ParticleState::recycle_counts) and it carries no autograd state of its own use.
+void recycle(ParticleState& s) {
+  if (s.recycle_counts.empty() || !s.module || !s.species || s.version != s.species->version()) return;
+  ModulePool* pool = SpeciesEditor::pool(*s.species);
+  if (!pool || s.module.use_count() != 1 || use_counts(s) != s.recycle_counts) return;
+  for (const auto& p : s.params)
+    if (p.grad().defined() || !torch::autograd::impl::hooks(p).empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(pool->mu);
+    if (pool->free.size() >= ModulePool::kMax) return;
+  }
+  at::NoGradGuard no_grad;
+  for (auto& p : s.params) p.set_data(at::empty({0}, p.options()));  // s's storage is freed
+  std::lock_guard<std::mutex> lock(pool->mu);
+  if (pool->free.size() < ModulePool::kMax) pool->free.emplace_back(s.version, s.module);
+}
+
+// A module from the pool for a new particle like `first`, with first's buffers (copies, except a
+// buffer first shares with every particle), training modes and requires_grad; null if none.
+std::shared_ptr<Module> take_recycled(const ParticleState& first) {
+  ModulePool* pool = SpeciesEditor::pool(*first.species);
+  if (!pool) return nullptr;
+  std::shared_ptr<Module> m;
+  {
+    std::lock_guard<std::mutex> lock(pool->mu);
+    auto& f = pool->free;
+    for (size_t i = f.size(); i-- > 0;) {
+      if (f[i].first != first.species->version()) {
+        f.erase(f.begin() + i);  // an older structure: never wanted again
+      } else if (!m) {
+        m = std::move(f[i].second);
+        f.erase(f.begin() + i);
+      }
+    }
+  }
+  if (!m) return nullptr;
+  auto theirs = first.module->modules(/*include_self=*/true);
+  auto mine = m->modules(/*include_self=*/true);
+  if (theirs.size() != mine.size()) return nullptr;  // cannot happen at one version
+  for (size_t i = 0; i < mine.size(); ++i) mine[i]->train(theirs[i]->is_training());  // parents first
+  copy_requires_grad(*first.module, *m);
+  auto first_buffers = first.module->named_buffers(true);
+  at::NoGradGuard no_grad;
+  for (auto& item : m->named_buffers(true)) {
+    const at::Tensor* b = first_buffers.find(item.key());
+    if (b && !b->is_same(item.value())) item.value().set_data(b->detach().clone());
+  }
+  return m;
+}
+}  // namespace
+
 std::shared_ptr<Module> clone_module(const ParticleState& first) {
   const Species& sp = *first.species;
+  if (auto m = take_recycled(first)) return m;
   // LibTorch's clone() rebuilds a module with reset() and refuses one whose structure changed
   // since; so clone the version-0 structure and replay the events as a recipient would.
   const auto* proto = &SpeciesEditor::prototype(sp);
@@ -531,7 +610,7 @@ std::shared_ptr<Module> clone_module(const ParticleState& first) {
     }
     std::shared_ptr<Module> m;
     try {
-      m = first.module->clone();
+      m = clone_without_draws(*first.module);
     } catch (const c10::Error& e) {
       throw Error("cannot make a new particle of " + sp.name() + ": LibTorch cannot clone its " +
                   "module " + first.module->name() + " (" + e.what_without_backtrace() +
@@ -541,7 +620,7 @@ std::shared_ptr<Module> clone_module(const ParticleState& first) {
     copy_requires_grad(*first.module, *m);
     return m;
   }
-  auto m = (*proto)->clone();
+  auto m = clone_without_draws(**proto);
   for (size_t v = 0; v < events->size(); ++v)
     apply_event(m, (*events)[v], /*own=*/nullptr, nullptr, sp, int64_t(v));
   if (!part.empty()) {
@@ -572,11 +651,17 @@ using torch::nn::Module;
 
 detail::ParticleState::~ParticleState() {
   if (!module) return;
-  auto& r = detail::registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  for (const auto& m : module->modules(/*include_self=*/true)) {
-    auto it = r.owner.find(m.get());
-    if (it != r.owner.end() && it->second.expired()) r.owner.erase(it);
+  {
+    auto& r = detail::registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (const auto& m : module->modules(/*include_self=*/true)) {
+      auto it = r.owner.find(m.get());
+      if (it != r.owner.end() && it->second.expired()) r.owner.erase(it);
+    }
+  }
+  try {
+    detail::recycle(*this);
+  } catch (...) {  // recycling is an optimization: the module is simply freed
   }
 }
 
@@ -644,7 +729,7 @@ void change(ParticleState& s, VersionEvent e, const detail::Own& own = {}) {
           detail::SpeciesEditor::restore(sp, std::move(saved));
         });
         auto& proto = detail::SpeciesEditor::prototype(sp);
-        if (!proto) proto = s.module->clone();  // the version-0 structure, for clone_module()
+        if (!proto) proto = detail::clone_without_draws(*s.module);  // the version-0 structure, for clone_module()
         if (e.kind == StructureEvent::AddModule) {
           e.snapshot = own.module->clone();
           detail::copy_requires_grad(*own.module, *e.snapshot);

@@ -39,6 +39,12 @@ struct ParticleState {
   std::weak_ptr<ParticleState> root;
   std::string root_path;
   int64_t root_version = 0;
+  /// For a particle nyto made (clone(), rand(), randn(), a rule's or expression's result): the use
+  /// counts of its modules and parameter tensors when it was made. When they are the same at its
+  /// death (nothing outside holds any of them) and no parameter has a gradient or a hook, its
+  /// module, emptied, serves the species' next new particle, which so skips LibTorch's clone()
+  /// and the reset() (random initialization) in it. Empty: never recycled.
+  std::vector<long> recycle_counts;
   ParticleState() = default;
   ParticleState(const ParticleState&) = delete;
   ParticleState& operator=(const ParticleState&) = delete;
@@ -76,7 +82,11 @@ class AnyParticle {
   bool same_species(const AnyParticle& other) const { return species() == other.species(); }
 
   /// A new particle of this species with a copy of every parameter (non-operational parameters
-  /// with clone = false are shared, as for every new particle).
+  /// with clone = false are shared, as for every new particle). Making a particle draws nothing
+  /// from LibTorch's default generator, and its module is a LibTorch clone() of this one (buffers
+  /// copied, training modes and requires_grad kept) or, faster, the emptied module of a dead
+  /// particle of the species that nothing outside held (ParticleState::recycle_counts), given the
+  /// same buffers, modes and requires_grad: either way no reset() reinitializes it for nothing.
   AnyParticle clone() const;
   /// A new particle of this species with operational parameters drawn from U[0, 1) / N(0, 1)
   /// (LibTorch's default generator: torch::manual_seed makes it repeatable).

@@ -48,6 +48,7 @@ struct VersionEvent {
 
 namespace detail {
 struct SpeciesEditor;
+struct ModulePool;
 }
 
 /// The layout shared by all particles of one species: for every parameter its path, shape, dtype,
@@ -110,6 +111,8 @@ class Species {
   std::shared_ptr<torch::nn::Module> root_prototype_;
   std::vector<VersionEvent> root_events_;
   std::string root_path_;
+  /// Modules of dead particles of this species, emptied, for new ones (detail::clone_module).
+  std::shared_ptr<detail::ModulePool> pool_;
 };
 
 }  // namespace nyto

@@ -1,6 +1,8 @@
 // The seeds' "Particle operation" chapter, translated, and the flat-storage contract.
 #include "tests/doctest_torch.h"
 #include <nyto/nyto.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/optim/sgd.h>
 
 #include "tests/runtime/models.h"
@@ -264,4 +266,77 @@ TEST_CASE("custom operators: unary_operator and binary_operator, as in the seeds
   }
   CHECK(msg.find("'weight'") != std::string::npos);
   CHECK(w(net) == 2);
+}
+
+namespace {
+// Linear(3, 4), BatchNorm1d(4) (eval mode, running_mean 5), Linear(4, 2), as a particle.
+AnyParticle norm_net() {
+  torch::manual_seed(3);
+  torch::nn::Sequential s(torch::nn::Linear(3, 4), torch::nn::BatchNorm1d(4), torch::nn::Linear(4, 2));
+  auto x = nyto::make_particle_from(s.ptr());
+  at::NoGradGuard no_grad;
+  x.module_ptr()->named_buffers()["1.running_mean"].fill_(5);
+  x.module_ptr()->modules()[2]->eval();
+  return x;
+}
+}  // namespace
+
+TEST_CASE("a dead particle's module serves the next new one, with that particle's values, buffers and modes") {
+  AnyParticle x = norm_net();
+  std::weak_ptr<torch::nn::Module> was;
+  {
+    AnyParticle r = x.clone();
+    was = r.module_ptr();
+  }  // nothing else holds r's module: emptied, kept by the species
+  REQUIRE_FALSE(was.expired());
+  AnyParticle y = x * 2;  // a lazy expression's result
+  CHECK(y.module_ptr() == was.lock());
+  auto xp = x.param_tensors(), yp = y.param_tensors();
+  const char* lo = static_cast<const char*>(y.storage()[0].data_ptr());
+  const char* hi = lo + y.storage()[0].nbytes();
+  for (size_t i = 0; i < xp.size(); ++i) {
+    CHECK(at::equal(yp[i], xp[i] * 2));
+    const char* p = static_cast<const char*>(yp[i].data_ptr());
+    CHECK((p >= lo && p < hi));  // a view of y's own storage
+  }
+  auto xb = x.module_ptr()->named_buffers(), yb = y.module_ptr()->named_buffers();
+  CHECK(at::equal(yb["1.running_mean"], xb["1.running_mean"]));
+  CHECK(yb["1.running_mean"].data_ptr() != xb["1.running_mean"].data_ptr());  // a copy
+  CHECK(y.module_ptr()->is_training());
+  CHECK_FALSE(y.module_ptr()->modules()[2]->is_training());
+  // And y's module is y's alone: changing y leaves x.
+  const at::Tensor x0 = x.param_tensors()[0].clone();
+  {
+    at::NoGradGuard no_grad;
+    y.storage()[0].add_(1);
+  }
+  CHECK(at::equal(x0 * 2 + 1, y.param_tensors()[0]));
+  CHECK(at::equal(x0, x.param_tensors()[0]));
+}
+
+TEST_CASE("a module or parameter held outside the particle, or with a gradient, is never recycled") {
+  AnyParticle x = norm_net();
+  std::weak_ptr<torch::nn::Module> was;
+  std::shared_ptr<torch::nn::Module> kept;
+  {
+    AnyParticle r = x.clone();
+    kept = r.module_ptr();
+  }
+  AnyParticle y = x.clone();
+  CHECK(y.module_ptr() != kept);
+  CHECK(at::equal(kept->parameters()[0], x.param_tensors()[0]));  // untouched: not emptied
+  at::Tensor held;
+  {
+    AnyParticle r = x.clone();
+    was = r.module_ptr();
+    held = r.param_tensors()[0];
+  }
+  CHECK(was.expired());
+  CHECK(at::equal(held, x.param_tensors()[0]));
+  {
+    AnyParticle r = x.clone();
+    was = r.module_ptr();
+    r.param_tensors()[1].mutable_grad() = torch::ones_like(r.param_tensors()[1]);
+  }
+  CHECK(was.expired());
 }
