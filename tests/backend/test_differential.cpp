@@ -28,6 +28,7 @@
 #include "ir/Passes.h"
 #include "tests/backend/FoldChain.h"
 #include "tests/backend/RandomBindings.h"
+#include "tests/ulp.h"
 #include "tests/ir/RandomRules.h"
 
 using namespace nyto;
@@ -45,19 +46,7 @@ constexpr uint64_t kRuleScale = 5;
 constexpr uint64_t kRuleScale = 1;
 #endif
 
-template <class T>
-int64_t ulp_distance(T a, T b) {
-  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0 : std::numeric_limits<int64_t>::max();
-  if (a == b) return std::signbit(a) == std::signbit(b) ? 0 : 1;  // ±0: 1 apart
-  I ia, ib;
-  std::memcpy(&ia, &a, sizeof a);
-  std::memcpy(&ib, &b, sizeof b);
-  // Map to a monotonic integer line (negative floats reversed).
-  auto key = [](I v) -> int64_t { return v < 0 ? int64_t(std::numeric_limits<I>::min()) - int64_t(v) : int64_t(v); };
-  int64_t d = key(ia) - key(ib);
-  return d < 0 ? -d : d;
-}
+using test::ulp_distance;
 
 struct Stats {
   size_t rules = 0, compared = 0, finite = 0, inexact = 0;

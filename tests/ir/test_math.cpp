@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -13,24 +12,11 @@
 #include <vector>
 
 #include "ir/Math.h"
+#include "tests/ulp.h"
 
 using namespace nyto::ir;
 
 namespace {
-
-// Distance in representable values between two finite numbers of one type (0: same bits, or
-// both zeros of either sign).
-template <class T>
-int64_t ulps(T a, T b) {
-  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  I ia, ib;
-  std::memcpy(&ia, &a, sizeof a);
-  std::memcpy(&ib, &b, sizeof b);
-  // Map the sign-magnitude bits to a monotonic integer line.
-  auto line = [](I i) -> int64_t { return i < 0 ? int64_t(std::numeric_limits<I>::min()) - int64_t(i) : int64_t(i); };
-  int64_t d = line(ia) - line(ib);
-  return d < 0 ? -d : d;
-}
 
 constexpr int64_t kMaxUlps = 2;  // docs/language.md: within 2 ulp of libm
 
@@ -61,13 +47,8 @@ void check_against_libm(const Case<T>& c, int samples) {
     // docs/language.md: float64 exp and pow overflow to inf a little early, above 0.99999825 of
     // the largest finite double (tested on its own below).
     if (sizeof(T) == 8 && std::isinf(ours) && std::fabs(ref) > 0.99999825 * std::numeric_limits<T>::max()) continue;
-    int64_t u;
-    if (std::isnan(ref) || std::isnan(ours))
-      u = std::isnan(ref) && std::isnan(ours) ? 0 : std::numeric_limits<int64_t>::max();
-    else if (std::isinf(ref) || std::isinf(ours))
-      u = ref == ours ? 0 : std::numeric_limits<int64_t>::max();
-    else
-      u = ulps(ours, ref);
+    int64_t u = std::isinf(ref) || std::isinf(ours) ? (ref == ours ? 0 : std::numeric_limits<int64_t>::max())
+                                                    : nyto::test::ulp_distance(ours, ref);
     worst = std::max(worst, u);
     if (u > kMaxUlps && bad++ < 3)
       FAIL_CHECK(std::string(c.name) << "(" << a << ", " << b << ") = " << ours << ", libm " << ref << ": " << u << " ulp");
