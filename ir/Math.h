@@ -1,12 +1,15 @@
 // The language's transcendental functions on one value, as every nyto backend but aten computes
 // them: SLEEF's (https://sleef.org) 1.0-ulp functions (the `_u10` family) in the form built
 // without fused multiply-add. The LLVM backend calls the vector forms of the same functions
-// (sse2, avx, avx512fnofma), which give the same bits lane by lane: the interpreter, the JIT and
-// constant folding agree bit for bit on every x86-64 host, with or without FMA.
+// (sse2, avx, avx512fnofma), which give the same bits lane by lane (sin and cos: while every
+// lane's argument is small, else the JIT calls this scalar form per lane; backend/llvm/Sleef.h):
+// the interpreter, the JIT and constant folding agree bit for bit on every x86-64 host, with or
+// without FMA.
 //
 // Accuracy: within 1.0 ulp of the exact result for every argument in each function's domain
 // (SLEEF's documented bound); within 2 ulp of glibc's libm in float and double
-// (tests/ir/test_math.cpp; docs/language.md, "Numerics"). Special values (NaN, ±inf, ±0, domain
+// (tests/ir/test_math.cpp; docs/language.md, "Numerics"), except that float64 exp and pow
+// overflow to inf for results above 0.99999825 of the largest double. Special values (NaN, ±inf, ±0, domain
 // errors) follow C's Annex F, as libm does. No errno is set.
 #pragma once
 

@@ -542,17 +542,14 @@ namespace {
 void recycle(ParticleState& s) {
   if (s.recycle_counts.empty() || !s.module || !s.species || s.version != s.species->version()) return;
   ModulePool* pool = SpeciesEditor::pool(*s.species);
-  if (!pool || s.module.use_count() != 1 || use_counts(s) != s.recycle_counts) return;
+  if (!pool || use_counts(s) != s.recycle_counts) return;
   for (const auto& p : s.params)
     if (p.grad().defined() || !torch::autograd::impl::hooks(p).empty()) return;
-  {
-    std::lock_guard<std::mutex> lock(pool->mu);
-    if (pool->free.size() >= ModulePool::kMax) return;
-  }
+  std::lock_guard<std::mutex> lock(pool->mu);
+  if (pool->free.size() >= ModulePool::kMax) return;
   at::NoGradGuard no_grad;
   for (auto& p : s.params) p.set_data(at::empty({0}, p.options()));  // s's storage is freed
-  std::lock_guard<std::mutex> lock(pool->mu);
-  if (pool->free.size() < ModulePool::kMax) pool->free.emplace_back(s.version, s.module);
+  pool->free.emplace_back(s.version, s.module);
 }
 
 // A module from the pool for a new particle like `first`, with first's buffers (copies, except a

@@ -689,18 +689,14 @@ class Codegen {
       f = helper_function(llvm::FunctionType::get(vt, params, false), helper);
       auto ip = b_.saveIP();
       b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
-      llvm::Value* r = llvm::PoisonValue::get(vt);
-      for (int p0 = 0; p0 < w; p0 += piece) {
+      std::vector<llvm::Value*> args;
+      for (llvm::Argument& x : f->args()) args.push_back(&x);
+      llvm::Value* r = piece == 1 ? per_lane(sleef_function(fn, f64, 1), args) : llvm::PoisonValue::get(vt);
+      for (int p0 = 0; piece > 1 && p0 < w; p0 += piece) {
         std::vector<llvm::Value*> part;
-        if (piece == 1) {
-          for (llvm::Argument& x : f->args()) part.push_back(b_.CreateExtractElement(&x, p0));
-          r = b_.CreateInsertElement(r, sleef_call(sleef_function(fn, f64, 1), part), p0);
-          continue;
-        }
         std::vector<int> lanes(piece), widen(w, -1);
         for (int l = 0; l < piece; ++l) lanes[l] = p0 + l;
-        for (llvm::Argument& x : f->args())
-          part.push_back(piece == w ? static_cast<llvm::Value*>(&x) : b_.CreateShuffleVector(&x, lanes));
+        for (llvm::Value* x : args) part.push_back(piece == w ? x : b_.CreateShuffleVector(x, lanes));
         llvm::Value* y = bounded_call(fn, f64, vector_fn, part);
         if (piece == w) {
           r = y;
@@ -737,19 +733,24 @@ class Codegen {
     llvm::Value* y_fast = sleef_call(vector_fn, xs);
     b_.CreateBr(join);
     b_.SetInsertPoint(slow);
-    llvm::Value* y_slow = llvm::PoisonValue::get(vt);
-    const std::string scalar_fn = sleef_function(fn, f64, 1);
-    for (unsigned l = 0; l < vt->getNumElements(); ++l) {
-      std::vector<llvm::Value*> lane;
-      for (llvm::Value* a : xs) lane.push_back(b_.CreateExtractElement(a, l));
-      y_slow = b_.CreateInsertElement(y_slow, sleef_call(scalar_fn, lane), l);
-    }
+    llvm::Value* y_slow = per_lane(sleef_function(fn, f64, 1), xs);
     b_.CreateBr(join);
     b_.SetInsertPoint(join);
     llvm::PHINode* y = b_.CreatePHI(vt, 2);
     y->addIncoming(y_fast, fast);
     y->addIncoming(y_slow, slow);
     return y;
+  }
+  // The scalar function `scalar_fn` on every lane of the vectors `xs`.
+  llvm::Value* per_lane(const std::string& scalar_fn, const std::vector<llvm::Value*>& xs) {
+    auto* vt = llvm::cast<llvm::FixedVectorType>(xs[0]->getType());
+    llvm::Value* r = llvm::PoisonValue::get(vt);
+    for (unsigned l = 0; l < vt->getNumElements(); ++l) {
+      std::vector<llvm::Value*> lane;
+      for (llvm::Value* a : xs) lane.push_back(b_.CreateExtractElement(a, l));
+      r = b_.CreateInsertElement(r, sleef_call(scalar_fn, lane), l);
+    }
+    return r;
   }
   llvm::Value* sleef_call(const std::string& name, const std::vector<llvm::Value*>& xs) {
     llvm::Type* t = xs[0]->getType();

@@ -3,6 +3,8 @@
 // sleef.h declares a vector form only where this file is compiled for its instruction set
 // (__m512 needs __AVX512F__), and this file must run on any x86-64: the forms are declared here
 // by name, for their addresses alone (the JIT calls them with the vector ABI their names give).
+// The functions of sleef_function's `fn`, one list for the declarations and the symbol table.
+#define NYTO_SLEEF_FUNCTIONS(X) X(exp) X(log) X(sin) X(cos) X(tanh) X(acos) X(asin) X(atan) X(pow) X(atan2)
 #define NYTO_SLEEF_DECLARE(fn)                                                                      \
   void Sleef_##fn##f1_u10purec();                                                                   \
   void Sleef_##fn##f4_u10sse2();                                                                    \
@@ -13,16 +15,7 @@
   void Sleef_##fn##d4_u10avx();                                                                     \
   void Sleef_##fn##d8_u10avx512fnofma();
 extern "C" {
-NYTO_SLEEF_DECLARE(exp)
-NYTO_SLEEF_DECLARE(log)
-NYTO_SLEEF_DECLARE(sin)
-NYTO_SLEEF_DECLARE(cos)
-NYTO_SLEEF_DECLARE(tanh)
-NYTO_SLEEF_DECLARE(acos)
-NYTO_SLEEF_DECLARE(asin)
-NYTO_SLEEF_DECLARE(atan)
-NYTO_SLEEF_DECLARE(pow)
-NYTO_SLEEF_DECLARE(atan2)
+NYTO_SLEEF_FUNCTIONS(NYTO_SLEEF_DECLARE)
 }
 #undef NYTO_SLEEF_DECLARE
 
@@ -70,11 +63,8 @@ const std::vector<std::pair<std::string, void*>>& sleef_symbols() {
       {"Sleef_" #fn "d1_u10purec", reinterpret_cast<void*>(&Sleef_##fn##d1_u10purec)},             \
       {"Sleef_" #fn "d2_u10sse2", reinterpret_cast<void*>(&Sleef_##fn##d2_u10sse2)},               \
       {"Sleef_" #fn "d4_u10avx", reinterpret_cast<void*>(&Sleef_##fn##d4_u10avx)},                 \
-      {"Sleef_" #fn "d8_u10avx512fnofma", reinterpret_cast<void*>(&Sleef_##fn##d8_u10avx512fnofma)}
-  static const std::vector<std::pair<std::string, void*>> symbols = {
-      NYTO_SLEEF_FORMS(exp),  NYTO_SLEEF_FORMS(log),  NYTO_SLEEF_FORMS(sin),  NYTO_SLEEF_FORMS(cos),
-      NYTO_SLEEF_FORMS(tanh), NYTO_SLEEF_FORMS(acos), NYTO_SLEEF_FORMS(asin), NYTO_SLEEF_FORMS(atan),
-      NYTO_SLEEF_FORMS(pow),  NYTO_SLEEF_FORMS(atan2)};
+      {"Sleef_" #fn "d8_u10avx512fnofma", reinterpret_cast<void*>(&Sleef_##fn##d8_u10avx512fnofma)},
+  static const std::vector<std::pair<std::string, void*>> symbols = {NYTO_SLEEF_FUNCTIONS(NYTO_SLEEF_FORMS)};
 #undef NYTO_SLEEF_FORMS
   return symbols;
 }

@@ -9,7 +9,8 @@
 
 namespace nyto::llvm_backend {
 
-// The SLEEF function computing `fn` (a name of kSleefFunctions) on `lanes` lanes of float32 (f64
+// The SLEEF function computing `fn` (exp log sin cos tanh acos asin atan pow atan2) on `lanes`
+// lanes of float32 (f64
 // false) or float64, e.g. ("exp", false, 16) -> "Sleef_expf16_u10avx512fnofma": the forms built
 // without FMA, 16 bytes sse2, 32 avx, 64 avx512fnofma, 1 lane the scalar purec. "" when SLEEF has
 // no form of that many lanes (then the kernel calls the scalar one per lane).
