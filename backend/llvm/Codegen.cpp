@@ -9,6 +9,12 @@
 //   vloop:  for i in [begin, vend) step W: W-wide loads, the Elem nodes, W-wide stores
 //   tail:   for i in [vend, end): the same body with scalars (or one lane-masked vector iteration)
 //
+// With draws, vector iterations start on a multiple of 4 elements (whole Philox calls): the
+// elements before run as scalars, or, where masking is cheap (AVX-512), both ends run as one
+// lane-masked vector iteration emitted once (emit_masked_edges). The Philox words of every
+// rand() / randn() site come from one call per iteration of nyto_philox_words (Philox.h,
+// precompiled), so LLVM compiles the rule's arithmetic and not the ten rounds per site.
+//
 // A kernel with chunk outputs (KernelSpec::chunk: the arguments of the parameter-axis driver's
 // tsum/psum, tmin/pmin, tmax/pmax) stores no value of them: it walks [begin, end) in 1024-element
 // chunks (ir::kParamChunk) and keeps one accumulator of 32 lanes (ir::kSumLanes) per such output,
@@ -49,12 +55,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <stdexcept>
 
 #include "backend/Random.h"
 #include "backend/llvm/Internal.h"
 #include "backend/llvm/LlvmBackend.h"
+#include "backend/llvm/Philox.h"
 #include "backend/llvm/Sleef.h"
 #include "ir/ParamAxis.h"
 #include "ir/Passes.h"
@@ -102,18 +110,18 @@ namespace {
 
 using ir::NodeId;
 
-// Up to this many rand() / randn() sites, their Philox rounds are inlined in the loop body (LICM
-// then hoists the uniform part, which matters for small memory-bound kernels such as PSO). Beyond
-// it the kernel is "large": Philox and Box-Muller become helper functions called once per site, so
-// compile time grows linearly with the number of random sites instead of with the rounds.
+// Up to this many rand() / randn() sites, their conversions (Box-Muller included) are in the loop
+// body, on the words of one nyto_philox_words call per iteration. Beyond it the kernel is "large":
+// Philox and Box-Muller become helper functions of the module called once per site, so compile
+// time grows linearly with the number of random sites instead of with their conversions.
 constexpr size_t kInlineSites = 8;
 
 class Codegen {
  public:
   Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked,
-          int prefetch_bytes, int math_lanes)
+          int prefetch_bytes, int math_lanes, bool shared_draws)
       : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(masked && width > 1), math_lanes_(math_lanes),
-        b_(ctx) {
+        shared_draws_(shared_draws), b_(ctx) {
     f64_ = llvm::Type::getDoubleTy(ctx);
     elem_ = spec.dtype == DType::F32 ? llvm::Type::getFloatTy(ctx) : f64_;
     i32_ = llvm::Type::getInt32Ty(ctx);
@@ -125,6 +133,10 @@ class Codegen {
       has_blocks_ = has_blocks_ || ir::is_keyed(n.op) || n.op == Op::Rand || n.op == Op::Randn;
     }
     large_ = sites > kInlineSites;
+    for (const ir::Node& n : g.nodes)
+      if ((n.op == Op::Rand || n.op == Op::Randn) &&
+          std::find(sites_.begin(), sites_.end(), uint32_t(n.index)) == sites_.end())
+        sites_.push_back(uint32_t(n.index));
     // Software prefetch only where the loop body is long (draws): the core then retires the
     // Philox rounds of several iterations before their loads issue, and the hardware prefetcher
     // alone left a third of the memory time unhidden (pso-big, bench/README.md). A short
@@ -168,6 +180,10 @@ class Codegen {
       emit_chunks(begin, end, slot, exit);
       return finish(std::move(m));
     }
+    if (masked_) {
+      emit_masked_edges(begin, end, exit);
+      return finish(std::move(m));
+    }
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
     if (width_ > 1 && has_blocks_) {  // (not in a chunk kernel: emit_chunks)
       // A draw takes 4 (float32) or 2 (float64) consecutive elements from one Philox call
@@ -189,20 +205,7 @@ class Codegen {
       b_.CreateBr(tail_check);
       b_.SetInsertPoint(tail_check);
     }
-    if (masked_) {
-      // The last < W elements as one lane-masked vector iteration (AVX-512 masks loads and stores
-      // natively). Measured: a loop masked in every iteration ran 40% slower than the plain
-      // vector loop, so only this remainder is masked.
-      auto* tail = llvm::BasicBlock::Create(ctx_, "tail", fn_, exit);
-      b_.CreateCondBr(b_.CreateICmpSLT(vend, end), tail, exit);
-      b_.SetInsertPoint(tail);
-      llvm::Value* rem = splat(b_.CreateSub(end, vend, "rem"), width_);
-      emit_body(vend, width_, b_.CreateICmpSLT(iota64(width_), rem, "lanes"));
-      b_.CreateBr(exit);
-      b_.SetInsertPoint(exit);
-    } else {
-      emit_loop(vend, end, 1, exit, "tail", "j");
-    }
+    emit_loop(vend, end, 1, exit, "tail", "j");
     return finish(std::move(m));
   }
 
@@ -213,6 +216,59 @@ class Codegen {
     llvm::raw_string_ostream os(err);
     if (llvm::verifyModule(*m, &os)) internal_error("generated LLVM IR does not verify: " + os.str());
     return m;
+  }
+
+  // A host with cheap masking (AVX-512): both ends of the range run as one lane-masked vector
+  // iteration, emitted once (the body is most of the kernel's code, and LLVM's time is linear in
+  // it: one copy fewer than a scalar head loop, ~40% less code). Measured: a loop masked in every
+  // iteration ran 40% slower than the plain vector loop, so only the ends are masked.
+  //   head (draws only, begin not a multiple of 4): index = begin & ~3, lanes >= begin
+  //   vloop: whole vectors from start = min(head + W, end) (or begin)
+  //   tail:  index = vend, lanes < end
+  // Every vector iteration's index is a multiple of 4, so its lanes cover whole Philox calls
+  // (rng::block_f32) and each call's rounds are done once.
+  void emit_masked_edges(llvm::Value* begin, llvm::Value* end, llvm::BasicBlock* exit) {
+    llvm::BasicBlock* entry = b_.GetInsertBlock();
+    auto* vsetup = llvm::BasicBlock::Create(ctx_, "vsetup", fn_, exit);
+    auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_, exit);
+    auto* edge = llvm::BasicBlock::Create(ctx_, "edge", fn_, exit);
+    llvm::Value* head = begin;
+    if (has_blocks_) {
+      head = b_.CreateAnd(begin, b_.getInt64(~uint64_t(3)), "head");
+      b_.CreateCondBr(b_.CreateICmpSLT(head, begin), edge, vsetup);
+    } else {
+      b_.CreateBr(vsetup);
+    }
+    b_.SetInsertPoint(vsetup);
+    llvm::PHINode* start = b_.CreatePHI(i64_, 2, "start");
+    start->addIncoming(begin, entry);
+    // vend = start + (end - start) / W * W  (end >= start)
+    llvm::Value* nv = b_.CreateAnd(b_.CreateSub(end, start, "n"), b_.getInt64(~uint64_t(width_ - 1)), "n.vec");
+    llvm::Value* vend = b_.CreateAdd(start, nv, "vend");
+    emit_loop(start, vend, width_, tail_check, "vloop", "i");
+    b_.CreateCondBr(b_.CreateICmpSLT(vend, end), edge, exit);
+
+    b_.SetInsertPoint(edge);
+    llvm::PHINode* index = b_.CreatePHI(i64_, 2, "e");
+    llvm::PHINode* lo = b_.CreatePHI(i64_, 2, "e.lo");
+    llvm::PHINode* is_tail = b_.CreatePHI(b_.getInt1Ty(), 2, "e.tail");
+    index->addIncoming(vend, tail_check);
+    lo->addIncoming(vend, tail_check);
+    is_tail->addIncoming(b_.getTrue(), tail_check);
+    if (has_blocks_) {
+      index->addIncoming(head, entry);
+      lo->addIncoming(begin, entry);
+      is_tail->addIncoming(b_.getFalse(), entry);
+    }
+    llvm::Value* lane = iota64(width_);
+    llvm::Value* lanes = b_.CreateAnd(b_.CreateICmpSGE(lane, splat(b_.CreateSub(lo, index), width_)),
+                                      b_.CreateICmpSLT(lane, splat(b_.CreateSub(end, index), width_)), "lanes");
+    emit_body(index, width_, lanes);
+    llvm::Value* next = b_.CreateAdd(index, b_.getInt64(width_), "e.next", true, true);
+    next = b_.CreateSelect(b_.CreateICmpSLT(next, end), next, end);
+    start->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(is_tail, exit, vsetup);
+    b_.SetInsertPoint(exit);
   }
 
   // for (i = lo; i < hi; i += w) emit_body(i, w): entered from the insert point, left in `after`
@@ -520,6 +576,7 @@ class Codegen {
       return splat(u, w);
     };
     index_ = index;
+    words_at_ = nullptr;
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!elem(NodeId(i))) continue;
       const ir::Node& nd = g_.nodes[i];
@@ -896,6 +953,10 @@ class Codegen {
   llvm::Value* emit_random(const ir::Node& nd, int w) {
     const bool normal = nd.op == Op::Randn;
     if (large_) return draw_large(uint32_t(nd.index), normal, w);
+    if (shared_words(w)) {
+      const auto slot = std::find(sites_.begin(), sites_.end(), uint32_t(nd.index)) - sites_.begin();
+      return block_draw(PhiloxKey{}, normal, index_, w, int(slot));
+    }
     return block_draw(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(uint32_t(nd.index)))), normal,
                       index_, w);
   }
@@ -923,6 +984,66 @@ class Codegen {
                                b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))),
                       normal, index_, w);
   }
+  // Whether the rand() / randn() draws of a w-lane iteration take their words from
+  // nyto_philox_words (backend/llvm/Philox.h): in a kernel built with shared_draws (the JIT's
+  // first tier) that inlines its sites (not large_),
+  // a vector iteration of whole calls (block_draw's vector path) or a scalar one (its element's
+  // call is the first of the two asked for). A chunk kernel's vector iterations start anywhere
+  // mod 4: their lanes do their own calls.
+  bool shared_words(int w) const {
+    const int G = int(rng::per_call(spec_.dtype == DType::F64));
+    return shared_draws_ && !large_ && !sites_.empty() && (w == 1 || (!chunked_ && w % (2 * G) == 0));
+  }
+  // The words of every site for the iteration at `index`: one call of nyto_philox_words per
+  // iteration (emitted at the first draw of the body), into a buffer of the entry block.
+  llvm::Value* site_words(llvm::Value* index, int w) {
+    if (words_at_) return words_at_;
+    const bool f64 = spec_.dtype == DType::F64;
+    const int G = int(rng::per_call(f64)), log_g = f64 ? 1 : 2;
+    const int q = std::max(2, w / G);
+    llvm::Value*& buf = words_buf_[w];
+    if (!buf) {
+      auto ip = b_.saveIP();
+      b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+      auto* a = b_.CreateAlloca(llvm::ArrayType::get(i32_, uint64_t(sites_.size()) * 4 * uint64_t(q)), nullptr,
+                                "philox.words");
+      a->setAlignment(llvm::Align(64));
+      buf = a;
+      b_.restoreIP(ip);
+    }
+    if (!philox_key_) {  // after the key words of the entry block (emit_entry)
+      auto ip = b_.saveIP();
+      b_.SetInsertPoint(fn_->getEntryBlock().getTerminator());
+      store_philox_key();
+      b_.restoreIP(ip);
+    }
+    if (!sites_global_) {
+      std::vector<uint32_t> sites(sites_.begin(), sites_.end());
+      auto* init = llvm::ConstantDataArray::get(ctx_, sites);
+      sites_global_ = new llvm::GlobalVariable(*mod_, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
+                                               init, "philox.sites");
+    }
+    llvm::FunctionCallee fn = mod_->getOrInsertFunction(
+        kPhiloxWordsSymbol, llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_),
+                                                    {ptr_, ptr_, i32_, i32_, i32_, i32_, ptr_}, false));
+    if (auto* f = llvm::dyn_cast<llvm::Function>(fn.getCallee()); f && !f->hasFnAttribute(llvm::Attribute::NoUnwind)) {
+      // It reads key and sites and writes out, nothing else: loads and stores of the rows move
+      // freely around the call.
+      f->addFnAttr(llvm::Attribute::NoUnwind);
+      f->addFnAttr(llvm::Attribute::WillReturn);
+      f->addFnAttr(llvm::Attribute::NoSync);
+      f->setOnlyAccessesArgMemory();
+      for (unsigned a : {0u, 1u}) f->addParamAttr(a, llvm::Attribute::ReadOnly), f->addParamAttr(a, llvm::Attribute::NoCapture);
+      f->addParamAttr(6, llvm::Attribute::WriteOnly);
+      f->addParamAttr(6, llvm::Attribute::NoCapture);
+      f->addParamAttr(6, llvm::Attribute::NoAlias);
+    }
+    llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index, i32_), uint64_t(log_g));
+    b_.CreateCall(fn, {philox_key_, sites_global_, b_.getInt32(uint32_t(sites_.size())), first,
+                       b_.getInt32(0xFFFFFFFFu >> log_g), b_.getInt32(uint32_t(q)), buf});
+    return words_at_ = buf;
+  }
+
   // The draws of the elements index .. index + w - 1 from Philox calls of G = 4 (float32) or 2
   // (float64) elements each (rng::block_f32 / block_f64), counter (element / G, key.c1, key.c2,
   // key.c3). In a vector iteration (its first element a multiple of 4: the prologue of build())
@@ -930,7 +1051,7 @@ class Codegen {
   // of each call on its G lanes, and a normal's two outputs r cos and r sin share one logarithm
   // and square root. Scalars (and widths that are not a multiple of 2G) do each lane's call and
   // select its slot: the same operations, so the same bits.
-  llvm::Value* block_draw(const PhiloxKey& key, bool normal, llvm::Value* index, int w) {
+  llvm::Value* block_draw(const PhiloxKey& key, bool normal, llvm::Value* index, int w, int site_slot = -1) {
     const bool f64 = spec_.dtype == DType::F64;
     const int G = int(rng::per_call(f64)), log_g = f64 ? 1 : 2;
     // Element indices are 32-bit counters (rng::draw_f32 takes uint32_t): call = e32 >> log G.
@@ -938,17 +1059,34 @@ class Codegen {
     // chunk, anywhere mod 4): its draws take the per-lane path below.
     if (w > 1 && w % (2 * G) == 0 && !chunked_) {
       const int q = w / G;
-      llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index, i32_), uint64_t(log_g));
-      llvm::Value* c0 = b_.CreateAnd(b_.CreateAdd(splat(first, q), iota32(q)), ci32(0xFFFFFFFFu >> log_g, q));
-      Words r = philox_rounds64(c0, key, q);
-      auto r32 = [&](int k) { return b_.CreateTrunc(r.r[k], vec(i32_, q)); };
+      // r32(j): word j of the q calls (<q x i32>); pair(a, b): words a then b (<2q x i32>).
+      std::function<llvm::Value*(int)> r32;
+      std::function<llvm::Value*(int, int)> pair;
+      std::function<llvm::Value*()> quad;  // words 0, 1, 2, 3 (<4q x i32>)
+      if (site_slot >= 0) {  // the site's words from nyto_philox_words (site_words)
+        llvm::Value* base = b_.CreateConstInBoundsGEP1_64(i32_, site_words(index, w), uint64_t(site_slot) * 4 * q);
+        auto load = [this, base, q](int j, int n) {
+          return b_.CreateAlignedLoad(vec(i32_, n), b_.CreateConstInBoundsGEP1_64(i32_, base, uint64_t(j) * q),
+                                      llvm::Align(4));
+        };
+        r32 = [load, q](int j) { return load(j, q); };
+        pair = [this, load, q](int a, int b) { return b == a + 1 ? load(a, 2 * q) : concat(load(a, q), load(b, q)); };
+        quad = [load, q] { return load(0, 4 * q); };
+      } else {
+        llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index, i32_), uint64_t(log_g));
+        llvm::Value* c0 = b_.CreateAnd(b_.CreateAdd(splat(first, q), iota32(q)), ci32(0xFFFFFFFFu >> log_g, q));
+        Words r = philox_rounds64(c0, key, q);
+        r32 = [this, r, q](int k) { return b_.CreateTrunc(r.r[k], vec(i32_, q)); };
+        pair = [this, r](int a, int b) { return pack_low(r.r[a], r.r[b]); };
+        quad = [this, pair] { return concat(pair(0, 1), pair(2, 3)); };
+      }
       // Lane G t + s of the result is entry s q + t of `all` (layout [slot 0 | slot 1 | ...]).
       std::vector<int> order(static_cast<size_t>(w));
       for (int t = 0; t < q; ++t)
         for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = sl * q + t;
       llvm::Value* all;
       if (!f64 && !normal) {
-        all = uniform_f32_from(concat(pack_low(r.r[0], r.r[1]), pack_low(r.r[2], r.r[3])), w);
+        all = uniform_f32_from(quad(), w);
       } else if (f64 && !normal) {
         all = uniform_f64_from(concat(bits53(r32(0), r32(1), q), bits53(r32(2), r32(3), q)), w);
       } else {
@@ -959,8 +1097,8 @@ class Codegen {
           u1 = u1_f64_from(bits53(r32(0), r32(1), q), q);
           u2 = uniform_f64_from(bits53(r32(2), r32(3), q), q);
         } else {
-          u1 = u1_f32_from(pack_low(r.r[0], r.r[2]), pairs);
-          u2 = uniform_f32_from(pack_low(r.r[1], r.r[3]), pairs);
+          u1 = u1_f32_from(pair(0, 2), pairs);
+          u2 = uniform_f32_from(pair(1, 3), pairs);
           // order: slot s of call t is pair (s/2) q + t, cos for even s
           for (int t = 0; t < q; ++t)
             for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = (sl % 2) * pairs + (sl / 2) * q + t;
@@ -972,7 +1110,14 @@ class Codegen {
     }
     llvm::Value* idx = b_.CreateTrunc(splat(index, w), vec(i32_, w));
     if (w > 1) idx = b_.CreateAdd(idx, iota32(w));
-    Words r = philox_rounds(b_.CreateLShr(idx, uint64_t(log_g)), key, w);
+    Words r;
+    if (site_slot >= 0) {  // w == 1: the element's call is the first of site_words' two
+      llvm::Value* base = b_.CreateConstInBoundsGEP1_64(i32_, site_words(index, w), uint64_t(site_slot) * 4 * 2);
+      for (int j = 0; j < 4; ++j)
+        r.r[j] = b_.CreateAlignedLoad(i32_, b_.CreateConstInBoundsGEP1_64(i32_, base, uint64_t(j) * 2), llvm::Align(4));
+    } else {
+      r = philox_rounds(b_.CreateLShr(idx, uint64_t(log_g)), key, w);
+    }
     llvm::Value* slot = b_.CreateAnd(idx, ci32(uint32_t(G - 1), w));
     auto is = [&](uint32_t v) { return b_.CreateICmpEQ(slot, ci32(v, w)); };
     llvm::Value* odd = b_.CreateICmpNE(b_.CreateAnd(slot, ci32(1, w)), ci32(0, w));
@@ -1098,6 +1243,7 @@ class Codegen {
   int width_;
   bool masked_;
   int math_lanes_;  // lanes per call of a vector SLEEF function (math_call)
+  bool shared_draws_;  // build_module's shared_draws (shared_words)
   bool has_blocks_ = false;  // a draw: vector iterations start on a multiple of 4 elements
   int prefetch_ = 0;         // bytes ahead of each input row's load the vector loop prefetches
   bool chunked_ = false;    // has chunk outputs: emit_chunks
@@ -1119,6 +1265,12 @@ class Codegen {
   // Large kernels (see kInlineSites): the key on the stack; per width the draw helper's output.
   llvm::Value* philox_key_ = nullptr;
   std::map<int, llvm::Value*> draw_buf_;
+  // shared_words: the sites' numbers (nd.index of each rand() / randn()), the call's buffer per
+  // width, the words of the body being emitted (null until its first draw), the sites' array.
+  std::vector<uint32_t> sites_;
+  std::map<int, llvm::Value*> words_buf_;
+  llvm::Value* words_at_ = nullptr;
+  llvm::GlobalVariable* sites_global_ = nullptr;
   std::vector<llvm::Value*> uni_, uni_dt_, row_, out_row_;
 };
 
@@ -1127,10 +1279,18 @@ class Codegen {
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
                                            int vector_width, bool masked_tail, int prefetch_bytes,
-                                           int math_lanes) {
+                                           int math_lanes, bool shared_draws) {
   check_graph(graph, spec);
   ir::Graph typed = specialize(graph, spec);
-  return Codegen(ctx, typed, spec, vector_width, masked_tail, prefetch_bytes, math_lanes).build(name);
+  return Codegen(ctx, typed, spec, vector_width, masked_tail, prefetch_bytes, math_lanes, shared_draws)
+      .build(name);
+}
+
+bool has_tiered_draws(const ir::Graph& graph) {
+  const size_t sites = size_t(std::count_if(graph.nodes.begin(), graph.nodes.end(), [](const ir::Node& n) {
+    return n.op == ir::Op::Rand || n.op == ir::Op::Randn;
+  }));
+  return sites > 0 && sites <= kInlineSites;
 }
 
 }  // namespace nyto::llvm_backend

@@ -20,6 +20,7 @@
 #include "backend/llvm/Internal.h"
 #include "backend/llvm/LlvmBackend.h"
 #include "backend/llvm/LlvmKernel.h"
+#include "backend/llvm/Philox.h"
 #include "backend/llvm/Sleef.h"
 #include "nyto_codegen_hash.h"  // generated: the code generator's sources' hash
 
@@ -179,14 +180,18 @@ struct JitEngine::Impl {
             return std::make_unique<llvm::orc::TMOwningSimpleCompiler>(std::move(*t), cache);
           });
     jit = unwrap(builder.create(), "creating the LLJIT");
-    // Kernels call SLEEF (backend/llvm/Sleef.h): its functions by address; anything else LLVM's
-    // code generator may call (memset, ...) from the process.
-    llvm::orc::SymbolMap sleef;
-    for (const auto& [fn, addr] : sleef_symbols())
-      sleef[jit->mangleAndIntern(fn)] =
+    // Kernels call SLEEF (backend/llvm/Sleef.h) and the first tier's Philox words (Philox.h): these
+    // by address; anything else LLVM's code generator may call (memset, ...) from the process.
+    llvm::orc::SymbolMap symbols;
+    auto define = [&](const std::string& fn, void* addr) {
+      symbols[jit->mangleAndIntern(fn)] =
           llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(addr), llvm::JITSymbolFlags::Exported);
-    if (llvm::Error err = jit->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(sleef))))
-      throw JitError("LLVM JIT: defining SLEEF's symbols: " + to_string(std::move(err)));
+    };
+    for (const auto& [fn, addr] : sleef_symbols()) define(fn, addr);
+    const auto [philox, philox_addr] = philox_words_symbol();
+    define(philox, philox_addr);
+    if (llvm::Error err = jit->getMainJITDylib().define(llvm::orc::absoluteSymbols(std::move(symbols))))
+      throw JitError("LLVM JIT: defining SLEEF's and Philox's symbols: " + to_string(std::move(err)));
     auto gen = unwrap(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
                           jit->getDataLayout().getGlobalPrefix()),
                       "creating the process symbol generator");
@@ -220,14 +225,100 @@ namespace {
 // DiskCache::notifyObjectCompiled looks for before it writes a module's object.
 constexpr char kKeyPrefix[] = "nyto-kernel-cache 1\n";
 std::string cache_key(const JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, int width,
-                      const Shape& shape) {
+                      const Shape& shape, bool shared_draws) {
   std::string k = kKeyPrefix;
   k += "codegen " NYTO_CODEGEN_HASH "\nllvm " LLVM_VERSION_STRING "\n";
   k += impl.description + "\n";
   k += "width " + std::to_string(width) + (shape.masked ? " masked" : " tail") + " prefetch " +
-       std::to_string(shape.prefetch_bytes) + " math lanes " + std::to_string(shape.math_lanes) + "\n";
+       std::to_string(shape.prefetch_bytes) + " math lanes " + std::to_string(shape.math_lanes) +
+       (shared_draws ? " draws shared" : " draws inline") + "\n";
   k += kernel_key(graph, spec);
   return k;
+}
+
+// One compiled form of a kernel: its function, the tracker of its code, its symbol name and
+// whether that name is one of the disk cache's (Impl::live).
+struct Variant {
+  KernelFn fn = nullptr;
+  llvm::orc::ResourceTrackerSP rt;
+  std::string name;
+  bool cached = false;
+};
+
+// The kernel built with `shared_draws` (build_module), from the disk cache if it is there, else
+// compiled (and written to the cache). Call with impl.mu held.
+Variant compile_variant(JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, const Shape& shape,
+                        int width, bool shared_draws, CompileTimes& times) {
+  auto t0 = std::chrono::steady_clock::now();
+  llvm::orc::JITDylib& jd = impl.jit->getMainJITDylib();
+  // A cached kernel's symbol is named by its key, so a file's object links under the name looked
+  // up. A second copy of one kernel linked at once in this engine (compile() called twice) gets a
+  // name of its own and no file.
+  Variant v;
+  std::string key;
+  if (impl.disk) {
+    key = cache_key(impl, graph, spec, width, shape, shared_draws);
+    v.name = "nyto_kernel_" + DiskCache::stem(key);
+    if (!impl.live.insert(v.name).second) key.clear(), v.name.clear();
+  }
+  v.cached = !key.empty();
+  if (!v.cached) v.name = "nyto_kernel_" + std::to_string(impl.next_id++);
+  try {
+    if (v.cached)
+      if (std::unique_ptr<llvm::MemoryBuffer> obj = impl.disk->load(key)) {
+        v.rt = jd.createResourceTracker();
+        llvm::Error err = impl.jit->addObjectFile(v.rt, std::move(obj));
+        if (!err) {
+          auto addr = impl.jit->lookup(v.name);
+          if (addr) v.fn = addr->toPtr<KernelFn>();
+          else err = addr.takeError();
+        }
+        if (err) {  // a file that passed its checksum but does not link: compiled anew, rewritten
+          llvm::consumeError(std::move(err));
+          llvm::consumeError(v.rt->remove());
+          v.rt = nullptr;
+        } else {
+          times.from_disk = true;
+          times.jit_ms = ms_since(t0);
+        }
+      }
+    if (!v.fn) {
+      auto ctx = std::make_unique<llvm::LLVMContext>();
+      t0 = std::chrono::steady_clock::now();
+      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, v.name, width, shape.masked,
+                                                     shape.prefetch_bytes, shape.math_lanes, shared_draws);
+      m->setModuleIdentifier(v.cached ? key : v.name);  // the key: LLJIT's compiler stores the object under it
+      times.codegen_ms = ms_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      optimize_module(*m, *impl.tm, PipelineLevel::Kernel);
+      times.optimize_ms = ms_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      v.rt = jd.createResourceTracker();
+      if (llvm::Error err = impl.jit->addIRModule(v.rt, llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+        throw JitError("LLVM JIT: adding kernel module: " + to_string(std::move(err)));
+      auto addr = impl.jit->lookup(v.name);
+      if (!addr) {
+        std::string msg = to_string(addr.takeError());
+        llvm::consumeError(v.rt->remove());
+        throw JitError("LLVM JIT: compiling kernel: " + msg);
+      }
+      v.fn = addr->toPtr<KernelFn>();
+      times.jit_ms = ms_since(t0);
+    }
+  } catch (...) {
+    if (v.cached) impl.live.erase(v.name);
+    throw;
+  }
+  return v;
+}
+
+// What frees a variant's code (and its name in Impl::live).
+std::function<void()> release_of(std::shared_ptr<JitEngine::Impl> impl, const Variant& v) {
+  return [impl = std::move(impl), rt = v.rt, name = v.name, cached = v.cached]() {
+    std::lock_guard<std::mutex> l(impl->mu);
+    llvm::consumeError(rt->remove());
+    if (cached) impl->live.erase(name);
+  };
 }
 }  // namespace
 
@@ -241,90 +332,39 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   std::shared_ptr<JitEngine::Impl> impl = engine.impl_shared();
   std::lock_guard<std::mutex> lock(impl->mu);
   CompileTimes times;
-  auto t0 = std::chrono::steady_clock::now();
   Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options, keyed_draw_kernel(graph));
   // The loop works on vectors of vector_width * interleave lanes; LLVM's type legalization splits
   // each into `interleave` machine vectors whose dependency chains interleave.
   int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
-  llvm::orc::JITDylib& jd = impl->jit->getMainJITDylib();
-  // A cached kernel's symbol is named by its key, so a file's object links under the name looked
-  // up. A second copy of one kernel linked at once in this engine (compile() called twice) gets a
-  // name of its own and no file.
-  std::string key, name;
-  if (impl->disk) {
-    key = cache_key(*impl, graph, spec, width, shape);
-    name = "nyto_kernel_" + DiskCache::stem(key);
-    if (!impl->live.insert(name).second) key.clear(), name.clear();
-  }
-  const bool cached = !key.empty();
-  if (!cached) name = "nyto_kernel_" + std::to_string(impl->next_id++);
-  KernelFn fn = nullptr;
-  llvm::orc::ResourceTrackerSP rt;
-  try {
-    if (cached)
-      if (std::unique_ptr<llvm::MemoryBuffer> obj = impl->disk->load(key)) {
-        rt = jd.createResourceTracker();
-        llvm::Error err = impl->jit->addObjectFile(rt, std::move(obj));
-        if (!err) {
-          auto addr = impl->jit->lookup(name);
-          if (addr) fn = addr->toPtr<KernelFn>();
-          else err = addr.takeError();
-        }
-        if (err) {  // a file that passed its checksum but does not link: compiled anew, rewritten
-          llvm::consumeError(std::move(err));
-          llvm::consumeError(rt->remove());
-          rt = nullptr;
-        } else {
-          times.from_disk = true;
-          times.jit_ms = ms_since(t0);
-        }
-      }
-    if (!fn) {
-      auto ctx = std::make_unique<llvm::LLVMContext>();
-      t0 = std::chrono::steady_clock::now();
-      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, name, width, shape.masked, shape.prefetch_bytes,
-                                                         shape.math_lanes);
-      m->setModuleIdentifier(cached ? key : name);  // the key: LLJIT's compiler stores the object under it
-      times.codegen_ms = ms_since(t0);
-      t0 = std::chrono::steady_clock::now();
-      optimize_module(*m, *impl->tm, PipelineLevel::Kernel);
-      times.optimize_ms = ms_since(t0);
-      t0 = std::chrono::steady_clock::now();
-      rt = jd.createResourceTracker();
-      if (llvm::Error err = impl->jit->addIRModule(rt, llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
-        throw JitError("LLVM JIT: adding kernel module: " + to_string(std::move(err)));
-      auto addr = impl->jit->lookup(name);
-      if (!addr) {
-        std::string msg = to_string(addr.takeError());
-        llvm::consumeError(rt->remove());
-        throw JitError("LLVM JIT: compiling kernel: " + msg);
-      }
-      fn = addr->toPtr<KernelFn>();
-      times.jit_ms = ms_since(t0);
-    }
-  } catch (...) {
-    if (cached) impl->live.erase(name);
-    throw;
-  }
+  const int64_t tier_up = impl->options.tier_up_elements;
+  const bool tiered = tier_up != 0 && has_tiered_draws(graph);
+  Variant v = compile_variant(*impl, graph, spec, shape, width, tiered, times);
   impl->last = times;
+  TierUp second;
+  if (tiered && tier_up > 0) {
+    second.after_elements = tier_up;
+    second.compile = [impl, graph, spec, shape, width]() -> std::pair<KernelFn, std::function<void()>> {
+      std::lock_guard<std::mutex> l(impl->mu);
+      CompileTimes t;
+      Variant inline_draws = compile_variant(*impl, graph, spec, shape, width, false, t);
+      return {inline_draws.fn, release_of(impl, inline_draws)};
+    };
+  }
   // The kernel keeps the engine's Impl (and so the LLJIT) alive and frees its code on destruction.
   std::shared_ptr<void> keep(impl);
-  auto release = [impl, rt, name, cached]() {
-    std::lock_guard<std::mutex> l(impl->mu);
-    llvm::consumeError(rt->remove());
-    if (cached) impl->live.erase(name);
-  };
-  return std::make_unique<LlvmKernel>(fn, graph, spec, width, std::move(keep), std::move(release));
+  return std::make_unique<LlvmKernel>(v.fn, graph, spec, width, std::move(keep), release_of(impl, v),
+                                      std::move(second));
 }
 
 std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized,
-                         JitOptions options) {
+                         JitOptions options, bool first_tier) {
   auto jtmb = host_builder();
   auto tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
   llvm::LLVMContext ctx;
   Shape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
   const int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked, shape.prefetch_bytes, shape.math_lanes);
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked, shape.prefetch_bytes, shape.math_lanes,
+                        first_tier && has_tiered_draws(graph));
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {

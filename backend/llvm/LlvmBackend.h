@@ -50,6 +50,14 @@ struct JitOptions {
                                   // 1,068,810 f32 of randn(g, member()), 1 thread: 51 -> 40 ms)
   int prefetch_bytes = 1024;      // a kernel with random draws prefetches its input rows this far
                                   // ahead (0: not at all): pso-big, 2 threads: 26.6 -> 20.7 ms
+  /// Two tiers for a kernel with rand() / randn() sites: compile() returns it with its Philox
+  /// words computed by precompiled code (backend/llvm/Philox.h: no rounds for LLVM to compile,
+  /// a quarter of the compile time), and once it has run this many elements (members x
+  /// elements, summed over runs) it is compiled again with the rounds in its loop, about twice
+  /// as fast per element, and runs that from then on. The same bits either way. The default is
+  /// about where the second compile pays for itself (pso-big's step is 34 M elements). 0: the
+  /// second tier at once; negative: never.
+  int64_t tier_up_elements = int64_t(1) << 24;
   /// The persistent kernel cache's directory (backend/llvm/DiskCache.h): unset, the default
   /// (default_cache_dir(): $NYTO_CACHE_DIR, the XDG cache directory); "": no disk cache.
   std::optional<std::string> cache_dir;
@@ -115,9 +123,10 @@ class JitEngine {
 std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const KernelSpec& spec);
 
 /// The LLVM IR of the kernel function for `graph`/`spec`, before or after the O3 pipeline, for
-/// `nyto compile --emit llvm` and for tests (vector types present after optimization).
+/// `nyto compile --emit llvm` and for tests (vector types present after optimization): the second
+/// tier (Philox rounds in the loop), or the first when `first_tier` (JitOptions::tier_up_elements).
 std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool optimized,
-                         JitOptions options = {});
+                         JitOptions options = {}, bool first_tier = false);
 
 /// The flat argument block the generated function reads: void k(const FlatArgs*, int64 member,
 /// int64 begin, int64 end, int64 slot) (slot: where the chunk starting at `begin` goes in each

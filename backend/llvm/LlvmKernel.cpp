@@ -11,7 +11,7 @@
 namespace nyto::llvm_backend {
 
 LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int loop_width,
-                       std::shared_ptr<void> keep_alive, std::function<void()> release)
+                       std::shared_ptr<void> keep_alive, std::function<void()> release, TierUp tier_up)
     : fn_(fn),
       n_inputs_(graph.inputs.size()),
       n_outputs_(graph.outputs.size()),
@@ -25,10 +25,32 @@ LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& sp
       // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
       chunk_(int64_t(loop_width) * 1024),
       keep_alive_(std::move(keep_alive)),
-      release_(std::move(release)) {}
+      release_(std::move(release)),
+      tier_up_(std::move(tier_up)) {}
 
 LlvmKernel::~LlvmKernel() {
+  if (tier_release_) tier_release_();
   if (release_) release_();
+}
+
+KernelFn LlvmKernel::function_for(int64_t elements) const {
+  if (!tier_up_.compile || tiered_.load(std::memory_order_acquire)) return fn_.load(std::memory_order_acquire);
+  std::lock_guard<std::mutex> lock(tier_mu_);
+  if (tier_up_.compile) {
+    tier_seen_ += elements;
+    if (tier_seen_ >= tier_up_.after_elements) {
+      try {
+        auto [fn, release] = tier_up_.compile();
+        tier_release_ = std::move(release);
+        fn_.store(fn, std::memory_order_release);
+        tiered_.store(true, std::memory_order_release);
+      } catch (const std::exception&) {
+        // The first tier computes the same values: it keeps running.
+      }
+      tier_up_.compile = nullptr;
+    }
+  }
+  return fn_.load(std::memory_order_acquire);
 }
 
 void LlvmKernel::set_chunk_elements(int64_t n) {
@@ -68,6 +90,7 @@ void LlvmKernel::run(const KernelArgs& a) const {
   }
   total *= m1 - m0;
   if (total == 0) return;
+  const KernelFn fn = function_for(total);
   // A chunk output's row holds the chunks of every range, one after another: each range starts
   // at the slot after the previous range's last chunk (kernels without such outputs ignore the
   // slot).
@@ -78,7 +101,7 @@ void LlvmKernel::run(const KernelArgs& a) const {
     for (int64_t m = m0; m < m1; ++m) {
       int64_t slot = 0;
       for (auto& r : a.ranges) {
-        fn_(&flat, m, r.first, r.second, slot);
+        fn(&flat, m, r.first, r.second, slot);
         slot += chunks(r);
       }
     }
@@ -97,7 +120,7 @@ void LlvmKernel::run(const KernelArgs& a) const {
     }
   }
   at::parallel_for(0, int64_t(items.size()), 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) fn_(&flat, items[i].member, items[i].begin, items[i].end, items[i].slot);
+    for (int64_t i = lo; i < hi; ++i) fn(&flat, items[i].member, items[i].begin, items[i].end, items[i].slot);
   });
 }
 

@@ -38,10 +38,10 @@ using ir::testing::RandomRuleOptions;
 namespace {
 
 constexpr int64_t kUlpTolerance = 0;
-// Rules per test case: a fifth under sanitizers (tests/CMakeLists.txt), where fuzz/fuzz_pipeline
+// Rules per test case: a tenth under sanitizers (tests/CMakeLists.txt), where fuzz/fuzz_pipeline
 // carries on the search.
 #ifdef NYTO_TEST_SANITIZED
-constexpr uint64_t kRuleScale = 5;
+constexpr uint64_t kRuleScale = 10;
 #else
 constexpr uint64_t kRuleScale = 1;
 #endif
@@ -104,15 +104,25 @@ void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRu
 }
 
 // llvm == interp on the rules `options(i)` for i in [0, count), seed first + i, float32 and float64.
-// Odd i also cover the code shape of AVX2 hosts: 8 lanes (4 for f64), scalar tail loop.
+// Odd i also cover the code shape of AVX2 hosts: 8 lanes (4 for f64), scalar tail loop; i mod 4
+// of 2 and 3, the second tier of a kernel with draws (JitOptions::tier_up_elements), the others
+// the first.
 template <class Options>
 void llvm_against_interp(uint64_t first, uint64_t count, Options&& options) {
-  llvm_backend::JitEngine host_engine, avx2_engine(llvm_backend::JitOptions{32, false});
+  auto shape = [](int vector_bytes, bool masked, int64_t tier_up) {
+    llvm_backend::JitOptions o{vector_bytes, masked};
+    o.tier_up_elements = tier_up;
+    return o;
+  };
+  llvm_backend::JitEngine engines[] = {llvm_backend::JitEngine(shape(0, true, -1)),
+                                       llvm_backend::JitEngine(shape(32, false, -1)),
+                                       llvm_backend::JitEngine(shape(0, true, 0)),
+                                       llvm_backend::JitEngine(shape(32, false, 0))};
   int old_threads = at::get_num_threads();
   Stats st;
   for (uint64_t i = 0; i < count; ++i) {
     RandomRuleOptions o = options(i);
-    llvm_backend::JitEngine& engine = i % 2 ? avx2_engine : host_engine;
+    llvm_backend::JitEngine& engine = engines[i % 4];
     differential<float>(engine, first + i, o, st);
     differential<double>(engine, first + i, o, st);
   }

@@ -89,13 +89,18 @@ void pso_reference(PsoData& d, const KernelArgs& a) {
 TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference, every code shape") {
   // Host default (AVX-512 here: 16 lanes x 2 interleaved, masked loop), the host without
   // interleave, AVX2-like (8 lanes x 2 + scalar tail), SSE-like (4 lanes x 4 + tail), scalar only.
+  // Each in both tiers (JitOptions::tier_up_elements): Philox words from nyto_philox_words, and
+  // the rounds in the loop.
   for (llvm_backend::JitOptions o : {llvm_backend::JitOptions{}, llvm_backend::JitOptions{0, true, 1},
                                      llvm_backend::JitOptions{32, false}, llvm_backend::JitOptions{16, false, 4},
-                                     llvm_backend::JitOptions{4, false}}) {
+                                     llvm_backend::JitOptions{4, false}})
+  for (int64_t tier_up : {-1, 0}) {
+  o.tier_up_elements = tier_up;
   JitEngine engine(o);
   CAPTURE(engine.vector_width(DType::F32));
   CAPTURE(engine.interleave());
   CAPTURE(engine.masked_tail());
+  CAPTURE(tier_up);
   auto kernel = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
   for (int64_t n : {1, 15, 16, 17, 131, 1000}) {
     PsoData d = pso_data(3, n), ref = d;
@@ -111,6 +116,49 @@ TEST_CASE("llvm: PSO in place over ranges, bit-identical to the C++ reference, e
   }
   }
   // Compile time is a benchmark figure (nyto_bench_pso, case compile-pso), not a test.
+}
+
+TEST_CASE("llvm: a kernel with draws moves to its second tier after tier_up_elements, same bits") {
+  llvm_backend::JitOptions o;
+  o.tier_up_elements = 1000;
+  JitEngine engine(o);
+  auto kernel = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
+  auto* lk = dynamic_cast<llvm_backend::LlvmKernel*>(kernel.get());
+  REQUIRE(lk != nullptr);
+  // 3 members x 131 elements a run: the third run (1,179 elements with it) is the second tier's.
+  PsoData d = pso_data(3, 131), ref = d;
+  for (int run = 1; run <= 4; ++run) {
+    CAPTURE(run);
+    KernelArgs a = pso_args(d, {{0, 131}});
+    a.invocation = uint64_t(run);
+    kernel->run(a);
+    CHECK(lk->tiered_up() == (run >= 3));
+    KernelArgs ar = pso_args(ref, {{0, 131}});
+    ar.invocation = uint64_t(run);
+    pso_reference(ref, ar);
+    size_t bad = 0;
+    for (size_t i = 0; i < d.x.size(); ++i) bad += !same_bits(d.x[i], ref.x[i]) || !same_bits(d.v[i], ref.v[i]);
+    CHECK(bad == 0);
+  }
+  // A kernel without draws has one tier.
+  JitEngine eager(o);
+  ir::Graph g;
+  g.inputs = {{"x"}};
+  ir::Builder b(g);
+  g.outputs = {{"y", b.binary(ir::Op::Mul, b.input(0, ir::Type::Elem), b.constant(2)), -1}};
+  auto plain = llvm_backend::compile(eager, g, KernelSpec{DType::F32, {BindKind::Swarm}});
+  std::vector<float> x(4096, 1.5f), y(4096);
+  KernelArgs a;
+  a.in = {x.data()};
+  a.in_stride = {4096};
+  a.scalar = {0};
+  a.out = {y.data()};
+  a.out_stride = {4096};
+  a.members = 1;
+  a.ranges = {{0, 4096}};
+  plain->run(a);
+  CHECK(y[4095] == 3.0f);
+  CHECK_FALSE(dynamic_cast<llvm_backend::LlvmKernel*>(plain.get())->tiered_up());
 }
 
 // Keyed draws share one Philox call between 4 (float32) / 2 (float64) elements; vector lanes must
@@ -222,9 +270,17 @@ TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
   CHECK((ir.find("load " + vt) != std::string::npos || ir.find("@llvm.masked.load." + vs) != std::string::npos));
   CHECK((ir.find("store " + vt) != std::string::npos || ir.find("@llvm.masked.store." + vs) != std::string::npos));
   CHECK(ir.find("fmul " + vt) != std::string::npos);
-  // Philox multiplies: i64 products of zero-extended lanes, one call per 4 elements of a site.
+  // Second tier: Philox multiplies in the loop, i64 products of zero-extended lanes, one call
+  // per 4 elements of a site.
   CHECK(ir.find("mul nuw <" + std::to_string(w / 4) + " x i64>") != std::string::npos);
   CHECK(ir.find("mul nuw <" + std::to_string(w) + " x i64>") == std::string::npos);
+  CHECK(ir.find("@nyto_philox_words") == std::string::npos);
+  // First tier (JitOptions::tier_up_elements): the words of both sites from one call per
+  // iteration (backend/llvm/Philox.h), loaded as one vector per site: no rounds in the kernel.
+  std::string first = llvm_backend::emit_llvm_ir(test::pso_graph(), pso_spec(), true, {}, true);
+  CHECK(first.find("call void @nyto_philox_words(") != std::string::npos);
+  CHECK(first.find("load <" + std::to_string(w) + " x i32>") != std::string::npos);
+  CHECK(first.find("mul nuw <") == std::string::npos);
   // Draw-heavy loops prefetch their input rows (JitOptions::prefetch_bytes).
   CHECK(ir.find("@llvm.prefetch") != std::string::npos);
   CHECK(ir.find("@llvm.fma") == std::string::npos);
@@ -250,6 +306,8 @@ TEST_CASE("llvm: a large kernel draws through helpers, a small one inlines Philo
   KernelSpec spec{DType::F32, {BindKind::Swarm}};
   std::string small = llvm_backend::emit_llvm_ir(terms_rule(4), spec, true);
   CHECK(small.find("@nyto.draw.") == std::string::npos);
+  CHECK(llvm_backend::emit_llvm_ir(terms_rule(4), spec, true, {}, true).find("call void @nyto_philox_words(") !=
+        std::string::npos);
   std::string large = llvm_backend::emit_llvm_ir(terms_rule(50), spec, true);
   // One helper per width and site kind, called once per site and body.
   CHECK(large.find("define internal void @nyto.draw.") != std::string::npos);

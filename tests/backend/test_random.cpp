@@ -1,12 +1,15 @@
-// backend/Random.h: Philox against the Random123 known-answer vectors, and the accuracy of the
-// libm-free normal (documented in Random.h).
+// backend/Random.h: Philox against the Random123 known-answer vectors, the accuracy of the
+// libm-free normal (documented in Random.h), and the kernels' precompiled Philox words
+// (backend/llvm/Philox.h) against it.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "backend/Random.h"
+#include "backend/llvm/Philox.h"
 
 using namespace nyto;
 
@@ -101,4 +104,35 @@ TEST_CASE("libm-free log, cos(2 pi u) and normal are accurate") {
   double mean = sum / n, var = sum2 / n - mean * mean;
   CHECK(std::fabs(mean) < 5e-3);
   CHECK(std::fabs(var - 1) < 5e-3);
+}
+
+TEST_CASE("nyto_philox_words, every form this CPU runs, gives rng::philox4x32_10's words in its layout") {
+  // Kernels take their rand() / randn() words from it (backend/llvm/Philox.h); every form must
+  // give the same words, for every q (a power of two, below and above each form's lanes) and
+  // across the counter's wrap (mask).
+  const auto forms = llvm_backend::philox_words_forms();
+  REQUIRE(!forms.empty());
+  CHECK(forms.back().first == "generic");
+  CHECK(llvm_backend::philox_words_symbol().second == forms.front().second);
+  const uint32_t key[5] = {0x89abcdefu, 0x01234567u, 5u, 77u, 3u << 16};
+  const uint32_t sites[3] = {0, 7, 65535};
+  for (const auto& [name, addr] : forms) {
+    auto fn = reinterpret_cast<llvm_backend::PhiloxWordsFn>(addr);
+    for (int q : {2, 4, 8, 16, 32, 64})
+      for (uint32_t mask : {0xFFFFFFFFu >> 2, 0xFFFFFFFFu >> 1})
+        for (uint32_t first : {0u, 12u, mask - 5u}) {
+          CAPTURE(name);
+          CAPTURE(q);
+          CAPTURE(first);
+          std::vector<uint32_t> out(size_t(3 * 4 * q), 0xDEADBEEFu);
+          fn(key, sites, 3, first, mask, q, out.data());
+          bool same = true;
+          for (int s = 0; s < 3; ++s)
+            for (int t = 0; t < q; ++t) {
+              auto p = rng::philox4x32_10((first + uint32_t(t)) & mask, key[2], key[3], key[4] | sites[s], key[0], key[1]);
+              for (int j = 0; j < 4; ++j) same = same && out[size_t((4 * s + j) * q + t)] == p.r[j];
+            }
+          CHECK(same);
+        }
+  }
 }
