@@ -512,6 +512,16 @@ dist-equal)
     same "$dir/$name-1.pt" "$dir/$name-$np.pt" || fail "$name: $np processes end with other parameters than 1"
   }
   pso=(--mode pso --particles 7 --generations 6 --fitness-size 300)
+  cem=(--mode evolve --rule "$src/examples/rules/cem.nyto" --particles 7 --generations 3 --fitness-size 200)
+  if [ -n "${NYTO_TEST_SANITIZED:-}" ]; then
+    # Under sanitizers (tests/train/CMakeLists.txt): one run of each distributed path (rows,
+    # SGD, keyed noise, member folds) instead of every process and thread count; the plain
+    # build checks them all.
+    check_same pso 3 "${pso[@]}"
+    check_same hybrid 2 --mode hybrid --particles 5 --batches 24 --swarm-every 4 --swarm-size 4 --batch-size 32
+    check_same es 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
+    check_same cem 3 "${cem[@]}"
+  else
   check_same pso 2 "${pso[@]}"
   check_same pso 3 "${pso[@]}"
   hyb=(--mode hybrid --particles 5 --batches 24 --swarm-every 4 --swarm-size 4 --batch-size 32)
@@ -535,7 +545,6 @@ dist-equal)
   check_same snes 2 --mode evolve --rule "$src/examples/rules/snes.nyto" --particles 6 --generations 4 --fitness-size 300
   # CEM reduces the members' rows (the elite's mean and deviation): folded over the ranks in
   # member order (ProcessGroup::fold), 7 members on 3 ranks (blocks of 3, 2, 2).
-  cem=(--mode evolve --rule "$src/examples/rules/cem.nyto" --particles 7 --generations 3 --fitness-size 200)
   check_same cem 2 "${cem[@]}"
   check_same cem 3 "${cem[@]}"
   # Rules with a parameter axis: PGPE's psum reduces a member sum of keyed noise (every rank
@@ -565,6 +574,7 @@ dist-equal)
   # PGPE sends fitness values only: rank 0's 2 to 2 peers.
   grep -q "rank 0 sent 128 bytes of data in the 4 steps (32 per step)" "$dir/pgpe-3.out" ||
     fail "pgpe: $(grep 'bytes of data' "$dir/pgpe-3.out")"
+  fi
   ;;
 dist-env)
   # Launched as torchrun does: one OS process per rank with RANK, WORLD_SIZE, MASTER_ADDR and
