@@ -33,6 +33,7 @@
 #include "backend/aten/AtenBackend.h"
 #include "backend/interp/Interp.h"
 #include "backend/llvm/LlvmBackend.h"
+#include "backend/llvm/LlvmKernel.h"
 #include "bench/bench_util.h"
 #include "tests/backend/Rules.h"
 
@@ -95,11 +96,15 @@ double median_ms(const std::function<void()>& fn, int samples, int batch, int wa
   return t[t.size() / 2];
 }
 
-void print_line(const Case& c, const char* impl, int threads, double ms) {
+// `kernel`: an llvm kernel, whose tier (JitOptions::tier_up_elements) the line names.
+void print_line(const Case& c, const char* impl, int threads, double ms, const Kernel* kernel = nullptr) {
   double bytes = 24.0 * double(c.members) * double(c.elements());
+  std::string tier;
+  if (auto* k = dynamic_cast<const llvm_backend::LlvmKernel*>(kernel))
+    tier = std::string(", \"tier\": ") + (k->tiered_up() ? "2" : "1");
   std::printf("{\"case\": \"%s\", \"impl\": \"%s\", \"threads\": %d, \"ms_median\": %.6g, "
-              "\"gbps\": %.4g, \"cpu_ms_median\": %.6g, \"load_avg\": %.2f}\n",
-              c.name.c_str(), impl, threads, ms, bytes / (ms * 1e-3) / 1e9, g_cpu_ms, load_avg());
+              "\"gbps\": %.4g, \"cpu_ms_median\": %.6g, \"load_avg\": %.2f%s}\n",
+              c.name.c_str(), impl, threads, ms, bytes / (ms * 1e-3) / 1e9, g_cpu_ms, load_avg(), tier.c_str());
   std::fflush(stdout);
 }
 
@@ -243,7 +248,7 @@ int main(int argc, char** argv) {
       for (int t : {max_threads, 1}) {
         at::set_num_threads(t);
         double ms = median_ms([&] { kernel->run(a); ++a.invocation; }, samples, batch, 2);
-        print_line(c, "llvm", t, ms);
+        print_line(c, "llvm", t, ms, kernel.get());
       }
     if (big && want("sites"))
       for (bool normal : {false, true})
@@ -254,7 +259,7 @@ int main(int argc, char** argv) {
           for (int t : {max_threads, 1}) {
             at::set_num_threads(t);
             double ms = median_ms([&] { k->run(a); ++a.invocation; }, samples, batch, 2);
-            print_line(named, "llvm", t, ms);
+            print_line(named, "llvm", t, ms, k.get());
           }
         }
     if (want("stream6"))
