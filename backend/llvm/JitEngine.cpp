@@ -337,7 +337,8 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   // each into `interleave` machine vectors whose dependency chains interleave.
   int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
   const int64_t tier_up = impl->options.tier_up_elements;
-  const bool tiered = tier_up != 0 && has_tiered_draws(graph);
+  // (A chunk kernel's vector iterations do their own calls in both tiers: one tier.)
+  const bool tiered = tier_up != 0 && has_tiered_draws(graph) && !spec.has_chunk_outputs();
   Variant v = compile_variant(*impl, graph, spec, shape, width, tiered, times);
   impl->last = times;
   TierUp second;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "backend/Random.h"
@@ -116,8 +117,9 @@ TEST_CASE("nyto_philox_words, every form this CPU runs, gives rng::philox4x32_10
   CHECK(llvm_backend::philox_words_symbol().second == forms.front().second);
   const uint32_t key[5] = {0x89abcdefu, 0x01234567u, 5u, 77u, 3u << 16};
   const uint32_t sites[3] = {0, 7, 65535};
-  for (const auto& [name, addr] : forms) {
-    auto fn = reinterpret_cast<llvm_backend::PhiloxWordsFn>(addr);
+  for (const auto& form : forms) {
+    const std::string name = form.first;  // (clang 14 cannot capture a structured binding)
+    auto fn = reinterpret_cast<llvm_backend::PhiloxWordsFn>(form.second);
     for (int q : {2, 4, 8, 16, 32, 64})
       for (uint32_t mask : {0xFFFFFFFFu >> 2, 0xFFFFFFFFu >> 1})
         for (uint32_t first : {0u, 12u, mask - 5u}) {
