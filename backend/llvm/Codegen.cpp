@@ -116,6 +116,11 @@ using ir::NodeId;
 // time grows linearly with the number of random sites instead of with their conversions.
 constexpr size_t kInlineSites = 8;
 
+size_t random_sites(const ir::Graph& g) {
+  return size_t(std::count_if(g.nodes.begin(), g.nodes.end(),
+                              [](const ir::Node& n) { return n.op == ir::Op::Rand || n.op == ir::Op::Randn; }));
+}
+
 class Codegen {
  public:
   Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked,
@@ -127,16 +132,13 @@ class Codegen {
     i32_ = llvm::Type::getInt32Ty(ctx);
     i64_ = llvm::Type::getInt64Ty(ctx);
     ptr_ = llvm::PointerType::get(ctx, 0);
-    size_t sites = 0;
     for (const ir::Node& n : g.nodes) {
-      sites += n.op == Op::Rand || n.op == Op::Randn;
-      has_blocks_ = has_blocks_ || ir::is_keyed(n.op) || n.op == Op::Rand || n.op == Op::Randn;
-    }
-    large_ = sites > kInlineSites;
-    for (const ir::Node& n : g.nodes)
-      if ((n.op == Op::Rand || n.op == Op::Randn) &&
-          std::find(sites_.begin(), sites_.end(), uint32_t(n.index)) == sites_.end())
+      const bool site = n.op == Op::Rand || n.op == Op::Randn;
+      has_blocks_ = has_blocks_ || ir::is_keyed(n.op) || site;
+      if (site && std::find(sites_.begin(), sites_.end(), uint32_t(n.index)) == sites_.end())
         sites_.push_back(uint32_t(n.index));
+    }
+    large_ = random_sites(g) > kInlineSites;
     // Software prefetch only where the loop body is long (draws): the core then retires the
     // Philox rounds of several iterations before their loads issue, and the hardware prefetcher
     // alone left a third of the memory time unhidden (pso-big, bench/README.md). A short
@@ -992,7 +994,7 @@ class Codegen {
   // mod 4: their lanes do their own calls.
   bool shared_words(int w) const {
     const int G = int(rng::per_call(spec_.dtype == DType::F64));
-    return shared_draws_ && !large_ && !sites_.empty() && (w == 1 || (!chunked_ && w % (2 * G) == 0));
+    return shared_draws_ && !large_ && (w == 1 || (!chunked_ && w % (2 * G) == 0));
   }
   // The words of every site for the iteration at `index`: one call of nyto_philox_words per
   // iteration (emitted at the first draw of the body), into a buffer of the entry block.
@@ -1018,8 +1020,7 @@ class Codegen {
       b_.restoreIP(ip);
     }
     if (!sites_global_) {
-      std::vector<uint32_t> sites(sites_.begin(), sites_.end());
-      auto* init = llvm::ConstantDataArray::get(ctx_, sites);
+      auto* init = llvm::ConstantDataArray::get(ctx_, sites_);
       sites_global_ = new llvm::GlobalVariable(*mod_, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
                                                init, "philox.sites");
     }
@@ -1046,7 +1047,8 @@ class Codegen {
 
   // The draws of the elements index .. index + w - 1 from Philox calls of G = 4 (float32) or 2
   // (float64) elements each (rng::block_f32 / block_f64), counter (element / G, key.c1, key.c2,
-  // key.c3). In a vector iteration (its first element a multiple of 4: the prologue of build())
+  // key.c3). In a vector iteration (its first element a multiple of 4: build()'s scalar head loop
+  // or emit_masked_edges)
   // the W lanes need W/G calls: their rounds run on W/G lanes, then one shuffle puts the G draws
   // of each call on its G lanes, and a normal's two outputs r cos and r sin share one logarithm
   // and square root. Scalars (and widths that are not a multiple of 2G) do each lane's call and
@@ -1286,11 +1288,9 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Gra
       .build(name);
 }
 
-bool has_tiered_draws(const ir::Graph& graph) {
-  const size_t sites = size_t(std::count_if(graph.nodes.begin(), graph.nodes.end(), [](const ir::Node& n) {
-    return n.op == ir::Op::Rand || n.op == ir::Op::Randn;
-  }));
-  return sites > 0 && sites <= kInlineSites;
+bool has_tiered_draws(const ir::Graph& graph, const KernelSpec& spec) {
+  const size_t sites = random_sites(graph);
+  return sites > 0 && sites <= kInlineSites && !spec.has_chunk_outputs();
 }
 
 }  // namespace nyto::llvm_backend

@@ -32,9 +32,10 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Gra
                                            int vector_width, bool masked_tail, int prefetch_bytes,
                                            int math_lanes, bool shared_draws);
 
-// Whether build_module's `shared_draws` changes the kernel of `graph`: it has rand() / randn()
-// sites and few enough that their rounds go in the loop body (the JIT's two tiers).
-bool has_tiered_draws(const ir::Graph& graph);
+// Whether build_module's `shared_draws` changes the kernel of (graph, spec): it has rand() /
+// randn() sites, few enough that their rounds go in the loop body, and no chunk outputs (a chunk
+// kernel's vector iterations do their own calls either way). The JIT's two tiers.
+bool has_tiered_draws(const ir::Graph& graph, const KernelSpec& spec);
 
 // The loop width of a kernel whose spec has chunk outputs: `width` raised to a multiple of the
 // 32 lanes of a chunk's accumulator, so that every vector iteration adds whole rows of it.

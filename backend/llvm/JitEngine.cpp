@@ -337,8 +337,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   // each into `interleave` machine vectors whose dependency chains interleave.
   int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
   const int64_t tier_up = impl->options.tier_up_elements;
-  // (A chunk kernel's vector iterations do their own calls in both tiers: one tier.)
-  const bool tiered = tier_up != 0 && has_tiered_draws(graph) && !spec.has_chunk_outputs();
+  const bool tiered = tier_up != 0 && has_tiered_draws(graph, spec);
   Variant v = compile_variant(*impl, graph, spec, shape, width, tiered, times);
   impl->last = times;
   TierUp second;
@@ -365,7 +364,7 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   Shape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
   const int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
   auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked, shape.prefetch_bytes, shape.math_lanes,
-                        first_tier && has_tiered_draws(graph));
+                        first_tier && has_tiered_draws(graph, spec));
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
   } else {

@@ -26,6 +26,7 @@ LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& sp
       chunk_(int64_t(loop_width) * 1024),
       keep_alive_(std::move(keep_alive)),
       release_(std::move(release)),
+      pending_(bool(tier_up.compile)),
       tier_up_(std::move(tier_up)) {}
 
 LlvmKernel::~LlvmKernel() {
@@ -34,9 +35,9 @@ LlvmKernel::~LlvmKernel() {
 }
 
 KernelFn LlvmKernel::function_for(int64_t elements) const {
-  if (!tier_up_.compile || tiered_.load(std::memory_order_acquire)) return fn_.load(std::memory_order_acquire);
+  if (!pending_.load(std::memory_order_acquire)) return fn_.load(std::memory_order_acquire);
   std::lock_guard<std::mutex> lock(tier_mu_);
-  if (tier_up_.compile) {
+  if (pending_.load(std::memory_order_relaxed)) {
     tier_seen_ += elements;
     if (tier_seen_ >= tier_up_.after_elements) {
       try {
@@ -47,7 +48,7 @@ KernelFn LlvmKernel::function_for(int64_t elements) const {
       } catch (const std::exception&) {
         // The first tier computes the same values: it keeps running.
       }
-      tier_up_.compile = nullptr;
+      pending_.store(false, std::memory_order_release);
     }
   }
   return fn_.load(std::memory_order_acquire);

@@ -54,11 +54,14 @@ class LlvmKernel final : public Kernel {
   int64_t chunk_;
   std::shared_ptr<void> keep_alive_;
   std::function<void()> release_;
-  mutable std::mutex tier_mu_;
-  mutable TierUp tier_up_;           // compile emptied once tried
-  mutable int64_t tier_seen_ = 0;    // elements run by the first tier
-  mutable std::function<void()> tier_release_;
+  // TierUp state: pending_ until the second tier has been tried (read without the lock), the
+  // rest under tier_mu_.
+  mutable std::atomic<bool> pending_;
   mutable std::atomic<bool> tiered_{false};
+  mutable std::mutex tier_mu_;
+  TierUp tier_up_;
+  mutable int64_t tier_seen_ = 0;  // elements run by the first tier
+  mutable std::function<void()> tier_release_;
 };
 
 }  // namespace nyto::llvm_backend

@@ -48,7 +48,8 @@ std::vector<std::pair<std::string, void*>> philox_words_forms() {
 }
 
 std::pair<std::string, void*> philox_words_symbol() {
-  return {kPhiloxWordsSymbol, philox_words_forms().front().second};
+  static void* const widest = philox_words_forms().front().second;  // the CPU does not change
+  return {kPhiloxWordsSymbol, widest};
 }
 
 }  // namespace nyto::llvm_backend

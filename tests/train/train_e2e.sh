@@ -522,58 +522,58 @@ dist-equal)
     check_same es 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
     check_same cem 3 "${cem[@]}"
   else
-  check_same pso 2 "${pso[@]}"
-  check_same pso 3 "${pso[@]}"
-  hyb=(--mode hybrid --particles 5 --batches 24 --swarm-every 4 --swarm-size 4 --batch-size 32)
-  check_same hybrid 2 "${hyb[@]}"
-  check_same hybrid 3 "${hyb[@]}"
-  check_same es 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
-  check_same de 2 --mode evolve --rule "$src/examples/rules/de.nyto" --particles 6 --generations 5 --fitness-size 300
-  # Two threads per process: the same bits as one process of two threads (the mlp's batched
-  # fitness groups the members of a rank's block; SGD and the forward passes split each member's
-  # work over the threads the same way in every process).
-  d=(--data "$data" --threads 2 --eval-every 0 --seed 11)
-  check_same pso-t2 3 "${pso[@]}"
-  check_same hybrid-t2 2 "${hyb[@]}"
-  check_same es-t2 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
-  grep -q "mlp: members batched" "$dir/pso-t2-1.out" ||
-    fail "pso-t2: not the batched fitness: $(grep 'fitness evaluation' "$dir/pso-t2-1.out")"
-  # A particle state every rank updates alike (c), and SNES: mu's init reads member 0's row, which
-  # its owner broadcasts; the tell step reduces keyed noise, not rows.
-  printf 'state c: particle = 0\nc = c + 0.001\nx = x + 0.1 * (c - x) + 0.01 * rand()\n' >"$dir/drift.nyto"
-  check_same drift 3 --mode evolve --rule "$dir/drift.nyto" --particles 5 --generations 3 --fitness-size 100
-  check_same snes 2 --mode evolve --rule "$src/examples/rules/snes.nyto" --particles 6 --generations 4 --fitness-size 300
-  # CEM reduces the members' rows (the elite's mean and deviation): folded over the ranks in
-  # member order (ProcessGroup::fold), 7 members on 3 ranks (blocks of 3, 2, 2).
-  check_same cem 2 "${cem[@]}"
-  check_same cem 3 "${cem[@]}"
-  # Rules with a parameter axis: PGPE's psum reduces a member sum of keyed noise (every rank
-  # computes it whole); sep-CMA-ES's reads member sums of the rows, folded over the ranks block by
-  # block.
-  check_same pgpe 3 --mode evolve --rule "$src/examples/rules/pgpe.nyto" --particles 6 --generations 4 --fitness-size 200
-  sep=(--mode evolve --rule "$src/examples/rules/sep_cma_es.nyto" --particles 5 --generations 3 --fitness-size 200)
-  check_same sep_cma_es 2 "${sep[@]}"
-  check_same sep_cma_es 3 "${sep[@]}"
-  # Who holds what: DE (rows read at random members) the population; the rest their own members.
-  for name in pso-3 hybrid-3 pso-t2-3 hybrid-t2-2 es-3 es-t2-3 drift-3 snes-2 cem-2 cem-3 pgpe-3 sep_cma_es-2 \
-    sep_cma_es-3; do
-    grep -q "each rank holds its own members only" "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
-  done
-  grep -q "each rank holds the whole population (the rule reads rows at a per-member index" "$dir/de-2.out" ||
-    fail "de-2: $(grep '^distributed' "$dir/de-2.out")"
-  # ES sends fitness values, not particles: 8 members, 5 generations, 3 ranks: rank 0 sends its 3
-  # fitness values (24 bytes) to 2 peers each generation. PSO reads gbest, which its owner sends
-  # when it changes; its members are independent, so each rank moves only its own.
-  grep -q "rank 0 sent 240 bytes of data in the 5 steps (48 per step)" "$dir/es-3.out" ||
-    fail "es: $(grep 'bytes of data' "$dir/es-3.out")"
-  # CEM sends its two folds (the elite's mean and deviation, 203,530 float32 each) twice: on to
-  # rank 1, and around the ring of the whole fold; and its 3 fitness values to 2 peers:
-  # 2 * 2 * 814120 + 48 = 3256528 bytes per generation.
-  grep -q "rank 0 sent 9769584 bytes of data in the 3 steps (3256528 per step)" "$dir/cem-3.out" ||
-    fail "cem: $(grep 'bytes of data' "$dir/cem-3.out")"
-  # PGPE sends fitness values only: rank 0's 2 to 2 peers.
-  grep -q "rank 0 sent 128 bytes of data in the 4 steps (32 per step)" "$dir/pgpe-3.out" ||
-    fail "pgpe: $(grep 'bytes of data' "$dir/pgpe-3.out")"
+    check_same pso 2 "${pso[@]}"
+    check_same pso 3 "${pso[@]}"
+    hyb=(--mode hybrid --particles 5 --batches 24 --swarm-every 4 --swarm-size 4 --batch-size 32)
+    check_same hybrid 2 "${hyb[@]}"
+    check_same hybrid 3 "${hyb[@]}"
+    check_same es 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
+    check_same de 2 --mode evolve --rule "$src/examples/rules/de.nyto" --particles 6 --generations 5 --fitness-size 300
+    # Two threads per process: the same bits as one process of two threads (the mlp's batched
+    # fitness groups the members of a rank's block; SGD and the forward passes split each member's
+    # work over the threads the same way in every process).
+    d=(--data "$data" --threads 2 --eval-every 0 --seed 11)
+    check_same pso-t2 3 "${pso[@]}"
+    check_same hybrid-t2 2 "${hyb[@]}"
+    check_same es-t2 3 --mode evolve --rule "$src/examples/rules/openai_es.nyto" --particles 8 --generations 5 --fitness-size 300
+    grep -q "mlp: members batched" "$dir/pso-t2-1.out" ||
+      fail "pso-t2: not the batched fitness: $(grep 'fitness evaluation' "$dir/pso-t2-1.out")"
+    # A particle state every rank updates alike (c), and SNES: mu's init reads member 0's row, which
+    # its owner broadcasts; the tell step reduces keyed noise, not rows.
+    printf 'state c: particle = 0\nc = c + 0.001\nx = x + 0.1 * (c - x) + 0.01 * rand()\n' >"$dir/drift.nyto"
+    check_same drift 3 --mode evolve --rule "$dir/drift.nyto" --particles 5 --generations 3 --fitness-size 100
+    check_same snes 2 --mode evolve --rule "$src/examples/rules/snes.nyto" --particles 6 --generations 4 --fitness-size 300
+    # CEM reduces the members' rows (the elite's mean and deviation): folded over the ranks in
+    # member order (ProcessGroup::fold), 7 members on 3 ranks (blocks of 3, 2, 2).
+    check_same cem 2 "${cem[@]}"
+    check_same cem 3 "${cem[@]}"
+    # Rules with a parameter axis: PGPE's psum reduces a member sum of keyed noise (every rank
+    # computes it whole); sep-CMA-ES's reads member sums of the rows, folded over the ranks block by
+    # block.
+    check_same pgpe 3 --mode evolve --rule "$src/examples/rules/pgpe.nyto" --particles 6 --generations 4 --fitness-size 200
+    sep=(--mode evolve --rule "$src/examples/rules/sep_cma_es.nyto" --particles 5 --generations 3 --fitness-size 200)
+    check_same sep_cma_es 2 "${sep[@]}"
+    check_same sep_cma_es 3 "${sep[@]}"
+    # Who holds what: DE (rows read at random members) the population; the rest their own members.
+    for name in pso-3 hybrid-3 pso-t2-3 hybrid-t2-2 es-3 es-t2-3 drift-3 snes-2 cem-2 cem-3 pgpe-3 sep_cma_es-2 \
+      sep_cma_es-3; do
+      grep -q "each rank holds its own members only" "$dir/$name.out" || fail "$name: $(grep '^distributed' "$dir/$name.out")"
+    done
+    grep -q "each rank holds the whole population (the rule reads rows at a per-member index" "$dir/de-2.out" ||
+      fail "de-2: $(grep '^distributed' "$dir/de-2.out")"
+    # ES sends fitness values, not particles: 8 members, 5 generations, 3 ranks: rank 0 sends its 3
+    # fitness values (24 bytes) to 2 peers each generation. PSO reads gbest, which its owner sends
+    # when it changes; its members are independent, so each rank moves only its own.
+    grep -q "rank 0 sent 240 bytes of data in the 5 steps (48 per step)" "$dir/es-3.out" ||
+      fail "es: $(grep 'bytes of data' "$dir/es-3.out")"
+    # CEM sends its two folds (the elite's mean and deviation, 203,530 float32 each) twice: on to
+    # rank 1, and around the ring of the whole fold; and its 3 fitness values to 2 peers:
+    # 2 * 2 * 814120 + 48 = 3256528 bytes per generation.
+    grep -q "rank 0 sent 9769584 bytes of data in the 3 steps (3256528 per step)" "$dir/cem-3.out" ||
+      fail "cem: $(grep 'bytes of data' "$dir/cem-3.out")"
+    # PGPE sends fitness values only: rank 0's 2 to 2 peers.
+    grep -q "rank 0 sent 128 bytes of data in the 4 steps (32 per step)" "$dir/pgpe-3.out" ||
+      fail "pgpe: $(grep 'bytes of data' "$dir/pgpe-3.out")"
   fi
   ;;
 dist-env)
