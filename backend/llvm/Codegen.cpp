@@ -120,6 +120,13 @@ size_t random_sites(const ir::Graph& g) {
   return size_t(std::count_if(g.nodes.begin(), g.nodes.end(),
                               [](const ir::Node& n) { return n.op == ir::Op::Rand || n.op == ir::Op::Randn; }));
 }
+// The sites whose Philox rounds a second-tier kernel inlines: rand() / randn() and the keyed
+// rand(k, j) / randn(k, j). More than kInlineSites and the kernel has one tier, its keyed draws
+// from nyto_philox_words (its rand() sites from the large kernel's helpers).
+size_t draw_sites(const ir::Graph& g) {
+  return random_sites(g) + size_t(std::count_if(g.nodes.begin(), g.nodes.end(),
+                                                [](const ir::Node& n) { return ir::is_keyed(n.op); }));
+}
 
 class Codegen {
  public:
@@ -139,6 +146,7 @@ class Codegen {
         sites_.push_back(uint32_t(n.index));
     }
     large_ = random_sites(g) > kInlineSites;
+    keyed_words_ = shared_draws || draw_sites(g) > kInlineSites;
     // Software prefetch only where the loop body is long (draws): the core then retires the
     // Philox rounds of several iterations before their loads issue, and the hardware prefetcher
     // alone left a third of the memory time unhidden (pso-big, bench/README.md). A short
@@ -957,7 +965,8 @@ class Codegen {
     if (large_) return draw_large(uint32_t(nd.index), normal, w);
     if (shared_words(w)) {
       const auto slot = std::find(sites_.begin(), sites_.end(), uint32_t(nd.index)) - sites_.begin();
-      return block_draw(PhiloxKey{}, normal, index_, w, int(slot));
+      return block_draw(PhiloxKey{}, normal, index_, w,
+                        b_.CreateConstInBoundsGEP1_64(i32_, site_words(index_, w), uint64_t(slot) * 4 * words_calls(w)));
     }
     return block_draw(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(uint32_t(nd.index)))), normal,
                       index_, w);
@@ -982,9 +991,11 @@ class Codegen {
   llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
     auto key_word = [&](NodeId a) { return b_.CreateTrunc(b_.CreateFPToUI(uni_[a], i64_), i32_); };
     const bool normal = nd.op == Op::KRandn;
-    return block_draw(seed_key(key_word(nd.args[1]), key_word(nd.args[0]),
-                               b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(normal)))),
-                      normal, index_, w);
+    llvm::Value* c1 = key_word(nd.args[1]);
+    llvm::Value* c2 = key_word(nd.args[0]);
+    const uint32_t site = 0x8000u | uint32_t(normal);
+    if (keyed_words_ && words_width(w)) return block_draw(PhiloxKey{}, normal, index_, w, keyed_words(c1, c2, site, w));
+    return block_draw(seed_key(c1, c2, b_.CreateOr(group_shl_, b_.getInt32(site))), normal, index_, w);
   }
   // Whether the rand() / randn() draws of a w-lane iteration take their words from
   // nyto_philox_words (backend/llvm/Philox.h): in a kernel built with shared_draws (the JIT's
@@ -992,38 +1003,17 @@ class Codegen {
   // a vector iteration of whole calls (block_draw's vector path) or a scalar one (its element's
   // call is the first of the two asked for). A chunk kernel's vector iterations start anywhere
   // mod 4: their lanes do their own calls.
-  bool shared_words(int w) const {
+  bool shared_words(int w) const { return shared_draws_ && !large_ && words_width(w); }
+  // Whether a w-lane iteration can take its draws from nyto_philox_words at all (see shared_words).
+  bool words_width(int w) const {
     const int G = int(rng::per_call(spec_.dtype == DType::F64));
-    return shared_draws_ && !large_ && (w == 1 || (!chunked_ && w % (2 * G) == 0));
+    return w == 1 || (!chunked_ && w % (2 * G) == 0);
   }
-  // The words of every site for the iteration at `index`: one call of nyto_philox_words per
-  // iteration (emitted at the first draw of the body), into a buffer of the entry block.
-  llvm::Value* site_words(llvm::Value* index, int w) {
-    if (words_at_) return words_at_;
-    const bool f64 = spec_.dtype == DType::F64;
-    const int G = int(rng::per_call(f64)), log_g = f64 ? 1 : 2;
-    const int q = std::max(2, w / G);
-    llvm::Value*& buf = words_buf_[w];
-    if (!buf) {
-      auto ip = b_.saveIP();
-      b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-      auto* a = b_.CreateAlloca(llvm::ArrayType::get(i32_, uint64_t(sites_.size()) * 4 * uint64_t(q)), nullptr,
-                                "philox.words");
-      a->setAlignment(llvm::Align(64));
-      buf = a;
-      b_.restoreIP(ip);
-    }
-    if (!philox_key_) {  // after the key words of the entry block (emit_entry)
-      auto ip = b_.saveIP();
-      b_.SetInsertPoint(fn_->getEntryBlock().getTerminator());
-      store_philox_key();
-      b_.restoreIP(ip);
-    }
-    if (!sites_global_) {
-      auto* init = llvm::ConstantDataArray::get(ctx_, sites_);
-      sites_global_ = new llvm::GlobalVariable(*mod_, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
-                                               init, "philox.sites");
-    }
+  // Calls per site of a w-lane iteration's nyto_philox_words call (two for a scalar one).
+  int words_calls(int w) const { return std::max(2, w / int(rng::per_call(spec_.dtype == DType::F64))); }
+  // The call of nyto_philox_words for the iteration at `index`: `nsites` sites of `sites`, keyed
+  // by the 5 words at `key`, into `buf`.
+  void call_words(llvm::Value* key, llvm::Value* sites, uint32_t nsites, llvm::Value* index, int w, llvm::Value* buf) {
     llvm::FunctionCallee fn = mod_->getOrInsertFunction(
         kPhiloxWordsSymbol, llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_),
                                                     {ptr_, ptr_, i32_, i32_, i32_, i32_, ptr_}, false));
@@ -1039,9 +1029,56 @@ class Codegen {
       f->addParamAttr(6, llvm::Attribute::NoCapture);
       f->addParamAttr(6, llvm::Attribute::NoAlias);
     }
+    const int log_g = spec_.dtype == DType::F64 ? 1 : 2;
     llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index, i32_), uint64_t(log_g));
-    b_.CreateCall(fn, {philox_key_, sites_global_, b_.getInt32(uint32_t(sites_.size())), first,
-                       b_.getInt32(0xFFFFFFFFu >> log_g), b_.getInt32(uint32_t(q)), buf});
+    b_.CreateCall(fn, {key, sites, b_.getInt32(nsites), first, b_.getInt32(0xFFFFFFFFu >> log_g),
+                       b_.getInt32(uint32_t(words_calls(w))), buf});
+  }
+  // An entry-block alloca of n i32 (64-byte aligned).
+  llvm::Value* entry_words(uint64_t n, const char* name) {
+    auto ip = b_.saveIP();
+    b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+    auto* a = b_.CreateAlloca(llvm::ArrayType::get(i32_, n), nullptr, name);
+    a->setAlignment(llvm::Align(64));
+    b_.restoreIP(ip);
+    return a;
+  }
+  // The words of one keyed draw (counter words c1, c2, site `site`) for the iteration at index_:
+  // a call of nyto_philox_words of its own, its key stored just before. Its words are loaded
+  // right after (block_draw), so every keyed site of a width shares one buffer.
+  llvm::Value* keyed_words(llvm::Value* c1, llvm::Value* c2, uint32_t site, int w) {
+    if (!keyed_key_) keyed_key_ = entry_words(5, "philox.keyed.key");
+    llvm::Value*& buf = keyed_buf_[w];
+    if (!buf) buf = entry_words(4 * uint64_t(words_calls(w)), "philox.keyed.words");
+    llvm::GlobalVariable*& sites = keyed_sites_[site & 1];
+    if (!sites)
+      sites = new llvm::GlobalVariable(*mod_, llvm::ArrayType::get(i32_, 1), true, llvm::GlobalValue::PrivateLinkage,
+                                       llvm::ConstantDataArray::get(ctx_, llvm::ArrayRef<uint32_t>(site)),
+                                       "philox.keyed.site");
+    llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
+    llvm::Value* words[] = {key0_, key1_, c1, c2, group_shl_};
+    for (unsigned k = 0; k < 5; ++k) b_.CreateStore(words[k], b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, k));
+    call_words(keyed_key_, sites, 1, index_, w, buf);
+    return buf;
+  }
+  // The words of every site for the iteration at `index`: one call of nyto_philox_words per
+  // iteration (emitted at the first draw of the body), into a buffer of the entry block.
+  llvm::Value* site_words(llvm::Value* index, int w) {
+    if (words_at_) return words_at_;
+    llvm::Value*& buf = words_buf_[w];
+    if (!buf) buf = entry_words(uint64_t(sites_.size()) * 4 * uint64_t(words_calls(w)), "philox.words");
+    if (!philox_key_) {  // after the key words of the entry block (emit_entry)
+      auto ip = b_.saveIP();
+      b_.SetInsertPoint(fn_->getEntryBlock().getTerminator());
+      store_philox_key();
+      b_.restoreIP(ip);
+    }
+    if (!sites_global_) {
+      auto* init = llvm::ConstantDataArray::get(ctx_, sites_);
+      sites_global_ = new llvm::GlobalVariable(*mod_, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
+                                               init, "philox.sites");
+    }
+    call_words(philox_key_, sites_global_, uint32_t(sites_.size()), index, w, buf);
     return words_at_ = buf;
   }
 
@@ -1053,7 +1090,9 @@ class Codegen {
   // of each call on its G lanes, and a normal's two outputs r cos and r sin share one logarithm
   // and square root. Scalars (and widths that are not a multiple of 2G) do each lane's call and
   // select its slot: the same operations, so the same bits.
-  llvm::Value* block_draw(const PhiloxKey& key, bool normal, llvm::Value* index, int w, int site_slot = -1) {
+  // `words`, if not null: the draw's 4 q words from nyto_philox_words (q = words_calls(w); key
+  // unused), word j of call t at j q + t.
+  llvm::Value* block_draw(const PhiloxKey& key, bool normal, llvm::Value* index, int w, llvm::Value* words = nullptr) {
     const bool f64 = spec_.dtype == DType::F64;
     const int G = int(rng::per_call(f64)), log_g = f64 ? 1 : 2;
     // Element indices are 32-bit counters (rng::draw_f32 takes uint32_t): call = e32 >> log G.
@@ -1065,8 +1104,8 @@ class Codegen {
       std::function<llvm::Value*(int)> r32;
       std::function<llvm::Value*(int, int)> pair;
       std::function<llvm::Value*()> quad;  // words 0, 1, 2, 3 (<4q x i32>)
-      if (site_slot >= 0) {  // the site's words from nyto_philox_words (site_words)
-        llvm::Value* base = b_.CreateConstInBoundsGEP1_64(i32_, site_words(index, w), uint64_t(site_slot) * 4 * q);
+      if (words) {  // the site's words from nyto_philox_words (site_words, keyed_words)
+        llvm::Value* base = words;
         auto load = [this, base, q](int j, int n) {
           return b_.CreateAlignedLoad(vec(i32_, n), b_.CreateConstInBoundsGEP1_64(i32_, base, uint64_t(j) * q),
                                       llvm::Align(4));
@@ -1113,10 +1152,9 @@ class Codegen {
     llvm::Value* idx = b_.CreateTrunc(splat(index, w), vec(i32_, w));
     if (w > 1) idx = b_.CreateAdd(idx, iota32(w));
     Words r;
-    if (site_slot >= 0) {  // w == 1: the element's call is the first of site_words' two
-      llvm::Value* base = b_.CreateConstInBoundsGEP1_64(i32_, site_words(index, w), uint64_t(site_slot) * 4 * 2);
+    if (words) {  // w == 1: the element's call is the first of the two asked for
       for (int j = 0; j < 4; ++j)
-        r.r[j] = b_.CreateAlignedLoad(i32_, b_.CreateConstInBoundsGEP1_64(i32_, base, uint64_t(j) * 2), llvm::Align(4));
+        r.r[j] = b_.CreateAlignedLoad(i32_, b_.CreateConstInBoundsGEP1_64(i32_, words, uint64_t(j) * 2), llvm::Align(4));
     } else {
       r = philox_rounds(b_.CreateLShr(idx, uint64_t(log_g)), key, w);
     }
@@ -1273,6 +1311,13 @@ class Codegen {
   std::map<int, llvm::Value*> words_buf_;
   llvm::Value* words_at_ = nullptr;
   llvm::GlobalVariable* sites_global_ = nullptr;
+  // keyed_words: whether keyed draws take their words from nyto_philox_words (the first tier, or a
+  // kernel with more than kInlineSites draw sites), their key's stack words, the buffer per width,
+  // the one-site arrays of rand(k, j) and randn(k, j).
+  bool keyed_words_ = false;
+  llvm::Value* keyed_key_ = nullptr;
+  std::map<int, llvm::Value*> keyed_buf_;
+  llvm::GlobalVariable* keyed_sites_[2] = {};
   std::vector<llvm::Value*> uni_, uni_dt_, row_, out_row_;
 };
 
@@ -1289,7 +1334,7 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Gra
 }
 
 bool has_tiered_draws(const ir::Graph& graph, const KernelSpec& spec) {
-  const size_t sites = random_sites(graph);
+  const size_t sites = draw_sites(graph);
   return sites > 0 && sites <= kInlineSites && !spec.has_chunk_outputs();
 }
 

@@ -24,17 +24,18 @@ namespace nyto::llvm_backend {
 // random draws prefetches each input row `prefetch_bytes` ahead in its vector loop (0: never).
 // Transcendental functions call SLEEF's vector forms of `math_lanes` lanes (the hardware vector;
 // 1: the scalar form per lane), backend/llvm/Sleef.h. `shared_draws`: the Philox words of the
-// rand() / randn() sites come from one call of nyto_philox_words per iteration (Philox.h: a
-// quarter of LLVM's time), else their rounds are in the loop body (about twice as fast per
-// element); the same bits either way.
+// rand() / randn() sites come from one call of nyto_philox_words per iteration, a keyed draw's
+// from a call of its own (Philox.h: a quarter of LLVM's time), else their rounds are in the loop
+// body (about twice as fast per element); the same bits either way.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
                                            int vector_width, bool masked_tail, int prefetch_bytes,
                                            int math_lanes, bool shared_draws);
 
 // Whether build_module's `shared_draws` changes the kernel of (graph, spec): it has rand() /
-// randn() sites, few enough that their rounds go in the loop body, and no chunk outputs (a chunk
-// kernel's vector iterations do their own calls either way). The JIT's two tiers.
+// randn() or keyed rand(k, j) / randn(k, j) sites, few enough (kInlineSites) that their rounds go
+// in the loop body, and no chunk outputs (a chunk kernel's vector iterations do their own calls
+// either way). The JIT's two tiers.
 bool has_tiered_draws(const ir::Graph& graph, const KernelSpec& spec);
 
 // The loop width of a kernel whose spec has chunk outputs: `width` raised to a multiple of the

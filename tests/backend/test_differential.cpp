@@ -105,9 +105,9 @@ void differential(llvm_backend::JitEngine& engine, uint64_t seed, const RandomRu
 }
 
 // llvm == interp on the rules `options(i)` for i in [0, count), seed first + i, float32 and float64.
-// Odd i also cover the code shape of AVX2 hosts: 8 lanes (4 for f64), scalar tail loop; i mod 4
-// of 2 and 3, the second tier of a kernel with draws (JitOptions::tier_up_elements), the others
-// the first.
+// Engine (i / 4 + i) mod 4: 1 and 3 are the code shape of AVX2 hosts (8 lanes, 4 for f64, scalar
+// tail loop), 2 and 3 the second tier of a kernel with draws (JitOptions::tier_up_elements), 0 and
+// 1 the first.
 template <class Options>
 void llvm_against_interp(uint64_t first, uint64_t count, Options&& options) {
   auto shape = [](int vector_bytes, bool masked, int64_t tier_up) {
@@ -123,7 +123,8 @@ void llvm_against_interp(uint64_t first, uint64_t count, Options&& options) {
   Stats st;
   for (uint64_t i = 0; i < count; ++i) {
     RandomRuleOptions o = options(i);
-    llvm_backend::JitEngine& engine = engines[i % 4];
+    // (i / 4 + i) mod 4: the rules of every i mod 4 (options may depend on it) meet every engine.
+    llvm_backend::JitEngine& engine = engines[(i / 4 + i) % 4];
     differential<float>(engine, first + i, o, st);
     differential<double>(engine, first + i, o, st);
   }

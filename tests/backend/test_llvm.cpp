@@ -175,10 +175,13 @@ void check_keyed_draws() {
   const KernelSpec spec{dt, {BindKind::Scalar, BindKind::MemberScalar}};
   for (llvm_backend::JitOptions o : {llvm_backend::JitOptions{}, llvm_backend::JitOptions{0, true, 1},
                                      llvm_backend::JitOptions{32, false}, llvm_backend::JitOptions{16, false, 4},
-                                     llvm_backend::JitOptions{8, false, 1}, llvm_backend::JitOptions{4, false}}) {
+                                     llvm_backend::JitOptions{8, false, 1}, llvm_backend::JitOptions{4, false}})
+  for (int64_t tier_up : {-1, 0}) {  // words from nyto_philox_words (first tier), rounds inlined
+    o.tier_up_elements = tier_up;
     JitEngine engine(o);
     CAPTURE(engine.vector_width(dt));
     CAPTURE(engine.interleave());
+    CAPTURE(tier_up);
     auto kernel = llvm_backend::compile(engine, g, spec);
     const int64_t M = 2, n = 301;
     const std::vector<double> js = {5, 4294967294.0};
@@ -308,6 +311,29 @@ TEST_CASE("llvm: a large kernel draws through helpers, a small one inlines Philo
   CHECK(small.find("@nyto.draw.") == std::string::npos);
   CHECK(llvm_backend::emit_llvm_ir(terms_rule(4), spec, true, {}, true).find("call void @nyto_philox_words(") !=
         std::string::npos);
+  // Keyed draws alike: the first tier takes their words from a call each, the second inlines
+  // their rounds, and past kInlineSites draw sites both tiers call.
+  auto keyed_rule = [](int sites) {
+    ir::Graph g;
+    g.inputs = {{"x"}, {"k"}};
+    ir::Builder b(g);
+    ir::NodeId y = b.input(0, ir::Type::Elem), k = b.input(1, ir::Type::MemberScalar);
+    for (int s = 0; s < sites; ++s)
+      y = b.binary(ir::Op::Add, y, b.keyed_rand(s % 2 == 1, k, b.constant(s), int32_t(s)));
+    g.outputs = {{"y", y, -1}};
+    return g;
+  };
+  KernelSpec keyed_spec{DType::F32, {BindKind::Swarm, BindKind::MemberScalar}};
+  std::string keyed2 = llvm_backend::emit_llvm_ir(keyed_rule(2), keyed_spec, true);
+  CHECK(keyed2.find("mul nuw <") != std::string::npos);
+  CHECK(keyed2.find("@nyto_philox_words") == std::string::npos);
+  std::string keyed1 = llvm_backend::emit_llvm_ir(keyed_rule(2), keyed_spec, true, {}, true);
+  CHECK(keyed1.find("call void @nyto_philox_words(") != std::string::npos);
+  CHECK(keyed1.find("mul nuw <") == std::string::npos);
+  std::string keyed_many = llvm_backend::emit_llvm_ir(keyed_rule(12), keyed_spec, true);
+  CHECK(keyed_many.find("call void @nyto_philox_words(") != std::string::npos);
+  CHECK(keyed_many.find("mul nuw <") == std::string::npos);
+
   std::string large = llvm_backend::emit_llvm_ir(terms_rule(50), spec, true);
   // One helper per width and site kind, called once per site and body.
   CHECK(large.find("define internal void @nyto.draw.") != std::string::npos);
