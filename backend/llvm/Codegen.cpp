@@ -1044,10 +1044,19 @@ class Codegen {
     return a;
   }
   // The words of one keyed draw (counter words c1, c2, site `site`) for the iteration at index_:
-  // a call of nyto_philox_words of its own, its key stored just before. Its words are loaded
+  // a call of nyto_philox_words of its own, its counter words stored just before (the key words
+  // and group, the same for every keyed draw, once in the entry block). Its words are loaded
   // right after (block_draw), so every keyed site of a width shares one buffer.
   llvm::Value* keyed_words(llvm::Value* c1, llvm::Value* c2, uint32_t site, int w) {
-    if (!keyed_key_) keyed_key_ = entry_words(5, "philox.keyed.key");
+    llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
+    if (!keyed_key_) {
+      keyed_key_ = entry_words(5, "philox.keyed.key");
+      auto ip = b_.saveIP();
+      b_.SetInsertPoint(fn_->getEntryBlock().getTerminator());  // after emit_entry's key words
+      for (auto [k, v] : {std::pair<unsigned, llvm::Value*>{0, key0_}, {1, key1_}, {4, group_shl_}})
+        b_.CreateStore(v, b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, k));
+      b_.restoreIP(ip);
+    }
     llvm::Value*& buf = keyed_buf_[w];
     if (!buf) buf = entry_words(4 * uint64_t(words_calls(w)), "philox.keyed.words");
     llvm::GlobalVariable*& sites = keyed_sites_[site & 1];
@@ -1055,9 +1064,8 @@ class Codegen {
       sites = new llvm::GlobalVariable(*mod_, llvm::ArrayType::get(i32_, 1), true, llvm::GlobalValue::PrivateLinkage,
                                        llvm::ConstantDataArray::get(ctx_, llvm::ArrayRef<uint32_t>(site)),
                                        "philox.keyed.site");
-    llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
-    llvm::Value* words[] = {key0_, key1_, c1, c2, group_shl_};
-    for (unsigned k = 0; k < 5; ++k) b_.CreateStore(words[k], b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, k));
+    b_.CreateStore(c1, b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, 2));
+    b_.CreateStore(c2, b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, 3));
     call_words(keyed_key_, sites, 1, index_, w, buf);
     return buf;
   }
