@@ -513,10 +513,21 @@ TEST_CASE("repeated runs replay the checked binding, and check again whatever ch
   rule.run({{"x", x}, {"k", std::vector<double>{1, 1, 1}}, {"s", 1.0}});
   CHECK(weights(x) == std::vector<double>{11, 18, 101});
   CHECK(x.storage()[0][2][0].item<double>() == 101);
+  // Pointed at another member's slot of the same storage (same storage, another offset): member
+  // 2 gets member 1's value in its own slot, and member 1 is computed once.
+  {
+    torch::NoGradGuard g;
+    x[2]->weight.set_data(x[1]->weight.detach());
+  }
+  rule.run({{"x", x}, {"k", std::vector<double>{1, 1, 1}}, {"s", 1.0}});
+  CHECK(weights(x) == std::vector<double>{12, 19, 19});
+  CHECK(x.storage()[0][1][0].item<double>() == 19);
+  CHECK(x.storage()[0][2][0].item<double>() == 19);
+  CHECK(x[2]->weight.data_ptr() != x[1]->weight.data_ptr());
   // A bad binding after replays is still a located error that changes nothing.
   std::string msg = error_of([&] { rule.run({{"x", x}, {"k", std::vector<double>{1, 2}}, {"s", 1.0}}); });
   CHECK(contains(msg, "E0501"));
-  CHECK(weights(x) == std::vector<double>{11, 18, 101});
+  CHECK(weights(x) == std::vector<double>{12, 19, 19});
 }
 
 TEST_CASE("a one-member swarm is a copy of its seed, not a view (issue 13, defect 4)") {
