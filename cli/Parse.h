@@ -14,6 +14,11 @@
 
 namespace nyto::cli {
 
+/// Whether `s` begins with `prefix` (std::string::starts_with is C++20).
+inline bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
 /// Parses `s` as a seed (a decimal integer from 0 to 2^64 - 1) into `*out`; returns why it is not
 /// one, or "". strtoull and CLI11's conversion to uint64_t alone would wrap "-1" to 2^64 - 1 and
 /// saturate larger numbers without a word.

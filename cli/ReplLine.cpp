@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/Parse.h"
 #include "cli/Repl.h"
 
 namespace nyto::cli {
@@ -55,10 +56,6 @@ char* path_candidate(const char* text, int state) {
     return longer;
   }
   return match;
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
 }
 
 // Which candidates fit the word being completed at [start, end) of the line.

@@ -3,6 +3,8 @@
 // runs in SLL mode with bail-out, falling back to full LL only when that fails.
 #include "frontend/Parser.h"
 
+#include "ir/Error.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -30,9 +32,7 @@ constexpr int kMaxAstDepth = 1000;   // AST nesting levels (a chain a+b+c+... co
 
 struct StopParsing {};
 
-[[noreturn]] void internal_error(const std::string& what) {
-  throw std::logic_error("nyto internal error (this is a bug in nyto): " + what);
-}
+using ir::internal_error;
 
 // Collects syntax diagnostics from the lexer, the parser and the tree converter.
 class Collector {

@@ -1,5 +1,6 @@
 #include "frontend/Sema.h"
 
+#include "ir/Error.h"
 #include "ir/Eval.h"
 
 #include <algorithm>
@@ -84,9 +85,7 @@ const FunctionInfo* find_function(const std::string& name) {
   return nullptr;
 }
 
-[[noreturn]] void internal_error(const std::string& what) {
-  throw std::logic_error("nyto internal error (this is a bug in nyto): " + what);
-}
+using ir::internal_error;
 
 // Value: a scalar or a particle (inputs' kinds are only known at bind time). Mask: a comparison
 // result. Error: already reported; anything built from it stays silent.

@@ -15,11 +15,15 @@ nyto_install_packages() {
 }
 
 # nyto_build DIR [cmake args...]: configures (once) and builds with every core.
+# Unity builds of 4 sources per unit: most of a LibTorch unit's compile time is its headers
+# (7.6 of test_version.cpp's 16 s), so a whole build takes a third less (plain build on 2 cores:
+# 4 min 7 s against 6 min). A build configured by hand without them keeps one unit per source,
+# the better choice while editing a single file.
 nyto_build() {
   local dir=$1
   shift
   if [ ! -f "$dir/build.ninja" ]; then
-    cmake -S . -B "$dir" -G Ninja "$@"
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=4 "$@"
   fi
   cmake --build "$dir" -j "$(nproc)"
 }

@@ -46,9 +46,9 @@ struct Scratch {
 };
 
 /// Sets a fault for the scope, cleared at its end.
-struct Fault {
-  explicit Fault(const std::string& spec) { io::testing::set_fault(spec); }
-  ~Fault() { io::testing::set_fault(""); }
+struct IoFault {
+  explicit IoFault(const std::string& spec) { io::testing::set_fault(spec); }
+  ~IoFault() { io::testing::set_fault(""); }
 };
 
 void put(const std::string& path, const std::string& text) {
@@ -84,7 +84,7 @@ TEST_CASE("write_file writes, replaces, keeps the old mode, and leaves nothing b
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(s.snapshot() == std::map<std::string, std::string>{{"a.txt", "two"}});
   {
-    Fault f("write:short@1+");  // every write() call writes half: the writer resumes
+    IoFault f("write:short@1+");  // every write() call writes half: the writer resumes
     put(s / "b.txt", std::string(1000, 'x'));
   }
   CHECK(text_of(s / "b.txt") == std::string(1000, 'x'));
@@ -102,7 +102,7 @@ TEST_CASE("write_file: every injected failure keeps the old file and names targe
                {"close:edquot", "Disk quota exceeded"},  {"rename:exdev", "Invalid cross-device link"}};
   for (const auto& c : cases) {
     INFO(c.spec);
-    Fault f(c.spec);
+    IoFault f(c.spec);
     std::string msg = message_of([&] { put(s / "keep.txt", "new content"); });
     CHECK(msg == "cannot write '" + (s / "keep.txt") + "': " + c.reason);
     CHECK(s.snapshot() == before);
@@ -135,7 +135,7 @@ TEST_CASE("LibTorch archives: a failed write is an IOError, never an abort, and 
     INFO("write " << n);
     std::string msg;
     {
-      Fault f("write:enospc@" + std::to_string(n) + "+");
+      IoFault f("write:enospc@" + std::to_string(n) + "+");
       msg = message_of([&] { other.save(s / "net.pt"); });
     }
     if (msg == "(no IOError)") {  // the archive needs fewer writes: it was written
@@ -150,7 +150,7 @@ TEST_CASE("LibTorch archives: a failed write is an IOError, never an abort, and 
     INFO("write " << n);
     std::string msg;
     {
-      Fault f("write:eio@" + std::to_string(n));
+      IoFault f("write:eio@" + std::to_string(n));
       msg = message_of([&] { nyto::AnySwarm(nyto::AnyParticle(other), 3).save(s / "swarm.pt"); });
     }
     if (msg == "(no IOError)") {
@@ -217,7 +217,7 @@ TEST_CASE("Commit: all outputs or none; a failure at any step rolls back what wa
                                  "swap:einval@1+,rename:eio@9", "swap:einval@1+,rename:eio@11",
                                  "swap:einval@1+,rename:eio@10", "write:enospc@3"}) {
     INFO(spec);
-    Fault f(spec);
+    IoFault f(spec);
     std::string msg = message_of([&] {
       io::Commit c;
       stage_all(c);
@@ -243,7 +243,7 @@ TEST_CASE("Commit: a rollback that fails says where the old content is kept") {
   Scratch s;
   put(s / "a.txt", "old a");
   put(s / "b.txt", "old b");
-  Fault f("swap:eio@2+");  // the commit swaps a, then every swap fails: b's and the rollback's
+  IoFault f("swap:eio@2+");  // the commit swaps a, then every swap fails: b's and the rollback's
   io::Commit c;
   put(c.stage(s / "a.txt"), "new a");
   put(c.stage(s / "b.txt"), "new b");
@@ -274,7 +274,7 @@ TEST_CASE("Commit: messages name the target, not the staged temporary path") {
   Scratch s;
   io::Commit c;
   std::string d = c.stage(s / "swarm", true);
-  Fault f("write:enospc");
+  IoFault f("write:enospc");
   CHECK(message_of([&] { put(d + "/m.pt", "x"); }) ==
         "cannot write '" + (s / "swarm") + "/m.pt': No space left on device");
 }
@@ -292,7 +292,7 @@ TEST_CASE("save_swarm_dir replaces a swarm directory as a whole, or refuses anot
   // A failure while writing the members, or while swapping the directory, keeps the old one.
   for (const std::string spec : {"write:enospc@3+", "fsync:eio@2", "swap:eio@1"}) {
     INFO(spec);
-    Fault f(spec);
+    IoFault f(spec);
     CHECK(message_of([&] { nyto::save_swarm_dir(fresh, s / "pop", {}, nyto::Format::Nyto); })
               .find("cannot write '" + (s / "pop")) == 0);
     CHECK(s.snapshot() == before);

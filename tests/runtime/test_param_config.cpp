@@ -6,10 +6,6 @@
 
 using nyto::ParamConfig;
 
-namespace {
-const void* ptr(const at::Tensor& t) { return t.data_ptr(); }
-}  // namespace
-
 TEST_CASE("default config is operational and clone") {
   auto net = nyto::make_particle<NetImpl>();
   for (const auto& p : net.params()) CHECK(p.config == (ParamConfig{true, true}));

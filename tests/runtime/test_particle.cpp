@@ -15,7 +15,6 @@ namespace {
 Particle<torch::nn::Linear> seed_linear() { return linear_particle(2, 1); }
 double w(const Particle<torch::nn::Linear>& p) { return p->weight.item<double>(); }
 double b(const Particle<torch::nn::Linear>& p) { return p->bias.item<double>(); }
-const void* ptr(const at::Tensor& t) { return t.data_ptr(); }
 }  // namespace
 
 TEST_CASE("net + 10 adds to every parameter and leaves the operand alone") {
