@@ -6,6 +6,24 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/modules/linear.h>
 
+#include <exception>
+#include <functional>
+#include <string>
+
+// The message of the E (or derived) that f throws; "" when f returns. Any other exception
+// propagates and fails the test.
+template <class E = std::exception>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 // Where a tensor's data is (sharing checks).
 inline const void* ptr(const at::Tensor& t) { return t.data_ptr(); }
 

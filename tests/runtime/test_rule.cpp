@@ -38,16 +38,6 @@ v = w*v + c1*rand()*(pbest - x) + c2*rand()*(gbest - x)
 x = x + v
 )";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Calls f with the run options of every backend at 1 and 2 threads (the thread count set, and
 // captured for the assertions f makes); 1 thread after.
