@@ -13,7 +13,7 @@ struct Avx2 {
   static V add(V a, V b) { return _mm256_add_epi64(a, b); }
   static V band(V a, V b) { return _mm256_and_si256(a, b); }
   static V mul(V a, V b) { return _mm256_mul_epu32(a, b); }
-  static V hi(V a) { return _mm256_srli_epi64(a, 32); }
+  static V hi(V a) { return _mm256_shuffle_epi32(a, 0xF5); }  // see Sse2::hi
   static V xor3(V a, V b, V c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
   static void store_low(uint32_t* p, V a) {
     const __m256i even = _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));

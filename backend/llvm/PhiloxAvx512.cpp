@@ -13,7 +13,7 @@ struct Avx512 {
   static V add(V a, V b) { return _mm512_add_epi64(a, b); }
   static V band(V a, V b) { return _mm512_and_si512(a, b); }
   static V mul(V a, V b) { return _mm512_mul_epu32(a, b); }
-  static V hi(V a) { return _mm512_srli_epi64(a, 32); }
+  static V hi(V a) { return _mm512_shuffle_epi32(a, _MM_PERM_DDBB); }  // see Sse2::hi
   static V xor3(V a, V b, V c) { return _mm512_ternarylogic_epi64(a, b, c, 0x96); }
   static void store_low(uint32_t* p, V a) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi64_epi32(a));
