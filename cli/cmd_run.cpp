@@ -50,8 +50,13 @@ struct RunArgs {
   uint64_t seed = 0;
   std::string backend = "llvm";
   int threads = 0;
+  int64_t batch = -1;  // --batch: members held at a time; -1: by kBatchBytes; 0: all
   DistOptions dist;
 };
+
+// Members of a batched run held at a time without --batch: as many as hold this many bytes of
+// swarm files (their parameters, as saved), at least one.
+constexpr int64_t kBatchBytes = int64_t(64) << 20;
 
 bool is_identifier(const std::string& s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
@@ -95,6 +100,201 @@ struct Loaded : LoadedModels {
   Loaded(LoadedModels m, std::string p) : LoadedModels(std::move(m)), path(std::move(p)) {}
   AnyParticle representative() const { return is_swarm() ? swarm.member(0) : particle; }
 };
+
+/// What run_command has read off the command line by the time it loads models.
+struct RunInputs {
+  const RunArgs& a;
+  const Rule& rule;
+  const std::map<std::string, std::string>& loads;
+  const std::vector<std::string>& load_order;
+  const std::map<std::string, std::string>& saves;
+  const std::vector<std::string>& outputs;
+  const Bindings& scalars;                         // --set of scalar inputs
+  const std::map<std::string, MemberVector>& sets;  // --set NAME=V1,V2,...
+  RunOptions options;
+};
+
+/// Runs the rule a batch of members at a time, when that writes the files one run on the whole
+/// swarms would: one process, llvm or interp, members independent (no member reduction, member
+/// read or ranking), every swarm loaded from a directory (all of one size), nothing the rule
+/// does not read loaded, every output a swarm or a per-member vector (a particle or a number the
+/// same for all members would be computed once per batch). Each batch's members are loaded, run
+/// with RunOptions::block_rows (member(), members() and the random draws see the whole
+/// population, so the rows are the same bits) and written to the staged outputs, then dropped:
+/// the process holds one batch of the swarms, not all of them. Outputs are put in place together
+/// after the last batch (io::Commit), so a failure in any batch changes no file. Returns false,
+/// having written nothing, when the run is not of that kind (run_command then loads everything).
+bool run_batched(RunInputs in) {
+  const RunArgs& a = in.a;
+  if (a.batch == 0 || in.options.backend == Backend::Aten || !in.rule.members_independent()) return false;
+  const auto inputs = in.rule.inputs();
+  auto reads = [&](const std::string& name) { return std::find(inputs.begin(), inputs.end(), name) != inputs.end(); };
+  // Which loads are swarm directories (batched), particle files (loaded once) or vectors.
+  std::vector<std::string> dirs, particles, vector_files;
+  std::map<std::string, std::vector<std::string>> names;  // per directory: its member files
+  int64_t n = -1, member_bytes = 0;
+  for (const auto& name : in.load_order) {
+    const std::string& path = in.loads.at(name);
+    if (!reads(name)) return false;  // run_command warns, or refuses it
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      std::vector<std::string> files = swarm_member_files(path);
+      if (n >= 0 && int64_t(files.size()) != n) return false;  // run_command reports it
+      n = int64_t(files.size());
+      member_bytes += int64_t(fs::file_size(fs::path(path) / files[0], ec));
+      names[name] = std::move(files);
+      dirs.push_back(name);
+    } else if (is_pickle_archive(path)) {
+      vector_files.push_back(name);
+    } else if (!inspect_file(path).swarm) {
+      particles.push_back(name);
+    } else {
+      return false;  // a swarm checkpoint is one file: read whole
+    }
+  }
+  if (dirs.empty() || n < 2) return false;
+  const int64_t per = a.batch > 0 ? a.batch : std::max<int64_t>(1, kBatchBytes / std::max<int64_t>(1, member_bytes));
+  if (per >= n) return false;  // one batch: the whole run
+
+  // Per-member vectors: the whole population's values, checked as run_command checks them.
+  std::map<std::string, std::vector<double>> vectors;
+  for (const auto& [name, v] : in.sets) {
+    if (!reads(name)) return false;  // run_command explains
+    vectors[name] = v.values;
+  }
+  std::map<std::string, std::string> vector_flag;
+  for (const auto& [name, v] : in.sets) vector_flag[name] = v.flag;
+  for (const auto& name : vector_files) {
+    try {
+      vectors[name] = load_vector_file(in.loads.at(name));
+    } catch (const BindError& e) {
+      throw BindError("--load " + name + ": " + e.what());
+    }
+    vector_flag[name] = "--load " + name + ": '" + in.loads.at(name) + "' holds ";
+  }
+  for (const auto& [name, v] : vectors)
+    if (int64_t(v.size()) != n)
+      throw UsageError(vector_flag[name] + std::to_string(v.size()) + " value" + (v.size() == 1 ? "" : "s") +
+                       " for a swarm of " + std::to_string(n) + " members ('" + dirs[0] + "')");
+
+  // Particles, once; the batches' swarms take their species (files of one structure are one).
+  std::vector<AnyParticle> species;
+  std::map<std::string, AnyParticle> loaded;
+  for (const auto& name : particles) {
+    AnyParticle p = load_particle(in.loads.at(name));
+    auto same = std::find_if(species.begin(), species.end(), [&](const AnyParticle& r) { return same_structure(r, p); });
+    if (same == species.end())
+      species.push_back(p);
+    else
+      p = to_species(*same, p);
+    loaded.emplace(name, p);
+  }
+
+  RunOptions options = in.options;
+  options.block_rows = true;
+  options.population = n;
+  io::Commit commit;
+  struct Out {
+    std::string name, staged;
+    const std::vector<std::string>* files = nullptr;  // a swarm's member file names
+    std::vector<double> values;                       // a per-member vector, filled batch by batch
+    bool swarm = false;
+  };
+  std::vector<Out> outs;
+  std::map<std::string, AnyParticle> first_members;  // per directory: its batch-0 member 0
+  for (int64_t m0 = 0; m0 < n; m0 += per) {
+    const int64_t m1 = std::min(n, m0 + per);
+    Bindings bindings = in.scalars;
+    for (const auto& [name, p] : loaded) bindings.emplace(name, Value(p));
+    for (const auto& [name, v] : vectors) bindings.emplace(name, Value(v));
+    for (const auto& name : dirs) {
+      const std::string& path = in.loads.at(name);
+      // Every file of the structure of file 0 (batch 0's first member), as load_swarm requires.
+      auto member0 = first_members.find(name);
+      AnySwarm sw = load_swarm_members(path, m0, m1, species, member0 != first_members.end() ? &member0->second : nullptr);
+      if (m0 == 0) {
+        AnyParticle first = sw.member(0);
+        if (std::none_of(species.begin(), species.end(), [&](const AnyParticle& r) { return same_structure(r, first); }))
+          species.push_back(first);
+        first_members.emplace(name, first);
+      }
+      bindings.emplace(name, Value(sw));
+    }
+    options.member_range = std::make_pair(m0, m1);
+    std::map<std::string, Value> results;
+    try {
+      results = in.rule.run(bindings, options);
+    } catch (const Error&) {
+      // Nothing is written yet: the whole run says it as it always does (and explains a species
+      // mismatch), or runs what a batch cannot (a rule that cannot run on blocks as bound).
+      if (m0 == 0) return false;
+      throw;
+    }
+    auto value_of = [&](const std::string& name) -> const Value* {
+      if (auto r = results.find(name); r != results.end()) return &r->second;
+      auto b = bindings.find(name);
+      return b != bindings.end() ? &b->second : nullptr;
+    };
+    if (m0 == 0) {
+      // Only rows and per-member values can be written batch by batch.
+      for (const auto& o : in.outputs) {
+        const Value* v = value_of(o);
+        if (!v || (v->kind() == Value::Kind::Swarm ? v->swarm().size() != m1 - m0
+                                                    : v->kind() != Value::Kind::MemberScalars))
+          return false;
+      }
+      for (const auto& o : in.outputs)
+        if (!in.saves.count(o) && value_of(o)->kind() == Value::Kind::Swarm)
+          std::cerr << "nyto: warning: the result '" << o << "' is not saved (add --save " << o << "=PATH)\n";
+      for (const auto& o : in.outputs) {
+        Out out{o, "", nullptr, {}, value_of(o)->kind() == Value::Kind::Swarm};
+        if (out.swarm) {
+          // Laid out as the directory it was loaded from, a new swarm as the first loaded.
+          out.files = &names.at(std::find(dirs.begin(), dirs.end(), o) != dirs.end() ? o : dirs[0]);
+          if (auto s = in.saves.find(o); s != in.saves.end()) {
+            std::error_code ec;
+            if (fs::exists(s->second, ec) && !fs::is_directory(s->second, ec))
+              throw IOError("cannot write swarm '" + s->second + "': it exists and is not a directory");
+            check_swarm_dir_target(s->second);
+          }
+        } else {
+          out.values.assign(size_t(n), 0.0);
+          if (auto s = in.saves.find(o); s != in.saves.end() && fs::is_directory(s->second))
+            throw IOError("cannot write '" + o + "' to '" + s->second + "': it is a directory");
+        }
+        outs.push_back(std::move(out));
+      }
+      for (auto& out : outs)
+        if (auto s = in.saves.find(out.name); s != in.saves.end()) out.staged = commit.stage(s->second, out.swarm);
+    }
+    for (auto& out : outs) {
+      const Value* v = value_of(out.name);
+      if (out.swarm) {
+        if (out.staged.empty()) continue;
+        const AnySwarm& sw = v->swarm();
+        for (int64_t r = 0; r < sw.size(); ++r)
+          save_particle(sw.member(r), (fs::path(out.staged) / (*out.files)[size_t(m0 + r)]).string(),
+                        format_of(sw.member(r)));
+      } else {
+        const std::vector<double>& vals = v->member_scalars();
+        // The population's values, of which this batch computed its own.
+        const int64_t off = int64_t(vals.size()) == n ? m0 : 0;
+        if (int64_t(vals.size()) != n && int64_t(vals.size()) != m1 - m0)
+          throw std::logic_error("nyto internal error (this is a bug in nyto): the per-member result '" + out.name +
+                                 "' has " + std::to_string(vals.size()) + " values for a batch of a population of " +
+                                 std::to_string(n));
+        std::copy(vals.begin() + off, vals.begin() + off + (m1 - m0), out.values.begin() + m0);
+      }
+    }
+  }
+  for (const auto& out : outs)
+    if (!out.swarm && !out.staged.empty())
+      io::write_file(out.staged, [&](io::FileWriter& w) { w.write(numbers_text(out.values, "\n") + "\n"); });
+  commit.commit();
+  for (const auto& out : outs)
+    if (!out.swarm) std::cout << out.name << " = " << numbers_text(out.values, ",") << "\n";
+  return true;
+}
 
 void run_command(const RunArgs& a) {
   // 1. The command line, checked before anything is read.
@@ -223,7 +423,11 @@ void run_command(const RunArgs& a) {
       options.params[name] = v;
   }
 
-  // 4. Particles and swarms. Files of one structure become one species (rules combine only
+  // 4. Big swarms of a rule whose members are independent: a batch of members at a time.
+  if (!group && run_batched(RunInputs{a, rule, loads, load_order, saves, outputs, bindings, vectors, options}))
+    return;
+
+  // 4b. Particles and swarms. Files of one structure become one species (rules combine only
   // particles of one species); different structures stay apart and the rule reports E0502.
   std::map<std::string, Loaded> loaded;
   std::vector<AnyParticle> species_reps;
@@ -413,6 +617,12 @@ void add_run(CLI::App& app) {
   cmd->add_option("--threads", a->threads,
                   "intra-op threads (default: the number of cores; at most 4 per core)")
       ->check(threads_validator());
+  cmd->add_option("--batch", a->batch,
+                  "members loaded, run and written at a time when every swarm is a directory and "
+                  "the rule's members are independent (the same files as one run on the whole "
+                  "swarms, with a batch of them in memory); 0: all at once (default: as many as "
+                  "hold 64 MiB of model files)")
+      ->check(CLI::NonNegativeNumber);
   add_dist_options(cmd, a->dist);
   cmd->callback([a] {
     if (a->threads == 0) a->threads = int(std::max(1u, std::thread::hardware_concurrency()));

@@ -318,18 +318,25 @@ LoadedModels load_models(const std::string& path, const std::vector<AnyParticle>
   return out;
 }
 
-AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names, const std::vector<AnyParticle>& like) {
-  if (names) names->clear();
+std::vector<std::string> swarm_member_files(const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) return swarm_from(load_jit(path), path);
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(path, ec)) {
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string n = e.path().filename().string();
     if (!n.empty() && n[0] != '.' && e.is_regular_file()) files.push_back(n);
   }
-  if (ec) throw IOError("cannot read directory '" + path + "': " + ec.message());
-  if (files.empty()) throw IOError("directory '" + path + "' holds no model files: an empty swarm");
+  if (ec) throw IOError("cannot read directory '" + dir + "': " + ec.message());
+  if (files.empty()) throw IOError("directory '" + dir + "' holds no model files: an empty swarm");
   std::sort(files.begin(), files.end());
+  return files;
+}
+
+namespace {
+
+// Files [begin, end) of `files` (the member files of directory `path`) as a swarm; every file of
+// the structure of `member0` (file 0), or of the range's first file.
+AnySwarm load_members(const std::string& path, const std::vector<std::string>& files, size_t begin, size_t end,
+                      const std::vector<AnyParticle>& like, const AnyParticle* member0) {
   // One file at a time into the swarm's storage: file i is loaded, checked against the first,
   // copied into member i and dropped, so the files' data is held once (the swarm) plus one file.
   auto load_one = [&](const std::string& f) {
@@ -346,7 +353,9 @@ AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names, co
     }
     return particle_from(m, fp);
   };
-  AnyParticle first = load_one(files.front());
+  AnyParticle first = load_one(files[begin]);
+  const AnyParticle& reference = member0 ? *member0 : first;
+  const std::string& reference_name = member0 ? files.front() : files[begin];
   // Of a species already loaded when the structures agree: no conversion (a second swarm) later.
   AnyParticle seed = first;
   for (const AnyParticle& r : like)
@@ -354,22 +363,44 @@ AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names, co
       seed = r;
       break;
     }
-  AnySwarm s(seed, int64_t(files.size()));
-  for (size_t i = 0; i < files.size(); ++i) {
-    AnyParticle p = i == 0 ? first : load_one(files[i]);
-    std::string diff = structure_difference(first, p);
+  AnySwarm s(seed, int64_t(end - begin));
+  for (size_t i = begin; i < end; ++i) {
+    AnyParticle p = i == begin ? first : load_one(files[i]);
+    std::string diff = structure_difference(reference, p);
     if (!diff.empty())
       throw ShapeError("the members of swarm '" + path + "' must have one structure, but '" +
-                       files.front() + "' and '" + files[i] + "' differ: " + diff);
-    AnyParticle member = s.member(int64_t(i));
+                       reference_name + "' and '" + files[i] + "' differ: " + diff);
+    AnyParticle member = s.member(int64_t(i - begin));
     try {
       copy_values(member, p);
     } catch (const ShapeError& e) {
-      throw ShapeError("swarm '" + path + "': '" + files[i] + "' and '" + files.front() + "': " + e.what());
+      throw ShapeError("swarm '" + path + "': '" + files[i] + "' and '" + reference_name + "': " + e.what());
     }
   }
-  if (names) *names = files;
   return s;
+}
+
+}  // namespace
+
+AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names, const std::vector<AnyParticle>& like) {
+  if (names) names->clear();
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return swarm_from(load_jit(path), path);
+  std::vector<std::string> files = swarm_member_files(path);
+  AnySwarm s = load_members(path, files, 0, files.size(), like, nullptr);
+  if (names) *names = std::move(files);
+  return s;
+}
+
+AnySwarm load_swarm_members(const std::string& dir, int64_t begin, int64_t end, const std::vector<AnyParticle>& like,
+                            const AnyParticle* member0) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw IOError("'" + dir + "' is not a directory of model files");
+  std::vector<std::string> files = swarm_member_files(dir);
+  if (begin < 0 || end <= begin || end > int64_t(files.size()))
+    throw IOError("members [" + std::to_string(begin) + ", " + std::to_string(end) + ") of swarm '" + dir +
+                  "', which has " + std::to_string(files.size()) + " member files");
+  return load_members(dir, files, size_t(begin), size_t(end), like, member0);
 }
 
 Format format_of(const AnyParticle& particle) {

@@ -796,3 +796,135 @@ TEST_CASE("REPL :load of a 1-D tensor saved by torch.save: a per-member vector")
   CHECK(r.out.find("\nm ") == std::string::npos);  // the failed :load bound nothing
   check_added(members_of(s / "out"), members_of(s / "swarm"), {1, 2, 3});
 }
+
+namespace {
+
+/// Every parameter of every member of the swarm directory `dir`, by file name.
+std::map<std::string, std::map<std::string, at::Tensor>> dir_values(const std::string& dir) {
+  std::vector<std::string> names;
+  nyto::AnySwarm sw = nyto::load_swarm(dir, &names);
+  std::map<std::string, std::map<std::string, at::Tensor>> out;
+  for (size_t i = 0; i < names.size(); ++i) out[names[i]] = values_of(sw.member(int64_t(i)));
+  return out;
+}
+
+bool same_bits(const std::map<std::string, std::map<std::string, at::Tensor>>& a,
+               const std::map<std::string, std::map<std::string, at::Tensor>>& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [file, params] : a) {
+    auto other = b.find(file);
+    if (other == b.end() || other->second.size() != params.size()) return false;
+    for (const auto& [path, t] : params)
+      if (!other->second.count(path) || !at::equal(t, other->second.at(path))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("nyto run --batch: swarm directories run a batch of members at a time give the bits of one "
+          "run on the whole swarms; a failure in a later batch changes no file") {
+  Scratch s;
+  torch::manual_seed(3);
+  auto base = nyto::make_particle<NetImpl>();
+  base.save(s / "best.pt");
+  for (std::string d : {"x", "v", "pbest"}) {
+    fs::create_directory(s / d);
+    for (int i = 0; i < 7; ++i) nyto::AnyParticle(base.randn()).save(s / (d + "/m" + std::to_string(i) + ".pt"));
+  }
+  auto pso = [&](const std::string& out, const std::string& flags) {
+    for (std::string d : {"x", "v", "pbest"}) fs::copy(s / d, s / (out + "/" + d), fs::copy_options::recursive);
+    return s.nyto("run " + kRules + "pso.nyto --load x=x --load v=v --load pbest=pbest --load best=" + (s / "best.pt") +
+                      " --set f=3,1,4,1,5,9,2 --set pf=inf,2,inf,0.5,inf,inf,1 --save x=x --save v=v --save pbest=pbest"
+                      " --save pf=pf.txt --seed 7 " + flags,
+                  "cd " + (s / out) + " && ");
+  };
+  fs::create_directory(s / "whole");
+  auto whole = pso("whole", "--batch 0");
+  REQUIRE(whole.rc == 0);
+  CHECK(whole.out == "pf = 3,1,4,0.5,5,9,1\n");
+  CHECK(!same_bits(dir_values(s / "whole/x"), dir_values(s / "x")));  // the run moved x
+  int run = 0;
+  for (std::string flags : {"--batch 1", "--batch 3", "--batch 6", "", "--batch 2 --backend interp"}) {
+    INFO("flags: " << flags);
+    const std::string out = "b" + std::to_string(run++);
+    fs::create_directory(s / out);
+    auto r = pso(out, flags);
+    REQUIRE(r.rc == 0);
+    CHECK(r.err.empty());
+    CHECK(r.out == whole.out);
+    CHECK(slurp(s / (out + "/pf.txt")) == slurp(s / "whole/pf.txt"));
+    for (std::string d : {"x", "v", "pbest"}) CHECK(same_bits(dir_values(s / (out + "/" + d)), dir_values(s / ("whole/" + d))));
+  }
+
+  // A rule whose members read each other runs on the whole swarms, whatever --batch says.
+  write_rule(s, "center.nyto", "x = x - msum(x) / members()\n");
+  for (std::string flags : {"--batch 0", "--batch 2"}) {
+    auto r = s.nyto("run " + (s / "center.nyto") + " --load x=" + (s / "x") + " --save x=" + (s / ("c" + flags.substr(8))) +
+                    " " + flags);
+    REQUIRE(r.rc == 0);
+  }
+  CHECK(same_bits(dir_values(s / "c0"), dir_values(s / "c2")));
+
+  // Bad input, as a whole run says it: a vector of the wrong length (exit 2), a member of
+  // another structure (exit 2) or a corrupt member file (exit 1) in a later batch; no file changes.
+  nyto::make_particle<MixedImpl>().save(s / "mixed.pt");
+  fs::create_directory(s / "bad");
+  for (std::string d : {"x", "v", "pbest"}) fs::copy(s / d, s / ("bad/" + d), fs::copy_options::recursive);
+  auto bad = [&](const std::string& flags) {
+    return s.nyto("run " + kRules + "pso.nyto --load x=x --load v=v --load pbest=pbest --load best=" + (s / "best.pt") +
+                      " --set f=3,1,4,1,5,9,2 --set pf=inf,2,inf,0.5,inf,inf,1 --save x=x --save v=v --save pbest=pbest"
+                      " --save pf=pf.txt " + flags,
+                  "cd " + (s / "bad") + " && ");
+  };
+  auto before = s.snapshot();
+  for (std::string flags : {"--batch 0", "--batch 2"}) {
+    INFO("flags: " << flags);
+    auto r = s.nyto("run " + kRules + "pso.nyto --load x=" + (s / "bad/x") + " --load v=" + (s / "bad/v") +
+                    " --load pbest=" + (s / "bad/pbest") + " --load best=" + (s / "best.pt") +
+                    " --set f=3,1,4 --set pf=1,2,3 --save x=" + (s / "bad/x") + " " + flags);
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("--set f: 3 values for a swarm of 7 members") != std::string::npos);
+  }
+  fs::copy_file(s / "mixed.pt", s / "bad/v/m5.pt", fs::copy_options::overwrite_existing);
+  before = s.snapshot();
+  for (std::string flags : {"--batch 0", "--batch 2"}) {
+    INFO("flags: " << flags);
+    auto r = bad(flags);
+    INFO("stderr: " << r.err);
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("the members of swarm 'v' must have one structure, but 'm0.pt' and 'm5.pt' differ") !=
+          std::string::npos);
+    CHECK(s.snapshot() == before);
+  }
+  std::ofstream(s / "bad/v/m5.pt", std::ios::trunc) << "not a model";
+  before = s.snapshot();
+  for (std::string flags : {"--batch 0", "--batch 2"}) {
+    INFO("flags: " << flags);
+    auto r = bad(flags);
+    INFO("stderr: " << r.err);
+    CHECK(r.rc == 1);
+    CHECK(r.err.find("m5.pt") != std::string::npos);
+    CHECK(s.snapshot() == before);
+  }
+  // The batches are real: batch 0's members are written before pbest/m5.pt (batch 2) is read,
+  // so a failing first write stops a batched run before it reaches m5.pt; a whole run reads
+  // m5.pt first.
+  fs::copy_file(s / "best.pt", s / "bad/v/m5.pt", fs::copy_options::overwrite_existing);
+  std::ofstream(s / "bad/pbest/m5.pt", std::ios::trunc) << "not a model";
+  before = s.snapshot();
+  auto faulty = [&](const std::string& flags) {
+    return s.nyto("run " + kRules + "pso.nyto --load x=x --load v=v --load pbest=pbest --load best=" + (s / "best.pt") +
+                      " --set f=3,1,4,1,5,9,2 --set pf=inf,2,inf,0.5,inf,inf,1 --save x=x --save v=v " + flags,
+                  "cd " + (s / "bad") + " && NYTO_FAULT=open:eio ");
+  };
+  auto w = faulty("--batch 2");
+  INFO("stderr: " << w.err);
+  CHECK(w.rc == 1);
+  CHECK(w.err.find("m5.pt") == std::string::npos);
+  CHECK(w.err.find("cannot write") != std::string::npos);
+  w = faulty("--batch 0");
+  CHECK(w.rc == 1);
+  CHECK(w.err.find("pbest/m5.pt") != std::string::npos);
+  CHECK(s.snapshot() == before);
+}
