@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -832,15 +833,19 @@ TEST_CASE("nyto run --batch: swarm directories run a batch of members at a time 
     fs::create_directory(s / d);
     for (int i = 0; i < 7; ++i) nyto::AnyParticle(base.randn()).save(s / (d + "/m" + std::to_string(i) + ".pt"));
   }
-  auto pso = [&](const std::string& out, const std::string& flags) {
-    for (std::string d : {"x", "v", "pbest"}) fs::copy(s / d, s / (out + "/" + d), fs::copy_options::recursive);
+  // `nyto run pso.nyto` in the scratch's directory `dir` (x, v and pbest there), then `tail`.
+  auto pso = [&](const std::string& dir, const std::string& tail, const std::string& env = "") {
     return s.nyto("run " + kRules + "pso.nyto --load x=x --load v=v --load pbest=pbest --load best=" + (s / "best.pt") +
-                      " --set f=3,1,4,1,5,9,2 --set pf=inf,2,inf,0.5,inf,inf,1 --save x=x --save v=v --save pbest=pbest"
-                      " --save pf=pf.txt --seed 7 " + flags,
-                  "cd " + (s / out) + " && ");
+                      " --set f=3,1,4,1,5,9,2 --set pf=inf,2,inf,0.5,inf,inf,1 --save x=x --save v=v " + tail,
+                  "cd " + (s / dir) + " && " + env);
   };
-  fs::create_directory(s / "whole");
-  auto whole = pso("whole", "--batch 0");
+  const std::string saves = "--save pbest=pbest --save pf=pf.txt --seed 7 ";
+  auto copy_swarms = [&](const std::string& dir) {
+    fs::create_directory(s / dir);
+    for (std::string d : {"x", "v", "pbest"}) fs::copy(s / d, s / (dir + "/" + d), fs::copy_options::recursive);
+  };
+  copy_swarms("whole");
+  auto whole = pso("whole", saves + "--batch 0");
   REQUIRE(whole.rc == 0);
   CHECK(whole.out == "pf = 3,1,4,0.5,5,9,1\n");
   CHECK(!same_bits(dir_values(s / "whole/x"), dir_values(s / "x")));  // the run moved x
@@ -848,8 +853,8 @@ TEST_CASE("nyto run --batch: swarm directories run a batch of members at a time 
   for (std::string flags : {"--batch 1", "--batch 3", "--batch 6", "", "--batch 2 --backend interp"}) {
     INFO("flags: " << flags);
     const std::string out = "b" + std::to_string(run++);
-    fs::create_directory(s / out);
-    auto r = pso(out, flags);
+    copy_swarms(out);
+    auto r = pso(out, saves + flags);
     REQUIRE(r.rc == 0);
     CHECK(r.err.empty());
     CHECK(r.out == whole.out);
@@ -869,14 +874,7 @@ TEST_CASE("nyto run --batch: swarm directories run a batch of members at a time 
   // Bad input, as a whole run says it: a vector of the wrong length (exit 2), a member of
   // another structure (exit 2) or a corrupt member file (exit 1) in a later batch; no file changes.
   nyto::make_particle<MixedImpl>().save(s / "mixed.pt");
-  fs::create_directory(s / "bad");
-  for (std::string d : {"x", "v", "pbest"}) fs::copy(s / d, s / ("bad/" + d), fs::copy_options::recursive);
-  auto bad = [&](const std::string& flags) {
-    return s.nyto("run " + kRules + "pso.nyto --load x=x --load v=v --load pbest=pbest --load best=" + (s / "best.pt") +
-                      " --set f=3,1,4,1,5,9,2 --set pf=inf,2,inf,0.5,inf,inf,1 --save x=x --save v=v --save pbest=pbest"
-                      " --save pf=pf.txt " + flags,
-                  "cd " + (s / "bad") + " && ");
-  };
+  copy_swarms("bad");
   auto before = s.snapshot();
   for (std::string flags : {"--batch 0", "--batch 2"}) {
     INFO("flags: " << flags);
@@ -886,26 +884,26 @@ TEST_CASE("nyto run --batch: swarm directories run a batch of members at a time 
     CHECK(r.rc == 2);
     CHECK(r.err.find("--set f: 3 values for a swarm of 7 members") != std::string::npos);
   }
-  fs::copy_file(s / "mixed.pt", s / "bad/v/m5.pt", fs::copy_options::overwrite_existing);
-  before = s.snapshot();
-  for (std::string flags : {"--batch 0", "--batch 2"}) {
-    INFO("flags: " << flags);
-    auto r = bad(flags);
-    INFO("stderr: " << r.err);
-    CHECK(r.rc == 2);
-    CHECK(r.err.find("the members of swarm 'v' must have one structure, but 'm0.pt' and 'm5.pt' differ") !=
-          std::string::npos);
-    CHECK(s.snapshot() == before);
-  }
-  std::ofstream(s / "bad/v/m5.pt", std::ios::trunc) << "not a model";
-  before = s.snapshot();
-  for (std::string flags : {"--batch 0", "--batch 2"}) {
-    INFO("flags: " << flags);
-    auto r = bad(flags);
-    INFO("stderr: " << r.err);
-    CHECK(r.rc == 1);
-    CHECK(r.err.find("m5.pt") != std::string::npos);
-    CHECK(s.snapshot() == before);
+  CHECK(s.snapshot() == before);
+  struct Damage {
+    std::function<void()> make;
+    int rc;
+    std::string message;
+  };
+  for (const Damage& d :
+       {Damage{[&] { fs::copy_file(s / "mixed.pt", s / "bad/v/m5.pt", fs::copy_options::overwrite_existing); }, 2,
+               "the members of swarm 'v' must have one structure, but 'm0.pt' and 'm5.pt' differ"},
+        Damage{[&] { std::ofstream(s / "bad/v/m5.pt", std::ios::trunc) << "not a model"; }, 1, "m5.pt"}}) {
+    d.make();
+    before = s.snapshot();
+    for (std::string flags : {"--batch 0", "--batch 2"}) {
+      INFO("flags: " << flags);
+      auto r = pso("bad", saves + flags);
+      INFO("stderr: " << r.err);
+      CHECK(r.rc == d.rc);
+      CHECK(r.err.find(d.message) != std::string::npos);
+      CHECK(s.snapshot() == before);
+    }
   }
   // The batches are real: batch 0's members are written before pbest/m5.pt (batch 2) is read,
   // so a failing first write stops a batched run before it reaches m5.pt; a whole run reads
@@ -913,17 +911,12 @@ TEST_CASE("nyto run --batch: swarm directories run a batch of members at a time 
   fs::copy_file(s / "best.pt", s / "bad/v/m5.pt", fs::copy_options::overwrite_existing);
   std::ofstream(s / "bad/pbest/m5.pt", std::ios::trunc) << "not a model";
   before = s.snapshot();
-  auto faulty = [&](const std::string& flags) {
-    return s.nyto("run " + kRules + "pso.nyto --load x=x --load v=v --load pbest=pbest --load best=" + (s / "best.pt") +
-                      " --set f=3,1,4,1,5,9,2 --set pf=inf,2,inf,0.5,inf,inf,1 --save x=x --save v=v " + flags,
-                  "cd " + (s / "bad") + " && NYTO_FAULT=open:eio ");
-  };
-  auto w = faulty("--batch 2");
+  auto w = pso("bad", "--batch 2", "NYTO_FAULT=open:eio ");
   INFO("stderr: " << w.err);
   CHECK(w.rc == 1);
   CHECK(w.err.find("m5.pt") == std::string::npos);
   CHECK(w.err.find("cannot write") != std::string::npos);
-  w = faulty("--batch 0");
+  w = pso("bad", "--batch 0", "NYTO_FAULT=open:eio ");
   CHECK(w.rc == 1);
   CHECK(w.err.find("pbest/m5.pt") != std::string::npos);
   CHECK(s.snapshot() == before);
