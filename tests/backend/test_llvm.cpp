@@ -267,7 +267,7 @@ TEST_CASE("llvm: optimized IR is vectorized, also for the in-place PSO") {
   CHECK(engine.interleave() == 2);
   int w = engine.vector_width(DType::F32) * engine.interleave();  // lanes per loop iteration
   std::string vt = "<" + std::to_string(w) + " x float>";
-  CHECK(w >= 16);
+  CHECK(engine.vector_width(DType::F32) >= 4);  // vectorized on every host: SSE and NEON hold 4 floats
   // Plain vector loads/stores, or (AVX-512) lane-masked ones: llvm.masked.load.v16f32.
   std::string vs = "v" + std::to_string(w) + "f32";
   CHECK((ir.find("load " + vt) != std::string::npos || ir.find("@llvm.masked.load." + vs) != std::string::npos));
