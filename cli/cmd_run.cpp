@@ -94,6 +94,39 @@ struct MemberVector {
   std::string flag;
 };
 
+/// The per-member vector of `--load name=path`, a tensor saved by torch.save.
+MemberVector load_member_vector(const std::string& name, const std::string& path) {
+  try {
+    return MemberVector{load_vector_file(path), "--load " + name + ": '" + path + "' holds "};
+  } catch (const BindError& e) {  // a tensor of another shape or dtype, or no tensor
+    throw BindError("--load " + name + ": " + e.what());
+  }
+}
+
+/// UsageError unless vector `v` holds one value per member of swarm `swarm`.
+void check_member_count(const MemberVector& v, const std::string& swarm, int64_t members) {
+  if (int64_t(v.values.size()) == members) return;
+  throw UsageError(v.flag + std::to_string(v.values.size()) + " value" + (v.values.size() == 1 ? "" : "s") +
+                   " for a swarm of " + std::to_string(members) + " member" + (members == 1 ? "" : "s") + " ('" +
+                   swarm + "')");
+}
+
+/// IOError unless result `name` can be written to `path`: a swarm directory (`dir`), else a file.
+void check_save_target(const std::string& name, const std::string& path, bool dir) {
+  std::error_code ec;
+  if (!dir && fs::is_directory(path, ec))
+    throw IOError("cannot write '" + name + "' to '" + path + "': it is a directory");
+  if (dir) check_swarm_dir_target(path);
+}
+
+/// The particle of `species` with p's structure (p made of its species), or p, added to them.
+AnyParticle join_species(std::vector<AnyParticle>& species, const AnyParticle& p) {
+  auto same = std::find_if(species.begin(), species.end(), [&](const AnyParticle& r) { return same_structure(r, p); });
+  if (same != species.end()) return same->species() == p.species() ? p : to_species(*same, p);
+  species.push_back(p);
+  return p;
+}
+
 /// A particle or swarm read from a --load PATH, and how to write it back.
 struct Loaded : LoadedModels {
   std::string path;
@@ -157,40 +190,20 @@ bool run_batched(RunInputs in) {
   if (per >= n) return false;  // one batch: the whole run
 
   // Per-member vectors: the whole population's values, checked as run_command checks them.
-  std::map<std::string, std::vector<double>> vectors;
+  std::map<std::string, MemberVector> vectors;
   for (const auto& [name, v] : in.sets) {
     if (!reads(name)) return false;  // run_command explains
-    vectors[name] = v.values;
+    vectors.emplace(name, v);
   }
-  std::map<std::string, std::string> vector_flag;
-  for (const auto& [name, v] : in.sets) vector_flag[name] = v.flag;
-  for (const auto& name : vector_files) {
-    try {
-      vectors[name] = load_vector_file(in.loads.at(name));
-    } catch (const BindError& e) {
-      throw BindError("--load " + name + ": " + e.what());
-    }
-    vector_flag[name] = "--load " + name + ": '" + in.loads.at(name) + "' holds ";
-  }
-  for (const auto& [name, v] : vectors)
-    if (int64_t(v.size()) != n)
-      throw UsageError(vector_flag[name] + std::to_string(v.size()) + " value" + (v.size() == 1 ? "" : "s") +
-                       " for a swarm of " + std::to_string(n) + " members ('" + dirs[0] + "')");
+  for (const auto& name : vector_files) vectors.emplace(name, load_member_vector(name, in.loads.at(name)));
+  for (const auto& [name, v] : vectors) check_member_count(v, dirs[0], n);
 
   // Particles, once; the batches' swarms take their species (files of one structure are one).
   std::vector<AnyParticle> species;
   std::map<std::string, AnyParticle> loaded;
-  for (const auto& name : particles) {
-    AnyParticle p = load_particle(in.loads.at(name));
-    auto same = std::find_if(species.begin(), species.end(), [&](const AnyParticle& r) { return same_structure(r, p); });
-    if (same == species.end())
-      species.push_back(p);
-    else
-      p = to_species(*same, p);
-    loaded.emplace(name, p);
-  }
+  for (const auto& name : particles) loaded.emplace(name, join_species(species, load_particle(in.loads.at(name))));
 
-  RunOptions options = in.options;
+  RunOptions& options = in.options;
   options.block_rows = true;
   options.population = n;
   io::Commit commit;
@@ -206,18 +219,14 @@ bool run_batched(RunInputs in) {
     const int64_t m1 = std::min(n, m0 + per);
     Bindings bindings = in.scalars;
     for (const auto& [name, p] : loaded) bindings.emplace(name, Value(p));
-    for (const auto& [name, v] : vectors) bindings.emplace(name, Value(v));
+    for (const auto& [name, v] : vectors) bindings.emplace(name, Value(v.values));
     for (const auto& name : dirs) {
       const std::string& path = in.loads.at(name);
       // Every file of the structure of file 0 (batch 0's first member), as load_swarm requires.
       auto member0 = first_members.find(name);
-      AnySwarm sw = load_swarm_members(path, m0, m1, species, member0 != first_members.end() ? &member0->second : nullptr);
-      if (m0 == 0) {
-        AnyParticle first = sw.member(0);
-        if (std::none_of(species.begin(), species.end(), [&](const AnyParticle& r) { return same_structure(r, first); }))
-          species.push_back(first);
-        first_members.emplace(name, first);
-      }
+      AnySwarm sw = load_swarm_members(path, names.at(name), m0, m1, species,
+                                       member0 != first_members.end() ? &member0->second : nullptr);
+      if (m0 == 0) first_members.emplace(name, join_species(species, sw.member(0)));
       bindings.emplace(name, Value(sw));
     }
     options.member_range = std::make_pair(m0, m1);
@@ -251,17 +260,10 @@ bool run_batched(RunInputs in) {
         if (out.swarm) {
           // Laid out as the directory it was loaded from, a new swarm as the first loaded.
           out.files = &names.at(std::find(dirs.begin(), dirs.end(), o) != dirs.end() ? o : dirs[0]);
-          if (auto s = in.saves.find(o); s != in.saves.end()) {
-            std::error_code ec;
-            if (fs::exists(s->second, ec) && !fs::is_directory(s->second, ec))
-              throw IOError("cannot write swarm '" + s->second + "': it exists and is not a directory");
-            check_swarm_dir_target(s->second);
-          }
         } else {
           out.values.assign(size_t(n), 0.0);
-          if (auto s = in.saves.find(o); s != in.saves.end() && fs::is_directory(s->second))
-            throw IOError("cannot write '" + o + "' to '" + s->second + "': it is a directory");
         }
+        if (auto s = in.saves.find(o); s != in.saves.end()) check_save_target(o, s->second, out.swarm);
         outs.push_back(std::move(out));
       }
       for (auto& out : outs)
@@ -276,14 +278,13 @@ bool run_batched(RunInputs in) {
           save_particle(sw.member(r), (fs::path(out.staged) / (*out.files)[size_t(m0 + r)]).string(),
                         format_of(sw.member(r)));
       } else {
+        // The population's values (block_rows), of which this batch computed its own.
         const std::vector<double>& vals = v->member_scalars();
-        // The population's values, of which this batch computed its own.
-        const int64_t off = int64_t(vals.size()) == n ? m0 : 0;
-        if (int64_t(vals.size()) != n && int64_t(vals.size()) != m1 - m0)
+        if (int64_t(vals.size()) != n)
           throw std::logic_error("nyto internal error (this is a bug in nyto): the per-member result '" + out.name +
-                                 "' has " + std::to_string(vals.size()) + " values for a batch of a population of " +
+                                 "' has " + std::to_string(vals.size()) + " values for a population of " +
                                  std::to_string(n));
-        std::copy(vals.begin() + off, vals.begin() + off + (m1 - m0), out.values.begin() + m0);
+        std::copy(vals.begin() + m0, vals.begin() + m1, out.values.begin() + m0);
       }
     }
   }
@@ -436,12 +437,7 @@ void run_command(const RunArgs& a) {
       std::cerr << "nyto: warning: --load " << name << " is not used by the rule " << rule.name()
                 << "\n";
     if (is_pickle_archive(loads[name])) {  // a tensor saved by torch.save: a per-member vector
-      try {
-        vectors.emplace(name, MemberVector{load_vector_file(loads[name]),
-                                           "--load " + name + ": '" + loads[name] + "' holds "});
-      } catch (const BindError& e) {  // a tensor of another shape or dtype, or no tensor
-        throw BindError("--load " + name + ": " + e.what());
-      }
+      vectors.emplace(name, load_member_vector(name, loads[name]));
       continue;
     }
     // A swarm directory is read straight into the species of an earlier load of its structure.
@@ -480,10 +476,7 @@ void run_command(const RunArgs& a) {
         throw UsageError(v.flag + count + " but '" + first_vector + "' has " + std::to_string(first_length) +
                          "; the per-member vectors of a rule bound to no swarm give its member count and must agree");
     }
-    for (const auto& [swarm, members] : swarms)
-      if (int64_t(v.values.size()) != members)
-        throw UsageError(v.flag + count + " for a swarm of " + std::to_string(members) +
-                         " member" + (members == 1 ? "" : "s") + " ('" + swarm + "')");
+    for (const auto& [swarm, members] : swarms) check_member_count(v, swarm, members);
     bindings.emplace(name, Value(std::move(v.values)));
   }
 
@@ -550,10 +543,7 @@ void run_command(const RunArgs& a) {
       }
       p.dir = !(p.layout && p.layout->swarm_file);
     }
-    std::error_code ec;
-    if (!p.dir && fs::is_directory(path, ec))
-      throw IOError("cannot write '" + name + "' to '" + path + "': it is a directory");
-    if (p.dir) check_swarm_dir_target(path);
+    check_save_target(name, path, p.dir);
     plans.push_back(p);
   }
   io::Commit commit;

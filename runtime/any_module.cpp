@@ -392,11 +392,8 @@ AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names, co
   return s;
 }
 
-AnySwarm load_swarm_members(const std::string& dir, int64_t begin, int64_t end, const std::vector<AnyParticle>& like,
-                            const AnyParticle* member0) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw IOError("'" + dir + "' is not a directory of model files");
-  std::vector<std::string> files = swarm_member_files(dir);
+AnySwarm load_swarm_members(const std::string& dir, const std::vector<std::string>& files, int64_t begin,
+                            int64_t end, const std::vector<AnyParticle>& like, const AnyParticle* member0) {
   if (begin < 0 || end <= begin || end > int64_t(files.size()))
     throw IOError("members [" + std::to_string(begin) + ", " + std::to_string(end) + ") of swarm '" + dir +
                   "', which has " + std::to_string(files.size()) + " member files");

@@ -63,16 +63,17 @@ AnySwarm load_swarm(const std::string& path, std::vector<std::string>* names = n
 /// no such file).
 std::vector<std::string> swarm_member_files(const std::string& dir);
 
-/// Members [begin, end) of the swarm directory `dir` (member r of the result is its file
-/// begin + r of swarm_member_files(dir)), read as load_swarm reads a directory: one file at a
-/// time into the swarm's storage, of the species of the first of `like` whose structure the files
-/// have. For a swarm too big to hold at once (`nyto run` holds a batch of members at a time).
-/// `member0`: the directory's file 0 as loaded before (a member of an earlier range), which
-/// every file must match in structure, as load_swarm requires (without it: the range's first
-/// file). Throws as load_swarm (a ShapeError names file 0 and the file that differs); IOError
-/// for a range outside [0, files] or an empty one.
-AnySwarm load_swarm_members(const std::string& dir, int64_t begin, int64_t end,
-                            const std::vector<AnyParticle>& like = {}, const AnyParticle* member0 = nullptr);
+/// Members [begin, end) of the swarm directory `dir` whose member files are `files` (as
+/// swarm_member_files(dir) gave them, listed once for all ranges): member r of the result is file
+/// begin + r, read as load_swarm reads a directory, one file at a time into the swarm's storage,
+/// of the species of the first of `like` whose structure the files have. For a swarm too big to
+/// hold at once (`nyto run` holds a batch of members at a time). `member0`: file 0 as loaded
+/// before (a member of an earlier range), which every file must match in structure, as
+/// load_swarm requires (without it: the range's first file). Throws as load_swarm (a ShapeError
+/// names file 0 and the file that differs); IOError for a range outside [0, files] or an empty one.
+AnySwarm load_swarm_members(const std::string& dir, const std::vector<std::string>& files, int64_t begin,
+                            int64_t end, const std::vector<AnyParticle>& like = {},
+                            const AnyParticle* member0 = nullptr);
 
 /// What one path holds: a particle, or a swarm.
 struct LoadedModels {
