@@ -4,8 +4,7 @@
 // SC 2011), as in ATen's PhiloxRNGEngine.h. Every draw of a rand() / randn() site is a pure
 // function of
 //   key     = seed (k0 = low 32 bits, k1 = high 32 bits)
-//   counter = (c0 = element block: the element index in the member's flat storage group, taken
-//                   as 32 bits, divided by G = 4 (float32) or 2 (float64),
+//   counter = (c0 = call: the element's call in the member's flat storage group (below),
 //              c1 = member index in the swarm (0 for a particle),
 //              c2 = low 32 bits of the invocation number,
 //              c3 = (storage group << 16) | site; sites stay below 0x8000 (at most 32,768): the
@@ -13,13 +12,17 @@
 //                   docs/language.md "Random numbers")
 // so nothing depends on thread count, chunking or vector width.
 //
-// One Philox call gives four 32-bit words and costs ten rounds: the whole price of a draw. A
-// float32 uniform needs one word (24 bits), a float64 uniform two; a Box-Muller normal needs two
-// uniforms and gives two normals (r cos and r sin). So each call of a site serves G consecutive
-// elements, element e taking slot s = e mod G (block_f32 / block_f64): every word is used, and a
-// site costs 1/4 (float32) or 1/2 (float64) of a call per element whatever the other sites are.
-// The PSO rule's two rand() cost half a call per element (one call per element when two sites
-// shared a call, each taking two words).
+// One Philox call gives four 32-bit words (128 bits) and costs ten rounds: the whole price of a
+// draw. A float32 uniform needs 24 bits, so one call serves S = 5 float32 draws (the top 24 bits
+// of each word, and a fifth from the four words' low bytes), a float64 uniform 53 bits, so S = 2.
+// Calls are laid out lane-major: a block of B = 16 S consecutive elements (80 float32, 32
+// float64) is served by 16 consecutive calls, element e taking
+//   call = 16 (e / B) + e mod 16  (mod 2^32),   slot = (e mod B) / 16,
+// so slot j of the 16 calls is 16 consecutive elements: a vector of 16 (or two of 8, four of 4)
+// draws comes from one word of each call with no shuffle between lanes. A site costs 1/5
+// (float32) or 1/2 (float64) of a call per element whatever the other sites are; the PSO rule's
+// two rand() cost 0.4 calls per element (it was 0.5 with four draws per call and 1 with a call
+// per element).
 #pragma once
 
 #include <cmath>
@@ -61,18 +64,24 @@ struct Key {
   uint32_t group;
 };
 
-// Elements per Philox call of one site (and of a keyed draw): 4 float32 / 2 float64.
-inline constexpr uint32_t per_call(bool f64) { return f64 ? 2u : 4u; }
+// The lane-major layout (header comment): slots per call, elements per block, and element e's
+// call and slot. e is the element's place in the member's flat storage group.
+inline constexpr uint32_t kCallLanes = 16;
+inline constexpr uint32_t slots(bool f64) { return f64 ? 2u : 5u; }
+inline constexpr uint32_t block_elems(bool f64) { return kCallLanes * slots(f64); }
+inline uint32_t call_of(uint64_t e, bool f64) {
+  return uint32_t(kCallLanes * (e / block_elems(f64)) + e % kCallLanes);
+}
+inline uint32_t slot_of(uint64_t e, bool f64) { return uint32_t(e % block_elems(f64) / kCallLanes); }
 
-// The Philox words of random call site `site` for element block `block` (elements G block ..
-// G block + G - 1, G = per_call) of member `member`.
-inline Philox4 site_block(const Key& k, uint32_t site, uint32_t member, uint32_t block) {
-  return philox4x32_10(block, member, uint32_t(k.invocation), (k.group << 16) | site, uint32_t(k.seed),
+// The Philox words of random call site `site`, call `call` (call_of) of member `member`.
+inline Philox4 site_call(const Key& k, uint32_t site, uint32_t member, uint32_t call) {
+  return philox4x32_10(call, member, uint32_t(k.invocation), (k.group << 16) | site, uint32_t(k.seed),
                        uint32_t(k.seed >> 32));
 }
 
-// Uniform [0, 1): 24 (float) or 53 (double) random bits, exact in the target type. `word` is the
-// site's first word (Slot::word).
+// Uniform [0, 1): 24 (float, from word `word`) or 53 (double, from r0 and r1) random bits, exact
+// in the target type.
 inline float uniform_f32(const Philox4& p, int word = 0) { return float(p.r[word] >> 8) * 0x1p-24f; }
 inline double uniform_f64(const Philox4& p) {
   return double(((uint64_t(p.r[0]) << 32) | p.r[1]) >> 11) * 0x1p-53;
@@ -202,33 +211,53 @@ inline double normal_f64(const Philox4& p) {
 inline float sin2pi_f32(float u) { return cos2pi_f32(u >= 0.25f ? u - 0.25f : u + 0.75f); }
 inline double sin2pi_f64(double u) { return cos2pi_f64(u >= 0.25 ? u - 0.25 : u + 0.75); }
 
-// Slot s of a block's Philox words (one call serving G = per_call elements, element e taking
-// s = e mod G), for a site's draws and the keyed draws alike:
-//   float32 uniform: word s;            float32 normal: Box-Muller on words 2(s/2), 2(s/2)+1,
-//   float64 uniform: words 2s, 2s+1;    float64 normal: Box-Muller on all four words,
-// a normal taking r cos(2 pi u2) for even s and r sin(2 pi u2) for odd s (both outputs of the
-// pair, as ATen's normal_fill does).
-inline float block_f32(const Philox4& p, uint32_t s, bool normal) {
-  if (!normal) return uniform_f32(p, int(s));
-  const int w = int(s / 2) * 2;
-  float u1 = float((p.r[w] >> 8) + 1) * 0x1p-24f;
-  float u2 = float(p.r[w + 1] >> 8) * 0x1p-24f;
-  return std::sqrt(-2.0f * log_f32(u1)) * (s % 2 ? sin2pi_f32(u2) : cos2pi_f32(u2));
+// The 24 bits of float32 slot 4: (r0 ^ r1 << 8 ^ r2 << 16) mod 2^24. Each of its three bytes
+// takes in a low byte (of r0, r1, r2) that no other slot reads (slots 0-3 take each word's top
+// 24 bits), so it is uniform and independent of them.
+inline uint32_t fifth_bits(const Philox4& p) { return (p.r[0] ^ (p.r[1] << 8) ^ (p.r[2] << 16)) & 0xFFFFFFu; }
+// The 24 bits of float32 slot s (0-4) of a call.
+inline uint32_t bits24(const Philox4& p, uint32_t s) { return s < 4 ? p.r[s] >> 8 : fifth_bits(p); }
+// A Box-Muller output on two 24-bit values: u1 = (a + 1) 2^-24 in (0, 1], u2 = b 2^-24;
+// r cos(2 pi u2), or r sin(2 pi u2) if `sine` (both outputs of the pair, as ATen's normal_fill).
+inline float normal_pair_f32(uint32_t a, uint32_t b, bool sine) {
+  float u1 = float(a + 1) * 0x1p-24f;
+  float u2 = float(b) * 0x1p-24f;
+  return std::sqrt(-2.0f * log_f32(u1)) * (sine ? sin2pi_f32(u2) : cos2pi_f32(u2));
 }
-inline double block_f64(const Philox4& p, uint32_t s, bool normal) {
+
+// The draw of slot s of lane `lane` of a block (header comment), for a site's draws and the keyed
+// draws alike; words(l) gives the Philox words of the block's lane l (its call 16 (e / B) + l):
+//   float32 uniform: bits24(s) 2^-24.
+//   float32 normal, s < 4: Box-Muller on bits24(2(s/2)) and bits24(2(s/2) + 1), r cos for even s,
+//     r sin for odd s. s = 4: on lanes l mod 8 and l mod 8 + 8 of slot 4 (u1 from the first),
+//     r cos for lanes 0-7, r sin for lanes 8-15.
+//   float64 uniform: ((r[2s] << 32 | r[2s+1]) >> 11) 2^-53.
+//   float64 normal: Box-Muller on u1 from r0, r1 and u2 from r2, r3; r cos for s = 0, r sin for 1.
+template <class Words>
+inline float lane_draw_f32(const Words& words, uint32_t lane, uint32_t s, bool normal) {
+  const Philox4 p = words(lane);
+  if (!normal) return float(bits24(p, s)) * 0x1p-24f;
+  if (s < 4) return normal_pair_f32(bits24(p, s / 2 * 2), bits24(p, s / 2 * 2 + 1), s % 2 != 0);
+  const Philox4 q = words(lane ^ 8u);
+  return lane < 8 ? normal_pair_f32(fifth_bits(p), fifth_bits(q), false)
+                  : normal_pair_f32(fifth_bits(q), fifth_bits(p), true);
+}
+inline double slot_f64(const Philox4& p, uint32_t s, bool normal) {
   if (!normal) return double(((uint64_t(p.r[2 * s]) << 32) | p.r[2 * s + 1]) >> 11) * 0x1p-53;
   double u1 = double((((uint64_t(p.r[0]) << 32) | p.r[1]) >> 11) + 1) * 0x1p-53;
   double u2 = double(((uint64_t(p.r[2]) << 32) | p.r[3]) >> 11) * 0x1p-53;
   return std::sqrt(-2.0 * log_f64(u1)) * (s ? sin2pi_f64(u2) : cos2pi_f64(u2));
 }
 
-// Draw of random call site `site` (a rand() if !normal, else a randn()) for one element: what
-// every backend must produce, bit for bit.
-inline float draw_f32(const Key& k, uint32_t site, bool normal, uint32_t member, uint32_t element) {
-  return block_f32(site_block(k, site, member, element / 4), element % 4, normal);
+// Draw of random call site `site` (a rand() if !normal, else a randn()) for element `element` of
+// member `member`: what every backend must produce, bit for bit.
+inline float draw_f32(const Key& k, uint32_t site, bool normal, uint32_t member, uint64_t element) {
+  const uint32_t base = call_of(element, false) & ~(kCallLanes - 1);
+  return lane_draw_f32([&](uint32_t l) { return site_call(k, site, member, base + l); },
+                       uint32_t(element % kCallLanes), slot_of(element, false), normal);
 }
-inline double draw_f64(const Key& k, uint32_t site, bool normal, uint32_t member, uint32_t element) {
-  return block_f64(site_block(k, site, member, element / 2), element % 2, normal);
+inline double draw_f64(const Key& k, uint32_t site, bool normal, uint32_t member, uint64_t element) {
+  return slot_f64(site_call(k, site, member, call_of(element, true)), slot_of(element, true), normal);
 }
 
 // Member draw of random call site `site` (mrand() if !normal, else mrandn(); language version 1):
@@ -248,21 +277,23 @@ inline double pick_uniform(const Key& k, uint32_t step, uint32_t member) {
                                    uint32_t(k.seed >> 32)));
 }
 
-// Keyed draw rand(k, j) / randn(k, j) (language version 1): G = per_call consecutive elements
-// share one Philox call, counter (element / G, j, k, group << 16 | 0x8000 | normal), element e
-// taking slot e % G (block_f32 / block_f64). No invocation, member or site: the same (seed, k, j)
-// gives the same noise in any rule and run; bit 15 of c3 is never set by a v0 site (below
-// 0x8000) and the 0xFFFF group of member draws is no storage group's. Why share calls: ten Philox
-// rounds and a logarithm per element were three quarters of an OpenAI-ES step (bench/README.md).
+// Keyed draw rand(k, j) / randn(k, j) (language version 1): the blocks of a site's draws,
+// counter (call, j, k, group << 16 | 0x8000 | normal). No invocation, member or site: the same
+// (seed, k, j) gives the same noise in any rule and run; bit 15 of c3 is never set by a v0 site
+// (below 0x8000) and the 0xFFFF group of member draws is no storage group's. Why share calls: ten
+// Philox rounds and a logarithm per element were three quarters of an OpenAI-ES step
+// (bench/README.md).
 inline Philox4 keyed(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t call) {
   return philox4x32_10(call, key_j, key_k, (k.group << 16) | 0x8000u | uint32_t(normal), uint32_t(k.seed),
                        uint32_t(k.seed >> 32));
 }
-inline float keyed_f32(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
-  return block_f32(keyed(k, key_k, key_j, normal, element / 4), element % 4, normal);
+inline float keyed_f32(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint64_t element) {
+  const uint32_t base = call_of(element, false) & ~(kCallLanes - 1);
+  return lane_draw_f32([&](uint32_t l) { return keyed(k, key_k, key_j, normal, base + l); },
+                       uint32_t(element % kCallLanes), slot_of(element, false), normal);
 }
-inline double keyed_f64(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint32_t element) {
-  return block_f64(keyed(k, key_k, key_j, normal, element / 2), element % 2, normal);
+inline double keyed_f64(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint64_t element) {
+  return slot_f64(keyed(k, key_k, key_j, normal, call_of(element, true)), slot_of(element, true), normal);
 }
 
 }  // namespace nyto::rng

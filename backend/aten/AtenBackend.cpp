@@ -458,7 +458,7 @@ class Evaluator {
     at::Tensor t = at::empty({c_.members, len_}, at::TensorOptions().dtype(f64 ? at::kDouble : at::kFloat));
     for (int64_t m = 0; m < c_.members; ++m)
       for (int64_t e = 0; e < len_; ++e) {
-        const uint32_t kk = uint32_t(k[size_t(m)]), kj = uint32_t(j[size_t(m)]), el = uint32_t(begin_ + e);
+        const uint32_t kk = uint32_t(k[size_t(m)]), kj = uint32_t(j[size_t(m)]), el = uint64_t(begin_ + e);
         if (f64)
           t.data_ptr<double>()[m * len_ + e] = rng::keyed_f64(key, kk, kj, normal, el);
         else
@@ -474,7 +474,7 @@ class Evaluator {
     at::Tensor t = at::empty({c_.members, len_}, at::TensorOptions().dtype(f64 ? at::kDouble : at::kFloat));
     for (int64_t m = 0; m < c_.members; ++m)
       for (int64_t j = 0; j < len_; ++j) {
-        const uint32_t el = uint32_t(begin_ + j);
+        const uint64_t el = uint64_t(begin_ + j);
         if (f64)
           t.data_ptr<double>()[m * len_ + j] = rng::draw_f64(key, site, normal, uint32_t(m), el);
         else

@@ -114,9 +114,9 @@ class InterpKernel final : public Kernel {
             case Op::Randn: {
               const bool normal = nd.op == Op::Randn;
               if constexpr (sizeof(T) == 4)
-                e[me] = rng::draw_f32(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
+                e[me] = rng::draw_f32(key, uint32_t(nd.index), normal, uint32_t(member), uint64_t(el));
               else
-                e[me] = rng::draw_f64(key, uint32_t(nd.index), normal, uint32_t(member), uint32_t(el));
+                e[me] = rng::draw_f64(key, uint32_t(nd.index), normal, uint32_t(member), uint64_t(el));
               break;
             }
             case Op::KRand:
@@ -124,9 +124,9 @@ class InterpKernel final : public Kernel {
               const bool normal = nd.op == Op::KRandn;
               const uint32_t kk = uint32_t(s[at(x, member)]), kj = uint32_t(s[at(y, member)]);
               if constexpr (sizeof(T) == 4)
-                e[me] = rng::keyed_f32(key, kk, kj, normal, uint32_t(el));
+                e[me] = rng::keyed_f32(key, kk, kj, normal, uint64_t(el));
               else
-                e[me] = rng::keyed_f64(key, kk, kj, normal, uint32_t(el));
+                e[me] = rng::keyed_f64(key, kk, kj, normal, uint64_t(el));
               break;
             }
             case Op::MSum:

@@ -9,11 +9,15 @@
 //   vloop:  for i in [begin, vend) step W: W-wide loads, the Elem nodes, W-wide stores
 //   tail:   for i in [vend, end): the same body with scalars (or one lane-masked vector iteration)
 //
-// With draws, vector iterations start on a multiple of 4 elements (whole Philox calls): the
-// elements before run as scalars, or, where masking is cheap (AVX-512), both ends run as one
-// lane-masked vector iteration emitted once (emit_masked_edges). The Philox words of every
-// rand() / randn() site come from one call per iteration of nyto_philox_words (Philox.h,
-// precompiled), so LLVM compiles the rule's arithmetic and not the ten rounds per site.
+// With draws, the loop steps by whole blocks of B = 16 S elements (80 float32, 32 float64), the
+// lane-major layout of backend/Random.h: each block's 16 Philox calls per site are done once and
+// slot j of them is 16 consecutive elements, so a block is B / 16 bodies of 16 lanes whose draws
+// need no shuffle across lanes. A second-tier kernel unrolls the block (its draws in registers)
+// and runs both ends as one lane-masked block emitted once (emit_block_edges); a kernel built for
+// compile speed (the first tier, large kernels) runs one loop over 16-lane parts, making a
+// block's draws into stack buffers at its first part (emit_part_loop). In the JIT's first tier the
+// Philox words of every rand() / randn() site come from one call per block of nyto_philox_words
+// (Philox.h, precompiled), so LLVM compiles the rule's arithmetic and not the ten rounds per site.
 //
 // A kernel with chunk outputs (KernelSpec::chunk: the arguments of the parameter-axis driver's
 // tsum/psum, tmin/pmin, tmax/pmax) stores no value of them: it walks [begin, end) in 1024-element
@@ -54,6 +58,7 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -157,6 +162,8 @@ class Codegen {
     chunked_ = spec.has_chunk_outputs();
     if (chunked_ && width_ > 1 && width_ % ir::kSumLanes != 0)
       internal_error("a chunk kernel's vector width must be a multiple of 32 (chunk_width)");
+    block_mode_ = has_blocks_ && width_ > 1 && !chunked_;
+    if (block_mode_ && (width_ & (width_ - 1)) != 0) internal_error("vector width not a power of two");
   }
 
   std::unique_ptr<llvm::Module> build(const std::string& name) {
@@ -190,20 +197,18 @@ class Codegen {
       emit_chunks(begin, end, slot, exit);
       return finish(std::move(m));
     }
+    if (block_mode_) {
+      if (shared_draws_ || large_)
+        emit_part_loop(begin, end, exit);
+      else
+        emit_block_edges(begin, end, exit);
+      return finish(std::move(m));
+    }
     if (masked_) {
       emit_masked_edges(begin, end, exit);
       return finish(std::move(m));
     }
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_);
-    if (width_ > 1 && has_blocks_) {  // (not in a chunk kernel: emit_chunks)
-      // A draw takes 4 (float32) or 2 (float64) consecutive elements from one Philox call
-      // (rng::block_f32): the elements before the first multiple of 4 run as scalars, so every
-      // vector iteration's lanes cover whole calls and each call's rounds are done once.
-      llvm::Value* up = b_.CreateAnd(b_.CreateAdd(begin, b_.getInt64(3)), b_.getInt64(~uint64_t(3)), "aligned");
-      llvm::Value* pend = b_.CreateSelect(b_.CreateICmpSLT(up, end), up, end, "pro.end");
-      emit_loop(begin, pend, 1, llvm::BasicBlock::Create(ctx_, "pro.done", fn_, tail_check), "pro", "p");
-      begin = pend;
-    }
     llvm::Value* vend = begin;
     if (width_ > 1) {
       // vend = begin + (end - begin) / W * W  (end >= begin by contract)
@@ -230,62 +235,204 @@ class Codegen {
 
   // A host with cheap masking (AVX-512): both ends of the range run as one lane-masked vector
   // iteration, emitted once (the body is most of the kernel's code, and LLVM's time is linear in
-  // it: one copy fewer than a scalar head loop, ~40% less code). Measured: a loop masked in every
-  // iteration ran 40% slower than the plain vector loop, so only the ends are masked.
-  //   head (draws only, begin not a multiple of 4): index = begin & ~3, lanes >= begin
-  //   vloop: whole vectors from start = min(head + W, end) (or begin)
+  // it: one copy fewer than a scalar tail loop). Measured: a loop masked in every iteration ran
+  // 40% slower than the plain vector loop, so only the tail is masked.
+  //   vloop: whole vectors from begin
   //   tail:  index = vend, lanes < end
-  // Every vector iteration's index is a multiple of 4, so its lanes cover whole Philox calls
-  // (rng::block_f32) and each call's rounds are done once.
   void emit_masked_edges(llvm::Value* begin, llvm::Value* end, llvm::BasicBlock* exit) {
+    auto* tail = llvm::BasicBlock::Create(ctx_, "tail.check", fn_, exit);
+    auto* edge = llvm::BasicBlock::Create(ctx_, "edge", fn_, exit);
+    // vend = begin + (end - begin) / W * W  (end >= begin)
+    llvm::Value* nv = b_.CreateAnd(b_.CreateSub(end, begin, "n"), b_.getInt64(~uint64_t(width_ - 1)), "n.vec");
+    llvm::Value* vend = b_.CreateAdd(begin, nv, "vend");
+    emit_loop(begin, vend, width_, tail, "vloop", "i");
+    b_.CreateCondBr(b_.CreateICmpSLT(vend, end), edge, exit);
+    b_.SetInsertPoint(edge);
+    emit_body(vend, width_, b_.CreateICmpSLT(iota64(width_), splat(b_.CreateSub(end, vend), width_), "lanes"));
+    b_.CreateBr(exit);
+    b_.SetInsertPoint(exit);
+  }
+
+  // A kernel with draws (block_mode_): its iterations are whole blocks of B = 16 S elements
+  // (rng::block_elems), so each block's 16 Philox calls per site are done once and their words
+  // go to the lanes unshuffled (backend/Random.h). A block is emitted as B / ws bodies of ws =
+  // min(W, 16) lanes (emit_block). Both ends run as one lane-masked block, emitted once:
+  //   head (begin not a multiple of B): index = begin - begin mod B, lanes >= begin (and < end)
+  //   bloop: whole blocks from start = min(head + B, end) (or begin)
+  //   tail:  index = bend, lanes < end
+  // Masked loads and stores are one instruction on AVX-512 and AVX2 (vmaskmov); on older x86 LLVM
+  // splits them into per-lane branches, which only the ends pay.
+  void emit_block_edges(llvm::Value* begin, llvm::Value* end, llvm::BasicBlock* exit) {
+    const uint64_t B = block_elems();
     llvm::BasicBlock* entry = b_.GetInsertBlock();
-    auto* vsetup = llvm::BasicBlock::Create(ctx_, "vsetup", fn_, exit);
+    auto* vsetup = llvm::BasicBlock::Create(ctx_, "bsetup", fn_, exit);
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_, exit);
     auto* edge = llvm::BasicBlock::Create(ctx_, "edge", fn_, exit);
-    llvm::Value* head = begin;
-    if (has_blocks_) {
-      head = b_.CreateAnd(begin, b_.getInt64(~uint64_t(3)), "head");
-      b_.CreateCondBr(b_.CreateICmpSLT(head, begin), edge, vsetup);
-    } else {
-      b_.CreateBr(vsetup);
-    }
+    llvm::Value* head = b_.CreateSub(begin, b_.CreateURem(begin, b_.getInt64(B)), "head");
+    b_.CreateCondBr(b_.CreateICmpSLT(head, begin), edge, vsetup);
     b_.SetInsertPoint(vsetup);
     llvm::PHINode* start = b_.CreatePHI(i64_, 2, "start");
     start->addIncoming(begin, entry);
-    // vend = start + (end - start) / W * W  (end >= start)
-    llvm::Value* nv = b_.CreateAnd(b_.CreateSub(end, start, "n"), b_.getInt64(~uint64_t(width_ - 1)), "n.vec");
-    llvm::Value* vend = b_.CreateAdd(start, nv, "vend");
-    emit_loop(start, vend, width_, tail_check, "vloop", "i");
-    b_.CreateCondBr(b_.CreateICmpSLT(vend, end), edge, exit);
+    // bend = start + (end - start) / B * B  (end >= start)
+    llvm::Value* nb = b_.CreateUDiv(b_.CreateSub(end, start, "n"), b_.getInt64(B), "n.blocks");
+    llvm::Value* bend = b_.CreateAdd(start, b_.CreateMul(nb, b_.getInt64(B)), "bend");
+    emit_loop(start, bend, int(B), tail_check, "bloop", "i", true);
+    b_.CreateCondBr(b_.CreateICmpSLT(bend, end), edge, exit);
 
     b_.SetInsertPoint(edge);
     llvm::PHINode* index = b_.CreatePHI(i64_, 2, "e");
     llvm::PHINode* lo = b_.CreatePHI(i64_, 2, "e.lo");
     llvm::PHINode* is_tail = b_.CreatePHI(b_.getInt1Ty(), 2, "e.tail");
-    index->addIncoming(vend, tail_check);
-    lo->addIncoming(vend, tail_check);
+    index->addIncoming(bend, tail_check);
+    lo->addIncoming(bend, tail_check);
     is_tail->addIncoming(b_.getTrue(), tail_check);
-    if (has_blocks_) {
-      index->addIncoming(head, entry);
-      lo->addIncoming(begin, entry);
-      is_tail->addIncoming(b_.getFalse(), entry);
-    }
-    llvm::Value* lane = iota64(width_);
-    llvm::Value* lanes = b_.CreateAnd(b_.CreateICmpSGE(lane, splat(b_.CreateSub(lo, index), width_)),
-                                      b_.CreateICmpSLT(lane, splat(b_.CreateSub(end, index), width_)), "lanes");
-    emit_body(index, width_, lanes);
-    llvm::Value* next = b_.CreateAdd(index, b_.getInt64(width_), "e.next", true, true);
+    index->addIncoming(head, entry);
+    lo->addIncoming(begin, entry);
+    is_tail->addIncoming(b_.getFalse(), entry);
+    emit_block(index, lo, end, false);
+    llvm::Value* next = b_.CreateAdd(index, b_.getInt64(B), "e.next", true, true);
     next = b_.CreateSelect(b_.CreateICmpSLT(next, end), next, end);
     start->addIncoming(next, b_.GetInsertBlock());
     b_.CreateCondBr(is_tail, exit, vsetup);
     b_.SetInsertPoint(exit);
   }
+  // The block geometry of this kernel's dtype (backend/Random.h): slots per call, elements per
+  // block, and the lanes of each of its bodies.
+  uint32_t slots() const { return rng::slots(spec_.dtype == DType::F64); }
+  uint32_t block_elems() const { return rng::block_elems(spec_.dtype == DType::F64); }
+  int block_lanes() const { return std::min(width_, int(rng::kCallLanes)); }
+  // One block at `index` (a multiple of B); with `lo`, only the lanes in [lo, end) load and store.
+  // Unrolled (a second-tier kernel's whole blocks): B / ws bodies, body k on elements index + k ws
+  // .. index + k ws + ws - 1, the block's draws made at their first use (body 0) and sliced for the
+  // others (block_slice). Otherwise (the ends, and kernels built for compile speed: the first tier,
+  // large kernels): the block's draws are made first, into stack buffers, and one body runs in a
+  // loop over the block's B / ws parts, loading its draws from them; B / ws copies of the body
+  // made LLVM's time 1.6x.
+  void emit_block(llvm::Value* index, llvm::Value* lo, llvm::Value* end, bool unrolled) {
+    const int ws = block_lanes(), B = int(block_elems());
+    begin_block(index);
+    auto lanes = [&](llvm::Value* at) -> llvm::Value* {
+      if (!lo) return nullptr;
+      llvm::Value* lane = iota64(ws);
+      return b_.CreateAnd(b_.CreateICmpSGE(lane, splat(b_.CreateSub(lo, at), ws)),
+                          b_.CreateICmpSLT(lane, splat(b_.CreateSub(end, at), ws)), "lanes");
+    };
+    if (unrolled) {
+      for (int k = 0; k < B / ws; ++k) {
+        block_body_ = k;
+        llvm::Value* at = k == 0 ? index : b_.CreateAdd(index, b_.getInt64(uint64_t(k * ws)), "", true, true);
+        emit_body(at, ws, lanes(at));
+      }
+      block_body_ = -1;
+      return;
+    }
+    store_block_draws();
+    llvm::BasicBlock* from = b_.GetInsertBlock();
+    auto* part = llvm::BasicBlock::Create(ctx_, "part", fn_);
+    auto* done = llvm::BasicBlock::Create(ctx_, "part.done", fn_);
+    b_.CreateBr(part);
+    b_.SetInsertPoint(part);
+    llvm::PHINode* at = b_.CreatePHI(i64_, 2, "at");
+    at->addIncoming(index, from);
+    block_body_ = kLoopBody;
+    part_offset_ = b_.CreateSub(at, index);
+    emit_body(at, ws, lanes(at));
+    block_body_ = -1;
+    llvm::Value* next = b_.CreateAdd(at, b_.getInt64(uint64_t(ws)), "at.next", true, true);
+    at->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, b_.CreateAdd(index, b_.getInt64(uint64_t(B)))), part, done)
+        ->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+    b_.SetInsertPoint(done);
+  }
+  // The state of a new block at `index`: its first Philox call, 16 (index / B) mod 2^32
+  // (rng::call_of), and no draws or words made yet.
+  void begin_block(llvm::Value* index) {
+    block_draws_.clear();
+    words_at_ = nullptr;
+    call_base_ = b_.CreateTrunc(b_.CreateMul(b_.CreateUDiv(index, b_.getInt64(uint64_t(block_elems()))),
+                                             b_.getInt64(rng::kCallLanes)),
+                                i32_, "call.base");
+  }
+  // Every draw node's values for the block, into its stack buffer (draw_stack_).
+  void store_block_draws() {
+    llvm::Type* vt = vec(elem_, int(rng::kCallLanes));
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      const ir::Node& nd = g_.nodes[i];
+      if (!elem(NodeId(i)) || !(nd.op == Op::Rand || nd.op == Op::Randn || ir::is_keyed(nd.op))) continue;
+      llvm::Value*& buf = draw_stack_[NodeId(i)];
+      if (!buf) {
+        auto ip = b_.saveIP();
+        b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+        auto* a = b_.CreateAlloca(llvm::ArrayType::get(elem_, block_elems()), nullptr, "draws");
+        a->setAlignment(llvm::Align(64));
+        buf = a;
+        b_.restoreIP(ip);
+      }
+      std::vector<llvm::Value*> v = make_block_draws(nd);
+      for (size_t j = 0; j < v.size(); ++j)
+        b_.CreateAlignedStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, buf, j), llvm::Align(64));
+    }
+  }
+  // A kernel built for compile speed (the first tier, large kernels): [begin, end) as one loop
+  // over parts of ws lanes, from the part holding `begin` on. A part makes its block's draws when
+  // it is the block's first (k = 0) or the loop's first; a part wholly inside [begin, end) runs the
+  // plain body, the others (at most one at each end) the lane-masked one. So the kernel holds the
+  // draws once and the body twice; a loop of blocks around a loop of parts, with masked blocks
+  // at the ends, had the draws twice, three loops, and took LLVM 1.3x as long.
+  void emit_part_loop(llvm::Value* begin, llvm::Value* end, llvm::BasicBlock* exit) {
+    const int ws = block_lanes(), parts = int(block_elems()) / ws;
+    llvm::BasicBlock* from = b_.GetInsertBlock();
+    llvm::Value* first = b_.CreateSub(begin, b_.CreateURem(begin, b_.getInt64(uint64_t(ws))), "first");
+    llvm::Value* k0 = b_.CreateUDiv(b_.CreateURem(first, b_.getInt64(block_elems())), b_.getInt64(uint64_t(ws)), "k0");
+    auto* loop = llvm::BasicBlock::Create(ctx_, "ploop", fn_, exit);
+    auto* draws = llvm::BasicBlock::Create(ctx_, "ploop.draws", fn_, exit);
+    auto* pick = llvm::BasicBlock::Create(ctx_, "ploop.pick", fn_, exit);
+    auto* full = llvm::BasicBlock::Create(ctx_, "ploop.full", fn_, exit);
+    auto* edge = llvm::BasicBlock::Create(ctx_, "ploop.edge", fn_, exit);
+    auto* latch = llvm::BasicBlock::Create(ctx_, "ploop.latch", fn_, exit);
+    b_.CreateCondBr(b_.CreateICmpSLT(begin, end), loop, exit);
+    b_.SetInsertPoint(loop);
+    llvm::PHINode* at = b_.CreatePHI(i64_, 2, "i");
+    llvm::PHINode* k = b_.CreatePHI(i64_, 2, "k");
+    llvm::PHINode* fresh = b_.CreatePHI(b_.getInt1Ty(), 2, "fresh");
+    at->addIncoming(first, from);
+    k->addIncoming(k0, from);
+    fresh->addIncoming(b_.getTrue(), from);
+    b_.CreateCondBr(b_.CreateOr(fresh, b_.CreateICmpEQ(k, b_.getInt64(0))), draws, pick);
+    b_.SetInsertPoint(draws);
+    begin_block(at);
+    store_block_draws();
+    b_.CreateBr(pick);
+    b_.SetInsertPoint(pick);
+    part_offset_ = b_.CreateMul(k, b_.getInt64(uint64_t(ws)), "part.offset", true, true);
+    llvm::Value* next = b_.CreateAdd(at, b_.getInt64(uint64_t(ws)), "i.next", true, true);
+    b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(at, begin), b_.CreateICmpSLE(next, end)), full, edge);
+    block_body_ = kLoopBody;
+    b_.SetInsertPoint(full);
+    emit_body(at, ws, nullptr);
+    b_.CreateBr(latch);
+    b_.SetInsertPoint(edge);
+    llvm::Value* lane = iota64(ws);
+    emit_body(at, ws, b_.CreateAnd(b_.CreateICmpSGE(lane, splat(b_.CreateSub(begin, at), ws)),
+                                   b_.CreateICmpSLT(lane, splat(b_.CreateSub(end, at), ws)), "lanes"));
+    b_.CreateBr(latch);
+    block_body_ = -1;
+    b_.SetInsertPoint(latch);
+    llvm::Value* kn = b_.CreateAdd(k, b_.getInt64(1));
+    kn = b_.CreateSelect(b_.CreateICmpEQ(kn, b_.getInt64(uint64_t(parts))), b_.getInt64(0), kn);
+    at->addIncoming(next, latch);
+    k->addIncoming(kn, latch);
+    fresh->addIncoming(b_.getFalse(), latch);
+    b_.CreateCondBr(b_.CreateICmpSLT(next, end), loop, exit)->setMetadata(llvm::LLVMContext::MD_loop, loop_md());
+    b_.SetInsertPoint(exit);
+  }
 
-  // for (i = lo; i < hi; i += w) emit_body(i, w): entered from the insert point, left in `after`
+  // for (i = lo; i < hi; i += w) emit_body(i, w) (emit_block(i) if `block`, w = B): entered from the
+  // insert point, left in `after`
   // (a new block: its only predecessors are the insert point and the loop). The chunk
   // accumulators (acc_) are carried through the loop and merged in `after`.
   void emit_loop(llvm::Value* lo, llvm::Value* hi, int w, llvm::BasicBlock* after, const char* name,
-                 const char* index) {
+                 const char* index, bool block = false) {
     auto* loop = llvm::BasicBlock::Create(ctx_, name, fn_, after);
     llvm::BasicBlock* from = b_.GetInsertBlock();
     b_.CreateCondBr(b_.CreateICmpSLT(lo, hi), loop, after);
@@ -300,7 +447,10 @@ class Codegen {
         acc_phi[o]->addIncoming(acc_[o], from);
         acc_[o] = acc_phi[o];
       }
-    emit_body(i, w, nullptr);
+    if (block)
+      emit_block(i, nullptr, nullptr, true);
+    else
+      emit_body(i, w, nullptr);
     llvm::Value* next = b_.CreateAdd(i, b_.getInt64(w), std::string(index) + ".next", true, true);
     llvm::BasicBlock* latch = b_.GetInsertBlock();
     i->addIncoming(next, latch);
@@ -586,14 +736,14 @@ class Codegen {
       return splat(u, w);
     };
     index_ = index;
-    words_at_ = nullptr;
+    if (block_body_ == -1) words_at_ = nullptr;
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!elem(NodeId(i))) continue;
       const ir::Node& nd = g_.nodes[i];
       if (nd.op == Op::Input) {
         auto* p = b_.CreateGEP(elem_, row_[nd.index], index);
         std::string nm = "x" + std::to_string(nd.index);
-        if (prefetch_ > 0 && !mask && w == width_)
+        if (prefetch_ > 0 && !mask && w == (block_mode_ ? block_lanes() : width_))
           for (int off = 0; off < w * elem_bytes(); off += 64)  // each cache line once
             b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {ptr_},
                                {b_.CreateGEP(b_.getInt8Ty(), p, b_.getInt64(uint64_t(prefetch_ + off))),
@@ -863,7 +1013,7 @@ class Codegen {
     for (llvm::Value*& word : r.r) word = b_.CreateTrunc(word, vec(i32_, w));
     return r;
   }
-  // The same rounds, the words left in the low halves of their 64-bit lanes (pack_low takes them).
+  // The same rounds, the words left in the low halves of their 64-bit lanes (inline_words packs them).
   Words philox_rounds64(llvm::Value* c0, const PhiloxKey& key, int w) {
     llvm::Type* t64 = vec(i64_, w);
     auto wide = [&](llvm::Value* v32) { return splat(b_.CreateZExt(v32, i64_), w); };
@@ -895,15 +1045,6 @@ class Codegen {
     llvm::Value* d = b_.CreateBitCast(v64, vec(i32_, 2 * w));
     return b_.CreateBitCast(b_.CreateShuffleVector(d, d, m), v64->getType());
   }
-  // [low halves of a's lanes | low halves of b's lanes] as i32: one two-source shuffle (a
-  // truncation per vector and a concatenation cost three instructions).
-  llvm::Value* pack_low(llvm::Value* a, llvm::Value* b) {
-    const int n = int(llvm::cast<llvm::FixedVectorType>(a->getType())->getNumElements());
-    std::vector<int> m(size_t(2 * n));
-    for (int l = 0; l < 2 * n; ++l) m[size_t(l)] = 2 * l;
-    llvm::Type* t = vec(i32_, 2 * n);
-    return b_.CreateShuffleVector(b_.CreateBitCast(a, t), b_.CreateBitCast(b, t), m);
-  }
   // The uniform Philox words of a large kernel, stored once in the entry block: i32 k0, k1, c1,
   // c2, group << 16 (backend/Random.h key layout).
   void store_philox_key() {
@@ -913,11 +1054,27 @@ class Codegen {
     for (unsigned k = 0; k < 5; ++k)
       b_.CreateStore(words[k], b_.CreateConstInBoundsGEP2_32(key_ty, philox_key_, 0, k));
   }
-  // Large kernel: the draw of one site by one call of a helper, which does the ten rounds and the
-  // conversions (Box-Muller included). Its arguments are the element index, a constant and two
-  // stack addresses, so nothing per site is computed before the loop and no constant stays live
-  // across the calls (LICM hoisted one value per site, all live across the loop: register
-  // allocation then grew quadratically).
+  // Large kernel: the draws of one site by one call of a helper, which does the ten rounds and the
+  // conversions (Box-Muller included). Its arguments are the block's first call (or the element
+  // index), a constant and two stack addresses, so nothing per site is computed before the loop
+  // and no constant stays live across the calls (LICM hoisted one value per site, all live across
+  // the loop: register allocation then grew quadratically).
+  // In a block: the S slot vectors of the block (nyto.draw.block.K).
+  std::vector<llvm::Value*> draw_block_large(uint32_t site, bool normal) {
+    const int S = int(slots()), L = int(rng::kCallLanes);
+    llvm::Type* vt = vec(elem_, L);
+    if (!block_buf_) {
+      auto ip = b_.saveIP();
+      b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
+      block_buf_ = b_.CreateAlloca(llvm::ArrayType::get(vt, unsigned(S)), nullptr, "draw.block");
+      b_.restoreIP(ip);
+    }
+    b_.CreateCall(draw_block_function(normal), {block_buf_, philox_key_, call_base_, b_.getInt32(site)});
+    std::vector<llvm::Value*> out;
+    for (int j = 0; j < S; ++j) out.push_back(b_.CreateLoad(vt, b_.CreateConstInBoundsGEP1_64(vt, block_buf_, uint64_t(j))));
+    return out;
+  }
+  // Outside blocks (a chunk kernel): the w draws at index_ (nyto.draw.W.K).
   llvm::Value* draw_large(uint32_t site, bool normal, int w) {
     llvm::Type* vt = vec(elem_, w);
     llvm::Value*& buf = draw_buf_[w];
@@ -930,9 +1087,38 @@ class Codegen {
     b_.CreateCall(draw_function(normal, w), {buf, philox_key_, index_, b_.getInt32(site)});
     return b_.CreateLoad(vt, buf);
   }
-  // void nyto.draw.W.K(ptr out, ptr key, i64 index, i32 site): the draws of site `site` (K: u
-  // uniform, n normal) for the W elements index, index + 1, ... (block_draw), stored to out; key
+  // The key of a helper from the stored words (store_philox_key) and the site.
+  PhiloxKey helper_key(llvm::Function* f) {
+    llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
+    llvm::Value* kw[5];
+    for (unsigned k = 0; k < 5; ++k)
+      kw[k] = b_.CreateLoad(i32_, b_.CreateConstInBoundsGEP2_32(key_ty, f->getArg(1), 0, k));
+    PhiloxKey key{{}, kw[2], kw[3], b_.CreateOr(kw[4], f->getArg(3))};
+    round_keys(kw[0], kw[1], key.k);
+    return key;
+  }
+  // void nyto.draw.block.K(ptr out, ptr key, i32 call_base, i32 site): the S slot vectors of site
+  // `site` (K: u uniform, n normal) for the block whose first call is call_base, stored to out; key
   // as store_philox_key.
+  llvm::Function* draw_block_function(bool normal) {
+    std::string name = std::string("nyto.draw.block.") + (normal ? 'n' : 'u');
+    if (llvm::Function* f = mod_->getFunction(name)) return f;
+    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr_, ptr_, i32_, i32_}, false);
+    llvm::Function* f = helper_function(fty, name);
+    auto ip = b_.saveIP();
+    llvm::Value* saved_base = call_base_;
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+    call_base_ = f->getArg(2);
+    std::vector<llvm::Value*> v = block_slots(normal, inline_words(helper_key(f)));
+    llvm::Type* vt = vec(elem_, int(rng::kCallLanes));
+    for (size_t j = 0; j < v.size(); ++j) b_.CreateStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, f->getArg(0), j));
+    b_.CreateRetVoid();
+    call_base_ = saved_base;
+    b_.restoreIP(ip);
+    return f;
+  }
+  // void nyto.draw.W.K(ptr out, ptr key, i64 index, i32 site): the draws of site `site` for the W
+  // elements index, index + 1, ... (lane_draw), stored to out.
   llvm::Function* draw_function(bool normal, int w) {
     std::string name = "nyto.draw." + std::to_string(w) + "." + (normal ? 'n' : 'u');
     if (llvm::Function* f = mod_->getFunction(name)) return f;
@@ -940,13 +1126,7 @@ class Codegen {
     llvm::Function* f = helper_function(fty, name);
     auto ip = b_.saveIP();
     b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
-    llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
-    llvm::Value* kw[5];
-    for (unsigned k = 0; k < 5; ++k)
-      kw[k] = b_.CreateLoad(i32_, b_.CreateConstInBoundsGEP2_32(key_ty, f->getArg(1), 0, k));
-    PhiloxKey key{{}, kw[2], kw[3], b_.CreateOr(kw[4], f->getArg(3))};
-    round_keys(kw[0], kw[1], key.k);
-    b_.CreateStore(block_draw(key, normal, f->getArg(2), w), f->getArg(0));
+    b_.CreateStore(lane_draw(helper_key(f), normal, f->getArg(2), w), f->getArg(0));
     b_.CreateRetVoid();
     b_.restoreIP(ip);
     return f;
@@ -967,20 +1147,40 @@ class Codegen {
     std::copy(&round_key_[0][0], &round_key_[0][0] + 20, &key.k[0][0]);
     return key;
   }
+  NodeId node_id(const ir::Node& nd) const { return NodeId(&nd - g_.nodes.data()); }
 
-  // rand() / randn(): rng::draw_f32 / draw_f64, counter (element block, member, invocation,
+  // rand() / randn(): rng::draw_f32 / draw_f64, counter (call, member, invocation,
   // group << 16 | site).
   llvm::Value* emit_random(const ir::Node& nd, int w) {
     const bool normal = nd.op == Op::Randn;
-    if (large_) return draw_large(uint32_t(nd.index), normal, w);
-    if (shared_words(w)) {
-      const auto slot = std::find(sites_.begin(), sites_.end(), uint32_t(nd.index)) - sites_.begin();
-      return block_draw(PhiloxKey{}, normal, index_, w,
-                        b_.CreateConstInBoundsGEP1_64(i32_, site_words(index_, w), uint64_t(slot) * 4 * words_calls(w)));
-    }
-    return block_draw(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(uint32_t(nd.index)))), normal,
-                      index_, w);
+    const uint32_t site = uint32_t(nd.index);
+    if (block_body_ != -1) return block_slice(nd, w);
+    if (large_) return draw_large(site, normal, w);
+    return lane_draw(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site))), normal, index_, w);
   }
+  // The S slot vectors of draw node `nd` (rand, randn or keyed) for the block at call_base_.
+  std::vector<llvm::Value*> make_block_draws(const ir::Node& nd) {
+    if (ir::is_keyed(nd.op)) {
+      const bool normal = nd.op == Op::KRandn;
+      const uint32_t site = 0x8000u | uint32_t(normal);
+      llvm::Value* c1 = key_word(nd.args[1]);
+      llvm::Value* c2 = key_word(nd.args[0]);
+      if (keyed_words_) return block_slots(normal, load_words(keyed_words(c1, c2, site)));
+      return block_slots(normal, inline_words(seed_key(c1, c2, b_.CreateOr(group_shl_, b_.getInt32(site)))));
+    }
+    const bool normal = nd.op == Op::Randn;
+    const uint32_t site = uint32_t(nd.index);
+    if (large_) return draw_block_large(site, normal);
+    if (shared_words()) {
+      const auto slot = std::find(sites_.begin(), sites_.end(), site) - sites_.begin();
+      return block_slots(normal, load_words(b_.CreateConstInBoundsGEP1_64(i32_, site_words(),
+                                                                          uint64_t(slot) * 4 * rng::kCallLanes)));
+    }
+    return block_slots(normal, inline_words(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site)))));
+  }
+  // A keyed draw's key word: the keys are uniform doubles, integers in [0, 2^32) (the prelude
+  // checked them), so fptoui is exact.
+  llvm::Value* key_word(NodeId a) { return b_.CreateTrunc(b_.CreateFPToUI(uni_[a], i64_), i32_); }
 
   // A member draw from the Philox words, exactly as rng::member_draw: a double uniform from
   // r[0..1], a normal by Box-Muller on all four.
@@ -996,34 +1196,20 @@ class Codegen {
     return member_from_words(words, nd.op == Op::MRandn);
   }
 
-  // rand(k, j) / randn(k, j): rng::keyed_f32 / keyed_f64. The keys are uniform doubles, integers
-  // in [0, 2^32) (the prelude checked them), so fptoui is exact.
+  // rand(k, j) / randn(k, j): rng::keyed_f32 / keyed_f64.
   llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
-    auto key_word = [&](NodeId a) { return b_.CreateTrunc(b_.CreateFPToUI(uni_[a], i64_), i32_); };
     const bool normal = nd.op == Op::KRandn;
-    llvm::Value* c1 = key_word(nd.args[1]);
-    llvm::Value* c2 = key_word(nd.args[0]);
     const uint32_t site = 0x8000u | uint32_t(normal);
-    if (keyed_words_ && words_width(w)) return block_draw(PhiloxKey{}, normal, index_, w, keyed_words(c1, c2, site, w));
-    return block_draw(seed_key(c1, c2, b_.CreateOr(group_shl_, b_.getInt32(site))), normal, index_, w);
+    if (block_body_ != -1) return block_slice(nd, w);
+    return lane_draw(seed_key(key_word(nd.args[1]), key_word(nd.args[0]), b_.CreateOr(group_shl_, b_.getInt32(site))),
+                     normal, index_, w);
   }
-  // Whether the rand() / randn() draws of a w-lane iteration take their words from
-  // nyto_philox_words (backend/llvm/Philox.h): in a kernel built with shared_draws (the JIT's
-  // first tier) that inlines its sites (not large_),
-  // a vector iteration of whole calls (block_draw's vector path) or a scalar one (its element's
-  // call is the first of the two asked for). A chunk kernel's vector iterations start anywhere
-  // mod 4: their lanes do their own calls.
-  bool shared_words(int w) const { return shared_draws_ && !large_ && words_width(w); }
-  // Whether a w-lane iteration can take its draws from nyto_philox_words at all (see shared_words).
-  bool words_width(int w) const {
-    const int G = int(rng::per_call(spec_.dtype == DType::F64));
-    return w == 1 || (!chunked_ && w % (2 * G) == 0);
-  }
-  // Calls per site of a w-lane iteration's nyto_philox_words call (two for a scalar one).
-  int words_calls(int w) const { return std::max(2, w / int(rng::per_call(spec_.dtype == DType::F64))); }
-  // The call of nyto_philox_words for the iteration at `index`: `nsites` sites of `sites`, keyed
-  // by the 5 words at `key`, into `buf`.
-  void call_words(llvm::Value* key, llvm::Value* sites, uint32_t nsites, llvm::Value* index, int w, llvm::Value* buf) {
+  // Whether a block's rand() / randn() words come from nyto_philox_words (backend/llvm/Philox.h):
+  // in a kernel built with shared_draws (the JIT's first tier) that inlines its sites (not large_).
+  bool shared_words() const { return shared_draws_ && !large_; }
+  // The call of nyto_philox_words for the block at call_base_: `nsites` sites of `sites`, keyed by
+  // the 5 words at `key`, its 16 calls into `buf`.
+  void call_words(llvm::Value* key, llvm::Value* sites, uint32_t nsites, llvm::Value* buf) {
     llvm::FunctionCallee fn = mod_->getOrInsertFunction(
         kPhiloxWordsSymbol, llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_),
                                                     {ptr_, ptr_, i32_, i32_, i32_, i32_, ptr_}, false));
@@ -1039,10 +1225,8 @@ class Codegen {
       f->addParamAttr(6, llvm::Attribute::NoCapture);
       f->addParamAttr(6, llvm::Attribute::NoAlias);
     }
-    const int log_g = spec_.dtype == DType::F64 ? 1 : 2;
-    llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index, i32_), uint64_t(log_g));
-    b_.CreateCall(fn, {key, sites, b_.getInt32(nsites), first, b_.getInt32(0xFFFFFFFFu >> log_g),
-                       b_.getInt32(uint32_t(words_calls(w))), buf});
+    b_.CreateCall(fn, {key, sites, b_.getInt32(nsites), call_base_, b_.getInt32(0xFFFFFFFFu),
+                       b_.getInt32(int32_t(rng::kCallLanes)), buf});
   }
   // An entry-block alloca of n i32 (64-byte aligned).
   llvm::Value* entry_words(uint64_t n, const char* name) {
@@ -1053,11 +1237,11 @@ class Codegen {
     b_.restoreIP(ip);
     return a;
   }
-  // The words of one keyed draw (counter words c1, c2, site `site`) for the iteration at index_:
+  // The words of one keyed draw (counter words c1, c2, site `site`) for the block at call_base_:
   // a call of nyto_philox_words of its own, its counter words stored just before (the key words
   // and group, the same for every keyed draw, once in the entry block). Its words are loaded
-  // right after (block_draw), so every keyed site of a width shares one buffer.
-  llvm::Value* keyed_words(llvm::Value* c1, llvm::Value* c2, uint32_t site, int w) {
+  // right after (load_words), so every keyed site shares one buffer.
+  llvm::Value* keyed_words(llvm::Value* c1, llvm::Value* c2, uint32_t site) {
     llvm::Type* key_ty = llvm::ArrayType::get(i32_, 5);
     if (!keyed_key_) {
       keyed_key_ = entry_words(5, "philox.keyed.key");
@@ -1067,8 +1251,7 @@ class Codegen {
         b_.CreateStore(v, b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, k));
       b_.restoreIP(ip);
     }
-    llvm::Value*& buf = keyed_buf_[w];
-    if (!buf) buf = entry_words(4 * uint64_t(words_calls(w)), "philox.keyed.words");
+    if (!keyed_buf_) keyed_buf_ = entry_words(4 * uint64_t(rng::kCallLanes), "philox.keyed.words");
     llvm::GlobalVariable*& sites = keyed_sites_[site & 1];
     if (!sites)
       sites = new llvm::GlobalVariable(*mod_, llvm::ArrayType::get(i32_, 1), true, llvm::GlobalValue::PrivateLinkage,
@@ -1076,15 +1259,14 @@ class Codegen {
                                        "philox.keyed.site");
     b_.CreateStore(c1, b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, 2));
     b_.CreateStore(c2, b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, 3));
-    call_words(keyed_key_, sites, 1, index_, w, buf);
-    return buf;
+    call_words(keyed_key_, sites, 1, keyed_buf_);
+    return keyed_buf_;
   }
-  // The words of every site for the iteration at `index`: one call of nyto_philox_words per
-  // iteration (emitted at the first draw of the body), into a buffer of the entry block.
-  llvm::Value* site_words(llvm::Value* index, int w) {
+  // The words of every site for the block at call_base_: one call of nyto_philox_words per block
+  // (emitted at the block's first draw), into a buffer of the entry block.
+  llvm::Value* site_words() {
     if (words_at_) return words_at_;
-    llvm::Value*& buf = words_buf_[w];
-    if (!buf) buf = entry_words(uint64_t(sites_.size()) * 4 * uint64_t(words_calls(w)), "philox.words");
+    if (!words_buf_) words_buf_ = entry_words(uint64_t(sites_.size()) * 4 * rng::kCallLanes, "philox.words");
     if (!philox_key_) {  // after the key words of the entry block (emit_entry)
       auto ip = b_.saveIP();
       b_.SetInsertPoint(fn_->getEntryBlock().getTerminator());
@@ -1096,103 +1278,142 @@ class Codegen {
       sites_global_ = new llvm::GlobalVariable(*mod_, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
                                                init, "philox.sites");
     }
-    call_words(philox_key_, sites_global_, uint32_t(sites_.size()), index, w, buf);
-    return words_at_ = buf;
+    call_words(philox_key_, sites_global_, uint32_t(sites_.size()), words_buf_);
+    return words_at_ = words_buf_;
   }
 
-  // The draws of the elements index .. index + w - 1 from Philox calls of G = 4 (float32) or 2
-  // (float64) elements each (rng::block_f32 / block_f64), counter (element / G, key.c1, key.c2,
-  // key.c3). In a vector iteration (its first element a multiple of 4: build()'s scalar head loop
-  // or emit_masked_edges)
-  // the W lanes need W/G calls: their rounds run on W/G lanes, then one shuffle puts the G draws
-  // of each call on its G lanes, and a normal's two outputs r cos and r sin share one logarithm
-  // and square root. Scalars (and widths that are not a multiple of 2G) do each lane's call and
-  // select its slot: the same operations, so the same bits.
-  // `words`, if not null: the draw's 4 q words from nyto_philox_words (q = words_calls(w); key
-  // unused), word j of call t at j q + t.
-  llvm::Value* block_draw(const PhiloxKey& key, bool normal, llvm::Value* index, int w, llvm::Value* words = nullptr) {
+  // ---- the draws of a block (backend/Random.h's lane-major layout) ---------------------------
+  using BlockWords = std::array<llvm::Value*, 4>;  // word j of the block's 16 calls, <16 x i32>
+  // The words at `at` (nyto_philox_words' layout, q = 16: word j of call t at 16 j + t).
+  BlockWords load_words(llvm::Value* at) {
+    BlockWords r;
+    for (int j = 0; j < 4; ++j)
+      r[size_t(j)] = b_.CreateAlignedLoad(vec(i32_, 16), b_.CreateConstInBoundsGEP1_64(i32_, at, uint64_t(16 * j)),
+                                          llvm::Align(64));
+    return r;
+  }
+  // The words of the block's 16 calls (call_base_ + lane) under `key`: the rounds inline, on
+  // 64-bit lanes, then each word's low halves packed by one two-source shuffle per 16 lanes.
+  BlockWords inline_words(const PhiloxKey& key) {
+    const int L = int(rng::kCallLanes);
+    Words r = philox_rounds64(b_.CreateAdd(splat(call_base_, L), iota32(L)), key, L);
+    BlockWords out;
+    std::vector<int> even(static_cast<size_t>(L));
+    for (int l = 0; l < L; ++l) even[size_t(l)] = 2 * l;
+    for (int j = 0; j < 4; ++j)
+      out[size_t(j)] = b_.CreateShuffleVector(b_.CreateBitCast(r.r[j], vec(i32_, 2 * L)), even);
+    return out;
+  }
+  // The S slot vectors (16 lanes each, the dtype) of one site's block: rng::lane_draw_f32 /
+  // slot_f64 op for op. A normal's pair shares one logarithm and square root (r cos and r sin).
+  std::vector<llvm::Value*> block_slots(bool normal, const BlockWords& r) {
+    const int L = int(rng::kCallLanes);
+    if (spec_.dtype == DType::F64) {
+      llvm::Value* a = bits53(r[0], r[1], L);
+      llvm::Value* c = bits53(r[2], r[3], L);
+      if (!normal) return {uniform_f64_from(a, L), uniform_f64_from(c, L)};
+      llvm::Value* rad = radius(u1_f64_from(a, L), L, true);
+      llvm::Value* u2 = uniform_f64_from(c, L);
+      llvm::Value* all = b_.CreateFMul(concat(rad, rad), cos2pi(concat(u2, quarter_shift(u2, L, true)), 2 * L, true));
+      return {lanes_of(all, 0, L), lanes_of(all, L, L)};
+    }
+    llvm::Value* bits[5];
+    for (int j = 0; j < 4; ++j) bits[j] = b_.CreateLShr(r[size_t(j)], 8);
+    bits[4] = b_.CreateAnd(b_.CreateXor(b_.CreateXor(r[0], b_.CreateShl(r[1], 8)), b_.CreateShl(r[2], 16)),
+                           ci32(0xFFFFFFu, L));
+    if (!normal) {
+      std::vector<llvm::Value*> out;
+      for (llvm::Value* x : bits) out.push_back(f32_of_bits(x, false, L));
+      return out;
+    }
+    // Slots 0-3: pairs (0, 1) and (2, 3); all = [cos 0 | cos 2 | sin 1 | sin 3] of 16 lanes each.
+    llvm::Value* u1 = f32_of_bits(concat(bits[0], bits[2]), true, 2 * L);
+    llvm::Value* u2 = f32_of_bits(concat(bits[1], bits[3]), false, 2 * L);
+    llvm::Value* rad = radius(u1, 2 * L, false);
+    llvm::Value* all = b_.CreateFMul(concat(rad, rad), cos2pi(concat(u2, quarter_shift(u2, 2 * L, false)), 4 * L, false));
+    // Slot 4: lanes 0-7 pair with lanes 8-15: [cos | sin] of 8 lanes each.
+    const int H = L / 2;
+    llvm::Value* v1 = f32_of_bits(lanes_of(bits[4], 0, H), true, H);
+    llvm::Value* v2 = f32_of_bits(lanes_of(bits[4], H, H), false, H);
+    llvm::Value* rad4 = radius(v1, H, false);
+    llvm::Value* s4 = b_.CreateFMul(concat(rad4, rad4), cos2pi(concat(v2, quarter_shift(v2, H, false)), L, false));
+    return {lanes_of(all, 0, L), lanes_of(all, 2 * L, L), lanes_of(all, L, L), lanes_of(all, 3 * L, L), s4};
+  }
+  // Lanes first .. first + n - 1 of v.
+  llvm::Value* lanes_of(llvm::Value* v, int first, int n) {
+    if (n == 1) return b_.CreateExtractElement(v, uint64_t(first));
+    std::vector<int> m(static_cast<size_t>(n));
+    for (int l = 0; l < n; ++l) m[size_t(l)] = first + l;
+    return b_.CreateShuffleVector(v, m);
+  }
+  // Draw node `nd` for the body being emitted (w lanes at index_): in a block emitted as a loop,
+  // loaded from its stack buffer; unrolled, the block's slot vectors (made at the node's first use
+  // in the block) sliced for body block_body_.
+  llvm::Value* block_slice(const ir::Node& nd, int w) {
+    const NodeId id = node_id(nd);
+    if (block_body_ == kLoopBody) {
+      llvm::Value* at = b_.CreateGEP(elem_, draw_stack_.at(id), part_offset_);
+      return b_.CreateAlignedLoad(vec(elem_, w), at, llvm::Align(elem_bytes()));
+    }
+    auto it = block_draws_.find(id);
+    if (it == block_draws_.end()) it = block_draws_.emplace(id, make_block_draws(nd)).first;
+    const int L = int(rng::kCallLanes), first = block_body_ * w;
+    llvm::Value* v = it->second[size_t(first / L)];
+    return w == L ? v : lanes_of(v, first % L, w);
+  }
+
+  // The draws of the w elements index .. index + w - 1, each lane its own call (rng::draw_f32 /
+  // draw_f64 op for op): a chunk kernel (its vector iterations start anywhere in a block), the
+  // scalar-only shape and a large chunk kernel's helper. A float32 normal of slot 4 needs the
+  // words of its partner lane's call too (lane l ^ 8), so it does two calls per lane.
+  llvm::Value* lane_draw(const PhiloxKey& key, bool normal, llvm::Value* index, int w) {
     const bool f64 = spec_.dtype == DType::F64;
-    const int G = int(rng::per_call(f64)), log_g = f64 ? 1 : 2;
-    // Element indices are 32-bit counters (rng::draw_f32 takes uint32_t): call = e32 >> log G.
-    // A chunk kernel has no such prologue (its vector iterations start 32k elements into a
-    // chunk, anywhere mod 4): its draws take the per-lane path below.
-    if (w > 1 && w % (2 * G) == 0 && !chunked_) {
-      const int q = w / G;
-      // r32(j): word j of the q calls (<q x i32>); pair(a, b): words a then b (<2q x i32>).
-      std::function<llvm::Value*(int)> r32;
-      std::function<llvm::Value*(int, int)> pair;
-      std::function<llvm::Value*()> quad;  // words 0, 1, 2, 3 (<4q x i32>)
-      if (words) {  // the site's words from nyto_philox_words (site_words, keyed_words)
-        llvm::Value* base = words;
-        auto load = [this, base, q](int j, int n) {
-          return b_.CreateAlignedLoad(vec(i32_, n), b_.CreateConstInBoundsGEP1_64(i32_, base, uint64_t(j) * q),
-                                      llvm::Align(4));
-        };
-        r32 = [load, q](int j) { return load(j, q); };
-        pair = [this, load, q](int a, int b) { return b == a + 1 ? load(a, 2 * q) : concat(load(a, q), load(b, q)); };
-        quad = [load, q] { return load(0, 4 * q); };
-      } else {
-        llvm::Value* first = b_.CreateLShr(b_.CreateTrunc(index, i32_), uint64_t(log_g));
-        llvm::Value* c0 = b_.CreateAnd(b_.CreateAdd(splat(first, q), iota32(q)), ci32(0xFFFFFFFFu >> log_g, q));
-        Words r = philox_rounds64(c0, key, q);
-        r32 = [this, r, q](int k) { return b_.CreateTrunc(r.r[k], vec(i32_, q)); };
-        pair = [this, r](int a, int b) { return pack_low(r.r[a], r.r[b]); };
-        quad = [this, pair] { return concat(pair(0, 1), pair(2, 3)); };
-      }
-      // Lane G t + s of the result is entry s q + t of `all` (layout [slot 0 | slot 1 | ...]).
-      std::vector<int> order(static_cast<size_t>(w));
-      for (int t = 0; t < q; ++t)
-        for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = sl * q + t;
-      llvm::Value* all;
-      if (!f64 && !normal) {
-        all = uniform_f32_from(quad(), w);
-      } else if (f64 && !normal) {
-        all = uniform_f64_from(concat(bits53(r32(0), r32(1), q), bits53(r32(2), r32(3), q)), w);
-      } else {
-        // [cos of every pair | sin of every pair]; float32 pairs are (r0, r1) then (r2, r3).
-        const int pairs = w / 2;
-        llvm::Value *u1, *u2;
-        if (f64) {
-          u1 = u1_f64_from(bits53(r32(0), r32(1), q), q);
-          u2 = uniform_f64_from(bits53(r32(2), r32(3), q), q);
-        } else {
-          u1 = u1_f32_from(pair(0, 2), pairs);
-          u2 = uniform_f32_from(pair(1, 3), pairs);
-          // order: slot s of call t is pair (s/2) q + t, cos for even s
-          for (int t = 0; t < q; ++t)
-            for (int sl = 0; sl < G; ++sl) order[size_t(G * t + sl)] = (sl % 2) * pairs + (sl / 2) * q + t;
-        }
-        llvm::Value* rad = radius(u1, pairs, f64);
-        all = b_.CreateFMul(concat(rad, rad), cos2pi(concat(u2, quarter_shift(u2, pairs, f64)), w, f64));
-      }
-      return b_.CreateShuffleVector(all, all, order);
-    }
-    llvm::Value* idx = b_.CreateTrunc(splat(index, w), vec(i32_, w));
-    if (w > 1) idx = b_.CreateAdd(idx, iota32(w));
-    Words r;
-    if (words) {  // w == 1: the element's call is the first of the two asked for
-      for (int j = 0; j < 4; ++j)
-        r.r[j] = b_.CreateAlignedLoad(i32_, b_.CreateConstInBoundsGEP1_64(i32_, words, uint64_t(j) * 2), llvm::Align(4));
-    } else {
-      r = philox_rounds(b_.CreateLShr(idx, uint64_t(log_g)), key, w);
-    }
-    llvm::Value* slot = b_.CreateAnd(idx, ci32(uint32_t(G - 1), w));
+    const uint32_t B = rng::block_elems(f64);
+    // element index + l = B (block + q) + rr, rr < B: call 16 (block + q) + rr mod 16, slot rr / 16
+    llvm::Value* block = b_.CreateUDiv(index, b_.getInt64(B));
+    llvm::Value* rem = b_.CreateTrunc(b_.CreateURem(index, b_.getInt64(B)), i32_);
+    llvm::Value* r = b_.CreateAdd(splat(rem, w), iota32(w));
+    llvm::Value* q = b_.CreateUDiv(r, ci32(B, w));
+    llvm::Value* rr = b_.CreateSub(r, b_.CreateMul(q, ci32(B, w)));
+    llvm::Value* lane = b_.CreateAnd(rr, ci32(rng::kCallLanes - 1, w));
+    llvm::Value* slot = b_.CreateLShr(rr, 4);
+    llvm::Value* call = b_.CreateAdd(splat(b_.CreateTrunc(b_.CreateMul(block, b_.getInt64(rng::kCallLanes)), i32_), w),
+                                     b_.CreateAdd(b_.CreateShl(q, 4), lane));
+    Words p = philox_rounds(call, key, w);
     auto is = [&](uint32_t v) { return b_.CreateICmpEQ(slot, ci32(v, w)); };
-    llvm::Value* odd = b_.CreateICmpNE(b_.CreateAnd(slot, ci32(1, w)), ci32(0, w));
-    if (!f64 && !normal)
-      return uniform_f32_from(b_.CreateSelect(is(0), r.r[0], b_.CreateSelect(is(1), r.r[1], b_.CreateSelect(is(2), r.r[2], r.r[3]))), w);
-    if (f64 && !normal)
-      return uniform_f64_from(bits53(b_.CreateSelect(odd, r.r[2], r.r[0]), b_.CreateSelect(odd, r.r[3], r.r[1]), w), w);
-    llvm::Value *u1, *u2;
     if (f64) {
-      u1 = u1_f64_from(bits53(r.r[0], r.r[1], w), w);
-      u2 = uniform_f64_from(bits53(r.r[2], r.r[3], w), w);
-    } else {
-      llvm::Value* hi = b_.CreateICmpUGE(slot, ci32(2, w));
-      u1 = u1_f32_from(b_.CreateSelect(hi, r.r[2], r.r[0]), w);
-      u2 = uniform_f32_from(b_.CreateSelect(hi, r.r[3], r.r[1]), w);
+      llvm::Value* odd = is(1);
+      if (!normal)
+        return uniform_f64_from(bits53(b_.CreateSelect(odd, p.r[2], p.r[0]), b_.CreateSelect(odd, p.r[3], p.r[1]), w), w);
+      llvm::Value* u1 = u1_f64_from(bits53(p.r[0], p.r[1], w), w);
+      llvm::Value* u2 = uniform_f64_from(bits53(p.r[2], p.r[3], w), w);
+      return b_.CreateFMul(radius(u1, w, true), cos2pi(b_.CreateSelect(odd, quarter_shift(u2, w, true), u2), w, true));
     }
-    return b_.CreateFMul(radius(u1, w, f64), cos2pi(b_.CreateSelect(odd, quarter_shift(u2, w, f64), u2), w, f64));
+    auto fifth = [&](const Words& x) {
+      return b_.CreateAnd(b_.CreateXor(b_.CreateXor(x.r[0], b_.CreateShl(x.r[1], 8)), b_.CreateShl(x.r[2], 16)),
+                          ci32(0xFFFFFFu, w));
+    };
+    auto top = [&](llvm::Value* word) { return b_.CreateLShr(word, 8); };
+    if (!normal) {
+      llvm::Value* bits = b_.CreateSelect(
+          is(0), top(p.r[0]),
+          b_.CreateSelect(is(1), top(p.r[1]),
+                          b_.CreateSelect(is(2), top(p.r[2]), b_.CreateSelect(is(3), top(p.r[3]), fifth(p)))));
+      return f32_of_bits(bits, false, w);
+    }
+    Words partner = philox_rounds(b_.CreateXor(call, ci32(8, w)), key, w);
+    llvm::Value* s4 = is(4);
+    llvm::Value* low = b_.CreateICmpULT(lane, ci32(8, w));
+    llvm::Value* hi_pair = b_.CreateICmpUGE(slot, ci32(2, w));
+    llvm::Value* a = b_.CreateSelect(s4, b_.CreateSelect(low, fifth(p), fifth(partner)),
+                                     top(b_.CreateSelect(hi_pair, p.r[2], p.r[0])));
+    llvm::Value* c = b_.CreateSelect(s4, b_.CreateSelect(low, fifth(partner), fifth(p)),
+                                     top(b_.CreateSelect(hi_pair, p.r[3], p.r[1])));
+    llvm::Value* sine = b_.CreateSelect(s4, b_.CreateNot(low),
+                                        b_.CreateICmpNE(b_.CreateAnd(slot, ci32(1, w)), ci32(0, w)));
+    llvm::Value* u2 = f32_of_bits(c, false, w);
+    return b_.CreateFMul(radius(f32_of_bits(a, true, w), w, false),
+                         cos2pi(b_.CreateSelect(sine, quarter_shift(u2, w, false), u2), w, false));
   }
   // The lanes of a then those of b (two vectors of one type).
   llvm::Value* concat(llvm::Value* a, llvm::Value* b) {
@@ -1207,15 +1428,12 @@ class Codegen {
     llvm::Value* v = b_.CreateOr(b_.CreateShl(b_.CreateZExt(hi, t64), 32), b_.CreateZExt(lo, t64));
     return b_.CreateLShr(v, 11);
   }
-  // The conversions of rng::uniform_f32 / normal_f32 (u1 in (0, 1]) and their float64 twins.
-  llvm::Value* uniform_f32_from(llvm::Value* word, int w) {
+  // The conversions of rng::lane_draw_f32: 24 bits to a float32 uniform, bits 2^-24 (or (bits + 1)
+  // 2^-24, Box-Muller's u1 in (0, 1]); and their float64 twins.
+  llvm::Value* f32_of_bits(llvm::Value* bits, bool plus_one, int w) {
     llvm::Type* ft = llvm::Type::getFloatTy(ctx_);
-    return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(word, 8), vec(ft, w)), cfp(ft, 0x1p-24, w));
-  }
-  llvm::Value* u1_f32_from(llvm::Value* word, int w) {
-    llvm::Type* ft = llvm::Type::getFloatTy(ctx_);
-    return b_.CreateFMul(b_.CreateUIToFP(b_.CreateAdd(b_.CreateLShr(word, 8), ci32(1, w)), vec(ft, w)),
-                         cfp(ft, 0x1p-24, w));
+    if (plus_one) bits = b_.CreateAdd(bits, ci32(1, w));
+    return b_.CreateFMul(b_.CreateUIToFP(bits, vec(ft, w)), cfp(ft, 0x1p-24, w));
   }
   llvm::Value* uniform_f64_from(llvm::Value* bits, int w) {
     return b_.CreateFMul(b_.CreateUIToFP(bits, vec(f64_, w)), cfp(f64_, 0x1p-53, w));
@@ -1302,7 +1520,20 @@ class Codegen {
   bool masked_;
   int math_lanes_;  // lanes per call of a vector SLEEF function (math_call)
   bool shared_draws_;  // build_module's shared_draws (shared_words)
-  bool has_blocks_ = false;  // a draw: vector iterations start on a multiple of 4 elements
+  bool has_blocks_ = false;  // a draw (rand, randn or keyed)
+  // Vector kernels with draws iterate by whole blocks (emit_block_edges); in the body being
+  // emitted: its number in the block (-1 outside blocks), the block's first Philox call, and the
+  // draws made for the block so far, per node (S slot vectors of 16 lanes each, block_slots).
+  // In a block emitted as a loop (emit_block, emit_part_loop): block_body_ is kLoopBody, and each
+  // draw node's values for the block are in its stack buffer (draw_stack_), from element
+  // part_offset_ on.
+  static constexpr int kLoopBody = -2;
+  bool block_mode_ = false;
+  int block_body_ = -1;
+  llvm::Value* call_base_ = nullptr;
+  llvm::Value* part_offset_ = nullptr;
+  std::map<NodeId, std::vector<llvm::Value*>> block_draws_;
+  std::map<NodeId, llvm::Value*> draw_stack_;
   int prefetch_ = 0;         // bytes ahead of each input row's load the vector loop prefetches
   bool chunked_ = false;    // has chunk outputs: emit_chunks
   std::vector<ChunkReduce> chunk_;   // per output: how it is reduced per chunk (None: stored)
@@ -1320,13 +1551,15 @@ class Codegen {
               *group_shl_ = nullptr;
   llvm::Value* round_key_[2][10] = {};
   bool large_ = false;  // see kInlineSites
-  // Large kernels (see kInlineSites): the key on the stack; per width the draw helper's output.
+  // Large kernels (see kInlineSites): the key on the stack; the block helper's output; per width
+  // the per-lane helper's output.
   llvm::Value* philox_key_ = nullptr;
+  llvm::Value* block_buf_ = nullptr;
   std::map<int, llvm::Value*> draw_buf_;
   // shared_words: the sites' numbers (nd.index of each rand() / randn()), the call's buffer per
   // width, the words of the body being emitted (null until its first draw), the sites' array.
   std::vector<uint32_t> sites_;
-  std::map<int, llvm::Value*> words_buf_;
+  llvm::Value* words_buf_ = nullptr;
   llvm::Value* words_at_ = nullptr;
   llvm::GlobalVariable* sites_global_ = nullptr;
   // keyed_words: whether keyed draws take their words from nyto_philox_words (the first tier, or a
@@ -1334,7 +1567,7 @@ class Codegen {
   // the one-site arrays of rand(k, j) and randn(k, j).
   bool keyed_words_ = false;
   llvm::Value* keyed_key_ = nullptr;
-  std::map<int, llvm::Value*> keyed_buf_;
+  llvm::Value* keyed_buf_ = nullptr;
   llvm::GlobalVariable* keyed_sites_[2] = {};
   std::vector<llvm::Value*> uni_, uni_dt_, row_, out_row_;
 };

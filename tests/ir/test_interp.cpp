@@ -362,20 +362,18 @@ TEST_CASE("interp: rand and randn draw from (seed, invocation, group, site, memb
       for (int64_t e : {3, 4, 6, 7}) {
         // The element index in the member's flat storage (not the position in the range).
         INFO("member ", m, " element ", e);
-        // Site 0 takes word e % 4 (float32) / words 2(e % 2), 2(e % 2) + 1 (float64) of call e / G;
-        // site 1's normal is the cosine (even e) or sine (odd e) of a Box-Muller pair.
+        // Elements below 16 are lane e, slot 0 of their block: call e. Site 0 takes the top 24 bits
+        // of word 0 (float32) / words 0 and 1 (float64); site 1's normal is the cosine of the
+        // Box-Muller pair on words 0 and 1 (float32) / of u1 from words 0-1, u2 from words 2-3.
         const uint32_t um = uint32_t(m), ue = uint32_t(e);
+        const rng::Philox4 pu = rng::site_call(key, 0, um, ue), pz = rng::site_call(key, 1, um, ue);
         if (f32) {
-          const rng::Philox4 pu = rng::site_block(key, 0, um, ue / 4), pz = rng::site_block(key, 1, um, ue / 4);
-          CHECK(u32[m * stride + e] == rng::uniform_f32(pu, int(e % 4)));
-          const int w = int(e % 4 / 2) * 2;
-          const float u1 = float((pz.r[w] >> 8) + 1) * 0x1p-24f, u2 = float(pz.r[w + 1] >> 8) * 0x1p-24f;
-          CHECK(z32[m * stride + e] ==
-                std::sqrt(-2.0f * rng::log_f32(u1)) * (e % 2 ? rng::sin2pi_f32(u2) : rng::cos2pi_f32(u2)));
+          CHECK(u32[m * stride + e] == rng::uniform_f32(pu, 0));
+          const float u1 = float((pz.r[0] >> 8) + 1) * 0x1p-24f, u2 = float(pz.r[1] >> 8) * 0x1p-24f;
+          CHECK(z32[m * stride + e] == std::sqrt(-2.0f * rng::log_f32(u1)) * rng::cos2pi_f32(u2));
         } else {
-          const rng::Philox4 pu = rng::site_block(key, 0, um, ue / 2);
-          CHECK(u64[m * stride + e] == double(((uint64_t(pu.r[2 * (e % 2)]) << 32) | pu.r[2 * (e % 2) + 1]) >> 11) * 0x1p-53);
-          CHECK(z64[m * stride + e] == rng::draw_f64(key, 1, true, um, ue));
+          CHECK(u64[m * stride + e] == rng::uniform_f64(pu));
+          CHECK(z64[m * stride + e] == rng::normal_f64(pz));
         }
       }
     CHECK((f32 ? u32[0] : u64[0]) == -1);  // outside the ranges: untouched

@@ -25,9 +25,9 @@ TEST_CASE("philox4x32_10 Random123 known answers") {
             0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1);
 }
 
-TEST_CASE("site_block lays out the counter and key as documented") {
+TEST_CASE("site_call lays out the counter and key as documented") {
   Key k{0x0123456789abcdefull, 0x1111222233334444ull, 7};
-  Philox4 a = site_block(k, 5, 9, 1000);
+  Philox4 a = site_call(k, 5, 9, 1000);
   Philox4 b = philox4x32_10(1000, 9, 0x33334444u, (7u << 16) | 5u, 0x89abcdefu, 0x01234567u);
   check_kat(a, b.r[0], b.r[1], b.r[2], b.r[3]);
 }
@@ -39,7 +39,7 @@ TEST_CASE("uniform draws lie in [0, 1) with mean 1/2") {
   double lo64 = 1, hi64 = 0;
   Key k{42, 3, 0};
   for (int i = 0; i < n; ++i) {
-    Philox4 p = site_block(k, 0, 0, uint32_t(i));
+    Philox4 p = site_call(k, 0, 0, uint32_t(i));
     float u = uniform_f32(p);
     double d = uniform_f64(p);
     sum32 += u, sum64 += d;
@@ -70,7 +70,7 @@ TEST_CASE("normal draws have mean 0 and standard deviation 1") {
   bool finite = true;
   Key k{7, 0, 1};
   for (int i = 0; i < n; ++i) {
-    Philox4 p = site_block(k, 2, 3, uint32_t(i));
+    Philox4 p = site_call(k, 2, 3, uint32_t(i));
     double a = normal_f32(p), b = normal_f64(p);
     finite = finite && std::isfinite(a) && std::isfinite(b);
     s32 += a, q32 += a * a, s64 += b, q64 += b * b;

@@ -65,19 +65,23 @@ def test_philox():
     vec = R.philox4x32_10(c0, 7, 0xffffffff, 3, 0x89abcdef, 0x01234567)
     check(all(list(vec[:, i]) == words(int(c), 7, 0xffffffff, 3, 0x89abcdef, 0x01234567)
               for i, c in enumerate(c0)), "Philox broadcast over counters = scalar calls")
-    # A site's calls serve 4 float32 elements (word e % 4) / 2 float64 elements (words 2(e % 2),
-    # 2(e % 2) + 1), counter (e // G, member, invocation, group << 16 | site).
-    e = np.arange(8)
-    w = R.philox4x32_10(e // 4, 3, 9, (2 << 16) | 5, 0x89abcdef, 0x01234567)
-    u32 = (w[e % 4, e] >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)
-    check(np.array_equal(R.v0_draw(0x0123456789abcdef, 9, 2, 5, False, 3, e, np.float32), u32),
-          "float32 uniform: word e % 4 of call e // 4")
-    w = R.philox4x32_10(e // 2, 3, 9, (2 << 16) | 5, 0x89abcdef, 0x01234567)
-    s = e % 2
-    u64 = ((((w[2 * s, e].astype(np.uint64) << np.uint64(32)) | w[2 * s + 1, e].astype(np.uint64))
-            >> np.uint64(11)).astype(np.float64) * 2.0**-53)
-    check(np.array_equal(R.v0_draw(0x0123456789abcdef, 9, 2, 5, False, 3, e, np.float64), u64),
-          "float64 uniform: words 2(e % 2), 2(e % 2) + 1 of call e // 2")
+    # Lane-major layout: blocks of B = 16 S elements (S = 5 draws per call for float32, 2 for
+    # float64) are served by 16 calls, element e taking call 16 (e // B) + e % 16 and slot
+    # (e % B) // 16; counter (call, member, invocation, group << 16 | site).
+    ok32 = ok64 = True
+    u32 = R.v0_draw(0x0123456789abcdef, 9, 2, 5, False, 3, np.arange(200), np.float32)
+    u64 = R.v0_draw(0x0123456789abcdef, 9, 2, 5, False, 3, np.arange(200), np.float64)
+    for e in range(200):
+        w = words(16 * (e // 80) + e % 16, 3, 9, (2 << 16) | 5, 0x89abcdef, 0x01234567)
+        s_ = e % 80 // 16
+        bits = w[s_] >> 8 if s_ < 4 else (w[0] ^ (w[1] << 8) ^ (w[2] << 16)) & 0xFFFFFF
+        ok32 &= float(u32[e]) == bits * 2.0**-24
+        w = words(16 * (e // 32) + e % 16, 3, 9, (2 << 16) | 5, 0x89abcdef, 0x01234567)
+        s_ = e % 32 // 16
+        ok64 &= float(u64[e]) == (((w[2 * s_] << 32) | w[2 * s_ + 1]) >> 11) * 2.0**-53
+    check(ok32, "float32 uniform: call 16 (e // 80) + e % 16; slot s < 4 the top 24 bits of word s, "
+          "slot 4 the low 24 bits of r0 ^ r1 << 8 ^ r2 << 16")
+    check(ok64, "float64 uniform: call 16 (e // 32) + e % 16, words 2s, 2s + 1 of slot s")
 
 
 def test_log_cos():
@@ -138,41 +142,57 @@ def test_keyed_draws():
         off = np.max(np.abs(corr - np.eye(8)))
         check(off < 5 / np.sqrt(e.size), f"keyed randn(3, j): streams j = 0..7 uncorrelated "
               f"(max |r| {off:.4f}), {name}")
-        lag = np.corrcoef(z[0, 0::2].astype(np.float64), z[0, 1::2].astype(np.float64))[0, 1]
-        check(abs(lag) < 5 / np.sqrt(e.size / 2), f"keyed randn(3, 0): the r cos / r sin halves of a "
-              f"pair uncorrelated (|r| {abs(lag):.4f}), {name}")
+        B = 32 if dtype == np.float64 else 80
+        first = np.array([b * B + l for b in range(e.size // B) for l in range(16)])  # slot 0
+        lag = np.corrcoef(z[0, first].astype(np.float64), z[0, first + 16].astype(np.float64))[0, 1]
+        check(abs(lag) < 5 / np.sqrt(first.size), f"keyed randn(3, 0): the r cos / r sin halves of a "
+              f"pair (slots 0 and 1) uncorrelated (|r| {abs(lag):.4f}), {name}")
         zk = R.keyed_draw(seed, 4, 0, 1, True, e, dtype)
         r = np.corrcoef(z[0].astype(np.float64), zk.astype(np.float64))[0, 1]
         check(abs(r) < 5 / np.sqrt(e.size), f"keyed randn(3, 0) vs randn(4, 0): |r| {abs(r):.4f}")
         moments_ok(R.keyed_draw(seed, 3, 0, 1, False, e, dtype), f"keyed rand(3, 0), {name}",
                    normal=False)
-    # The layout, from scalar Philox calls: G = 4 (float32) / 2 (float64) elements share the call
-    # with counter (e // G, j, k, group << 16 | 0x8000 | normal); element e takes slot e % G.
+    # The layout, from scalar Philox calls: counter (call, j, k, group << 16 | 0x8000 | normal),
+    # call and slot of the lane-major layout (as v0 draws).
     u32 = R.keyed_draw(seed, 3, 11, 0, False, e, np.float32)
     u64 = R.keyed_draw(seed, 3, 11, 0, False, e, np.float64)
     n32 = R.keyed_draw(seed, 3, 11, 1, True, e, np.float32)
     n64 = R.keyed_draw(seed, 3, 11, 1, True, e, np.float64)
     ok_u = ok_n = True
-    for c in (0, 1, 77, 2047):
-        wu = words(c, 11, 3, 0x8000, seed, 0)  # group 0
-        wn = words(c, 11, 3, (1 << 16) | 0x8001, seed, 0)
-        for s_ in range(4):  # float32 uniform: word s
-            ok_u &= float(u32[4 * c + s_]) == (wu[s_] >> 8) * 2.0**-24
-        for s_ in range(2):  # float64 uniform: words 2s, 2s+1
-            ok_u &= float(u64[2 * c + s_]) == (((wu[2 * s_] << 32) | wu[2 * s_ + 1]) >> 11) * 2.0**-53
-        for p in range(2):  # float32 normal: the pair (2p, 2p+1) gives r cos and r sin
-            u1 = ((wn[2 * p] >> 8) + 1) * 2.0**-24
-            u2 = (wn[2 * p + 1] >> 8) * 2.0**-24
+
+    def fifth(w):
+        return (w[0] ^ (w[1] << 8) ^ (w[2] << 16)) & 0xFFFFFF
+
+    for blk in (0, 1, 77, 100):
+        for lane in range(16):
+            c = 16 * blk + lane
+            wu = words(c, 11, 3, 0x8000, seed, 0)  # group 0
+            wn = words(c, 11, 3, (1 << 16) | 0x8001, seed, 0)
+            for s_ in range(5):  # float32 uniform
+                bits = wu[s_] >> 8 if s_ < 4 else fifth(wu)
+                ok_u &= float(u32[80 * blk + 16 * s_ + lane]) == bits * 2.0**-24
+            for s_ in range(2):  # float64 uniform: words 2s, 2s+1
+                ok_u &= float(u64[32 * blk + 16 * s_ + lane]) == (((wu[2 * s_] << 32) | wu[2 * s_ + 1]) >> 11) * 2.0**-53
+            for p in range(2):  # float32 normal: the pair (slots 2p, 2p+1) gives r cos and r sin
+                u1 = ((wn[2 * p] >> 8) + 1) * 2.0**-24
+                u2 = (wn[2 * p + 1] >> 8) * 2.0**-24
+                r = np.sqrt(-2.0 * np.log(u1))
+                ok_n &= abs(float(n32[80 * blk + 32 * p + lane]) - r * np.cos(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
+                ok_n &= abs(float(n32[80 * blk + 32 * p + 16 + lane]) - r * np.sin(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
+            if lane < 8:  # float32 normal, slot 4: lane l (u1, r cos) with lane l + 8 (u2, r sin)
+                wp = words(c + 8, 11, 3, (1 << 16) | 0x8001, seed, 0)
+                u1 = (fifth(wn) + 1) * 2.0**-24
+                u2 = fifth(wp) * 2.0**-24
+                r = np.sqrt(-2.0 * np.log(u1))
+                ok_n &= abs(float(n32[80 * blk + 64 + lane]) - r * np.cos(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
+                ok_n &= abs(float(n32[80 * blk + 72 + lane]) - r * np.sin(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
+            u1 = ((((wn[0] << 32) | wn[1]) >> 11) + 1) * 2.0**-53
+            u2 = (((wn[2] << 32) | wn[3]) >> 11) * 2.0**-53
             r = np.sqrt(-2.0 * np.log(u1))
-            ok_n &= abs(float(n32[4 * c + 2 * p]) - r * np.cos(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
-            ok_n &= abs(float(n32[4 * c + 2 * p + 1]) - r * np.sin(2 * np.pi * u2)) < 1e-5 * max(1.0, r)
-        u1 = ((((wn[0] << 32) | wn[1]) >> 11) + 1) * 2.0**-53
-        u2 = (((wn[2] << 32) | wn[3]) >> 11) * 2.0**-53
-        r = np.sqrt(-2.0 * np.log(u1))
-        ok_n &= abs(float(n64[2 * c]) - r * np.cos(2 * np.pi * u2)) < 1e-12 * max(1.0, r)
-        ok_n &= abs(float(n64[2 * c + 1]) - r * np.sin(2 * np.pi * u2)) < 1e-12 * max(1.0, r)
-    check(ok_u, "keyed rand(k, j): counter (e // G, j, k, 0x8000) in group 0, word(s) of slot e % G")
-    check(ok_n, "keyed randn(k, j): counter (e // G, j, k, g<<16 | 0x8001), r cos / r sin of a pair")
+            ok_n &= abs(float(n64[32 * blk + lane]) - r * np.cos(2 * np.pi * u2)) < 1e-12 * max(1.0, r)
+            ok_n &= abs(float(n64[32 * blk + 16 + lane]) - r * np.sin(2 * np.pi * u2)) < 1e-12 * max(1.0, r)
+    check(ok_u, "keyed rand(k, j): counter (call, j, k, 0x8000) in group 0, the slot's bits")
+    check(ok_n, "keyed randn(k, j): counter (call, j, k, g<<16 | 0x8001), r cos / r sin of a pair")
     check(not np.array_equal(R.keyed_draw(seed, 3, 11, 1, False, e, np.float32), u32),
           "keyed rand(k, j): another storage group gives other draws")
     try:

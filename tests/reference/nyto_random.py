@@ -147,15 +147,17 @@ def v0_draw(seed, invocation, group, site, normal, member, element, dtype):
     """rand() (normal=False) or randn() at call site `site` (numbered 0, 1, ... in source order)
     for members `member` and elements `element` (arrays, broadcast; element: index in the
     member's flat storage of group `group`, the group of the parameter's (dtype, device)).
-    G = 4 (float32) or 2 (float64) consecutive elements share one Philox call of the site,
-    counter (e // G, member, invocation, group << 16 | site), element e taking slot e % G of it
-    (block_draw)."""
+    Counter (call, member, invocation, group << 16 | site), the call and slot of the lane-major
+    layout (lane_major)."""
     f64 = _f64(dtype)
-    per_call = 2 if f64 else 4
-    element = np.asarray(element, dtype=np.int64)
-    w = philox4x32_10(element // per_call, np.asarray(member, dtype=np.int64), int(invocation) & MASK32,
-                      ((int(group) << 16) | int(site)) & MASK32, *_key(seed))
-    return block_draw(w, np.broadcast_to(element % per_call, w.shape[1:]), normal, f64)
+    element, member = np.broadcast_arrays(np.asarray(element, dtype=np.int64), np.asarray(member, dtype=np.int64))
+    c3 = ((int(group) << 16) | int(site)) & MASK32
+    call, slot, lane, partner = lane_major(element, f64)
+
+    def words(c):
+        return philox4x32_10(c, member, int(invocation) & MASK32, c3, *_key(seed))
+
+    return block_draw(words(call), slot, normal, f64, lane, words(partner) if normal and not f64 else None)
 
 
 def _f64(dtype):
@@ -164,11 +166,28 @@ def _f64(dtype):
     return np.dtype(dtype) == np.float64
 
 
-def block_draw(w, slot, normal, f64):
-    """The draw of slot `slot` (an array) of Philox words `w` (4 x shape): float32 uniform word
-    s; float32 normal Box-Muller on words 2(s//2), 2(s//2)+1; float64 uniform words 2s, 2s+1;
-    float64 normal Box-Muller on all four words; a normal is r cos(2 pi u2) for even s and
-    r sin(2 pi u2) for odd s."""
+def lane_major(element, f64):
+    """Element e's Philox call and slot: S = 5 (float32) or 2 (float64) draws per call, blocks of
+    B = 16 S elements served by 16 calls, call = 16 (e // B) + e % 16 (mod 2^32), slot
+    (e % B) // 16. Also the lane e % 16 and the call of lane (e % 16) ^ 8 of the same block (a
+    float32 normal of slot 4 pairs lanes l and l + 8)."""
+    B = 32 if f64 else 80
+    e = np.asarray(element, dtype=np.int64)
+    lane = e % 16
+    base = 16 * (e // B)
+    return ((base + lane) & MASK32, (e % B) // 16, lane, (base + (lane ^ 8)) & MASK32)
+
+
+def block_draw(w, slot, normal, f64, lane=None, wp=None):
+    """The draw of slot `slot` (an array) of Philox words `w` (4 x shape):
+    float32 uniform: slot s < 4 the top 24 bits of word s, slot 4 the low 24 bits of
+      r0 ^ r1 << 8 ^ r2 << 16 (the words' low bytes, which no other slot reads), times 2^-24;
+    float32 normal: Box-Muller on those 24-bit values, slots (0, 1) and (2, 3) paired within a
+      call (u1 from the even slot), slot 4 pairing lane l < 8 (u1) with lane l + 8 (u2) of the
+      block (`lane`; `wp`: the words of lane l ^ 8's call);
+    float64 uniform: words 2s, 2s+1 (53 bits); float64 normal: Box-Muller on all four words;
+    a normal is r cos(2 pi u2) for even s (slot 4: lanes 0-7) and r sin(2 pi u2) for odd s
+    (slot 4: lanes 8-15)."""
     def word(i):  # word i (an array of word indices, per element) of each element's call
         return np.take_along_axis(w, np.asarray(i)[None], axis=0)[0]
 
@@ -179,13 +198,23 @@ def block_draw(w, slot, normal, f64):
         u2 = _bits53(w[2], w[3]).astype(np.float64) * 2.0**-53
         r = np.sqrt(-2.0 * log_f64(u1))
         return np.where(slot == 1, r * sin2pi_f64(u2), r * cos2pi_f64(u2))
+
+    def fifth(x):
+        return (x[0] ^ (x[1] << np.uint32(8)) ^ (x[2] << np.uint32(16))) & np.uint32(0xFFFFFF)
+
+    top = np.minimum(slot, 3)
     if not normal:
-        return (word(slot) >> np.uint32(8)).astype(_F) * _TWO_M24_F32
-    pair = 2 * (slot // 2)
-    u1 = ((word(pair) >> np.uint32(8)) + np.uint32(1)).astype(_F) * _TWO_M24_F32
-    u2 = (word(pair + 1) >> np.uint32(8)).astype(_F) * _TWO_M24_F32
+        bits = np.where(slot < 4, word(top) >> np.uint32(8), fifth(w))
+        return bits.astype(_F) * _TWO_M24_F32
+    pair = 2 * (top // 2)
+    low = lane < 8
+    a = np.where(slot < 4, word(pair) >> np.uint32(8), np.where(low, fifth(w), fifth(wp)))
+    b = np.where(slot < 4, word(pair + 1) >> np.uint32(8), np.where(low, fifth(wp), fifth(w)))
+    sine = np.where(slot < 4, slot % 2 == 1, ~low)
+    u1 = (a + np.uint32(1)).astype(_F) * _TWO_M24_F32
+    u2 = b.astype(_F) * _TWO_M24_F32
     r = np.sqrt(_F(-2.0) * log_f32(u1))
-    return np.where(slot % 2 == 1, r * sin2pi_f32(u2), r * cos2pi_f32(u2)).astype(_F)
+    return np.where(sine, r * sin2pi_f32(u2), r * cos2pi_f32(u2)).astype(_F)
 
 
 # ------------------------------------------------------------------ version 1
@@ -213,23 +242,24 @@ def sin2pi_f64(u):
 
 
 def keyed_draw(seed, k, j, group, normal, element, dtype):
-    """rand(k, j) / randn(k, j) for elements `element` of storage group `group`. G = 4 (float32)
-    or 2 (float64) consecutive elements share one Philox call, counter
-    (e // G, j, k, group << 16 | 0x8000 | normal), and element e takes slot s = e % G of it
-    (block_draw). k and j (ints or arrays, broadcast against
-    `element`) must be integers in [0, 2^32). No invocation, member or site: the same (seed, k, j)
-    gives the same noise in every rule and run."""
+    """rand(k, j) / randn(k, j) for elements `element` of storage group `group`: the lane-major
+    layout of v0_draw with counter (call, j, k, group << 16 | 0x8000 | normal). k and j (ints or
+    arrays, broadcast against `element`) must be integers in [0, 2^32). No invocation, member or
+    site: the same (seed, k, j) gives the same noise in every rule and run."""
     for name, v in (("k", k), ("j", j)):
         v = np.asarray(v)
         if np.any(v < 0) or np.any(v > MASK32) or np.any(v != np.floor(v)):
             raise ValueError(f"keyed draw: {name} must be an integer in [0, 2^32)")
     f64 = _f64(dtype)
-    per_call = 2 if f64 else 4
-    element = np.asarray(element, dtype=np.int64)
+    element, k, j = np.broadcast_arrays(np.asarray(element, dtype=np.int64), np.asarray(k, dtype=np.int64),
+                                        np.asarray(j, dtype=np.int64))
     c3 = (((int(group) << 16) | KEYED_BIT | int(bool(normal))) & MASK32)
-    w = philox4x32_10(element // per_call, np.asarray(j, dtype=np.int64), np.asarray(k, dtype=np.int64),
-                      c3, *_key(seed))
-    return block_draw(w, np.broadcast_to(element % per_call, w.shape[1:]), normal, f64)
+    call, slot, lane, partner = lane_major(element, f64)
+
+    def words(c):
+        return philox4x32_10(c, j, k, c3, *_key(seed))
+
+    return block_draw(words(call), slot, normal, f64, lane, words(partner) if normal and not f64 else None)
 
 
 def pick_table(seed, invocation, members, picks):
