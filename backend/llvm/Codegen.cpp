@@ -256,14 +256,16 @@ class Codegen {
   // A kernel with draws (block_mode_): its iterations are whole blocks of B = 16 S elements
   // (rng::block_elems), so each block's 16 Philox calls per site are done once and their words
   // go to the lanes unshuffled (backend/Random.h). A block is emitted as B / ws bodies of ws =
-  // min(W, 16) lanes (emit_block). Both ends run as one lane-masked block, emitted once:
+  // min(W, 16) lanes (emit_block), and an iteration is blocks_per_iteration() blocks. The ends run
+  // as one lane-masked block, emitted once, entered once per block:
   //   head (begin not a multiple of B): index = begin - begin mod B, lanes >= begin (and < end)
-  //   bloop: whole blocks from start = min(head + B, end) (or begin)
-  //   tail:  index = bend, lanes < end
+  //   bloop: whole iterations from start = min(head + B, end) (or begin)
+  //   tail:  index = bend, lanes < end; then the next block (the last iteration's whole blocks
+  //          and the partial one)
   // Masked loads and stores are one instruction on AVX-512 and AVX2 (vmaskmov); on older x86 LLVM
   // splits them into per-lane branches, which only the ends pay.
   void emit_block_edges(llvm::Value* begin, llvm::Value* end, llvm::BasicBlock* exit) {
-    const uint64_t B = block_elems();
+    const uint64_t B = block_elems(), step = B * uint64_t(blocks_per_iteration());
     llvm::BasicBlock* entry = b_.GetInsertBlock();
     auto* vsetup = llvm::BasicBlock::Create(ctx_, "bsetup", fn_, exit);
     auto* tail_check = llvm::BasicBlock::Create(ctx_, "tail.check", fn_, exit);
@@ -273,29 +275,31 @@ class Codegen {
     b_.SetInsertPoint(vsetup);
     llvm::PHINode* start = b_.CreatePHI(i64_, 2, "start");
     start->addIncoming(begin, entry);
-    // bend = start + (end - start) / B * B  (end >= start)
-    llvm::Value* nb = b_.CreateUDiv(b_.CreateSub(end, start, "n"), b_.getInt64(B), "n.blocks");
-    llvm::Value* bend = b_.CreateAdd(start, b_.CreateMul(nb, b_.getInt64(B)), "bend");
-    emit_loop(start, bend, int(B), tail_check, "bloop", "i", true);
+    // bend = start + (end - start) / step * step  (end >= start)
+    llvm::Value* ni = b_.CreateUDiv(b_.CreateSub(end, start, "n"), b_.getInt64(step), "n.iterations");
+    llvm::Value* bend = b_.CreateAdd(start, b_.CreateMul(ni, b_.getInt64(step)), "bend");
+    emit_loop(start, bend, int(step), tail_check, "bloop", "i", true);
     b_.CreateCondBr(b_.CreateICmpSLT(bend, end), edge, exit);
 
     b_.SetInsertPoint(edge);
     llvm::PHINode* index = b_.CreatePHI(i64_, 2, "e");
     llvm::PHINode* lo = b_.CreatePHI(i64_, 2, "e.lo");
-    llvm::PHINode* is_tail = b_.CreatePHI(b_.getInt1Ty(), 2, "e.tail");
     index->addIncoming(bend, tail_check);
     lo->addIncoming(bend, tail_check);
-    is_tail->addIncoming(b_.getTrue(), tail_check);
     index->addIncoming(head, entry);
     lo->addIncoming(begin, entry);
-    is_tail->addIncoming(b_.getFalse(), entry);
     emit_block(index, lo, end, false);
     llvm::Value* next = b_.CreateAdd(index, b_.getInt64(B), "e.next", true, true);
     next = b_.CreateSelect(b_.CreateICmpSLT(next, end), next, end);
     start->addIncoming(next, b_.GetInsertBlock());
-    b_.CreateCondBr(is_tail, exit, vsetup);
+    b_.CreateCondBr(b_.CreateICmpSLT(next, end), vsetup, exit);
     b_.SetInsertPoint(exit);
   }
+  // Blocks per iteration of a second-tier draw loop: one per 32 lanes of the kernel's width
+  // (vector width x JitOptions::interleave), at least 1, at most 4. A block's 16 calls per site are
+  // two dependent chains of ten multiply rounds; a kernel with little else (the staged driver's
+  // keyed draws, keyed_interleave) needs the chains of several blocks to fill the multipliers.
+  int blocks_per_iteration() const { return std::clamp(width_ / 32, 1, 4); }
   // The block geometry of this kernel's dtype (backend/Random.h): slots per call, elements per
   // block, and the lanes of each of its bodies.
   uint32_t slots() const { return rng::slots(spec_.dtype == DType::F64); }
@@ -448,7 +452,9 @@ class Codegen {
         acc_[o] = acc_phi[o];
       }
     if (block)
-      emit_block(i, nullptr, nullptr, true);
+      for (int j = 0; j < w / int(block_elems()); ++j)
+        emit_block(j == 0 ? i : b_.CreateAdd(i, b_.getInt64(uint64_t(j) * block_elems()), "", true, true), nullptr,
+                   nullptr, true);
     else
       emit_body(i, w, nullptr);
     llvm::Value* next = b_.CreateAdd(i, b_.getInt64(w), std::string(index) + ".next", true, true);
