@@ -40,14 +40,18 @@ struct JitOptions {
   int vector_bytes = 0;           // bytes per vector; 0 = the host's widest (64 with AVX-512)
   bool allow_masked_tail = true;  // remainder as one lane-masked iteration (host with AVX-512),
                                   // else a scalar tail loop
-  int interleave = 2;             // vectors per loop iteration (rounded down to a power of two):
-                                  // Philox is ten dependent multiply rounds, and two independent
-                                  // chains keep the multipliers busy (pso-big, 1 thread: 44 -> 32 ms)
+  int interleave = 2;             // vectors per loop iteration (rounded down to a power of two).
+                                  // A kernel with draws steps by whole blocks of 80 float32 / 32
+                                  // float64 elements (backend/Random.h) instead, one block per 32
+                                  // lanes of vector width x interleave (at least one, at most 4):
+                                  // a block's Philox calls are two chains of ten dependent
+                                  // multiply rounds per site
   int keyed_interleave = 8;       // the same in a small kernel with a keyed draw rand(k, j) (the
-                                  // staged driver's shared draws): its lanes share Philox calls (a
-                                  // quarter of the rounds on a quarter of the lanes), so more
-                                  // vectors per iteration are needed to fill the pipeline (32 x
-                                  // 1,068,810 f32 of randn(g, member()), 1 thread: 51 -> 40 ms)
+                                  // staged driver's shared draws): little else to overlap with its
+                                  // rounds, so more chains per iteration are needed to fill the
+                                  // pipeline (32 x 1,068,810 f32 of randn(g, member()), 1 thread:
+                                  // 51 -> 40 ms with four draws per call; es-big, 2 threads:
+                                  // 34.0-35.6 -> 33.7-34.2 ms with four blocks per iteration)
   int prefetch_bytes = 1024;      // a kernel with random draws prefetches its input rows this far
                                   // ahead (0: not at all): pso-big, 2 threads: 26.6 -> 20.7 ms
   /// Two tiers for a kernel with rand() / randn() sites: compile() returns it with its Philox
