@@ -308,10 +308,9 @@ class Codegen {
   // One block at `index` (a multiple of B); with `lo`, only the lanes in [lo, end) load and store.
   // Unrolled (a second-tier kernel's whole blocks): B / ws bodies, body k on elements index + k ws
   // .. index + k ws + ws - 1, the block's draws made at their first use (body 0) and sliced for the
-  // others (block_slice). Otherwise (the ends, and kernels built for compile speed: the first tier,
-  // large kernels): the block's draws are made first, into stack buffers, and one body runs in a
-  // loop over the block's B / ws parts, loading its draws from them; B / ws copies of the body
-  // made LLVM's time 1.6x.
+  // others (block_slice). Otherwise (a second-tier kernel's masked ends): the block's draws are
+  // made first, into stack buffers, and one body runs in a loop over the block's B / ws parts,
+  // loading its draws from them, so the ends add one copy of the body, not B / ws.
   void emit_block(llvm::Value* index, llvm::Value* lo, llvm::Value* end, bool unrolled) {
     const int ws = block_lanes(), B = int(block_elems());
     begin_block(index);
