@@ -356,7 +356,8 @@ class Codegen {
                                              b_.getInt64(rng::kCallLanes)),
                                 i32_, "call.base");
   }
-  // Every draw node's values for the block, into its stack buffer (draw_stack_).
+  // Every draw node's values for the group_blocks_ blocks from call_base_ on, into its stack
+  // buffer (draw_stack_), block after block.
   void store_block_draws() {
     llvm::Type* vt = vec(elem_, int(rng::kCallLanes));
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
@@ -366,7 +367,8 @@ class Codegen {
       if (!buf) {
         auto ip = b_.saveIP();
         b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-        auto* a = b_.CreateAlloca(llvm::ArrayType::get(elem_, block_elems()), nullptr, "draws");
+        auto* a = b_.CreateAlloca(llvm::ArrayType::get(elem_, block_elems() * uint32_t(blocks_per_iteration())),
+                                  nullptr, "draws");
         a->setAlignment(llvm::Align(64));
         buf = a;
         b_.restoreIP(ip);
@@ -377,16 +379,19 @@ class Codegen {
     }
   }
   // A kernel built for compile speed (the first tier, large kernels): [begin, end) as one loop
-  // over parts of ws lanes, from the part holding `begin` on. A part makes its block's draws when
-  // it is the block's first (k = 0) or the loop's first; a part wholly inside [begin, end) runs the
+  // over parts of ws lanes, from the part holding `begin` on. A part makes the draws of a group
+  // of blocks_per_iteration() blocks (one nyto_philox_words call for all: a keyed-draw kernel's
+  // one site then gets 64 calls, not 16, and its words run 1.2x as fast) when it is the group's
+  // first (k = 0) or the loop's first; a part wholly inside [begin, end) runs the
   // plain body, the others (at most one at each end) the lane-masked one. So the kernel holds the
   // draws once and the body twice; a loop of blocks around a loop of parts, with masked blocks
   // at the ends, had the draws twice, three loops, and took LLVM 1.3x as long.
   void emit_part_loop(llvm::Value* begin, llvm::Value* end, llvm::BasicBlock* exit) {
-    const int ws = block_lanes(), parts = int(block_elems()) / ws;
+    const int nb = blocks_per_iteration(), ws = block_lanes(), parts = nb * int(block_elems()) / ws;
+    const uint64_t group = uint64_t(nb) * block_elems();
     llvm::BasicBlock* from = b_.GetInsertBlock();
     llvm::Value* first = b_.CreateSub(begin, b_.CreateURem(begin, b_.getInt64(uint64_t(ws))), "first");
-    llvm::Value* k0 = b_.CreateUDiv(b_.CreateURem(first, b_.getInt64(block_elems())), b_.getInt64(uint64_t(ws)), "k0");
+    llvm::Value* k0 = b_.CreateUDiv(b_.CreateURem(first, b_.getInt64(group)), b_.getInt64(uint64_t(ws)), "k0");
     auto* loop = llvm::BasicBlock::Create(ctx_, "ploop", fn_, exit);
     auto* draws = llvm::BasicBlock::Create(ctx_, "ploop.draws", fn_, exit);
     auto* pick = llvm::BasicBlock::Create(ctx_, "ploop.pick", fn_, exit);
@@ -403,8 +408,10 @@ class Codegen {
     fresh->addIncoming(b_.getTrue(), from);
     b_.CreateCondBr(b_.CreateOr(fresh, b_.CreateICmpEQ(k, b_.getInt64(0))), draws, pick);
     b_.SetInsertPoint(draws);
-    begin_block(at);
+    begin_block(b_.CreateSub(at, b_.CreateURem(at, b_.getInt64(group))));
+    group_blocks_ = nb;
     store_block_draws();
+    group_blocks_ = 1;
     b_.CreateBr(pick);
     b_.SetInsertPoint(pick);
     part_offset_ = b_.CreateMul(k, b_.getInt64(uint64_t(ws)), "part.offset", true, true);
@@ -1163,25 +1170,47 @@ class Codegen {
     if (large_) return draw_large(site, normal, w);
     return lane_draw(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site))), normal, index_, w);
   }
-  // The S slot vectors of draw node `nd` (rand, randn or keyed) for the block at call_base_.
+  // The S slot vectors of draw node `nd` (rand, randn or keyed) for each of the group_blocks_
+  // blocks from call_base_ on, block after block.
   std::vector<llvm::Value*> make_block_draws(const ir::Node& nd) {
+    const int nb = group_blocks_, q = nb * int(rng::kCallLanes);
+    std::vector<llvm::Value*> out;
+    auto add = [&](const std::vector<llvm::Value*>& v) { out.insert(out.end(), v.begin(), v.end()); };
+    // Block i's call base, for the draws made block by block.
+    auto each_block = [&](const std::function<std::vector<llvm::Value*>()>& make) {
+      llvm::Value* base = call_base_;
+      for (int i = 0; i < nb; ++i) {
+        call_base_ = i == 0 ? base : b_.CreateAdd(base, b_.getInt32(uint32_t(i) * rng::kCallLanes));
+        add(make());
+      }
+      call_base_ = base;
+    };
+    auto from_words = [&](bool normal, llvm::Value* words) {
+      for (int i = 0; i < nb; ++i)
+        add(block_slots(normal, load_words(b_.CreateConstInBoundsGEP1_64(i32_, words, uint64_t(i) * rng::kCallLanes), q)));
+    };
     if (ir::is_keyed(nd.op)) {
       const bool normal = nd.op == Op::KRandn;
       const uint32_t site = 0x8000u | uint32_t(normal);
       llvm::Value* c1 = key_word(nd.args[1]);
       llvm::Value* c2 = key_word(nd.args[0]);
-      if (keyed_words_) return block_slots(normal, load_words(keyed_words(c1, c2, site)));
-      return block_slots(normal, inline_words(seed_key(c1, c2, b_.CreateOr(group_shl_, b_.getInt32(site)))));
+      if (keyed_words_)
+        from_words(normal, keyed_words(c1, c2, site));
+      else
+        each_block([&] { return block_slots(normal, inline_words(seed_key(c1, c2, b_.CreateOr(group_shl_, b_.getInt32(site))))); });
+      return out;
     }
     const bool normal = nd.op == Op::Randn;
     const uint32_t site = uint32_t(nd.index);
-    if (large_) return draw_block_large(site, normal);
-    if (shared_words()) {
+    if (large_) {
+      each_block([&] { return draw_block_large(site, normal); });
+    } else if (shared_words()) {
       const auto slot = std::find(sites_.begin(), sites_.end(), site) - sites_.begin();
-      return block_slots(normal, load_words(b_.CreateConstInBoundsGEP1_64(i32_, site_words(),
-                                                                          uint64_t(slot) * 4 * rng::kCallLanes)));
+      from_words(normal, b_.CreateConstInBoundsGEP1_64(i32_, site_words(), uint64_t(slot) * 4 * uint64_t(q)));
+    } else {
+      each_block([&] { return block_slots(normal, inline_words(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site))))); });
     }
-    return block_slots(normal, inline_words(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site)))));
+    return out;
   }
   // A keyed draw's key word: the keys are uniform doubles, integers in [0, 2^32) (the prelude
   // checked them), so fptoui is exact.
@@ -1231,7 +1260,7 @@ class Codegen {
       f->addParamAttr(6, llvm::Attribute::NoAlias);
     }
     b_.CreateCall(fn, {key, sites, b_.getInt32(nsites), call_base_, b_.getInt32(0xFFFFFFFFu),
-                       b_.getInt32(int32_t(rng::kCallLanes)), buf});
+                       b_.getInt32(group_blocks_ * int32_t(rng::kCallLanes)), buf});
   }
   // An entry-block alloca of n i32 (64-byte aligned).
   llvm::Value* entry_words(uint64_t n, const char* name) {
@@ -1256,7 +1285,8 @@ class Codegen {
         b_.CreateStore(v, b_.CreateConstInBoundsGEP2_32(key_ty, keyed_key_, 0, k));
       b_.restoreIP(ip);
     }
-    if (!keyed_buf_) keyed_buf_ = entry_words(4 * uint64_t(rng::kCallLanes), "philox.keyed.words");
+    if (!keyed_buf_)
+      keyed_buf_ = entry_words(4 * uint64_t(rng::kCallLanes) * uint64_t(blocks_per_iteration()), "philox.keyed.words");
     llvm::GlobalVariable*& sites = keyed_sites_[site & 1];
     if (!sites)
       sites = new llvm::GlobalVariable(*mod_, llvm::ArrayType::get(i32_, 1), true, llvm::GlobalValue::PrivateLinkage,
@@ -1271,7 +1301,9 @@ class Codegen {
   // (emitted at the block's first draw), into a buffer of the entry block.
   llvm::Value* site_words() {
     if (words_at_) return words_at_;
-    if (!words_buf_) words_buf_ = entry_words(uint64_t(sites_.size()) * 4 * rng::kCallLanes, "philox.words");
+    if (!words_buf_)
+      words_buf_ = entry_words(uint64_t(sites_.size()) * 4 * rng::kCallLanes * uint64_t(blocks_per_iteration()),
+                               "philox.words");
     if (!philox_key_) {  // after the key words of the entry block (emit_entry)
       auto ip = b_.saveIP();
       b_.SetInsertPoint(fn_->getEntryBlock().getTerminator());
@@ -1289,11 +1321,12 @@ class Codegen {
 
   // ---- the draws of a block (backend/Random.h's lane-major layout) ---------------------------
   using BlockWords = std::array<llvm::Value*, 4>;  // word j of the block's 16 calls, <16 x i32>
-  // The words at `at` (nyto_philox_words' layout, q = 16: word j of call t at 16 j + t).
-  BlockWords load_words(llvm::Value* at) {
+  // The words of 16 calls at `at` (nyto_philox_words' layout for q calls: word j of call t at
+  // q j + t).
+  BlockWords load_words(llvm::Value* at, int q = int(rng::kCallLanes)) {
     BlockWords r;
     for (int j = 0; j < 4; ++j)
-      r[size_t(j)] = b_.CreateAlignedLoad(vec(i32_, 16), b_.CreateConstInBoundsGEP1_64(i32_, at, uint64_t(16 * j)),
+      r[size_t(j)] = b_.CreateAlignedLoad(vec(i32_, 16), b_.CreateConstInBoundsGEP1_64(i32_, at, uint64_t(q * j)),
                                           llvm::Align(64));
     return r;
   }
@@ -1535,6 +1568,7 @@ class Codegen {
   static constexpr int kLoopBody = -2;
   bool block_mode_ = false;
   int block_body_ = -1;
+  int group_blocks_ = 1;  // blocks whose draws make_block_draws makes at once (emit_part_loop)
   llvm::Value* call_base_ = nullptr;
   llvm::Value* part_offset_ = nullptr;
   std::map<NodeId, std::vector<llvm::Value*>> block_draws_;

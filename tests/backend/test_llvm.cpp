@@ -161,8 +161,10 @@ TEST_CASE("llvm: a kernel with draws moves to its second tier after tier_up_elem
   CHECK_FALSE(dynamic_cast<llvm_backend::LlvmKernel*>(plain.get())->tiered_up());
 }
 
-// Keyed draws share one Philox call between 4 (float32) / 2 (float64) elements; vector lanes must
-// line up with calls whatever a range's first element, and every width must give rng::keyed's bits.
+// Keyed draws share one Philox call between 5 (float32) / 2 (float64) elements of a lane-major
+// block of 80 / 32 (backend/Random.h); a loop's blocks, and the first tier's groups of blocks
+// (four with keyed_interleave), must line up with calls whatever a range's first element, and
+// every width must give rng::keyed's bits. n spans several groups of four float32 blocks.
 template <class T>
 void check_keyed_draws() {
   constexpr DType dt = std::is_same_v<T, float> ? DType::F32 : DType::F64;
@@ -183,10 +185,10 @@ void check_keyed_draws() {
     CAPTURE(engine.interleave());
     CAPTURE(tier_up);
     auto kernel = llvm_backend::compile(engine, g, spec);
-    const int64_t M = 2, n = 301;
+    const int64_t M = 2, n = 1301;
     const std::vector<double> js = {5, 4294967294.0};
     for (auto ranges : std::vector<std::vector<std::pair<int64_t, int64_t>>>{
-             {{0, n}}, {{1, 7}, {9, 150}, {153, n}}, {{2, 3}, {3, 70}, {75, 299}}}) {
+             {{0, n}}, {{1, 7}, {9, 150}, {153, n}}, {{2, 3}, {3, 70}, {75, 1299}}}) {
       std::vector<T> u(size_t(M * n), T(-7)), z(size_t(M * n), T(-7));
       KernelArgs a;
       a.members = M;
@@ -213,11 +215,11 @@ void check_keyed_draws() {
           const uint32_t jm = uint32_t(js[size_t(m)]);
           T wu, wz;
           if constexpr (std::is_same_v<T, float>) {
-            wu = rng::keyed_f32(key, 17, jm, false, uint32_t(e));
-            wz = rng::keyed_f32(key, 17, jm + 1, true, uint32_t(e));
+            wu = rng::keyed_f32(key, 17, jm, false, uint64_t(e));
+            wz = rng::keyed_f32(key, 17, jm + 1, true, uint64_t(e));
           } else {
-            wu = rng::keyed_f64(key, 17, jm, false, uint32_t(e));
-            wz = rng::keyed_f64(key, 17, jm + 1, true, uint32_t(e));
+            wu = rng::keyed_f64(key, 17, jm, false, uint64_t(e));
+            wz = rng::keyed_f64(key, 17, jm + 1, true, uint64_t(e));
           }
           bad += !same_bits(u[i], wu) || !same_bits(z[i], wz);
         }
