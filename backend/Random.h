@@ -249,15 +249,26 @@ inline double slot_f64(const Philox4& p, uint32_t s, bool normal) {
   return std::sqrt(-2.0 * log_f64(u1)) * (s ? sin2pi_f64(u2) : cos2pi_f64(u2));
 }
 
+// The draw of element `element` whose calls' words are call_words(call): lane_draw_f32 /
+// slot_f64 at its call and slot.
+template <class CallWords>
+inline float element_draw_f32(const CallWords& call_words, uint64_t element, bool normal) {
+  const uint32_t base = call_of(element, false) & ~(kCallLanes - 1);
+  return lane_draw_f32([&](uint32_t l) { return call_words(base + l); }, uint32_t(element % kCallLanes),
+                       slot_of(element, false), normal);
+}
+template <class CallWords>
+inline double element_draw_f64(const CallWords& call_words, uint64_t element, bool normal) {
+  return slot_f64(call_words(call_of(element, true)), slot_of(element, true), normal);
+}
+
 // Draw of random call site `site` (a rand() if !normal, else a randn()) for element `element` of
 // member `member`: what every backend must produce, bit for bit.
 inline float draw_f32(const Key& k, uint32_t site, bool normal, uint32_t member, uint64_t element) {
-  const uint32_t base = call_of(element, false) & ~(kCallLanes - 1);
-  return lane_draw_f32([&](uint32_t l) { return site_call(k, site, member, base + l); },
-                       uint32_t(element % kCallLanes), slot_of(element, false), normal);
+  return element_draw_f32([&](uint32_t c) { return site_call(k, site, member, c); }, element, normal);
 }
 inline double draw_f64(const Key& k, uint32_t site, bool normal, uint32_t member, uint64_t element) {
-  return slot_f64(site_call(k, site, member, call_of(element, true)), slot_of(element, true), normal);
+  return element_draw_f64([&](uint32_t c) { return site_call(k, site, member, c); }, element, normal);
 }
 
 // Member draw of random call site `site` (mrand() if !normal, else mrandn(); language version 1):
@@ -288,12 +299,10 @@ inline Philox4 keyed(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, 
                        uint32_t(k.seed >> 32));
 }
 inline float keyed_f32(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint64_t element) {
-  const uint32_t base = call_of(element, false) & ~(kCallLanes - 1);
-  return lane_draw_f32([&](uint32_t l) { return keyed(k, key_k, key_j, normal, base + l); },
-                       uint32_t(element % kCallLanes), slot_of(element, false), normal);
+  return element_draw_f32([&](uint32_t c) { return keyed(k, key_k, key_j, normal, c); }, element, normal);
 }
 inline double keyed_f64(const Key& k, uint32_t key_k, uint32_t key_j, bool normal, uint64_t element) {
-  return slot_f64(keyed(k, key_k, key_j, normal, call_of(element, true)), slot_of(element, true), normal);
+  return element_draw_f64([&](uint32_t c) { return keyed(k, key_k, key_j, normal, c); }, element, normal);
 }
 
 }  // namespace nyto::rng

@@ -256,7 +256,7 @@ class StagedKernel final : public Kernel {
   // hundred KiB, so a stage reads back what the stage before wrote from L2, not memory. A multiple
   // of kAlign, and blocks start on multiples of B (but a range's first): a draw kernel's
   // iterations are whole Philox blocks of 80 (float32) / 32 (float64) elements (backend/Random.h),
-  // and a block of 1024 cut two of them at each end (es-big, 1 thread: 5-8% slower).
+  // and a block of 1024 cut one of them at each end.
   static constexpr int64_t kAlign = 320;  // lcm(64, 80), a multiple of 32
   static int64_t block_size(int64_t members) {
     int64_t b = std::clamp<int64_t>(32768 / std::max<int64_t>(members, 1), kAlign, 4096);
@@ -274,7 +274,10 @@ class StagedKernel final : public Kernel {
     const int64_t M = a.members, B = std::min(block_size(M), (longest + kAlign - 1) / kAlign * kAlign);
     std::vector<std::pair<int64_t, int64_t>> blocks;
     for (const auto& [begin, end] : a.ranges)
-      for (int64_t b = begin; b < end; b = (b / B + 1) * B) blocks.emplace_back(b, std::min(end, (b / B + 1) * B));
+      for (int64_t b = begin, next; b < end; b = next) {
+        next = (b / B + 1) * B;
+        blocks.emplace_back(b, std::min(end, next));
+      }
     if (blocks.empty()) return;  // no chunk, so no fold callback either
 
     // Member folds over windows run in phases: phase p computes the stages up to the p-th stage

@@ -121,9 +121,12 @@ using ir::NodeId;
 // time grows linearly with the number of random sites instead of with their conversions.
 constexpr size_t kInlineSites = 8;
 
+// A rand() / randn() site; an element draw of the block layout (a site or a keyed draw).
+bool is_site_draw(ir::Op op) { return op == ir::Op::Rand || op == ir::Op::Randn; }
+bool is_element_draw(ir::Op op) { return is_site_draw(op) || ir::is_keyed(op); }
+
 size_t random_sites(const ir::Graph& g) {
-  return size_t(std::count_if(g.nodes.begin(), g.nodes.end(),
-                              [](const ir::Node& n) { return n.op == ir::Op::Rand || n.op == ir::Op::Randn; }));
+  return size_t(std::count_if(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return is_site_draw(n.op); }));
 }
 // The sites whose Philox rounds a second-tier kernel inlines: rand() / randn() and the keyed
 // rand(k, j) / randn(k, j). More than kInlineSites and the kernel has one tier, its keyed draws
@@ -145,9 +148,8 @@ class Codegen {
     i64_ = llvm::Type::getInt64Ty(ctx);
     ptr_ = llvm::PointerType::get(ctx, 0);
     for (const ir::Node& n : g.nodes) {
-      const bool site = n.op == Op::Rand || n.op == Op::Randn;
-      has_blocks_ = has_blocks_ || ir::is_keyed(n.op) || site;
-      if (site && std::find(sites_.begin(), sites_.end(), uint32_t(n.index)) == sites_.end())
+      has_blocks_ = has_blocks_ || is_element_draw(n.op);
+      if (is_site_draw(n.op) && std::find(sites_.begin(), sites_.end(), uint32_t(n.index)) == sites_.end())
         sites_.push_back(uint32_t(n.index));
     }
     large_ = random_sites(g) > kInlineSites;
@@ -248,7 +250,7 @@ class Codegen {
     emit_loop(begin, vend, width_, tail, "vloop", "i");
     b_.CreateCondBr(b_.CreateICmpSLT(vend, end), edge, exit);
     b_.SetInsertPoint(edge);
-    emit_body(vend, width_, b_.CreateICmpSLT(iota64(width_), splat(b_.CreateSub(end, vend), width_), "lanes"));
+    emit_body(vend, width_, lanes_in(vend, vend, end, width_));
     b_.CreateBr(exit);
     b_.SetInsertPoint(exit);
   }
@@ -300,6 +302,12 @@ class Codegen {
   // two dependent chains of ten multiply rounds; a kernel with little else (the staged driver's
   // keyed draws, keyed_interleave) needs the chains of several blocks to fill the multipliers.
   int blocks_per_iteration() const { return std::clamp(width_ / 32, 1, 4); }
+  // The mask of the w lanes at element `at` that hold elements in [lo, end).
+  llvm::Value* lanes_in(llvm::Value* at, llvm::Value* lo, llvm::Value* end, int w) {
+    llvm::Value* lane = iota64(w);
+    return b_.CreateAnd(b_.CreateICmpSGE(lane, splat(b_.CreateSub(lo, at), w)),
+                        b_.CreateICmpSLT(lane, splat(b_.CreateSub(end, at), w)), "lanes");
+  }
   // The block geometry of this kernel's dtype (backend/Random.h): slots per call, elements per
   // block, and the lanes of each of its bodies.
   uint32_t slots() const { return rng::slots(spec_.dtype == DType::F64); }
@@ -314,12 +322,7 @@ class Codegen {
   void emit_block(llvm::Value* index, llvm::Value* lo, llvm::Value* end, bool unrolled) {
     const int ws = block_lanes(), B = int(block_elems());
     begin_block(index);
-    auto lanes = [&](llvm::Value* at) -> llvm::Value* {
-      if (!lo) return nullptr;
-      llvm::Value* lane = iota64(ws);
-      return b_.CreateAnd(b_.CreateICmpSGE(lane, splat(b_.CreateSub(lo, at), ws)),
-                          b_.CreateICmpSLT(lane, splat(b_.CreateSub(end, at), ws)), "lanes");
-    };
+    auto lanes = [&](llvm::Value* at) { return lo ? lanes_in(at, lo, end, ws) : nullptr; };
     if (unrolled) {
       for (int k = 0; k < B / ws; ++k) {
         block_body_ = k;
@@ -362,17 +365,9 @@ class Codegen {
     llvm::Type* vt = vec(elem_, int(rng::kCallLanes));
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       const ir::Node& nd = g_.nodes[i];
-      if (!elem(NodeId(i)) || !(nd.op == Op::Rand || nd.op == Op::Randn || ir::is_keyed(nd.op))) continue;
+      if (!elem(NodeId(i)) || !is_element_draw(nd.op)) continue;
       llvm::Value*& buf = draw_stack_[NodeId(i)];
-      if (!buf) {
-        auto ip = b_.saveIP();
-        b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-        auto* a = b_.CreateAlloca(llvm::ArrayType::get(elem_, block_elems() * uint32_t(blocks_per_iteration())),
-                                  nullptr, "draws");
-        a->setAlignment(llvm::Align(64));
-        buf = a;
-        b_.restoreIP(ip);
-      }
+      if (!buf) buf = entry_alloca(llvm::ArrayType::get(elem_, block_elems() * uint32_t(blocks_per_iteration())), "draws");
       std::vector<llvm::Value*> v = make_block_draws(nd);
       for (size_t j = 0; j < v.size(); ++j)
         b_.CreateAlignedStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, buf, j), llvm::Align(64));
@@ -381,7 +376,7 @@ class Codegen {
   // A kernel built for compile speed (the first tier, large kernels): [begin, end) as one loop
   // over parts of ws lanes, from the part holding `begin` on. A part makes the draws of a group
   // of blocks_per_iteration() blocks (one nyto_philox_words call for all: a keyed-draw kernel's
-  // one site then gets 64 calls, not 16, and its words run 1.2x as fast) when it is the group's
+  // one site then gets 64 calls, not 16, enough chains for the precompiled rounds) when it is the group's
   // first (k = 0) or the loop's first; a part wholly inside [begin, end) runs the
   // plain body, the others (at most one at each end) the lane-masked one. So the kernel holds the
   // draws once and the body twice; a loop of blocks around a loop of parts, with masked blocks
@@ -422,9 +417,7 @@ class Codegen {
     emit_body(at, ws, nullptr);
     b_.CreateBr(latch);
     b_.SetInsertPoint(edge);
-    llvm::Value* lane = iota64(ws);
-    emit_body(at, ws, b_.CreateAnd(b_.CreateICmpSGE(lane, splat(b_.CreateSub(begin, at), ws)),
-                                   b_.CreateICmpSLT(lane, splat(b_.CreateSub(end, at), ws)), "lanes"));
+    emit_body(at, ws, lanes_in(at, begin, end, ws));
     b_.CreateBr(latch);
     block_body_ = -1;
     b_.SetInsertPoint(latch);
@@ -1075,12 +1068,7 @@ class Codegen {
   std::vector<llvm::Value*> draw_block_large(uint32_t site, bool normal) {
     const int S = int(slots()), L = int(rng::kCallLanes);
     llvm::Type* vt = vec(elem_, L);
-    if (!block_buf_) {
-      auto ip = b_.saveIP();
-      b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-      block_buf_ = b_.CreateAlloca(llvm::ArrayType::get(vt, unsigned(S)), nullptr, "draw.block");
-      b_.restoreIP(ip);
-    }
+    if (!block_buf_) block_buf_ = entry_alloca(llvm::ArrayType::get(vt, unsigned(S)), "draw.block");
     b_.CreateCall(draw_block_function(normal), {block_buf_, philox_key_, call_base_, b_.getInt32(site)});
     std::vector<llvm::Value*> out;
     for (int j = 0; j < S; ++j) out.push_back(b_.CreateLoad(vt, b_.CreateConstInBoundsGEP1_64(vt, block_buf_, uint64_t(j))));
@@ -1090,12 +1078,7 @@ class Codegen {
   llvm::Value* draw_large(uint32_t site, bool normal, int w) {
     llvm::Type* vt = vec(elem_, w);
     llvm::Value*& buf = draw_buf_[w];
-    if (!buf) {
-      auto ip = b_.saveIP();
-      b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-      buf = b_.CreateAlloca(vt, nullptr, "draw.buf");
-      b_.restoreIP(ip);
-    }
+    if (!buf) buf = entry_alloca(vt, "draw.buf");
     b_.CreateCall(draw_function(normal, w), {buf, philox_key_, index_, b_.getInt32(site)});
     return b_.CreateLoad(vt, buf);
   }
@@ -1160,6 +1143,12 @@ class Codegen {
     return key;
   }
   NodeId node_id(const ir::Node& nd) const { return NodeId(&nd - g_.nodes.data()); }
+  // The key of rand() / randn() site `site`, and of keyed draw `nd` (c1 = j, c2 = k).
+  PhiloxKey site_key(uint32_t site) { return seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site))); }
+  PhiloxKey keyed_key(const ir::Node& nd) {
+    return seed_key(key_word(nd.args[1]), key_word(nd.args[0]),
+                    b_.CreateOr(group_shl_, b_.getInt32(0x8000u | uint32_t(nd.op == Op::KRandn))));
+  }
 
   // rand() / randn(): rng::draw_f32 / draw_f64, counter (call, member, invocation,
   // group << 16 | site).
@@ -1168,7 +1157,7 @@ class Codegen {
     const uint32_t site = uint32_t(nd.index);
     if (block_body_ != -1) return block_slice(nd, w);
     if (large_) return draw_large(site, normal, w);
-    return lane_draw(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site))), normal, index_, w);
+    return lane_draw(site_key(site), normal, index_, w);
   }
   // The S slot vectors of draw node `nd` (rand, randn or keyed) for each of the group_blocks_
   // blocks from call_base_ on, block after block.
@@ -1191,13 +1180,12 @@ class Codegen {
     };
     if (ir::is_keyed(nd.op)) {
       const bool normal = nd.op == Op::KRandn;
-      const uint32_t site = 0x8000u | uint32_t(normal);
-      llvm::Value* c1 = key_word(nd.args[1]);
-      llvm::Value* c2 = key_word(nd.args[0]);
-      if (keyed_words_)
-        from_words(normal, keyed_words(c1, c2, site));
-      else
-        each_block([&] { return block_slots(normal, inline_words(seed_key(c1, c2, b_.CreateOr(group_shl_, b_.getInt32(site))))); });
+      if (keyed_words_) {
+        from_words(normal, keyed_words(key_word(nd.args[1]), key_word(nd.args[0]), 0x8000u | uint32_t(normal)));
+      } else {
+        const PhiloxKey key = keyed_key(nd);
+        each_block([&] { return block_slots(normal, inline_words(key)); });
+      }
       return out;
     }
     const bool normal = nd.op == Op::Randn;
@@ -1208,7 +1196,8 @@ class Codegen {
       const auto slot = std::find(sites_.begin(), sites_.end(), site) - sites_.begin();
       from_words(normal, b_.CreateConstInBoundsGEP1_64(i32_, site_words(), uint64_t(slot) * 4 * uint64_t(q)));
     } else {
-      each_block([&] { return block_slots(normal, inline_words(seed_key(ctr1_, ctr2_, b_.CreateOr(group_shl_, b_.getInt32(site))))); });
+      const PhiloxKey key = site_key(site);
+      each_block([&] { return block_slots(normal, inline_words(key)); });
     }
     return out;
   }
@@ -1232,11 +1221,8 @@ class Codegen {
 
   // rand(k, j) / randn(k, j): rng::keyed_f32 / keyed_f64.
   llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
-    const bool normal = nd.op == Op::KRandn;
-    const uint32_t site = 0x8000u | uint32_t(normal);
     if (block_body_ != -1) return block_slice(nd, w);
-    return lane_draw(seed_key(key_word(nd.args[1]), key_word(nd.args[0]), b_.CreateOr(group_shl_, b_.getInt32(site))),
-                     normal, index_, w);
+    return lane_draw(keyed_key(nd), nd.op == Op::KRandn, index_, w);
   }
   // Whether a block's rand() / randn() words come from nyto_philox_words (backend/llvm/Philox.h):
   // in a kernel built with shared_draws (the JIT's first tier) that inlines its sites (not large_).
@@ -1262,15 +1248,17 @@ class Codegen {
     b_.CreateCall(fn, {key, sites, b_.getInt32(nsites), call_base_, b_.getInt32(0xFFFFFFFFu),
                        b_.getInt32(group_blocks_ * int32_t(rng::kCallLanes)), buf});
   }
-  // An entry-block alloca of n i32 (64-byte aligned).
-  llvm::Value* entry_words(uint64_t n, const char* name) {
+  // An entry-block alloca of `t` (64-byte aligned), emitted before everything else there.
+  llvm::Value* entry_alloca(llvm::Type* t, const char* name) {
     auto ip = b_.saveIP();
     b_.SetInsertPoint(&fn_->getEntryBlock(), fn_->getEntryBlock().begin());
-    auto* a = b_.CreateAlloca(llvm::ArrayType::get(i32_, n), nullptr, name);
+    auto* a = b_.CreateAlloca(t, nullptr, name);
     a->setAlignment(llvm::Align(64));
     b_.restoreIP(ip);
     return a;
   }
+  // An entry-block alloca of n i32.
+  llvm::Value* entry_words(uint64_t n, const char* name) { return entry_alloca(llvm::ArrayType::get(i32_, n), name); }
   // The words of one keyed draw (counter words c1, c2, site `site`) for the block at call_base_:
   // a call of nyto_philox_words of its own, its counter words stored just before (the key words
   // and group, the same for every keyed draw, once in the entry block). Its words are loaded
@@ -1357,8 +1345,7 @@ class Codegen {
     }
     llvm::Value* bits[5];
     for (int j = 0; j < 4; ++j) bits[j] = b_.CreateLShr(r[size_t(j)], 8);
-    bits[4] = b_.CreateAnd(b_.CreateXor(b_.CreateXor(r[0], b_.CreateShl(r[1], 8)), b_.CreateShl(r[2], 16)),
-                           ci32(0xFFFFFFu, L));
+    bits[4] = fifth_bits(r[0], r[1], r[2], L);
     if (!normal) {
       std::vector<llvm::Value*> out;
       for (llvm::Value* x : bits) out.push_back(f32_of_bits(x, false, L));
@@ -1376,6 +1363,10 @@ class Codegen {
     llvm::Value* rad4 = radius(v1, H, false);
     llvm::Value* s4 = b_.CreateFMul(concat(rad4, rad4), cos2pi(concat(v2, quarter_shift(v2, H, false)), L, false));
     return {lanes_of(all, 0, L), lanes_of(all, 2 * L, L), lanes_of(all, L, L), lanes_of(all, 3 * L, L), s4};
+  }
+  // rng::fifth_bits: float32 slot 4's 24 bits, (r0 ^ r1 << 8 ^ r2 << 16) mod 2^24.
+  llvm::Value* fifth_bits(llvm::Value* r0, llvm::Value* r1, llvm::Value* r2, int w) {
+    return b_.CreateAnd(b_.CreateXor(b_.CreateXor(r0, b_.CreateShl(r1, 8)), b_.CreateShl(r2, 16)), ci32(0xFFFFFFu, w));
   }
   // Lanes first .. first + n - 1 of v.
   llvm::Value* lanes_of(llvm::Value* v, int first, int n) {
@@ -1427,10 +1418,7 @@ class Codegen {
       llvm::Value* u2 = uniform_f64_from(bits53(p.r[2], p.r[3], w), w);
       return b_.CreateFMul(radius(u1, w, true), cos2pi(b_.CreateSelect(odd, quarter_shift(u2, w, true), u2), w, true));
     }
-    auto fifth = [&](const Words& x) {
-      return b_.CreateAnd(b_.CreateXor(b_.CreateXor(x.r[0], b_.CreateShl(x.r[1], 8)), b_.CreateShl(x.r[2], 16)),
-                          ci32(0xFFFFFFu, w));
-    };
+    auto fifth = [&](const Words& x) { return fifth_bits(x.r[0], x.r[1], x.r[2], w); };
     auto top = [&](llvm::Value* word) { return b_.CreateLShr(word, 8); };
     if (!normal) {
       llvm::Value* bits = b_.CreateSelect(

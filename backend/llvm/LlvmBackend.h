@@ -50,8 +50,7 @@ struct JitOptions {
                                   // staged driver's shared draws): little else to overlap with its
                                   // rounds, so more chains per iteration are needed to fill the
                                   // pipeline (32 x 1,068,810 f32 of randn(g, member()), 1 thread:
-                                  // 51 -> 40 ms with four draws per call; es-big, 2 threads:
-                                  // 34.0-35.6 -> 33.7-34.2 ms with four blocks per iteration)
+                                  // 51 -> 40 ms with four draws per call)
   int prefetch_bytes = 1024;      // a kernel with random draws prefetches its input rows this far
                                   // ahead (0: not at all): pso-big, 2 threads: 26.6 -> 20.7 ms
   /// Two tiers for a kernel with rand() / randn() sites: compile() returns it with its Philox
