@@ -138,12 +138,13 @@ size_t draw_sites(const ir::Graph& g) {
 
 class Codegen {
  public:
-  Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, bool masked,
-          int prefetch_bytes, int math_lanes, bool shared_draws)
-      : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(masked && width > 1), math_lanes_(math_lanes),
-        shared_draws_(shared_draws), b_(ctx) {
+  Codegen(llvm::LLVMContext& ctx, const ir::Graph& g, const KernelSpec& spec, int width, const KernelShape& shape,
+          bool shared_draws)
+      : ctx_(ctx), g_(g), spec_(spec), width_(width), masked_(shape.masked && width > 1),
+        math_lanes_(shape.math_lanes), shared_draws_(shared_draws), b_(ctx) {
     f64_ = llvm::Type::getDoubleTy(ctx);
     elem_ = spec.dtype == DType::F32 ? llvm::Type::getFloatTy(ctx) : f64_;
+    pack_qwords_ = std::max(1, shape.width * (spec.dtype == DType::F32 ? 4 : 8) / 8);
     i32_ = llvm::Type::getInt32Ty(ctx);
     i64_ = llvm::Type::getInt64Ty(ctx);
     ptr_ = llvm::PointerType::get(ctx, 0);
@@ -158,7 +159,7 @@ class Codegen {
     // Philox rounds of several iterations before their loads issue, and the hardware prefetcher
     // alone left a third of the memory time unhidden (pso-big, bench/README.md). A short
     // streaming body keeps enough loads in flight without it.
-    prefetch_ = has_blocks_ && width > 1 ? prefetch_bytes : 0;
+    prefetch_ = has_blocks_ && width > 1 ? shape.prefetch_bytes : 0;
     chunk_.assign(g.outputs.size(), ChunkReduce::None);
     std::copy(spec.chunk.begin(), spec.chunk.end(), chunk_.begin());
     chunked_ = spec.has_chunk_outputs();
@@ -1013,10 +1014,40 @@ class Codegen {
       out[1][r] = r == 0 ? k1 : b_.CreateAdd(out[1][r - 1], b_.getInt32(rng::kPhiloxW1));
     }
   }
+  // The rounds on the w calls of c0 (i32 lanes), each word packed back to i32 lanes.
   Words philox_rounds(llvm::Value* c0, const PhiloxKey& key, int w) {
-    Words r = philox_rounds64(c0, key, w);
-    for (llvm::Value*& word : r.r) word = b_.CreateTrunc(word, vec(i32_, w));
+    if (!packs(w)) {
+      Words r = philox_rounds64(c0, key, w);
+      for (llvm::Value*& word : r.r) word = b_.CreateTrunc(word, vec(i32_, w));
+      return r;
+    }
+    std::vector<int> to_qword(static_cast<size_t>(w));  // 64-bit lane s takes lane lane_of_qword(s)'s call
+    for (int s = 0; s < w; ++s) to_qword[size_t(s)] = lane_of_qword(s);
+    Words r = philox_rounds64(b_.CreateShuffleVector(c0, to_qword), key, w);
+    for (llvm::Value*& word : r.r) word = pack_low_halves(word, w);
     return r;
+  }
+  // The words of a round's 64-bit lanes go back to i32 lanes at the end. In lane order that is a
+  // truncation, which LLVM 16 lowers to two vpmovqd and an insert per 16 lanes on AVX-512 (5 uops
+  // on the shuffle port of Intel cores) and to 6 shuffles on AVX2. Instead, lane o's call is put
+  // in the 64-bit lane pack_source(o), from which one (v)shufps per register (imm 0x88: the low
+  // halves of a 128-bit part of two registers) brings each low half to its place. With 2-qword
+  // registers (SSE) that is lane order itself.
+  int pack_source(int o) const {
+    const int r2 = 2 * pack_qwords_, p = o / r2, r = o % r2, k = r / 4, j = r % 4;
+    return (2 * p + (j >= 2 ? 1 : 0)) * pack_qwords_ + 2 * k + (j & 1);
+  }
+  // Its inverse: the lane whose call 64-bit lane s holds.
+  int lane_of_qword(int s) const {
+    const int reg = s / pack_qwords_, q = s % pack_qwords_;
+    return (reg / 2) * 2 * pack_qwords_ + 4 * (q / 2) + 2 * (reg % 2) + (q & 1);
+  }
+  // Whether w lanes are whole pairs of registers (else a truncation packs them).
+  bool packs(int w) const { return pack_qwords_ >= 2 && w % (2 * pack_qwords_) == 0; }
+  llvm::Value* pack_low_halves(llvm::Value* v64, int w) {
+    std::vector<int> m(static_cast<size_t>(w));
+    for (int o = 0; o < w; ++o) m[size_t(o)] = 2 * pack_source(o);
+    return b_.CreateShuffleVector(b_.CreateBitCast(v64, vec(i32_, 2 * w)), m);
   }
   // The same rounds, the words left in the low halves of their 64-bit lanes (inline_words packs them).
   Words philox_rounds64(llvm::Value* c0, const PhiloxKey& key, int w) {
@@ -1319,15 +1350,19 @@ class Codegen {
     return r;
   }
   // The words of the block's 16 calls (call_base_ + lane) under `key`: the rounds inline, on
-  // 64-bit lanes, then each word's low halves packed by one two-source shuffle per 16 lanes.
+  // 64-bit lanes, each call in the lane pack_source puts it, then each word packed.
   BlockWords inline_words(const PhiloxKey& key) {
     const int L = int(rng::kCallLanes);
-    Words r = philox_rounds64(b_.CreateAdd(splat(call_base_, L), iota32(L)), key, L);
+    if (!packs(L)) {
+      Words r = philox_rounds(b_.CreateAdd(splat(call_base_, L), iota32(L)), key, L);
+      return {r.r[0], r.r[1], r.r[2], r.r[3]};
+    }
+    std::vector<llvm::Constant*> calls;  // the call of each 64-bit lane (pack_source)
+    for (int s = 0; s < L; ++s) calls.push_back(b_.getInt32(uint32_t(lane_of_qword(s))));
+    llvm::Value* c0 = b_.CreateAdd(splat(call_base_, L), llvm::ConstantVector::get(calls));
+    Words r = philox_rounds64(c0, key, L);
     BlockWords out;
-    std::vector<int> even(static_cast<size_t>(L));
-    for (int l = 0; l < L; ++l) even[size_t(l)] = 2 * l;
-    for (int j = 0; j < 4; ++j)
-      out[size_t(j)] = b_.CreateShuffleVector(b_.CreateBitCast(r.r[j], vec(i32_, 2 * L)), even);
+    for (int j = 0; j < 4; ++j) out[size_t(j)] = pack_low_halves(r.r[j], L);
     return out;
   }
   // The S slot vectors (16 lanes each, the dtype) of one site's block: rng::lane_draw_f32 /
@@ -1545,6 +1580,7 @@ class Codegen {
   int width_;
   bool masked_;
   int math_lanes_;  // lanes per call of a vector SLEEF function (math_call)
+  int pack_qwords_ = 1;  // 64-bit lanes per hardware vector (pack_source)
   bool shared_draws_;  // build_module's shared_draws (shared_words)
   bool has_blocks_ = false;  // a draw (rand, randn or keyed)
   // Vector kernels with draws iterate by whole blocks (emit_block_edges); in the body being
@@ -1603,12 +1639,10 @@ class Codegen {
 
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width, bool masked_tail, int prefetch_bytes,
-                                           int math_lanes, bool shared_draws) {
+                                           int vector_width, const KernelShape& shape, bool shared_draws) {
   check_graph(graph, spec);
   ir::Graph typed = specialize(graph, spec);
-  return Codegen(ctx, typed, spec, vector_width, masked_tail, prefetch_bytes, math_lanes, shared_draws)
-      .build(name);
+  return Codegen(ctx, typed, spec, vector_width, shape, shared_draws).build(name);
 }
 
 bool has_tiered_draws(const ir::Graph& graph, const KernelSpec& spec) {

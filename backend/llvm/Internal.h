@@ -16,21 +16,32 @@
 
 namespace nyto::llvm_backend {
 
+// How a kernel's loop fits the host: JitEngine's kernel_shape, build_module's options.
+struct KernelShape {
+  // Elements per hardware vector; Codegen packs Philox words by its registers (pack_source).
+  int width = 1;
+  int interleave = 1;  // vectors per loop iteration
+  // The remainder as one lane-masked vector iteration (AVX-512F), else a scalar tail loop.
+  bool masked = false;
+  // A kernel with random draws prefetches each input row this far ahead (0: never).
+  int prefetch_bytes = 0;
+  // Lanes per SLEEF vector call: the hardware vector on x86-64, else 1.
+  int math_lanes = 1;
+  int loop_width() const { return width * interleave; }
+};
+
 // Builds the module holding `void <name>(const FlatArgs*, i64 member, i64 begin, i64 end, i64 slot)`.
-// `vector_width` elements per vector loop iteration (1 = scalar loop only). A vector loop, then the
-// remainder as one lane-masked vector iteration (`masked_tail`, AVX-512) or a scalar tail loop.
-// With chunk outputs (KernelSpec::chunk) that is done per 1024-element chunk, and the vector
-// width must be 1 or a multiple of 32 (ir::kSumLanes): chunk_width() gives it. A kernel with
-// random draws prefetches each input row `prefetch_bytes` ahead in its vector loop (0: never).
-// Transcendental functions call SLEEF's vector forms of `math_lanes` lanes (the hardware vector;
-// 1: the scalar form per lane), backend/llvm/Sleef.h. `shared_draws`: the Philox words of the
-// rand() / randn() sites come from one call of nyto_philox_words per iteration, a keyed draw's
-// from a call of its own (Philox.h: a quarter of LLVM's time), else their rounds are in the loop
-// body (about twice as fast per element); the same bits either way.
+// `vector_width` elements per vector loop iteration (1 = scalar loop only; shape.loop_width(), or
+// chunk_width() of it). With chunk outputs (KernelSpec::chunk) the loop runs per 1024-element
+// chunk, and the vector width must be 1 or a multiple of 32 (ir::kSumLanes). Transcendental
+// functions call SLEEF's vector forms of shape.math_lanes lanes (backend/llvm/Sleef.h).
+// `shared_draws`: the Philox words of the rand() / randn() sites come from one call of
+// nyto_philox_words per iteration, a keyed draw's from a call of its own (Philox.h: a quarter of
+// LLVM's time), else their rounds are in the loop body (about twice as fast per element); the same
+// bits either way.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& ctx, const ir::Graph& graph,
                                            const KernelSpec& spec, const std::string& name,
-                                           int vector_width, bool masked_tail, int prefetch_bytes,
-                                           int math_lanes, bool shared_draws);
+                                           int vector_width, const KernelShape& shape, bool shared_draws);
 
 // Whether build_module's `shared_draws` changes the kernel of (graph, spec): it has rand() /
 // randn() or keyed rand(k, j) / randn(k, j) sites, few enough (kInlineSites) that their rounds go

@@ -81,15 +81,7 @@ int host_vector_width(const llvm::TargetMachine& tm, DType dtype) {
 }
 
 namespace {
-struct Shape {
-  int width;       // elements per hardware vector
-  int interleave;  // vectors per loop iteration
-  bool masked;
-  int prefetch_bytes;
-  int math_lanes;  // lanes per SLEEF vector call (build_module): the hardware vector on x86-64
-  int loop_width() const { return width * interleave; }
-};
-Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o, bool keyed = false) {
+KernelShape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions& o, bool keyed = false) {
   int width = host_vector_width(tm, dtype);
   int elem = dtype == DType::F32 ? 4 : 8;
   if (o.vector_bytes > 0) width = std::max(1, std::min(width, o.vector_bytes / elem));
@@ -100,8 +92,13 @@ Shape kernel_shape(const llvm::TargetMachine& tm, DType dtype, const JitOptions&
   if (width == 1) interleave = 1;  // the scalar-only shape stays a plain loop
   // SLEEF's vector forms (sse2, avx, avx512fnofma) are x86-64 code: elsewhere, the scalar one.
   const int math_lanes = tm.getTargetTriple().isX86() ? width : 1;
-  return {width, interleave, o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1,
-          std::max(0, o.prefetch_bytes), math_lanes};
+  KernelShape shape;
+  shape.width = width;
+  shape.interleave = interleave;
+  shape.masked = o.allow_masked_tail && host_has_cheap_masking(tm) && width > 1;
+  shape.prefetch_bytes = std::max(0, o.prefetch_bytes);
+  shape.math_lanes = math_lanes;
+  return shape;
 }
 // Whether the kernel gets JitOptions::keyed_interleave: it has a keyed draw and little else (the
 // staged driver's shared draw kernels, ir::SharedDraw). A large kernel has independent work to
@@ -225,13 +222,13 @@ namespace {
 // DiskCache::notifyObjectCompiled looks for before it writes a module's object.
 constexpr char kKeyPrefix[] = "nyto-kernel-cache 1\n";
 std::string cache_key(const JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, int width,
-                      const Shape& shape, bool shared_draws) {
+                      const KernelShape& shape, bool shared_draws) {
   std::string k = kKeyPrefix;
   k += "codegen " NYTO_CODEGEN_HASH "\nllvm " LLVM_VERSION_STRING "\n";
   k += impl.description + "\n";
-  k += "width " + std::to_string(width) + (shape.masked ? " masked" : " tail") + " prefetch " +
-       std::to_string(shape.prefetch_bytes) + " math lanes " + std::to_string(shape.math_lanes) +
-       (shared_draws ? " draws shared" : " draws inline") + "\n";
+  k += "width " + std::to_string(width) + " vector " + std::to_string(shape.width) +
+       (shape.masked ? " masked" : " tail") + " prefetch " + std::to_string(shape.prefetch_bytes) +
+       " math lanes " + std::to_string(shape.math_lanes) + (shared_draws ? " draws shared" : " draws inline") + "\n";
   k += kernel_key(graph, spec);
   return k;
 }
@@ -247,7 +244,7 @@ struct Variant {
 
 // The kernel built with `shared_draws` (build_module), from the disk cache if it is there, else
 // compiled (and written to the cache). Call with impl.mu held.
-Variant compile_variant(JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, const Shape& shape,
+Variant compile_variant(JitEngine::Impl& impl, const ir::Graph& graph, const KernelSpec& spec, const KernelShape& shape,
                         int width, bool shared_draws, CompileTimes& times) {
   auto t0 = std::chrono::steady_clock::now();
   llvm::orc::JITDylib& jd = impl.jit->getMainJITDylib();
@@ -285,8 +282,7 @@ Variant compile_variant(JitEngine::Impl& impl, const ir::Graph& graph, const Ker
     if (!v.fn) {
       auto ctx = std::make_unique<llvm::LLVMContext>();
       t0 = std::chrono::steady_clock::now();
-      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, v.name, width, shape.masked,
-                                                     shape.prefetch_bytes, shape.math_lanes, shared_draws);
+      std::unique_ptr<llvm::Module> m = build_module(*ctx, graph, spec, v.name, width, shape, shared_draws);
       m->setModuleIdentifier(v.cached ? key : v.name);  // the key: LLJIT's compiler stores the object under it
       times.codegen_ms = ms_since(t0);
       t0 = std::chrono::steady_clock::now();
@@ -332,7 +328,7 @@ std::unique_ptr<Kernel> compile(JitEngine& engine, const ir::Graph& graph, const
   std::shared_ptr<JitEngine::Impl> impl = engine.impl_shared();
   std::lock_guard<std::mutex> lock(impl->mu);
   CompileTimes times;
-  Shape shape = kernel_shape(*impl->tm, spec.dtype, impl->options, keyed_draw_kernel(graph));
+  KernelShape shape = kernel_shape(*impl->tm, spec.dtype, impl->options, keyed_draw_kernel(graph));
   // The loop works on vectors of vector_width * interleave lanes; LLVM's type legalization splits
   // each into `interleave` machine vectors whose dependency chains interleave.
   int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
@@ -361,9 +357,9 @@ std::string emit_llvm_ir(const ir::Graph& graph, const KernelSpec& spec, bool op
   auto jtmb = host_builder();
   auto tm = unwrap(jtmb.createTargetMachine(), "creating the host target machine");
   llvm::LLVMContext ctx;
-  Shape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
+  KernelShape shape = kernel_shape(*tm, spec.dtype, options, keyed_draw_kernel(graph));
   const int width = spec.has_chunk_outputs() ? chunk_width(shape.loop_width()) : shape.loop_width();
-  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape.masked, shape.prefetch_bytes, shape.math_lanes,
+  auto m = build_module(ctx, graph, spec, "nyto_kernel", width, shape,
                         first_tier && has_tiered_draws(graph, spec));
   if (optimized) {
     optimize_module(*m, *tm, PipelineLevel::Kernel);
