@@ -11,6 +11,9 @@
 //     peak_over_storage = (peak_rss_mb - rss_before_mb) / storage_mb; rss_created_mb (resident
 //     once the swarms exist) and run_extra_mb = peak_rss_mb - rss_created_mb, what the runs add:
 //     0 when a run allocates nothing the size of a particle.
+//   case rand-tsum, impl rule: x = x + 1e-9 * tsum(rand()) on pso-big's swarm size
+//     (one swarm): a per-tensor sum of draws, a chunk kernel that draws, then the shift; gbps
+//     counts 8 bytes per element (x read and written).
 //   case expr-big, impl lazy | eager: x = 0.5*x + 10*y - x*y on one 1,068,810-parameter MLP
 //     (lazy: one fused kernel; eager: ATen ops per parameter tensor, each producing a
 //     temporary, as particle arithmetic without fusion computes it); gbps counts 12 bytes per
@@ -65,6 +68,9 @@ v = w*v + c1*rand()*(pbest - x) + c2*rand()*(gbest - x)
 x = x + v
 )";
 
+// A per-tensor sum of draws: its pass is a chunk kernel that draws (then x is shifted by it).
+const char* kRandTsum = "x = x + 1e-9 * tsum(rand())\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,7 +81,7 @@ int main(int argc, char** argv) {
     if (a == "--quick") quick = true;
     else if (a == "--case" && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--case pso-big|pso-tiny|expr-big]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--case pso-big|pso-tiny|rand-tsum|expr-big]\n", argv[0]);
       return 2;
     }
   }
@@ -107,6 +113,19 @@ int main(int argc, char** argv) {
         memory = buf;
       }
       print(name.c_str(), "rule", t, ms, bytes, memory);
+    }
+  }
+
+  if (only.empty() || only == "rand-tsum") {
+    auto rule = nyto::compile(kRandTsum, "rand_tsum.nyto");
+    const nyto::bench::SwarmSize& c = nyto::bench::swarm_sizes().front();
+    auto seed = nyto::make_particle_from(mlp(c.widths).ptr());
+    nyto::AnySwarm x(seed, c.members, nyto::SwarmInit::Randn);
+    nyto::Bindings b{{"x", x}};
+    const double bytes = 8.0 * double(c.members * seed.storage()[0].numel());
+    for (int t : {2, 1}) {
+      at::set_num_threads(t);
+      print("rand-tsum", "rule", t, median_ms([&] { rule.run(b); }, quick ? 3 : 15, 1), bytes);
     }
   }
 

@@ -166,6 +166,7 @@ class Codegen {
     if (chunked_ && width_ > 1 && width_ % ir::kSumLanes != 0)
       internal_error("a chunk kernel's vector width must be a multiple of 32 (chunk_width)");
     block_mode_ = has_blocks_ && width_ > 1 && !chunked_;
+    window_ = has_blocks_ && width_ > 1 && chunked_ && width_ <= int(block_elems());
     if (block_mode_ && (width_ & (width_ - 1)) != 0) internal_error("vector width not a power of two");
   }
 
@@ -373,6 +374,67 @@ class Codegen {
       for (size_t j = 0; j < v.size(); ++j)
         b_.CreateAlignedStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, buf, j), llvm::Align(64));
     }
+  }
+  // The window (window_) holding the draws of element `index` and the B - 1 after it: blocks b =
+  // index / B and b + 1. Unchanged if it holds them already; moved on by one block (the second
+  // block's draws copied to the first, the next block made) when the iteration has entered the
+  // second block, as consecutive iterations do; else both made. The draws are made once per
+  // block, as in a block kernel, where a draw per lane (lane_draw) did a Philox call per element.
+  void ensure_window(llvm::Value* index) {
+    const uint64_t B = block_elems();
+    if (!window_block_) {
+      window_block_ = entry_alloca(i64_, "window.block");
+      llvm::IRBuilder<>(llvm::cast<llvm::Instruction>(window_block_)->getNextNode())
+          .CreateStore(b_.getInt64(uint64_t(-2)), window_block_);
+      for (size_t i = 0; i < g_.nodes.size(); ++i)
+        if (elem(NodeId(i)) && is_element_draw(g_.nodes[i].op))
+          draw_stack_[NodeId(i)] = entry_alloca(llvm::ArrayType::get(elem_, 2 * B), "window");
+    }
+    llvm::Value* b = b_.CreateUDiv(index, b_.getInt64(B), "block");
+    llvm::Value* held = b_.CreateLoad(i64_, window_block_, "window.held");
+    auto* fill = llvm::BasicBlock::Create(ctx_, "window.fill", fn_);
+    auto* move = llvm::BasicBlock::Create(ctx_, "window.move", fn_);
+    auto* make = llvm::BasicBlock::Create(ctx_, "window.make", fn_);
+    auto* ready = llvm::BasicBlock::Create(ctx_, "window.ready", fn_);
+    b_.CreateCondBr(b_.CreateICmpEQ(b, held), ready, fill);
+    b_.SetInsertPoint(fill);
+    llvm::Value* b1 = b_.CreateAdd(b, b_.getInt64(1), "block.next");
+    b_.CreateCondBr(b_.CreateICmpEQ(b, b_.CreateAdd(held, b_.getInt64(1))), move, make);
+    b_.SetInsertPoint(move);
+    for (auto& [id, buf] : draw_stack_)
+      b_.CreateMemCpy(buf, llvm::Align(64), b_.CreateConstInBoundsGEP1_64(elem_, buf, B), llvm::Align(64),
+                      B * uint64_t(elem_bytes()));
+    b_.CreateBr(make);
+    b_.SetInsertPoint(make);
+    llvm::PHINode* g = b_.CreatePHI(i64_, 3, "window.g");
+    g->addIncoming(b, fill);
+    g->addIncoming(b1, move);
+    // block g into its half of the window, then g + 1 if that is b + 1
+    call_base_ = b_.CreateTrunc(b_.CreateMul(g, b_.getInt64(rng::kCallLanes)), i32_, "call.base");
+    words_at_ = nullptr;
+    llvm::Value* at = b_.CreateMul(b_.CreateSub(g, b), b_.getInt64(B));
+    llvm::Type* vt = vec(elem_, int(rng::kCallLanes));
+    for (auto& [id, buf] : draw_stack_) {
+      std::vector<llvm::Value*> v = make_block_draws(g_.nodes[id]);
+      llvm::Value* to = b_.CreateGEP(elem_, buf, at);
+      for (size_t j = 0; j < v.size(); ++j)
+        b_.CreateAlignedStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, to, j), llvm::Align(64));
+    }
+    words_at_ = nullptr;
+    llvm::Value* g_next = b_.CreateAdd(g, b_.getInt64(1));
+    g->addIncoming(g_next, b_.GetInsertBlock());
+    auto* done = llvm::BasicBlock::Create(ctx_, "window.done", fn_);
+    b_.CreateCondBr(b_.CreateICmpULE(g_next, b1), make, done);
+    b_.SetInsertPoint(done);
+    b_.CreateStore(b, window_block_);
+    b_.CreateBr(ready);
+    b_.SetInsertPoint(ready);
+    window_offset_ = b_.CreateSub(index, b_.CreateMul(b, b_.getInt64(B)), "window.offset");
+  }
+  // Draw node `nd` for the w elements from index_ on, from the window (ensure_window).
+  llvm::Value* window_slice(const ir::Node& nd, int w) {
+    llvm::Value* at = b_.CreateGEP(elem_, draw_stack_.at(node_id(nd)), window_offset_);
+    return b_.CreateAlignedLoad(vec(elem_, w), at, llvm::Align(elem_bytes()));
   }
   // A kernel built for compile speed (the first tier, large kernels): [begin, end) as one loop
   // over parts of ws lanes, from the part holding `begin` on. A part makes the draws of a group
@@ -743,6 +805,7 @@ class Codegen {
     };
     index_ = index;
     if (block_body_ == -1) words_at_ = nullptr;
+    if (window_) ensure_window(index);
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!elem(NodeId(i))) continue;
       const ir::Node& nd = g_.nodes[i];
@@ -1187,6 +1250,7 @@ class Codegen {
     const bool normal = nd.op == Op::Randn;
     const uint32_t site = uint32_t(nd.index);
     if (block_body_ != -1) return block_slice(nd, w);
+    if (window_) return window_slice(nd, w);
     if (large_) return draw_large(site, normal, w);
     return lane_draw(site_key(site), normal, index_, w);
   }
@@ -1253,6 +1317,7 @@ class Codegen {
   // rand(k, j) / randn(k, j): rng::keyed_f32 / keyed_f64.
   llvm::Value* emit_keyed_draw(const ir::Node& nd, int w) {
     if (block_body_ != -1) return block_slice(nd, w);
+    if (window_) return window_slice(nd, w);
     return lane_draw(keyed_key(nd), nd.op == Op::KRandn, index_, w);
   }
   // Whether a block's rand() / randn() words come from nyto_philox_words (backend/llvm/Philox.h):
@@ -1597,6 +1662,13 @@ class Codegen {
   llvm::Value* part_offset_ = nullptr;
   std::map<NodeId, std::vector<llvm::Value*>> block_draws_;
   std::map<NodeId, llvm::Value*> draw_stack_;
+  // A chunk kernel's vector iterations start anywhere in a block (chunks of 1024 and blocks of B
+  // do not line up): with window_, each draw node's buffer (draw_stack_) holds the draws of two
+  // consecutive blocks, from block window_block_ (an entry-block i64, -2 until the first fill) on,
+  // which an iteration of at most B lanes never leaves (ensure_window).
+  bool window_ = false;
+  llvm::Value* window_block_ = nullptr;
+  llvm::Value* window_offset_ = nullptr;  // index_ - B * (the window's first block), after ensure_window
   int prefetch_ = 0;         // bytes ahead of each input row's load the vector loop prefetches
   bool chunked_ = false;    // has chunk outputs: emit_chunks
   std::vector<ChunkReduce> chunk_;   // per output: how it is reduced per chunk (None: stored)
