@@ -334,6 +334,7 @@ class Codegen {
       block_body_ = -1;
       return;
     }
+    draw_buffers(uint64_t(B), "draws");
     store_block_draws();
     llvm::BasicBlock* from = b_.GetInsertBlock();
     auto* part = llvm::BasicBlock::Create(ctx_, "part", fn_);
@@ -361,18 +362,21 @@ class Codegen {
                                              b_.getInt64(rng::kCallLanes)),
                                 i32_, "call.base");
   }
-  // Every draw node's values for the group_blocks_ blocks from call_base_ on, into its stack
-  // buffer (draw_stack_), block after block.
-  void store_block_draws() {
+  // Every draw node's stack buffer (draw_stack_) of `elems` elements, made once.
+  void draw_buffers(uint64_t elems, const char* name) {
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (elem(NodeId(i)) && is_element_draw(g_.nodes[i].op) && !draw_stack_.count(NodeId(i)))
+        draw_stack_[NodeId(i)] = entry_alloca(llvm::ArrayType::get(elem_, elems), name);
+  }
+  // Every draw node's values for the group_blocks_ blocks from call_base_ on, block after block,
+  // into its buffer from element `at` on (null: its start).
+  void store_block_draws(llvm::Value* at = nullptr) {
     llvm::Type* vt = vec(elem_, int(rng::kCallLanes));
-    for (size_t i = 0; i < g_.nodes.size(); ++i) {
-      const ir::Node& nd = g_.nodes[i];
-      if (!elem(NodeId(i)) || !is_element_draw(nd.op)) continue;
-      llvm::Value*& buf = draw_stack_[NodeId(i)];
-      if (!buf) buf = entry_alloca(llvm::ArrayType::get(elem_, block_elems() * uint32_t(blocks_per_iteration())), "draws");
-      std::vector<llvm::Value*> v = make_block_draws(nd);
+    for (auto& [id, buf] : draw_stack_) {
+      std::vector<llvm::Value*> v = make_block_draws(g_.nodes[id]);
+      llvm::Value* to = at ? b_.CreateGEP(elem_, buf, at) : buf;
       for (size_t j = 0; j < v.size(); ++j)
-        b_.CreateAlignedStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, buf, j), llvm::Align(64));
+        b_.CreateAlignedStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, to, j), llvm::Align(64));
     }
   }
   // The window (window_) holding the draws of element `index` and the B - 1 after it: blocks b =
@@ -386,9 +390,7 @@ class Codegen {
       window_block_ = entry_alloca(i64_, "window.block");
       llvm::IRBuilder<>(llvm::cast<llvm::Instruction>(window_block_)->getNextNode())
           .CreateStore(b_.getInt64(uint64_t(-2)), window_block_);
-      for (size_t i = 0; i < g_.nodes.size(); ++i)
-        if (elem(NodeId(i)) && is_element_draw(g_.nodes[i].op))
-          draw_stack_[NodeId(i)] = entry_alloca(llvm::ArrayType::get(elem_, 2 * B), "window");
+      draw_buffers(2 * B, "window");
     }
     llvm::Value* b = b_.CreateUDiv(index, b_.getInt64(B), "block");
     llvm::Value* held = b_.CreateLoad(i64_, window_block_, "window.held");
@@ -410,17 +412,9 @@ class Codegen {
     g->addIncoming(b, fill);
     g->addIncoming(b1, move);
     // block g into its half of the window, then g + 1 if that is b + 1
-    call_base_ = b_.CreateTrunc(b_.CreateMul(g, b_.getInt64(rng::kCallLanes)), i32_, "call.base");
-    words_at_ = nullptr;
-    llvm::Value* at = b_.CreateMul(b_.CreateSub(g, b), b_.getInt64(B));
-    llvm::Type* vt = vec(elem_, int(rng::kCallLanes));
-    for (auto& [id, buf] : draw_stack_) {
-      std::vector<llvm::Value*> v = make_block_draws(g_.nodes[id]);
-      llvm::Value* to = b_.CreateGEP(elem_, buf, at);
-      for (size_t j = 0; j < v.size(); ++j)
-        b_.CreateAlignedStore(v[j], b_.CreateConstInBoundsGEP1_64(vt, to, j), llvm::Align(64));
-    }
-    words_at_ = nullptr;
+    begin_block(b_.CreateMul(g, b_.getInt64(B), "", true, true));
+    store_block_draws(b_.CreateMul(b_.CreateSub(g, b), b_.getInt64(B)));
+    words_at_ = nullptr;  // made inside this loop: no use after it may see them
     llvm::Value* g_next = b_.CreateAdd(g, b_.getInt64(1));
     g->addIncoming(g_next, b_.GetInsertBlock());
     auto* done = llvm::BasicBlock::Create(ctx_, "window.done", fn_);
@@ -468,6 +462,7 @@ class Codegen {
     b_.SetInsertPoint(draws);
     begin_block(b_.CreateSub(at, b_.CreateURem(at, b_.getInt64(group))));
     group_blocks_ = nb;
+    draw_buffers(group, "draws");
     store_block_draws();
     group_blocks_ = 1;
     b_.CreateBr(pick);
@@ -1077,17 +1072,18 @@ class Codegen {
       out[1][r] = r == 0 ? k1 : b_.CreateAdd(out[1][r - 1], b_.getInt32(rng::kPhiloxW1));
     }
   }
-  // The rounds on the w calls of c0 (i32 lanes), each word packed back to i32 lanes.
+  // The rounds on the w calls of c0 (i32 lanes), each word back in lane order.
   Words philox_rounds(llvm::Value* c0, const PhiloxKey& key, int w) {
-    if (!packs(w)) {
-      Words r = philox_rounds64(c0, key, w);
-      for (llvm::Value*& word : r.r) word = b_.CreateTrunc(word, vec(i32_, w));
-      return r;
-    }
+    if (!packs(w)) return packed_rounds(c0, key, w);
     std::vector<int> to_qword(static_cast<size_t>(w));  // 64-bit lane s takes lane lane_of_qword(s)'s call
     for (int s = 0; s < w; ++s) to_qword[size_t(s)] = lane_of_qword(s);
-    Words r = philox_rounds64(b_.CreateShuffleVector(c0, to_qword), key, w);
-    for (llvm::Value*& word : r.r) word = pack_low_halves(word, w);
+    return packed_rounds(b_.CreateShuffleVector(c0, to_qword), key, w);
+  }
+  // The same on calls c0 already in the 64-bit lanes pack_source gives them (lane order where w
+  // does not pack), each word packed to lane order.
+  Words packed_rounds(llvm::Value* c0, const PhiloxKey& key, int w) {
+    Words r = philox_rounds64(c0, key, w);
+    for (llvm::Value*& word : r.r) word = packs(w) ? pack_low_halves(word, w) : b_.CreateTrunc(word, vec(i32_, w));
     return r;
   }
   // The words of a round's 64-bit lanes go back to i32 lanes at the end. In lane order that is a
@@ -1418,17 +1414,10 @@ class Codegen {
   // 64-bit lanes, each call in the lane pack_source puts it, then each word packed.
   BlockWords inline_words(const PhiloxKey& key) {
     const int L = int(rng::kCallLanes);
-    if (!packs(L)) {
-      Words r = philox_rounds(b_.CreateAdd(splat(call_base_, L), iota32(L)), key, L);
-      return {r.r[0], r.r[1], r.r[2], r.r[3]};
-    }
     std::vector<llvm::Constant*> calls;  // the call of each 64-bit lane (pack_source)
-    for (int s = 0; s < L; ++s) calls.push_back(b_.getInt32(uint32_t(lane_of_qword(s))));
-    llvm::Value* c0 = b_.CreateAdd(splat(call_base_, L), llvm::ConstantVector::get(calls));
-    Words r = philox_rounds64(c0, key, L);
-    BlockWords out;
-    for (int j = 0; j < 4; ++j) out[size_t(j)] = pack_low_halves(r.r[j], L);
-    return out;
+    for (int s = 0; s < L; ++s) calls.push_back(b_.getInt32(uint32_t(packs(L) ? lane_of_qword(s) : s)));
+    Words r = packed_rounds(b_.CreateAdd(splat(call_base_, L), llvm::ConstantVector::get(calls)), key, L);
+    return {r.r[0], r.r[1], r.r[2], r.r[3]};
   }
   // The S slot vectors (16 lanes each, the dtype) of one site's block: rng::lane_draw_f32 /
   // slot_f64 op for op. A normal's pair shares one logarithm and square root (r cos and r sin).

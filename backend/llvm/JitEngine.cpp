@@ -228,7 +228,8 @@ std::string cache_key(const JitEngine::Impl& impl, const ir::Graph& graph, const
   k += impl.description + "\n";
   k += "width " + std::to_string(width) + " vector " + std::to_string(shape.width) +
        (shape.masked ? " masked" : " tail") + " prefetch " + std::to_string(shape.prefetch_bytes) +
-       " math lanes " + std::to_string(shape.math_lanes) + (shared_draws ? " draws shared" : " draws inline") + "\n";
+       " math lanes " + std::to_string(shape.math_lanes) +
+       (shared_draws ? " draws shared" : " draws inline") + "\n";
   k += kernel_key(graph, spec);
   return k;
 }
