@@ -470,8 +470,11 @@ void bring_up_to_date(const Operand& op) {
   }
 }
 
-// A bound particle, swarm, scalar or per-member vector as the checked path saw it.
-struct Bound {
+}  // namespace
+
+// A bound particle, swarm, scalar or per-member vector as the checked path saw it. In detail, not
+// in the anonymous namespace, because detail::FastRun (declared in a header) holds them.
+struct detail::ReplayBound {
   BindKind kind = BindKind::Scalar;
   std::weak_ptr<void> state;  // the ParticleState or SwarmState (its control block: no ABA)
   const Species* species = nullptr;
@@ -488,8 +491,8 @@ struct Bound {
   };
   std::vector<Slot> slots;
 
-  static Bound of(const Operand& op) {
-    Bound b;
+  static ReplayBound of(const Operand& op) {
+    ReplayBound b;
     b.kind = op.kind;
     if (op.member_scalars) b.members = int64_t(op.member_scalars->size());
     if (!op.is_array()) return b;
@@ -538,18 +541,22 @@ struct Bound {
     }
     return false;
   }
+  // Whether `o` binds the same particle or swarm (then one of the two checks its slots).
+  bool same_state(const ReplayBound& o) const {
+    return !state.expired() && !state.owner_before(o.state) && !o.state.owner_before(state);
+  }
 };
 
-}  // namespace
-
 struct detail::FastRun {
-  std::vector<Bound> in, out;  // per graph input, per graph output (all updated in place)
+  std::vector<ReplayBound> in, out;  // per graph input, per graph output (all updated in place)
   Backend backend = Backend::Llvm;
   std::vector<std::shared_ptr<const Kernel>> kernels;  // per storage group (null: nothing to compute)
   std::vector<KernelArgs> args;                        // per group, as the checked path built them
+  std::vector<const Value*> in_values, out_values;     // a run's bindings (the run holds this FastRun)
 };
 
 namespace {
+using Bound = detail::ReplayBound;
 
 // No member window, block, row or fold callback: the runs fast_run replays.
 bool plain(const RunOptions& options) {
@@ -588,7 +595,9 @@ std::optional<std::map<std::string, Value>> fast_run(detail::BindPlanCache& plan
   } give_back{plans, f};
   if (f->backend != options.backend || f->in.size() != g.inputs.size() || f->out.size() != g.outputs.size())
     return std::nullopt;
-  std::vector<const Value*> in(g.inputs.size()), out(g.outputs.size());
+  std::vector<const Value*>& in = f->in_values;
+  std::vector<const Value*>& out = f->out_values;
+  in.resize(g.inputs.size()), out.resize(g.outputs.size());
   for (size_t i = 0; i < in.size(); ++i) {
     auto it = bindings.find(g.inputs[i].name);
     if (it == bindings.end() || !f->in[i].matches(it->second)) return std::nullopt;
@@ -1202,6 +1211,14 @@ std::map<std::string, Value> detail::run_graph(const ir::Graph& g, const std::st
     replay->backend = options.backend;
     for (const Operand& op : in) replay->in.push_back(Bound::of(op));
     for (const Operand& op : targets) replay->out.push_back(Bound::of(op));
+    // A particle or swarm bound twice (an input that is also an output, as x and v in PSO) has
+    // its parameters' places checked once per run.
+    std::vector<Bound*> all;
+    for (Bound& b : replay->in) all.push_back(&b);
+    for (Bound& b : replay->out) all.push_back(&b);
+    for (size_t i = 0; i < all.size(); ++i)
+      for (size_t j = 0; j < i && !all[i]->slots.empty(); ++j)
+        if (all[i]->same_state(*all[j])) all[i]->slots.clear();
     replay->kernels.resize(species.groups().size());
     replay->args.resize(species.groups().size());
   }
