@@ -10,7 +10,8 @@
 # range so a loaded run shows.
 #
 #   pso-big   ROUNDS x (llvm, then stream6), 2 and 1 threads; the compile lines come with each
-#   pso-l2    2 runs (the step in cache: the kernel's compute alone)
+#   pso-l2    2 runs (the step in cache: the kernel's compute alone), and 2 with 256-bit vectors
+#             (--vector-bytes 32: whether the host's 512-bit units are worth their width)
 #   sites     rand-1..5, randn-1..5 once, then stream6
 #   trans-big 2 runs (SLEEF's vector functions)
 #   pso-tiny  PROCESSES processes of nyto_bench_runtime (Rule::run; its time depends on the process
@@ -72,8 +73,10 @@ for t in (2, 1):
                  rng(ratios, "{:.2f}") + (f" (median {statistics.median(ratios):.2f}, {len(ratios)} rounds)" if ratios else ""),
                  verdict(sum(r >= 0.85 for r in ratios), len(ratios))))
 for t in (2, 1):
-    l2 = [l["ms_median"] * 1e6 / (8 * 4096) for l in pick("pso-l2", "llvm", t)]
-    if l2: rows.append((f"pso-l2, {t} thread{'s' if t > 1 else ''} (ns per element)", "", rng(l2), ""))
+    for label, narrow in (("", False), (", 256-bit vectors", True)):
+        l2 = [l["ms_median"] * 1e6 / (8 * 4096) for l in pick("pso-l2", "llvm", t)
+              if str(l.get("round", "")).startswith("l2-256-") == narrow]
+        if l2: rows.append((f"pso-l2{label}, {t} thread{'s' if t > 1 else ''} (ns per element)", "", rng(l2), ""))
 s6 = {l["threads"]: l["ms_median"] for l in pick("pso-big", "stream6", round="sites")}
 for kind in ("rand", "randn"):
     for t in (2, 1):
@@ -139,7 +142,10 @@ for r in $(seq "$rounds"); do
   run "$r" "$pso" --case pso-big --impl llvm
   run "$r" "$pso" --case pso-big --impl stream6
 done
-for r in 1 2; do run "l2-$r" "$pso" --case pso-l2 --impl llvm; done
+for r in 1 2; do
+  run "l2-$r" "$pso" --case pso-l2 --impl llvm
+  run "l2-256-$r" "$pso" --case pso-l2 --impl llvm --vector-bytes 32
+done
 run sites "$pso" --case pso-big --impl sites
 run sites "$pso" --case pso-big --impl stream6
 for r in 1 2; do run "trans-$r" "$pso" --case trans-big --impl llvm; done
