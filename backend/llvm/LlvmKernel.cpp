@@ -4,11 +4,41 @@
 
 #include <stdexcept>
 #include <algorithm>
+#include <numeric>
 #include <string>
 
+#include "backend/Random.h"
 #include "ir/ParamAxis.h"
 
 namespace nyto::llvm_backend {
+
+namespace {
+// Elements per work item, which is also the most a run does inline on the calling thread. 32K
+// elements (128 KiB per float array, a few per L2) for streaming kernels: far more work than the
+// pool's dispatch, small enough to balance 32 members over 2+ threads. A kernel that draws or calls
+// a transcendental function costs several times more per element (PSO's two rand(): 0.6 ns on the
+// Intel Xeon, where the pool's dispatch is 2-3 us), so a quarter of that, in whole Philox blocks:
+// on 32 members x 256-1024 elements, 2 threads then took 13-38% less time than one, where the
+// 32K threshold kept them inline.
+int64_t default_chunk(const ir::Graph& g, const KernelSpec& spec, int loop_width) {
+  const int64_t streaming = int64_t(loop_width) * 1024;
+  if (spec.has_chunk_outputs()) return streaming;  // a multiple of the 1024 of a chunk output
+  bool draws = false, costly = false;
+  for (const ir::Node& n : g.nodes) {
+    switch (n.op) {
+      case ir::Op::Rand: case ir::Op::Randn: case ir::Op::KRand: case ir::Op::KRandn: draws = true; break;
+      case ir::Op::Exp: case ir::Op::Log: case ir::Op::Sin: case ir::Op::Cos: case ir::Op::Tanh:
+      case ir::Op::Acos: case ir::Op::Asin: case ir::Op::Atan: case ir::Op::Sigmoid: case ir::Op::Pow:
+      case ir::Op::Atan2: costly = costly || n.type.element; break;
+      default: break;
+    }
+  }
+  if (!draws && !costly) return streaming;
+  // Items start at whole blocks of draws, so none pays for a partial block at both ends.
+  const int64_t unit = std::lcm(int64_t(loop_width), int64_t(rng::block_elems(spec.dtype == DType::F64)));
+  return std::max<int64_t>(1, streaming / 4 / unit) * unit;
+}
+}  // namespace
 
 LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& spec, int loop_width,
                        std::shared_ptr<void> keep_alive, std::function<void()> release, TierUp tier_up)
@@ -21,9 +51,7 @@ LlvmKernel::LlvmKernel(KernelFn fn, const ir::Graph& graph, const KernelSpec& sp
       chunked_(spec.has_chunk_outputs()),
       window_(std::none_of(graph.nodes.begin(), graph.nodes.end(),
                            [](const ir::Node& n) { return ir::crosses_members(n.op); })),
-      // 32K elements: 128 KiB per float array, a few per L2; big enough that a work item costs
-      // far more than the pool's dispatch, small enough to balance 32 members over 2+ threads.
-      chunk_(int64_t(loop_width) * 1024),
+      chunk_(default_chunk(graph, spec, loop_width)),
       keep_alive_(std::move(keep_alive)),
       release_(std::move(release)),
       pending_(bool(tier_up.compile)),

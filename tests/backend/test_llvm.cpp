@@ -248,12 +248,14 @@ TEST_CASE("llvm: threads and chunking never change results") {
   std::vector<std::vector<float>> results;
   int old = at::get_num_threads();
   for (int threads : {1, 2}) {
-    for (int64_t chunk : {16, 4096, 1 << 20}) {
+    // 0: a kernel's own work items (whole Philox blocks for a kernel that draws), then set ones.
+    for (int64_t chunk : {0, 16, 4096, 1 << 20}) {
       at::set_num_threads(threads);
-      lk->set_chunk_elements(chunk);
+      auto own = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
+      if (chunk) lk->set_chunk_elements(chunk);
       PsoData d = base;
       KernelArgs a = pso_args(d, {{0, 777}, {1000, n}});
-      kernel->run(a);
+      (chunk ? kernel : own)->run(a);
       d.x.insert(d.x.end(), d.v.begin(), d.v.end());
       results.push_back(d.x);
     }
