@@ -46,9 +46,9 @@ summary() {
   python3 - "$1" <<'PY'
 import json, statistics, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-host = next((l for l in lines if l.get("case") == "host"), {})
-print(f"host: {host.get('cpu', '?')} (LLVM: {host.get('llvm_cpu', '?')}), {host.get('cores', '?')} cores, "
-      f"commit {host.get('commit', '?')}, {host.get('date', '?')}")
+for host in [l for l in lines if l.get("case") == "host"]:
+    print(f"host: {host.get('cpu', '?')} (LLVM: {host.get('llvm_cpu', '?')}), {host.get('cores', '?')} cores, "
+          f"commit {host.get('commit', '?')}, {host.get('date', '?')}" + (f", run {host['run']}" if "run" in host else ""))
 loads = [l["load_avg"] for l in lines if "load_avg" in l]
 if loads:
     print(f"load average while timing: {min(loads):.2f}-{max(loads):.2f}")
@@ -67,7 +67,8 @@ rows = []
 for t in (2, 1):
     ratios = []
     for l in pick("pso-big", "llvm", t):
-        s = [x for x in pick("pso-big", "stream6", t) if x.get("round") == l.get("round")]
+        s = [x for x in pick("pso-big", "stream6", t)
+             if x.get("round") == l.get("round") and x.get("run") == l.get("run")]
         if s: ratios.append(s[0]["ms_median"] / l["ms_median"])
     rows.append((f"pso-big of stream6, {t} thread{'s' if t > 1 else ''}", ">= 0.85",
                  rng(ratios, "{:.2f}") + (f" (median {statistics.median(ratios):.2f}, {len(ratios)} rounds)" if ratios else ""),
@@ -77,13 +78,16 @@ for t in (2, 1):
         l2 = [l["ms_median"] * 1e6 / (8 * 4096) for l in pick("pso-l2", "llvm", t)
               if str(l.get("round", "")).startswith("l2-256-") == narrow]
         if l2: rows.append((f"pso-l2{label}, {t} thread{'s' if t > 1 else ''} (ns per element)", "", rng(l2), ""))
-s6 = {l["threads"]: l["ms_median"] for l in pick("pso-big", "stream6", round="sites")}
-for kind in ("rand", "randn"):
-    for t in (2, 1):
-        xs = [(n, pick(f"{kind}-{n}", "llvm", t)) for n in range(1, 6)]
-        if all(x for _, x in xs) and t in s6:
-            rows.append((f"{kind}-1..5 sites, {t} thread{'s' if t > 1 else ''}: of stream6", "",
-                         " / ".join(f"{s6[t] / x[0]['ms_median']:.2f}" for _, x in xs), ""))
+runs = sorted({l.get("run") for l in lines if l.get("round") == "sites"}, key=str)
+for run in runs:
+    s6 = {l["threads"]: l["ms_median"] for l in pick("pso-big", "stream6", round="sites", run=run)}
+    for kind in ("rand", "randn"):
+        for t in (2, 1):
+            xs = [pick(f"{kind}-{n}", "llvm", t, run=run) for n in range(1, 6)]
+            if all(xs) and t in s6:
+                rows.append((f"{kind}-1..5 sites, {t} thread{'s' if t > 1 else ''}: of stream6"
+                             + (f" (run {run})" if len(runs) > 1 else ""), "",
+                             " / ".join(f"{s6[t] / x[0]['ms_median']:.2f}" for x in xs), ""))
 # 2. Transcendental functions.
 for t in (2, 1):
     ns = [l["ns_per_element"] for l in pick("trans-big", "llvm", t)]
@@ -122,19 +126,22 @@ if [ "${SUMMARY_ONLY:-0}" = 1 ]; then
 fi
 
 mkdir -p "$(dirname "$out")"
+# Runs appended to one file are told apart by "run" (1, 2, ...): ratios pair lines of one run.
+run_id=$(( $( (grep -c '"case": "host"' "$out" 2>/dev/null || true) | head -1) + 1 ))
 python3 - "$out" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" "${llvm_cpu:-unknown}" \
-  "$(nproc)" "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+  "$(nproc)" "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$run_id" <<'PY'
 import datetime, json, sys
 with open(sys.argv[1], "a") as f:
     f.write(json.dumps({"case": "host", "cpu": sys.argv[2], "llvm_cpu": sys.argv[3], "cores": int(sys.argv[4]),
-                        "commit": sys.argv[5], "date": datetime.datetime.now().isoformat(timespec="seconds")}) + "\n")
+                        "commit": sys.argv[5], "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                        "run": int(sys.argv[6])}) + "\n")
 PY
 # Runs a bench, keeps its JSON lines, tags them with round $1.
 run() {
   local round=$1
   shift
   echo "host_report: $* (round $round)" >&2
-  "$@" | grep '^{' | sed "s/}\$/, \"round\": \"$round\"}/" >> "$out"
+  "$@" | grep '^{' | sed "s/}\$/, \"round\": \"$round\", \"run\": $run_id}/" >> "$out"
 }
 pso=$build/bench/nyto_bench_pso
 rt=$build/bench/nyto_bench_runtime
@@ -153,6 +160,9 @@ for p in $(seq "$processes"); do run "process-$p" "$rt" --case pso-tiny; done
 for r in 1 2; do run "expr-$r" "$rt" --case expr-big; done
 run memory "$rt" --case pso-big
 echo "host_report: bench/run_cli_big.sh" >&2
-"$root/bench/run_cli_big.sh" "$build" "$out"
+cli_line=$(mktemp)
+"$root/bench/run_cli_big.sh" "$build" "$cli_line"
+sed "s/}\$/, \"round\": \"memory\", \"run\": $run_id}/" "$cli_line" >> "$out"
+rm -f "$cli_line"
 echo "host_report: saved $out" >&2
 summary "$out"
