@@ -8,6 +8,7 @@ namespace {
 struct Avx2 {
   using V = __m256i;
   static constexpr int L = 4, N = 2;  // lanes; chains side by side (registers allow)
+  static constexpr bool kPairs = false;  // packing two chains costs as much as narrowing each
   static V set1(uint32_t x) { return _mm256_set1_epi64x(int64_t(x)); }
   static V iota() { return _mm256_set_epi64x(3, 2, 1, 0); }
   static V add(V a, V b) { return _mm256_add_epi64(a, b); }
@@ -19,6 +20,7 @@ struct Avx2 {
     const __m256i even = _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(even));
   }
+  static void store_pair(uint32_t*, V, V) {}
 };
 }  // namespace
 
