@@ -127,7 +127,8 @@ fi
 
 mkdir -p "$(dirname "$out")"
 # Runs appended to one file are told apart by "run" (1, 2, ...): ratios pair lines of one run.
-run_id=$(( $( (grep -c '"case": "host"' "$out" 2>/dev/null || true) | head -1) + 1 ))
+run_id=1
+[ -f "$out" ] && run_id=$(( $(grep -c '"case": "host"' "$out" || true) + 1 ))
 python3 - "$out" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" "${llvm_cpu:-unknown}" \
   "$(nproc)" "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$run_id" <<'PY'
 import datetime, json, sys
@@ -136,12 +137,14 @@ with open(sys.argv[1], "a") as f:
                         "commit": sys.argv[5], "date": datetime.datetime.now().isoformat(timespec="seconds"),
                         "run": int(sys.argv[6])}) + "\n")
 PY
-# Runs a bench, keeps its JSON lines, tags them with round $1.
+# JSON lines on stdin, tagged with round $1 and this run, appended to the file.
+tag() { sed "s/}\$/, \"round\": \"$1\", \"run\": $run_id}/" >> "$out"; }
+# Runs a bench and keeps its JSON lines, tagged with round $1.
 run() {
   local round=$1
   shift
   echo "host_report: $* (round $round)" >&2
-  "$@" | grep '^{' | sed "s/}\$/, \"round\": \"$round\", \"run\": $run_id}/" >> "$out"
+  "$@" | grep '^{' | tag "$round"
 }
 pso=$build/bench/nyto_bench_pso
 rt=$build/bench/nyto_bench_runtime
@@ -162,7 +165,7 @@ run memory "$rt" --case pso-big
 echo "host_report: bench/run_cli_big.sh" >&2
 cli_line=$(mktemp)
 "$root/bench/run_cli_big.sh" "$build" "$cli_line"
-sed "s/}\$/, \"round\": \"memory\", \"run\": $run_id}/" "$cli_line" >> "$out"
+tag memory < "$cli_line"
 rm -f "$cli_line"
 echo "host_report: saved $out" >&2
 summary "$out"

@@ -144,6 +144,16 @@ inline bool is_param_axis(Op op) { return is_param_reduce(op) || op == Op::Numel
 inline bool is_random(Op op) {
   return op == Op::Rand || op == Op::Randn || op == Op::MRand || op == Op::MRandn;
 }
+/// A draw per element (rand(), randn() and the keyed rand(k, j), randn(k, j)): Philox blocks.
+inline bool is_element_draw(Op op) { return op == Op::Rand || op == Op::Randn || is_keyed(op); }
+/// A transcendental function (ir/Math.h): a SLEEF call in the JIT, many times an add's cost.
+inline bool is_transcendental(Op op) {
+  switch (op) {
+    case Op::Exp: case Op::Log: case Op::Sin: case Op::Cos: case Op::Tanh: case Op::Acos: case Op::Asin:
+    case Op::Atan: case Op::Sigmoid: case Op::Pow: case Op::Atan2: return true;
+    default: return false;
+  }
+}
 
 // A node's type: what its value is (a number or a mask) and along which axes of the iteration
 // space (member m of the swarm, element e of the storage) it varies. A value without the element

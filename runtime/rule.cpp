@@ -474,6 +474,9 @@ void bring_up_to_date(const Operand& op) {
 
 // A bound particle, swarm, scalar or per-member vector as the checked path saw it. In detail, not
 // in the anonymous namespace, because detail::FastRun (declared in a header) holds them.
+namespace detail {
+struct ReplayBound;
+}
 struct detail::ReplayBound {
   BindKind kind = BindKind::Scalar;
   std::weak_ptr<void> state;  // the ParticleState or SwarmState (its control block: no ABA)

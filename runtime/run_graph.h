@@ -51,8 +51,7 @@ struct BindPlan {
   mutable std::mutex kernel_mu;
   mutable std::map<std::string, std::shared_ptr<const Kernel>> kernels;
 };
-struct FastRun;      // runtime/rule.cpp
-struct ReplayBound;  // runtime/rule.cpp
+struct FastRun;  // runtime/rule.cpp
 struct BindPlanCache {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<const BindPlan>> plans;

@@ -123,7 +123,7 @@ constexpr size_t kInlineSites = 8;
 
 // A rand() / randn() site; an element draw of the block layout (a site or a keyed draw).
 bool is_site_draw(ir::Op op) { return op == ir::Op::Rand || op == ir::Op::Randn; }
-bool is_element_draw(ir::Op op) { return is_site_draw(op) || ir::is_keyed(op); }
+using ir::is_element_draw;
 
 size_t random_sites(const ir::Graph& g) {
   return size_t(std::count_if(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return is_site_draw(n.op); }));

@@ -23,17 +23,10 @@ namespace {
 int64_t default_chunk(const ir::Graph& g, const KernelSpec& spec, int loop_width) {
   const int64_t streaming = int64_t(loop_width) * 1024;
   if (spec.has_chunk_outputs()) return streaming;  // a multiple of the 1024 of a chunk output
-  bool draws = false, costly = false;
-  for (const ir::Node& n : g.nodes) {
-    switch (n.op) {
-      case ir::Op::Rand: case ir::Op::Randn: case ir::Op::KRand: case ir::Op::KRandn: draws = true; break;
-      case ir::Op::Exp: case ir::Op::Log: case ir::Op::Sin: case ir::Op::Cos: case ir::Op::Tanh:
-      case ir::Op::Acos: case ir::Op::Asin: case ir::Op::Atan: case ir::Op::Sigmoid: case ir::Op::Pow:
-      case ir::Op::Atan2: costly = costly || n.type.element; break;
-      default: break;
-    }
-  }
-  if (!draws && !costly) return streaming;
+  if (std::none_of(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) {
+        return ir::is_element_draw(n.op) || (ir::is_transcendental(n.op) && n.type.element);
+      }))
+    return streaming;
   // Items start at whole blocks of draws, so none pays for a partial block at both ends.
   const int64_t unit = std::lcm(int64_t(loop_width), int64_t(rng::block_elems(spec.dtype == DType::F64)));
   return std::max<int64_t>(1, streaming / 4 / unit) * unit;

@@ -20,7 +20,6 @@ struct Avx2 {
     const __m256i even = _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(even));
   }
-  static void store_pair(uint32_t*, V, V) {}
 };
 }  // namespace
 

@@ -246,12 +246,13 @@ TEST_CASE("llvm: threads and chunking never change results") {
   const int64_t n = 100003;
   PsoData base = pso_data(5, n);
   std::vector<std::vector<float>> results;
+  // A kernel left with its own work items (whole Philox blocks for a kernel that draws).
+  auto own = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
   int old = at::get_num_threads();
   for (int threads : {1, 2}) {
-    // 0: a kernel's own work items (whole Philox blocks for a kernel that draws), then set ones.
+    // 0: `own`'s items, then set ones.
     for (int64_t chunk : {0, 16, 4096, 1 << 20}) {
       at::set_num_threads(threads);
-      auto own = llvm_backend::compile(engine, test::pso_graph(), pso_spec());
       if (chunk) lk->set_chunk_elements(chunk);
       PsoData d = base;
       KernelArgs a = pso_args(d, {{0, 777}, {1000, n}});
